@@ -1,0 +1,329 @@
+//! Validation errors. Every failure names the block and transaction it concerns.
+
+use crate::block::Reward;
+use crate::hash::{BlockHash, Hash, TxId};
+use crate::keys::AccountId;
+use crate::units::{Amount, Height, Timestamp};
+
+/// Why a transaction is refused, in the mempool or inside a block. `E` is the policy's
+/// error type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxError<E> {
+    /// The encoded transaction is above [`MAX_TX_BYTES`](crate::limits::MAX_TX_BYTES).
+    #[error("transaction {tx} is {size} bytes, above the {max}-byte limit")]
+    TooLarge {
+        /// The transaction.
+        tx: TxId,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The signature does not verify for the author on this network.
+    #[error("transaction {tx} has an invalid signature")]
+    BadSignature {
+        /// The transaction.
+        tx: TxId,
+    },
+    /// The nonce is not above the author's last one (a replay or an out-of-order send).
+    #[error("transaction {tx}: nonce {nonce} of {author} is not above the last used nonce {last}")]
+    StaleNonce {
+        /// The transaction.
+        tx: TxId,
+        /// Its author.
+        author: AccountId,
+        /// The author's last nonce.
+        last: u64,
+        /// The nonce given.
+        nonce: u64,
+    },
+    /// A transfer of nothing.
+    #[error("transaction {tx} transfers a zero amount")]
+    ZeroAmount {
+        /// The transaction.
+        tx: TxId,
+    },
+    /// The author cannot afford the transfer.
+    #[error("transaction {tx}: {account} has {balance}, cannot pay {amount}")]
+    Overdraft {
+        /// The transaction.
+        tx: TxId,
+        /// The paying account.
+        account: AccountId,
+        /// Its balance.
+        balance: Amount,
+        /// The amount asked.
+        amount: Amount,
+    },
+    /// A credit would overflow the receiving balance.
+    #[error("transaction {tx}: crediting {account} would overflow")]
+    Overflow {
+        /// The transaction.
+        tx: TxId,
+        /// The receiving account.
+        account: AccountId,
+    },
+    /// The reserve cannot author transactions; it pays only through rewards.
+    #[error("transaction {tx} is authored by the reserve account")]
+    FromReserve {
+        /// The transaction.
+        tx: TxId,
+    },
+    /// The transaction's timestamp is too far after the block's (or the node's clock).
+    #[error("transaction {tx} is dated {timestamp}, after the limit {limit}")]
+    FromTheFuture {
+        /// The transaction.
+        tx: TxId,
+        /// Its timestamp.
+        timestamp: Timestamp,
+        /// The latest acceptable timestamp.
+        limit: Timestamp,
+    },
+    /// The same transaction is already pending or appears twice in a block.
+    #[error("transaction {tx} is a duplicate")]
+    Duplicate {
+        /// The transaction.
+        tx: TxId,
+    },
+    /// The mempool is full.
+    #[error("transaction {tx} refused: the mempool is full ({capacity} transactions)")]
+    MempoolFull {
+        /// The transaction.
+        tx: TxId,
+        /// The mempool's capacity.
+        capacity: usize,
+    },
+    /// The application policy refused the payload.
+    #[error("transaction {tx} refused by the application rules: {error}")]
+    Policy {
+        /// The transaction.
+        tx: TxId,
+        /// The policy's reason.
+        error: E,
+    },
+}
+
+impl<E> TxError<E> {
+    /// The transaction concerned.
+    pub fn tx(&self) -> TxId {
+        match self {
+            TxError::TooLarge { tx, .. }
+            | TxError::BadSignature { tx }
+            | TxError::StaleNonce { tx, .. }
+            | TxError::ZeroAmount { tx }
+            | TxError::Overdraft { tx, .. }
+            | TxError::Overflow { tx, .. }
+            | TxError::FromReserve { tx }
+            | TxError::FromTheFuture { tx, .. }
+            | TxError::Duplicate { tx }
+            | TxError::MempoolFull { tx, .. }
+            | TxError::Policy { tx, .. } => *tx,
+        }
+    }
+}
+
+/// Why a block is invalid. Listed in the order the checks run, cheapest first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockError<E> {
+    /// The encoded block is above [`MAX_BLOCK_BYTES`](crate::limits::MAX_BLOCK_BYTES).
+    #[error("block {block} is {size} bytes, above the {max}-byte limit")]
+    TooLarge {
+        /// The block.
+        block: BlockHash,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Too many transactions or reward entries.
+    #[error("block {block} has {count} entries, above the limit of {max}")]
+    TooManyEntries {
+        /// The block.
+        block: BlockHash,
+        /// Entries found.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The header hash does not meet the proof-of-work target.
+    #[error("block {block} has {bits} bits of work, {required} required")]
+    InsufficientWork {
+        /// The block.
+        block: BlockHash,
+        /// Leading zero bits of its hash.
+        bits: u32,
+        /// Bits required by the genesis.
+        required: u8,
+    },
+    /// The height is not the parent's plus one.
+    #[error("block {block} claims height {found}, expected {expected}")]
+    WrongHeight {
+        /// The block.
+        block: BlockHash,
+        /// The parent's height plus one.
+        expected: Height,
+        /// The claimed height.
+        found: Height,
+    },
+    /// The timestamp is before the parent's.
+    #[error("block {block} is dated {timestamp}, before its parent ({parent})")]
+    BeforeParent {
+        /// The block.
+        block: BlockHash,
+        /// Its timestamp.
+        timestamp: Timestamp,
+        /// The parent's timestamp.
+        parent: Timestamp,
+    },
+    /// The timestamp is more than two hours after the validating node's clock.
+    #[error("block {block} is dated {timestamp}, after the limit {limit}")]
+    FromTheFuture {
+        /// The block.
+        block: BlockHash,
+        /// Its timestamp.
+        timestamp: Timestamp,
+        /// The latest acceptable timestamp.
+        limit: Timestamp,
+    },
+    /// The producer is not in the genesis list of authorised producers.
+    #[error("block {block} was produced by {producer}, who is not authorised")]
+    UnauthorisedProducer {
+        /// The block.
+        block: BlockHash,
+        /// The producer.
+        producer: AccountId,
+    },
+    /// The producer's signature over the block hash does not verify.
+    #[error("block {block} has an invalid producer signature")]
+    BadProducerSignature {
+        /// The block.
+        block: BlockHash,
+    },
+    /// The Merkle root does not match the block's entries.
+    #[error("block {block} has Merkle root {found}, its entries give {expected}")]
+    MerkleMismatch {
+        /// The block.
+        block: BlockHash,
+        /// Root computed from the entries.
+        expected: Hash,
+        /// Root in the header.
+        found: Hash,
+    },
+    /// A transaction is invalid.
+    #[error("block {block}, transaction #{index}: {error}")]
+    Transaction {
+        /// The block.
+        block: BlockHash,
+        /// Position of the transaction in the block.
+        index: usize,
+        /// Why it is invalid.
+        error: TxError<E>,
+    },
+    /// The block lists fewer reward entries than its transactions earn.
+    #[error("block {block} omits the reward of {} to {} for {}", expected.amount, expected.to, expected.cause)]
+    RewardMissing {
+        /// The block.
+        block: BlockHash,
+        /// The first reward left out.
+        expected: Box<Reward>,
+    },
+    /// The block lists a reward entry its transactions do not earn.
+    #[error("block {block} lists an unearned reward of {} to {}", found.amount, found.to)]
+    RewardUnexpected {
+        /// The block.
+        block: BlockHash,
+        /// The extra reward entry.
+        found: Box<Reward>,
+    },
+    /// A reward entry differs from the one the rules compute.
+    #[error("block {block}, reward #{index}: expected {} to {}, found {} to {}", expected.amount, expected.to, found.amount, found.to)]
+    RewardMismatch {
+        /// The block.
+        block: BlockHash,
+        /// Position of the reward entry.
+        index: usize,
+        /// What the rules compute.
+        expected: Box<Reward>,
+        /// What the block lists.
+        found: Box<Reward>,
+    },
+    /// The block is, or descends from, a block already found invalid.
+    #[error("block {block} is, or descends from, an invalid block")]
+    KnownInvalid {
+        /// The block.
+        block: BlockHash,
+    },
+    /// The block store failed; the block was not accepted.
+    #[error("block {block} could not be stored: {source}")]
+    Store {
+        /// The block.
+        block: BlockHash,
+        /// The store's error.
+        source: StoreFailure,
+    },
+}
+
+impl<E> BlockError<E> {
+    /// The block concerned.
+    pub fn block(&self) -> BlockHash {
+        match self {
+            BlockError::TooLarge { block, .. }
+            | BlockError::TooManyEntries { block, .. }
+            | BlockError::InsufficientWork { block, .. }
+            | BlockError::WrongHeight { block, .. }
+            | BlockError::BeforeParent { block, .. }
+            | BlockError::FromTheFuture { block, .. }
+            | BlockError::UnauthorisedProducer { block, .. }
+            | BlockError::BadProducerSignature { block }
+            | BlockError::MerkleMismatch { block, .. }
+            | BlockError::Transaction { block, .. }
+            | BlockError::RewardMissing { block, .. }
+            | BlockError::RewardUnexpected { block, .. }
+            | BlockError::RewardMismatch { block, .. }
+            | BlockError::KnownInvalid { block }
+            | BlockError::Store { block, .. } => *block,
+        }
+    }
+
+    /// Whether the fault lies with the block itself (and so with whoever sent it), as
+    /// opposed to this node's storage.
+    pub fn is_invalid_block(&self) -> bool {
+        !matches!(self, BlockError::Store { .. })
+    }
+}
+
+/// A failure of the block store, kept with its source error.
+///
+/// Two failures compare equal when their messages do: enough for tests, since the store
+/// error itself need not be comparable.
+#[derive(Debug, Clone)]
+pub struct StoreFailure(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl StoreFailure {
+    /// Wraps a store error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreFailure(std::sync::Arc::new(error))
+    }
+}
+
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StoreFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl PartialEq for StoreFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for StoreFailure {}

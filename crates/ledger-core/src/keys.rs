@@ -1,0 +1,212 @@
+//! Accounts, key pairs and signatures (ed25519).
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+use crate::hash::{HexError, parse_hex, write_hex};
+
+/// An account: the 32-byte ed25519 public key that signs for it.
+///
+/// Not every 32-byte string is a valid key; an account such as the reserve can be a
+/// "nothing up my sleeve" value that no one can sign for (see [`AccountId::unspendable`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct AccountId(pub [u8; 32]);
+
+impl AccountId {
+    /// An account derived from `label` by hashing, for which no one knows a signing key:
+    /// it can receive and (through consensus rules only) pay, but never sign.
+    pub fn unspendable(label: &str) -> AccountId {
+        AccountId(crate::Hash::of_parts(&[b"healthchain/unspendable/", label.as_bytes()]).0)
+    }
+
+    /// The raw key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<AccountId, HexError> {
+        parse_hex(text).map(AccountId)
+    }
+
+    /// Decompresses the key for verification, or `None` if these bytes are not a usable
+    /// ed25519 public key (not a curve point, or a weak small-order point).
+    pub fn verifying_key(&self) -> Option<VerifyingKey> {
+        VerifyingKey::from_bytes(&self.0)
+            .ok()
+            .filter(|key| !key.is_weak())
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountId({self:#})")
+    }
+}
+
+impl std::str::FromStr for AccountId {
+    type Err = HexError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        AccountId::from_hex(text)
+    }
+}
+
+/// A 64-byte ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl Signature {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 64] {
+        &self.0
+    }
+
+    pub(crate) fn to_dalek(self) -> ed25519_dalek::Signature {
+        ed25519_dalek::Signature::from_bytes(&self.0)
+    }
+}
+
+impl Default for Signature {
+    fn default() -> Self {
+        Signature([0; 64])
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({self:#})")
+    }
+}
+
+// serde derives arrays only up to 32 elements; a 64-byte signature is encoded as a
+// fixed-size tuple of 64 bytes (no length prefix), exactly like a `[u8; 32]` pair.
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(64)?;
+        for byte in &self.0 {
+            tuple.serialize_element(byte)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut bytes = [0u8; 64];
+                for (i, byte) in bytes.iter_mut().enumerate() {
+                    *byte = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(bytes))
+            }
+        }
+        deserializer.deserialize_tuple(64, Visitor)
+    }
+}
+
+/// A signing key together with its account.
+///
+/// The secret never appears in `Debug` output.
+#[derive(Clone)]
+pub struct Keypair {
+    signing: SigningKey,
+    account: AccountId,
+}
+
+impl Keypair {
+    /// The key pair whose secret key is `seed` (32 bytes of secret randomness).
+    pub fn from_seed(seed: [u8; 32]) -> Keypair {
+        let signing = SigningKey::from_bytes(&seed);
+        let account = AccountId(signing.verifying_key().to_bytes());
+        Keypair { signing, account }
+    }
+
+    /// A fresh key pair from a cryptographically secure random source the caller supplies.
+    pub fn generate<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> Keypair {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        Keypair::from_seed(seed)
+    }
+
+    /// The secret seed, for storing the key (encrypt it before writing it anywhere).
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    /// The account this key signs for.
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keypair")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies one signature with the strict rules (no small-order keys or points).
+pub fn verify_signature(account: &AccountId, message: &[u8], signature: &Signature) -> bool {
+    match account.verifying_key() {
+        Some(key) => key.verify_strict(message, &signature.to_dalek()).is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify() {
+        let keys = Keypair::from_seed([7; 32]);
+        let sig = keys.sign(b"hello");
+        assert!(verify_signature(&keys.account(), b"hello", &sig));
+        assert!(!verify_signature(&keys.account(), b"hellO", &sig));
+        assert!(!verify_signature(&AccountId::unspendable("x"), b"hello", &sig));
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let keys = Keypair::from_seed([9; 32]);
+        assert!(!format!("{keys:?}").contains("signing"));
+    }
+
+    #[test]
+    fn signature_encodes_as_64_raw_bytes() {
+        let sig = Signature([3; 64]);
+        let bytes = crate::codec::encode(&sig);
+        assert_eq!(bytes, vec![3; 64]);
+        assert_eq!(crate::codec::decode::<Signature>(&bytes, 64), Ok(sig));
+    }
+}

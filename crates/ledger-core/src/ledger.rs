@@ -1,0 +1,1362 @@
+//! The ledger: block tree, fork choice, incremental state, mempool.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::block::{
+    Block, BlockHeader, BlockTemplate, MineStatus, Reward, block_signing_message, merkle_entries,
+    work,
+};
+use crate::codec;
+use crate::error::{BlockError, StoreFailure, TxError};
+use crate::genesis::{Genesis, GenesisError};
+use crate::hash::{BlockHash, TxId};
+use crate::keys::{AccountId, Keypair};
+use crate::limits;
+use crate::mempool::{Mempool, PendingTx};
+use crate::merkle::merkle_root;
+use crate::policy::Policy;
+use crate::state::{ChainState, Rules, Slot, Undo};
+use crate::store::{BodyStore, MemoryBodies};
+use crate::tx::{Transaction, signing_message, unsigned_part};
+use crate::units::{Amount, Height, Timestamp};
+use crate::verify::{self, KeyCache, SigCache, SigItem};
+
+/// A block body shared between the ledger, its store and its callers.
+pub type SharedBlock<P> = Arc<Block<<P as Policy>::Payload>>;
+
+/// A block the ledger has fully validated against its parent's state.
+///
+/// Only the ledger creates one: decoding gives a [`Block`], validation turns it into
+/// this type.
+#[derive(Clone, Debug)]
+pub struct ValidatedBlock<T> {
+    block: Arc<Block<T>>,
+    hash: BlockHash,
+    ids: Arc<[TxId]>,
+}
+
+impl<T> ValidatedBlock<T> {
+    /// The block.
+    pub fn block(&self) -> &Arc<Block<T>> {
+        &self.block
+    }
+
+    /// Its hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+
+    /// The ids of its transactions, in order.
+    pub fn tx_ids(&self) -> &[TxId] {
+        &self.ids
+    }
+}
+
+/// A block that passed every check that does not need state (limits, work, links,
+/// producer, Merkle root, signatures): it may enter the block tree.
+struct CheckedBlock<T> {
+    block: Arc<Block<T>>,
+    hash: BlockHash,
+    ids: Arc<[TxId]>,
+}
+
+/// The current best chain's tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    /// Hash of the tip block (the genesis hash for an empty chain).
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: Height,
+    /// Its timestamp.
+    pub timestamp: Timestamp,
+    /// Cumulative work of the chain up to it.
+    pub work: u128,
+}
+
+/// A change of the best chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TipChange<E> {
+    /// The tip before.
+    pub old_tip: BlockHash,
+    /// The tip after.
+    pub new_tip: BlockHash,
+    /// Height of the new tip.
+    pub new_height: Height,
+    /// Blocks that left the best chain, newest first (empty when the chain just grew).
+    pub disconnected: Vec<BlockHash>,
+    /// Blocks that joined the best chain, oldest first.
+    pub connected: Vec<BlockHash>,
+    /// Transactions of disconnected blocks that are back in the mempool.
+    pub returned: Vec<TxId>,
+    /// Transactions that left the mempool (or did not return to it) because they are
+    /// invalid on the new chain, with the reason.
+    pub dropped: Vec<TxError<E>>,
+}
+
+impl<E> TipChange<E> {
+    /// Whether blocks were abandoned (a branch switch), not just added.
+    pub fn is_reorg(&self) -> bool {
+        !self.disconnected.is_empty()
+    }
+}
+
+/// What became of a submitted block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockStatus {
+    /// Valid so far and in the block tree (on the best chain or a side branch).
+    Accepted,
+    /// Its parent is unknown; it waits in the orphan pool for `missing`.
+    Orphan {
+        /// The parent to fetch.
+        missing: BlockHash,
+    },
+    /// Already known.
+    Duplicate,
+    /// Invalid, or descending from an invalid block (see [`BlockOutcome::invalid`]).
+    Invalid,
+}
+
+/// The result of [`Ledger::submit_block`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct BlockOutcome<E> {
+    /// The submitted block's hash.
+    pub hash: BlockHash,
+    /// What became of it.
+    pub status: BlockStatus,
+    /// Blocks added to the tree, in order: this one and orphans it unlocked.
+    pub accepted: Vec<BlockHash>,
+    /// Best-chain changes, in the order they happened.
+    pub tip_changes: Vec<TipChange<E>>,
+    /// Blocks found invalid while processing (this one, an ancestor, or an orphan).
+    pub invalid: Vec<(BlockHash, BlockError<E>)>,
+}
+
+impl<E: Clone> BlockOutcome<E> {
+    /// `Err` with the reason if the submitted block was invalid, else the outcome.
+    pub fn into_result(self) -> Result<Self, BlockError<E>> {
+        if self.status == BlockStatus::Invalid {
+            let error = self
+                .invalid
+                .first()
+                .map(|(_, e)| e.clone())
+                .unwrap_or(BlockError::KnownInvalid { block: self.hash });
+            return Err(error);
+        }
+        Ok(self)
+    }
+
+    /// Whether the best chain changed.
+    pub fn tip_changed(&self) -> bool {
+        !self.tip_changes.is_empty()
+    }
+}
+
+/// Why replaying the chain from genesis failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError<E> {
+    /// The store does not have a block of the best chain.
+    #[error("block {0} of the best chain is missing from the store")]
+    MissingBody(BlockHash),
+    /// A stored block does not match the chain (wrong hash or link) or is invalid.
+    #[error("replay failed: {0}")]
+    Block(#[from] BlockError<E>),
+}
+
+/// Where a submitted block comes from, which decides what is re-checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// From a peer or a user: every check.
+    Untrusted,
+    /// Reloaded from this node's own store, where only fully verified blocks are put:
+    /// hashes, links and state are re-checked, signatures and the clock are not.
+    OwnStore,
+}
+
+/// A node of the block tree: what is kept resident for every known block.
+#[derive(Clone, Debug)]
+struct Entry {
+    height: Height,
+    parent: BlockHash,
+    timestamp: Timestamp,
+    /// Cumulative work from genesis.
+    work: u128,
+    /// `None` for the genesis entry.
+    header: Option<BlockHeader>,
+}
+
+/// Blocks waiting for their parent.
+struct Orphans<T> {
+    blocks: HashMap<BlockHash, Arc<Block<T>>>,
+    by_parent: HashMap<BlockHash, Vec<BlockHash>>,
+    order: VecDeque<BlockHash>,
+}
+
+impl<T> Default for Orphans<T> {
+    fn default() -> Self {
+        Orphans {
+            blocks: HashMap::new(),
+            by_parent: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> Orphans<T> {
+    fn insert(&mut self, hash: BlockHash, block: Arc<Block<T>>) {
+        if self.blocks.contains_key(&hash) {
+            return;
+        }
+        self.by_parent
+            .entry(block.header.prev)
+            .or_default()
+            .push(hash);
+        self.blocks.insert(hash, block);
+        self.order.push_back(hash);
+        while self.blocks.len() > limits::MAX_ORPHANS {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+    }
+
+    fn remove(&mut self, hash: &BlockHash) -> Option<Arc<Block<T>>> {
+        let block = self.blocks.remove(hash)?;
+        if let Some(siblings) = self.by_parent.get_mut(&block.header.prev) {
+            siblings.retain(|h| h != hash);
+            if siblings.is_empty() {
+                self.by_parent.remove(&block.header.prev);
+            }
+        }
+        Some(block)
+    }
+
+    fn children_of(&mut self, parent: &BlockHash) -> Vec<Arc<Block<T>>> {
+        let hashes = self.by_parent.remove(parent).unwrap_or_default();
+        hashes.iter().filter_map(|h| self.remove(h)).collect()
+    }
+}
+
+/// The ledger of one network: every valid block it has seen, the best chain among
+/// them, the state that chain implies, and the pool of pending transactions.
+///
+/// Generic over the application [`Policy`] `P` and the [`BodyStore`] `B` that holds
+/// block bodies. Never reads a clock: operations that depend on time take `now`.
+pub struct Ledger<P: Policy, B: BodyStore<P::Payload> = MemoryBodies<<P as Policy>::Payload>> {
+    policy: P,
+    genesis: Genesis,
+    genesis_hash: BlockHash,
+    members: HashMap<AccountId, usize>,
+    producers: Option<HashSet<AccountId>>,
+    tree: HashMap<BlockHash, Entry>,
+    children: HashMap<BlockHash, Vec<BlockHash>>,
+    /// The best chain, indexed by height; `chain[0]` is the genesis hash.
+    chain: Vec<BlockHash>,
+    undo: HashMap<BlockHash, Undo<P::Undo>>,
+    state: ChainState<P::State>,
+    invalid: HashSet<BlockHash>,
+    invalid_order: VecDeque<BlockHash>,
+    orphans: Orphans<P::Payload>,
+    mempool: Mempool<P>,
+    sigs: SigCache,
+    keys: KeyCache,
+    bodies: B,
+}
+
+impl<P: Policy> Ledger<P> {
+    /// A ledger for the network `genesis`, keeping block bodies in memory.
+    pub fn new(genesis: Genesis, policy: P) -> Result<Self, GenesisError> {
+        Ledger::with_store(genesis, policy, MemoryBodies::default())
+    }
+}
+
+impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
+    /// A ledger for the network `genesis` keeping block bodies in `bodies`.
+    ///
+    /// The store's existing content is not read: reload stored blocks with
+    /// [`Ledger::submit_stored_block`].
+    pub fn with_store(genesis: Genesis, policy: P, bodies: B) -> Result<Self, GenesisError> {
+        genesis.check()?;
+        let genesis_hash = genesis.hash();
+        let members = genesis
+            .roster
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.account, i))
+            .collect();
+        let producers = genesis
+            .producers
+            .as_ref()
+            .map(|p| p.iter().copied().collect());
+        let state = ChainState::genesis(&policy, &genesis);
+        let mut tree = HashMap::new();
+        tree.insert(
+            genesis_hash,
+            Entry {
+                height: Height(0),
+                parent: BlockHash::default(),
+                timestamp: genesis.timestamp,
+                work: 0,
+                header: None,
+            },
+        );
+        Ok(Ledger {
+            policy,
+            genesis,
+            genesis_hash,
+            members,
+            producers,
+            tree,
+            children: HashMap::new(),
+            chain: vec![genesis_hash],
+            undo: HashMap::new(),
+            state,
+            invalid: HashSet::new(),
+            invalid_order: VecDeque::new(),
+            orphans: Orphans::default(),
+            mempool: Mempool::default(),
+            sigs: SigCache::default(),
+            keys: KeyCache::default(),
+            bodies,
+        })
+    }
+
+    // ----- queries -------------------------------------------------------------------
+
+    /// The network's genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The genesis hash, which names the network.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis_hash
+    }
+
+    /// The application policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The block-body store.
+    pub fn store(&self) -> &B {
+        &self.bodies
+    }
+
+    /// The best chain's tip.
+    pub fn tip(&self) -> Tip {
+        let hash = *self.chain.last().expect("the chain always holds genesis");
+        let entry = &self.tree[&hash];
+        Tip {
+            hash,
+            height: entry.height,
+            timestamp: entry.timestamp,
+            work: entry.work,
+        }
+    }
+
+    /// The confirmed state at the tip.
+    pub fn state(&self) -> &ChainState<P::State> {
+        &self.state
+    }
+
+    /// The confirmed balance of `account`.
+    pub fn balance(&self, account: &AccountId) -> Amount {
+        self.state.balance(account)
+    }
+
+    /// The next nonce `account` should use: above its confirmed and pending ones.
+    pub fn next_nonce(&self, account: &AccountId) -> u64 {
+        let pending = self.mempool.nonces.get(account).copied().unwrap_or(0);
+        self.state.nonce(account).max(pending) + 1
+    }
+
+    /// The best chain's block hashes, indexed by height (`[0]` is the genesis hash).
+    pub fn main_chain(&self) -> &[BlockHash] {
+        &self.chain
+    }
+
+    /// Whether `hash` is on the best chain.
+    pub fn is_on_main_chain(&self, hash: &BlockHash) -> bool {
+        self.tree
+            .get(hash)
+            .is_some_and(|e| self.chain.get(e.height.0 as usize) == Some(hash))
+    }
+
+    /// The header of a known block (`None` for unknown blocks and for genesis).
+    pub fn header(&self, hash: &BlockHash) -> Option<&BlockHeader> {
+        self.tree.get(hash).and_then(|e| e.header.as_ref())
+    }
+
+    /// The height of a block in the tree.
+    pub fn height_of(&self, hash: &BlockHash) -> Option<Height> {
+        self.tree.get(hash).map(|e| e.height)
+    }
+
+    /// Whether the block is in the tree, waiting as an orphan, or known invalid.
+    pub fn knows_block(&self, hash: &BlockHash) -> bool {
+        self.tree.contains_key(hash)
+            || self.orphans.blocks.contains_key(hash)
+            || self.invalid.contains(hash)
+    }
+
+    /// Number of blocks waiting for a parent.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.blocks.len()
+    }
+
+    /// Number of blocks in the tree, genesis included.
+    pub fn tree_size(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// A block's body from the store.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<SharedBlock<P>>, B::Error> {
+        self.bodies.get(hash)
+    }
+
+    /// The pending transactions, in the order they would be mined.
+    pub fn mempool(&self) -> impl ExactSizeIterator<Item = &PendingTx<P::Payload>> {
+        self.mempool.txs.iter()
+    }
+
+    /// Whether a transaction is pending.
+    pub fn is_pending(&self, id: &TxId) -> bool {
+        self.mempool.ids.contains(id)
+    }
+
+    /// A block locator for the best chain: the tip, then hashes at exponentially
+    /// growing distances, ending with genesis.
+    pub fn locator(&self) -> Vec<BlockHash> {
+        let mut hashes = Vec::new();
+        let mut height = self.chain.len() - 1;
+        let mut step = 1;
+        while height > 0 && hashes.len() < limits::MAX_LOCATOR_HASHES - 1 {
+            hashes.push(self.chain[height]);
+            if hashes.len() >= 10 {
+                step *= 2;
+            }
+            height = height.saturating_sub(step);
+        }
+        hashes.push(self.genesis_hash);
+        hashes
+    }
+
+    /// Best-chain hashes following the first locator entry that is on the best chain
+    /// (genesis if none is), at most `limit` of them: the answer to a sync request.
+    pub fn hashes_after(&self, locator: &[BlockHash], limit: usize) -> Vec<BlockHash> {
+        let start = locator
+            .iter()
+            .take(limits::MAX_LOCATOR_HASHES)
+            .find(|h| self.is_on_main_chain(h))
+            .and_then(|h| self.height_of(h))
+            .map_or(0, |h| h.0 as usize);
+        self.chain.iter().skip(start + 1).take(limit).copied().collect()
+    }
+
+    // ----- transactions --------------------------------------------------------------
+
+    /// Validates a transaction against the tip and the pending ones, and adds it to
+    /// the mempool.
+    pub fn submit_transaction(
+        &mut self,
+        tx: Transaction<P::Payload>,
+        now: Timestamp,
+    ) -> Result<TxId, TxError<P::Error>> {
+        let encoded = codec::encode(&tx);
+        let id = TxId(crate::Hash::of(&encoded));
+        if encoded.len() > limits::MAX_TX_BYTES {
+            return Err(TxError::TooLarge {
+                tx: id,
+                size: encoded.len(),
+                max: limits::MAX_TX_BYTES,
+            });
+        }
+        if self.mempool.ids.contains(&id) {
+            return Err(TxError::Duplicate { tx: id });
+        }
+        if self.mempool.txs.len() >= limits::MAX_MEMPOOL_TXS {
+            return Err(TxError::MempoolFull {
+                tx: id,
+                capacity: limits::MAX_MEMPOOL_TXS,
+            });
+        }
+        if !self.sigs.contains(&id) {
+            let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
+            let ok = self
+                .keys
+                .get(&tx.author)
+                .is_some_and(|key| key.verify_strict(&message, &tx.signature.to_dalek()).is_ok());
+            if !ok {
+                return Err(TxError::BadSignature { tx: id });
+            }
+            self.sigs.insert(id);
+        }
+        let slot = self.mempool_slot(now);
+        self.ensure_pending(now);
+        let rules = Rules {
+            policy: &self.policy,
+            genesis: &self.genesis,
+            members: &self.members,
+        };
+        let pending = self
+            .mempool
+            .pending
+            .as_mut()
+            .expect("ensure_pending just built it");
+        let mut undo = Undo::default();
+        pending.apply_tx(rules, slot, id, &tx, &mut undo)?;
+        self.mempool.push(PendingTx {
+            id,
+            size: encoded.len(),
+            tx,
+        });
+        Ok(id)
+    }
+
+    fn mempool_slot(&self, now: Timestamp) -> Slot {
+        let tip = self.tip();
+        Slot {
+            height: tip.height.next(),
+            time: now.max(tip.timestamp),
+        }
+    }
+
+    /// Builds the pending state if it is not current; drops (and returns) pending
+    /// transactions that no longer apply.
+    fn ensure_pending(&mut self, now: Timestamp) -> Vec<TxError<P::Error>> {
+        if self.mempool.pending.is_some() {
+            return Vec::new();
+        }
+        let slot = self.mempool_slot(now);
+        let txs = self.mempool.take_all();
+        let mut pending = self.state.clone();
+        let mut dropped = Vec::new();
+        let rules = Rules {
+            policy: &self.policy,
+            genesis: &self.genesis,
+            members: &self.members,
+        };
+        let mut kept = Vec::with_capacity(txs.len());
+        for entry in txs {
+            let mut undo = Undo::default();
+            match pending.apply_tx(rules, slot, entry.id, &entry.tx, &mut undo) {
+                Ok(_) => kept.push(entry),
+                Err(e) => dropped.push(e),
+            }
+        }
+        for entry in kept {
+            self.mempool.push(entry);
+        }
+        self.mempool.pending = Some(pending);
+        dropped
+    }
+
+    /// After a tip change: removes mined transactions, puts `returned` ones first, and
+    /// re-checks the rest against the new tip.
+    fn refresh_mempool(
+        &mut self,
+        mined: &HashSet<TxId>,
+        returned: Vec<PendingTx<P::Payload>>,
+        now: Timestamp,
+    ) -> (Vec<TxId>, Vec<TxError<P::Error>>) {
+        let old = self.mempool.take_all();
+        let returned_ids: Vec<TxId> = returned.iter().map(|p| p.id).collect();
+        for entry in returned.into_iter().chain(old) {
+            if !mined.contains(&entry.id) && !self.mempool.ids.contains(&entry.id) {
+                self.mempool.push(entry);
+            }
+        }
+        if self.mempool.txs.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let dropped = self.ensure_pending(now);
+        let gone: HashSet<TxId> = dropped.iter().map(TxError::tx).collect();
+        let back = returned_ids
+            .into_iter()
+            .filter(|id| !gone.contains(id) && self.mempool.ids.contains(id))
+            .collect();
+        (back, dropped)
+    }
+
+    // ----- blocks --------------------------------------------------------------------
+
+    /// Validates a block and adds it to the tree; switches the best chain if it now
+    /// leads to more work. A block with an unknown parent is kept as an orphan (see
+    /// [`BlockStatus::Orphan`]) and connected once the parent arrives.
+    pub fn submit_block(
+        &mut self,
+        block: Block<P::Payload>,
+        now: Timestamp,
+    ) -> BlockOutcome<P::Error> {
+        self.submit(Arc::new(block), now, Origin::Untrusted)
+    }
+
+    /// Like [`Ledger::submit_block`] for a block this node's own store returned: the
+    /// store only ever holds fully verified blocks, so signatures and the clock are not
+    /// checked again, while hashes, links and every state rule are, and the block is
+    /// not written back.
+    pub fn submit_stored_block(&mut self, block: Arc<Block<P::Payload>>) -> BlockOutcome<P::Error> {
+        let now = block.header.timestamp;
+        self.submit(block, now, Origin::OwnStore)
+    }
+
+    /// Verifies the transaction signatures of many blocks at once (in parallel with the
+    /// `parallel` feature) and remembers the valid ones, so submitting these blocks
+    /// afterwards does not verify them again. For syncing and bulk verification.
+    pub fn preverify_signatures(&mut self, blocks: &[Arc<Block<P::Payload>>]) {
+        let mut items = Vec::new();
+        let mut ids = Vec::new();
+        for block in blocks {
+            for tx in &block.transactions {
+                let encoded = codec::encode(tx);
+                let id = TxId(crate::Hash::of(&encoded));
+                if self.sigs.contains(&id) {
+                    continue;
+                }
+                let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
+                if let Some(item) = verify::item(&mut self.keys, &tx.author, message, &tx.signature)
+                {
+                    items.push(item);
+                    ids.push(id);
+                }
+            }
+        }
+        for (index, id) in valid_indices(&items).into_iter().zip(&ids) {
+            if index {
+                self.sigs.insert(*id);
+            }
+        }
+    }
+
+    fn submit(
+        &mut self,
+        block: Arc<Block<P::Payload>>,
+        now: Timestamp,
+        origin: Origin,
+    ) -> BlockOutcome<P::Error> {
+        let hash = block.hash();
+        let mut outcome = BlockOutcome {
+            hash,
+            status: BlockStatus::Accepted,
+            accepted: Vec::new(),
+            tip_changes: Vec::new(),
+            invalid: Vec::new(),
+        };
+        if self.tree.contains_key(&hash) || self.orphans.blocks.contains_key(&hash) {
+            outcome.status = BlockStatus::Duplicate;
+            return outcome;
+        }
+        if self.invalid.contains(&hash) || self.invalid.contains(&block.header.prev) {
+            self.mark_invalid(hash);
+            outcome.status = BlockStatus::Invalid;
+            outcome
+                .invalid
+                .push((hash, BlockError::KnownInvalid { block: hash }));
+            return outcome;
+        }
+        if let Err(error) = self.check_standalone(&block, hash) {
+            self.mark_invalid(hash);
+            outcome.status = BlockStatus::Invalid;
+            outcome.invalid.push((hash, error));
+            return outcome;
+        }
+        if !self.tree.contains_key(&block.header.prev) {
+            outcome.status = BlockStatus::Orphan {
+                missing: block.header.prev,
+            };
+            self.orphans.insert(hash, block);
+            return outcome;
+        }
+        // The block and then any orphans it unlocks, breadth first.
+        let mut queue = VecDeque::from([(block, hash)]);
+        while let Some((block, hash)) = queue.pop_front() {
+            let is_first = hash == outcome.hash;
+            match self.accept(block, hash, now, origin, &mut outcome) {
+                Ok(()) => {
+                    outcome.accepted.push(hash);
+                    for child in self.orphans.children_of(&hash) {
+                        let child_hash = child.hash();
+                        queue.push_back((child, child_hash));
+                    }
+                }
+                Err(error) => {
+                    // Orphans waiting on an invalid block are invalid too.
+                    self.discard_orphans_of(&hash, &mut outcome);
+                    if is_first || error.block() == outcome.hash {
+                        outcome.status = BlockStatus::Invalid;
+                    }
+                    outcome.invalid.push((error.block(), error));
+                }
+            }
+        }
+        outcome
+    }
+
+    fn discard_orphans_of(&mut self, hash: &BlockHash, outcome: &mut BlockOutcome<P::Error>) {
+        let mut stack = vec![*hash];
+        while let Some(parent) = stack.pop() {
+            for child in self.orphans.children_of(&parent) {
+                let child_hash = child.hash();
+                self.mark_invalid(child_hash);
+                outcome.invalid.push((
+                    child_hash,
+                    BlockError::KnownInvalid { block: child_hash },
+                ));
+                stack.push(child_hash);
+            }
+        }
+    }
+
+    /// Checks needing nothing but the block: limits and proof of work.
+    fn check_standalone(
+        &self,
+        block: &Block<P::Payload>,
+        hash: BlockHash,
+    ) -> Result<(), BlockError<P::Error>> {
+        let entries = block.transactions.len().max(block.rewards.len());
+        if block.transactions.len() > limits::MAX_TXS_PER_BLOCK
+            || block.rewards.len() > limits::MAX_REWARDS_PER_BLOCK
+        {
+            return Err(BlockError::TooManyEntries {
+                block: hash,
+                count: entries,
+                max: limits::MAX_TXS_PER_BLOCK,
+            });
+        }
+        let size = codec::encoded_len(block);
+        if size > limits::MAX_BLOCK_BYTES {
+            return Err(BlockError::TooLarge {
+                block: hash,
+                size,
+                max: limits::MAX_BLOCK_BYTES,
+            });
+        }
+        if !BlockHeader::meets_target(&hash, self.genesis.pow_bits) {
+            return Err(BlockError::InsufficientWork {
+                block: hash,
+                bits: hash.hash().leading_zero_bits(),
+                required: self.genesis.pow_bits,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that need the parent's header but no state: height, time, producer,
+    /// Merkle root, signatures.
+    fn check_in_context(
+        &mut self,
+        block: Arc<Block<P::Payload>>,
+        hash: BlockHash,
+        now: Timestamp,
+        origin: Origin,
+    ) -> Result<CheckedBlock<P::Payload>, BlockError<P::Error>> {
+        let header = &block.header;
+        let parent = &self.tree[&header.prev];
+        let expected = parent.height.next();
+        if header.height != expected {
+            return Err(BlockError::WrongHeight {
+                block: hash,
+                expected,
+                found: header.height,
+            });
+        }
+        if header.timestamp < parent.timestamp {
+            return Err(BlockError::BeforeParent {
+                block: hash,
+                timestamp: header.timestamp,
+                parent: parent.timestamp,
+            });
+        }
+        let limit = now.plus_millis(limits::MAX_FUTURE_DRIFT_MS);
+        if origin == Origin::Untrusted && header.timestamp > limit {
+            return Err(BlockError::FromTheFuture {
+                block: hash,
+                timestamp: header.timestamp,
+                limit,
+            });
+        }
+        if let Some(producers) = &self.producers
+            && !producers.contains(&header.producer)
+        {
+            return Err(BlockError::UnauthorisedProducer {
+                block: hash,
+                producer: header.producer,
+            });
+        }
+        // One encoding per transaction gives its size, its id and its signed bytes.
+        let mut ids = Vec::with_capacity(block.transactions.len());
+        let mut items: Vec<SigItem> = Vec::new();
+        let mut item_tx: Vec<usize> = Vec::new();
+        let mut bad_key: Option<usize> = None;
+        let mut seen = HashSet::with_capacity(block.transactions.len());
+        for (index, tx) in block.transactions.iter().enumerate() {
+            let encoded = codec::encode(tx);
+            let id = TxId(crate::Hash::of(&encoded));
+            if encoded.len() > limits::MAX_TX_BYTES {
+                return Err(tx_error(hash, index, TxError::TooLarge {
+                    tx: id,
+                    size: encoded.len(),
+                    max: limits::MAX_TX_BYTES,
+                }));
+            }
+            if !seen.insert(id) {
+                return Err(tx_error(hash, index, TxError::Duplicate { tx: id }));
+            }
+            if origin == Origin::Untrusted && !self.sigs.contains(&id) {
+                let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
+                match verify::item(&mut self.keys, &tx.author, message, &tx.signature) {
+                    Some(item) => {
+                        items.push(item);
+                        item_tx.push(index);
+                    }
+                    None => {
+                        bad_key.get_or_insert(index);
+                    }
+                }
+            }
+            ids.push(id);
+        }
+        let root = merkle_root(&merkle_entries(ids.iter().copied(), &block.rewards));
+        if root != header.merkle_root {
+            return Err(BlockError::MerkleMismatch {
+                block: hash,
+                expected: root,
+                found: header.merkle_root,
+            });
+        }
+        if origin == Origin::Untrusted {
+            let producer = verify::item(
+                &mut self.keys,
+                &header.producer,
+                block_signing_message(&hash).to_vec(),
+                &block.signature,
+            )
+            .ok_or(BlockError::BadProducerSignature { block: hash })?;
+            // The producer's signature rides in the same batch, first, so it is
+            // reported before any transaction's.
+            items.insert(0, producer);
+            let first_bad = verify::first_invalid(&items);
+            if first_bad == Some(0) {
+                return Err(BlockError::BadProducerSignature { block: hash });
+            }
+            let bad_tx = first_bad.map(|i| item_tx[i - 1]);
+            if let Some(index) = [bad_tx, bad_key].into_iter().flatten().min() {
+                return Err(tx_error(hash, index, TxError::BadSignature { tx: ids[index] }));
+            }
+            for id in &ids {
+                self.sigs.insert(*id);
+            }
+        }
+        Ok(CheckedBlock {
+            block,
+            hash,
+            ids: ids.into(),
+        })
+    }
+
+    /// Adds a block whose parent is in the tree; runs fork choice.
+    fn accept(
+        &mut self,
+        block: Arc<Block<P::Payload>>,
+        hash: BlockHash,
+        now: Timestamp,
+        origin: Origin,
+        outcome: &mut BlockOutcome<P::Error>,
+    ) -> Result<(), BlockError<P::Error>> {
+        if self.invalid.contains(&block.header.prev) {
+            self.mark_invalid(hash);
+            return Err(BlockError::KnownInvalid { block: hash });
+        }
+        let checked = match self.check_in_context(block, hash, now, origin) {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.mark_invalid(hash);
+                return Err(error);
+            }
+        };
+        if origin == Origin::Untrusted
+            && let Err(e) = self.bodies.put(&hash, &checked.block)
+        {
+            return Err(BlockError::Store {
+                block: hash,
+                source: StoreFailure::new(e),
+            });
+        }
+        let header = checked.block.header.clone();
+        let parent_work = self.tree[&header.prev].work;
+        self.tree.insert(
+            hash,
+            Entry {
+                height: header.height,
+                parent: header.prev,
+                timestamp: header.timestamp,
+                work: parent_work.saturating_add(work(self.genesis.pow_bits)),
+                header: Some(header.clone()),
+            },
+        );
+        self.children.entry(header.prev).or_default().push(hash);
+        if self.is_better_than_tip(&hash) {
+            self.switch_to(hash, Some(checked), now, outcome)?;
+        }
+        Ok(())
+    }
+
+    /// Fork choice: more cumulative work wins; equal work, the smaller hash.
+    fn is_better_than_tip(&self, hash: &BlockHash) -> bool {
+        let tip = self.tip();
+        let work = self.tree[hash].work;
+        work > tip.work || (work == tip.work && *hash < tip.hash)
+    }
+
+    fn rules(&self) -> Rules<'_, P> {
+        Rules {
+            policy: &self.policy,
+            genesis: &self.genesis,
+            members: &self.members,
+        }
+    }
+
+    /// Makes `target` the tip: disconnects down to the fork point, connects the branch.
+    /// If a branch block turns out invalid it and its descendants are removed, and the
+    /// best of the old chain and the valid part of the branch is kept.
+    fn switch_to(
+        &mut self,
+        target: BlockHash,
+        mut in_hand: Option<CheckedBlock<P::Payload>>,
+        now: Timestamp,
+        outcome: &mut BlockOutcome<P::Error>,
+    ) -> Result<(), BlockError<P::Error>> {
+        let old_tip = self.tip().hash;
+        let mut branch = Vec::new();
+        let mut cursor = target;
+        while !self.is_on_main_chain(&cursor) {
+            branch.push(cursor);
+            cursor = self.tree[&cursor].parent;
+        }
+        branch.reverse();
+        let fork = self.tree[&cursor].height;
+        let store_err = |hash: BlockHash, e: B::Error| BlockError::Store {
+            block: hash,
+            source: StoreFailure::new(e),
+        };
+
+        // Disconnect.
+        let disconnected: Vec<BlockHash> = self.chain[fork.0 as usize + 1..]
+            .iter()
+            .rev()
+            .copied()
+            .collect();
+        let mut abandoned = Vec::new();
+        for hash in &disconnected {
+            let body = self
+                .bodies
+                .get(hash)
+                .map_err(|e| store_err(*hash, e))?
+                .ok_or_else(|| missing_body(*hash))?;
+            abandoned.push(body);
+        }
+        self.rewind_to(fork)?;
+
+        // Connect.
+        let mut connected = Vec::new();
+        let mut failure = None;
+        for hash in &branch {
+            let checked = match in_hand.take_if(|c| c.hash == *hash) {
+                Some(checked) => checked,
+                None => match self.load_checked(hash) {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
+            };
+            match self.connect(&checked) {
+                Ok(()) => connected.push(*hash),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+
+        if let Some(error) = &failure {
+            if error.is_invalid_block() {
+                self.remove_invalid_subtree(error.block());
+            }
+            // Keep the valid part of the branch only if it beats the old chain.
+            let old_entry = &self.tree[&old_tip];
+            let keep = self.tip().hash != old_tip
+                && !connected.is_empty()
+                && (self.tip().work > old_entry.work
+                    || (self.tip().work == old_entry.work && self.tip().hash < old_tip));
+            if !keep {
+                self.rewind_to(fork)?;
+                for body in abandoned.iter().rev() {
+                    let checked = self.load_checked(&body.hash())?;
+                    self.connect(&checked)?;
+                }
+                return Err(error.clone());
+            }
+        }
+
+        // Mempool: mined transactions leave, abandoned ones come back.
+        let mut mined = HashSet::new();
+        for hash in self.chain[fork.0 as usize + 1..].iter() {
+            if let Some(body) = self.bodies.get(hash).ok().flatten() {
+                for tx in &body.transactions {
+                    mined.insert(tx.id());
+                }
+            }
+        }
+        let returned: Vec<PendingTx<P::Payload>> = abandoned
+            .iter()
+            .rev()
+            .flat_map(|b| b.transactions.iter())
+            .map(|tx| PendingTx {
+                id: tx.id(),
+                size: codec::encoded_len(tx),
+                tx: tx.clone(),
+            })
+            .filter(|p| !mined.contains(&p.id))
+            .collect();
+        let (returned, dropped) = self.refresh_mempool(&mined, returned, now);
+        let tip = self.tip();
+        outcome.tip_changes.push(TipChange {
+            old_tip,
+            new_tip: tip.hash,
+            new_height: tip.height,
+            disconnected,
+            connected,
+            returned,
+            dropped,
+        });
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads a stored block of the tree back as checked (it was checked on entry).
+    fn load_checked(
+        &self,
+        hash: &BlockHash,
+    ) -> Result<CheckedBlock<P::Payload>, BlockError<P::Error>> {
+        let block = self
+            .bodies
+            .get(hash)
+            .map_err(|e| BlockError::Store {
+                block: *hash,
+                source: StoreFailure::new(e),
+            })?
+            .ok_or_else(|| missing_body(*hash))?;
+        if block.hash() != *hash {
+            return Err(missing_body(*hash));
+        }
+        let ids: Arc<[TxId]> = block.transactions.iter().map(|tx| tx.id()).collect();
+        Ok(CheckedBlock {
+            block,
+            hash: *hash,
+            ids,
+        })
+    }
+
+    /// Applies a checked block on top of the tip: every state rule, then the rewards.
+    fn connect(&mut self, checked: &CheckedBlock<P::Payload>) -> Result<(), BlockError<P::Error>> {
+        let undo = self.execute_checked(checked)?;
+        self.chain.push(checked.hash);
+        self.undo.insert(checked.hash, undo);
+        // Bound memory: forget undo records deeper than the limit.
+        if let Some(old) = self
+            .chain
+            .len()
+            .checked_sub(limits::MAX_UNDO_DEPTH + 1)
+            .and_then(|i| self.chain.get(i))
+        {
+            self.undo.remove(old);
+        }
+        Ok(())
+    }
+
+    /// Runs a block's state rules on the current state; on success the state includes
+    /// the block and its undo record is returned.
+    fn execute_checked(
+        &mut self,
+        checked: &CheckedBlock<P::Payload>,
+    ) -> Result<Undo<P::Undo>, BlockError<P::Error>> {
+        let block = &checked.block;
+        let hash = checked.hash;
+        let slot = Slot {
+            height: block.header.height,
+            time: block.header.timestamp,
+        };
+        let rules = Rules {
+            policy: &self.policy,
+            genesis: &self.genesis,
+            members: &self.members,
+        };
+        let (undo, paid) = self
+            .state
+            .execute(rules, slot, &block.transactions, &checked.ids)
+            .map_err(|(index, error)| tx_error(hash, index, error))?;
+        if let Err(error) = compare_rewards(hash, &paid, &block.rewards) {
+            self.state.revert(&self.policy, undo);
+            return Err(error);
+        }
+        Ok(undo)
+    }
+
+    /// Disconnects best-chain blocks down to `height`, using undo records, or by
+    /// replaying from genesis when they were pruned.
+    fn rewind_to(&mut self, height: Height) -> Result<(), BlockError<P::Error>> {
+        let keep = height.0 as usize + 1;
+        if self.chain[keep..].iter().all(|h| self.undo.contains_key(h)) {
+            while self.chain.len() > keep {
+                let hash = self.chain.pop().expect("length checked above");
+                let undo = self.undo.remove(&hash).expect("presence checked above");
+                self.state.revert(&self.policy, undo);
+            }
+            return Ok(());
+        }
+        self.chain.truncate(keep);
+        self.undo.clear();
+        self.state = self.replay(keep).map_err(|e| match e {
+            ReplayError::MissingBody(h) => missing_body(h),
+            ReplayError::Block(b) => b,
+        })?;
+        Ok(())
+    }
+
+    /// Recomputes the state of the best chain's first `len` entries from genesis.
+    fn replay(&self, len: usize) -> Result<ChainState<P::State>, ReplayError<P::Error>> {
+        let mut state = ChainState::genesis(&self.policy, &self.genesis);
+        for (height, hash) in self.chain.iter().enumerate().take(len).skip(1) {
+            let block = self
+                .bodies
+                .get(hash)
+                .map_err(|e| {
+                    ReplayError::Block(BlockError::Store {
+                        block: *hash,
+                        source: StoreFailure::new(e),
+                    })
+                })?
+                .ok_or(ReplayError::MissingBody(*hash))?;
+            if block.hash() != *hash || block.header.prev != self.chain[height - 1] {
+                return Err(ReplayError::MissingBody(*hash));
+            }
+            let ids: Vec<TxId> = block.transactions.iter().map(|tx| tx.id()).collect();
+            let slot = Slot {
+                height: block.header.height,
+                time: block.header.timestamp,
+            };
+            let (_, paid) = state
+                .execute(self.rules(), slot, &block.transactions, &ids)
+                .map_err(|(index, error)| tx_error(*hash, index, error))?;
+            compare_rewards(*hash, &paid, &block.rewards)?;
+        }
+        Ok(state)
+    }
+
+    /// Recomputes the best chain's state from genesis, reading every block body again.
+    /// Must equal [`Ledger::state`]; the `recalc_balances` command and a property test
+    /// check that it does.
+    pub fn replay_from_genesis(&self) -> Result<ChainState<P::State>, ReplayError<P::Error>> {
+        self.replay(self.chain.len())
+    }
+
+    fn mark_invalid(&mut self, hash: BlockHash) {
+        if self.invalid.insert(hash) {
+            self.invalid_order.push_back(hash);
+            while self.invalid_order.len() > limits::MAX_INVALID_REMEMBERED {
+                if let Some(old) = self.invalid_order.pop_front() {
+                    self.invalid.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Removes an invalid block and all its descendants from the tree.
+    fn remove_invalid_subtree(&mut self, bad: BlockHash) {
+        let mut stack = vec![bad];
+        while let Some(hash) = stack.pop() {
+            self.mark_invalid(hash);
+            if let Some(entry) = self.tree.remove(&hash)
+                && let Some(siblings) = self.children.get_mut(&entry.parent)
+            {
+                siblings.retain(|h| *h != hash);
+            }
+            if let Some(children) = self.children.remove(&hash) {
+                stack.extend(children);
+            }
+        }
+    }
+
+    /// Fully validates `block` as the next block on the tip without changing anything.
+    pub fn validate_block(
+        &mut self,
+        block: Block<P::Payload>,
+        now: Timestamp,
+    ) -> Result<ValidatedBlock<P::Payload>, BlockError<P::Error>> {
+        let block = Arc::new(block);
+        let hash = block.hash();
+        self.check_standalone(&block, hash)?;
+        if block.header.prev != self.tip().hash {
+            return Err(BlockError::WrongHeight {
+                block: hash,
+                expected: self.tip().height.next(),
+                found: block.header.height,
+            });
+        }
+        let checked = self.check_in_context(block, hash, now, Origin::Untrusted)?;
+        let undo = self.execute_checked(&checked)?;
+        self.state.revert(&self.policy, undo);
+        Ok(ValidatedBlock {
+            block: checked.block,
+            hash: checked.hash,
+            ids: checked.ids,
+        })
+    }
+
+    // ----- producing -----------------------------------------------------------------
+
+    /// A block template on the tip for `producer`: pending transactions in order (as
+    /// many as the limits allow) and the rewards they earn. Mine it with
+    /// [`BlockTemplate::mine`] and seal it with the producer's key.
+    pub fn block_template(
+        &mut self,
+        producer: AccountId,
+        now: Timestamp,
+    ) -> BlockTemplate<P::Payload> {
+        self.ensure_pending(now);
+        let tip = self.tip();
+        let slot = Slot {
+            height: tip.height.next(),
+            time: now.max(tip.timestamp),
+        };
+        // Leave room for the header, the signature and one reward per transaction.
+        let reward_bytes = 32 + 8 + 32;
+        let budget = limits::MAX_BLOCK_BYTES - 4096;
+        let mut used = 0;
+        let mut txs = Vec::new();
+        let mut ids = Vec::new();
+        for entry in self.mempool.txs.iter().take(limits::MAX_TXS_PER_BLOCK) {
+            if used + entry.size + reward_bytes > budget {
+                break;
+            }
+            used += entry.size + reward_bytes;
+            txs.push(entry.tx.clone());
+            ids.push(entry.id);
+        }
+        let rules = Rules {
+            policy: &self.policy,
+            genesis: &self.genesis,
+            members: &self.members,
+        };
+        // Mempool transactions are valid in order on the tip, so this succeeds; should
+        // one not (a policy that depends on the block time), it is left out.
+        let rewards = loop {
+            match self.state.execute(rules, slot, &txs, &ids) {
+                Ok((undo, paid)) => {
+                    self.state.revert(&self.policy, undo);
+                    break paid;
+                }
+                Err((index, _)) => {
+                    txs.remove(index);
+                    ids.remove(index);
+                }
+            }
+        };
+        let header = BlockHeader {
+            height: slot.height,
+            prev: tip.hash,
+            merkle_root: merkle_root(&merkle_entries(ids.iter().copied(), &rewards)),
+            timestamp: slot.time,
+            producer,
+            nonce: 0,
+        };
+        BlockTemplate::new(header, txs, rewards, self.genesis.pow_bits)
+    }
+
+    /// Builds a template, mines it to completion and seals it: a convenience for tests,
+    /// examples and low-difficulty networks (mining time grows as 2^`pow_bits`). The
+    /// block is returned, not submitted.
+    pub fn mine_block(&mut self, keys: &Keypair, now: Timestamp) -> Block<P::Payload> {
+        let mut template = self.block_template(keys.account(), now);
+        while template.mine(1 << 16) == MineStatus::Continue {}
+        template
+            .seal(keys)
+            .expect("mining loop ends only when a nonce is found")
+    }
+}
+
+/// Validity of each item's signature, batch by batch.
+fn valid_indices(items: &[SigItem]) -> Vec<bool> {
+    let mut valid = vec![true; items.len()];
+    let mut start = 0;
+    while start < items.len() {
+        match verify::first_invalid(&items[start..]) {
+            Some(bad) => {
+                valid[start + bad] = false;
+                start += bad + 1;
+            }
+            None => break,
+        }
+    }
+    valid
+}
+
+fn tx_error<E>(block: BlockHash, index: usize, error: TxError<E>) -> BlockError<E> {
+    BlockError::Transaction {
+        block,
+        index,
+        error,
+    }
+}
+
+/// A best-chain body is missing or does not hash to its key: the store lost or
+/// corrupted it.
+fn missing_body<E>(hash: BlockHash) -> BlockError<E> {
+    BlockError::Store {
+        block: hash,
+        source: StoreFailure::new(MissingBody(hash)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("block {0} is missing from the store or corrupted")]
+struct MissingBody(BlockHash);
+
+/// Compares the rewards a block lists with those its transactions earned.
+fn compare_rewards<E>(
+    block: BlockHash,
+    expected: &[Reward],
+    found: &[Reward],
+) -> Result<(), BlockError<E>> {
+    for (index, (e, f)) in expected.iter().zip(found).enumerate() {
+        if e != f {
+            return Err(BlockError::RewardMismatch {
+                block,
+                index,
+                expected: Box::new(e.clone()),
+                found: Box::new(f.clone()),
+            });
+        }
+    }
+    if let Some(missing) = expected.get(found.len()) {
+        return Err(BlockError::RewardMissing {
+            block,
+            expected: Box::new(missing.clone()),
+        });
+    }
+    if let Some(extra) = found.get(expected.len()) {
+        return Err(BlockError::RewardUnexpected {
+            block,
+            found: Box::new(extra.clone()),
+        });
+    }
+    Ok(())
+}

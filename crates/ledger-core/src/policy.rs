@@ -1,0 +1,83 @@
+//! The extension point: an application's payloads and rules.
+
+use std::fmt::Debug;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::genesis::{Genesis, Member};
+use crate::hash::TxId;
+use crate::keys::AccountId;
+use crate::units::{Amount, Height, Timestamp};
+
+/// What a policy sees about the transaction it is asked to apply.
+#[derive(Clone, Copy, Debug)]
+pub struct TxContext<'a> {
+    /// The transaction's id.
+    pub tx_id: TxId,
+    /// Its signing author (the signature has been checked).
+    pub author: AccountId,
+    /// The author's roster entry, if the author is a member.
+    pub member: Option<&'a Member>,
+    /// Height of the block it is applied in (for the mempool: the next block's height).
+    pub height: Height,
+    /// Timestamp of that block (for the mempool: the caller's `now`).
+    pub block_time: Timestamp,
+    /// The transaction's own timestamp.
+    pub tx_time: Timestamp,
+    /// The network's genesis.
+    pub genesis: &'a Genesis,
+}
+
+/// The result of applying a payload: how to revert it, and what it earned.
+#[derive(Debug)]
+pub struct Applied<U> {
+    /// Everything [`Policy::undo`] needs to restore the previous state exactly.
+    pub undo: U,
+    /// Reserve payments this payload earns, in order. The ledger pays each one the
+    /// reserve can still afford and requires the block to list exactly those.
+    pub rewards: Vec<(AccountId, Amount)>,
+}
+
+impl<U> Applied<U> {
+    /// Applied with no rewards.
+    pub fn new(undo: U) -> Self {
+        Applied {
+            undo,
+            rewards: Vec::new(),
+        }
+    }
+}
+
+/// An application's rules over its own payloads.
+///
+/// The ledger calls [`Policy::apply`] for every `App` transaction, in the mempool and in
+/// blocks alike, with signature, nonce and balance rules already enforced. The policy
+/// keeps its own state (`State`), which the ledger maintains incrementally: on a
+/// branch switch it calls [`Policy::undo`] with the values `apply` returned, newest
+/// first. Replaying the chain from genesis must give the same state, so `apply` must
+/// depend only on its arguments.
+pub trait Policy: Send + Sync + 'static {
+    /// The application payload carried by `TxBody::App`.
+    type Payload: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static;
+    /// The application state derived from the chain.
+    type State: Clone + Debug + PartialEq + Send + Sync + 'static;
+    /// What reverting one applied payload needs.
+    type Undo: Debug + Send + Sync + 'static;
+    /// Why a payload is refused.
+    type Error: std::error::Error + Clone + PartialEq + Send + Sync + 'static;
+
+    /// The state before any block, derived from the genesis.
+    fn genesis_state(&self, genesis: &Genesis) -> Self::State;
+
+    /// Checks `payload` against `state` and applies it. On `Err` the state must be
+    /// unchanged.
+    fn apply(
+        &self,
+        ctx: &TxContext<'_>,
+        state: &mut Self::State,
+        payload: &Self::Payload,
+    ) -> Result<Applied<Self::Undo>, Self::Error>;
+
+    /// Reverts one `apply`, given what it returned. Called newest first.
+    fn undo(&self, state: &mut Self::State, undo: Self::Undo);
+}

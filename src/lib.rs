@@ -1,0 +1,2 @@
+//! x
+pub use ledger_core;
