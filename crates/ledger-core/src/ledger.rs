@@ -119,7 +119,6 @@ pub enum BlockStatus {
 
 /// The result of [`Ledger::submit_block`].
 #[derive(Clone, Debug)]
-#[must_use]
 pub struct BlockOutcome<E> {
     /// The submitted block's hash.
     pub hash: BlockHash,
@@ -587,6 +586,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     /// Validates a block and adds it to the tree; switches the best chain if it now
     /// leads to more work. A block with an unknown parent is kept as an orphan (see
     /// [`BlockStatus::Orphan`]) and connected once the parent arrives.
+    #[must_use = "the outcome says whether the block was valid and what changed"]
     pub fn submit_block(
         &mut self,
         block: Block<P::Payload>,
@@ -599,6 +599,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     /// store only ever holds fully verified blocks, so signatures and the clock are not
     /// checked again, while hashes, links and every state rule are, and the block is
     /// not written back.
+    #[must_use = "the outcome says whether the stored block was still valid"]
     pub fn submit_stored_block(&mut self, block: Arc<Block<P::Payload>>) -> BlockOutcome<P::Error> {
         let now = block.header.timestamp;
         self.submit(block, now, Origin::OwnStore)
@@ -963,6 +964,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
 
         // Connect.
         let mut connected = Vec::new();
+        let mut mined = HashSet::new();
         let mut failure = None;
         for hash in &branch {
             let checked = match in_hand.take_if(|c| c.hash == *hash) {
@@ -976,7 +978,10 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 },
             };
             match self.connect(&checked) {
-                Ok(()) => connected.push(*hash),
+                Ok(()) => {
+                    connected.push(*hash);
+                    mined.extend(checked.ids.iter().copied());
+                }
                 Err(error) => {
                     failure = Some(error);
                     break;
@@ -1005,14 +1010,6 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
 
         // Mempool: mined transactions leave, abandoned ones come back.
-        let mut mined = HashSet::new();
-        for hash in self.chain[fork.0 as usize + 1..].iter() {
-            if let Some(body) = self.bodies.get(hash).ok().flatten() {
-                for tx in &body.transactions {
-                    mined.insert(tx.id());
-                }
-            }
-        }
         let returned: Vec<PendingTx<P::Payload>> = abandoned
             .iter()
             .rev()

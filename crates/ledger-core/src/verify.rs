@@ -8,6 +8,11 @@ use crate::hash::TxId;
 use crate::keys::{AccountId, Signature};
 use crate::limits;
 
+/// Smallest batch worth sending to another core: below it, batching gains little and
+/// the hand-off costs more than it saves.
+#[cfg(feature = "parallel")]
+const MIN_PARALLEL_BATCH: usize = 32;
+
 /// One signature to check.
 pub(crate) struct SigItem {
     pub(crate) key: VerifyingKey,
@@ -21,7 +26,7 @@ pub(crate) struct SigItem {
 /// A batch that fails is re-checked one signature at a time with the strict rules, which
 /// are the consensus rule; the batch is only a faster way to reach the same answer.
 pub(crate) fn first_invalid(items: &[SigItem]) -> Option<usize> {
-    let check_chunk = |(n, chunk): (usize, &[SigItem])| -> Option<usize> {
+    let check_chunk = |n: usize, chunk: &[SigItem], size: usize| -> Option<usize> {
         let messages: Vec<&[u8]> = chunk.iter().map(|i| i.message.as_slice()).collect();
         let signatures: Vec<_> = chunk.iter().map(|i| i.signature).collect();
         let keys: Vec<_> = chunk.iter().map(|i| i.key).collect();
@@ -31,15 +36,19 @@ pub(crate) fn first_invalid(items: &[SigItem]) -> Option<usize> {
         chunk
             .iter()
             .position(|i| i.key.verify_strict(&i.message, &i.signature).is_err())
-            .map(|p| n * limits::SIGNATURE_BATCH + p)
+            .map(|p| n * size + p)
     };
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
+        // Spread even a single block's signatures over every core, in batches no larger
+        // than the limit.
+        let per_thread = items.len().div_ceil(rayon::current_num_threads()).max(1);
+        let size = per_thread.clamp(MIN_PARALLEL_BATCH, limits::SIGNATURE_BATCH);
         items
-            .par_chunks(limits::SIGNATURE_BATCH)
+            .par_chunks(size)
             .enumerate()
-            .filter_map(check_chunk)
+            .filter_map(|(n, chunk)| check_chunk(n, chunk, size))
             .min()
     }
     #[cfg(not(feature = "parallel"))]
@@ -47,7 +56,7 @@ pub(crate) fn first_invalid(items: &[SigItem]) -> Option<usize> {
         items
             .chunks(limits::SIGNATURE_BATCH)
             .enumerate()
-            .find_map(check_chunk)
+            .find_map(|(n, chunk)| check_chunk(n, chunk, limits::SIGNATURE_BATCH))
     }
 }
 
