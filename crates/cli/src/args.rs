@@ -1,0 +1,248 @@
+//! Command-line arguments of the `healthchain` binary (clap derive).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `healthchain`: a node of the shared patient-event ledger, with a REPL per role.
+#[derive(Debug, Parser)]
+#[command(name = "healthchain", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a Doctor node with its interactive prompt.
+    Doctor(NodeArgs),
+    /// Start a Diagnostic Lab node with its interactive prompt.
+    Lab(NodeArgs),
+    /// Start a Pharmacy node with its interactive prompt.
+    Pharmacy(NodeArgs),
+    /// Run a node without a prompt until interrupted (Ctrl-C or SIGTERM).
+    Node(NodeArgs),
+    /// Create a signing key, stored encrypted with a passphrase; prints its public key.
+    Keygen(KeygenArgs),
+    /// Build a genesis file (the definition of a network) from a roster CSV file.
+    Genesis(GenesisArgs),
+    /// Write a synthetic, fully signed, valid chain of workflow events to a data directory.
+    Generate(GenerateArgs),
+    /// Re-validate a data directory's chain from genesis and report how fast it went.
+    Verify(VerifyArgs),
+}
+
+/// The role a REPL node serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Doctor: registers patients, consults, prescribes.
+    Doctor,
+    /// Diagnostic Lab: records test results.
+    Lab,
+    /// Pharmacy: fills prescriptions.
+    Pharmacy,
+}
+
+impl Role {
+    /// The prefix of the prompt (`Doc`, `Lab`, `Pharm`).
+    pub fn prompt_prefix(self) -> &'static str {
+        match self {
+            Role::Doctor => "Doc",
+            Role::Lab => "Lab",
+            Role::Pharmacy => "Pharm",
+        }
+    }
+
+    /// The default node name for a port: `DoctorNode-5001`, `LabNode-5002`, ...
+    pub fn default_node_name(self, port: u16) -> String {
+        let kind = match self {
+            Role::Doctor => "Doctor",
+            Role::Lab => "Lab",
+            Role::Pharmacy => "Pharmacy",
+        };
+        format!("{kind}Node-{port}")
+    }
+}
+
+/// Options shared by every command that runs a node.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// TCP port to listen on (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 5001)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Peers to connect to, comma separated (`127.0.0.1:5002,127.0.0.1:5003`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<String>,
+    /// Node name shown in the prompt and to peers (default `DoctorNode-<port>` style).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Directory for the block store and the patient registry CSV
+    /// (default: a directory named after the node in the current directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Genesis file of a real network (default: the built-in demo network).
+    #[arg(long, requires = "key")]
+    pub genesis: Option<PathBuf>,
+    /// Encrypted key file of this node's user (with `--genesis`).
+    #[arg(long, requires = "genesis")]
+    pub key: Option<PathBuf>,
+    /// Read the key file's passphrase from this file (first line) instead of asking.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Options of `healthchain keygen`.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// Where to write the encrypted key file (refuses to overwrite).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Read the passphrase from this file (first line) instead of asking.
+    /// The environment variable `HEALTHCHAIN_PASSPHRASE` works as well.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Options of `healthchain genesis`.
+#[derive(Debug, Clone, Args)]
+pub struct GenesisArgs {
+    /// Roster CSV: header `username,display_name,role,public_key_hex,balance`.
+    #[arg(long)]
+    pub roster: PathBuf,
+    /// Where to write the genesis file (refuses to overwrite).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Network name.
+    #[arg(long, default_value = "healthchain")]
+    pub network: String,
+    /// Proof-of-work difficulty in leading zero bits.
+    #[arg(long, default_value_t = 12)]
+    pub pow_bits: u8,
+    /// E-cash held by the reserve that pays the rewards.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub reserve_supply: u64,
+    /// Only roster members may produce blocks (default: anyone with valid work).
+    #[arg(long)]
+    pub members_only_mining: bool,
+    /// Genesis time in milliseconds since the Unix epoch (default: now).
+    #[arg(long)]
+    pub timestamp: Option<u64>,
+}
+
+/// Options of `healthchain generate`.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Number of blocks to write.
+    #[arg(long, default_value_t = 100)]
+    pub blocks: u64,
+    /// Transactions per block.
+    #[arg(long, default_value_t = 100)]
+    pub txs_per_block: u32,
+    /// Data directory to create (must not hold a chain already).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `healthchain verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Data directory written by a node or by `healthchain generate`.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Skip the transaction signature checks (measures everything else).
+    #[arg(long)]
+    pub no_signatures: bool,
+}
+
+/// Accepts `host:port` (a name or an address) and rejects anything else early.
+fn parse_peer(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(text.to_string());
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(text.to_string())
+        }
+        _ => Err(format!("'{text}' is not host:port")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("healthchain").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn doctor_with_peers() {
+        let cli = parse(&[
+            "doctor",
+            "--port",
+            "5001",
+            "--peers",
+            "127.0.0.1:5002,127.0.0.1:5003",
+        ])
+        .expect("valid arguments");
+        let Command::Doctor(args) = cli.command else {
+            panic!("expected doctor");
+        };
+        assert_eq!(args.port, 5001);
+        assert_eq!(args.peers, ["127.0.0.1:5002", "127.0.0.1:5003"]);
+        assert_eq!(args.host, "127.0.0.1");
+        assert!(args.genesis.is_none());
+    }
+
+    #[test]
+    fn bad_peer_is_refused() {
+        assert!(parse(&["lab", "--peers", "nowhere"]).is_err());
+        assert!(parse(&["lab", "--peers", "localhost:5001"]).is_ok());
+    }
+
+    #[test]
+    fn genesis_needs_a_key() {
+        assert!(parse(&["pharmacy", "--genesis", "g.bin"]).is_err());
+        assert!(parse(&["pharmacy", "--genesis", "g.bin", "--key", "k.key"]).is_ok());
+    }
+
+    #[test]
+    fn default_names() {
+        assert_eq!(Role::Doctor.default_node_name(5001), "DoctorNode-5001");
+        assert_eq!(Role::Lab.default_node_name(5002), "LabNode-5002");
+        assert_eq!(Role::Pharmacy.default_node_name(5003), "PharmacyNode-5003");
+    }
+
+    #[test]
+    fn generate_and_verify() {
+        let cli = parse(&[
+            "generate",
+            "--blocks",
+            "3",
+            "--txs-per-block",
+            "5",
+            "--data-dir",
+            "d",
+        ])
+        .expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Generate(GenerateArgs { blocks: 3, .. })
+        ));
+        let cli = parse(&["verify", "--data-dir", "d", "--no-signatures"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Verify(VerifyArgs {
+                no_signatures: true,
+                ..
+            })
+        ));
+    }
+}
