@@ -20,4 +20,33 @@
 
 pub mod args;
 pub mod command;
+pub mod input;
 pub mod keyfile;
+pub mod roster;
+pub mod tools;
+
+use args::{Cli, Command};
+
+/// Sends `tracing` logs to standard error, filtered by `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one `healthchain` command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen(args) => tools::keygen(&args),
+        Command::Genesis(args) => tools::genesis(&args),
+        Command::Doctor(_) | Command::Lab(_) | Command::Pharmacy(_) | Command::Node(_) => {
+            anyhow::bail!("nodes are not available in this build yet")
+        }
+        Command::Generate(_) | Command::Verify(_) => {
+            anyhow::bail!("generate and verify are not available in this build yet")
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Building a genesis for a real network from a roster file.
+//!
+//! The roster is a CSV file with this header and one line per member:
+//!
+//! ```text
+//! username,display_name,role,public_key_hex,balance
+//! dr_alice,Dr. Alice,doctor,5c1b...e3 (64 hex digits),0
+//! lab_tech_bob,Bob (Lab),lab_technician,9f02...41,0
+//! pharm_charlie,Charlie (Pharmacy),pharmacist,77aa...0c,0
+//! ```
+//!
+//! `role` is one of `doctor`, `lab_technician`, `pharmacist`; `public_key_hex` is the
+//! key `healthchain keygen` printed for that member; `balance` is the member's initial
+//! e-cash. The reserve account `SYSTEM_BANK_001`, which pays the rewards and which no
+//! one can sign for, is added with the supply given on the command line.
+
+use std::io::Read;
+
+use ledger_core::{AccountId, Amount, Genesis, Member, Timestamp};
+
+/// The reserve's login-style name, as in the original system.
+pub const RESERVE_NAME: &str = "SYSTEM_BANK_001";
+
+/// Why a roster cannot become a genesis.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RosterError {
+    /// The file is not readable CSV.
+    #[error("roster is not valid CSV: {0}")]
+    Csv(#[from] csv::Error),
+    /// The header is not the expected one.
+    #[error("roster header must be '{expected}', found '{found}'")]
+    Header {
+        /// The expected header.
+        expected: &'static str,
+        /// The header found.
+        found: String,
+    },
+    /// A line has a bad field.
+    #[error("roster line {line}: {problem}")]
+    Line {
+        /// Line number in the file (the header is line 1).
+        line: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The roster is empty.
+    #[error("the roster lists no members")]
+    Empty,
+    /// The resulting genesis is not valid.
+    #[error("invalid genesis: {0}")]
+    Genesis(#[from] ledger_core::GenesisError),
+}
+
+/// Roster role labels a member may have (the healthcare policy's labels).
+const MEMBER_ROLES: [&str; 3] = ["doctor", "lab_technician", "pharmacist"];
+/// The reserve's role label.
+const SYSTEM_ROLE: &str = "system";
+
+/// The header a roster file must have.
+pub const HEADER: &str = "username,display_name,role,public_key_hex,balance";
+
+/// Network-wide settings given on the command line.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    /// Network name.
+    pub network: String,
+    /// Proof-of-work difficulty.
+    pub pow_bits: u8,
+    /// Initial e-cash of the reserve.
+    pub reserve_supply: u64,
+    /// Only members may produce blocks.
+    pub members_only_mining: bool,
+    /// Genesis time.
+    pub timestamp: Timestamp,
+}
+
+/// Reads a roster and builds the genesis it describes.
+pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Genesis, RosterError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let found = reader.headers()?.iter().collect::<Vec<_>>().join(",");
+    if found != HEADER {
+        return Err(RosterError::Header {
+            expected: HEADER,
+            found,
+        });
+    }
+    let reserve = AccountId::unspendable(RESERVE_NAME);
+    let mut roster = Vec::new();
+    let mut balances = Vec::new();
+    for record in reader.records() {
+        let record = record?;
+        let line = record.position().map_or(0, |p| p.line());
+        let bad = |problem: String| RosterError::Line { line, problem };
+        if record.len() != 5 {
+            return Err(bad(format!("expected 5 fields, found {}", record.len())));
+        }
+        let field = |i: usize| record.get(i).unwrap_or_default().to_string();
+        let (username, display_name, role) = (field(0), field(1), field(2));
+        if username == RESERVE_NAME {
+            return Err(bad(format!("'{RESERVE_NAME}' is reserved for the reserve")));
+        }
+        if !MEMBER_ROLES.contains(&role.as_str()) {
+            return Err(bad(format!(
+                "role '{role}' is not doctor, lab_technician or pharmacist"
+            )));
+        }
+        let account =
+            AccountId::from_hex(&field(3)).map_err(|e| bad(format!("public key: {e}")))?;
+        if account.verifying_key().is_none() {
+            return Err(bad("public key is not a usable ed25519 key".into()));
+        }
+        let balance: u64 = field(4)
+            .parse()
+            .map_err(|_| bad(format!("balance '{}' is not a whole number", field(4))))?;
+        if balance > 0 {
+            balances.push((account, Amount(balance)));
+        }
+        roster.push(Member {
+            account,
+            username,
+            display_name,
+            role,
+        });
+    }
+    if roster.is_empty() {
+        return Err(RosterError::Empty);
+    }
+    let producers = settings
+        .members_only_mining
+        .then(|| roster.iter().map(|m| m.account).collect());
+    roster.push(Member {
+        account: reserve,
+        username: RESERVE_NAME.into(),
+        display_name: "System reserve".into(),
+        role: SYSTEM_ROLE.into(),
+    });
+    balances.push((reserve, Amount(settings.reserve_supply)));
+    let genesis = Genesis {
+        network: settings.network.clone(),
+        timestamp: settings.timestamp,
+        pow_bits: settings.pow_bits,
+        producers,
+        roster,
+        balances,
+        reserve,
+        parameters: Default::default(),
+    };
+    genesis.check()?;
+    Ok(genesis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::Keypair;
+
+    fn settings() -> NetworkSettings {
+        NetworkSettings {
+            network: "clinic".into(),
+            pow_bits: 8,
+            reserve_supply: 5_000,
+            members_only_mining: true,
+            timestamp: Timestamp(1),
+        }
+    }
+
+    fn key(n: u8) -> String {
+        Keypair::from_seed([n; 32]).account().to_string()
+    }
+
+    #[test]
+    fn builds_a_genesis() {
+        let csv = format!(
+            "{HEADER}\ndr_a,Dr. A,doctor,{},10\nlab_b,\"Lab, B\",lab_technician,{},0\n",
+            key(1),
+            key(2)
+        );
+        let genesis = build_genesis(csv.as_bytes(), &settings()).expect("valid roster");
+        assert_eq!(genesis.network, "clinic");
+        assert_eq!(genesis.roster.len(), 3);
+        assert_eq!(genesis.roster[1].display_name, "Lab, B");
+        assert_eq!(genesis.supply().expect("no overflow"), Amount(5_010));
+        assert_eq!(genesis.producers.as_ref().map(Vec::len), Some(2));
+        let bytes = genesis.encode();
+        assert_eq!(Genesis::decode(&bytes).expect("decodes"), genesis);
+    }
+
+    #[test]
+    fn refuses_bad_rosters() {
+        let cases = [
+            "user,name\n".to_string(),
+            format!("{HEADER}\n"),
+            format!("{HEADER}\na,A,surgeon,{},0\n", key(1)),
+            format!("{HEADER}\na,A,doctor,abcd,0\n"),
+            format!("{HEADER}\na,A,doctor,{},lots\n", key(1)),
+            format!(
+                "{HEADER}\na,A,doctor,{},0\na,B,doctor,{},0\n",
+                key(1),
+                key(2)
+            ),
+            format!("{HEADER}\n{RESERVE_NAME},A,doctor,{},0\n", key(1)),
+        ];
+        for csv in cases {
+            assert!(build_genesis(csv.as_bytes(), &settings()).is_err(), "{csv}");
+        }
+    }
+}
