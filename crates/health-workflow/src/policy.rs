@@ -1,0 +1,398 @@
+//! The healthcare rules as a ledger [`Policy`].
+
+use ledger_core::{AccountId, Amount, Applied, Genesis, Policy, TxContext, TxId};
+
+use crate::event::{
+    DoctorConsultation, Event, EventError, LabTestResult, PatientRegistration, Prescription,
+    PrescriptionFilled,
+};
+use crate::ids::{OrderId, PatientId, PrescriptionId};
+use crate::role::Role;
+use crate::state::{
+    HealthState, HistoryEntry, LabResult, Order, Patient, PrescriptionRecord, Recorded,
+};
+
+/// Genesis parameter: e-cash the ordering doctor earns when a lab result answers their
+/// test order.
+pub const PARAM_REWARD_LAB_RESULT: &str = "reward_lab_result";
+/// Genesis parameter: e-cash the prescribing doctor earns when their prescription is
+/// filled.
+pub const PARAM_REWARD_FILL: &str = "reward_fill";
+/// Genesis parameter: e-cash a doctor pays each lab technician whose results a
+/// prescription is based on.
+pub const PARAM_LAB_PAYMENT: &str = "lab_payment";
+
+/// Default of [`PARAM_REWARD_LAB_RESULT`], as in the original project.
+pub const DEFAULT_REWARD_LAB_RESULT: u64 = 500;
+/// Default of [`PARAM_REWARD_FILL`], as in the original project.
+pub const DEFAULT_REWARD_FILL: u64 = 700;
+/// Default of [`PARAM_LAB_PAYMENT`], as in the original project.
+pub const DEFAULT_LAB_PAYMENT: u64 = 100;
+
+/// The network's reward and payment amounts, read from the genesis parameters (with
+/// the defaults above when a parameter is absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rates {
+    /// Reward to the ordering doctor per lab result.
+    pub reward_lab_result: Amount,
+    /// Reward to the prescribing doctor per fill.
+    pub reward_fill: Amount,
+    /// Payment from the prescribing doctor to each lab technician read.
+    pub lab_payment: Amount,
+}
+
+impl Rates {
+    /// The rates of the network `genesis`.
+    pub fn of(genesis: &Genesis) -> Rates {
+        Rates {
+            reward_lab_result: Amount(
+                genesis.parameter(PARAM_REWARD_LAB_RESULT, DEFAULT_REWARD_LAB_RESULT),
+            ),
+            reward_fill: Amount(genesis.parameter(PARAM_REWARD_FILL, DEFAULT_REWARD_FILL)),
+            lab_payment: Amount(genesis.parameter(PARAM_LAB_PAYMENT, DEFAULT_LAB_PAYMENT)),
+        }
+    }
+}
+
+/// The healthcare [`Policy`]: who may record which [`Event`], how events must refer to
+/// each other, and which rewards they earn.
+///
+/// Rules, checked identically in the mempool and in blocks:
+/// - the author must be a roster member whose role may record the event
+///   ([`Role::may_record`]); then the event's form ([`Event::check_form`]);
+/// - every event names a registered patient (a fill through its prescription); new
+///   patient, order and prescription ids are unused;
+/// - a lab result answers an open test order of the same patient;
+/// - a prescription names existing lab results of the same patient, each once;
+/// - a fill names an existing prescription not yet filled.
+///
+/// Rewards, paid by the ledger from the reserve in the same block (none once the
+/// reserve cannot afford them): [`Rates::reward_lab_result`] to the doctor who ordered
+/// the test a lab result answers, [`Rates::reward_fill`] to the doctor whose
+/// prescription is filled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HealthPolicy;
+
+/// What reverting one applied event needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HealthUndo {
+    /// A registration added this patient.
+    Registered(PatientId),
+    /// A consultation of this patient, possibly adding a test order.
+    Consulted(PatientId, Option<OrderId>),
+    /// A lab result (by transaction id) answered this order of this patient.
+    ResultRecorded(PatientId, OrderId, TxId),
+    /// A prescription was added for this patient.
+    Prescribed(PatientId, PrescriptionId),
+    /// A prescription of this patient was filled.
+    Filled(PatientId, PrescriptionId),
+}
+
+const UNDO_ORDER: &str = "undo reverts the latest apply, whose records still exist";
+
+fn recorded(ctx: &TxContext<'_>) -> Recorded {
+    Recorded {
+        tx_id: ctx.tx_id,
+        height: ctx.height,
+        time: ctx.block_time,
+        author: ctx.author,
+    }
+}
+
+fn authorise(ctx: &TxContext<'_>, event: &Event) -> Result<(), EventError> {
+    let member = ctx.member.ok_or(EventError::NotAMember {
+        account: ctx.author,
+    })?;
+    let allowed = Role::from_label(&member.role).is_some_and(|r| r.may_record(event.kind()));
+    if !allowed {
+        return Err(EventError::NotPermitted {
+            role: member.role.clone(),
+            event: event.kind(),
+        });
+    }
+    Ok(())
+}
+
+impl HealthState {
+    fn known_patient(&self, patient: &PatientId) -> Result<(), EventError> {
+        if self.patients.contains_key(patient) {
+            Ok(())
+        } else {
+            Err(EventError::UnknownPatient { patient: *patient })
+        }
+    }
+
+    fn push_history(&mut self, patient: &PatientId, recorded: Recorded, event: &Event) {
+        if let Some(p) = self.patients.get_mut(patient) {
+            p.history.push(HistoryEntry {
+                recorded,
+                event: event.clone(),
+            });
+        }
+    }
+
+    fn pop_history(&mut self, patient: &PatientId) -> &mut Patient {
+        let p = self.patients.get_mut(patient).expect(UNDO_ORDER);
+        p.history.pop();
+        p
+    }
+
+    fn register(
+        &mut self,
+        r: &PatientRegistration,
+        at: Recorded,
+        event: &Event,
+    ) -> Result<HealthUndo, EventError> {
+        if self.patients.contains_key(&r.patient_id) {
+            return Err(EventError::DuplicatePatient {
+                patient: r.patient_id,
+            });
+        }
+        self.patients.insert(
+            r.patient_id,
+            Patient {
+                id: r.patient_id,
+                name: r.name.clone(),
+                registered: at,
+                history: vec![HistoryEntry {
+                    recorded: at,
+                    event: event.clone(),
+                }],
+                orders: Vec::new(),
+                results: Vec::new(),
+                prescriptions: Vec::new(),
+            },
+        );
+        self.registrations.push(r.patient_id);
+        Ok(HealthUndo::Registered(r.patient_id))
+    }
+
+    fn consult(
+        &mut self,
+        c: &DoctorConsultation,
+        at: Recorded,
+        event: &Event,
+    ) -> Result<HealthUndo, EventError> {
+        self.known_patient(&c.patient_id)?;
+        let order = c.test_order.as_ref().map(|o| o.order_id);
+        if let Some(o) = &c.test_order {
+            if self.orders.contains_key(&o.order_id) {
+                return Err(EventError::DuplicateOrder { order: o.order_id });
+            }
+            self.orders.insert(
+                o.order_id,
+                Order {
+                    id: o.order_id,
+                    patient_id: c.patient_id,
+                    test_name: o.test_name.clone(),
+                    ordered: at,
+                    result: None,
+                },
+            );
+            if let Some(p) = self.patients.get_mut(&c.patient_id) {
+                p.orders.push(o.order_id);
+            }
+        }
+        self.push_history(&c.patient_id, at, event);
+        Ok(HealthUndo::Consulted(c.patient_id, order))
+    }
+
+    /// Records a lab result; returns the undo and the ordering doctor.
+    fn record_result(
+        &mut self,
+        r: &LabTestResult,
+        at: Recorded,
+        event: &Event,
+    ) -> Result<(HealthUndo, AccountId), EventError> {
+        self.known_patient(&r.patient_id)?;
+        let order = self
+            .orders
+            .get_mut(&r.order_id)
+            .ok_or(EventError::UnknownOrder { order: r.order_id })?;
+        if order.patient_id != r.patient_id {
+            return Err(EventError::OrderOfAnotherPatient {
+                order: r.order_id,
+                ordered_for: order.patient_id,
+                patient: r.patient_id,
+            });
+        }
+        if let Some(result) = order.result {
+            return Err(EventError::OrderAlreadyAnswered {
+                order: r.order_id,
+                result,
+            });
+        }
+        order.result = Some(at.tx_id);
+        let doctor = order.ordered.author;
+        self.results.insert(
+            at.tx_id,
+            LabResult {
+                patient_id: r.patient_id,
+                order_id: r.order_id,
+                results: r.results.clone(),
+                recorded: at,
+            },
+        );
+        if let Some(p) = self.patients.get_mut(&r.patient_id) {
+            p.results.push(at.tx_id);
+        }
+        self.push_history(&r.patient_id, at, event);
+        Ok((
+            HealthUndo::ResultRecorded(r.patient_id, r.order_id, at.tx_id),
+            doctor,
+        ))
+    }
+
+    fn prescribe(
+        &mut self,
+        p: &Prescription,
+        at: Recorded,
+        event: &Event,
+    ) -> Result<HealthUndo, EventError> {
+        self.known_patient(&p.patient_id)?;
+        if self.prescriptions.contains_key(&p.prescription_id) {
+            return Err(EventError::DuplicatePrescription {
+                prescription: p.prescription_id,
+            });
+        }
+        for (i, id) in p.based_on.iter().enumerate() {
+            let result = self
+                .results
+                .get(id)
+                .ok_or(EventError::UnknownResult { result: *id })?;
+            if result.patient_id != p.patient_id {
+                return Err(EventError::ResultOfAnotherPatient {
+                    result: *id,
+                    tested: result.patient_id,
+                    patient: p.patient_id,
+                });
+            }
+            // Bounded by MAX_BASED_ON, so the quadratic check stays tiny.
+            if p.based_on[..i].contains(id) {
+                return Err(EventError::RepeatedResult { result: *id });
+            }
+        }
+        self.prescriptions.insert(
+            p.prescription_id,
+            PrescriptionRecord {
+                id: p.prescription_id,
+                patient_id: p.patient_id,
+                medication: p.medication.clone(),
+                dosage: p.dosage.clone(),
+                instructions: p.instructions.clone(),
+                based_on: p.based_on.clone(),
+                prescribed: at,
+                filled: None,
+            },
+        );
+        if let Some(patient) = self.patients.get_mut(&p.patient_id) {
+            patient.prescriptions.push(p.prescription_id);
+        }
+        self.push_history(&p.patient_id, at, event);
+        Ok(HealthUndo::Prescribed(p.patient_id, p.prescription_id))
+    }
+
+    /// Records a fill; returns the undo and the prescribing doctor.
+    fn fill(
+        &mut self,
+        f: &PrescriptionFilled,
+        at: Recorded,
+        event: &Event,
+    ) -> Result<(HealthUndo, AccountId), EventError> {
+        let record = self.prescriptions.get_mut(&f.prescription_id).ok_or(
+            EventError::UnknownPrescription {
+                prescription: f.prescription_id,
+            },
+        )?;
+        if let Some(fill) = record.filled {
+            return Err(EventError::AlreadyFilled {
+                prescription: f.prescription_id,
+                fill: fill.tx_id,
+            });
+        }
+        record.filled = Some(at);
+        let patient = record.patient_id;
+        let doctor = record.prescribed.author;
+        self.push_history(&patient, at, event);
+        Ok((HealthUndo::Filled(patient, f.prescription_id), doctor))
+    }
+}
+
+impl Policy for HealthPolicy {
+    type Payload = Event;
+    type State = HealthState;
+    type Undo = HealthUndo;
+    type Error = EventError;
+
+    fn genesis_state(&self, _genesis: &Genesis) -> HealthState {
+        HealthState::default()
+    }
+
+    fn apply(
+        &self,
+        ctx: &TxContext<'_>,
+        state: &mut HealthState,
+        event: &Event,
+    ) -> Result<Applied<HealthUndo>, EventError> {
+        authorise(ctx, event)?;
+        event.check_form()?;
+        let at = recorded(ctx);
+        // Each step checks everything before it changes anything, so an error leaves
+        // the state as it was.
+        match event {
+            Event::PatientRegistration(r) => state.register(r, at, event).map(Applied::new),
+            Event::DoctorConsultation(c) => state.consult(c, at, event).map(Applied::new),
+            Event::LabTestResult(r) => {
+                let (undo, doctor) = state.record_result(r, at, event)?;
+                let reward = Rates::of(ctx.genesis).reward_lab_result;
+                Ok(Applied {
+                    undo,
+                    rewards: vec![(doctor, reward)],
+                })
+            }
+            Event::Prescription(p) => state.prescribe(p, at, event).map(Applied::new),
+            Event::PrescriptionFilled(f) => {
+                let (undo, doctor) = state.fill(f, at, event)?;
+                let reward = Rates::of(ctx.genesis).reward_fill;
+                Ok(Applied {
+                    undo,
+                    rewards: vec![(doctor, reward)],
+                })
+            }
+        }
+    }
+
+    fn undo(&self, state: &mut HealthState, undo: HealthUndo) {
+        match undo {
+            HealthUndo::Registered(patient) => {
+                state.patients.remove(&patient);
+                state.registrations.pop();
+            }
+            HealthUndo::Consulted(patient, order) => {
+                let p = state.pop_history(&patient);
+                if let Some(order) = order {
+                    p.orders.pop();
+                    state.orders.remove(&order);
+                }
+            }
+            HealthUndo::ResultRecorded(patient, order, result) => {
+                state.pop_history(&patient).results.pop();
+                state.results.remove(&result);
+                state.orders.get_mut(&order).expect(UNDO_ORDER).result = None;
+            }
+            HealthUndo::Prescribed(patient, prescription) => {
+                state.pop_history(&patient).prescriptions.pop();
+                state.prescriptions.remove(&prescription);
+            }
+            HealthUndo::Filled(patient, prescription) => {
+                state.pop_history(&patient);
+                state
+                    .prescriptions
+                    .get_mut(&prescription)
+                    .expect(UNDO_ORDER)
+                    .filled = None;
+            }
+        }
+    }
+}

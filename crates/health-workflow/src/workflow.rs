@@ -1,0 +1,435 @@
+//! The API front ends call: an acting user signs events, and queries read the ledger.
+//!
+//! Everything takes the ledger by shared reference and the current time as an
+//! argument, so it runs wherever the ledger lives (a node runs such closures on its
+//! ledger task). Building a transaction changes nothing: the caller submits it with
+//! [`Ledger::submit_transaction`], in the order returned.
+
+use ledger_core::{
+    AccountId, Amount, BodyStore, Keypair, Ledger, Member, Timestamp, Transaction, TxBody, TxId,
+};
+
+use crate::event::{
+    DoctorConsultation, Event, EventError, LabTestResult, PatientRegistration, Prescription,
+    PrescriptionFilled, TestOrder,
+};
+use crate::ids::{OrderId, PatientId, PrescriptionId};
+use crate::policy::{HealthPolicy, Rates};
+use crate::role::Role;
+use crate::state::HealthState;
+
+/// A transaction of the healthcare network.
+pub type HealthTx = Transaction<Event>;
+
+/// Why an [`Actor`] cannot be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActorError {
+    /// The username is not in the genesis roster.
+    #[error("user '{username}' is not a member of this network")]
+    UnknownUser {
+        /// The username.
+        username: String,
+    },
+    /// The key does not sign for the member's account.
+    #[error("the signing key given for '{username}' is not the key of that account")]
+    KeyMismatch {
+        /// The username.
+        username: String,
+    },
+    /// The member's roster role is not one this crate knows.
+    #[error("user '{username}' has unknown role '{role}'")]
+    UnknownRole {
+        /// The username.
+        username: String,
+        /// The roster label.
+        role: String,
+    },
+}
+
+/// Why a workflow action could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// The event breaks a rule that needs no chain state (role, text limits, ids).
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// No test order of this patient is waiting for a result.
+    #[error("patient {patient} has no open test order")]
+    NoOpenOrder {
+        /// The patient.
+        patient: PatientId,
+    },
+    /// A lab result named by a prescription is neither confirmed nor pending.
+    #[error("lab result {result} is not known to this node")]
+    UnknownResult {
+        /// The result.
+        result: TxId,
+    },
+}
+
+/// Why a lab technician was not paid for a prescription.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotPaid {
+    /// The doctor's balance (pending transfers included) cannot cover the payment.
+    #[error("insufficient funds: balance {balance}, payment {amount}")]
+    InsufficientFunds {
+        /// The doctor's balance before this payment.
+        balance: Amount,
+        /// The payment.
+        amount: Amount,
+    },
+}
+
+/// The payment for one lab technician's results read by a prescription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabPayment {
+    /// The technician's account.
+    pub technician: AccountId,
+    /// The technician's username.
+    pub username: String,
+    /// The amount ([`Rates::lab_payment`]).
+    pub amount: Amount,
+    /// The signed transfer, or why there is none.
+    pub transfer: Result<HealthTx, NotPaid>,
+}
+
+/// A prescription and the payments it causes.
+///
+/// Payments are one per lab technician whose results the prescription is based on
+/// (not one per result), in order of first mention, each a normal signed `Transfer`
+/// from the doctor. A payment the doctor cannot afford is left out and the reason
+/// reported: the prescription stands, as in the original project.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prescribed {
+    /// The prescription transaction.
+    pub prescription: HealthTx,
+    /// The payments, paid or not.
+    pub payments: Vec<LabPayment>,
+}
+
+impl Prescribed {
+    /// The transactions to submit, in order: the prescription, then each signed payment.
+    pub fn transactions(&self) -> impl Iterator<Item = &HealthTx> {
+        std::iter::once(&self.prescription).chain(
+            self.payments
+                .iter()
+                .filter_map(|p| p.transfer.as_ref().ok()),
+        )
+    }
+}
+
+/// A logged-in user acting on the ledger: their roster entry, role and signing key.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    member: Member,
+    role: Role,
+    keys: Keypair,
+}
+
+impl Actor {
+    /// The member `username` of the ledger's network, signing with `keys`.
+    pub fn new<B: BodyStore<Event>>(
+        ledger: &Ledger<HealthPolicy, B>,
+        username: &str,
+        keys: Keypair,
+    ) -> Result<Actor, ActorError> {
+        let member = ledger
+            .genesis()
+            .member_by_username(username)
+            .ok_or_else(|| ActorError::UnknownUser {
+                username: username.to_string(),
+            })?;
+        if member.account != keys.account() {
+            return Err(ActorError::KeyMismatch {
+                username: username.to_string(),
+            });
+        }
+        let role = Role::from_label(&member.role).ok_or_else(|| ActorError::UnknownRole {
+            username: username.to_string(),
+            role: member.role.clone(),
+        })?;
+        Ok(Actor {
+            member: member.clone(),
+            role,
+            keys,
+        })
+    }
+
+    /// The roster entry.
+    pub fn member(&self) -> &Member {
+        &self.member
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The account.
+    pub fn account(&self) -> AccountId {
+        self.keys.account()
+    }
+
+    /// Signs `event` with the next nonce after checking what needs no chain state (the
+    /// role and the event's form). Chain rules are checked when it is submitted.
+    pub fn sign_event<B: BodyStore<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        event: Event,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        self.sign_event_with_nonce(ledger, event, ledger.next_nonce(&self.account()), now)
+    }
+
+    fn sign_event_with_nonce<B: BodyStore<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        event: Event,
+        nonce: u64,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        if !self.role.may_record(event.kind()) {
+            return Err(EventError::NotPermitted {
+                role: self.member.role.clone(),
+                event: event.kind(),
+            }
+            .into());
+        }
+        event.check_form()?;
+        Ok(Transaction::new_signed(
+            &ledger.genesis_hash(),
+            &self.keys,
+            nonce,
+            now,
+            TxBody::App(event),
+        ))
+    }
+
+    /// Registers a new patient under `patient_id` (a fresh UUID v4 the caller draws).
+    pub fn register<B: BodyStore<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::PatientRegistration(PatientRegistration {
+            patient_id,
+            name: name.to_string(),
+        });
+        self.sign_event(ledger, event, now)
+    }
+
+    /// Records a consultation, optionally ordering a test ([`TestOrder::blood_test`]
+    /// for the default one).
+    pub fn consult<B: BodyStore<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        notes: &str,
+        test_order: Option<TestOrder>,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::DoctorConsultation(DoctorConsultation {
+            patient_id,
+            notes: notes.to_string(),
+            test_order,
+        });
+        self.sign_event(ledger, event, now)
+    }
+
+    /// Records the results of test order `order`, or of the patient's oldest open
+    /// order (confirmed on the chain) when `order` is `None`.
+    pub fn perform_test<B: BodyStore<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        order: Option<OrderId>,
+        results: &str,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let order_id = match order {
+            Some(id) => id,
+            None => state(ledger)
+                .open_orders(&patient_id)
+                .first()
+                .map(|o| o.id)
+                .ok_or(WorkflowError::NoOpenOrder {
+                    patient: patient_id,
+                })?,
+        };
+        let event = Event::LabTestResult(LabTestResult {
+            patient_id,
+            order_id,
+            results: results.to_string(),
+        });
+        self.sign_event(ledger, event, now)
+    }
+
+    /// Prescribes, and signs the payment of [`Rates::lab_payment`] to each lab
+    /// technician whose results `prescription.based_on` names, as far as this doctor's
+    /// balance (pending transfers included) allows. See [`Prescribed`].
+    pub fn prescribe<B: BodyStore<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        prescription: Prescription,
+        now: Timestamp,
+    ) -> Result<Prescribed, WorkflowError> {
+        let based_on = prescription.based_on.clone();
+        let mut nonce = ledger.next_nonce(&self.account());
+        // Signing first checks the form, which bounds `based_on`.
+        let tx =
+            self.sign_event_with_nonce(ledger, Event::Prescription(prescription), nonce, now)?;
+        let mut technicians: Vec<AccountId> = Vec::new();
+        for result in &based_on {
+            let technician = result_author(ledger, result)
+                .ok_or(WorkflowError::UnknownResult { result: *result })?;
+            if !technicians.contains(&technician) {
+                technicians.push(technician);
+            }
+        }
+        let amount = Rates::of(ledger.genesis()).lab_payment;
+        let mut balance = pending_balance(ledger, &self.account());
+        let mut payments = Vec::new();
+        if amount == Amount::ZERO {
+            return Ok(Prescribed {
+                prescription: tx,
+                payments,
+            });
+        }
+        for technician in technicians {
+            let transfer = match balance.checked_sub(amount) {
+                Some(left) => {
+                    balance = left;
+                    nonce += 1;
+                    Ok(Transaction::new_signed(
+                        &ledger.genesis_hash(),
+                        &self.keys,
+                        nonce,
+                        now,
+                        TxBody::Transfer {
+                            to: technician,
+                            amount,
+                        },
+                    ))
+                }
+                None => Err(NotPaid::InsufficientFunds { balance, amount }),
+            };
+            payments.push(LabPayment {
+                technician,
+                username: username_of(ledger, &technician),
+                amount,
+                transfer,
+            });
+        }
+        Ok(Prescribed {
+            prescription: tx,
+            payments,
+        })
+    }
+
+    /// Fills prescription `prescription_id`.
+    pub fn fill<B: BodyStore<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        prescription_id: PrescriptionId,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::PrescriptionFilled(PrescriptionFilled { prescription_id });
+        self.sign_event(ledger, event, now)
+    }
+}
+
+fn state<B: BodyStore<Event>>(ledger: &Ledger<HealthPolicy, B>) -> &HealthState {
+    ledger.state().app()
+}
+
+/// Who recorded lab result `result`: from the confirmed state, else from the mempool.
+fn result_author<B: BodyStore<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    result: &TxId,
+) -> Option<AccountId> {
+    if let Some(r) = state(ledger).lab_result(result) {
+        return Some(r.recorded.author);
+    }
+    ledger
+        .mempool()
+        .find(|p| p.id == *result && matches!(p.tx.body, TxBody::App(Event::LabTestResult(_))))
+        .map(|p| p.tx.author)
+}
+
+/// The username of `account` in the roster, or its hex form if it is not a member.
+pub fn username_of<B: BodyStore<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    account: &AccountId,
+) -> String {
+    ledger
+        .genesis()
+        .member(account)
+        .map_or_else(|| account.to_string(), |m| m.username.clone())
+}
+
+/// The balance of `account` once the pending transfers are mined: the confirmed
+/// balance plus pending transfers to it, minus pending transfers from it. (Rewards are
+/// only paid when a block is made, so they do not count yet.)
+pub fn pending_balance<B: BodyStore<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    account: &AccountId,
+) -> Amount {
+    let mut incoming: u128 = u128::from(ledger.balance(account).units());
+    let mut outgoing: u128 = 0;
+    for pending in ledger.mempool() {
+        if let TxBody::Transfer { to, amount } = &pending.tx.body {
+            if pending.tx.author == *account {
+                outgoing += u128::from(amount.units());
+            }
+            if to == account {
+                incoming += u128::from(amount.units());
+            }
+        }
+    }
+    // The mempool never lets a balance go negative or overflow, so this fits.
+    Amount(u64::try_from(incoming.saturating_sub(outgoing)).unwrap_or(u64::MAX))
+}
+
+/// One line of [`balances`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// The username, or the account in hex for an account outside the roster.
+    pub name: String,
+    /// The account.
+    pub account: AccountId,
+    /// The confirmed balance.
+    pub amount: Amount,
+}
+
+/// Confirmed balances by username, sorted by name: one line per roster member (the
+/// reserve `SYSTEM_BANK_001` included), with zero for those holding nothing, then any
+/// account outside the roster that holds e-cash, named by its hex form.
+pub fn balances<B: BodyStore<Event>>(ledger: &Ledger<HealthPolicy, B>) -> Vec<Balance> {
+    let genesis = ledger.genesis();
+    let mut lines: Vec<Balance> = genesis
+        .roster
+        .iter()
+        .map(|m| Balance {
+            name: m.username.clone(),
+            account: m.account,
+            amount: ledger.balance(&m.account),
+        })
+        .collect();
+    lines.extend(
+        ledger
+            .state()
+            .balances()
+            .filter(|(account, amount)| genesis.member(account).is_none() && amount.units() > 0)
+            .map(|(account, amount)| Balance {
+                name: account.to_string(),
+                account: *account,
+                amount: *amount,
+            }),
+    );
+    lines.sort_by(|a, b| a.name.cmp(&b.name));
+    lines
+}
