@@ -130,6 +130,15 @@ pub struct GenesisArgs {
     /// Only roster members may produce blocks (default: anyone with valid work).
     #[arg(long)]
     pub members_only_mining: bool,
+    /// Reward to the ordering doctor when a lab result is recorded.
+    #[arg(long, default_value_t = health_workflow::DEFAULT_REWARD_LAB_RESULT)]
+    pub reward_lab_result: u64,
+    /// Reward to the prescribing doctor when a prescription is filled.
+    #[arg(long, default_value_t = health_workflow::DEFAULT_REWARD_FILL)]
+    pub reward_fill: u64,
+    /// What a doctor pays the lab for the results a prescription is based on.
+    #[arg(long, default_value_t = health_workflow::DEFAULT_LAB_PAYMENT)]
+    pub lab_payment: u64,
     /// Genesis time in milliseconds since the Unix epoch (default: now).
     #[arg(long)]
     pub timestamp: Option<u64>,

@@ -18,8 +18,8 @@ use std::io::Read;
 
 use ledger_core::{AccountId, Amount, Genesis, Member, Timestamp};
 
-/// The reserve's login-style name, as in the original system.
-pub const RESERVE_NAME: &str = "SYSTEM_BANK_001";
+use health_workflow::demo::{self, RESERVE_USERNAME as RESERVE_NAME};
+use health_workflow::{PARAM_LAB_PAYMENT, PARAM_REWARD_FILL, PARAM_REWARD_LAB_RESULT, Role};
 
 /// Why a roster cannot become a genesis.
 #[derive(Debug, thiserror::Error)]
@@ -52,11 +52,6 @@ pub enum RosterError {
     Genesis(#[from] ledger_core::GenesisError),
 }
 
-/// Roster role labels a member may have (the healthcare policy's labels).
-const MEMBER_ROLES: [&str; 3] = ["doctor", "lab_technician", "pharmacist"];
-/// The reserve's role label.
-const SYSTEM_ROLE: &str = "system";
-
 /// The header a roster file must have.
 pub const HEADER: &str = "username,display_name,role,public_key_hex,balance";
 
@@ -73,6 +68,12 @@ pub struct NetworkSettings {
     pub members_only_mining: bool,
     /// Genesis time.
     pub timestamp: Timestamp,
+    /// Reward to the ordering doctor when a lab result is recorded.
+    pub reward_lab_result: u64,
+    /// Reward to the prescribing doctor when a prescription is filled.
+    pub reward_fill: u64,
+    /// What a doctor pays the lab for results a prescription is based on.
+    pub lab_payment: u64,
 }
 
 /// Reads a roster and builds the genesis it describes.
@@ -87,7 +88,7 @@ pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Gen
             found,
         });
     }
-    let reserve = AccountId::unspendable(RESERVE_NAME);
+    let reserve = demo::reserve_account();
     let mut roster = Vec::new();
     let mut balances = Vec::new();
     for record in reader.records() {
@@ -102,10 +103,13 @@ pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Gen
         if username == RESERVE_NAME {
             return Err(bad(format!("'{RESERVE_NAME}' is reserved for the reserve")));
         }
-        if !MEMBER_ROLES.contains(&role.as_str()) {
-            return Err(bad(format!(
-                "role '{role}' is not doctor, lab_technician or pharmacist"
-            )));
+        match Role::from_label(&role) {
+            Some(Role::Doctor | Role::LabTechnician | Role::Pharmacist) => {}
+            _ => {
+                return Err(bad(format!(
+                    "role '{role}' is not doctor, lab_technician or pharmacist"
+                )));
+            }
         }
         let account =
             AccountId::from_hex(&field(3)).map_err(|e| bad(format!("public key: {e}")))?;
@@ -131,12 +135,7 @@ pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Gen
     let producers = settings
         .members_only_mining
         .then(|| roster.iter().map(|m| m.account).collect());
-    roster.push(Member {
-        account: reserve,
-        username: RESERVE_NAME.into(),
-        display_name: "System reserve".into(),
-        role: SYSTEM_ROLE.into(),
-    });
+    roster.push(demo::reserve_member());
     balances.push((reserve, Amount(settings.reserve_supply)));
     let genesis = Genesis {
         network: settings.network.clone(),
@@ -146,7 +145,14 @@ pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Gen
         roster,
         balances,
         reserve,
-        parameters: Default::default(),
+        parameters: [
+            (PARAM_REWARD_LAB_RESULT, settings.reward_lab_result),
+            (PARAM_REWARD_FILL, settings.reward_fill),
+            (PARAM_LAB_PAYMENT, settings.lab_payment),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect(),
     };
     genesis.check()?;
     Ok(genesis)
@@ -164,6 +170,9 @@ mod tests {
             reserve_supply: 5_000,
             members_only_mining: true,
             timestamp: Timestamp(1),
+            reward_lab_result: 500,
+            reward_fill: 700,
+            lab_payment: 100,
         }
     }
 

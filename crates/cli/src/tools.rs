@@ -41,6 +41,9 @@ pub fn genesis(args: &GenesisArgs) -> anyhow::Result<()> {
         reserve_supply: args.reserve_supply,
         members_only_mining: args.members_only_mining,
         timestamp: args.timestamp.map_or_else(now, Timestamp),
+        reward_lab_result: args.reward_lab_result,
+        reward_fill: args.reward_fill,
+        lab_payment: args.lab_payment,
     };
     let genesis = roster::build_genesis(file, &settings)
         .with_context(|| format!("reading roster {}", args.roster.display()))?;
