@@ -453,7 +453,12 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             .find(|h| self.is_on_main_chain(h))
             .and_then(|h| self.height_of(h))
             .map_or(0, |h| h.0 as usize);
-        self.chain.iter().skip(start + 1).take(limit).copied().collect()
+        self.chain
+            .iter()
+            .skip(start + 1)
+            .take(limit)
+            .copied()
+            .collect()
     }
 
     // ----- transactions --------------------------------------------------------------
@@ -485,10 +490,10 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
         if !self.sigs.contains(&id) {
             let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
-            let ok = self
-                .keys
-                .get(&tx.author)
-                .is_some_and(|key| key.verify_strict(&message, &tx.signature.to_dalek()).is_ok());
+            let ok = self.keys.get(&tx.author).is_some_and(|key| {
+                key.verify_strict(&message, &tx.signature.to_dalek())
+                    .is_ok()
+            });
             if !ok {
                 return Err(TxError::BadSignature { tx: id });
             }
@@ -660,7 +665,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             return outcome;
         }
         if let Err(error) = self.check_standalone(&block, hash) {
-            self.mark_invalid(hash);
+            if condemns_hash(&error) {
+                self.mark_invalid(hash);
+            }
             outcome.status = BlockStatus::Invalid;
             outcome.invalid.push((hash, error));
             return outcome;
@@ -685,8 +692,11 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                     }
                 }
                 Err(error) => {
-                    // Orphans waiting on an invalid block are invalid too.
-                    self.discard_orphans_of(&hash, &mut outcome);
+                    // Orphans waiting on an invalid block are invalid too; not so when
+                    // only this copy of their parent was bad (see `condemns_hash`).
+                    if condemns_hash(&error) {
+                        self.discard_orphans_of(&hash, &mut outcome);
+                    }
                     if is_first || error.block() == outcome.hash {
                         outcome.status = BlockStatus::Invalid;
                     }
@@ -703,10 +713,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             for child in self.orphans.children_of(&parent) {
                 let child_hash = child.hash();
                 self.mark_invalid(child_hash);
-                outcome.invalid.push((
-                    child_hash,
-                    BlockError::KnownInvalid { block: child_hash },
-                ));
+                outcome
+                    .invalid
+                    .push((child_hash, BlockError::KnownInvalid { block: child_hash }));
                 stack.push(child_hash);
             }
         }
@@ -793,19 +802,25 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let mut items: Vec<SigItem> = Vec::new();
         let mut item_tx: Vec<usize> = Vec::new();
         let mut bad_key: Option<usize> = None;
+        // Reported only once the Merkle root shows the body is the one the header names.
+        let mut malformed: Option<BlockError<P::Error>> = None;
         let mut seen = HashSet::with_capacity(block.transactions.len());
         for (index, tx) in block.transactions.iter().enumerate() {
             let encoded = codec::encode(tx);
             let id = TxId(crate::Hash::of(&encoded));
             if encoded.len() > limits::MAX_TX_BYTES {
-                return Err(tx_error(hash, index, TxError::TooLarge {
-                    tx: id,
-                    size: encoded.len(),
-                    max: limits::MAX_TX_BYTES,
-                }));
+                malformed.get_or_insert(tx_error(
+                    hash,
+                    index,
+                    TxError::TooLarge {
+                        tx: id,
+                        size: encoded.len(),
+                        max: limits::MAX_TX_BYTES,
+                    },
+                ));
             }
             if !seen.insert(id) {
-                return Err(tx_error(hash, index, TxError::Duplicate { tx: id }));
+                malformed.get_or_insert(tx_error(hash, index, TxError::Duplicate { tx: id }));
             }
             if origin == Origin::Untrusted && !self.sigs.contains(&id) {
                 let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
@@ -829,6 +844,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 found: header.merkle_root,
             });
         }
+        if let Some(error) = malformed {
+            return Err(error);
+        }
         if origin == Origin::Untrusted {
             let producer = verify::item(
                 &mut self.keys,
@@ -846,7 +864,11 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             }
             let bad_tx = first_bad.map(|i| item_tx[i - 1]);
             if let Some(index) = [bad_tx, bad_key].into_iter().flatten().min() {
-                return Err(tx_error(hash, index, TxError::BadSignature { tx: ids[index] }));
+                return Err(tx_error(
+                    hash,
+                    index,
+                    TxError::BadSignature { tx: ids[index] },
+                ));
             }
             for id in &ids {
                 self.sigs.insert(*id);
@@ -875,7 +897,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let checked = match self.check_in_context(block, hash, now, origin) {
             Ok(checked) => checked,
             Err(error) => {
-                self.mark_invalid(hash);
+                if condemns_hash(&error) {
+                    self.mark_invalid(hash);
+                }
                 return Err(error);
             }
         };
@@ -1288,6 +1312,27 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             .seal(keys)
             .expect("mining loop ends only when a nonce is found")
     }
+}
+
+/// Whether `error` is a verdict on every block with this hash, to be remembered.
+///
+/// A block hash commits to the header and, through the Merkle root, to the
+/// transactions and rewards, but not to the producer's signature. A failure found
+/// before the body is known to match the header (size limits, the Merkle root itself),
+/// a bad producer signature, or a timestamp ahead of this node's clock (which time
+/// cures) may concern only this copy: remembering it would let anyone get a valid
+/// block refused everywhere by sending a mangled copy first. A store failure is this
+/// node's fault, not the block's.
+fn condemns_hash<E>(error: &BlockError<E>) -> bool {
+    !matches!(
+        error,
+        BlockError::TooLarge { .. }
+            | BlockError::TooManyEntries { .. }
+            | BlockError::FromTheFuture { .. }
+            | BlockError::BadProducerSignature { .. }
+            | BlockError::MerkleMismatch { .. }
+            | BlockError::Store { .. }
+    )
 }
 
 /// Validity of each item's signature, batch by batch.

@@ -19,9 +19,8 @@ use std::collections::BTreeMap;
 use common::Op;
 use ledger_core::merkle::merkle_root;
 use ledger_core::{
-    AccountId, Amount, Block, BlockHash, BlockHeader, Genesis, HEADER_BYTES, Hash, Height,
-    Keypair, Member, Reward, Signature, Timestamp, Transaction, TxBody, TxId, codec,
-    verify_signature,
+    AccountId, Amount, Block, BlockHash, BlockHeader, Genesis, HEADER_BYTES, Hash, Height, Keypair,
+    Member, Reward, Signature, Timestamp, Transaction, TxBody, TxId, codec, verify_signature,
 };
 use sha2::{Digest, Sha256};
 
@@ -61,9 +60,9 @@ const GENESIS: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
     "e803000000000000", // 1_000
     "e62b4352076f3adace3b39b14c06dee48e6d94db346808dbf12ecf49136f5d01",
-    "f401000000000000", // 500
+    "f401000000000000",                                                 // 500
     "e62b4352076f3adace3b39b14c06dee48e6d94db346808dbf12ecf49136f5d01", // reserve
-    "0100000000000000", // parameters: one entry
+    "0100000000000000",                                                 // parameters: one entry
     "0c00000000000000",
     "636c61696d5f726577617264", // "claim_reward"
     "0500000000000000",         // 5
@@ -72,7 +71,7 @@ const GENESIS_HASH: &str = "5650d3c53dd9dc69e73948287c2cea525a903bbe9526535081dd
 
 const TRANSFER_TX: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // author k1
-    "0700000000000000", // nonce 7
+    "0700000000000000",                                                 // nonce 7
     "e86be5cf8b010000", // timestamp 1_700_000_001_000 = 0x018bcfe56be8
     "00000000",         // TxBody::Transfer
     "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394", // to k2
@@ -84,7 +83,7 @@ const TRANSFER_TX_ID: &str = "b4a74259a7379c8df1f2e3e86232ccdfb32c2420753ba51244
 
 const APP_TX: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // author k1
-    "0800000000000000", // nonce 8
+    "0800000000000000",                                                 // nonce 8
     "e86be5cf8b010000", // timestamp 1_700_000_001_000
     "01000000",         // TxBody::App
     "01000000",         // Op::Claim (the test payload's second variant)
@@ -96,7 +95,7 @@ const APP_TX_ID: &str = "3a51e482f8fca87e3d93df9f9854b257fba0a6274e3b697e87952e6
 
 const REWARD: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // to k1
-    "0500000000000000", // amount 5
+    "0500000000000000",                                                 // amount 5
     "3a51e482f8fca87e3d93df9f9854b257fba0a6274e3b697e87952e6862568a1c", // cause: APP_TX_ID
 );
 /// SHA-256 of `"healthchain/reward"` followed by `REWARD`.
@@ -107,7 +106,7 @@ const REWARD_ENTRY: &str = "71b85d247af4e80b9fb2a3276cbe40fc996086565075452aa293
 const MERKLE_ROOT: &str = "fd7c8c4e4b5c6780ff88bc99e610271fda9731e921f95ea35834639ca3566467";
 
 const HEADER: &str = concat!(
-    "0100000000000000", // height 1
+    "0100000000000000",                                                 // height 1
     "5650d3c53dd9dc69e73948287c2cea525a903bbe9526535081dd3f3c58e39627", // prev: GENESIS_HASH
     "fd7c8c4e4b5c6780ff88bc99e610271fda9731e921f95ea35834639ca3566467", // MERKLE_ROOT
     "d06fe5cf8b010000", // timestamp 1_700_000_002_000 = 0x018bcfe56fd0
@@ -268,7 +267,10 @@ fn height_is_eight_bytes_little_endian() {
 fn account_is_its_32_raw_key_bytes() {
     check(&k1().account(), K1);
     check(&k2().account(), K2);
-    assert_eq!(hex(AccountId::unspendable("golden-reserve").as_bytes()), RESERVE);
+    assert_eq!(
+        hex(AccountId::unspendable("golden-reserve").as_bytes()),
+        RESERVE
+    );
     assert_eq!(
         sha256(&[b"healthchain/unspendable/golden-reserve"]),
         RESERVE,
@@ -311,14 +313,21 @@ fn app_transaction() {
     check(&tx, APP_TX);
     assert_eq!(tx.id().to_string(), APP_TX_ID);
     assert_eq!(sha256(&[&unhex(APP_TX)]), APP_TX_ID);
-    assert!(verify_signature(&tx.author, &tx.signing_bytes(&network()), &tx.signature));
+    assert!(verify_signature(
+        &tx.author,
+        &tx.signing_bytes(&network()),
+        &tx.signature
+    ));
 }
 
 #[test]
 fn reward_entry() {
     check(&reward(), REWARD);
     assert_eq!(reward().entry_hash().to_string(), REWARD_ENTRY);
-    assert_eq!(sha256(&[b"healthchain/reward", &unhex(REWARD)]), REWARD_ENTRY);
+    assert_eq!(
+        sha256(&[b"healthchain/reward", &unhex(REWARD)]),
+        REWARD_ENTRY
+    );
 }
 
 #[test]
@@ -359,7 +368,11 @@ fn small_block() {
     assert_eq!(block.hash().to_string(), BLOCK_HASH);
     let mut message = b"healthchain/blk/".to_vec();
     message.extend(unhex(BLOCK_HASH));
-    assert!(verify_signature(&k1().account(), &message, &block.signature));
+    assert!(verify_signature(
+        &k1().account(),
+        &message,
+        &block.signature
+    ));
     // Transfer: 32 + 8 + 8 + 4 + 32 + 8 + 64; claim: 32 + 8 + 8 + 4 + 4 + 2 + 64.
     assert_eq!(block.encode().len(), 120 + 64 + 8 + 156 + 122 + 8 + 72);
 }

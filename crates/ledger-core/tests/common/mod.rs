@@ -9,7 +9,7 @@ use ledger_core::merkle::merkle_root;
 use ledger_core::{
     AccountId, Amount, Applied, Block, BlockHash, BlockHeader, BlockOutcome, BlockStatus,
     ChainState, Genesis, Height, Keypair, Ledger, Member, Policy, Reward, Timestamp, Transaction,
-    TxBody, TxContext, mine_header,
+    TxBody, TxContext, TxId, mine_header,
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,7 +212,9 @@ pub type TestTx = Transaction<Op>;
 
 /// `KEYS` deterministic key pairs.
 pub fn keys() -> Vec<Keypair> {
-    (1..=KEYS as u8).map(|i| Keypair::from_seed([i; 32])).collect()
+    (1..=KEYS as u8)
+        .map(|i| Keypair::from_seed([i; 32]))
+        .collect()
 }
 
 /// An account that holds nothing and that nobody in the tests signs for.
@@ -295,6 +297,15 @@ pub fn tx(ledger: &TestLedger, keys: &Keypair, body: TxBody<Op>, now: Timestamp)
     Transaction::new_signed(&ledger.genesis_hash(), keys, nonce, now, body)
 }
 
+/// Signs `body` from `keys` with the next free nonce and submits it to the mempool,
+/// expecting it to be accepted.
+pub fn send(ledger: &mut TestLedger, keys: &Keypair, body: TxBody<Op>, now: Timestamp) -> TxId {
+    let tx = tx(ledger, keys, body, now);
+    ledger
+        .submit_transaction(tx, now)
+        .expect("transaction must be accepted")
+}
+
 /// A transfer body.
 pub fn pay(to: AccountId, amount: u64) -> TxBody<Op> {
     TxBody::Transfer {
@@ -315,7 +326,12 @@ pub fn submit_tx(ledger: &mut TestLedger, tx: TestTx, now: Timestamp) {
 pub fn mine_and_submit(ledger: &mut TestLedger, producer: &Keypair, now: Timestamp) -> TestBlock {
     let block = ledger.mine_block(producer, now);
     let outcome = ledger.submit_block(block.clone(), now);
-    assert_eq!(outcome.status, BlockStatus::Accepted, "{:?}", outcome.invalid);
+    assert_eq!(
+        outcome.status,
+        BlockStatus::Accepted,
+        "{:?}",
+        outcome.invalid
+    );
     assert_eq!(ledger.tip().hash, block.hash());
     block
 }
@@ -373,14 +389,22 @@ pub fn ledger_with(genesis: &Genesis, blocks: &[TestBlock], now: Timestamp) -> T
     let mut ledger = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
     for block in blocks {
         let outcome = ledger.submit_block(block.clone(), now);
-        assert_eq!(outcome.status, BlockStatus::Accepted, "{:?}", outcome.invalid);
+        assert_eq!(
+            outcome.status,
+            BlockStatus::Accepted,
+            "{:?}",
+            outcome.invalid
+        );
     }
     ledger
 }
 
 /// Sum of every balance.
 pub fn supply<S>(state: &ChainState<S>) -> u64 {
-    state.total_supply().expect("a fixed supply cannot overflow").0
+    state
+        .total_supply()
+        .expect("a fixed supply cannot overflow")
+        .0
 }
 
 /// The supply fixed by `genesis`.
@@ -392,7 +416,11 @@ pub fn genesis_supply(genesis: &Genesis) -> u64 {
 /// equals a replay from genesis, and the supply is the genesis supply.
 pub fn assert_consistent(ledger: &TestLedger) {
     let replayed = ledger.replay_from_genesis().expect("replay succeeds");
-    assert_eq!(&replayed, ledger.state(), "incremental state differs from replay");
+    assert_eq!(
+        &replayed,
+        ledger.state(),
+        "incremental state differs from replay"
+    );
     assert_eq!(supply(ledger.state()), genesis_supply(ledger.genesis()));
 }
 
