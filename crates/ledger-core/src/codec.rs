@@ -116,7 +116,10 @@ mod tests {
         // A Vec<u8> claiming 2^60 elements, followed by nothing.
         let bytes = (1u64 << 60).to_le_bytes();
         let err = decode::<Vec<u8>>(&bytes, 1024).expect_err("must not decode");
-        assert!(matches!(err, DecodeError::TooLarge { .. } | DecodeError::Incomplete));
+        assert!(matches!(
+            err,
+            DecodeError::TooLarge { .. } | DecodeError::Incomplete
+        ));
     }
 
     #[test]

@@ -193,7 +193,11 @@ mod tests {
         let sig = keys.sign(b"hello");
         assert!(verify_signature(&keys.account(), b"hello", &sig));
         assert!(!verify_signature(&keys.account(), b"hellO", &sig));
-        assert!(!verify_signature(&AccountId::unspendable("x"), b"hello", &sig));
+        assert!(!verify_signature(
+            &AccountId::unspendable("x"),
+            b"hello",
+            &sig
+        ));
     }
 
     #[test]

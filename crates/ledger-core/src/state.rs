@@ -206,7 +206,10 @@ impl<S> ChainState<S> {
         let credited = self
             .balance(&to)
             .checked_add(amount)
-            .ok_or(TxError::Overflow { tx: id, account: to })?;
+            .ok_or(TxError::Overflow {
+                tx: id,
+                account: to,
+            })?;
         self.set_balance(from, debited, undo);
         self.set_balance(to, credited, undo);
         Ok(())

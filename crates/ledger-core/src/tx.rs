@@ -128,12 +128,24 @@ mod tests {
                 amount: Amount(10),
             },
         );
-        assert!(verify_signature(&tx.author, &tx.signing_bytes(&net), &tx.signature));
+        assert!(verify_signature(
+            &tx.author,
+            &tx.signing_bytes(&net),
+            &tx.signature
+        ));
         let other = BlockHash(Hash::of(b"other"));
-        assert!(!verify_signature(&tx.author, &tx.signing_bytes(&other), &tx.signature));
+        assert!(!verify_signature(
+            &tx.author,
+            &tx.signing_bytes(&other),
+            &tx.signature
+        ));
         let mut changed = tx.clone();
         changed.nonce = 2;
-        assert!(!verify_signature(&changed.author, &changed.signing_bytes(&net), &changed.signature));
+        assert!(!verify_signature(
+            &changed.author,
+            &changed.signing_bytes(&net),
+            &changed.signature
+        ));
         assert_ne!(tx.id(), changed.id());
     }
 }
