@@ -13,7 +13,7 @@
 //! | `register` | `register [NAME...]` (the rest of the line is the name) |
 //! | `consult` | `consult [--test y\|n] [NOTES...]` |
 //! | `perform_test` | `perform_test [--order N] [RESULTS...]` |
-//! | `prescribe` | `prescribe [MEDICATION...]` |
+//! | `prescribe` | `prescribe [MEDICATION [DOSAGE [INSTRUCTIONS...]]]` |
 //! | `fill` | `fill [--prescription N] [y\|n]` |
 //! | `set_patient` | `set_patient ID` (a patient id, or a unique prefix of one) |
 //! | `history`, `mine`, `chain`, `pending`, `balances`, `peers`, `sync`, `recalc_balances` | no arguments |
@@ -59,8 +59,12 @@ pub enum Command {
     },
     /// Prescribe for the active patient (pays the lab for the results it read).
     Prescribe {
-        /// Medication and dosage.
+        /// The medication.
         medication: Option<String>,
+        /// The dosage.
+        dosage: Option<String>,
+        /// How to take it.
+        instructions: Option<String>,
     },
     /// Fill an open prescription of the active patient.
     Fill {
@@ -135,7 +139,7 @@ pub mod usage {
     /// `perform_test`.
     pub const PERFORM_TEST: &str = "perform_test [--order N] [RESULTS...]";
     /// `prescribe`.
-    pub const PRESCRIBE: &str = "prescribe [MEDICATION...]";
+    pub const PRESCRIBE: &str = "prescribe [MEDICATION [DOSAGE [INSTRUCTIONS...]]]";
     /// `fill`.
     pub const FILL: &str = "fill [--prescription N] [y|n]";
     /// `set_patient`.
@@ -247,7 +251,9 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             }
         }
         "prescribe" => Command::Prescribe {
-            medication: rest(args),
+            medication: args.first().cloned(),
+            dosage: args.get(1).cloned(),
+            instructions: args.get(2..).and_then(rest),
         },
         "fill" => {
             let (flag, rest_words) = take_flag(args, &["--prescription"], usage::FILL)?;
@@ -511,9 +517,19 @@ mod tests {
     #[test]
     fn prescribe_and_set_patient() {
         assert_eq!(
-            ok("prescribe Amoxicillin 500mg three times a day"),
+            ok("prescribe Amoxicillin \"500 mg\" three times a day"),
             Command::Prescribe {
-                medication: Some("Amoxicillin 500mg three times a day".into())
+                medication: Some("Amoxicillin".into()),
+                dosage: Some("500 mg".into()),
+                instructions: Some("three times a day".into())
+            }
+        );
+        assert_eq!(
+            ok("prescribe \"Vitamin D\""),
+            Command::Prescribe {
+                medication: Some("Vitamin D".into()),
+                dosage: None,
+                instructions: None
             }
         );
         assert_eq!(

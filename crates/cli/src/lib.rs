@@ -24,6 +24,7 @@ pub mod input;
 pub mod keyfile;
 pub mod roster;
 pub mod tools;
+pub mod views;
 
 use args::{Cli, Command};
 
