@@ -1,0 +1,189 @@
+//! Every role against every event: only the allowed pairs pass, in the mempool and
+//! inside a block.
+
+mod common;
+
+use common::{Net, block_policy_error, policy_error};
+use health_workflow::{
+    DoctorConsultation, Event, EventError, EventKind, LabTestResult, OrderId, PatientId,
+    PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
+    demo::demo_keypair,
+};
+use ledger_core::{Keypair, TxId};
+
+/// A network where every kind of event has something valid to act on: a registered
+/// patient with an open order, a recorded result and an unfilled prescription.
+struct Scene {
+    net: Net,
+    patient: PatientId,
+    open_order: OrderId,
+    result: TxId,
+    prescription: PrescriptionId,
+}
+
+fn scene() -> Scene {
+    let mut net = Net::new(0);
+    let patient = net.patient_id();
+    let (answered, open_order) = (net.order_id(), net.order_id());
+    let now = net.now();
+    let alice = net.alice.clone();
+    let tx = alice.register(&net.ledger, patient, "Jane", now).expect("valid");
+    net.submit(tx).expect("accepted");
+    let order = Some(TestOrder::blood_test(answered));
+    let tx = alice.consult(&net.ledger, patient, "a", order, now).expect("valid");
+    net.submit(tx).expect("accepted");
+    net.mine();
+    let tx = alice
+        .consult(&net.ledger, patient, "b", Some(TestOrder::blood_test(open_order)), now)
+        .expect("valid");
+    net.submit(tx).expect("accepted");
+    let tx = net
+        .bob
+        .perform_test(&net.ledger, patient, Some(answered), "ok", now)
+        .expect("valid");
+    let result = net.submit(tx).expect("accepted");
+    net.mine();
+    let prescription = net.prescription_id();
+    let prescribed = alice
+        .prescribe(&net.ledger, prescription_for(patient, prescription, result), now)
+        .expect("valid");
+    for tx in prescribed.transactions().cloned().collect::<Vec<_>>() {
+        net.submit(tx).expect("accepted");
+    }
+    net.mine();
+    Scene {
+        net,
+        patient,
+        open_order,
+        result,
+        prescription,
+    }
+}
+
+fn prescription_for(patient: PatientId, id: PrescriptionId, result: TxId) -> Prescription {
+    Prescription {
+        prescription_id: id,
+        patient_id: patient,
+        medication: "Iron".into(),
+        dosage: "1 tablet".into(),
+        instructions: "daily".into(),
+        based_on: vec![result],
+    }
+}
+
+fn event(scene: &mut Scene, kind: EventKind) -> Event {
+    match kind {
+        EventKind::PatientRegistration => Event::PatientRegistration(PatientRegistration {
+            patient_id: scene.net.patient_id(),
+            name: "John".into(),
+        }),
+        EventKind::DoctorConsultation => Event::DoctorConsultation(DoctorConsultation {
+            patient_id: scene.patient,
+            notes: "follow-up".into(),
+            test_order: Some(TestOrder::blood_test(scene.net.order_id())),
+        }),
+        EventKind::LabTestResult => Event::LabTestResult(LabTestResult {
+            patient_id: scene.patient,
+            order_id: scene.open_order,
+            results: "normal".into(),
+        }),
+        EventKind::Prescription => Event::Prescription(prescription_for(
+            scene.patient,
+            scene.net.prescription_id(),
+            scene.result,
+        )),
+        EventKind::PrescriptionFilled => Event::PrescriptionFilled(PrescriptionFilled {
+            prescription_id: scene.prescription,
+        }),
+        _ => unreachable!("every kind is listed"),
+    }
+}
+
+/// (username or `None` for an outsider, role label, allowed kinds)
+fn actors() -> Vec<(Keypair, Option<&'static str>, &'static [EventKind])> {
+    vec![
+        (
+            demo_keypair("dr_alice"),
+            Some("doctor"),
+            &[
+                EventKind::PatientRegistration,
+                EventKind::DoctorConsultation,
+                EventKind::Prescription,
+            ],
+        ),
+        (
+            demo_keypair("lab_tech_bob"),
+            Some("lab_technician"),
+            &[EventKind::LabTestResult],
+        ),
+        (
+            demo_keypair("pharm_charlie"),
+            Some("pharmacist"),
+            &[EventKind::PrescriptionFilled],
+        ),
+        (Keypair::from_seed([0x55; 32]), None, &[]),
+    ]
+}
+
+fn expected_refusal(keys: &Keypair, role: Option<&str>, kind: EventKind) -> EventError {
+    match role {
+        Some(role) => EventError::NotPermitted {
+            role: role.to_string(),
+            event: kind,
+        },
+        None => EventError::NotAMember {
+            account: keys.account(),
+        },
+    }
+}
+
+#[test]
+fn only_allowed_role_event_pairs_enter_the_mempool() {
+    for (keys, role, allowed) in actors() {
+        for kind in EventKind::ALL {
+            let mut scene = scene();
+            let event = event(&mut scene, kind);
+            let tx = scene.net.raw(&keys, event);
+            let result = scene.net.submit(tx);
+            if allowed.contains(&kind) {
+                assert!(result.is_ok(), "{role:?} {kind}: {result:?}");
+            } else {
+                let error = result.expect_err("forbidden pair");
+                assert_eq!(
+                    policy_error(&error),
+                    Some(&expected_refusal(&keys, role, kind)),
+                    "{role:?} {kind}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_block_with_one_forbidden_event_is_invalid() {
+    for (keys, role, allowed) in actors() {
+        for kind in EventKind::ALL {
+            let mut scene = scene();
+            let event = event(&mut scene, kind);
+            let tx = scene.net.raw(&keys, event);
+            let before = scene.net.ledger.state().clone();
+            let tip = scene.net.ledger.tip();
+            if allowed.contains(&kind) {
+                scene.net.submit(tx).expect("allowed pair");
+                let block = scene.net.mine();
+                assert_eq!(block.transactions.len(), 1, "{role:?} {kind}");
+                assert_ne!(scene.net.ledger.state(), &before);
+            } else {
+                let block = scene.net.craft(|t| t.transactions.push(tx));
+                let error = scene.net.reject(block);
+                assert_eq!(
+                    block_policy_error(&error),
+                    Some(&expected_refusal(&keys, role, kind)),
+                    "{role:?} {kind}: {error}"
+                );
+                assert_eq!(scene.net.ledger.tip(), tip);
+                assert_eq!(scene.net.ledger.state(), &before);
+            }
+        }
+    }
+}
