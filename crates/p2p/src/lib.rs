@@ -1,1 +1,123 @@
-//! placeholder
+//! `p2p`: the healthchain node runtime, generic over the ledger's
+//! [`Policy`](ledger_core::Policy) (it never knows about doctors).
+//!
+//! - [`protocol`]: the wire [`Message`]s, decoded through the core's canonical codec
+//!   with a byte limit; [`limits`]: every limit, with its reason.
+//! - [`session`]: one peer on a length-delimited framed TCP stream; an unauthenticated
+//!   [`Connection`] becomes a [`Session`] only through a timed handshake.
+//! - [`node`]: the node. One task owns the [`Ledger`](ledger_core::Ledger); a
+//!   cloneable [`NodeHandle`] submits transactions, mines, syncs, reads snapshots or
+//!   runs any read-only [`query`](NodeHandle::query) on the ledger, and
+//!   [`subscribe`](NodeHandle::subscribe)s to [`NodeEvent`]s. Around it: a listener
+//!   with a cap on inbound connections, dialers that redial configured peers with
+//!   exponential back-off, peer exchange, gossip with de-duplication that relays only
+//!   what the ledger accepted, locator-based sync in pipelined batches, and bans for
+//!   peers that misbehave (bad frames, protocol violations, invalid data).
+//! - [`store`]: the [`BlockStore`] trait, [`RedbStore`] in the node's data directory,
+//!   [`MemoryStore`] for tests. A block is committed before the ledger accepts it,
+//!   so before it is announced or acknowledged; [`open_ledger`] reloads the store on
+//!   start, re-checking hashes, links and state but not signatures.
+//!
+//! A [`CancellationToken`](tokio_util::sync::CancellationToken) passed to [`spawn`]
+//! shuts everything down: listener, dialers, sessions, mining, then the store.
+//!
+//! Bans are kept per socket address (the peer's and the one it announces), not per IP
+//! address, since several nodes may share a host.
+//!
+//! # Example
+//!
+//! Two nodes on 127.0.0.1: the second dials the first; a transaction submitted at one
+//! and a block mined there reach the other.
+//!
+//! ```
+//! use ledger_core::{AccountId, Amount, Applied, Genesis, Keypair, Policy, Timestamp,
+//!     Transaction, TxBody, TxContext};
+//! use p2p::{MemoryStore, NodeConfig, NodeEvent, open_ledger, spawn};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! /// Notes anyone may post.
+//! struct Notes;
+//! #[derive(Debug, thiserror::Error, Clone, PartialEq)]
+//! #[error("never")]
+//! struct Never;
+//! impl Policy for Notes {
+//!     type Payload = String;
+//!     type State = ();
+//!     type Undo = ();
+//!     type Error = Never;
+//!     fn genesis_state(&self, _: &Genesis) {}
+//!     fn apply(&self, _: &TxContext<'_>, _: &mut (), _: &String) -> Result<Applied<()>, Never> {
+//!         Ok(Applied::new(()))
+//!     }
+//!     fn undo(&self, _: &mut (), _: ()) {}
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let genesis = Genesis {
+//!     network: "notes".into(),
+//!     timestamp: Timestamp(0),
+//!     pow_bits: 4,
+//!     producers: None,
+//!     roster: vec![],
+//!     balances: vec![(AccountId::unspendable("reserve"), Amount(1_000))],
+//!     reserve: AccountId::unspendable("reserve"),
+//!     parameters: Default::default(),
+//! };
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! runtime.block_on(async {
+//!     let shutdown = CancellationToken::new();
+//!     let (ledger, _report) = open_ledger(genesis.clone(), Notes, MemoryStore::new())?;
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let first = spawn(listener, NodeConfig::new("first"), ledger, shutdown.clone())?;
+//!     let a = first.handle();
+//!
+//!     let (ledger, _) = open_ledger(genesis, Notes, MemoryStore::new())?;
+//!     let mut config = NodeConfig::new("second");
+//!     config.peers = vec![a.local_addr()];
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let second = spawn(listener, config, ledger, shutdown.clone())?;
+//!     let b = second.handle();
+//!     let mut events = b.subscribe();
+//!     while a.peers().await?.is_empty() {
+//!         let _ = events.recv().await?; // wait for the connection
+//!     }
+//!
+//!     let alice = Keypair::from_seed([1; 32]);
+//!     let genesis_hash = a.query(|ledger| ledger.genesis_hash()).await?;
+//!     let note = Transaction::new_signed(
+//!         &genesis_hash, &alice, 1, Timestamp(1_000), TxBody::App("hello".to_string()),
+//!     );
+//!     a.submit_transaction(note).await??;
+//!     let mined = a.mine(alice.clone()).await??;
+//!     loop {
+//!         if let NodeEvent::BlockAccepted { hash, .. } = events.recv().await? {
+//!             if hash == mined.hash { break; }
+//!         }
+//!     }
+//!     assert_eq!(b.tip().await?.hash, mined.hash);
+//!
+//!     shutdown.cancel();
+//!     first.join().await?;
+//!     second.join().await?;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod gossip;
+pub mod limits;
+pub mod node;
+pub mod protocol;
+pub mod session;
+pub mod store;
+
+pub use gossip::Offence;
+pub use node::{
+    Clock, DisconnectReason, MineError, Mined, NodeConfig, NodeError, NodeEvent, NodeHandle,
+    OpenError, Opened, ReloadFailure, ReloadReport, RunningNode, SystemClock, open_ledger, reload,
+    spawn,
+};
+pub use protocol::{Hello, Message, TipInfo};
+pub use session::{Connection, Direction, PeerInfo, Session, SessionConfig, SessionError};
+pub use store::{BlockStore, MemoryStore, RedbStore, StoreError};

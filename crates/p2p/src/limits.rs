@@ -1,0 +1,100 @@
+//! Every limit the node enforces on what peers send and on its own queues, in one
+//! place, each with the reason for its value.
+//!
+//! Limits that are part of validity (block size, transactions per block, locator
+//! length the ledger reads) live in [`ledger_core::limits`]; these only bound what a
+//! peer can make this node allocate, compute or wait for. Timeouts and the ban
+//! duration are defaults of [`NodeConfig`](crate::NodeConfig), which tests shorten.
+
+use std::time::Duration;
+
+/// Version of the wire protocol this node speaks; a peer announcing another one is
+/// refused during the handshake, since message layouts may differ.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default largest frame (payload after the 4-byte length prefix): twice the largest
+/// valid block, so any block fits with its envelope, while a length prefix claiming
+/// more is refused before a byte of it is buffered.
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most blocks in one `Blocks` reply (and the largest `limit` honoured in
+/// `GetBlocks`): enough to sync quickly in pipelined batches, small enough that a reply
+/// stays far below the frame limit for typical blocks and one batch is verified at once.
+pub const MAX_BLOCKS_PER_REPLY: usize = 128;
+
+/// Bytes of block encodings put in one `Blocks` reply: leaves room under
+/// [`MAX_FRAME_BYTES`] for the envelope whatever the blocks' sizes.
+pub const MAX_REPLY_BYTES: usize = MAX_FRAME_BYTES / 2;
+
+/// Longest block locator accepted in `GetBlocks`: the ledger's own locators never
+/// exceed it, and it bounds the lookups one request can cause.
+pub const MAX_LOCATOR_HASHES: usize = ledger_core::limits::MAX_LOCATOR_HASHES;
+
+/// Most addresses in one `Peers` message, and most addresses remembered from peer
+/// exchange: a peer cannot flood the address book.
+pub const MAX_PEER_ADDRS: usize = 64;
+
+/// Longest node name in a `Hello`: names are for logs and prompts, not payloads.
+pub const MAX_NODE_NAME: usize = 64;
+
+/// Most orphan blocks the ledger keeps while their ancestors are fetched (set by the
+/// ledger core; restated here so the closing list of limits is complete).
+pub const MAX_ORPHANS: usize = ledger_core::limits::MAX_ORPHANS;
+
+/// Default cap on inbound connections, counted from accept (handshakes included):
+/// connections beyond it are closed at once, so idle sockets cannot exhaust the node.
+pub const MAX_INBOUND: usize = 64;
+
+/// Default cap on connections the node opens itself to addresses learnt by peer
+/// exchange (configured peers are always dialled).
+pub const MAX_OUTBOUND_DISCOVERED: usize = 8;
+
+/// Frames queued for one peer's socket; a peer that lets the queue fill (it does not
+/// read) is disconnected rather than buffered without bound.
+pub const OUTBOUND_QUEUE: usize = 1_024;
+
+/// Messages queued from all sessions and handles to the ledger task: when it is full,
+/// sessions stop reading their sockets (back-pressure) instead of buffering.
+pub const NODE_INPUT_QUEUE: usize = 1_024;
+
+/// Events buffered per subscriber; a subscriber slower than that misses the oldest
+/// and is told how many it missed (`broadcast` lag), the node never waits for it.
+pub const EVENT_BUFFER: usize = 4_096;
+
+/// Transaction ids and block hashes remembered as already seen for gossip
+/// de-duplication; the oldest are forgotten first (the ledger still rejects
+/// duplicates, so forgetting costs only some work).
+pub const MAX_SEEN: usize = 100_000;
+
+/// Most addresses banned at once; past it the ban ending soonest is dropped, so a
+/// flood of misbehaving sockets cannot grow the list without bound.
+pub const MAX_BANNED: usize = 10_000;
+
+/// Nonces tried per mining round on the blocking pool before checking for
+/// cancellation: a few milliseconds of hashing, so a tip change stops mining quickly.
+pub const MINE_ROUND: u64 = 1 << 14;
+
+/// Default time a peer has to complete the handshake: long enough for a slow link,
+/// short enough that sockets which never speak do not hold inbound slots.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default silence after which an established peer is dropped; pings are sent at a
+/// third of it, so a live peer is never silent that long.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default time one frame may take to be written to a peer before it is dropped as
+/// too slow.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default time a dial may take before it is abandoned and retried later.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default ban for a misbehaving address: long enough to make abuse pointless, short
+/// enough that a configured peer that was broken and fixed comes back on its own.
+pub const BAN_DURATION: Duration = Duration::from_secs(15 * 60);
+
+/// Default first delay before redialling a configured peer; it doubles per failure.
+pub const RECONNECT_MIN: Duration = Duration::from_millis(500);
+
+/// Default longest delay between redials of a configured peer.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(60);

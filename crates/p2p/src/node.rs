@@ -1,0 +1,1480 @@
+//! The node: one task owns the [`Ledger`]; sessions, the listener, dialers, mining
+//! jobs and [`NodeHandle`]s talk to it over bounded channels.
+//!
+//! The ledger task is the only place where ledger state changes, so no lock guards it.
+//! Network decisions (de-duplication, bans, which faults are misbehaviour) are plain
+//! structs in the crate's `gossip` module; this module wires them to sockets.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ledger_core::{
+    Block, BlockError, BlockHash, BlockHeader, BlockStatus, Height, Keypair, Ledger, MineStatus,
+    Policy, Timestamp, TipChange, Transaction, TxError, TxId,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::gossip::{self, Backoff, BanList, Offence, Seen};
+use crate::limits;
+use crate::protocol::{Hello, Message, TipInfo};
+use crate::session::{Connection, Direction, PeerInfo, SessionConfig, SessionError, SessionEvent};
+use crate::store::{BlockStore, StoreError};
+
+/// Where the node reads the time it passes to the ledger.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Timestamp(millis)
+    }
+}
+
+/// How a node runs. [`NodeConfig::new`] gives the defaults of [`crate::limits`].
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// The node's name, sent in `Hello`.
+    pub name: String,
+    /// The address announced to peers; `None` announces the listener's local address.
+    pub advertise_addr: Option<SocketAddr>,
+    /// Peers dialled at start and redialled with exponential back-off while the node
+    /// runs.
+    pub peers: Vec<SocketAddr>,
+    /// Frame limit and session timeouts.
+    pub session: SessionConfig,
+    /// Most inbound connections at once, handshakes included.
+    pub max_inbound: usize,
+    /// Most connections opened to addresses learnt by peer exchange.
+    pub max_outbound_discovered: usize,
+    /// Whether to ask peers for addresses and dial them.
+    pub peer_exchange: bool,
+    /// How long a misbehaving address is refused.
+    pub ban_duration: Duration,
+    /// Time a dial may take.
+    pub connect_timeout: Duration,
+    /// First redial delay; doubles per failure.
+    pub reconnect_min: Duration,
+    /// Longest redial delay.
+    pub reconnect_max: Duration,
+    /// The clock read for `now`.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("name", &self.name)
+            .field("advertise_addr", &self.advertise_addr)
+            .field("peers", &self.peers)
+            .field("session", &self.session)
+            .field("max_inbound", &self.max_inbound)
+            .field("ban_duration", &self.ban_duration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeConfig {
+    /// A configuration with the default limits, no peers and the system clock.
+    pub fn new(name: impl Into<String>) -> Self {
+        NodeConfig {
+            name: name.into(),
+            advertise_addr: None,
+            peers: Vec::new(),
+            session: SessionConfig::default(),
+            max_inbound: limits::MAX_INBOUND,
+            max_outbound_discovered: limits::MAX_OUTBOUND_DISCOVERED,
+            peer_exchange: true,
+            ban_duration: limits::BAN_DURATION,
+            connect_timeout: limits::CONNECT_TIMEOUT,
+            reconnect_min: limits::RECONNECT_MIN,
+            reconnect_max: limits::RECONNECT_MAX,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Why a peer was disconnected.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisconnectReason<E> {
+    /// The session ended by itself (the peer left, went silent, or sent bad frames).
+    #[error("{0}")]
+    Session(SessionError),
+    /// The session ended without an error (closed by this node).
+    #[error("closed")]
+    Closed,
+    /// The peer misbehaved and was banned.
+    #[error("banned: {0}")]
+    Banned(Offence<E>),
+    /// The peer let its outbound queue fill.
+    #[error("too slow: outbound queue of {0} frames full")]
+    SlowPeer(usize),
+    /// The peer is this node itself.
+    #[error("connection to self")]
+    SelfConnection,
+    /// The peer announced an address that is banned.
+    #[error("announced address is banned")]
+    AlreadyBanned,
+}
+
+/// What the node reports to subscribers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NodeEvent<E> {
+    /// A block entered the block tree (and the store).
+    BlockAccepted {
+        /// Its hash.
+        hash: BlockHash,
+        /// Its height.
+        height: Height,
+        /// The peer it came from (`None`: mined here or submitted locally).
+        from: Option<SocketAddr>,
+    },
+    /// A block was refused.
+    BlockRejected {
+        /// Why.
+        error: BlockError<E>,
+        /// The peer it came from.
+        from: Option<SocketAddr>,
+    },
+    /// The best chain changed; `change.is_reorg()` tells a branch switch, and
+    /// `returned`/`dropped` say what became of the abandoned transactions.
+    TipChanged(TipChange<E>),
+    /// A transaction entered the mempool.
+    TxAccepted {
+        /// Its id.
+        id: TxId,
+        /// The peer it came from.
+        from: Option<SocketAddr>,
+    },
+    /// A transaction was refused.
+    TxRejected {
+        /// Why.
+        error: TxError<E>,
+        /// The peer it came from.
+        from: Option<SocketAddr>,
+    },
+    /// A session was established.
+    PeerUp(PeerInfo),
+    /// A session ended.
+    PeerDown {
+        /// The peer.
+        info: PeerInfo,
+        /// Why.
+        reason: DisconnectReason<E>,
+    },
+    /// A connection failed its handshake (timeout, other network, other version).
+    PeerRefused {
+        /// The peer's socket address.
+        addr: SocketAddr,
+        /// Why.
+        reason: SessionError,
+    },
+    /// An address was banned.
+    PeerBanned {
+        /// The banned address.
+        addr: SocketAddr,
+        /// For how long.
+        duration: Duration,
+        /// What it did.
+        offence: Offence<E>,
+    },
+}
+
+/// A block mined by this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mined {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: Height,
+}
+
+/// Why [`NodeHandle::mine`] produced no block.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum MineError<E> {
+    /// Another mining job is running.
+    #[error("already mining")]
+    Busy,
+    /// The tip changed while mining; the block would not extend the best chain.
+    #[error("the tip changed while mining")]
+    TipChanged,
+    /// The ledger refused the mined block.
+    #[error("mined block refused: {0}")]
+    Rejected(BlockError<E>),
+    /// The node stopped.
+    #[error("the node stopped")]
+    Stopped,
+}
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node is not running (shut down or crashed).
+    #[error("the node is not running")]
+    Stopped,
+    /// The listener's address could not be read.
+    #[error("listener: {0}")]
+    Listener(std::io::Error),
+    /// The block store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node task panicked or was aborted.
+    #[error("node task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+type Query<P, S> = Box<dyn FnOnce(&Ledger<P, S>) + Send>;
+
+enum Command<P: Policy, S: BlockStore<P::Payload>> {
+    SubmitTx {
+        tx: Transaction<P::Payload>,
+        reply: oneshot::Sender<Result<TxId, TxError<P::Error>>>,
+    },
+    SubmitBlock {
+        block: Block<P::Payload>,
+        reply: oneshot::Sender<Result<BlockStatus, BlockError<P::Error>>>,
+    },
+    Mine {
+        keys: Keypair,
+        reply: oneshot::Sender<Result<Mined, MineError<P::Error>>>,
+    },
+    Query(Query<P, S>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Sync(oneshot::Sender<usize>),
+    Connect(SocketAddr),
+}
+
+/// A cloneable handle to a running node. Every method is a message to the ledger
+/// task; they fail with [`NodeError::Stopped`] once the node has stopped.
+pub struct NodeHandle<P: Policy, S: BlockStore<P::Payload>> {
+    commands: mpsc::Sender<Command<P, S>>,
+    events: broadcast::Sender<NodeEvent<P::Error>>,
+    local_addr: SocketAddr,
+}
+
+impl<P: Policy, S: BlockStore<P::Payload>> Clone for NodeHandle<P, S> {
+    fn clone(&self) -> Self {
+        NodeHandle {
+            commands: self.commands.clone(),
+            events: self.events.clone(),
+            local_addr: self.local_addr,
+        }
+    }
+}
+
+impl<P: Policy, S: BlockStore<P::Payload>> std::fmt::Debug for NodeHandle<P, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
+    async fn ask<R>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<R>) -> Command<P, S>,
+    ) -> Result<R, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Subscribes to the node's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent<P::Error>> {
+        self.events.subscribe()
+    }
+
+    /// Submits a transaction; on success it is in the mempool and relayed to peers.
+    pub async fn submit_transaction(
+        &self,
+        tx: Transaction<P::Payload>,
+    ) -> Result<Result<TxId, TxError<P::Error>>, NodeError> {
+        self.ask(|reply| Command::SubmitTx { tx, reply }).await
+    }
+
+    /// Submits a block as if a peer had sent it (without a peer to blame); an accepted
+    /// block is stored, then relayed.
+    pub async fn submit_block(
+        &self,
+        block: Block<P::Payload>,
+    ) -> Result<Result<BlockStatus, BlockError<P::Error>>, NodeError> {
+        self.ask(|reply| Command::SubmitBlock { block, reply })
+            .await
+    }
+
+    /// Mines one block with the pending transactions, produced and signed by `keys`.
+    ///
+    /// The template is built on the ledger task; the proof of work runs on the blocking
+    /// pool in rounds of [`limits::MINE_ROUND`] nonces, so the node keeps handling
+    /// messages. It is abandoned with [`MineError::TipChanged`] if the tip moves
+    /// first. The block is stored before it is announced and before this returns.
+    pub async fn mine(
+        &self,
+        keys: Keypair,
+    ) -> Result<Result<Mined, MineError<P::Error>>, NodeError> {
+        self.ask(|reply| Command::Mine { keys, reply }).await
+    }
+
+    /// Runs `f` on the ledger task with read access to the ledger and returns its
+    /// result: how a front end reads state this crate does not know about.
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Ledger<P, S>) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.ask(move |reply| {
+            Command::Query(Box::new(move |ledger: &Ledger<P, S>| {
+                // The asker may have given up; the answer is then not needed.
+                let _ = reply.send(f(ledger));
+            }))
+        })
+        .await
+    }
+
+    /// The best chain's tip.
+    pub async fn tip(&self) -> Result<TipInfo, NodeError> {
+        self.query(|ledger| tip_info(ledger)).await
+    }
+
+    /// The best chain's block hashes by height (`[0]` is the genesis hash).
+    pub async fn chain(&self) -> Result<Vec<BlockHash>, NodeError> {
+        self.query(|ledger| ledger.main_chain().to_vec()).await
+    }
+
+    /// The best chain's headers from height 1 up.
+    pub async fn headers(&self) -> Result<Vec<BlockHeader>, NodeError> {
+        self.query(|ledger| {
+            ledger
+                .main_chain()
+                .iter()
+                .filter_map(|h| ledger.header(h).cloned())
+                .collect()
+        })
+        .await
+    }
+
+    /// The pending transactions, in mining order.
+    pub async fn pending(&self) -> Result<Vec<Transaction<P::Payload>>, NodeError> {
+        self.query(|ledger| ledger.mempool().map(|p| p.tx.clone()).collect())
+            .await
+    }
+
+    /// Every account's confirmed balance, sorted by account.
+    pub async fn balances(
+        &self,
+    ) -> Result<Vec<(ledger_core::AccountId, ledger_core::Amount)>, NodeError> {
+        self.query(|ledger| {
+            let mut all: Vec<_> = ledger.state().balances().map(|(a, b)| (*a, *b)).collect();
+            all.sort();
+            all
+        })
+        .await
+    }
+
+    /// The established peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Asks every peer for the blocks after our best chain; returns how many were asked.
+    pub async fn sync(&self) -> Result<usize, NodeError> {
+        self.ask(Command::Sync).await
+    }
+
+    /// Dials `addr` and keeps redialling it like a configured peer.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Connect(addr))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+}
+
+/// The tip as announced in `Hello`.
+fn tip_info<P: Policy, S: BlockStore<P::Payload>>(ledger: &Ledger<P, S>) -> TipInfo {
+    let tip = ledger.tip();
+    TipInfo {
+        hash: tip.hash,
+        height: tip.height,
+        work: tip.work,
+    }
+}
+
+/// What went wrong with one stored block during [`reload`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadFailure<E> {
+    /// The block could not be read back (corrupted or unreadable).
+    #[error("unreadable: {0}")]
+    Unreadable(StoreError),
+    /// The store lists the block but does not have it.
+    #[error("listed but missing")]
+    Missing,
+    /// The block no longer passes the ledger's checks (hashes, links or state).
+    #[error("invalid: {0}")]
+    Invalid(BlockError<E>),
+    /// Its parent is not among the blocks that loaded.
+    #[error("parent {0} is missing")]
+    MissingParent(BlockHash),
+}
+
+/// What [`reload`] found.
+#[derive(Debug)]
+pub struct ReloadReport<E> {
+    /// Blocks reloaded into the ledger.
+    pub loaded: usize,
+    /// Stored blocks that failed and are not served, with the reason.
+    pub failed: Vec<(BlockHash, ReloadFailure<E>)>,
+}
+
+impl<E> ReloadReport<E> {
+    /// Whether every stored block reloaded.
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Reloads every block of the ledger's store into the ledger, parents first, through
+/// [`Ledger::submit_stored_block`]: hashes, links and state are checked again,
+/// signatures (verified before the block was stored) are not. A block that fails is
+/// reported, not served. Call it on a fresh ledger built on the store.
+pub fn reload<P: Policy, S: BlockStore<P::Payload>>(
+    ledger: &mut Ledger<P, S>,
+) -> Result<ReloadReport<P::Error>, StoreError> {
+    let stored = ledger.store().stored()?;
+    let mut report = ReloadReport {
+        loaded: 0,
+        failed: Vec::new(),
+    };
+    for (_, hash) in stored {
+        let block = match ledger.block(&hash) {
+            Ok(Some(block)) => block,
+            Ok(None) => {
+                report.failed.push((hash, ReloadFailure::Missing));
+                continue;
+            }
+            Err(e) => {
+                report.failed.push((hash, ReloadFailure::Unreadable(e)));
+                continue;
+            }
+        };
+        let outcome = ledger.submit_stored_block(block);
+        match outcome.status {
+            BlockStatus::Accepted | BlockStatus::Duplicate => report.loaded += 1,
+            BlockStatus::Orphan { missing } => {
+                report
+                    .failed
+                    .push((hash, ReloadFailure::MissingParent(missing)));
+            }
+            BlockStatus::Invalid => {
+                let error = outcome
+                    .invalid
+                    .into_iter()
+                    .next()
+                    .map_or(BlockError::KnownInvalid { block: hash }, |(_, e)| e);
+                report.failed.push((hash, ReloadFailure::Invalid(error)));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A ledger reloaded from its store, and what the reload found.
+pub type Opened<P, S> = (Ledger<P, S>, ReloadReport<<P as Policy>::Error>);
+
+/// Builds a ledger on `store` and reloads what the store holds (see [`reload`]).
+pub fn open_ledger<P: Policy, S: BlockStore<P::Payload>>(
+    genesis: ledger_core::Genesis,
+    policy: P,
+    store: S,
+) -> Result<Opened<P, S>, OpenError> {
+    let mut ledger = Ledger::with_store(genesis, policy, store)?;
+    let report = reload(&mut ledger)?;
+    Ok((ledger, report))
+}
+
+/// Why [`open_ledger`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The genesis is unusable.
+    #[error(transparent)]
+    Genesis(#[from] ledger_core::GenesisError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A node started by [`spawn`]: its handle and its task.
+pub struct RunningNode<P: Policy, S: BlockStore<P::Payload>> {
+    handle: NodeHandle<P, S>,
+    task: JoinHandle<Result<(), NodeError>>,
+}
+
+impl<P: Policy, S: BlockStore<P::Payload>> std::fmt::Debug for RunningNode<P, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Policy, S: BlockStore<P::Payload>> RunningNode<P, S> {
+    /// A handle to the node.
+    pub fn handle(&self) -> NodeHandle<P, S> {
+        self.handle.clone()
+    }
+
+    /// Waits for the node to stop (after its shutdown token is cancelled).
+    pub async fn join(self) -> Result<(), NodeError> {
+        self.task.await?
+    }
+
+    /// Kills the node task without a graceful shutdown, as a crash would: its child
+    /// tasks stop, the store is dropped wherever it was.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a node on `listener` with `ledger` (reloaded already, see [`open_ledger`])
+/// and returns its handle; it runs until `shutdown` is cancelled.
+///
+/// Must be called within a tokio runtime. Store writes happen on the ledger task, so
+/// use the multi-threaded runtime.
+pub fn spawn<P: Policy, S: BlockStore<P::Payload>>(
+    listener: TcpListener,
+    config: NodeConfig,
+    ledger: Ledger<P, S>,
+    shutdown: CancellationToken,
+) -> Result<RunningNode<P, S>, NodeError> {
+    let local_addr = listener.local_addr().map_err(NodeError::Listener)?;
+    let (commands, command_rx) = mpsc::channel(limits::NODE_INPUT_QUEUE);
+    let (events, _) = broadcast::channel(limits::EVENT_BUFFER);
+    let handle = NodeHandle {
+        commands,
+        events: events.clone(),
+        local_addr,
+    };
+    let task = tokio::spawn(run(listener, config, ledger, shutdown, command_rx, events));
+    Ok(RunningNode { handle, task })
+}
+
+/// What the listener, dialers and sessions share.
+struct Shared<T> {
+    session: SessionConfig,
+    config: NodeConfig,
+    hello: watch::Receiver<Hello>,
+    to_node: mpsc::Sender<SessionEvent<T>>,
+    bans: Mutex<BanList>,
+    next_id: AtomicU64,
+    inbound: Arc<Semaphore>,
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
+
+impl<T> Shared<T> {
+    fn banned_until(&self, addr: &SocketAddr) -> Option<std::time::Instant> {
+        let bans = self
+            .bans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bans.banned_until(addr, std::time::Instant::now())
+    }
+
+    fn ban(&self, addr: SocketAddr) {
+        let mut bans = self
+            .bans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bans.ban(addr, std::time::Instant::now(), self.config.ban_duration);
+    }
+}
+
+struct Peer {
+    info: PeerInfo,
+    outbound: mpsc::Sender<Bytes>,
+    /// `GetBlocks` requests sent and not yet answered.
+    inflight: u32,
+}
+
+struct MiningJob<E> {
+    id: u64,
+    tip: BlockHash,
+    token: CancellationToken,
+    reply: oneshot::Sender<Result<Mined, MineError<E>>>,
+}
+
+struct MinedBlock<T> {
+    job: u64,
+    block: Block<T>,
+}
+
+/// The ledger task's state.
+struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
+    ledger: Ledger<P, S>,
+    shared: Arc<Shared<P::Payload>>,
+    events: broadcast::Sender<NodeEvent<P::Error>>,
+    hello: watch::Sender<Hello>,
+    peers: HashMap<u64, Peer>,
+    seen_txs: Seen<TxId>,
+    seen_blocks: Seen<BlockHash>,
+    known_addrs: HashSet<SocketAddr>,
+    dialing: HashSet<SocketAddr>,
+    mining: Option<MiningJob<P::Error>>,
+    next_job: u64,
+    mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
+}
+
+async fn run<P: Policy, S: BlockStore<P::Payload>>(
+    listener: TcpListener,
+    config: NodeConfig,
+    ledger: Ledger<P, S>,
+    shutdown: CancellationToken,
+    mut commands: mpsc::Receiver<Command<P, S>>,
+    events: broadcast::Sender<NodeEvent<P::Error>>,
+) -> Result<(), NodeError> {
+    let local_addr = listener.local_addr().map_err(NodeError::Listener)?;
+    // Children stop when the node does, whether by shutdown or by this future being
+    // dropped (an aborted task): the guard cancels them either way.
+    let token = shutdown.child_token();
+    let _guard = token.clone().drop_guard();
+    let advertised = config.advertise_addr.unwrap_or(local_addr);
+    let hello = Hello {
+        protocol_version: limits::PROTOCOL_VERSION,
+        genesis: ledger.genesis_hash(),
+        node_name: config
+            .name
+            .chars()
+            .take(limits::MAX_NODE_NAME / 4)
+            .collect(),
+        listen_addr: Some(advertised),
+        tip: tip_info(&ledger),
+    };
+    let (hello_tx, hello_rx) = watch::channel(hello);
+    let (to_node, mut session_rx) = mpsc::channel(limits::NODE_INPUT_QUEUE);
+    let (mined_tx, mut mined_rx) = mpsc::channel(4);
+    let shared = Arc::new(Shared {
+        session: config.session,
+        hello: hello_rx,
+        to_node,
+        bans: Mutex::new(BanList::default()),
+        next_id: AtomicU64::new(1),
+        inbound: Arc::new(Semaphore::new(config.max_inbound)),
+        tracker: TaskTracker::new(),
+        token: token.clone(),
+        config,
+    });
+    shared.tracker.spawn(listen(Arc::clone(&shared), listener));
+    for addr in shared.config.peers.clone() {
+        shared
+            .tracker
+            .spawn(dial_loop(Arc::clone(&shared), addr, true));
+    }
+    info!(name = %shared.config.name, %local_addr, "node started");
+    let mut node = NodeTask {
+        ledger,
+        shared: Arc::clone(&shared),
+        events,
+        hello: hello_tx,
+        peers: HashMap::new(),
+        seen_txs: Seen::new(limits::MAX_SEEN),
+        seen_blocks: Seen::new(limits::MAX_SEEN),
+        known_addrs: HashSet::new(),
+        // Addresses with a dialer, or dialled once after peer exchange: never twice.
+        dialing: shared.config.peers.iter().copied().collect(),
+        mining: None,
+        next_job: 0,
+        mined_tx,
+    };
+    loop {
+        tokio::select! {
+            () = token.cancelled() => break,
+            Some(command) = commands.recv() => node.on_command(command),
+            Some(event) = session_rx.recv() => node.on_session(event),
+            Some(mined) = mined_rx.recv() => node.on_mined(mined),
+        }
+    }
+    info!(name = %shared.config.name, "node stopping");
+    if let Some(job) = node.mining.take() {
+        job.token.cancel();
+        let _ = job.reply.send(Err(MineError::Stopped));
+    }
+    // Closing the queues first releases any session blocked on sending to the node.
+    node.peers.clear();
+    drop(session_rx);
+    drop(commands);
+    drop(mined_rx);
+    shared.tracker.close();
+    shared.tracker.wait().await;
+    // Dropping the ledger closes the store; every accepted block was committed already.
+    drop(node);
+    Ok(())
+}
+
+impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
+    fn now(&self) -> Timestamp {
+        self.shared.config.clock.now()
+    }
+
+    fn emit(&self, event: NodeEvent<P::Error>) {
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+    }
+
+    fn on_command(&mut self, command: Command<P, S>) {
+        match command {
+            Command::SubmitTx { tx, reply } => {
+                let result = self.handle_tx(tx, None);
+                let _ = reply.send(result);
+            }
+            Command::SubmitBlock { block, reply } => {
+                let result = self.handle_block(block, None);
+                let _ = reply.send(result);
+            }
+            Command::Mine { keys, reply } => self.start_mining(keys, reply),
+            Command::Query(query) => query(&self.ledger),
+            Command::Peers(reply) => {
+                let mut peers: Vec<PeerInfo> =
+                    self.peers.values().map(|p| p.info.clone()).collect();
+                peers.sort_by_key(|p| p.id);
+                let _ = reply.send(peers);
+            }
+            Command::Sync(reply) => {
+                let ids: Vec<u64> = self.peers.keys().copied().collect();
+                for id in &ids {
+                    self.request_blocks(*id, None);
+                }
+                let _ = reply.send(ids.len());
+            }
+            Command::Connect(addr) => {
+                if self.dialing.insert(addr) {
+                    let shared = Arc::clone(&self.shared);
+                    self.shared.tracker.spawn(dial_loop(shared, addr, true));
+                }
+            }
+        }
+    }
+
+    fn on_session(&mut self, event: SessionEvent<P::Payload>) {
+        match event {
+            SessionEvent::Up { info, outbound } => self.peer_up(info, outbound),
+            SessionEvent::Message { id, message } => self.on_message(id, message),
+            SessionEvent::Down {
+                id,
+                addr,
+                listen,
+                error,
+            } => match id.and_then(|id| self.peers.remove(&id)) {
+                Some(peer) => {
+                    let offence = error.as_ref().and_then(gossip::session_offence);
+                    match offence {
+                        Some(offence) => {
+                            self.emit(NodeEvent::PeerDown {
+                                info: peer.info.clone(),
+                                reason: DisconnectReason::Banned(offence.clone()),
+                            });
+                            self.ban(addr, listen, offence);
+                        }
+                        None => self.emit(NodeEvent::PeerDown {
+                            info: peer.info,
+                            reason: error
+                                .map_or(DisconnectReason::Closed, DisconnectReason::Session),
+                        }),
+                    }
+                }
+                None if id.is_none() => {
+                    let Some(error) = error else { return };
+                    match gossip::session_offence(&error) {
+                        Some(offence) => self.ban(addr, listen, offence),
+                        None => self.emit(NodeEvent::PeerRefused {
+                            addr,
+                            reason: error,
+                        }),
+                    }
+                }
+                // Already removed by this node, which reported why.
+                None => {}
+            },
+        }
+    }
+
+    fn peer_up(&mut self, info: PeerInfo, outbound: mpsc::Sender<Bytes>) {
+        let ours = self.hello.borrow().listen_addr;
+        if info.listen_addr.is_some() && info.listen_addr == ours {
+            debug!(addr = %info.addr, "dropping connection to self");
+            self.emit(NodeEvent::PeerDown {
+                info,
+                reason: DisconnectReason::SelfConnection,
+            });
+            return;
+        }
+        let banned = [Some(info.addr), info.listen_addr]
+            .into_iter()
+            .flatten()
+            .any(|a| self.shared.banned_until(&a).is_some());
+        if banned {
+            self.emit(NodeEvent::PeerDown {
+                info,
+                reason: DisconnectReason::AlreadyBanned,
+            });
+            return;
+        }
+        let id = info.id;
+        info!(peer = %info.addr, name = %info.name, height = %info.tip.height, "peer up");
+        if let Some(listen) = info.listen_addr
+            && self.known_addrs.len() < limits::MAX_PEER_ADDRS
+        {
+            self.known_addrs.insert(listen);
+        }
+        let more_work = info.tip.work > self.ledger.tip().work;
+        self.peers.insert(
+            id,
+            Peer {
+                info: info.clone(),
+                outbound,
+                inflight: 0,
+            },
+        );
+        self.emit(NodeEvent::PeerUp(info));
+        if self.shared.config.peer_exchange {
+            self.send(id, &Message::GetPeers);
+        }
+        if more_work {
+            self.request_blocks(id, None);
+        }
+    }
+
+    fn on_message(&mut self, id: u64, message: Message<P::Payload>) {
+        let Some(from) = self.peers.get(&id).map(|p| p.info.addr) else {
+            // A message still queued from a peer this node already dropped.
+            return;
+        };
+        match message {
+            Message::Tx(tx) => {
+                let tx_id = tx.id();
+                if !self.seen_txs.insert(tx_id) || self.ledger.is_pending(&tx_id) {
+                    return;
+                }
+                if let Err(error) = self.handle_tx(tx, Some(id))
+                    && let Some(offence) = gossip::tx_offence(&error)
+                {
+                    self.punish(id, offence);
+                }
+            }
+            Message::Block(block) => {
+                let hash = block.hash();
+                if !self.seen_blocks.insert(hash) || self.ledger.knows_block(&hash) {
+                    return;
+                }
+                if let Err(error) = self.handle_block(block, Some(id))
+                    && let Some(offence) = gossip::block_offence(&error)
+                {
+                    self.punish(id, offence);
+                }
+            }
+            Message::GetBlocks { locator, limit } => self.serve_blocks(id, &locator, limit),
+            Message::Blocks(blocks) => self.on_blocks(id, blocks),
+            Message::GetPeers => {
+                let mut addrs: Vec<SocketAddr> = self
+                    .peers
+                    .values()
+                    .filter(|p| p.info.id != id)
+                    .filter_map(|p| p.info.listen_addr)
+                    .collect();
+                addrs.extend(self.known_addrs.iter().copied());
+                addrs.sort();
+                addrs.dedup();
+                addrs.truncate(limits::MAX_PEER_ADDRS);
+                self.send(id, &Message::Peers(addrs));
+            }
+            Message::Peers(addrs) => self.on_peers(addrs),
+            Message::Hello(_) | Message::Ping(_) | Message::Pong(_) => {
+                // Sessions handle these; they never reach the node.
+                debug!(%from, "unexpected session message at the node");
+            }
+        }
+    }
+
+    fn on_peers(&mut self, addrs: Vec<SocketAddr>) {
+        if !self.shared.config.peer_exchange {
+            return;
+        }
+        let ours = self.hello.borrow().listen_addr;
+        let connected: HashSet<SocketAddr> = self
+            .peers
+            .values()
+            .flat_map(|p| [Some(p.info.addr), p.info.listen_addr])
+            .flatten()
+            .collect();
+        for addr in addrs {
+            if self.known_addrs.len() < limits::MAX_PEER_ADDRS {
+                self.known_addrs.insert(addr);
+            }
+            let busy = Some(addr) == ours
+                || connected.contains(&addr)
+                || self.dialing.contains(&addr)
+                || self.shared.banned_until(&addr).is_some();
+            let discovered = self
+                .peers
+                .values()
+                .filter(|p| p.info.direction == Direction::Outbound)
+                .count();
+            if busy || discovered >= self.shared.config.max_outbound_discovered {
+                continue;
+            }
+            self.dialing.insert(addr);
+            let shared = Arc::clone(&self.shared);
+            self.shared.tracker.spawn(dial_loop(shared, addr, false));
+        }
+    }
+
+    /// Submits a transaction from a peer (`from`) or a handle; relays it if accepted.
+    fn handle_tx(
+        &mut self,
+        tx: Transaction<P::Payload>,
+        from: Option<u64>,
+    ) -> Result<TxId, TxError<P::Error>> {
+        let now = self.now();
+        let addr = from.and_then(|id| self.peers.get(&id)).map(|p| p.info.addr);
+        let frame = Bytes::from(Message::Tx(tx.clone()).encode());
+        match self.ledger.submit_transaction(tx, now) {
+            Ok(id) => {
+                self.seen_txs.insert(id);
+                self.emit(NodeEvent::TxAccepted { id, from: addr });
+                self.broadcast(&frame, from);
+                Ok(id)
+            }
+            Err(error) => {
+                self.emit(NodeEvent::TxRejected {
+                    error: error.clone(),
+                    from: addr,
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// Submits a block from a peer (`from`) or a handle; announces what it adds.
+    fn handle_block(
+        &mut self,
+        block: Block<P::Payload>,
+        from: Option<u64>,
+    ) -> Result<BlockStatus, BlockError<P::Error>> {
+        let now = self.now();
+        let hash = block.hash();
+        let outcome = self.ledger.submit_block(block, now);
+        let status = outcome.status;
+        let own_error = outcome
+            .invalid
+            .iter()
+            .find(|(h, _)| *h == hash)
+            .map(|(_, e)| e.clone());
+        self.after_blocks(
+            &outcome.accepted,
+            outcome.tip_changes,
+            &outcome.invalid,
+            from,
+        );
+        self.announce(&outcome.accepted, from);
+        match status {
+            BlockStatus::Invalid => {
+                Err(own_error.unwrap_or(BlockError::KnownInvalid { block: hash }))
+            }
+            BlockStatus::Orphan { .. } => {
+                if let Some(id) = from {
+                    self.request_blocks(id, None);
+                }
+                Ok(status)
+            }
+            BlockStatus::Accepted | BlockStatus::Duplicate => Ok(status),
+        }
+    }
+
+    /// Events, mining cancellation, the `Hello` tip and re-relay of returned
+    /// transactions after blocks entered the tree.
+    fn after_blocks(
+        &mut self,
+        accepted: &[BlockHash],
+        tip_changes: Vec<TipChange<P::Error>>,
+        invalid: &[(BlockHash, BlockError<P::Error>)],
+        from: Option<u64>,
+    ) {
+        let addr = from.and_then(|id| self.peers.get(&id)).map(|p| p.info.addr);
+        for hash in accepted {
+            self.seen_blocks.insert(*hash);
+            let height = self.ledger.height_of(hash).unwrap_or_default();
+            self.emit(NodeEvent::BlockAccepted {
+                hash: *hash,
+                height,
+                from: addr,
+            });
+        }
+        for (_, error) in invalid {
+            self.emit(NodeEvent::BlockRejected {
+                error: error.clone(),
+                from: addr,
+            });
+        }
+        if tip_changes.is_empty() {
+            return;
+        }
+        let tip = tip_info(&self.ledger);
+        self.hello.send_modify(|hello| hello.tip = tip);
+        if let Some(job) = self.mining.take_if(|job| job.tip != tip.hash) {
+            job.token.cancel();
+            let _ = job.reply.send(Err(MineError::TipChanged));
+        }
+        let mut returned = Vec::new();
+        for change in tip_changes {
+            returned.extend(change.returned.iter().copied());
+            self.emit(NodeEvent::TipChanged(change));
+        }
+        // Transactions of abandoned blocks are back in the mempool: make sure peers
+        // that never saw them (the other side of a partition) get them.
+        let returned: HashSet<TxId> = returned.into_iter().collect();
+        if !returned.is_empty() {
+            let frames: Vec<Bytes> = self
+                .ledger
+                .mempool()
+                .filter(|p| returned.contains(&p.id))
+                .map(|p| Bytes::from(Message::Tx(p.tx.clone()).encode()))
+                .collect();
+            for frame in frames {
+                self.broadcast(&frame, None);
+            }
+        }
+    }
+
+    /// Sends the given blocks (from the store) to every peer but `except`.
+    fn announce(&mut self, hashes: &[BlockHash], except: Option<u64>) {
+        for hash in hashes {
+            match self.ledger.block(hash) {
+                Ok(Some(block)) => {
+                    let frame = Bytes::from(Message::Block((*block).clone()).encode());
+                    self.broadcast(&frame, except);
+                }
+                Ok(None) => warn!(%hash, "accepted block missing from the store"),
+                Err(e) => warn!(%hash, error = %e, "cannot read accepted block"),
+            }
+        }
+    }
+
+    fn send(&mut self, id: u64, message: &Message<P::Payload>) {
+        let frame = Bytes::from(message.encode());
+        self.send_frame(id, frame);
+    }
+
+    fn send_frame(&mut self, id: u64, frame: Bytes) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        match peer.outbound.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(peer = %peer.info.addr, "outbound queue full, dropping the peer");
+                self.disconnect(id, DisconnectReason::SlowPeer(limits::OUTBOUND_QUEUE));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // The session is ending; its `Down` will follow.
+            }
+        }
+    }
+
+    fn broadcast(&mut self, frame: &Bytes, except: Option<u64>) {
+        let ids: Vec<u64> = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|id| Some(*id) != except)
+            .collect();
+        for id in ids {
+            self.send_frame(id, frame.clone());
+        }
+    }
+
+    fn disconnect(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
+        if let Some(peer) = self.peers.remove(&id) {
+            self.emit(NodeEvent::PeerDown {
+                info: peer.info,
+                reason,
+            });
+        }
+    }
+
+    /// Disconnects a peer for misbehaviour and bans its addresses.
+    fn punish(&mut self, id: u64, offence: Offence<P::Error>) {
+        let Some(info) = self.peers.get(&id).map(|p| p.info.clone()) else {
+            return;
+        };
+        warn!(peer = %info.addr, %offence, "peer misbehaved");
+        self.disconnect(id, DisconnectReason::Banned(offence.clone()));
+        self.ban(info.addr, info.listen_addr, offence);
+    }
+
+    fn ban(&mut self, addr: SocketAddr, listen: Option<SocketAddr>, offence: Offence<P::Error>) {
+        let duration = self.shared.config.ban_duration;
+        for a in [Some(addr), listen].into_iter().flatten() {
+            self.shared.ban(a);
+            self.emit(NodeEvent::PeerBanned {
+                addr: a,
+                duration,
+                offence: offence.clone(),
+            });
+        }
+        // Other sessions from a banned announced address go too.
+        let others: Vec<u64> = self
+            .peers
+            .values()
+            .filter(|p| listen.is_some() && p.info.listen_addr == listen)
+            .map(|p| p.info.id)
+            .collect();
+        for id in others {
+            self.disconnect(id, DisconnectReason::Banned(offence.clone()));
+        }
+    }
+
+    /// Asks peer `id` for the blocks after our best chain, or after `after` when
+    /// pipelining behind a batch not yet processed.
+    fn request_blocks(&mut self, id: u64, after: Option<BlockHash>) {
+        let mut locator = self.ledger.locator();
+        if let Some(after) = after {
+            locator.insert(0, after);
+            locator.truncate(limits::MAX_LOCATOR_HASHES);
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if after.is_none() && peer.inflight > 0 {
+            // A sync with this peer is under way; it continues by itself.
+            return;
+        }
+        peer.inflight += 1;
+        let limit = u32::try_from(limits::MAX_BLOCKS_PER_REPLY).unwrap_or(u32::MAX);
+        self.send(id, &Message::GetBlocks { locator, limit });
+    }
+
+    fn serve_blocks(&mut self, id: u64, locator: &[BlockHash], limit: u32) {
+        let limit = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .min(limits::MAX_BLOCKS_PER_REPLY);
+        let hashes = self.ledger.hashes_after(locator, limit);
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        for hash in hashes {
+            match self.ledger.block(&hash) {
+                Ok(Some(block)) => {
+                    bytes += ledger_core::codec::encoded_len(&*block);
+                    if bytes > limits::MAX_REPLY_BYTES && !blocks.is_empty() {
+                        break;
+                    }
+                    blocks.push((*block).clone());
+                }
+                Ok(None) | Err(_) => {
+                    warn!(%hash, "cannot read a best-chain block to serve");
+                    break;
+                }
+            }
+        }
+        self.send(id, &Message::Blocks(blocks));
+    }
+
+    /// A sync batch: pipelines the next request, verifies the batch's signatures in
+    /// parallel, then submits the blocks parents first.
+    fn on_blocks(&mut self, id: u64, blocks: Vec<Block<P::Payload>>) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.inflight == 0 {
+            debug!(peer = %peer.info.addr, "ignoring unsolicited blocks");
+            return;
+        }
+        peer.inflight -= 1;
+        let inflight = peer.inflight;
+        let full = blocks.len() >= limits::MAX_BLOCKS_PER_REPLY;
+        if full && inflight == 0 {
+            // Ask for the next batch now, so the peer prepares it while this one is
+            // verified.
+            let last = blocks.last().map(Block::hash);
+            self.request_blocks(id, last);
+        }
+        let blocks: Vec<Arc<Block<P::Payload>>> = blocks.into_iter().map(Arc::new).collect();
+        self.ledger.preverify_signatures(&blocks);
+        let now = self.now();
+        let old_tip = self.ledger.tip().hash;
+        let mut progress = false;
+        let mut orphaned = false;
+        for block in blocks {
+            let hash = block.hash();
+            self.seen_blocks.insert(hash);
+            let block = Arc::try_unwrap(block).unwrap_or_else(|shared| (*shared).clone());
+            let outcome = self.ledger.submit_block(block, now);
+            progress |= !outcome.accepted.is_empty();
+            let own_error = outcome
+                .invalid
+                .iter()
+                .find(|(h, _)| *h == hash)
+                .map(|(_, e)| e.clone());
+            self.after_blocks(
+                &outcome.accepted,
+                outcome.tip_changes,
+                &outcome.invalid,
+                Some(id),
+            );
+            match outcome.status {
+                BlockStatus::Invalid => {
+                    let error = own_error.unwrap_or(BlockError::KnownInvalid { block: hash });
+                    if let Some(offence) = gossip::block_offence(&error) {
+                        self.punish(id, offence);
+                    }
+                    return;
+                }
+                BlockStatus::Orphan { .. } => orphaned = true,
+                BlockStatus::Accepted | BlockStatus::Duplicate => {}
+            }
+        }
+        // Peers other than the source hear of the new tip only: one that lacks its
+        // ancestors fetches them by locator.
+        let tip = self.ledger.tip().hash;
+        if tip != old_tip {
+            self.announce(&[tip], Some(id));
+        }
+        if !full && (progress || orphaned) {
+            self.request_blocks(id, None);
+        }
+    }
+
+    fn start_mining(
+        &mut self,
+        keys: Keypair,
+        reply: oneshot::Sender<Result<Mined, MineError<P::Error>>>,
+    ) {
+        if self.mining.is_some() {
+            let _ = reply.send(Err(MineError::Busy));
+            return;
+        }
+        let now = self.now();
+        let mut template = self.ledger.block_template(keys.account(), now);
+        let token = self.shared.token.child_token();
+        self.next_job += 1;
+        let job = self.next_job;
+        self.mining = Some(MiningJob {
+            id: job,
+            tip: self.ledger.tip().hash,
+            token: token.clone(),
+            reply,
+        });
+        let mined_tx = self.mined_tx.clone();
+        self.shared.tracker.spawn_blocking(move || {
+            loop {
+                if token.is_cancelled() {
+                    return;
+                }
+                if let MineStatus::Found(_) = template.mine(limits::MINE_ROUND) {
+                    break;
+                }
+            }
+            if let Some(block) = template.seal(&keys) {
+                // The node may have stopped meanwhile; the block is then not needed.
+                let _ = mined_tx.blocking_send(MinedBlock { job, block });
+            }
+        });
+    }
+
+    fn on_mined(&mut self, mined: MinedBlock<P::Payload>) {
+        let Some(job) = self.mining.take_if(|j| j.id == mined.job) else {
+            return;
+        };
+        let hash = mined.block.hash();
+        let height = mined.block.header.height;
+        let result = match self.handle_block(mined.block, None) {
+            Ok(BlockStatus::Accepted) => Ok(Mined { hash, height }),
+            Ok(_) => Err(MineError::TipChanged),
+            Err(error) => Err(MineError::Rejected(error)),
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+/// Accepts inbound connections up to the cap; refuses banned addresses at once.
+async fn listen<T>(shared: Arc<Shared<T>>, listener: TcpListener)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            () = shared.token.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Typically out of file descriptors: wait a little instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::select! {
+                    () = shared.token.cancelled() => return,
+                    () = sleep(Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        if shared.banned_until(&addr).is_some() {
+            debug!(%addr, "refusing banned address");
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&shared.inbound).try_acquire_owned() else {
+            debug!(%addr, "inbound connection cap reached, closing");
+            continue;
+        };
+        let task_shared = Arc::clone(&shared);
+        shared.tracker.spawn(async move {
+            let _permit = permit;
+            run_connection(task_shared, stream, addr, Direction::Inbound).await;
+        });
+    }
+}
+
+/// Dials `addr`; with `persistent`, redials after every failure or disconnection with
+/// exponential back-off, waiting out bans.
+async fn dial_loop<T>(shared: Arc<Shared<T>>, addr: SocketAddr, persistent: bool)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut backoff = Backoff::new(shared.config.reconnect_min, shared.config.reconnect_max);
+    loop {
+        if let Some(until) = shared.banned_until(&addr) {
+            let wait = until.saturating_duration_since(std::time::Instant::now());
+            tokio::select! {
+                () = shared.token.cancelled() => return,
+                () = sleep_until(Instant::now() + wait) => {}
+            }
+        }
+        let connect = timeout(shared.config.connect_timeout, TcpStream::connect(addr));
+        let result = tokio::select! {
+            () = shared.token.cancelled() => return,
+            result = connect => result,
+        };
+        match result {
+            Ok(Ok(stream)) => {
+                if run_connection(Arc::clone(&shared), stream, addr, Direction::Outbound).await {
+                    backoff.reset();
+                }
+            }
+            Ok(Err(e)) => debug!(%addr, error = %e, "dial failed"),
+            Err(_) => debug!(%addr, "dial timed out"),
+        }
+        if !persistent || shared.token.is_cancelled() {
+            return;
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = shared.token.cancelled() => return,
+            () = sleep(delay) => {}
+        }
+    }
+}
+
+/// Runs one connection: handshake, registration with the node, session. Returns
+/// whether the handshake succeeded.
+async fn run_connection<T>(
+    shared: Arc<Shared<T>>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    direction: Direction,
+) -> bool
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let connection = Connection::new(stream, addr, direction, &shared.session);
+    let hello = shared.hello.borrow().clone();
+    let result = tokio::select! {
+        () = shared.token.cancelled() => return false,
+        result = connection.handshake::<T>(&hello, &shared.session) => result,
+    };
+    let session = match result {
+        Ok(session) => session,
+        Err(error) => {
+            debug!(%addr, %error, "handshake failed");
+            report(
+                &shared,
+                SessionEvent::Down {
+                    id: None,
+                    addr,
+                    listen: None,
+                    error: Some(error),
+                },
+            )
+            .await;
+            return false;
+        }
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let listen = session.peer().listen_addr;
+    let info = PeerInfo {
+        id,
+        addr,
+        listen_addr: listen,
+        name: session.peer().node_name.clone(),
+        direction,
+        tip: session.peer().tip,
+    };
+    let (outbound, queue) = mpsc::channel(limits::OUTBOUND_QUEUE);
+    if !report(&shared, SessionEvent::Up { info, outbound }).await {
+        return true;
+    }
+    let error = session
+        .drive(id, &shared.to_node, queue, &shared.session, &shared.token)
+        .await;
+    if let Some(error) = &error {
+        debug!(%addr, %error, "session ended");
+    }
+    report(
+        &shared,
+        SessionEvent::Down {
+            id: Some(id),
+            addr,
+            listen,
+            error,
+        },
+    )
+    .await;
+    true
+}
+
+/// Sends an event to the node unless it is stopping; `false` if it is gone.
+async fn report<T>(shared: &Shared<T>, event: SessionEvent<T>) -> bool {
+    tokio::select! {
+        () = shared.token.cancelled() => false,
+        sent = shared.to_node.send(event) => sent.is_ok(),
+    }
+}

@@ -1,0 +1,263 @@
+//! The wire messages and their encoding: pure, no I/O.
+//!
+//! A message travels as one frame: a 4-byte big-endian length, then the message in the
+//! canonical encoding of [`ledger_core::codec`]. Decoding always has a byte limit, and
+//! [`Message::check_limits`] enforces the counts of [`crate::limits`] on what decoded.
+//!
+//! An unknown message tag (a variant this version does not know) fails decoding like
+//! any other malformed frame: the peer is treated as having sent undecodable data.
+//! Protocol upgrades change [`PROTOCOL_VERSION`](crate::limits::PROTOCOL_VERSION), which
+//! the handshake compares first.
+
+use std::net::SocketAddr;
+
+use ledger_core::codec::{self, DecodeError};
+use ledger_core::{Block, BlockHash, Height, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::limits;
+
+/// The tip a node announces in its `Hello`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipInfo {
+    /// Hash of the best block.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: Height,
+    /// Cumulative work of the chain up to it.
+    pub work: u128,
+}
+
+/// The first message of each side of a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender's [`PROTOCOL_VERSION`](crate::limits::PROTOCOL_VERSION).
+    pub protocol_version: u32,
+    /// The genesis hash naming the sender's network.
+    pub genesis: BlockHash,
+    /// A human-readable name for logs.
+    pub node_name: String,
+    /// Where the sender accepts connections (for peer exchange), if anywhere.
+    pub listen_addr: Option<SocketAddr>,
+    /// The sender's best chain.
+    pub tip: TipInfo,
+}
+
+/// One protocol message. `T` is the application payload of transactions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message<T> {
+    /// The handshake: must be the first message each way, and only the first.
+    Hello(Hello),
+    /// A transaction for the mempool.
+    Tx(Transaction<T>),
+    /// A new block.
+    Block(Block<T>),
+    /// Asks for best-chain blocks after the first locator entry the receiver knows.
+    GetBlocks {
+        /// Hashes describing the asker's chain, newest first.
+        locator: Vec<BlockHash>,
+        /// Most blocks wanted.
+        limit: u32,
+    },
+    /// The answer to `GetBlocks`, parents first.
+    Blocks(Vec<Block<T>>),
+    /// Asks for addresses of other nodes.
+    GetPeers,
+    /// Addresses of other nodes.
+    Peers(Vec<SocketAddr>),
+    /// A keep-alive that must be answered by a `Pong` with the same nonce.
+    Ping(u64),
+    /// The answer to a `Ping`.
+    Pong(u64),
+}
+
+/// A decoded message breaks a protocol rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A count in the message is above its limit.
+    #[error("{what}: {count} exceeds the limit of {max}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many were sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The first message was not a `Hello`.
+    #[error("expected hello, got {got}")]
+    ExpectedHello {
+        /// The message's kind.
+        got: &'static str,
+    },
+    /// A second `Hello` on an established session.
+    #[error("second hello on an established session")]
+    RepeatedHello,
+    /// A `Blocks` reply nobody asked for, or longer than asked.
+    #[error("unsolicited blocks reply")]
+    UnsolicitedBlocks,
+}
+
+impl<T> Message<T> {
+    /// The message's kind, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Tx(_) => "tx",
+            Message::Block(_) => "block",
+            Message::GetBlocks { .. } => "get-blocks",
+            Message::Blocks(_) => "blocks",
+            Message::GetPeers => "get-peers",
+            Message::Peers(_) => "peers",
+            Message::Ping(_) => "ping",
+            Message::Pong(_) => "pong",
+        }
+    }
+
+    /// Checks the counts of [`crate::limits`] (the byte limit was applied when decoding).
+    pub fn check_limits(&self) -> Result<(), ProtocolError> {
+        let check = |what, count, max| {
+            if count > max {
+                Err(ProtocolError::TooMany { what, count, max })
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Message::Hello(hello) => check(
+                "node name bytes",
+                hello.node_name.len(),
+                limits::MAX_NODE_NAME,
+            ),
+            Message::GetBlocks { locator, .. } => {
+                check("locator hashes", locator.len(), limits::MAX_LOCATOR_HASHES)
+            }
+            Message::Blocks(blocks) => check(
+                "blocks in reply",
+                blocks.len(),
+                limits::MAX_BLOCKS_PER_REPLY,
+            ),
+            Message::Peers(addrs) => check("peer addresses", addrs.len(), limits::MAX_PEER_ADDRS),
+            Message::Tx(_)
+            | Message::Block(_)
+            | Message::GetPeers
+            | Message::Ping(_)
+            | Message::Pong(_) => Ok(()),
+        }
+    }
+}
+
+impl<T: Serialize> Message<T> {
+    /// The canonical encoding (the frame's payload).
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+}
+
+/// Why a frame's payload is not an acceptable message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The bytes are not a message (an unknown tag included).
+    #[error("undecodable message: {0}")]
+    Decode(#[from] DecodeError),
+    /// The message decoded but breaks a limit.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+}
+
+/// Decodes one message from a frame's payload, reading at most `limit` bytes, and
+/// checks its counts.
+pub fn decode_message<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<Message<T>, MessageError> {
+    let message: Message<T> = codec::decode(bytes, limit)?;
+    message.check_limits()?;
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::Hash;
+
+    fn hello() -> Hello {
+        Hello {
+            protocol_version: limits::PROTOCOL_VERSION,
+            genesis: BlockHash(Hash::of(b"g")),
+            node_name: "a".into(),
+            listen_addr: Some("127.0.0.1:5001".parse().expect("valid address")),
+            tip: TipInfo {
+                hash: BlockHash(Hash::of(b"t")),
+                height: Height(3),
+                work: 48,
+            },
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let messages: Vec<Message<String>> = vec![
+            Message::Hello(hello()),
+            Message::GetBlocks {
+                locator: vec![BlockHash(Hash::of(b"x"))],
+                limit: 5,
+            },
+            Message::Blocks(vec![]),
+            Message::GetPeers,
+            Message::Peers(vec!["10.0.0.1:1".parse().expect("valid address")]),
+            Message::Ping(7),
+            Message::Pong(7),
+        ];
+        for m in messages {
+            let bytes = m.encode();
+            assert_eq!(decode_message::<String>(&bytes, 1 << 20), Ok(m));
+        }
+    }
+
+    #[test]
+    fn unknown_tag_is_undecodable() {
+        let mut bytes = Message::<String>::Ping(1).encode();
+        bytes[..4].copy_from_slice(&200u32.to_le_bytes());
+        assert!(matches!(
+            decode_message::<String>(&bytes, 1 << 20),
+            Err(MessageError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        for bytes in [&[][..], &[1, 2, 3][..], &[0xff; 64][..]] {
+            assert!(decode_message::<String>(bytes, 1 << 20).is_err());
+        }
+    }
+
+    #[test]
+    fn long_locator_is_refused() {
+        let m: Message<String> = Message::GetBlocks {
+            locator: vec![BlockHash::default(); limits::MAX_LOCATOR_HASHES + 1],
+            limit: 1,
+        };
+        assert!(matches!(
+            decode_message::<String>(&m.encode(), 1 << 20),
+            Err(MessageError::Protocol(ProtocolError::TooMany { .. }))
+        ));
+    }
+
+    #[test]
+    fn long_node_name_is_refused() {
+        let mut h = hello();
+        h.node_name = "x".repeat(limits::MAX_NODE_NAME + 1);
+        let m: Message<String> = Message::Hello(h);
+        assert!(decode_message::<String>(&m.encode(), 1 << 20).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_message::<String>(&bytes, 4096);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Durable block storage: the [`BlockStore`] trait, a redb implementation in the
+//! node's data directory and an in-memory one for tests.
+//!
+//! A store extends the ledger's [`BodyStore`] (which must be durable when `put`
+//! returns) with what a restart needs: the stored blocks in height order, so that
+//! they can be handed back to the ledger parent first.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ledger_core::{Block, BlockHash, BodyStore, Hash, Height, codec};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error("block database: {0}")]
+    Database(#[from] redb::Error),
+    /// The store was closed.
+    #[error("the block store is closed")]
+    Closed,
+    /// A stored block cannot be decoded or does not hash to its key.
+    #[error("stored block {hash} is corrupted: {reason}")]
+    Corrupt {
+        /// The key it is stored under.
+        hash: BlockHash,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database(e.into())
+}
+
+/// A block store a node can restart from.
+pub trait BlockStore<T>: BodyStore<T, Error = StoreError> + Send + 'static {
+    /// Hashes of every stored block by increasing height (so every block comes after
+    /// its parent), with the height each was stored at.
+    fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError>;
+
+    /// Makes everything written durable and releases the store; called on shutdown.
+    fn close(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Blocks kept in memory: for tests and nodes that need no persistence.
+///
+/// Clones share the same blocks, so a test can "restart" a node on the same store.
+#[derive(Debug, Clone)]
+pub struct MemoryStore<T> {
+    inner: Arc<std::sync::Mutex<MemoryInner<T>>>,
+}
+
+#[derive(Debug)]
+struct MemoryInner<T> {
+    blocks: HashMap<BlockHash, Arc<Block<T>>>,
+    order: BTreeSet<(Height, BlockHash)>,
+}
+
+impl<T> Default for MemoryStore<T> {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Arc::new(std::sync::Mutex::new(MemoryInner {
+                blocks: HashMap::new(),
+                order: BTreeSet::new(),
+            })),
+        }
+    }
+}
+
+impl<T> MemoryStore<T> {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner<T>> {
+        // A panic while holding the lock cannot leave the maps inconsistent (each
+        // update is one insert per map), so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Number of blocks held.
+    pub fn len(&self) -> usize {
+        self.lock().blocks.len()
+    }
+
+    /// Whether no block is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> BodyStore<T> for MemoryStore<T> {
+    type Error = StoreError;
+
+    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.order.insert((block.header.height, *hash));
+        inner.blocks.insert(*hash, Arc::clone(block));
+        Ok(())
+    }
+
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
+        Ok(self.lock().blocks.get(hash).cloned())
+    }
+}
+
+impl<T: Send + Sync + 'static> BlockStore<T> for MemoryStore<T> {
+    fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
+        Ok(self.lock().order.iter().copied().collect())
+    }
+}
+
+/// Block bodies by hash.
+const BLOCKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("blocks");
+/// Height (big-endian, so keys sort by height) followed by the hash, for reloading.
+const BY_HEIGHT: TableDefinition<'_, &[u8; 40], ()> = TableDefinition::new("blocks_by_height");
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "blocks.redb";
+
+/// Blocks in a redb database in the node's data directory: every `put` is one
+/// committed (fsynced) write transaction, so a block is durable when it returns, and
+/// a crash at any point leaves the last committed state.
+pub struct RedbStore<T> {
+    db: Option<Database>,
+    path: PathBuf,
+    _payload: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for RedbStore<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> RedbStore<T> {
+    /// Opens (or creates) the store in `data_dir`, creating the directory if needed.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = data_dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(db_err)?;
+        let tx = db.begin_write().map_err(db_err)?;
+        tx.open_table(BLOCKS).map_err(db_err)?;
+        tx.open_table(BY_HEIGHT).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(RedbStore {
+            db: Some(db),
+            path,
+            _payload: std::marker::PhantomData,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or(StoreError::Closed)
+    }
+}
+
+fn height_key(height: Height, hash: &BlockHash) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&height.0.to_be_bytes());
+    key[8..].copy_from_slice(hash.hash().as_bytes());
+    key
+}
+
+impl<T: Serialize + DeserializeOwned> BodyStore<T> for RedbStore<T> {
+    type Error = StoreError;
+
+    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
+        let bytes = codec::encode(&**block);
+        let tx = self.db()?.begin_write().map_err(db_err)?;
+        {
+            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+            blocks
+                .insert(hash.hash().as_bytes(), bytes.as_slice())
+                .map_err(db_err)?;
+            let mut by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
+            by_height
+                .insert(&height_key(block.header.height, hash), ())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
+        let tx = self.db()?.begin_read().map_err(db_err)?;
+        let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+        let Some(bytes) = blocks.get(hash.hash().as_bytes()).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let block: Block<T> = codec::decode(bytes.value(), ledger_core::limits::MAX_BLOCK_BYTES)
+            .map_err(|e| StoreError::Corrupt {
+                hash: *hash,
+                reason: e.to_string(),
+            })?;
+        if block.hash() != *hash {
+            return Err(StoreError::Corrupt {
+                hash: *hash,
+                reason: format!("content hashes to {}", block.hash()),
+            });
+        }
+        Ok(Some(Arc::new(block)))
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbStore<T> {
+    fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
+        let tx = self.db()?.begin_read().map_err(db_err)?;
+        let by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in by_height.iter().map_err(db_err)? {
+            let (key, _) = entry.map_err(db_err)?;
+            let key = key.value();
+            let mut height = [0u8; 8];
+            height.copy_from_slice(&key[..8]);
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&key[8..]);
+            out.push((Height(u64::from_be_bytes(height)), BlockHash(Hash(hash))));
+        }
+        Ok(out)
+    }
+
+    fn close(&mut self) -> Result<(), StoreError> {
+        // Every put committed durably already; dropping the database releases the file.
+        self.db = None;
+        Ok(())
+    }
+}
