@@ -396,3 +396,135 @@ impl Policy for HealthPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ledger_core::{Hash, Height, Timestamp};
+
+    use super::*;
+    use crate::demo::{demo_genesis, demo_keypair};
+    use crate::event::TestOrder;
+
+    fn apply(
+        genesis: &Genesis,
+        state: &mut HealthState,
+        username: &str,
+        n: u8,
+        event: &Event,
+    ) -> Result<Applied<HealthUndo>, EventError> {
+        let author = demo_keypair(username).account();
+        let ctx = TxContext {
+            tx_id: TxId(Hash::of(&[n])),
+            author,
+            member: genesis.member(&author),
+            height: Height(u64::from(n)),
+            block_time: Timestamp(u64::from(n) * 1000),
+            tx_time: Timestamp(0),
+            genesis,
+        };
+        HealthPolicy.apply(&ctx, state, event)
+    }
+
+    #[test]
+    fn undo_restores_each_previous_state_exactly() {
+        let genesis = demo_genesis();
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let order = OrderId::from_random_bytes([2; 16]);
+        let prescription = PrescriptionId::from_random_bytes([3; 16]);
+        let result = TxId(Hash::of(&[3]));
+        let steps = [
+            (
+                "dr_alice",
+                Event::PatientRegistration(PatientRegistration {
+                    patient_id: patient,
+                    name: "Jane".into(),
+                }),
+            ),
+            (
+                "dr_alice",
+                Event::DoctorConsultation(DoctorConsultation {
+                    patient_id: patient,
+                    notes: "n".into(),
+                    test_order: Some(TestOrder::blood_test(order)),
+                }),
+            ),
+            (
+                "lab_tech_bob",
+                Event::LabTestResult(LabTestResult {
+                    patient_id: patient,
+                    order_id: order,
+                    results: "r".into(),
+                }),
+            ),
+            (
+                "dr_alice",
+                Event::Prescription(Prescription {
+                    prescription_id: prescription,
+                    patient_id: patient,
+                    medication: "m".into(),
+                    dosage: "d".into(),
+                    instructions: String::new(),
+                    based_on: vec![result],
+                }),
+            ),
+            (
+                "pharm_charlie",
+                Event::PrescriptionFilled(PrescriptionFilled {
+                    prescription_id: prescription,
+                }),
+            ),
+        ];
+        let mut state = HealthState::default();
+        let mut snapshots = Vec::new();
+        let mut undos = Vec::new();
+        for (n, (user, event)) in (1u8..).zip(&steps) {
+            snapshots.push(state.clone());
+            let applied = apply(&genesis, &mut state, user, n, event).expect("valid step");
+            undos.push(applied.undo);
+            // Applying the same event again fails and changes nothing.
+            let after = state.clone();
+            assert!(apply(&genesis, &mut state, user, n, event).is_err());
+            assert_eq!(state, after);
+        }
+        assert_eq!(state.history(&patient).map(<[_]>::len), Some(5));
+        while let Some(undo) = undos.pop() {
+            HealthPolicy.undo(&mut state, undo);
+            assert_eq!(Some(&state), snapshots.last());
+            snapshots.pop();
+        }
+        assert_eq!(state, HealthState::default());
+    }
+
+    #[test]
+    fn rewards_go_to_the_ordering_and_the_prescribing_doctor() {
+        let genesis = demo_genesis();
+        let rates = Rates::of(&genesis);
+        assert_eq!(rates.reward_lab_result, Amount(500));
+        assert_eq!(rates.reward_fill, Amount(700));
+        assert_eq!(rates.lab_payment, Amount(100));
+        let mut state = HealthState::default();
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let order = OrderId::from_random_bytes([2; 16]);
+        let register = Event::PatientRegistration(PatientRegistration {
+            patient_id: patient,
+            name: "Jane".into(),
+        });
+        let consult = Event::DoctorConsultation(DoctorConsultation {
+            patient_id: patient,
+            notes: String::new(),
+            test_order: Some(TestOrder::blood_test(order)),
+        });
+        let result = Event::LabTestResult(LabTestResult {
+            patient_id: patient,
+            order_id: order,
+            results: "r".into(),
+        });
+        for (n, event) in [(1, &register), (2, &consult)] {
+            let applied = apply(&genesis, &mut state, "dr_alice", n, event).expect("valid");
+            assert!(applied.rewards.is_empty());
+        }
+        let applied = apply(&genesis, &mut state, "lab_tech_bob", 3, &result).expect("valid");
+        let alice = demo_keypair("dr_alice").account();
+        assert_eq!(applied.rewards, vec![(alice, Amount(500))]);
+    }
+}

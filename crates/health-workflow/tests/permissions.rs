@@ -27,14 +27,24 @@ fn scene() -> Scene {
     let (answered, open_order) = (net.order_id(), net.order_id());
     let now = net.now();
     let alice = net.alice.clone();
-    let tx = alice.register(&net.ledger, patient, "Jane", now).expect("valid");
+    let tx = alice
+        .register(&net.ledger, patient, "Jane", now)
+        .expect("valid");
     net.submit(tx).expect("accepted");
     let order = Some(TestOrder::blood_test(answered));
-    let tx = alice.consult(&net.ledger, patient, "a", order, now).expect("valid");
+    let tx = alice
+        .consult(&net.ledger, patient, "a", order, now)
+        .expect("valid");
     net.submit(tx).expect("accepted");
     net.mine();
     let tx = alice
-        .consult(&net.ledger, patient, "b", Some(TestOrder::blood_test(open_order)), now)
+        .consult(
+            &net.ledger,
+            patient,
+            "b",
+            Some(TestOrder::blood_test(open_order)),
+            now,
+        )
         .expect("valid");
     net.submit(tx).expect("accepted");
     let tx = net
@@ -45,7 +55,11 @@ fn scene() -> Scene {
     net.mine();
     let prescription = net.prescription_id();
     let prescribed = alice
-        .prescribe(&net.ledger, prescription_for(patient, prescription, result), now)
+        .prescribe(
+            &net.ledger,
+            prescription_for(patient, prescription, result),
+            now,
+        )
         .expect("valid");
     for tx in prescribed.transactions().cloned().collect::<Vec<_>>() {
         net.submit(tx).expect("accepted");

@@ -5,9 +5,8 @@ mod common;
 
 use common::{Net, block_policy_error, policy_error};
 use health_workflow::{
-    DoctorConsultation, Event, EventError, LabTestResult, OrderId, PatientId,
-    PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
-    demo::demo_keypair,
+    DoctorConsultation, Event, EventError, LabTestResult, OrderId, PatientId, PatientRegistration,
+    Prescription, PrescriptionFilled, PrescriptionId, TestOrder, demo::demo_keypair,
 };
 use ledger_core::{Amount, BlockError, Keypair, Reward, TxId};
 
@@ -29,11 +28,15 @@ fn scene() -> Scene {
     let patient = net.patient_id();
     let (answered, open_order) = (net.order_id(), net.order_id());
     let now = net.now();
-    let tx = alice.register(&net.ledger, patient, "Jane", now).expect("valid");
+    let tx = alice
+        .register(&net.ledger, patient, "Jane", now)
+        .expect("valid");
     net.submit(tx).expect("accepted");
     for order in [answered, open_order] {
         let order = Some(TestOrder::blood_test(order));
-        let tx = alice.consult(&net.ledger, patient, "", order, now).expect("valid");
+        let tx = alice
+            .consult(&net.ledger, patient, "", order, now)
+            .expect("valid");
         net.submit(tx).expect("accepted");
     }
     net.mine();
@@ -81,8 +84,13 @@ fn prescription(patient: PatientId, id: PrescriptionId, based_on: Vec<TxId>) -> 
 /// both must refuse it with the same error, which is returned.
 fn refuse(scene: &mut Scene, keys: &Keypair, event: Event) -> EventError {
     let tx = scene.net.raw(keys, event);
-    let in_mempool = scene.net.submit(tx.clone()).expect_err("the mempool refuses it");
-    let in_mempool = policy_error(&in_mempool).expect("a rule refused it").clone();
+    let in_mempool = scene
+        .net
+        .submit(tx.clone())
+        .expect_err("the mempool refuses it");
+    let in_mempool = policy_error(&in_mempool)
+        .expect("a rule refused it")
+        .clone();
     let state = scene.net.ledger.state().clone();
     let block = scene.net.craft(|t| t.transactions.push(tx));
     let in_block = scene.net.reject(block);
@@ -208,7 +216,9 @@ fn fill_of_an_already_filled_prescription() {
             prescription_id: s.unfilled,
         }),
     );
-    s.net.submit(tx).expect("the unfilled prescription is filled");
+    s.net
+        .submit(tx)
+        .expect("the unfilled prescription is filled");
 }
 
 #[test]
@@ -339,7 +349,9 @@ fn tampered_reward_amount() {
 #[test]
 fn reward_to_the_wrong_account() {
     let mut s = rewarding_scene();
-    let block = s.net.craft(|t| t.rewards[0].to = demo_keypair("lab_tech_bob").account());
+    let block = s
+        .net
+        .craft(|t| t.rewards[0].to = demo_keypair("lab_tech_bob").account());
     let error = s.net.reject(block);
     assert!(
         matches!(&error, BlockError::RewardMismatch { .. }),
@@ -405,11 +417,15 @@ fn no_reward_once_the_reserve_cannot_pay() {
     let patient = net.patient_id();
     let orders = [net.order_id(), net.order_id()];
     let now = net.now();
-    let tx = alice.register(&net.ledger, patient, "Jane", now).expect("valid");
+    let tx = alice
+        .register(&net.ledger, patient, "Jane", now)
+        .expect("valid");
     net.submit(tx).expect("accepted");
     for order in orders {
         let order = Some(TestOrder::blood_test(order));
-        let tx = alice.consult(&net.ledger, patient, "", order, now).expect("valid");
+        let tx = alice
+            .consult(&net.ledger, patient, "", order, now)
+            .expect("valid");
         net.submit(tx).expect("accepted");
     }
     net.mine();

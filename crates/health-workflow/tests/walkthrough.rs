@@ -47,9 +47,16 @@ fn walkthrough_with_exact_balances_block_by_block() {
     let now = net.now();
     let tx = net
         .alice
-        .consult(&net.ledger, patient, "fatigue, pale", Some(order.clone()), now)
+        .consult(
+            &net.ledger,
+            patient,
+            "fatigue, pale",
+            Some(order.clone()),
+            now,
+        )
         .expect("a doctor consults");
-    net.submit(tx).expect("consultation accepted before the registration is mined");
+    net.submit(tx)
+        .expect("consultation accepted before the registration is mined");
     let block = net.mine();
     assert_eq!(block.header.height, Height(1));
     assert_eq!(block.transactions.len(), 2);
@@ -177,7 +184,10 @@ fn a_doctor_without_funds_still_prescribes_and_is_told_why_the_lab_is_unpaid() {
     let patient = net.patient_id();
     let order = TestOrder::blood_test(net.order_id());
     let now = net.now();
-    let tx = net.alice.register(&net.ledger, patient, "Jane", now).expect("register");
+    let tx = net
+        .alice
+        .register(&net.ledger, patient, "Jane", now)
+        .expect("register");
     net.submit(tx).expect("accepted");
     let tx = net
         .alice
@@ -216,7 +226,8 @@ fn a_doctor_without_funds_still_prescribes_and_is_told_why_the_lab_is_unpaid() {
         })
     );
     assert_eq!(prescribed.transactions().count(), 1);
-    net.submit(prescribed.prescription).expect("the prescription stands");
+    net.submit(prescribed.prescription)
+        .expect("the prescription stands");
     net.mine();
     assert!(
         net.ledger

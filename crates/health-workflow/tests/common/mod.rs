@@ -36,9 +36,8 @@ impl Net {
     pub fn with_genesis(builder: DemoGenesisBuilder) -> Net {
         let genesis = builder.build();
         let ledger = HealthLedger::new(genesis, HealthPolicy).expect("the demo genesis is valid");
-        let actor = |name: &str| {
-            Actor::new(&ledger, name, demo::demo_keypair(name)).expect("a demo user")
-        };
+        let actor =
+            |name: &str| Actor::new(&ledger, name, demo::demo_keypair(name)).expect("a demo user");
         let (alice, bob, charlie) = (
             actor("dr_alice"),
             actor("lab_tech_bob"),

@@ -1,0 +1,296 @@
+//! Property: any sequence of workflow actions by any users (members in any role, and
+//! outsiders) keeps the e-cash supply constant, never lets an account pay more than it
+//! has, and yields the same state as a replay from genesis; switching to a longer
+//! rival chain undoes every event exactly.
+
+mod common;
+
+use common::Net;
+use health_workflow::{
+    DoctorConsultation, Event, HealthState, LabTestResult, OrderId, PatientId, PatientRegistration,
+    Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
+    demo::{DemoGenesisBuilder, demo_keypair},
+    pending_balance,
+};
+use ledger_core::{Amount, Keypair, Transaction, TxBody, TxError, TxId};
+use proptest::prelude::*;
+
+/// `None` picks what a well-behaved front end would (the user of the right role, the
+/// patient the order or result belongs to); `Some` picks anything, valid or not.
+type Choice = Option<usize>;
+
+#[derive(Clone, Debug)]
+enum Action {
+    Register {
+        user: Choice,
+        name: String,
+    },
+    Consult {
+        user: Choice,
+        patient: Choice,
+        order: bool,
+    },
+    Test {
+        user: Choice,
+        patient: Choice,
+        order: usize,
+    },
+    Prescribe {
+        user: Choice,
+        patient: Choice,
+        results: Vec<usize>,
+    },
+    Fill {
+        user: Choice,
+        prescription: usize,
+    },
+    Transfer {
+        user: usize,
+        to: usize,
+        amount: u64,
+    },
+    Mine,
+}
+
+fn choice(range: std::ops::Range<usize>) -> impl Strategy<Value = Choice> + Clone {
+    prop_oneof![4 => Just(None), 1 => range.prop_map(Some)]
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let user = choice(0..4);
+    // Indices count back from the newest id seen; past the oldest they name a fresh,
+    // unknown id.
+    let pick = 0..4usize;
+    prop_oneof![
+        2 => (user.clone(), "[a-zA-Z =+,\"-]{0,12}")
+            .prop_map(|(user, name)| Action::Register { user, name }),
+        3 => (user.clone(), choice(0..4), any::<bool>())
+            .prop_map(|(user, patient, order)| Action::Consult { user, patient, order }),
+        3 => (user.clone(), choice(0..4), pick.clone())
+            .prop_map(|(user, patient, order)| Action::Test { user, patient, order }),
+        3 => (user.clone(), choice(0..4), prop::collection::vec(pick.clone(), 0..3))
+            .prop_map(|(user, patient, results)| Action::Prescribe { user, patient, results }),
+        2 => (user.clone(), pick.clone())
+            .prop_map(|(user, prescription)| Action::Fill { user, prescription }),
+        2 => (0..4usize, 0..5usize, 0..700u64)
+            .prop_map(|(user, to, amount)| Action::Transfer { user, to, amount }),
+        3 => Just(Action::Mine),
+    ]
+}
+
+/// Ids seen so far (accepted or not), with the patient each order or result is for.
+#[derive(Default)]
+struct Seen {
+    patients: Vec<PatientId>,
+    orders: Vec<(OrderId, PatientId)>,
+    results: Vec<(TxId, PatientId)>,
+    prescriptions: Vec<PrescriptionId>,
+}
+
+/// The `back`-th newest item, if there is one.
+fn newest<T: Copy>(items: &[T], back: usize) -> Option<T> {
+    items.len().checked_sub(back + 1).map(|i| items[i])
+}
+
+fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
+    let mut net = Net::with_genesis(DemoGenesisBuilder::new().pow_bits(0).reserve_funds(reserve));
+    let keys: Vec<Keypair> = ["dr_alice", "lab_tech_bob", "pharm_charlie"]
+        .into_iter()
+        .map(demo_keypair)
+        .chain([Keypair::from_seed([0x77; 32])])
+        .collect();
+    let reserve_account = net.ledger.genesis().reserve;
+    let mut seen = Seen::default();
+    let supply = Some(Amount(reserve));
+
+    for action in actions {
+        let event = match action {
+            Action::Mine => {
+                net.mine();
+                prop_assert_eq!(net.ledger.state().total_supply(), supply);
+                continue;
+            }
+            Action::Transfer { user, to, amount } => {
+                let to = keys.get(to).map_or(reserve_account, Keypair::account);
+                let from = keys[user].account();
+                let available = pending_balance(&net.ledger, &from);
+                let now = net.now();
+                let tx = Transaction::new_signed(
+                    &net.ledger.genesis_hash(),
+                    &keys[user],
+                    net.ledger.next_nonce(&from),
+                    now,
+                    TxBody::Transfer {
+                        to,
+                        amount: Amount(amount),
+                    },
+                );
+                match net.submit(tx) {
+                    Ok(_) => prop_assert!(available >= Amount(amount)),
+                    Err(TxError::Overdraft { balance, .. }) => {
+                        prop_assert_eq!(balance, available);
+                        prop_assert!(available < Amount(amount));
+                    }
+                    Err(TxError::ZeroAmount { .. }) => prop_assert_eq!(amount, 0),
+                    Err(other) => prop_assert!(false, "unexpected {other}"),
+                }
+                continue;
+            }
+            Action::Register { user, name } => {
+                let patient_id = net.patient_id();
+                seen.patients.push(patient_id);
+                let event = Event::PatientRegistration(PatientRegistration { patient_id, name });
+                (user.unwrap_or(0), event)
+            }
+            Action::Consult {
+                user,
+                patient,
+                order,
+            } => {
+                let patient_id = newest(&seen.patients, patient.unwrap_or(0))
+                    .unwrap_or_else(|| net.patient_id());
+                let test_order = order.then(|| {
+                    let id = net.order_id();
+                    seen.orders.push((id, patient_id));
+                    TestOrder::blood_test(id)
+                });
+                let notes = "notes".to_string();
+                let event = Event::DoctorConsultation(DoctorConsultation {
+                    patient_id,
+                    notes,
+                    test_order,
+                });
+                (user.unwrap_or(0), event)
+            }
+            Action::Test {
+                user,
+                patient,
+                order,
+            } => {
+                let (order_id, ordered_for) = newest(&seen.orders, order)
+                    .unwrap_or_else(|| (net.order_id(), net.patient_id()));
+                let patient_id = match patient {
+                    None => ordered_for,
+                    Some(i) => newest(&seen.patients, i).unwrap_or_else(|| net.patient_id()),
+                };
+                let results = "results".to_string();
+                let event = Event::LabTestResult(LabTestResult {
+                    patient_id,
+                    order_id,
+                    results,
+                });
+                (user.unwrap_or(1), event)
+            }
+            Action::Prescribe {
+                user,
+                patient,
+                results,
+            } => {
+                let based: Vec<(TxId, PatientId)> = results
+                    .iter()
+                    .map(|i| {
+                        newest(&seen.results, *i).unwrap_or_else(|| {
+                            (TxId(ledger_core::Hash::of(&[*i as u8])), net.patient_id())
+                        })
+                    })
+                    .collect();
+                let patient_id = match (patient, based.first()) {
+                    (None, Some((_, tested))) => *tested,
+                    (None, None) => newest(&seen.patients, 0).unwrap_or_else(|| net.patient_id()),
+                    (Some(i), _) => newest(&seen.patients, i).unwrap_or_else(|| net.patient_id()),
+                };
+                let prescription_id = net.prescription_id();
+                seen.prescriptions.push(prescription_id);
+                let p = Prescription {
+                    prescription_id,
+                    patient_id,
+                    medication: "m".into(),
+                    dosage: "d".into(),
+                    instructions: String::new(),
+                    based_on: based.iter().map(|(id, _)| *id).collect(),
+                };
+                let user = user.unwrap_or(0);
+                if user == 0 {
+                    // The doctor's front end: the prescription and the payments it can afford.
+                    let now = net.now();
+                    if let Ok(prescribed) = net.alice.clone().prescribe(&net.ledger, p, now) {
+                        let txs: Vec<_> = prescribed.transactions().cloned().collect();
+                        if net.submit(txs[0].clone()).is_ok() {
+                            for tx in &txs[1..] {
+                                prop_assert!(
+                                    net.submit(tx.clone()).is_ok(),
+                                    "an affordable payment"
+                                );
+                            }
+                        }
+                    }
+                    continue;
+                }
+                (user, Event::Prescription(p))
+            }
+            Action::Fill { user, prescription } => {
+                let prescription_id = newest(&seen.prescriptions, prescription)
+                    .unwrap_or_else(|| net.prescription_id());
+                let event = Event::PrescriptionFilled(PrescriptionFilled { prescription_id });
+                (user.unwrap_or(2), event)
+            }
+        };
+        let (user, event) = event;
+        let result_for = match &event {
+            Event::LabTestResult(r) => Some(r.patient_id),
+            _ => None,
+        };
+        let tx = net.raw(&keys[user], event);
+        if let Ok(id) = net.submit(tx)
+            && let Some(patient) = result_for
+        {
+            seen.results.push((id, patient));
+        }
+    }
+    net.mine();
+    prop_assert_eq!(net.ledger.state().total_supply(), supply);
+    let replayed = net.ledger.replay_from_genesis();
+    prop_assert_eq!(replayed.as_ref(), Ok(net.ledger.state()));
+
+    // A longer rival chain of empty blocks from genesis: switching to it must undo
+    // every event and payment exactly.
+    let height = net.ledger.tip().height.0;
+    let genesis = net.ledger.genesis().clone();
+    let mut rival = health_workflow::HealthLedger::new(genesis, health_workflow::HealthPolicy)
+        .expect("valid genesis");
+    let mut blocks = Vec::new();
+    for _ in 0..=height {
+        let now = net.now();
+        let block = rival.mine_block(&Keypair::from_seed([0x99; 32]), now);
+        let _ = rival
+            .submit_block(block.clone(), now)
+            .into_result()
+            .expect("valid");
+        blocks.push(block);
+    }
+    for block in blocks {
+        let now = net.now();
+        let _ = net
+            .ledger
+            .submit_block(block, now)
+            .into_result()
+            .expect("valid rival block");
+    }
+    prop_assert_eq!(net.ledger.tip().hash, rival.tip().hash);
+    prop_assert_eq!(net.ledger.state().app(), &HealthState::default());
+    prop_assert_eq!(net.ledger.state(), rival.state());
+    prop_assert_eq!(net.ledger.balance(&reserve_account), Amount(reserve));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_workflows_keep_supply_and_match_a_replay(
+        actions in prop::collection::vec(action(), 1..60),
+        reserve in prop_oneof![Just(1_000_000u64), Just(1_200u64)],
+    ) {
+        run(actions, reserve)?;
+    }
+}
