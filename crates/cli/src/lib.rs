@@ -23,6 +23,7 @@ pub mod command;
 pub mod input;
 pub mod keyfile;
 pub mod roster;
+pub mod session;
 pub mod tools;
 pub mod views;
 

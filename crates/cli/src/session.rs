@@ -1,0 +1,1150 @@
+//! One REPL session: who is logged in, the active patient, and what each command does.
+//!
+//! The session talks to the ledger only through a [`Backend`] (a running node in the
+//! binary, a plain in-memory ledger in unit tests) and to the person only through a
+//! [`Conversation`] (questions and answers, output lines), so every command and every
+//! wrong input can be tested without a terminal or a network.
+
+use std::path::PathBuf;
+
+use health_workflow::{
+    Actor, Credentials, EventError, HealthLedger, LoginError, OrderId, PatientId, Prescription,
+    PrescriptionId, Role as MemberRole, TestOrder,
+};
+use ledger_core::{BodyStore, Keypair, Timestamp, TxError, TxId};
+use rand::Rng;
+
+use crate::args::Role;
+use crate::command::{self, Command, parse_yes_no, usage};
+use crate::keyfile;
+use crate::views;
+
+/// A transaction of this network.
+pub type HealthTx = health_workflow::HealthTx;
+
+/// What a session needs from the ledger it works on.
+pub trait Backend {
+    /// Where the ledger keeps block bodies.
+    type Store: BodyStore<health_workflow::Event> + 'static;
+
+    /// Runs `f` on the ledger and returns its result.
+    fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&HealthLedger<Self::Store>) -> R + Send + 'static,
+    ) -> anyhow::Result<R>;
+
+    /// Submits a transaction; the inner error is the ledger's refusal.
+    fn submit(&self, tx: HealthTx) -> anyhow::Result<Result<TxId, TxError<EventError>>>;
+
+    /// Mines a block of the pending transactions, produced by `keys`; returns its lines
+    /// to show (or why nothing was mined).
+    fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>>;
+
+    /// Lines describing the connected peers.
+    fn peers(&self) -> anyhow::Result<Vec<String>>;
+
+    /// Asks the peers for blocks this node lacks; lines to show.
+    fn sync(&self) -> anyhow::Result<Vec<String>>;
+
+    /// The current time.
+    fn now(&self) -> Timestamp {
+        crate::tools::now()
+    }
+}
+
+/// The person at the prompt.
+pub trait Conversation {
+    /// Asks a question; `None` if the input ended or the question was abandoned.
+    fn ask(&mut self, question: &str) -> Option<String>;
+    /// Asks for a secret (not echoed on a terminal).
+    fn ask_secret(&mut self, question: &str) -> Option<String>;
+    /// Shows one line.
+    fn say(&mut self, line: &str);
+}
+
+/// How users prove who they are on this node.
+pub enum Logins {
+    /// The demo network: the original project's logins, checked against argon2 hashes,
+    /// signing with the published demo keys.
+    Demo(Credentials),
+    /// A real network: the node's user, whose key file's passphrase is the password.
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// The user's key, decrypted at start-up.
+        keys: Box<Keypair>,
+    },
+}
+
+/// Whether the REPL goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next command.
+    Continue,
+    /// Leave.
+    Exit,
+}
+
+/// The state of one REPL.
+pub struct Session<B> {
+    backend: B,
+    role: Role,
+    node_name: String,
+    logins: Logins,
+    user: Option<Actor>,
+    patient: Option<(PatientId, String)>,
+    producer: Keypair,
+}
+
+/// One line of a failed command, shown to the user.
+struct Refusal(String);
+
+impl<T: std::fmt::Display> From<T> for Refusal {
+    fn from(value: T) -> Self {
+        Refusal(value.to_string())
+    }
+}
+
+type Step<T> = Result<T, Refusal>;
+
+fn refuse<T>(message: impl Into<String>) -> Step<T> {
+    Err(Refusal(message.into()))
+}
+
+fn fresh_uuid_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+impl<B: Backend> Session<B> {
+    /// A session of a `role` node named `node_name`; blocks mined while nobody is
+    /// logged in are produced by `producer`.
+    pub fn new(
+        backend: B,
+        role: Role,
+        node_name: String,
+        logins: Logins,
+        producer: Keypair,
+    ) -> Self {
+        Session {
+            backend,
+            role,
+            node_name,
+            logins,
+            user: None,
+            patient: None,
+            producer,
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The prompt: `Doc@DoctorNode-5001 (No Patient) > `, with the logged-in user after
+    /// the role (`Doc:dr_alice@...`) and the active patient's name and short id.
+    pub fn prompt(&self) -> String {
+        let user = self
+            .user
+            .as_ref()
+            .map_or_else(String::new, |u| format!(":{}", u.member().username));
+        let patient = match &self.patient {
+            None => "No Patient".to_string(),
+            Some((id, name)) => format!("Patient: {name} {}", views::short_uuid(&id.uuid())),
+        };
+        format!(
+            "{}{user}@{} ({patient}) > ",
+            self.role.prompt_prefix(),
+            self.node_name
+        )
+    }
+
+    /// Parses and runs one line. Every failure is reported as one line and the session
+    /// goes on; only `exit` (or a failed backend) ends it.
+    pub fn handle_line(&mut self, line: &str, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
+        match command::parse(line) {
+            Ok(None) => Ok(Flow::Continue),
+            Ok(Some(command)) => self.execute(command, io),
+            Err(e) => {
+                io.say(&format!("Error: {e}"));
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    /// Runs one command.
+    pub fn execute(&mut self, command: Command, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
+        if command == Command::Exit {
+            io.say("Shutting down the node.");
+            return Ok(Flow::Exit);
+        }
+        match self.run(command, io) {
+            Ok(Ok(())) => {}
+            Ok(Err(Refusal(message))) => io.say(&format!("Error: {message}")),
+            Err(fatal) => return Err(fatal),
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn run(&mut self, command: Command, io: &mut dyn Conversation) -> anyhow::Result<Step<()>> {
+        let result = match command {
+            Command::Help => {
+                self.help(io);
+                Ok(())
+            }
+            Command::Login { username, password } => self.login(username, password, io),
+            Command::Logout => {
+                match self.user.take() {
+                    Some(user) => io.say(&format!("Logged out {}.", user.member().username)),
+                    None => io.say("Nobody is logged in."),
+                }
+                self.patient = None;
+                Ok(())
+            }
+            Command::Register { name } => self.register(name, io)?,
+            Command::Consult { notes, order_test } => self.consult(notes, order_test, io)?,
+            Command::PerformTest { order, results } => self.perform_test(order, results, io)?,
+            Command::Prescribe {
+                medication,
+                dosage,
+                instructions,
+            } => self.prescribe([medication, dosage, instructions], io)?,
+            Command::Fill {
+                prescription,
+                confirm,
+            } => self.fill(prescription, confirm, io)?,
+            Command::SetPatient { id } => {
+                let found = self
+                    .backend
+                    .query(move |ledger| views::find_patient(ledger, &id))?;
+                match found {
+                    Ok((id, name)) => {
+                        io.say(&format!("Active patient: {name} ({id})"));
+                        self.patient = Some((id, name));
+                        Ok(())
+                    }
+                    Err(e) => Err(Refusal(e.to_string())),
+                }
+            }
+            Command::History => match self.patient {
+                None => refuse("no active patient: use set_patient <ID> first"),
+                Some((id, _)) => {
+                    let lines = self
+                        .backend
+                        .query(move |ledger| views::history_lines(ledger, &id))?;
+                    say_all(io, &lines);
+                    Ok(())
+                }
+            },
+            Command::Mine => {
+                let keys = self.producer.clone();
+                let lines = self.backend.mine(&keys)?;
+                say_all(io, &lines);
+                Ok(())
+            }
+            Command::Chain => {
+                let lines = self.backend.query(views::chain_lines)?;
+                say_all(io, &lines);
+                Ok(())
+            }
+            Command::Pending => {
+                let lines = self.backend.query(views::pending_lines)?;
+                say_all(io, &lines);
+                Ok(())
+            }
+            Command::Balances => {
+                let lines = self.backend.query(views::balance_lines)?;
+                io.say("E-cash balances:");
+                say_all(io, &lines);
+                Ok(())
+            }
+            Command::Peers => {
+                let lines = self.backend.peers()?;
+                say_all(io, &lines);
+                Ok(())
+            }
+            Command::Sync => {
+                let lines = self.backend.sync()?;
+                say_all(io, &lines);
+                Ok(())
+            }
+            Command::RecalcBalances => {
+                let (lines, balances) = self.backend.query(|ledger| {
+                    let lines = match ledger.replay_from_genesis() {
+                        Ok(state) if &state == ledger.state() => vec![format!(
+                            "Recalculated balances from genesis over {} blocks: they match the \
+                             incremental state.",
+                            ledger.tip().height
+                        )],
+                        Ok(_) => vec![
+                            "Recalculated balances from genesis: they DIFFER from the \
+                             incremental state!"
+                                .to_string(),
+                        ],
+                        Err(e) => vec![format!("Recalculating from genesis failed: {e}")],
+                    };
+                    (lines, views::balance_lines(ledger))
+                })?;
+                say_all(io, &lines);
+                say_all(io, &balances);
+                Ok(())
+            }
+            Command::Exit => Ok(()),
+        };
+        Ok(result)
+    }
+
+    fn help(&self, io: &mut dyn Conversation) {
+        let mut lines = vec![format!(
+            "Commands of the {} node (answers can be given on the line; quote values \
+             with spaces):",
+            self.role_name()
+        )];
+        lines.push(format!("  {:<48} log in", usage::LOGIN));
+        lines.push(format!("  {:<48} log out", "logout"));
+        match self.role {
+            Role::Doctor => {
+                lines.push(format!("  {:<48} register a new patient", usage::REGISTER));
+                lines.push(format!(
+                    "  {:<48} record a consultation, optionally order a blood test",
+                    usage::CONSULT
+                ));
+                lines.push(format!(
+                    "  {:<48} review history and prescribe (pays the lab)",
+                    usage::PRESCRIBE
+                ));
+            }
+            Role::Lab => lines.push(format!(
+                "  {:<48} record the results of a test order",
+                usage::PERFORM_TEST
+            )),
+            Role::Pharmacy => lines.push(format!(
+                "  {:<48} mark a prescription as filled",
+                usage::FILL
+            )),
+        }
+        for (syntax, what) in [
+            (
+                usage::SET_PATIENT,
+                "choose the active patient (id or first characters)",
+            ),
+            ("history", "the active patient's events"),
+            ("mine", "mine a block of the pending transactions"),
+            ("chain", "show the chain"),
+            ("pending", "show the pending transactions"),
+            ("balances", "e-cash balances"),
+            ("peers", "connected peers"),
+            ("sync", "ask the peers for missing blocks"),
+            (
+                "recalc_balances",
+                "recompute balances from genesis and compare",
+            ),
+            ("exit", "stop the node (also: quit)"),
+        ] {
+            lines.push(format!("  {syntax:<48} {what}"));
+        }
+        say_all(io, &lines);
+    }
+
+    fn role_name(&self) -> &'static str {
+        match self.role {
+            Role::Doctor => "Doctor",
+            Role::Lab => "Lab",
+            Role::Pharmacy => "Pharmacy",
+        }
+    }
+
+    fn member_role(&self) -> MemberRole {
+        match self.role {
+            Role::Doctor => MemberRole::Doctor,
+            Role::Lab => MemberRole::LabTechnician,
+            Role::Pharmacy => MemberRole::Pharmacist,
+        }
+    }
+
+    fn login(
+        &mut self,
+        username: Option<String>,
+        password: Option<String>,
+        io: &mut dyn Conversation,
+    ) -> Step<()> {
+        if let Some(user) = &self.user {
+            return refuse(format!(
+                "{} is logged in; log out first",
+                user.member().username
+            ));
+        }
+        let Some(username) = username.or_else(|| io.ask("Username: ")) else {
+            return refuse("login abandoned");
+        };
+        let username = username.trim().to_string();
+        let Some(password) = password.or_else(|| io.ask_secret("Password: ")) else {
+            return refuse("login abandoned");
+        };
+        let genesis = self
+            .backend
+            .query(|ledger| ledger.genesis().clone())
+            .map_err(|e| Refusal(e.to_string()))?;
+        let keys = match &self.logins {
+            Logins::Demo(credentials) => {
+                let member =
+                    credentials
+                        .verify(&genesis, &username, &password)
+                        .map_err(|e| match e {
+                            LoginError::WrongPassword { .. } | LoginError::UnknownUser { .. } => {
+                                Refusal("wrong username or password".into())
+                            }
+                            other => Refusal(other.to_string()),
+                        })?;
+                health_workflow::demo_keypair(&member.username)
+            }
+            Logins::KeyFile { path, keys } => {
+                let owner = genesis.member(&keys.account()).map(|m| m.username.clone());
+                if owner.as_deref() != Some(username.as_str()) {
+                    return refuse("wrong username or password");
+                }
+                let opened = keyfile::read(path, &password).map_err(|e| match e {
+                    keyfile::KeyFileError::Decrypt => Refusal("wrong username or password".into()),
+                    other => Refusal(other.to_string()),
+                })?;
+                if opened.account() != keys.account() {
+                    return refuse("the key file changed since the node started");
+                }
+                opened
+            }
+        };
+        let name = username.clone();
+        let actor = self
+            .backend
+            .query(move |ledger| Actor::new(ledger, &name, keys))
+            .map_err(|e| Refusal(e.to_string()))??;
+        if actor.role() != self.member_role() {
+            return refuse(format!(
+                "{username} is a {}; this {} node is for {} users",
+                actor.role(),
+                self.role_name(),
+                self.member_role()
+            ));
+        }
+        io.say(&format!(
+            "Logged in as {} ({}).",
+            actor.member().username,
+            actor.member().display_name
+        ));
+        self.user = Some(actor);
+        Ok(())
+    }
+
+    /// The logged-in user, who must be allowed to run `command`.
+    fn user_for(&self, command: &str, role: Role) -> Step<Actor> {
+        if self.role != role {
+            let (needed, article) = match role {
+                Role::Doctor => ("Doctor", "a"),
+                Role::Lab => ("Lab", "a"),
+                Role::Pharmacy => ("Pharmacy", "a"),
+            };
+            return refuse(format!(
+                "'{command}' is {article} {needed} command; this is the {} node",
+                self.role_name()
+            ));
+        }
+        match &self.user {
+            Some(user) => Ok(user.clone()),
+            None => refuse(format!("not logged in: use 'login' before '{command}'")),
+        }
+    }
+
+    fn active_patient(&self) -> Step<(PatientId, String)> {
+        self.patient
+            .clone()
+            .ok_or_else(|| Refusal("no active patient: use set_patient <ID> first".into()))
+    }
+
+    fn submit_all(&self, txs: Vec<HealthTx>) -> anyhow::Result<Step<Vec<TxId>>> {
+        let mut ids = Vec::new();
+        for tx in txs {
+            match self.backend.submit(tx)? {
+                Ok(id) => ids.push(id),
+                Err(e) => return Ok(refuse(format!("transaction refused: {}", tx_reason(&e)))),
+            }
+        }
+        Ok(Ok(ids))
+    }
+
+    fn register(
+        &mut self,
+        name: Option<String>,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Step<()>> {
+        let actor = match self.user_for("register", Role::Doctor) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(name) = name.or_else(|| io.ask("Patient name: ")) else {
+            return Ok(refuse("registration abandoned"));
+        };
+        let name = name.trim().to_string();
+        let id = PatientId::from_random_bytes(fresh_uuid_bytes());
+        let now = self.backend.now();
+        let patient_name = name.clone();
+        let tx = match self
+            .backend
+            .query(move |ledger| actor.register(ledger, id, &patient_name, now))?
+        {
+            Ok(tx) => tx,
+            Err(e) => return Ok(refuse(e.to_string())),
+        };
+        if let Err(e) = self.submit_all(vec![tx])? {
+            return Ok(Err(e));
+        }
+        io.say(&format!("Patient {name} registered (pending until mined)."));
+        io.say(&format!("Patient ID: {id}"));
+        io.say(&format!("Active patient: {name} ({id})"));
+        self.patient = Some((id, name));
+        Ok(Ok(()))
+    }
+
+    fn consult(
+        &mut self,
+        notes: Option<String>,
+        order_test: Option<bool>,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Step<()>> {
+        let actor = match self.user_for("consult", Role::Doctor) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (patient, patient_name) = match self.active_patient() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(notes) = notes.or_else(|| io.ask("Consultation notes: ")) else {
+            return Ok(refuse("consultation abandoned"));
+        };
+        let order_test = match order_test {
+            Some(answer) => answer,
+            None => match ask_yes_no(io, "Order a blood test? (y/n): ") {
+                Some(answer) => answer,
+                None => return Ok(refuse("consultation abandoned")),
+            },
+        };
+        let order = order_test
+            .then(|| TestOrder::blood_test(OrderId::from_random_bytes(fresh_uuid_bytes())));
+        let order_line = order.as_ref().map(|o| o.order_id);
+        let now = self.backend.now();
+        let tx = match self
+            .backend
+            .query(move |ledger| actor.consult(ledger, patient, notes.trim(), order, now))?
+        {
+            Ok(tx) => tx,
+            Err(e) => return Ok(refuse(e.to_string())),
+        };
+        if let Err(e) = self.submit_all(vec![tx])? {
+            return Ok(Err(e));
+        }
+        io.say(&format!(
+            "Consultation of {patient_name} recorded (pending until mined)."
+        ));
+        if let Some(order) = order_line {
+            io.say(&format!("Blood test ordered: order {order}"));
+        }
+        Ok(Ok(()))
+    }
+
+    fn perform_test(
+        &mut self,
+        choice: Option<usize>,
+        results: Option<String>,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Step<()>> {
+        let actor = match self.user_for("perform_test", Role::Lab) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (patient, patient_name) = match self.active_patient() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let orders: Vec<(OrderId, String)> = self.backend.query(move |ledger| {
+            ledger
+                .state()
+                .app()
+                .open_orders(&patient)
+                .into_iter()
+                .map(|o| {
+                    (
+                        o.id,
+                        format!("{} ordered at {}", o.test_name, views::time(o.ordered.time)),
+                    )
+                })
+                .collect()
+        })?;
+        let order = match pick(io, &orders, choice, "test order", "--order")? {
+            Ok(order) => order,
+            Err(Refusal(reason)) if orders.is_empty() => {
+                let _ = reason;
+                return Ok(refuse(format!(
+                    "no open test order for {patient_name} (is the consultation mined?)"
+                )));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(results) = results.or_else(|| io.ask("Test results: ")) else {
+            return Ok(refuse("test abandoned"));
+        };
+        let now = self.backend.now();
+        let tx = match self.backend.query(move |ledger| {
+            actor.perform_test(ledger, patient, Some(order), results.trim(), now)
+        })? {
+            Ok(tx) => tx,
+            Err(e) => return Ok(refuse(e.to_string())),
+        };
+        if let Err(e) = self.submit_all(vec![tx])? {
+            return Ok(Err(e));
+        }
+        io.say(&format!(
+            "Lab result for {patient_name} recorded (pending until mined; the ordering doctor \
+             is rewarded in that block)."
+        ));
+        Ok(Ok(()))
+    }
+
+    fn prescribe(
+        &mut self,
+        given: [Option<String>; 3],
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Step<()>> {
+        let actor = match self.user_for("prescribe", Role::Doctor) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (patient, patient_name) = match self.active_patient() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let history = self
+            .backend
+            .query(move |ledger| views::history_lines(ledger, &patient))?;
+        say_all(io, &history);
+        let [medication, dosage, instructions] = given;
+        let Some(medication) = medication.or_else(|| io.ask("Medication: ")) else {
+            return Ok(refuse("prescription abandoned"));
+        };
+        let Some(dosage) = dosage.or_else(|| io.ask("Dosage: ")) else {
+            return Ok(refuse("prescription abandoned"));
+        };
+        let Some(instructions) = instructions.or_else(|| io.ask("Instructions: ")) else {
+            return Ok(refuse("prescription abandoned"));
+        };
+        let id = PrescriptionId::from_random_bytes(fresh_uuid_bytes());
+        let now = self.backend.now();
+        let prescribed = self.backend.query(move |ledger| {
+            let state = ledger.state().app();
+            // The results this patient's earlier prescriptions have not used yet: the
+            // ones this prescription reads, whose lab gets paid.
+            let cited: Vec<TxId> = state
+                .patient(&patient)
+                .into_iter()
+                .flat_map(|p| &p.prescriptions)
+                .filter_map(|id| state.prescription(id))
+                .flat_map(|p| p.based_on.iter().copied())
+                .collect();
+            let based_on = state
+                .lab_results(&patient)
+                .into_iter()
+                .map(|(id, _)| id)
+                .filter(|id| !cited.contains(id))
+                .collect();
+            let prescription = Prescription {
+                prescription_id: id,
+                patient_id: patient,
+                medication: medication.trim().to_string(),
+                dosage: dosage.trim().to_string(),
+                instructions: instructions.trim().to_string(),
+                based_on,
+            };
+            actor.prescribe(ledger, prescription, now)
+        })?;
+        let prescribed = match prescribed {
+            Ok(p) => p,
+            Err(e) => return Ok(refuse(e.to_string())),
+        };
+        let txs: Vec<HealthTx> = prescribed.transactions().cloned().collect();
+        if let Err(e) = self.submit_all(txs)? {
+            return Ok(Err(e));
+        }
+        io.say(&format!(
+            "Prescription {id} for {patient_name} recorded (pending until mined)."
+        ));
+        for payment in &prescribed.payments {
+            match &payment.transfer {
+                Ok(_) => io.say(&format!(
+                    "Payment of {} e-cash to {} for the lab results (pending until mined).",
+                    payment.amount, payment.username
+                )),
+                Err(reason) => io.say(&format!("No payment to {}: {reason}.", payment.username)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn fill(
+        &mut self,
+        choice: Option<usize>,
+        confirm: Option<bool>,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Step<()>> {
+        let actor = match self.user_for("fill", Role::Pharmacy) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (patient, patient_name) = match self.active_patient() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let open: Vec<(PrescriptionId, String)> = self.backend.query(move |ledger| {
+            ledger
+                .state()
+                .app()
+                .unfilled_prescriptions(&patient)
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.id,
+                        format!("{} {} ({})", p.medication, p.dosage, p.instructions),
+                    )
+                })
+                .collect()
+        })?;
+        if open.is_empty() {
+            return Ok(refuse(format!(
+                "no open prescription for {patient_name} (is the prescription mined?)"
+            )));
+        }
+        let id = match pick(io, &open, choice, "prescription", "--prescription")? {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        let label = open
+            .iter()
+            .find(|(p, _)| *p == id)
+            .map_or_else(String::new, |(_, l)| l.clone());
+        let confirmed = match confirm {
+            Some(answer) => answer,
+            None => match ask_yes_no(
+                io,
+                &format!(
+                    "Fill prescription {} {label}? (y/n): ",
+                    views::short_uuid(&id.uuid())
+                ),
+            ) {
+                Some(answer) => answer,
+                None => return Ok(refuse("fill abandoned")),
+            },
+        };
+        if !confirmed {
+            io.say("Prescription not filled.");
+            return Ok(Ok(()));
+        }
+        let now = self.backend.now();
+        let tx = match self
+            .backend
+            .query(move |ledger| actor.fill(ledger, id, now))?
+        {
+            Ok(tx) => tx,
+            Err(e) => return Ok(refuse(e.to_string())),
+        };
+        if let Err(e) = self.submit_all(vec![tx])? {
+            return Ok(Err(e));
+        }
+        io.say(&format!(
+            "Prescription {id} filled (pending until mined; the prescribing doctor is rewarded \
+             in that block)."
+        ));
+        Ok(Ok(()))
+    }
+}
+
+/// The reason a transaction was refused, in the user's terms.
+fn tx_reason(error: &TxError<EventError>) -> String {
+    match error {
+        TxError::Overdraft {
+            balance, amount, ..
+        } => format!("insufficient funds: balance {balance}, needs {amount}"),
+        TxError::Policy { error, .. } => error.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn say_all(io: &mut dyn Conversation, lines: &[String]) {
+    for line in lines {
+        io.say(line);
+    }
+}
+
+fn ask_yes_no(io: &mut dyn Conversation, question: &str) -> Option<bool> {
+    loop {
+        let answer = io.ask(question)?;
+        match parse_yes_no(&answer) {
+            Some(yes) => return Some(yes),
+            None => io.say("Please answer y or n."),
+        }
+    }
+}
+
+/// Chooses one of `items`: the only one, the `choice`-th, or asks.
+fn pick<T: Copy>(
+    io: &mut dyn Conversation,
+    items: &[(T, String)],
+    choice: Option<usize>,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<Step<T>> {
+    if items.is_empty() {
+        return Ok(refuse(format!("no open {what}")));
+    }
+    if let Some(n) = choice {
+        return Ok(match items.get(n - 1) {
+            Some((item, _)) => Ok(*item),
+            None => refuse(format!(
+                "{flag} {n}: there are only {} open {what}(s)",
+                items.len()
+            )),
+        });
+    }
+    if let [(only, _)] = items {
+        return Ok(Ok(*only));
+    }
+    io.say(&format!("Open {what}s:"));
+    for (i, (_, label)) in items.iter().enumerate() {
+        io.say(&format!("  {}. {label}", i + 1));
+    }
+    let Some(answer) = io.ask(&format!("Which {what} (1-{}): ", items.len())) else {
+        return Ok(refuse(format!("no {what} chosen")));
+    };
+    Ok(match answer.trim().parse::<usize>() {
+        Ok(n) if n >= 1 && n <= items.len() => Ok(items[n - 1].0),
+        _ => refuse(format!(
+            "'{}' is not a number from 1 to {}",
+            answer.trim(),
+            items.len()
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use health_workflow::demo::DemoGenesisBuilder;
+    use health_workflow::{Event, HealthPolicy};
+    use ledger_core::{Ledger, MemoryBodies};
+
+    use super::*;
+
+    /// A ledger in memory, shared by the sessions of one test.
+    struct Local<'a>(&'a RefCell<HealthLedger>);
+
+    const NOW: Timestamp = Timestamp(1_800_000_000_000);
+
+    impl Backend for Local<'_> {
+        type Store = MemoryBodies<Event>;
+
+        fn query<R: Send + 'static>(
+            &self,
+            f: impl FnOnce(&HealthLedger<Self::Store>) -> R + Send + 'static,
+        ) -> anyhow::Result<R> {
+            Ok(f(&self.0.borrow()))
+        }
+
+        fn submit(&self, tx: HealthTx) -> anyhow::Result<Result<TxId, TxError<EventError>>> {
+            Ok(self.0.borrow_mut().submit_transaction(tx, NOW))
+        }
+
+        fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>> {
+            let mut ledger = self.0.borrow_mut();
+            let block = ledger.mine_block(keys, NOW);
+            let height = block.header.height;
+            ledger.submit_block(block, NOW).into_result()?;
+            Ok(vec![format!("Mined block #{height}")])
+        }
+
+        fn peers(&self) -> anyhow::Result<Vec<String>> {
+            Ok(vec!["No peers.".into()])
+        }
+
+        fn sync(&self) -> anyhow::Result<Vec<String>> {
+            Ok(vec!["Nothing to sync.".into()])
+        }
+
+        fn now(&self) -> Timestamp {
+            NOW
+        }
+    }
+
+    /// Answers from a list; output collected.
+    #[derive(Default)]
+    struct Script {
+        answers: VecDeque<String>,
+        out: Vec<String>,
+    }
+
+    impl Conversation for Script {
+        fn ask(&mut self, _: &str) -> Option<String> {
+            self.answers.pop_front()
+        }
+        fn ask_secret(&mut self, q: &str) -> Option<String> {
+            self.ask(q)
+        }
+        fn say(&mut self, line: &str) {
+            self.out.push(line.to_string());
+        }
+    }
+
+    fn ledger() -> RefCell<HealthLedger> {
+        RefCell::new(
+            Ledger::new(DemoGenesisBuilder::new().pow_bits(0).build(), HealthPolicy)
+                .expect("valid demo genesis"),
+        )
+    }
+
+    fn session(ledger: &RefCell<HealthLedger>, role: Role) -> Session<Local<'_>> {
+        Session::new(
+            Local(ledger),
+            role,
+            role.default_node_name(5000),
+            Logins::Demo(Credentials::demo()),
+            Keypair::from_seed([9; 32]),
+        )
+    }
+
+    /// Runs `line` and returns what it printed.
+    fn run(session: &mut Session<Local<'_>>, line: &str) -> Vec<String> {
+        let mut script = Script::default();
+        let flow = session
+            .handle_line(line, &mut script)
+            .expect("backend works");
+        assert_eq!(flow, Flow::Continue, "{line}");
+        script.out
+    }
+
+    fn one_error(session: &mut Session<Local<'_>>, line: &str, expected: &str) {
+        let out = run(session, line);
+        assert_eq!(out.len(), 1, "{line}: {out:?}");
+        assert!(out[0].starts_with("Error: "), "{line}: {out:?}");
+        assert!(out[0].contains(expected), "{line}: {out:?}");
+    }
+
+    fn patient_id(lines: &[String]) -> String {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("Patient ID: "))
+            .expect("a Patient ID line")
+            .to_string()
+    }
+
+    #[test]
+    fn the_walkthrough_pays_the_original_amounts() {
+        let ledger = ledger();
+        let mut doc = session(&ledger, Role::Doctor);
+        let mut lab = session(&ledger, Role::Lab);
+        let mut pharm = session(&ledger, Role::Pharmacy);
+        assert_eq!(doc.prompt(), "Doc@DoctorNode-5000 (No Patient) > ");
+
+        run(&mut doc, "login dr_alice password123");
+        let id = patient_id(&run(&mut doc, "register Jane Doe"));
+        assert!(
+            doc.prompt()
+                .starts_with("Doc:dr_alice@DoctorNode-5000 (Patient: Jane Doe ")
+        );
+        let out = run(&mut doc, "consult --test y \"Fever, fatigue\"");
+        assert!(
+            out.iter().any(|l| l.starts_with("Blood test ordered")),
+            "{out:?}"
+        );
+        run(&mut lab, "mine");
+
+        run(&mut lab, "login lab_tech_bob labpass");
+        run(&mut lab, &format!("set_patient {id}"));
+        run(&mut lab, "perform_test Hb 13.5 g/dL");
+        run(&mut pharm, "mine");
+        assert!(run(&mut doc, "balances").contains(&"dr_alice: 500".to_string()));
+
+        let out = run(
+            &mut doc,
+            "prescribe Amoxicillin \"500 mg\" three times a day",
+        );
+        assert!(
+            out.iter()
+                .any(|l| l.starts_with("Payment of 100 e-cash to lab_tech_bob")),
+            "{out:?}"
+        );
+        run(&mut lab, "mine");
+        let balances = run(&mut doc, "balances");
+        assert!(
+            balances.contains(&"dr_alice: 400".to_string()),
+            "{balances:?}"
+        );
+        assert!(
+            balances.contains(&"lab_tech_bob: 100".to_string()),
+            "{balances:?}"
+        );
+
+        run(&mut pharm, "login pharm_charlie pharmpass");
+        run(&mut pharm, &format!("set_patient {}", &id[..8]));
+        run(&mut pharm, "fill y");
+        run(&mut doc, "mine");
+        let balances = run(&mut pharm, "balances");
+        assert!(
+            balances.contains(&"dr_alice: 1100".to_string()),
+            "{balances:?}"
+        );
+        assert!(
+            balances.contains(&"lab_tech_bob: 100".to_string()),
+            "{balances:?}"
+        );
+        let recalc = run(&mut pharm, "recalc_balances");
+        assert!(recalc[0].contains("they match"), "{recalc:?}");
+        let history = run(&mut doc, "history");
+        assert_eq!(history.len(), 6, "{history:?}");
+    }
+
+    #[test]
+    fn questions_are_asked_when_answers_are_missing() {
+        let ledger = ledger();
+        let mut doc = session(&ledger, Role::Doctor);
+        let mut script = Script {
+            answers: ["dr_alice", "password123"].map(String::from).into(),
+            ..Script::default()
+        };
+        doc.handle_line("login", &mut script).expect("works");
+        assert_eq!(script.out, ["Logged in as dr_alice (Dr. Alice)."]);
+        let mut script = Script {
+            answers: ["Jane Doe"].map(String::from).into(),
+            ..Script::default()
+        };
+        doc.handle_line("register", &mut script).expect("works");
+        assert!(script.out.iter().any(|l| l.starts_with("Patient ID: ")));
+        let mut script = Script {
+            answers: ["Cough", "maybe", "n"].map(String::from).into(),
+            ..Script::default()
+        };
+        doc.handle_line("consult", &mut script).expect("works");
+        assert_eq!(script.out[0], "Please answer y or n.");
+        assert!(script.out[1].starts_with("Consultation of Jane Doe recorded"));
+        assert_eq!(script.out.len(), 2);
+    }
+
+    #[test]
+    fn wrong_input_gets_one_clear_line() {
+        let ledger = ledger();
+        let mut doc = session(&ledger, Role::Doctor);
+        let mut lab = session(&ledger, Role::Lab);
+        one_error(&mut doc, "launch", "unknown command 'launch'");
+        one_error(&mut doc, "register Jane", "not logged in");
+        one_error(&mut doc, "perform_test x", "is a Lab command");
+        one_error(
+            &mut doc,
+            "login dr_alice nope",
+            "wrong username or password",
+        );
+        one_error(&mut doc, "login nobody x", "wrong username or password");
+        one_error(
+            &mut doc,
+            "login lab_tech_bob labpass",
+            "this Doctor node is for doctor users",
+        );
+        run(&mut doc, "login dr_alice password123");
+        one_error(&mut doc, "consult x --test y", "no active patient");
+        one_error(&mut doc, "history", "no active patient");
+        one_error(&mut doc, "set_patient not-an-id!", "is not a patient id");
+        one_error(
+            &mut doc,
+            "set_patient 00000000-0000-4000-8000-000000000000",
+            "no patient",
+        );
+        one_error(&mut doc, "register \"unclosed", "unclosed double quote");
+        one_error(&mut doc, "register", "abandoned");
+        let id = patient_id(&run(&mut doc, "register Jane Doe"));
+        one_error(&mut doc, "register \"\"", "");
+        run(&mut doc, "mine");
+        run(&mut lab, "login lab_tech_bob labpass");
+        run(&mut lab, &format!("set_patient {id}"));
+        one_error(&mut lab, "perform_test ok", "no open test order");
+        let mut pharm = session(&ledger, Role::Pharmacy);
+        run(&mut pharm, "login pharm_charlie pharmpass");
+        run(&mut pharm, &format!("set_patient {id}"));
+        one_error(&mut pharm, "fill y", "no open prescription");
+        // prescribe shows the history first, then asks; no answers abandon it.
+        let out = run(&mut doc, "prescribe");
+        assert_eq!(
+            out.last().map(String::as_str),
+            Some("Error: prescription abandoned")
+        );
+        // Nothing to pay with: the prescription stands, the payment is refused.
+        run(&mut doc, "consult --test y Tired");
+        run(&mut doc, "mine");
+        run(&mut lab, "perform_test --order 1 fine");
+        let mut script = Script::default();
+        // The result is not mined, so the prescription reads none and pays nobody.
+        doc.handle_line("prescribe Aspirin 1 daily", &mut script)
+            .expect("works");
+        assert!(
+            !script.out.iter().any(|l| l.starts_with("Error")),
+            "{:?}",
+            script.out
+        );
+        run(&mut doc, "mine");
+        let out = run(&mut doc, "prescribe Aspirin 1 daily");
+        let insufficient = out.iter().any(|l| l.contains("insufficient funds"));
+        let paid = out.iter().any(|l| l.starts_with("Payment of 100"));
+        assert!(insufficient || paid, "{out:?}");
+        run(&mut doc, "mine");
+        one_error(
+            &mut pharm,
+            "fill --prescription 9 y",
+            "there are only 2 open",
+        );
+        let out = run(&mut pharm, "fill n");
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0], "Open prescriptions:");
+        assert_eq!(out[3], "Error: no prescription chosen");
+        // Still working after all that.
+        assert_eq!(run(&mut doc, "balances")[0], "E-cash balances:");
+    }
+
+    #[test]
+    fn insufficient_funds_is_reported() {
+        // A network whose lab results earn nothing: the doctor cannot pay the lab.
+        let mut genesis = DemoGenesisBuilder::new().pow_bits(0).build();
+        genesis
+            .parameters
+            .insert(health_workflow::PARAM_REWARD_LAB_RESULT.to_string(), 0);
+        let ledger = RefCell::new(Ledger::new(genesis, HealthPolicy).expect("valid genesis"));
+        let mut doc = session(&ledger, Role::Doctor);
+        let mut lab = session(&ledger, Role::Lab);
+        run(&mut doc, "login dr_alice password123");
+        run(&mut lab, "login lab_tech_bob labpass");
+        let id = patient_id(&run(&mut doc, "register Ann"));
+        run(&mut doc, "consult --test y x");
+        run(&mut doc, "mine");
+        run(&mut lab, &format!("set_patient {id}"));
+        run(&mut lab, "perform_test fine");
+        run(&mut doc, "mine");
+        let out = run(&mut doc, "prescribe A 1 x");
+        assert!(
+            out.iter()
+                .any(|l| l
+                    == "No payment to lab_tech_bob: insufficient funds: balance 0, payment 100."),
+            "{out:?}"
+        );
+        let mut script = Script::default();
+        assert_eq!(
+            doc.handle_line("exit", &mut script).expect("works"),
+            Flow::Exit
+        );
+    }
+}
