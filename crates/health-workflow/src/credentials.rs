@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use ledger_core::{Genesis, Member};
 
 /// Argon2id hash of the DEMO login of `dr_alice` (the original project's password).
@@ -33,6 +33,12 @@ pub enum CredentialsError {
         /// The username.
         username: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// Hashing a new password failed.
+    #[error("cannot hash the password: {reason}")]
+    Hashing {
+        /// The hashing library's reason.
         reason: String,
     },
 }
@@ -67,6 +73,18 @@ pub enum LoginError {
         /// The hashing library's reason.
         reason: String,
     },
+}
+
+/// Hashes `password` with Argon2id (default parameters) and `salt`, giving the PHC
+/// string to store in [`Credentials`]. The caller draws the salt: 16 random bytes,
+/// different for every password.
+pub fn hash_password(password: &str, salt: &[u8; 16]) -> Result<String, CredentialsError> {
+    Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| CredentialsError::Hashing {
+            reason: e.to_string(),
+        })
 }
 
 /// Usernames and their argon2 password hashes (PHC strings).
@@ -129,14 +147,11 @@ impl Credentials {
             .ok_or_else(|| LoginError::UnknownUser {
                 username: username.to_string(),
             })?;
-        let unusable = |e: argon2::password_hash::Error| LoginError::Unusable {
+        let unusable = |reason: String| LoginError::Unusable {
             username: username.to_string(),
-            reason: e.to_string(),
+            reason,
         };
-        let hash = PasswordHash::new(stored).map_err(|e| LoginError::Unusable {
-            username: username.to_string(),
-            reason: e.to_string(),
-        })?;
+        let hash = PasswordHash::new(stored).map_err(|e| unusable(e.to_string()))?;
         match Argon2::default().verify_password(password.as_bytes(), &hash) {
             Ok(()) => {}
             Err(argon2::password_hash::Error::PasswordInvalid) => {
@@ -144,7 +159,7 @@ impl Credentials {
                     username: username.to_string(),
                 });
             }
-            Err(e) => return Err(unusable(e)),
+            Err(e) => return Err(unusable(e.to_string())),
         }
         genesis
             .member_by_username(username)
@@ -192,6 +207,19 @@ mod tests {
                 username: "dr_bob".into()
             })
         );
+    }
+
+    #[test]
+    fn a_deployment_hashes_its_own_passwords() {
+        let hash = hash_password("s3cret", &[9; 16]).expect("valid salt");
+        assert!(hash.starts_with("$argon2id$"));
+        let creds = Credentials::new([("dr_alice", hash)]).expect("valid hash");
+        let genesis = demo_genesis();
+        assert!(creds.verify(&genesis, "dr_alice", "s3cret").is_ok());
+        assert!(matches!(
+            creds.verify(&genesis, "dr_alice", "password123"),
+            Err(LoginError::WrongPassword { .. })
+        ));
     }
 
     #[test]

@@ -28,6 +28,21 @@
 //! - **DEMO network** ([`demo`]): the original three users with keys from a published
 //!   seed, [`demo_genesis`], [`Credentials::demo`]. Never for real data.
 //!
+//! # Decisions
+//!
+//! - A lab result has no id of its own: it is named by the [`TxId`](ledger_core::TxId)
+//!   of the transaction that recorded it (unique, and known once it is signed).
+//! - Prescribing pays each lab technician whose results the prescription is based on
+//!   once per prescription (not once per result), from the doctor's balance including
+//!   pending transfers; what the doctor cannot afford is reported in [`Prescribed`]
+//!   and the prescription stands.
+//! - Building a transaction ([`Actor`]) checks only what needs no chain state (role,
+//!   text limits, id versions) and uses the author's next nonce: submit each
+//!   transaction before building the next one by the same user.
+//! - History records each event with the height and time of its block; the registry's
+//!   `timestamp` is that block time in RFC 3339 (UTC, milliseconds).
+//! - Ids are UUID v4 drawn by the front end: this crate draws no randomness.
+//!
 //! # Example
 //!
 //! The start of the original walkthrough on one in-memory ledger: Dr. Alice logs in,
@@ -80,7 +95,7 @@ mod workflow;
 
 pub use credentials::{
     Credentials, CredentialsError, DEMO_HASH_DR_ALICE, DEMO_HASH_LAB_TECH_BOB,
-    DEMO_HASH_PHARM_CHARLIE, LoginError,
+    DEMO_HASH_PHARM_CHARLIE, LoginError, hash_password,
 };
 pub use demo::{demo_genesis, demo_keypair, is_demo};
 pub use event::{
