@@ -214,6 +214,11 @@ impl<T> Orphans<T> {
             .push(hash);
         self.blocks.insert(hash, block);
         self.order.push_back(hash);
+        // Orphans that left through `children_of` stay in `order` until evicted; drop
+        // them now and then so that `order` stays bounded too (amortised O(1)).
+        if self.order.len() > 2 * limits::MAX_ORPHANS {
+            self.order.retain(|h| self.blocks.contains_key(h));
+        }
         while self.blocks.len() > limits::MAX_ORPHANS {
             let Some(oldest) = self.order.pop_front() else {
                 break;
@@ -1401,4 +1406,55 @@ fn compare_rewards<E>(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Hash;
+    use crate::keys::Signature;
+
+    fn orphan(n: u64) -> (BlockHash, Arc<Block<()>>) {
+        let block = Block {
+            header: BlockHeader {
+                height: Height(n),
+                prev: BlockHash(Hash::of(&n.to_le_bytes())),
+                merkle_root: Hash::ZERO,
+                timestamp: Timestamp(0),
+                producer: AccountId::default(),
+                nonce: 0,
+            },
+            signature: Signature::default(),
+            transactions: Vec::new(),
+            rewards: Vec::new(),
+        };
+        (block.hash(), Arc::new(block))
+    }
+
+    #[test]
+    fn orphan_bookkeeping_stays_bounded_as_orphans_come_and_go() {
+        let mut orphans = Orphans::default();
+        for n in 0..(10 * limits::MAX_ORPHANS as u64) {
+            let (hash, block) = orphan(n);
+            let parent = block.header.prev;
+            orphans.insert(hash, block);
+            // The parent arrives: the orphan leaves the pool.
+            assert_eq!(orphans.children_of(&parent).len(), 1);
+        }
+        assert!(orphans.blocks.is_empty() && orphans.by_parent.is_empty());
+        assert!(orphans.order.len() <= 2 * limits::MAX_ORPHANS + 1);
+    }
+
+    #[test]
+    fn the_oldest_orphan_is_evicted_first() {
+        let mut orphans = Orphans::default();
+        let all: Vec<_> = (0..=limits::MAX_ORPHANS as u64).map(orphan).collect();
+        for (hash, block) in &all {
+            orphans.insert(*hash, Arc::clone(block));
+        }
+        assert_eq!(orphans.blocks.len(), limits::MAX_ORPHANS);
+        assert!(!orphans.blocks.contains_key(&all[0].0));
+        assert!(orphans.blocks.contains_key(&all[1].0));
+        assert!(!orphans.by_parent.contains_key(&all[0].1.header.prev));
+    }
 }
