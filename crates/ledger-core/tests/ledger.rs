@@ -1169,3 +1169,97 @@ fn genesis_is_checked() {
     bad.balances.push((stranger(), Amount(u64::MAX)));
     assert!(Ledger::new(bad, Counter).is_err());
 }
+
+// ----- reloading, validating, syncing ------------------------------------------------------
+
+#[test]
+fn a_ledger_reloads_from_its_store_without_rechecking_signatures() {
+    let k = keys();
+    let mut clock = Clock::new();
+    let mut original = ledger(2);
+    let mut blocks = Vec::new();
+    for i in 0..4 {
+        let now = clock.tick();
+        send(&mut original, &k[i], TxBody::App(Op::Claim(i as u16)), now);
+        send(&mut original, &k[i + 1], pay(k[i].account(), 9), now);
+        blocks.push(mine_and_submit(&mut original, &k[i], now));
+    }
+    let mut store = MemoryBodies::default();
+    let stored: Vec<Arc<TestBlock>> = blocks.iter().map(|b| Arc::new(b.clone())).collect();
+    for block in &stored {
+        let Ok(()) = store.put(&block.hash(), block);
+    }
+    let mut reloaded = Ledger::with_store(genesis(2), Counter, store).unwrap();
+    for block in &stored {
+        let outcome = reloaded.submit_stored_block(Arc::clone(block));
+        assert!(accepted(&outcome), "{:?}", outcome.invalid);
+    }
+    assert_eq!(reloaded.tip(), original.tip());
+    assert_eq!(reloaded.state(), original.state());
+    assert_eq!(reloaded.store().len(), blocks.len());
+    assert_consistent(&reloaded);
+}
+
+#[test]
+fn validate_block_checks_everything_and_changes_nothing() {
+    let k = keys();
+    let mut ledger = ledger(2);
+    let now = Clock::new().now();
+    send(&mut ledger, &k[0], TxBody::App(Op::Claim(4)), now);
+    let block = ledger.mine_block(&k[1], now);
+    let before = ledger.state().clone();
+    let validated = ledger.validate_block(block.clone(), now).expect("valid");
+    assert_eq!(validated.hash(), block.hash());
+    assert_eq!(validated.tx_ids(), &[block.transactions[0].id()]);
+    assert_eq!(**validated.block(), block);
+    assert_eq!(ledger.state(), &before);
+    assert_eq!(ledger.tip().hash, ledger.genesis_hash());
+    let mut wrong = block.clone();
+    wrong.rewards.clear();
+    let wrong = reseal(wrong, &k[1], 2);
+    assert!(matches!(
+        ledger.validate_block(wrong, now),
+        Err(BlockError::RewardMissing { .. })
+    ));
+    assert_eq!(ledger.state(), &before);
+    mine_and_submit(&mut ledger, &k[1], now);
+    // Not on the tip any more.
+    assert!(ledger.validate_block(block, now).is_err());
+}
+
+#[test]
+fn locators_lead_a_lagging_node_to_the_blocks_it_lacks() {
+    let k = keys();
+    let mut clock = Clock::new();
+    let mut ahead = ledger(0);
+    let mut blocks = Vec::new();
+    for _ in 0..40 {
+        blocks.push(mine_and_submit(&mut ahead, &k[0], clock.tick()));
+    }
+    let behind = ledger_with(&genesis(0), &blocks[..25], late());
+    let locator = behind.locator();
+    assert_eq!(locator.first(), Some(&behind.tip().hash));
+    assert_eq!(locator.last(), Some(&behind.genesis_hash()));
+    assert!(locator.len() <= limits::MAX_LOCATOR_HASHES);
+    let next = ahead.hashes_after(&locator, 10);
+    let expected: Vec<BlockHash> = blocks[25..35].iter().map(TestBlock::hash).collect();
+    assert_eq!(next, expected);
+    // A node on a branch the other does not know is answered from the fork point.
+    let (side, _) = {
+        let mut side = ledger_with(&genesis(0), &blocks[..10], late());
+        let fork = mine_and_submit(&mut side, &k[1], clock.tick());
+        (side, fork)
+    };
+    let from_fork = ahead.hashes_after(&side.locator(), 3);
+    assert_eq!(
+        from_fork,
+        blocks[10..13]
+            .iter()
+            .map(TestBlock::hash)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ahead.hashes_after(&[], 2),
+        blocks[..2].iter().map(TestBlock::hash).collect::<Vec<_>>()
+    );
+}

@@ -866,12 +866,27 @@ proptest! {
         a_sends in sends(),
         b_sends in sends(),
         a_more in sends(),
+        shared in sends(),
     ) {
         let k = keys();
         let genesis = genesis(2);
         let mut clock = Clock::new();
-        let (a, builder_a) = grow(Ledger::new(genesis.clone(), Counter).unwrap(), &k[0], n_a, &a_sends, &mut clock);
-        let (b, builder_b) = grow(Ledger::new(genesis.clone(), Counter).unwrap(), &k[1], n_a + extra_b, &b_sends, &mut clock);
+        // Transactions both branches mine: after a switch they are on the new chain.
+        let mut base = Ledger::new(genesis.clone(), Counter).unwrap();
+        for (from, body) in &shared {
+            let tx = tx(&base, &k[*from], body.clone(), clock.now());
+            let _ = base.submit_transaction(tx, clock.now());
+        }
+        let shared: Vec<TestTx> = base.mempool().map(|p| p.tx.clone()).collect();
+        let with_shared = || {
+            let mut ledger = Ledger::new(genesis.clone(), Counter).unwrap();
+            for tx in &shared {
+                ledger.submit_transaction(tx.clone(), Clock::new().now()).expect("valid on genesis");
+            }
+            ledger
+        };
+        let (a, builder_a) = grow(with_shared(), &k[0], n_a, &a_sends, &mut clock);
+        let (b, builder_b) = grow(with_shared(), &k[1], n_a + extra_b, &b_sends, &mut clock);
         let (a_ext, builder_a) = grow(builder_a, &k[0], extra_b + 1, &a_more, &mut clock);
 
         let mut ledger = Ledger::new(genesis.clone(), Counter).unwrap();
