@@ -1269,6 +1269,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let mut used = 0;
         let mut txs = Vec::new();
         let mut ids = Vec::new();
+        let mut sizes = Vec::new();
         for entry in self.mempool.txs.iter().take(limits::MAX_TXS_PER_BLOCK) {
             if used + entry.size + reward_bytes > budget {
                 break;
@@ -1276,6 +1277,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             used += entry.size + reward_bytes;
             txs.push(entry.tx.clone());
             ids.push(entry.id);
+            sizes.push(entry.size);
         }
         let rules = Rules {
             policy: &self.policy,
@@ -1288,11 +1290,21 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             match self.state.execute(rules, slot, &txs, &ids) {
                 Ok((undo, paid)) => {
                     self.state.revert(&self.policy, undo);
-                    break paid;
+                    // A policy may award several rewards per transaction: keep the
+                    // longest prefix whose rewards still fit the block's limits, and
+                    // recompute (fewer transactions can change what the reserve pays).
+                    let keep = fitting_prefix(&ids, &sizes, &paid, reward_bytes, budget);
+                    if keep == txs.len() {
+                        break paid;
+                    }
+                    txs.truncate(keep);
+                    ids.truncate(keep);
+                    sizes.truncate(keep);
                 }
                 Err((index, _)) => {
                     txs.remove(index);
                     ids.remove(index);
+                    sizes.remove(index);
                 }
             }
         };
@@ -1338,6 +1350,32 @@ fn condemns_hash<E>(error: &BlockError<E>) -> bool {
             | BlockError::MerkleMismatch { .. }
             | BlockError::Store { .. }
     )
+}
+
+/// How many of the transactions `ids` (of encoded `sizes`), taken in order, fit in a
+/// block together with the rewards `paid` for them: at most
+/// [`MAX_REWARDS_PER_BLOCK`](limits::MAX_REWARDS_PER_BLOCK) rewards and `budget` bytes.
+fn fitting_prefix(
+    ids: &[TxId],
+    sizes: &[usize],
+    paid: &[Reward],
+    reward_bytes: usize,
+    budget: usize,
+) -> usize {
+    let mut earned: HashMap<TxId, usize> = HashMap::new();
+    for reward in paid {
+        *earned.entry(reward.cause).or_default() += 1;
+    }
+    let (mut bytes, mut rewards) = (0usize, 0usize);
+    for (index, (id, size)) in ids.iter().zip(sizes).enumerate() {
+        let count = earned.get(id).copied().unwrap_or(0);
+        bytes += size + count * reward_bytes;
+        rewards += count;
+        if rewards > limits::MAX_REWARDS_PER_BLOCK || bytes > budget {
+            return index;
+        }
+    }
+    ids.len()
 }
 
 /// Validity of each item's signature, batch by batch.

@@ -1263,3 +1263,68 @@ fn locators_lead_a_lagging_node_to_the_blocks_it_lacks() {
         blocks[..2].iter().map(TestBlock::hash).collect::<Vec<_>>()
     );
 }
+
+// ----- producing blocks within the limits --------------------------------------------------
+
+/// A policy whose payload asks for that many rewards of one unit each.
+struct ManyRewards;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+impl ledger_core::Policy for ManyRewards {
+    type Payload = u16;
+    type State = u64;
+    type Undo = ();
+    type Error = Never;
+    fn genesis_state(&self, _: &Genesis) -> u64 {
+        0
+    }
+    fn apply(
+        &self,
+        ctx: &ledger_core::TxContext<'_>,
+        state: &mut u64,
+        count: &u16,
+    ) -> Result<ledger_core::Applied<()>, Never> {
+        *state += 1;
+        Ok(ledger_core::Applied {
+            undo: (),
+            rewards: vec![(ctx.author, Amount(1)); usize::from(*count)],
+        })
+    }
+    fn undo(&self, state: &mut u64, _: ()) {
+        *state -= 1;
+    }
+}
+
+#[test]
+fn templates_respect_the_reward_limit_when_a_payload_earns_many() {
+    let k = keys();
+    let mut genesis = genesis(0);
+    genesis.balances.retain(|(a, _)| *a != reserve());
+    genesis.balances.push((reserve(), Amount(1_000_000)));
+    let mut ledger = Ledger::new(genesis, ManyRewards).unwrap();
+    let now = Clock::new().now();
+    let half = (limits::MAX_REWARDS_PER_BLOCK / 2 + 1) as u16;
+    for (i, count) in [3, half, half, 2].into_iter().enumerate() {
+        let tx = Transaction::new_signed(&ledger.genesis_hash(), &k[i], 1, now, TxBody::App(count));
+        ledger.submit_transaction(tx, now).unwrap();
+    }
+    // The first two fit (3 + half rewards); the third would pass the limit.
+    let block = ledger.mine_block(&k[0], now);
+    assert_eq!(block.transactions.len(), 2);
+    assert_eq!(block.rewards.len(), 3 + usize::from(half));
+    let outcome = ledger.submit_block(block, now);
+    assert!(
+        outcome.status == BlockStatus::Accepted,
+        "{:?}",
+        outcome.invalid
+    );
+    // The rest follow in the next block.
+    let block = ledger.mine_block(&k[0], now);
+    assert_eq!(block.rewards.len(), usize::from(half) + 2);
+    assert!(ledger.submit_block(block, now).status == BlockStatus::Accepted);
+    assert_eq!(ledger.mempool().len(), 0);
+    assert_eq!(*ledger.state().app(), 4);
+}
