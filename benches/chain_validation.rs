@@ -75,15 +75,26 @@ fn build_chain(blocks: usize) -> Chain {
         let now = Timestamp(height as u64 * 1_000);
         for (i, from) in keys.iter().enumerate() {
             let to = keys[(i + 1) % keys.len()].account();
-            let body = TxBody::Transfer { to, amount: Amount(1) };
+            let body = TxBody::Transfer {
+                to,
+                amount: Amount(1),
+            };
             let tx = Transaction::new_signed(&net, from, height as u64, now, body);
-            ledger.submit_transaction(tx, now).expect("generated transfer is valid");
+            ledger
+                .submit_transaction(tx, now)
+                .expect("generated transfer is valid");
         }
         let block = ledger.mine_block(&keys[height % keys.len()], now);
         out.push(Arc::new(block.clone()));
-        ledger.submit_block(block, now).into_result().expect("generated block is valid");
+        ledger
+            .submit_block(block, now)
+            .into_result()
+            .expect("generated block is valid");
     }
-    Chain { genesis, blocks: out }
+    Chain {
+        genesis,
+        blocks: out,
+    }
 }
 
 fn validate(chain: &Chain) -> Ledger<TransfersOnly> {
@@ -106,7 +117,11 @@ fn bench(c: &mut Criterion) {
         .unwrap_or(1_000);
     let chain = build_chain(blocks);
     let net = chain.genesis.hash();
-    let signed: Vec<(Vec<u8>, ed25519_dalek::Signature, ed25519_dalek::VerifyingKey)> = chain
+    let signed: Vec<(
+        Vec<u8>,
+        ed25519_dalek::Signature,
+        ed25519_dalek::VerifyingKey,
+    )> = chain
         .blocks
         .iter()
         .flat_map(|b| b.transactions.iter())
@@ -122,7 +137,11 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(signed.len() as u64));
     group.bench_function("full_validation", |b| {
-        b.iter_batched(|| (), |()| black_box(validate(&chain)), BatchSize::PerIteration)
+        b.iter_batched(
+            || (),
+            |()| black_box(validate(&chain)),
+            BatchSize::PerIteration,
+        )
     });
     group.bench_function("signature_floor", |b| {
         b.iter(|| {

@@ -74,7 +74,9 @@ fn now() -> anyhow::Result<Timestamp> {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("system clock is before 1970")?;
-    Ok(Timestamp(u64::try_from(since.as_millis()).context("clock overflow")?))
+    Ok(Timestamp(
+        u64::try_from(since.as_millis()).context("clock overflow")?,
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,7 +99,13 @@ fn main() -> anyhow::Result<()> {
     println!("network {} ({:#})", ledger.genesis().network, net);
 
     let sign = |keys: &Keypair, nonce, text: &str| -> anyhow::Result<_> {
-        Ok(Transaction::new_signed(&net, keys, nonce, now()?, TxBody::App(text.to_string())))
+        Ok(Transaction::new_signed(
+            &net,
+            keys,
+            nonce,
+            now()?,
+            TxBody::App(text.to_string()),
+        ))
     };
 
     // Block 1: both sign the guestbook.
@@ -105,7 +113,10 @@ fn main() -> anyhow::Result<()> {
     ledger.submit_transaction(sign(&bob, 1, "Bob was here")?, now()?)?;
     // A second signature by Ada is refused by the policy, before any block.
     let again = ledger.submit_transaction(sign(&ada, 2, "me again")?, now()?);
-    println!("Ada signing twice: {}", again.expect_err("the policy refuses it"));
+    println!(
+        "Ada signing twice: {}",
+        again.expect_err("the policy refuses it")
+    );
     let block = ledger.mine_block(&ada, now()?);
     ledger.submit_block(block, now()?).into_result()?;
 
@@ -115,7 +126,10 @@ fn main() -> anyhow::Result<()> {
         amount: Amount(3),
     };
     let nonce = ledger.next_nonce(&bob.account());
-    ledger.submit_transaction(Transaction::new_signed(&net, &bob, nonce, now()?, tip), now()?)?;
+    ledger.submit_transaction(
+        Transaction::new_signed(&net, &bob, nonce, now()?, tip),
+        now()?,
+    )?;
     let block = ledger.mine_block(&bob, now()?);
     ledger.submit_block(block, now()?).into_result()?;
 
@@ -132,7 +146,10 @@ fn main() -> anyhow::Result<()> {
         println!("guestbook {who:#}: {message}");
     }
     let replayed = ledger.replay_from_genesis()?;
-    anyhow::ensure!(&replayed == ledger.state(), "replay disagrees with the state");
+    anyhow::ensure!(
+        &replayed == ledger.state(),
+        "replay disagrees with the state"
+    );
     println!("replay from genesis matches the incremental state");
     Ok(())
 }

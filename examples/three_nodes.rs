@@ -1,0 +1,465 @@
+//! The original walkthrough, end to end, on three real nodes in one process.
+//!
+//! A Doctor, a Lab and a Pharmacy node start on free loopback ports and connect to each
+//! other. Dr. Alice registers a patient and orders a blood test, Bob records the
+//! result, Alice prescribes (paying the lab for the results it read), Charlie fills the
+//! prescription — and blocks are mined on different nodes, as the original README
+//! does. At the end the chain, the balances and the patient's history are printed, and
+//! the example checks that all three nodes agree on the tip and that dr_alice holds
+//! 1,100 e-cash and lab_tech_bob 100. It exits non-zero otherwise.
+//!
+//! Run with `cargo run --example three_nodes`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail, ensure};
+use healthchain::health_workflow::{
+    Actor, Credentials, Event, HealthPolicy, OrderId, PatientId, Prescription, PrescriptionId,
+    TestOrder, balances, demo_genesis, demo_keypair, username_of, write_registry,
+};
+use healthchain::ledger_core::{Amount, Genesis, Timestamp, Transaction};
+use healthchain::p2p::store::MemoryStore;
+use healthchain::p2p::{MineError, NodeConfig, NodeHandle, RunningNode, open_ledger, spawn};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+type Handle = NodeHandle<HealthPolicy, MemoryStore<Event>>;
+
+/// How long any one step may take before the example gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One of the three nodes, with the user logged in at it.
+struct Node {
+    name: String,
+    handle: Handle,
+    running: RunningNode<HealthPolicy, MemoryStore<Event>>,
+    actor: Actor,
+}
+
+fn now() -> Timestamp {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn step(text: &str) {
+    println!("\n== {text}");
+}
+
+/// Starts a node, logs `username` in with `password` (checked against the demo
+/// network's argon2 hashes) and dials `peers`.
+async fn start(
+    name: &str,
+    genesis: &Genesis,
+    username: &str,
+    password: &str,
+    peers: Vec<std::net::SocketAddr>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Node> {
+    let (ledger, _) = open_ledger(genesis.clone(), HealthPolicy, MemoryStore::new())
+        .context("opening the ledger")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let name = format!("{name}-{port}");
+    let mut config = NodeConfig::new(name.clone());
+    config.peers = peers;
+    let running = spawn(listener, config, ledger, shutdown.clone())
+        .with_context(|| format!("starting {name}"))?;
+    let handle = running.handle();
+
+    let member = Credentials::demo()
+        .verify(genesis, username, password)
+        .with_context(|| format!("logging in {username}"))?;
+    let keys = demo_keypair(&member.username);
+    let actor = handle
+        .query({
+            let username = member.username.clone();
+            move |ledger| Actor::new(ledger, &username, keys)
+        })
+        .await??;
+    println!(
+        "{name} listening on {}, logged in as {} ({})",
+        handle.local_addr(),
+        actor.member().username,
+        actor.member().display_name
+    );
+    Ok(Node {
+        name,
+        handle,
+        running,
+        actor,
+    })
+}
+
+/// Waits until `check` holds, re-checking whenever any node reports an event.
+async fn wait_until<F, Fut>(nodes: &[&Node], what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let wake = Arc::new(Notify::new());
+    let stop = CancellationToken::new();
+    for node in nodes {
+        let mut events = node.handle.subscribe();
+        let (wake, stop) = (Arc::clone(&wake), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    event = events.recv() => match event {
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            wake.notify_one()
+                        }
+                        Err(_) => break,
+                    },
+                }
+            }
+        });
+    }
+    let _stop_forwarders = stop.drop_guard();
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        // An event may have come between the check and now; `notify_one` keeps it.
+        if tokio::time::timeout_at(deadline, wake.notified())
+            .await
+            .is_err()
+        {
+            bail!("timed out waiting until {what}");
+        }
+    }
+}
+
+/// Submits transactions at `node` and waits until every node has them pending.
+async fn submit(node: &Node, all: &[&Node], txs: Vec<Transaction<Event>>) -> anyhow::Result<()> {
+    let ids: Vec<_> = txs.iter().map(Transaction::id).collect();
+    for tx in txs {
+        node.handle
+            .submit_transaction(tx)
+            .await?
+            .with_context(|| format!("{} refused a transaction", node.name))?;
+    }
+    wait_until(all, "every node has the new transactions", || {
+        let handles: Vec<Handle> = all.iter().map(|n| n.handle.clone()).collect();
+        let ids = ids.clone();
+        async move {
+            for handle in handles {
+                let pending = handle
+                    .query(move |l| l.mempool().map(|p| p.id).collect::<Vec<_>>())
+                    .await?;
+                if !ids.iter().all(|id| pending.contains(id)) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await
+}
+
+/// Mines at `node` with its user's key and waits until every node has the block as tip.
+async fn mine(node: &Node, all: &[&Node]) -> anyhow::Result<()> {
+    let keys = demo_keypair(&node.actor.member().username);
+    let mined = loop {
+        match node.handle.mine(keys.clone()).await? {
+            Ok(mined) => break mined,
+            // Another node's block arrived first: mine again on the new tip.
+            Err(MineError::TipChanged) => continue,
+            Err(e) => bail!("{} could not mine: {e}", node.name),
+        }
+    };
+    let txs = node
+        .handle
+        .query(move |l| {
+            l.block(&mined.hash)
+                .ok()
+                .flatten()
+                .map(|b| b.transactions.len())
+        })
+        .await?
+        .unwrap_or(0);
+    println!(
+        "{} mined block #{} ({:#}) with {txs} transaction(s)",
+        node.name, mined.height, mined.hash
+    );
+    wait_until(all, "every node has the new block as tip", || {
+        let handles: Vec<Handle> = all.iter().map(|n| n.handle.clone()).collect();
+        async move {
+            for handle in handles {
+                if handle.tip().await?.hash != mined.hash {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await
+}
+
+async fn print_balances(node: &Node) -> anyhow::Result<Vec<(String, Amount)>> {
+    let table = node
+        .handle
+        .query(|l| {
+            balances(l)
+                .into_iter()
+                .map(|b| (b.name, b.amount))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    for (name, amount) in &table {
+        println!("  {name}: {amount}");
+    }
+    Ok(table)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let genesis = demo_genesis();
+    println!(
+        "healthchain DEMO network '{}' ({:#}): demo keys from a published seed, for learning only",
+        genesis.network,
+        genesis.hash()
+    );
+    let shutdown = CancellationToken::new();
+
+    step("Starting the Doctor, Lab and Pharmacy nodes");
+    let doctor = start(
+        "DoctorNode",
+        &genesis,
+        "dr_alice",
+        "password123",
+        vec![],
+        &shutdown,
+    )
+    .await?;
+    let lab = start(
+        "LabNode",
+        &genesis,
+        "lab_tech_bob",
+        "labpass",
+        vec![doctor.handle.local_addr()],
+        &shutdown,
+    )
+    .await?;
+    let pharmacy = start(
+        "PharmacyNode",
+        &genesis,
+        "pharm_charlie",
+        "pharmpass",
+        vec![doctor.handle.local_addr(), lab.handle.local_addr()],
+        &shutdown,
+    )
+    .await?;
+    let all = [&doctor, &lab, &pharmacy];
+    wait_until(&all, "the three nodes are connected", || {
+        let handles: Vec<Handle> = all.iter().map(|n| n.handle.clone()).collect();
+        async move {
+            for handle in handles {
+                if handle.peers().await?.len() < 2 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await?;
+    println!("all three nodes are connected to each other");
+
+    step("1. Doctor: register Jane Doe and consult, ordering a blood test");
+    let patient = PatientId::from(Uuid::new_v4());
+    let order = OrderId::from(Uuid::new_v4());
+    let alice = doctor.actor.clone();
+    let register = doctor
+        .handle
+        .query(move |l| alice.register(l, patient, "Jane Doe", now()))
+        .await??;
+    submit(&doctor, &all, vec![register]).await?;
+    println!("Patient ID: {patient}");
+    let alice = doctor.actor.clone();
+    let consult = doctor
+        .handle
+        .query(move |l| {
+            let notes = "Fatigue for two weeks; check blood count.";
+            alice.consult(l, patient, notes, Some(TestOrder::blood_test(order)), now())
+        })
+        .await??;
+    submit(&doctor, &all, vec![consult]).await?;
+    println!("consultation recorded, blood test ordered (order {order})");
+
+    step("2. Lab node mines block #1 (registration and consultation)");
+    mine(&lab, &all).await?;
+
+    step("3. Lab: set_patient and perform_test");
+    let bob = lab.actor.clone();
+    let result = lab
+        .handle
+        .query(move |l| bob.perform_test(l, patient, None, "Hemoglobin 13.5 g/dL; normal", now()))
+        .await??;
+    let result_id = result.id();
+    submit(&lab, &all, vec![result]).await?;
+    println!("lab result recorded ({result_id:#})");
+
+    step("4. Pharmacy node mines block #2 (the lab result, and dr_alice's 500 reward)");
+    mine(&pharmacy, &all).await?;
+    let table = print_balances(&doctor).await?;
+    ensure!(
+        table.contains(&("dr_alice".into(), Amount(500))),
+        "dr_alice should hold 500 after the lab result"
+    );
+
+    step("5. Doctor: prescribe, paying the lab 100 for its results");
+    let alice = doctor.actor.clone();
+    let prescribed = doctor
+        .handle
+        .query(move |l| {
+            let prescription = Prescription {
+                prescription_id: PrescriptionId::from(Uuid::new_v4()),
+                patient_id: patient,
+                medication: "Iron supplement".into(),
+                dosage: "65 mg".into(),
+                instructions: "once a day with food".into(),
+                based_on: vec![result_id],
+            };
+            alice.prescribe(l, prescription, now())
+        })
+        .await??;
+    for payment in &prescribed.payments {
+        match &payment.transfer {
+            Ok(_) => println!(
+                "paying {} {} for the results",
+                payment.username, payment.amount
+            ),
+            Err(why) => println!("{} is not paid: {why}", payment.username),
+        }
+    }
+    submit(&doctor, &all, prescribed.transactions().cloned().collect()).await?;
+
+    step("6. Lab node mines block #3 (prescription and payment)");
+    mine(&lab, &all).await?;
+    print_balances(&lab).await?;
+
+    step("7. Pharmacy: set_patient and fill");
+    let prescription_id = pharmacy
+        .handle
+        .query(move |l| {
+            l.state()
+                .app()
+                .unfilled_prescriptions(&patient)
+                .first()
+                .map(|p| p.id)
+        })
+        .await?
+        .context("the prescription should be open at the pharmacy")?;
+    let charlie = pharmacy.actor.clone();
+    let fill = pharmacy
+        .handle
+        .query(move |l| charlie.fill(l, prescription_id, now()))
+        .await??;
+    submit(&pharmacy, &all, vec![fill]).await?;
+    println!("prescription {prescription_id} filled");
+
+    step("8. Doctor node mines block #4 (the fill, and dr_alice's 700 reward)");
+    mine(&doctor, &all).await?;
+
+    step("The chain");
+    let chain = doctor
+        .handle
+        .query(|l| {
+            l.main_chain()
+                .iter()
+                .skip(1)
+                .filter_map(|hash| {
+                    let block = l.block(hash).ok().flatten()?;
+                    let producer = username_of(l, &block.header.producer);
+                    Some(format!(
+                        "  #{} {:#}  by {producer:<14} {} tx, {} reward(s)",
+                        block.header.height,
+                        hash,
+                        block.transactions.len(),
+                        block.rewards.len()
+                    ))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    for line in chain {
+        println!("{line}");
+    }
+
+    step("Jane Doe's history");
+    let history = doctor
+        .handle
+        .query(move |l| {
+            l.state()
+                .app()
+                .history(&patient)
+                .unwrap_or_default()
+                .iter()
+                .map(|e| {
+                    let who = username_of(l, &e.recorded.author);
+                    format!(
+                        "  block #{} {:<22} by {who}",
+                        e.recorded.height,
+                        e.event.kind()
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    for line in history {
+        println!("{line}");
+    }
+
+    step("Patient registry (patient_registry.csv)");
+    let csv = doctor
+        .handle
+        .query(|l| {
+            let mut out = Vec::new();
+            write_registry(l.state().app(), l.genesis(), &mut out).map(|()| out)
+        })
+        .await??;
+    print!("{}", String::from_utf8_lossy(&csv));
+
+    step("Balances");
+    let mut tables = Vec::new();
+    for node in all {
+        tables.push(node.handle.query(balances).await?);
+    }
+    let table = print_balances(&doctor).await?;
+
+    step("Checks");
+    let mut tips = Vec::new();
+    for node in all {
+        tips.push(node.handle.tip().await?);
+    }
+    let agree =
+        tips.windows(2).all(|w| w[0].hash == w[1].hash) && tables.windows(2).all(|w| w[0] == w[1]);
+    println!(
+        "same tip on all three nodes: {} (#{} {:#})",
+        if agree { "yes" } else { "NO" },
+        tips[0].height,
+        tips[0].hash
+    );
+    let alice_ok = table.contains(&("dr_alice".into(), Amount(1_100)));
+    let bob_ok = table.contains(&("lab_tech_bob".into(), Amount(100)));
+    println!("dr_alice 1100: {}", if alice_ok { "yes" } else { "NO" });
+    println!("lab_tech_bob 100: {}", if bob_ok { "yes" } else { "NO" });
+
+    shutdown.cancel();
+    for node in [doctor, lab, pharmacy] {
+        node.running.join().await?;
+    }
+    ensure!(agree, "the nodes disagree on the tip or the balances");
+    ensure!(
+        alice_ok && bob_ok,
+        "the final balances are not the walkthrough's"
+    );
+    println!("\nwalkthrough complete: all checks passed");
+    Ok(())
+}
