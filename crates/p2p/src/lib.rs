@@ -116,7 +116,7 @@ pub use gossip::Offence;
 pub use node::{
     Clock, DisconnectReason, MineError, Mined, NodeConfig, NodeError, NodeEvent, NodeHandle,
     OpenError, Opened, ReloadFailure, ReloadReport, RunningNode, SystemClock, open_ledger, reload,
-    spawn,
+    run, spawn,
 };
 pub use protocol::{Hello, Message, TipInfo};
 pub use session::{Connection, Direction, PeerInfo, Session, SessionConfig, SessionError};

@@ -586,8 +586,21 @@ pub fn spawn<P: Policy, S: BlockStore<P::Payload>>(
         events: events.clone(),
         local_addr,
     };
-    let task = tokio::spawn(run(listener, config, ledger, shutdown, command_rx, events));
+    let task = tokio::spawn(node_main(
+        listener, config, ledger, shutdown, command_rx, events,
+    ));
     Ok(RunningNode { handle, task })
+}
+
+/// Runs a node without a handle until `shutdown` is cancelled: a relay node that
+/// only serves its peers. See [`spawn`] to control it.
+pub async fn run<P: Policy, S: BlockStore<P::Payload>>(
+    listener: TcpListener,
+    config: NodeConfig,
+    ledger: Ledger<P, S>,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    spawn(listener, config, ledger, shutdown)?.join().await
 }
 
 /// What the listener, dialers and sessions share.
@@ -656,7 +669,7 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
 }
 
-async fn run<P: Policy, S: BlockStore<P::Payload>>(
+async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     listener: TcpListener,
     config: NodeConfig,
     ledger: Ledger<P, S>,

@@ -254,3 +254,143 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbSto
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::{
+        AccountId, Amount, Applied, Genesis, Keypair, Ledger, Policy, Timestamp, TxContext,
+    };
+
+    struct Free;
+    #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+    impl Policy for Free {
+        type Payload = u8;
+        type State = ();
+        type Undo = ();
+        type Error = Never;
+        fn genesis_state(&self, _: &Genesis) {}
+        fn apply(&self, _: &TxContext<'_>, _: &mut (), _: &u8) -> Result<Applied<()>, Never> {
+            Ok(Applied::new(()))
+        }
+        fn undo(&self, _: &mut (), _: ()) {}
+    }
+
+    fn genesis() -> Genesis {
+        Genesis {
+            network: "store-test".into(),
+            timestamp: Timestamp(0),
+            pow_bits: 2,
+            producers: None,
+            roster: vec![],
+            balances: vec![(AccountId::unspendable("r"), Amount(10))],
+            reserve: AccountId::unspendable("r"),
+            parameters: Default::default(),
+        }
+    }
+
+    /// Three blocks of a chain, parents first.
+    fn chain() -> Vec<Arc<Block<u8>>> {
+        let mut ledger = Ledger::new(genesis(), Free).expect("valid genesis");
+        let keys = Keypair::from_seed([5; 32]);
+        (1..=3u64)
+            .map(|i| {
+                let block = ledger.mine_block(&keys, Timestamp(i * 1000));
+                let hash = block.hash();
+                ledger
+                    .submit_block(block, Timestamp(i * 1000))
+                    .into_result()
+                    .expect("valid block");
+                ledger.block(&hash).expect("memory").expect("stored")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn redb_keeps_blocks_across_reopen_in_height_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        {
+            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            for block in blocks.iter().rev() {
+                store.put(&block.hash(), block).expect("put");
+            }
+        }
+        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
+        let stored = store.stored().expect("lists");
+        let expected: Vec<_> = blocks.iter().map(|b| (b.header.height, b.hash())).collect();
+        assert_eq!(stored, expected);
+        for block in &blocks {
+            assert_eq!(
+                store.get(&block.hash()).expect("get").as_deref(),
+                Some(&**block)
+            );
+        }
+        assert_eq!(store.get(&BlockHash::default()).expect("get"), None);
+    }
+
+    #[test]
+    fn memory_store_clones_share_blocks() {
+        let blocks = chain();
+        let mut a = MemoryStore::new();
+        let b = a.clone();
+        a.put(&blocks[0].hash(), &blocks[0]).expect("put");
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            b.stored().expect("lists"),
+            vec![(Height(1), blocks[0].hash())]
+        );
+    }
+
+    #[test]
+    fn a_corrupted_block_is_reported_and_not_served() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+        for block in &blocks {
+            store.put(&block.hash(), block).expect("put");
+        }
+        // Flip a byte of block 2 on disk.
+        let victim = blocks[1].hash();
+        {
+            let db = store.db().expect("open");
+            let tx = db.begin_write().expect("write");
+            {
+                let mut table = tx.open_table(BLOCKS).expect("table");
+                let mut bytes = table
+                    .get(victim.hash().as_bytes())
+                    .expect("read")
+                    .expect("present")
+                    .value()
+                    .to_vec();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+                table
+                    .insert(victim.hash().as_bytes(), bytes.as_slice())
+                    .expect("write");
+            }
+            tx.commit().expect("commit");
+        }
+        assert!(matches!(
+            store.get(&victim),
+            Err(StoreError::Corrupt { .. })
+        ));
+
+        let (ledger, report) = crate::open_ledger(genesis(), Free, store).expect("opens");
+        assert_eq!(report.loaded, 1);
+        assert!(
+            matches!(report.failed[0], (h, crate::ReloadFailure::Unreadable(_)) if h == victim)
+        );
+        assert!(matches!(
+            report.failed[1],
+            (h, crate::ReloadFailure::MissingParent(p)) if h == blocks[2].hash() && p == victim
+        ));
+        assert_eq!(ledger.tip().hash, blocks[0].hash());
+        assert_eq!(
+            ledger.hashes_after(&[ledger.genesis_hash()], 10),
+            vec![blocks[0].hash()]
+        );
+    }
+}

@@ -55,7 +55,15 @@ impl Fixture {
         wait_pending(&self.victim.handle, id).await;
         let mined = mine(&self.honest.handle, &bob()).await;
         wait_tip(&self.victim.handle, mined.hash).await;
-        assert!(!self.victim.handle.peers().await.expect("running").is_empty());
+        assert!(
+            !self
+                .victim
+                .handle
+                .peers()
+                .await
+                .expect("running")
+                .is_empty()
+        );
     }
 
     async fn stop(self) {
@@ -64,9 +72,11 @@ impl Fixture {
     }
 
     async fn banned(&mut self, addr: SocketAddr) -> Offence<TooLong> {
-        match wait_event(&mut self.events, "a ban", |e| {
-            matches!(e, NodeEvent::PeerBanned { addr: a, .. } if *a == addr)
-        })
+        match wait_event(
+            &mut self.events,
+            "a ban",
+            |e| matches!(e, NodeEvent::PeerBanned { addr: a, .. } if *a == addr),
+        )
         .await
         {
             NodeEvent::PeerBanned { offence, .. } => offence,
@@ -75,9 +85,11 @@ impl Fixture {
     }
 
     async fn refused(&mut self, addr: SocketAddr) -> SessionError {
-        match wait_event(&mut self.events, "a refusal", |e| {
-            matches!(e, NodeEvent::PeerRefused { addr: a, .. } if *a == addr)
-        })
+        match wait_event(
+            &mut self.events,
+            "a refusal",
+            |e| matches!(e, NodeEvent::PeerRefused { addr: a, .. } if *a == addr),
+        )
         .await
         {
             NodeEvent::PeerRefused { reason, .. } => reason,
@@ -87,7 +99,10 @@ impl Fixture {
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = u32::try_from(payload.len()).expect("small").to_be_bytes().to_vec();
+    let mut bytes = u32::try_from(payload.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
     bytes.extend_from_slice(payload);
     bytes
 }
@@ -157,7 +172,10 @@ async fn length_prefix_of_4_gib_is_refused() {
     let mut fx = fixture(limits::MAX_INBOUND).await;
     let local = send_raw(fx.victim.addr, &u32::MAX.to_be_bytes()).await;
     let offence = fx.banned(local).await;
-    assert!(is_session_offence(&offence, |e| matches!(e, SessionError::FrameTooLarge { .. })));
+    assert!(is_session_offence(&offence, |e| matches!(
+        e,
+        SessionError::FrameTooLarge { .. }
+    )));
     fx.honest_still_flows().await;
     fx.stop().await;
 }
@@ -183,7 +201,10 @@ async fn garbage_inside_a_valid_frame_is_refused() {
     let mut fx = fixture(limits::MAX_INBOUND).await;
     let local = send_raw(fx.victim.addr, &frame(&[0xab; 37])).await;
     let offence = fx.banned(local).await;
-    assert!(is_session_offence(&offence, |e| matches!(e, SessionError::Message(_))));
+    assert!(is_session_offence(&offence, |e| matches!(
+        e,
+        SessionError::Message(_)
+    )));
     fx.honest_still_flows().await;
     fx.stop().await;
 }
@@ -195,7 +216,10 @@ async fn block_before_hello_is_refused() {
     let block = other.mine_block(&carol(), now());
     let local = send_raw(fx.victim.addr, &encode(Message::Block(block))).await;
     let offence = fx.banned(local).await;
-    assert!(is_session_offence(&offence, |e| matches!(e, SessionError::Protocol(_))));
+    assert!(is_session_offence(&offence, |e| matches!(
+        e,
+        SessionError::Protocol(_)
+    )));
     fx.honest_still_flows().await;
     fx.stop().await;
 }
@@ -221,7 +245,10 @@ async fn peer_that_never_finishes_the_handshake_is_dropped() {
     let local = stream.local_addr().expect("local address");
     closed(stream).await;
     let reason = fx.refused(local).await;
-    assert!(matches!(reason, SessionError::HandshakeTimeout(_)), "{reason}");
+    assert!(
+        matches!(reason, SessionError::HandshakeTimeout(_)),
+        "{reason}"
+    );
     fx.honest_still_flows().await;
     fx.stop().await;
 }
@@ -241,9 +268,11 @@ async fn two_hundred_idle_connections_do_not_starve_honest_peers() {
     // The slots are free again: a new honest node gets in.
     let late = start("late", vec![fx.victim.addr]).await;
     wait_peers(&late.handle, 1).await;
-    wait_event(&mut fx.events, "the late node", |e| {
-        matches!(e, NodeEvent::PeerUp(info) if info.listen_addr == Some(late.addr))
-    })
+    wait_event(
+        &mut fx.events,
+        "the late node",
+        |e| matches!(e, NodeEvent::PeerUp(info) if info.listen_addr == Some(late.addr)),
+    )
     .await;
     late.stop().await;
     fx.honest_still_flows().await;
@@ -263,15 +292,25 @@ async fn forged_signature_transaction_gets_the_peer_banned() {
     let mut forged = transfer(&alice(), 1, &carol(), 900);
     forged.signature = Signature([7; 64]);
     let forged_id = forged.id();
-    stream.write_all(&encode(Message::Tx(forged))).await.expect("send tx");
+    stream
+        .write_all(&encode(Message::Tx(forged)))
+        .await
+        .expect("send tx");
     closed(stream).await;
     let offence = fx.banned(local).await;
     assert!(
         matches!(offence, Offence::InvalidTx(TxError::BadSignature { tx }) if tx == forged_id),
         "{offence}"
     );
-    let pending = fx.victim.handle.query(move |l| l.is_pending(&forged_id)).await;
-    assert_eq!(pending.expect("running"), false);
+    let pending = fx
+        .victim
+        .handle
+        .query(move |l| l.is_pending(&forged_id))
+        .await;
+    assert!(
+        !pending.expect("running"),
+        "a forged transaction is not pending"
+    );
     fx.honest_still_flows().await;
     fx.stop().await;
 }
@@ -284,10 +323,16 @@ async fn second_hello_and_invalid_block_get_the_peer_banned() {
     let local = stream.local_addr().expect("local address");
     let hello_frame = encode(Message::Hello(hello(genesis_hash())));
     stream.write_all(&hello_frame).await.expect("send hello");
-    stream.write_all(&hello_frame).await.expect("send hello again");
+    stream
+        .write_all(&hello_frame)
+        .await
+        .expect("send hello again");
     closed(stream).await;
     let offence = fx.banned(local).await;
-    assert!(is_session_offence(&offence, |e| matches!(e, SessionError::Protocol(_))));
+    assert!(is_session_offence(&offence, |e| matches!(
+        e,
+        SessionError::Protocol(_)
+    )));
 
     let (mut stream, _) = connect(fx.victim.addr).await;
     let local = stream.local_addr().expect("local address");
@@ -295,7 +340,10 @@ async fn second_hello_and_invalid_block_get_the_peer_banned() {
     let mut other = ledger();
     let mut block = other.mine_block(&carol(), now());
     block.signature = Signature([9; 64]);
-    stream.write_all(&encode(Message::Block(block))).await.expect("send block");
+    stream
+        .write_all(&encode(Message::Block(block)))
+        .await
+        .expect("send block");
     closed(stream).await;
     let offence = fx.banned(local).await;
     assert!(matches!(offence, Offence::InvalidBlock(_)), "{offence}");

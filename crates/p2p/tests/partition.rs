@@ -84,7 +84,10 @@ async fn partition_heals_onto_the_most_work_chain() {
     assert_eq!(tip.height.0, 3);
 
     // Heal.
-    let dropped: Vec<_> = group_one.iter().map(|n| collect_dropped(&n.handle)).collect();
+    let dropped: Vec<_> = group_one
+        .iter()
+        .map(|n| collect_dropped(&n.handle))
+        .collect();
     n1.handle.connect(n2.addr).await.expect("running");
     for node in group_one.iter().chain(group_two.iter()) {
         wait_tip(&node.handle, tip.hash).await;
@@ -104,11 +107,17 @@ async fn partition_heals_onto_the_most_work_chain() {
                             .is_some_and(|b| b.transactions.iter().any(|t| t.id() == id))
                     })
                 };
-                ((in_chain(to_bob), in_chain(dave_note)), (l.is_pending(&to_bob), l.is_pending(&dave_note)))
+                (
+                    (in_chain(to_bob), in_chain(dave_note)),
+                    (l.is_pending(&to_bob), l.is_pending(&dave_note)),
+                )
             })
             .await
             .expect("running");
-        assert!(!in_chain.0 && !pending.0, "the double spend is neither mined nor pending");
+        assert!(
+            !in_chain.0 && !pending.0,
+            "the double spend is neither mined nor pending"
+        );
         assert!(
             dropped.lock().expect("not poisoned").contains(&to_bob),
             "the double spend is reported as dropped"

@@ -78,7 +78,10 @@ async fn node_killed_while_receiving_blocks_restarts_cleanly() {
     // Kill it: no shutdown, the task is dropped wherever it was.
     victim.node.abort();
     let ended = victim.node.join().await;
-    assert!(ended.is_err() || target.height == acknowledged, "the node was killed");
+    assert!(
+        ended.is_err() || target.height == acknowledged,
+        "the node was killed"
+    );
 
     let (ledger, report) = open(dir.path());
     assert!(report.is_clean(), "{:?}", report.failed);
@@ -88,14 +91,21 @@ async fn node_killed_while_receiving_blocks_restarts_cleanly() {
         ledger.tip().height,
         acknowledged
     );
-    assert!(ledger.replay_from_genesis().is_ok_and(|s| &s == ledger.state()));
+    assert!(
+        ledger
+            .replay_from_genesis()
+            .is_ok_and(|s| &s == ledger.state())
+    );
 
     // Restarted, it finishes the sync.
     let mut cfg = config("victim-again");
     cfg.peers = vec![source.addr];
     let again = start_with(cfg, ledger).await;
     wait_tip(&again.handle, target.hash).await;
-    assert_eq!(balances(&again.handle).await, balances(&source.handle).await);
+    assert_eq!(
+        balances(&again.handle).await,
+        balances(&source.handle).await
+    );
     again.stop().await;
     source.stop().await;
 }

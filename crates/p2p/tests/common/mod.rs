@@ -122,7 +122,12 @@ pub(crate) fn note(keys: &Keypair, nonce: u64, text: &str) -> Transaction<String
     )
 }
 
-pub(crate) fn transfer(keys: &Keypair, nonce: u64, to: &Keypair, amount: u64) -> Transaction<String> {
+pub(crate) fn transfer(
+    keys: &Keypair,
+    nonce: u64,
+    to: &Keypair,
+    amount: u64,
+) -> Transaction<String> {
     Transaction::new_signed(
         &genesis_hash(),
         keys,
@@ -272,14 +277,22 @@ pub(crate) async fn mine<S: BlockStore<String>>(handle: &Handle<S>, keys: &Keypa
 
 /// Waits until the node's tip is `hash`.
 pub(crate) async fn wait_tip<S: BlockStore<String>>(handle: &Handle<S>, hash: BlockHash) {
-    wait_ledger(handle, &format!("tip {hash:#}"), move |l| l.tip().hash == hash).await;
+    wait_ledger(handle, &format!("tip {hash:#}"), move |l| {
+        l.tip().hash == hash
+    })
+    .await;
 }
 
 /// Waits until transaction `id` is pending at the node.
 pub(crate) async fn wait_pending<S: BlockStore<String>>(handle: &Handle<S>, id: ledger_core::TxId) {
-    wait_ledger(handle, &format!("pending {id:#}"), move |l| l.is_pending(&id)).await;
+    wait_ledger(handle, &format!("pending {id:#}"), move |l| {
+        l.is_pending(&id)
+    })
+    .await;
 }
 
-pub(crate) async fn balances<S: BlockStore<String>>(handle: &Handle<S>) -> Vec<(AccountId, Amount)> {
+pub(crate) async fn balances<S: BlockStore<String>>(
+    handle: &Handle<S>,
+) -> Vec<(AccountId, Amount)> {
     handle.balances().await.expect("node running")
 }
