@@ -186,9 +186,18 @@ struct Entry {
     header: Option<BlockHeader>,
 }
 
+/// A block waiting for its parent, with how it arrived: once the parent comes it is
+/// checked as its own origin requires, whoever brought the parent.
+struct Orphan<T> {
+    block: Arc<Block<T>>,
+    origin: Origin,
+    /// The `now` it was submitted with.
+    received: Timestamp,
+}
+
 /// Blocks waiting for their parent.
 struct Orphans<T> {
-    blocks: HashMap<BlockHash, Arc<Block<T>>>,
+    blocks: HashMap<BlockHash, Orphan<T>>,
     by_parent: HashMap<BlockHash, Vec<BlockHash>>,
     order: VecDeque<BlockHash>,
 }
@@ -204,15 +213,15 @@ impl<T> Default for Orphans<T> {
 }
 
 impl<T> Orphans<T> {
-    fn insert(&mut self, hash: BlockHash, block: Arc<Block<T>>) {
+    fn insert(&mut self, hash: BlockHash, orphan: Orphan<T>) {
         if self.blocks.contains_key(&hash) {
             return;
         }
         self.by_parent
-            .entry(block.header.prev)
+            .entry(orphan.block.header.prev)
             .or_default()
             .push(hash);
-        self.blocks.insert(hash, block);
+        self.blocks.insert(hash, orphan);
         self.order.push_back(hash);
         // Orphans that left through `children_of` stay in `order` until evicted; drop
         // them now and then so that `order` stays bounded too (amortised O(1)).
@@ -227,18 +236,19 @@ impl<T> Orphans<T> {
         }
     }
 
-    fn remove(&mut self, hash: &BlockHash) -> Option<Arc<Block<T>>> {
-        let block = self.blocks.remove(hash)?;
-        if let Some(siblings) = self.by_parent.get_mut(&block.header.prev) {
+    fn remove(&mut self, hash: &BlockHash) -> Option<Orphan<T>> {
+        let orphan = self.blocks.remove(hash)?;
+        let prev = orphan.block.header.prev;
+        if let Some(siblings) = self.by_parent.get_mut(&prev) {
             siblings.retain(|h| h != hash);
             if siblings.is_empty() {
-                self.by_parent.remove(&block.header.prev);
+                self.by_parent.remove(&prev);
             }
         }
-        Some(block)
+        Some(orphan)
     }
 
-    fn children_of(&mut self, parent: &BlockHash) -> Vec<Arc<Block<T>>> {
+    fn children_of(&mut self, parent: &BlockHash) -> Vec<Orphan<T>> {
         let hashes = self.by_parent.remove(parent).unwrap_or_default();
         hashes.iter().filter_map(|h| self.remove(h)).collect()
     }
@@ -681,19 +691,32 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             outcome.status = BlockStatus::Orphan {
                 missing: block.header.prev,
             };
-            self.orphans.insert(hash, block);
+            let orphan = Orphan {
+                block,
+                origin,
+                received: now,
+            };
+            self.orphans.insert(hash, orphan);
             return outcome;
         }
-        // The block and then any orphans it unlocks, breadth first.
-        let mut queue = VecDeque::from([(block, hash)]);
-        while let Some((block, hash)) = queue.pop_front() {
+        // The block and then any orphans it unlocks, breadth first, each checked as
+        // its own origin requires.
+        let call_origin = origin;
+        let mut queue = VecDeque::from([(block, hash, origin, now)]);
+        while let Some((block, hash, origin, at)) = queue.pop_front() {
             let is_first = hash == outcome.hash;
-            match self.accept(block, hash, now, origin, &mut outcome) {
+            match self.accept(block, hash, at, origin, &mut outcome) {
                 Ok(()) => {
                     outcome.accepted.push(hash);
                     for child in self.orphans.children_of(&hash) {
-                        let child_hash = child.hash();
-                        queue.push_back((child, child_hash));
+                        let child_hash = child.block.hash();
+                        // The clock reads at least what it read when the orphan came;
+                        // a call for a stored block carries no clock reading at all.
+                        let at = match call_origin {
+                            Origin::Untrusted => child.received.max(now),
+                            Origin::OwnStore => child.received,
+                        };
+                        queue.push_back((child.block, child_hash, child.origin, at));
                     }
                 }
                 Err(error) => {
@@ -716,7 +739,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let mut stack = vec![*hash];
         while let Some(parent) = stack.pop() {
             for child in self.orphans.children_of(&parent) {
-                let child_hash = child.hash();
+                let child_hash = child.block.hash();
                 self.mark_invalid(child_hash);
                 outcome
                     .invalid
@@ -1469,13 +1492,21 @@ mod tests {
         (block.hash(), Arc::new(block))
     }
 
+    fn untrusted(block: Arc<Block<()>>) -> Orphan<()> {
+        Orphan {
+            block,
+            origin: Origin::Untrusted,
+            received: Timestamp(0),
+        }
+    }
+
     #[test]
     fn orphan_bookkeeping_stays_bounded_as_orphans_come_and_go() {
         let mut orphans = Orphans::default();
         for n in 0..(10 * limits::MAX_ORPHANS as u64) {
             let (hash, block) = orphan(n);
             let parent = block.header.prev;
-            orphans.insert(hash, block);
+            orphans.insert(hash, untrusted(block));
             // The parent arrives: the orphan leaves the pool.
             assert_eq!(orphans.children_of(&parent).len(), 1);
         }
@@ -1488,7 +1519,7 @@ mod tests {
         let mut orphans = Orphans::default();
         let all: Vec<_> = (0..=limits::MAX_ORPHANS as u64).map(orphan).collect();
         for (hash, block) in &all {
-            orphans.insert(*hash, Arc::clone(block));
+            orphans.insert(*hash, untrusted(Arc::clone(block)));
         }
         assert_eq!(orphans.blocks.len(), limits::MAX_ORPHANS);
         assert!(!orphans.blocks.contains_key(&all[0].0));

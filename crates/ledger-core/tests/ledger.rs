@@ -1328,3 +1328,36 @@ fn templates_respect_the_reward_limit_when_a_payload_earns_many() {
     assert_eq!(ledger.mempool().len(), 0);
     assert_eq!(*ledger.state().app(), 4);
 }
+
+#[test]
+fn an_untrusted_orphan_is_fully_checked_even_when_a_stored_parent_unlocks_it() {
+    let k = keys();
+    let mut source = ledger(2);
+    let now = Clock::new().now();
+    let b1 = mine_and_submit(&mut source, &k[0], now);
+    let mut forged = tx(&source, &k[1], pay(k[2].account(), 5), now);
+    forged.body = pay(k[3].account(), 500);
+    let b2 = raw_block(b1.hash(), 2, now, &k[0], vec![forged.clone()], vec![], 2);
+
+    let mut store = MemoryBodies::default();
+    let stored = Arc::new(b1.clone());
+    let Ok(()) = store.put(&stored.hash(), &stored);
+    let mut ledger = Ledger::with_store(genesis(2), Counter, store).unwrap();
+    assert!(matches!(
+        ledger.submit_block(b2.clone(), late()).status,
+        BlockStatus::Orphan { .. }
+    ));
+    let outcome = ledger.submit_stored_block(stored);
+    assert_eq!(outcome.accepted, vec![b1.hash()]);
+    let (hash, error) = outcome
+        .invalid
+        .first()
+        .expect("the forged orphan is refused");
+    assert_eq!(*hash, b2.hash());
+    assert_eq!(
+        tx_error(error.clone()),
+        (0, TxError::BadSignature { tx: forged.id() })
+    );
+    assert_eq!(ledger.tip().hash, b1.hash());
+    assert_eq!(ledger.balance(&k[3].account()), Amount(FUNDS));
+}
