@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ledger_core::{BlockError, TxError};
 
 use crate::limits;
+use crate::protocol::TipInfo;
 use crate::session::SessionError;
 
 /// A set that remembers the most recent `capacity` insertions.
@@ -135,6 +136,12 @@ pub(crate) fn block_offence<E: Clone>(error: &BlockError<E>) -> Option<Offence<E
     }
 }
 
+/// Whether a peer's announced tip wins the ledger's fork choice against ours (more
+/// work, or equal work and a smaller hash), so that syncing from it would switch.
+pub(crate) fn beats(theirs: &TipInfo, ours: &TipInfo) -> bool {
+    theirs.work > ours.work || (theirs.work == ours.work && theirs.hash < ours.hash)
+}
+
 /// Exponential back-off for redials.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
@@ -217,6 +224,20 @@ mod tests {
             })
             .is_none()
         );
+    }
+
+    #[test]
+    fn fork_choice_on_announced_tips() {
+        let tip = |work, byte| TipInfo {
+            hash: ledger_core::BlockHash(Hash([byte; 32])),
+            height: ledger_core::Height(1),
+            work,
+        };
+        assert!(beats(&tip(2, 9), &tip(1, 1)));
+        assert!(!beats(&tip(1, 1), &tip(2, 9)));
+        assert!(beats(&tip(2, 1), &tip(2, 9)));
+        assert!(!beats(&tip(2, 9), &tip(2, 1)));
+        assert!(!beats(&tip(2, 1), &tip(2, 1)));
     }
 
     #[test]

@@ -870,7 +870,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         {
             self.known_addrs.insert(listen);
         }
-        let more_work = info.tip.work > self.ledger.tip().work;
+        let more_work = gossip::beats(&info.tip, &tip_info(&self.ledger));
         self.peers.insert(
             id,
             Peer {
@@ -1452,7 +1452,14 @@ where
         }
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let listen = session.peer().listen_addr;
+    // A peer listening on all interfaces is reachable at the address it came from.
+    let listen = session.peer().listen_addr.map(|listen| {
+        if listen.ip().is_unspecified() {
+            SocketAddr::new(addr.ip(), listen.port())
+        } else {
+            listen
+        }
+    });
     let info = PeerInfo {
         id,
         addr,

@@ -156,3 +156,18 @@ async fn partition_heals_onto_the_most_work_chain() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_work_branches_converge_on_the_smaller_tip_hash() {
+    let a = start("a", vec![]).await;
+    let b = start("b", vec![]).await;
+    let on_a = mine(&a.handle, &alice()).await;
+    let on_b = mine(&b.handle, &bob()).await;
+    assert_ne!(on_a.hash, on_b.hash);
+    let winner = on_a.hash.min(on_b.hash);
+    b.handle.connect(a.addr).await.expect("running");
+    wait_tip(&a.handle, winner).await;
+    wait_tip(&b.handle, winner).await;
+    a.stop().await;
+    b.stop().await;
+}
