@@ -351,3 +351,97 @@ async fn second_hello_and_invalid_block_get_the_peer_banned() {
     fx.honest_still_flows().await;
     fx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_that_does_not_read_is_dropped() {
+    let mut chain = ledger();
+    grow(&mut chain, 300);
+    let mut cfg = config("victim");
+    cfg.session.write_timeout = std::time::Duration::from_millis(300);
+    let victim = start_with(cfg, chain).await;
+    let honest = start("honest", vec![victim.addr]).await;
+    wait_peers(&victim.handle, 1).await;
+    let mut fx = Fixture {
+        events: victim.handle.subscribe(),
+        victim,
+        honest,
+    };
+
+    let (mut stream, _) = connect(fx.victim.addr).await;
+    let local = stream.local_addr().expect("local address");
+    stream
+        .write_all(&encode(Message::Hello(hello(genesis_hash()))))
+        .await
+        .expect("send hello");
+    // Ask for the whole chain again and again, and never read the answers.
+    let request = encode(Message::GetBlocks {
+        locator: vec![genesis_hash()],
+        limit: 128,
+    });
+    let flood = tokio::spawn(async move {
+        for _ in 0..5_000 {
+            if stream.write_all(&request).await.is_err() {
+                break;
+            }
+        }
+        stream
+    });
+    let event = wait_event(
+        &mut fx.events,
+        "the slow peer dropped",
+        |e| matches!(e, NodeEvent::PeerDown { info, .. } if info.addr == local),
+    )
+    .await;
+    match event {
+        NodeEvent::PeerDown { reason, .. } => assert!(
+            matches!(
+                reason,
+                p2p::DisconnectReason::SlowPeer(_)
+                    | p2p::DisconnectReason::Session(SessionError::WriteTimeout(_))
+            ),
+            "{reason}"
+        ),
+        _ => unreachable!("matched above"),
+    }
+    drop(flood.await);
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banned_configured_peer_is_redialled_after_the_ban() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let bad = listener.local_addr().expect("address");
+    let ban = std::time::Duration::from_millis(600);
+    let mut cfg = config("dialler");
+    cfg.peers = vec![bad];
+    cfg.ban_duration = ban;
+    let node = start_with(cfg, ledger()).await;
+    let mut events = node.handle.subscribe();
+
+    // First connection: answer with garbage.
+    let (mut first, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("dialled")
+        .expect("accept");
+    first
+        .write_all(&frame(&[0xee; 16]))
+        .await
+        .expect("send garbage");
+    let banned_at = tokio::time::Instant::now();
+    wait_event(
+        &mut events,
+        "the ban",
+        |e| matches!(e, NodeEvent::PeerBanned { addr, .. } if *addr == bad),
+    )
+    .await;
+    // The dialer waits the ban out, then tries again.
+    let (_second, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("redialled")
+        .expect("accept");
+    assert!(banned_at.elapsed() >= ban - std::time::Duration::from_millis(50));
+    node.stop().await;
+}
