@@ -19,9 +19,11 @@
 //! ```
 
 pub mod args;
+pub mod chaingen;
 pub mod command;
 pub mod input;
 pub mod keyfile;
+pub mod node;
 pub mod roster;
 pub mod session;
 pub mod tools;
@@ -44,11 +46,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keygen(args) => tools::keygen(&args),
         Command::Genesis(args) => tools::genesis(&args),
-        Command::Doctor(_) | Command::Lab(_) | Command::Pharmacy(_) | Command::Node(_) => {
-            anyhow::bail!("nodes are not available in this build yet")
-        }
-        Command::Generate(_) | Command::Verify(_) => {
-            anyhow::bail!("generate and verify are not available in this build yet")
-        }
+        Command::Doctor(args) => node::run(Some(args::Role::Doctor), args),
+        Command::Lab(args) => node::run(Some(args::Role::Lab), args),
+        Command::Pharmacy(args) => node::run(Some(args::Role::Pharmacy), args),
+        Command::Node(args) => node::run(None, args),
+        Command::Generate(args) => chaingen::generate(&args),
+        Command::Verify(args) => chaingen::verify(&args),
     }
 }

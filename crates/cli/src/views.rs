@@ -169,31 +169,37 @@ pub fn history_lines<B: BodyStore<Event>>(
     patient: &PatientId,
 ) -> Vec<String> {
     let state = ledger.state().app();
-    let Some(record) = state.patient(patient) else {
-        return vec![format!(
-            "Patient {patient} has no confirmed events yet (mine a block first)."
-        )];
-    };
-    let mut lines = vec![format!("History of {} ({}):", record.name, record.id)];
-    for entry in &record.history {
-        lines.push(format!(
-            "  #{} {} {} by {}",
-            entry.recorded.height,
-            time(entry.recorded.time),
-            describe_event(&entry.event),
-            username_of(ledger, &entry.recorded.author)
-        ));
-    }
-    let pending: Vec<String> = ledger
+    let pending: Vec<&Event> = ledger
         .mempool()
         .filter_map(|p| match &p.tx.body {
-            TxBody::App(event) if event.patient_id() == Some(*patient) => {
-                Some(format!("  pending {}", describe_event(event)))
-            }
+            TxBody::App(event) if event.patient_id() == Some(*patient) => Some(event),
             _ => None,
         })
         .collect();
-    lines.extend(pending);
+    let mut lines = match state.patient(patient) {
+        Some(record) => {
+            let mut lines = vec![format!("History of {} ({}):", record.name, record.id)];
+            for entry in &record.history {
+                lines.push(format!(
+                    "  #{} {} {} by {}",
+                    entry.recorded.height,
+                    time(entry.recorded.time),
+                    describe_event(&entry.event),
+                    username_of(ledger, &entry.recorded.author)
+                ));
+            }
+            lines
+        }
+        None if pending.is_empty() => {
+            return vec![format!("No events for patient {patient} on this node.")];
+        }
+        None => vec![format!("History of patient {patient} (not mined yet):")],
+    };
+    lines.extend(
+        pending
+            .into_iter()
+            .map(|event| format!("  pending {}", describe_event(event))),
+    );
     lines
 }
 

@@ -1,0 +1,448 @@
+//! `healthchain generate` and `healthchain verify`: a synthetic chain at scale, and a
+//! full re-validation of a data directory from its genesis.
+//!
+//! A data directory holds the block store (`blocks.redb`) and the genesis it belongs
+//! to ([`GENESIS_FILE`]), so `verify` knows the network without being told.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use health_workflow::demo::{DemoGenesisBuilder, demo_keypair};
+use health_workflow::{
+    DoctorConsultation, Event, HealthPolicy, LabTestResult, OrderId, PatientId,
+    PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, Rates, TestOrder,
+};
+use ledger_core::{
+    Amount, Block, BlockHash, BlockStatus, BodyStore, Genesis, Keypair, Ledger, Timestamp,
+    Transaction, TxBody, TxId,
+};
+use p2p::store::{BlockStore, RedbStore, StoreError};
+use rand::Rng;
+
+use crate::args::{GenerateArgs, VerifyArgs};
+use crate::tools;
+
+/// Name of the genesis file kept beside the block store in a data directory.
+pub const GENESIS_FILE: &str = "genesis.bin";
+
+/// Difficulty of generated chains: real proof of work, but cheap enough that a
+/// benchmark measures validation rather than mining.
+const GENERATE_POW_BITS: u8 = 4;
+
+/// Blocks read and signature-checked together by `verify`.
+const VERIFY_CHUNK: usize = 64;
+
+/// Writes the genesis file of a data directory, or checks that the one there matches.
+pub fn bind_genesis(data_dir: &Path, genesis: &Genesis) -> anyhow::Result<()> {
+    let path = data_dir.join(GENESIS_FILE);
+    if path.exists() {
+        let existing = tools::read_genesis(&path)?;
+        if existing.hash() != genesis.hash() {
+            bail!(
+                "{} belongs to another network ({}, genesis {}), not {} (genesis {})",
+                data_dir.display(),
+                existing.network,
+                existing.hash(),
+                genesis.network,
+                genesis.hash()
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    tools::write_genesis(&path, genesis)
+}
+
+/// Progress shown as a bar on a terminal and as a few plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    what: &'static str,
+    next_line: u64,
+}
+
+impl Progress {
+    fn new(total: u64, what: &'static str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} blocks ({per_sec}, {eta} left)",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(what);
+            bar
+        });
+        Progress {
+            bar,
+            total,
+            what,
+            next_line: total.div_ceil(10).max(1),
+        }
+    }
+
+    fn set(&mut self, done: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None => {
+                if done >= self.next_line && done < self.total {
+                    println!("{} {done}/{} blocks", self.what, self.total);
+                    self.next_line += self.total.div_ceil(10).max(1);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One patient's path through the workflow, a step at a time.
+struct Episode {
+    patient: PatientId,
+    order: OrderId,
+    prescription: PrescriptionId,
+    result: Option<TxId>,
+    step: u8,
+}
+
+/// Synthetic users and their next nonces.
+struct Actors {
+    doctor: Keypair,
+    lab: Keypair,
+    pharmacist: Keypair,
+    nonces: [u64; 3],
+}
+
+const NAMES: [&str; 8] = [
+    "Jane Doe",
+    "John Smith",
+    "Amira Haddad",
+    "Li Wei",
+    "Maria Garcia",
+    "Kwame Mensah",
+    "Olga Petrova",
+    "Ravi Kumar",
+];
+const MEDICATIONS: [(&str, &str, &str); 4] = [
+    ("Amoxicillin", "500 mg", "three times a day for 7 days"),
+    ("Metformin", "850 mg", "twice a day with meals"),
+    ("Atorvastatin", "20 mg", "once a day at night"),
+    ("Ibuprofen", "400 mg", "every 8 hours as needed"),
+];
+
+fn random_id(rng: &mut impl Rng) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// `healthchain generate`.
+pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    if args.blocks == 0 || args.txs_per_block == 0 {
+        bail!("--blocks and --txs-per-block must be at least 1");
+    }
+    let per_block = usize::try_from(args.txs_per_block).unwrap_or(usize::MAX);
+    if per_block > ledger_core::limits::MAX_TXS_PER_BLOCK {
+        bail!(
+            "--txs-per-block is at most {}",
+            ledger_core::limits::MAX_TXS_PER_BLOCK
+        );
+    }
+    if args.data_dir.join(p2p::store::DB_FILE).exists() {
+        bail!(
+            "{} already holds a block store; choose an empty directory",
+            args.data_dir.display()
+        );
+    }
+    let blocks = args.blocks;
+    // Date the chain so its last block is about now, one second per block.
+    let now = tools::now();
+    let start = Timestamp(now.millis().saturating_sub(blocks.saturating_mul(1_000)));
+    let genesis = DemoGenesisBuilder::new()
+        .pow_bits(GENERATE_POW_BITS)
+        .timestamp(start)
+        .build();
+    bind_genesis(&args.data_dir, &genesis)?;
+    let store = RedbStore::open(&args.data_dir)
+        .with_context(|| format!("opening the block store in {}", args.data_dir.display()))?;
+    let mut ledger = Ledger::with_store(genesis, HealthPolicy, store)?;
+    let genesis_hash = ledger.genesis_hash();
+    let rates = Rates::of(ledger.genesis());
+
+    let mut actors = Actors {
+        doctor: demo_keypair("dr_alice"),
+        lab: demo_keypair("lab_tech_bob"),
+        pharmacist: demo_keypair("pharm_charlie"),
+        nonces: [0; 3],
+    };
+    let mut rng = rand::rng();
+    let mut episodes: VecDeque<Episode> = VecDeque::new();
+    let mut progress = Progress::new(blocks, "generating");
+    let started = Instant::now();
+    let mut total_txs = 0u64;
+    for b in 0..blocks {
+        let time = start.plus_millis((b + 1).saturating_mul(1_000));
+        let mut spendable = ledger.balance(&actors.doctor.account());
+        let mut made = 0;
+        while made < per_block {
+            if episodes.len() < 8 {
+                episodes.push_back(Episode {
+                    patient: PatientId::from_random_bytes(random_id(&mut rng)),
+                    order: OrderId::from_random_bytes(random_id(&mut rng)),
+                    prescription: PrescriptionId::from_random_bytes(random_id(&mut rng)),
+                    result: None,
+                    step: 0,
+                });
+            }
+            let Some(mut episode) = episodes.pop_front() else {
+                continue;
+            };
+            let n = total_txs as usize;
+            let (who, body) = match episode.step {
+                0 => (
+                    0,
+                    TxBody::App(Event::PatientRegistration(PatientRegistration {
+                        patient_id: episode.patient,
+                        name: NAMES[n % NAMES.len()].to_string(),
+                    })),
+                ),
+                1 => (
+                    0,
+                    TxBody::App(Event::DoctorConsultation(DoctorConsultation {
+                        patient_id: episode.patient,
+                        notes: "Fatigue for two weeks; pale; order blood count.".to_string(),
+                        test_order: Some(TestOrder::blood_test(episode.order)),
+                    })),
+                ),
+                2 => (
+                    1,
+                    TxBody::App(Event::LabTestResult(LabTestResult {
+                        patient_id: episode.patient,
+                        order_id: episode.order,
+                        results: format!("Hb {}.{} g/dL; WBC 6.1; PLT 250", 11 + n % 5, n % 10),
+                    })),
+                ),
+                3 => {
+                    let (medication, dosage, instructions) = MEDICATIONS[n % MEDICATIONS.len()];
+                    (
+                        0,
+                        TxBody::App(Event::Prescription(Prescription {
+                            prescription_id: episode.prescription,
+                            patient_id: episode.patient,
+                            medication: medication.to_string(),
+                            dosage: dosage.to_string(),
+                            instructions: instructions.to_string(),
+                            based_on: episode.result.into_iter().collect(),
+                        })),
+                    )
+                }
+                4 => {
+                    // The doctor pays the lab for the results read, when affordable.
+                    match spendable.checked_sub(rates.lab_payment) {
+                        Some(left) if rates.lab_payment > Amount::ZERO => {
+                            spendable = left;
+                            (
+                                0,
+                                TxBody::Transfer {
+                                    to: actors.lab.account(),
+                                    amount: rates.lab_payment,
+                                },
+                            )
+                        }
+                        _ => {
+                            episode.step = 5;
+                            episodes.push_front(episode);
+                            continue;
+                        }
+                    }
+                }
+                _ => (
+                    2,
+                    TxBody::App(Event::PrescriptionFilled(PrescriptionFilled {
+                        prescription_id: episode.prescription,
+                    })),
+                ),
+            };
+            let keys = match who {
+                0 => &actors.doctor,
+                1 => &actors.lab,
+                _ => &actors.pharmacist,
+            };
+            actors.nonces[who] += 1;
+            let tx = Transaction::new_signed(&genesis_hash, keys, actors.nonces[who], time, body);
+            let id = ledger
+                .submit_transaction(tx, time)
+                .map_err(|e| anyhow::anyhow!("generated transaction refused: {e}"))?;
+            if episode.step == 2 {
+                episode.result = Some(id);
+            }
+            episode.step += 1;
+            if episode.step <= 5 {
+                episodes.push_back(episode);
+            }
+            made += 1;
+            total_txs += 1;
+        }
+        let block = ledger.mine_block(&actors.doctor, time);
+        let outcome = ledger.submit_block(block, time);
+        if outcome.status != BlockStatus::Accepted {
+            let reason = outcome
+                .invalid
+                .first()
+                .map_or_else(|| format!("{:?}", outcome.status), |(_, e)| e.to_string());
+            bail!("generated block {} was refused: {reason}", b + 1);
+        }
+        progress.set(b + 1);
+    }
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let tip = ledger.tip();
+    println!(
+        "Generated {blocks} blocks, {total_txs} transactions in {seconds:.2} s into {}",
+        args.data_dir.display()
+    );
+    println!("Tip: height {} hash {}", tip.height, tip.hash);
+    Ok(())
+}
+
+/// A body store that keeps nothing: `verify` checks each block once and never reads
+/// it back, so holding every body in memory would only cost memory.
+struct Discard;
+
+impl<P> BodyStore<P> for Discard {
+    type Error = std::convert::Infallible;
+
+    fn put(&mut self, _: &BlockHash, _: &Arc<Block<P>>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn get(&self, _: &BlockHash) -> Result<Option<Arc<Block<P>>>, Self::Error> {
+        Ok(None)
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerifyReport {
+    /// Blocks checked.
+    pub blocks: u64,
+    /// Transactions in them.
+    pub transactions: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// `healthchain verify`.
+pub fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let report = verify_dir(&args.data_dir, !args.no_signatures)?;
+    let rate = if report.seconds > 0.0 {
+        report.transactions as f64 / report.seconds
+    } else {
+        0.0
+    };
+    println!(
+        "Verified {} blocks, {} transactions in {:.3} s ({:.0} tx/s){}",
+        report.blocks,
+        report.transactions,
+        report.seconds,
+        rate,
+        if args.no_signatures {
+            ", transaction signatures not checked"
+        } else {
+            ", every signature checked"
+        }
+    );
+    Ok(())
+}
+
+/// Re-validates the chain stored in `data_dir` from its genesis.
+pub fn verify_dir(data_dir: &Path, signatures: bool) -> anyhow::Result<VerifyReport> {
+    let genesis_path = data_dir.join(GENESIS_FILE);
+    if !genesis_path.exists() {
+        bail!(
+            "{} has no {GENESIS_FILE}: not a healthchain data directory",
+            data_dir.display()
+        );
+    }
+    let genesis = tools::read_genesis(&genesis_path)?;
+    if !data_dir.join(p2p::store::DB_FILE).exists() {
+        bail!("{} has no block store", data_dir.display());
+    }
+    let store: RedbStore<Event> = RedbStore::open(data_dir)
+        .with_context(|| format!("opening the block store in {}", data_dir.display()))?;
+    let stored = store.stored().context("listing the stored blocks")?;
+    println!(
+        "Verifying {} blocks of network '{}' (genesis {})",
+        stored.len(),
+        genesis.network,
+        genesis.hash()
+    );
+    let mut ledger = Ledger::with_store(genesis, HealthPolicy, Discard)?;
+    let now = tools::now();
+    let mut progress = Progress::new(stored.len() as u64, "verifying");
+    let started = Instant::now();
+    let mut blocks = 0u64;
+    let mut transactions = 0u64;
+    for chunk in stored.chunks(VERIFY_CHUNK) {
+        let mut bodies = Vec::with_capacity(chunk.len());
+        for (height, hash) in chunk {
+            let block = match store.get(hash) {
+                Ok(Some(block)) => block,
+                Ok(None) => bail!("block {hash} at height {height} is listed but missing"),
+                Err(StoreError::Corrupt { reason, .. }) => {
+                    bail!("block {hash} at height {height} is corrupted: {reason}")
+                }
+                Err(e) => {
+                    return Err(e).context(format!("reading block {hash} at height {height}"));
+                }
+            };
+            bodies.push((*height, block));
+        }
+        if signatures {
+            let arcs: Vec<_> = bodies.iter().map(|(_, b)| Arc::clone(b)).collect();
+            ledger.preverify_signatures(&arcs);
+            drop(arcs);
+        }
+        for (height, block) in bodies {
+            let hash = block.hash();
+            transactions += block.transactions.len() as u64;
+            let outcome = if signatures {
+                ledger.submit_block(Arc::unwrap_or_clone(block), now)
+            } else {
+                ledger.submit_stored_block(block)
+            };
+            match outcome.status {
+                BlockStatus::Accepted | BlockStatus::Duplicate => {}
+                BlockStatus::Orphan { missing } => {
+                    bail!("block {hash} at height {height}: its parent {missing} is not stored")
+                }
+                BlockStatus::Invalid => {
+                    let reason = outcome
+                        .invalid
+                        .first()
+                        .map_or_else(|| "invalid".to_string(), |(_, e)| e.to_string());
+                    bail!("block {hash} at height {height} is invalid: {reason}");
+                }
+            }
+            blocks += 1;
+        }
+        progress.set(blocks);
+    }
+    progress.finish();
+    let tip = ledger.tip();
+    println!("Tip: height {} hash {}", tip.height, tip.hash);
+    Ok(VerifyReport {
+        blocks,
+        transactions,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,473 @@
+//! Running a node: `healthchain doctor|lab|pharmacy` (with the REPL) and
+//! `healthchain node` (without), on the demo network or on a real one.
+//!
+//! The node runtime (`p2p`) runs on a tokio runtime; the REPL runs on the main thread
+//! and reaches the node through its handle ([`NodeBackend`]). Node events are printed
+//! as they come, above the prompt on a terminal. The patient registry CSV in the data
+//! directory is rewritten whenever the chain changes.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use health_workflow::{Credentials, Event, EventError, HealthPolicy, demo_genesis, is_demo};
+use ledger_core::{Genesis, Keypair, TxError, TxId};
+use p2p::store::RedbStore;
+use p2p::{NodeConfig, NodeEvent, NodeHandle, open_ledger, spawn};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{NodeArgs, Role};
+use crate::chaingen::bind_genesis;
+use crate::input::{Input, Line, Printer};
+use crate::session::{Backend, Conversation, Flow, HealthTx, Logins, Session};
+use crate::{tools, views};
+
+/// The node handle type of this network.
+pub type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
+
+/// File name of the patient registry CSV in the data directory.
+pub const REGISTRY_FILE: &str = "patient_registry.csv";
+
+/// The session backend of a running node: every call is a message to the node task.
+pub struct NodeBackend {
+    handle: Handle,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Backend for NodeBackend {
+    type Store = RedbStore<Event>;
+
+    fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&health_workflow::HealthLedger<Self::Store>) -> R + Send + 'static,
+    ) -> anyhow::Result<R> {
+        Ok(self.runtime.block_on(self.handle.query(f))?)
+    }
+
+    fn submit(&self, tx: HealthTx) -> anyhow::Result<Result<TxId, TxError<EventError>>> {
+        Ok(self.runtime.block_on(self.handle.submit_transaction(tx))?)
+    }
+
+    fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>> {
+        let pending = self.query(|ledger| ledger.mempool().len())?;
+        if pending == 0 {
+            return Ok(vec![
+                "Nothing to mine: no pending transactions.".to_string(),
+            ]);
+        }
+        let mined = match self.runtime.block_on(self.handle.mine(keys.clone()))? {
+            Ok(mined) => mined,
+            Err(e) => return Ok(vec![format!("Error: mining failed: {e}")]),
+        };
+        let hash = mined.hash;
+        let mut lines = vec![format!("Mined block #{} {}", mined.height, mined.hash)];
+        let details = self.query(move |ledger| match ledger.block(&hash) {
+            Ok(Some(block)) => views::block_lines(ledger.genesis(), &block)
+                .into_iter()
+                .skip(1)
+                .collect(),
+            _ => Vec::new(),
+        })?;
+        lines.extend(details);
+        Ok(lines)
+    }
+
+    fn peers(&self) -> anyhow::Result<Vec<String>> {
+        let peers = self.runtime.block_on(self.handle.peers())?;
+        if peers.is_empty() {
+            return Ok(vec!["No connected peers.".to_string()]);
+        }
+        let mut lines = vec![format!("Connected peers ({}):", peers.len())];
+        for peer in peers {
+            let listen = peer
+                .listen_addr
+                .map_or_else(String::new, |a| format!(", listening on {a}"));
+            lines.push(format!(
+                "  {} at {}{listen}, {:?}, tip #{} when connected",
+                peer.name, peer.addr, peer.direction, peer.tip.height
+            ));
+        }
+        Ok(lines)
+    }
+
+    fn sync(&self) -> anyhow::Result<Vec<String>> {
+        let asked = self.runtime.block_on(self.handle.sync())?;
+        let tip = self.query(|ledger| ledger.tip())?;
+        Ok(vec![format!(
+            "Asked {asked} peer(s) for blocks after #{}; new blocks are reported as they arrive.",
+            tip.height
+        )])
+    }
+}
+
+/// The REPL's conversation over the line input.
+struct Prompted<'a> {
+    input: &'a mut Input,
+    ended: bool,
+}
+
+impl Conversation for Prompted<'_> {
+    fn ask(&mut self, question: &str) -> Option<String> {
+        self.read(question, false)
+    }
+
+    fn ask_secret(&mut self, question: &str) -> Option<String> {
+        self.read(question, true)
+    }
+
+    fn say(&mut self, line: &str) {
+        println!("{line}");
+    }
+}
+
+impl Prompted<'_> {
+    fn read(&mut self, question: &str, secret: bool) -> Option<String> {
+        let line = if secret {
+            self.input.secret(question)
+        } else {
+            self.input.answer(question)
+        };
+        match line {
+            Ok(Line::Text(text)) => Some(text),
+            Ok(Line::End) => {
+                self.ended = true;
+                None
+            }
+            Ok(Line::Interrupted) => None,
+            Err(e) => {
+                tracing::warn!("cannot read input: {e}");
+                self.ended = true;
+                None
+            }
+        }
+    }
+}
+
+/// The network a node joins, and how its users log in.
+struct Network {
+    genesis: Genesis,
+    logins: Logins,
+    /// The key that produces blocks mined while nobody is logged in.
+    producer: Keypair,
+}
+
+fn network(args: &NodeArgs, name: &str) -> anyhow::Result<Network> {
+    match (&args.genesis, &args.key) {
+        (Some(genesis_path), Some(key_path)) => {
+            let genesis = tools::read_genesis(genesis_path)?;
+            let keys = tools::read_key(key_path, args.passphrase_file.as_deref())?;
+            let Some(member) = genesis.member(&keys.account()) else {
+                bail!(
+                    "the key in {} ({}) is not a member of network '{}'",
+                    key_path.display(),
+                    keys.account(),
+                    genesis.network
+                );
+            };
+            println!(
+                "Network '{}' (genesis {}), this node's user: {} ({})",
+                genesis.network,
+                genesis.hash(),
+                member.username,
+                member.role
+            );
+            if is_demo(&genesis) {
+                println!(
+                    "WARNING: this genesis uses the published DEMO keys: never use it for real patients."
+                );
+            }
+            Ok(Network {
+                genesis,
+                producer: keys.clone(),
+                logins: Logins::KeyFile {
+                    path: key_path.clone(),
+                    keys: Box::new(keys),
+                },
+            })
+        }
+        _ => {
+            let genesis = demo_genesis();
+            println!(
+                "DEMO network '{}' (genesis {}): the demo logins and signing keys are public; \
+                 never use it for real patients. Use --genesis and --key for a real network.",
+                genesis.network,
+                genesis.hash()
+            );
+            Ok(Network {
+                genesis,
+                logins: Logins::Demo(Credentials::demo()),
+                // Blocks mined before anyone logs in are produced under the node's own
+                // demo key; producing needs no role on the demo network.
+                producer: health_workflow::demo_keypair(name),
+            })
+        }
+    }
+}
+
+fn resolve_peers(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
+    peers
+        .iter()
+        .map(|peer| {
+            peer.to_socket_addrs()
+                .with_context(|| format!("cannot resolve peer {peer}"))?
+                .next()
+                .with_context(|| format!("peer {peer} has no address"))
+        })
+        .collect()
+}
+
+/// Runs a node; with a `role`, its REPL on standard input, otherwise until Ctrl-C or
+/// SIGTERM.
+pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
+    let name = args.id.clone().unwrap_or_else(|| match role {
+        Some(role) => role.default_node_name(args.port),
+        None => format!("Node-{}", args.port),
+    });
+    let network = network(&args, &name)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("healthchain-data").join(&name));
+    bind_genesis(&data_dir, &network.genesis)?;
+    let store = RedbStore::open(&data_dir)
+        .with_context(|| format!("opening the block store in {}", data_dir.display()))?;
+    let (ledger, report) = open_ledger(network.genesis.clone(), HealthPolicy, store)
+        .with_context(|| format!("loading the chain stored in {}", data_dir.display()))?;
+    for (hash, failure) in &report.failed {
+        println!("WARNING: stored block {hash} was not loaded: {failure}");
+    }
+    let peers = resolve_peers(&args.peers)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let shutdown = CancellationToken::new();
+    let host = args.host.clone();
+    let port = args.port;
+    let mut config = NodeConfig::new(name.clone());
+    config.peers = peers;
+    let node = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot listen on {host}:{port}"))?;
+        Ok::<_, anyhow::Error>(spawn(listener, config, ledger, shutdown.clone())?)
+    })?;
+    let handle = node.handle();
+    let tip = runtime.block_on(handle.tip())?;
+    println!(
+        "Node {name} listening on {}, data in {}, chain height {}",
+        handle.local_addr(),
+        data_dir.display(),
+        tip.height
+    );
+
+    let mut input = role.map(|_| Input::from_stdin());
+    let printer = input.as_mut().map_or_else(Printer::default, Input::printer);
+    let registry = data_dir.join(REGISTRY_FILE);
+    runtime.spawn(report_events(
+        handle.clone(),
+        printer,
+        registry,
+        shutdown.clone(),
+    ));
+
+    let (stopped_tx, stopped) = watch::channel(false);
+    let join = runtime.spawn(async move {
+        let result = node.join().await;
+        let _ = stopped_tx.send(true);
+        result
+    });
+    runtime.spawn(stop_on_signal(shutdown.clone(), stopped, role.is_some()));
+
+    if let (Some(role), Some(input)) = (role, input.as_mut()) {
+        let backend = NodeBackend {
+            handle: handle.clone(),
+            runtime: runtime.handle().clone(),
+        };
+        let mut session = Session::new(backend, role, name, network.logins, network.producer);
+        let result = repl(&mut session, input);
+        shutdown.cancel();
+        runtime.block_on(join)??;
+        result?;
+        println!("Node stopped.");
+    } else {
+        runtime.block_on(join)??;
+        println!("Node stopped.");
+    }
+    Ok(())
+}
+
+/// Reads and runs commands until `exit` or the end of input.
+fn repl(session: &mut Session<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
+    loop {
+        let prompt = session.prompt();
+        let line = match input.command(&prompt)? {
+            Line::Text(text) => text,
+            Line::Interrupted => {
+                println!("Interrupted: shutting down the node.");
+                return Ok(());
+            }
+            Line::End => return Ok(()),
+        };
+        let mut io = Prompted {
+            input: &mut *input,
+            ended: false,
+        };
+        let flow = session.handle_line(&line, &mut io)?;
+        if flow == Flow::Exit || io.ended {
+            return Ok(());
+        }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM, then shuts the node down gracefully. With a REPL the
+/// main thread may be blocked reading input, so the process exits once the node has
+/// stopped.
+async fn stop_on_signal(
+    shutdown: CancellationToken,
+    mut stopped: watch::Receiver<bool>,
+    exit_when_stopped: bool,
+) {
+    tokio::select! {
+        () = signal() => {}
+        () = shutdown.cancelled() => return,
+    }
+    eprintln!("Signal received: shutting down the node.");
+    shutdown.cancel();
+    if exit_when_stopped {
+        let _ = stopped.wait_for(|s| *s).await;
+        println!("Node stopped.");
+        std::process::exit(0);
+    }
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Prints node events and keeps the registry CSV up to date.
+async fn report_events(
+    handle: Handle,
+    printer: Printer,
+    registry: PathBuf,
+    shutdown: CancellationToken,
+) {
+    let mut events = handle.subscribe();
+    write_registry(&handle, &registry).await;
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.recv() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                printer.print(format!("* ({n} node events not shown)"));
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if let Some(line) = describe(&event) {
+            printer.print(line);
+        }
+        if matches!(event, NodeEvent::TipChanged(_)) {
+            write_registry(&handle, &registry).await;
+        }
+    }
+}
+
+fn describe(event: &NodeEvent<EventError>) -> Option<String> {
+    Some(match event {
+        NodeEvent::BlockAccepted {
+            hash,
+            height,
+            from: Some(peer),
+        } => format!("* Block #{height} {hash:#} received from {peer}"),
+        NodeEvent::BlockRejected { error, from } => match from {
+            Some(peer) => format!("* Block from {peer} refused: {error}"),
+            None => format!("* Block refused: {error}"),
+        },
+        NodeEvent::TipChanged(change) if change.is_reorg() => format!(
+            "* Chain reorganised: now at block #{} {:#} ({} block(s) abandoned, {} transaction(s) \
+             back to pending, {} dropped)",
+            change.new_height,
+            change.new_tip,
+            change.disconnected.len(),
+            change.returned.len(),
+            change.dropped.len()
+        ),
+        NodeEvent::TipChanged(change) => format!(
+            "* Chain tip is now block #{} {:#}",
+            change.new_height, change.new_tip
+        ),
+        NodeEvent::TxAccepted {
+            id,
+            from: Some(peer),
+        } => format!("* Transaction {id:#} received from {peer}"),
+        NodeEvent::TxRejected {
+            error,
+            from: Some(peer),
+        } => format!("* Transaction from {peer} refused: {error}"),
+        NodeEvent::PeerUp(info) => format!("* Connected to peer {} at {}", info.name, info.addr),
+        NodeEvent::PeerDown { info, reason } => {
+            format!(
+                "* Peer {} at {} disconnected: {reason}",
+                info.name, info.addr
+            )
+        }
+        NodeEvent::PeerBanned {
+            addr,
+            duration,
+            offence,
+        } => format!(
+            "* Peer {addr} banned for {}s: {offence}",
+            duration.as_secs()
+        ),
+        _ => return None,
+    })
+}
+
+/// Rewrites the registry CSV from the node's chain (through a temporary file, so a
+/// reader never sees half a file).
+async fn write_registry(handle: &Handle, path: &Path) {
+    let csv = handle
+        .query(|ledger| {
+            let mut bytes = Vec::new();
+            health_workflow::write_registry(ledger.state().app(), ledger.genesis(), &mut bytes)
+                .map(|()| bytes)
+        })
+        .await;
+    let bytes = match csv {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            tracing::warn!("cannot build the patient registry: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let temp = path.with_extension("csv.tmp");
+    let written = std::fs::write(&temp, &bytes).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = written {
+        tracing::warn!("cannot write {}: {e}", path.display());
+    }
+}

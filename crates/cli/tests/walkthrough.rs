@@ -1,0 +1,180 @@
+//! The original project's three-terminal walkthrough, scripted: three `healthchain`
+//! processes (Doctor, Lab, Pharmacy) on free loopback ports, driven through their
+//! standard input, mining on different nodes as the original README does.
+
+mod common;
+
+use common::{Proc, start_node};
+
+/// Waits until `node` reports a best chain at `height`.
+fn at_height(node: &mut Proc, height: u64) {
+    node.saw(&format!("* Chain tip is now block #{height} "));
+}
+
+/// Waits until `node` has `count` pending transactions (they travel by gossip).
+fn pending(node: &mut Proc, count: usize) {
+    let want = format!("{count} pending transaction(s):");
+    node.poll("pending", "pending transaction", move |l| l == want);
+}
+
+/// The `balances` lines of `node`.
+fn balances(node: &mut Proc) -> Vec<String> {
+    let lines = node.collect("balances", "pharm_charlie: ");
+    let start = lines
+        .iter()
+        .position(|l| l == "E-cash balances:")
+        .expect("a balances header");
+    lines[start + 1..].to_vec()
+}
+
+/// The last line of `chain`: height and tip hash.
+fn tip(node: &mut Proc) -> String {
+    node.send("chain");
+    node.expect_prefix("Chain height ")
+}
+
+#[test]
+fn three_nodes_run_the_original_walkthrough() {
+    let dirs = [(); 3].map(|()| tempfile::tempdir().expect("temp dir"));
+    let (mut doc, doc_addr) = start_node("doctor", "DoctorNode-1", dirs[0].path(), &[]);
+    let (mut lab, lab_addr) = start_node(
+        "lab",
+        "LabNode-2",
+        dirs[1].path(),
+        std::slice::from_ref(&doc_addr),
+    );
+    let (mut pharm, _) = start_node(
+        "pharmacy",
+        "PharmacyNode-3",
+        dirs[2].path(),
+        &[doc_addr, lab_addr],
+    );
+    for node in [&mut doc, &mut lab, &mut pharm] {
+        node.poll("peers", "onnected peers", |l| {
+            l.starts_with("Connected peers (2)")
+        });
+    }
+    assert!(doc.seen.iter().any(|l| l.starts_with("DEMO network")));
+
+    // Wrong input on the way: one clear line each, and the REPL goes on.
+    doc.run("consult x --test y", "Error: not logged in");
+    doc.run("frobnicate", "Error: unknown command 'frobnicate'");
+    doc.run(
+        "login dr_alice letmein",
+        "Error: wrong username or password",
+    );
+    doc.run("perform_test x", "Error: 'perform_test' is a Lab command");
+    doc.run("set_patient 12", "Error: '12' is not a patient id");
+
+    // 1. Doctor: login, register, consult with a test order.
+    doc.run("login dr_alice password123", "Logged in as dr_alice");
+    doc.send("register Jane Doe");
+    let id = doc.expect_prefix("Patient ID: ")["Patient ID: ".len()..].to_string();
+    doc.run("history", "pending PATIENT_REGISTRATION");
+    doc.run(
+        "consult --test y \"Persistent fatigue, pale\"",
+        "Blood test ordered",
+    );
+
+    // 2. Mine on the Lab node: block #1 with the registration and the consultation.
+    pending(&mut lab, 2);
+    lab.run("mine", "Mined block #1 ");
+    for node in [&mut doc, &mut lab, &mut pharm] {
+        at_height(node, 1);
+    }
+
+    // 3. Lab: login, choose the patient, record the results.
+    lab.run("perform_test x", "Error: not logged in");
+    lab.run("login lab_tech_bob labpass", "Logged in as lab_tech_bob");
+    lab.run(&format!("set_patient {id}"), "Active patient: Jane Doe");
+    lab.run(
+        "perform_test Hb 13.5 g/dL, WBC 6.1",
+        "Lab result for Jane Doe recorded",
+    );
+
+    // 4. Mine on the Pharmacy node: block #2 records the result and its reward.
+    pending(&mut pharm, 1);
+    pharm.run("mine", "Mined block #2 ");
+    pharm.expect_contains("REWARD SYSTEM_BANK_001 -> dr_alice 500");
+    for node in [&mut doc, &mut lab, &mut pharm] {
+        at_height(node, 2);
+    }
+    assert!(balances(&mut doc).contains(&"dr_alice: 500".to_string()));
+
+    // 5. Doctor: prescribe, which pays the lab.
+    doc.send("prescribe Amoxicillin \"500 mg\" three times a day for 7 days");
+    doc.expect_contains("LAB_TEST_RESULT");
+    doc.expect_contains("Payment of 100 e-cash to lab_tech_bob");
+
+    // 6. Mine on the Lab node: block #3 with the prescription and the payment.
+    pending(&mut lab, 2);
+    lab.run("mine", "Mined block #3 ");
+    for node in [&mut doc, &mut lab, &mut pharm] {
+        at_height(node, 3);
+    }
+    let after_prescription = balances(&mut lab);
+    assert!(
+        after_prescription.contains(&"dr_alice: 400".to_string()),
+        "{after_prescription:?}"
+    );
+    assert!(after_prescription.contains(&"lab_tech_bob: 100".to_string()));
+
+    // 7. Pharmacy: login, choose the patient by the first characters of the id, fill.
+    pharm.run("fill y", "Error: not logged in");
+    pharm.run(
+        "login pharm_charlie pharmpass",
+        "Logged in as pharm_charlie",
+    );
+    pharm.run(
+        &format!("set_patient {}", &id[..8]),
+        "Active patient: Jane Doe",
+    );
+    pharm.run("fill y", "filled");
+
+    // 8. Mine on the Doctor node: block #4 records the fill and its reward.
+    pending(&mut doc, 1);
+    doc.run("mine", "Mined block #4 ");
+    doc.expect_contains("REWARD SYSTEM_BANK_001 -> dr_alice 700");
+    for node in [&mut doc, &mut lab, &mut pharm] {
+        at_height(node, 4);
+    }
+
+    // 9. Every node agrees: balances and tip.
+    let expected = [
+        "SYSTEM_BANK_001: 998800",
+        "dr_alice: 1100",
+        "lab_tech_bob: 100",
+        "pharm_charlie: 0",
+    ];
+    let mut tips = Vec::new();
+    for node in [&mut doc, &mut lab, &mut pharm] {
+        assert_eq!(balances(node), expected, "{}", node.name);
+        tips.push(tip(node));
+    }
+    assert!(tips[0].starts_with("Chain height 4 tip "), "{tips:?}");
+    assert!(tips.iter().all(|t| *t == tips[0]), "{tips:?}");
+    pharm.run("recalc_balances", "they match the incremental state");
+    doc.run("history", "PRESCRIPTION_FILLED");
+
+    // The registry CSV follows the chain.
+    let registry = std::fs::read_to_string(dirs[0].path().join("patient_registry.csv"))
+        .expect("the doctor node writes the registry");
+    assert!(registry.starts_with("patient_id,patient_name,registered_by,timestamp"));
+    assert!(
+        registry.contains(&format!("{id},Jane Doe,dr_alice,")),
+        "{registry}"
+    );
+
+    // 10. Stop: `exit` on one, end of input on the others.
+    doc.send("exit");
+    lab.close_input();
+    pharm.close_input();
+    for node in [&mut doc, &mut lab, &mut pharm] {
+        assert!(node.wait(), "{} exits cleanly", node.name);
+        assert!(
+            node.seen.iter().any(|l| l == "Node stopped."),
+            "{}",
+            node.name
+        );
+    }
+}
