@@ -49,6 +49,9 @@ impl<K: Hash + Eq + Copy> Seen<K> {
     }
 }
 
+/// Longest ban the list stores: a century is forever for a running node.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// Addresses refused until a deadline.
 #[derive(Debug)]
 pub(crate) struct BanList {
@@ -68,7 +71,11 @@ impl Default for BanList {
 impl BanList {
     /// Bans `addr` from `now` for `duration` (extending a shorter ban).
     pub(crate) fn ban(&mut self, addr: SocketAddr, now: Instant, duration: Duration) -> Instant {
-        let end = now + duration;
+        // A ban too long to represent lasts as long as representable.
+        let end = now
+            .checked_add(duration)
+            .or_else(|| now.checked_add(FOREVER))
+            .unwrap_or(now);
         let entry = self.until.entry(addr).or_insert(end);
         *entry = (*entry).max(end);
         let end = *entry;
@@ -162,7 +169,7 @@ impl Backoff {
     /// The delay to wait now; doubles the next one up to the maximum.
     pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
+        self.next = self.next.saturating_mul(2).min(self.max);
         delay
     }
 

@@ -18,11 +18,36 @@
 //!   so before it is announced or acknowledged; [`open_ledger`] reloads the store on
 //!   start, re-checking hashes, links and state but not signatures.
 //!
-//! A [`CancellationToken`](tokio_util::sync::CancellationToken) passed to [`spawn`]
-//! shuts everything down: listener, dialers, sessions, mining, then the store.
+//! Start a node with [`spawn`] (it returns a [`RunningNode`] with its handle) or
+//! [`run`] (no handle, until shut down). The
+//! [`CancellationToken`](tokio_util::sync::CancellationToken) passed to either shuts
+//! everything down: listener, dialers, sessions, mining, then the store is closed
+//! (every accepted block was committed already, so there is nothing to flush).
 //!
-//! Bans are kept per socket address (the peer's and the one it announces), not per IP
-//! address, since several nodes may share a host.
+//! What the node decides about peers:
+//!
+//! - **Relay**: only transactions and blocks the ledger accepted, once (de-duplicated
+//!   by id); blocks that arrive in a sync batch are announced as the new tip only.
+//! - **Sync**: a peer whose `Hello` announces a tip that wins fork choice, a block
+//!   whose parent is unknown, or [`NodeHandle::sync`] start a `GetBlocks` with a
+//!   block locator; full batches are answered by the next request before they are
+//!   processed (pipelining) and each batch's signatures are verified together.
+//! - **Bans** (for [`NodeConfig::ban_duration`]): oversize or undecodable frames (an
+//!   unknown message tag included), protocol violations (anything before `Hello`, a
+//!   second `Hello`, counts above [`limits`]), transactions that are invalid in
+//!   themselves (bad signature, too large, zero amount, from the reserve) and invalid
+//!   blocks (except a timestamp ahead of this node's clock). A transaction refused
+//!   for reasons that honest peers can race into (stale nonce, overdraft, duplicate,
+//!   application rule) is dropped without penalty. A wrong genesis, another protocol
+//!   version or a handshake timeout closes the connection without a ban. Bans are
+//!   kept per socket address (the peer's and the one it announces), not per IP
+//!   address, since several nodes may share a host; a configured peer is dialled again
+//!   once its ban ends.
+//! - **Slow peers**: a peer whose outbound queue ([`limits::OUTBOUND_QUEUE`] frames)
+//!   fills, or that does not accept a frame within the write timeout, is dropped.
+//!
+//! The mempool is not persisted: pending transactions are lost on restart (their
+//! authors may resubmit them), blocks are not.
 //!
 //! # Example
 //!

@@ -19,7 +19,7 @@ use ledger_core::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -347,7 +347,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
     }
 
     /// Runs `f` on the ledger task with read access to the ledger and returns its
-    /// result: how a front end reads state this crate does not know about.
+    /// result: how a front end reads state this crate does not know about. The node
+    /// handles nothing else while `f` runs, so keep it short.
     pub async fn query<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Ledger<P, S>) -> R + Send + 'static,
@@ -1388,7 +1389,7 @@ where
             let wait = until.saturating_duration_since(std::time::Instant::now());
             tokio::select! {
                 () = shared.token.cancelled() => return,
-                () = sleep_until(Instant::now() + wait) => {}
+                () = sleep(wait) => {}
             }
         }
         let connect = timeout(shared.config.connect_timeout, TcpStream::connect(addr));

@@ -324,7 +324,7 @@ impl Session {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return None,
-                frame = timeout_at(last_heard + config.idle_timeout, self.framed.next()) => {
+                frame = timeout_at(deadline(last_heard, config.idle_timeout), self.framed.next()) => {
                     let bytes = match frame {
                         Err(_) => return Some(SessionError::Idle(config.idle_timeout)),
                         Ok(None) => return Some(SessionError::Closed),
@@ -371,6 +371,13 @@ impl Session {
             }
         }
     }
+}
+
+/// `start + after`, or a year from `start` if that is not representable.
+fn deadline(start: Instant, after: Duration) -> Instant {
+    start
+        .checked_add(after)
+        .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 60 * 60))
 }
 
 #[cfg(test)]
