@@ -2,8 +2,10 @@
 //!
 //! Both benchmarks of the `chain_validation` group process the same number of
 //! signatures: `full_validation` checks a 1,000-block × 100-transaction chain from
-//! genesis the way a syncing node does (signatures batch-verified across blocks on all
-//! cores, then every block validated and applied), and `signature_floor` only
+//! genesis the way a syncing node does (`Ledger::import_blocks`: signatures
+//! batch-verified across blocks on every core while the previous batch is validated and
+//! applied), `structure_only` re-checks everything but signatures (what a node does
+//! when it reloads its own store), and `signature_floor` only
 //! batch-verifies the same signatures with nothing around them. Their ratio, printed by
 //! criterion as two throughputs in one run, is the ledger's overhead over the cost no
 //! implementation can avoid.
@@ -22,8 +24,6 @@ use healthchain::ledger_core::{
 use rayon::prelude::*;
 
 const TXS_PER_BLOCK: usize = 100;
-/// Blocks handed to the batch verifier at once, as a syncing node receives them.
-const PREVERIFY_BLOCKS: usize = 64;
 
 /// Transfers only: the policy accepts no payload, so the bench measures the core.
 struct TransfersOnly;
@@ -100,12 +100,20 @@ fn build_chain(blocks: usize) -> Chain {
 fn validate(chain: &Chain) -> Ledger<TransfersOnly> {
     let mut ledger = Ledger::new(chain.genesis.clone(), TransfersOnly).expect("valid genesis");
     let now = Timestamp(u64::MAX / 2);
-    for batch in chain.blocks.chunks(PREVERIFY_BLOCKS) {
-        ledger.preverify_signatures(batch);
-        for block in batch {
-            let outcome = ledger.submit_block(Block::clone(block), now);
-            assert!(outcome.tip_changed(), "every block extends the chain");
-        }
+    for outcome in ledger.import_blocks(&chain.blocks, now) {
+        assert!(outcome.tip_changed(), "every block extends the chain");
+    }
+    ledger
+}
+
+/// Hashes, links, Merkle roots, nonces, balances and rules, without signatures: what
+/// the original simulation checked, and what a node re-checks when it reloads its own
+/// store.
+fn validate_structure(chain: &Chain) -> Ledger<TransfersOnly> {
+    let mut ledger = Ledger::new(chain.genesis.clone(), TransfersOnly).expect("valid genesis");
+    for block in &chain.blocks {
+        let outcome = ledger.submit_stored_block(Arc::clone(block));
+        assert!(outcome.tip_changed(), "every block extends the chain");
     }
     ledger
 }
@@ -142,6 +150,9 @@ fn bench(c: &mut Criterion) {
             |()| black_box(validate(&chain)),
             BatchSize::PerIteration,
         )
+    });
+    group.bench_function("structure_only", |b| {
+        b.iter(|| black_box(validate_structure(&chain)))
     });
     group.bench_function("signature_floor", |b| {
         b.iter(|| {

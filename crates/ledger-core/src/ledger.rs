@@ -20,7 +20,7 @@ use crate::state::{ChainState, Rules, Slot, Undo};
 use crate::store::{BodyStore, MemoryBodies};
 use crate::tx::{Transaction, signing_message, unsigned_part};
 use crate::units::{Amount, Height, Timestamp};
-use crate::verify::{self, KeyCache, SigCache, SigItem};
+use crate::verify::{self, KeyCache, Preverified, SigCache, SigItem};
 
 /// A block body shared between the ledger, its store and its callers.
 pub type SharedBlock<P> = Arc<Block<<P as Policy>::Payload>>;
@@ -275,7 +275,8 @@ pub struct Ledger<P: Policy, B: BodyStore<P::Payload> = MemoryBodies<<P as Polic
     invalid_order: VecDeque<BlockHash>,
     orphans: Orphans<P::Payload>,
     mempool: Mempool<P>,
-    sigs: SigCache,
+    sigs: SigCache<TxId>,
+    producer_sigs: SigCache<crate::Hash>,
     keys: KeyCache,
     bodies: B,
 }
@@ -333,6 +334,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             orphans: Orphans::default(),
             mempool: Mempool::default(),
             sigs: SigCache::default(),
+            producer_sigs: SigCache::default(),
             keys: KeyCache::default(),
             bodies,
         })
@@ -625,32 +627,66 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         self.submit(block, now, Origin::OwnStore)
     }
 
-    /// Verifies the transaction signatures of many blocks at once (in parallel with the
-    /// `parallel` feature) and remembers the valid ones, so submitting these blocks
-    /// afterwards does not verify them again. For syncing and bulk verification.
+    /// Verifies the producer and transaction signatures of many blocks at once (in
+    /// parallel with the `parallel` feature) and remembers the valid ones, so
+    /// submitting these blocks afterwards does not verify them again. For syncing and
+    /// bulk verification; [`Ledger::import_blocks`] also overlaps this with validation.
     pub fn preverify_signatures(&mut self, blocks: &[Arc<Block<P::Payload>>]) {
-        let mut items = Vec::new();
-        let mut ids = Vec::new();
-        for block in blocks {
-            for tx in &block.transactions {
-                let encoded = codec::encode(tx);
-                let id = TxId(crate::Hash::of(&encoded));
-                if self.sigs.contains(&id) {
-                    continue;
-                }
-                let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
-                if let Some(item) = verify::item(&mut self.keys, &tx.author, message, &tx.signature)
-                {
-                    items.push(item);
-                    ids.push(id);
-                }
-            }
+        let verified = verify::preverify(&self.genesis_hash, blocks);
+        self.accept_preverified(verified);
+    }
+
+    /// Remembers signatures [`preverify`](crate::preverify) found valid. They must be
+    /// for this ledger's network (its genesis hash); others are simply never looked up.
+    pub fn accept_preverified(&mut self, verified: Preverified) {
+        for id in verified.txs {
+            self.sigs.insert(id);
         }
-        for (index, id) in valid_indices(&items).into_iter().zip(&ids) {
-            if index {
-                self.sigs.insert(*id);
-            }
+        for key in verified.producers {
+            self.producer_sigs.insert(key);
         }
+    }
+
+    /// Submits a run of blocks, parent first, as a syncing or verifying node receives
+    /// them: the signatures of each batch of [`limits::IMPORT_BATCH`] blocks are
+    /// verified on every core while the previous batch is validated and applied, so
+    /// state work hides behind signature checks. Returns each block's outcome, in order.
+    pub fn import_blocks(
+        &mut self,
+        blocks: &[Arc<Block<P::Payload>>],
+        now: Timestamp,
+    ) -> Vec<BlockOutcome<P::Error>>
+    where
+        B: Send,
+    {
+        let genesis = self.genesis_hash;
+        let mut batches = blocks.chunks(limits::IMPORT_BATCH);
+        let mut outcomes = Vec::with_capacity(blocks.len());
+        let Some(first) = batches.next() else {
+            return outcomes;
+        };
+        self.preverify_signatures(first);
+        let mut current = first;
+        for next in batches {
+            let (done, verified) = join(
+                || {
+                    current
+                        .iter()
+                        .map(|b| self.submit(Arc::clone(b), now, Origin::Untrusted))
+                        .collect::<Vec<_>>()
+                },
+                || verify::preverify(&genesis, next),
+            );
+            outcomes.extend(done);
+            self.accept_preverified(verified);
+            current = next;
+        }
+        outcomes.extend(
+            current
+                .iter()
+                .map(|b| self.submit(Arc::clone(b), now, Origin::Untrusted)),
+        );
+        outcomes
     }
 
     fn submit(
@@ -677,6 +713,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             outcome
                 .invalid
                 .push((hash, BlockError::KnownInvalid { block: hash }));
+            // Orphans that were waiting for it can never connect either.
+            self.discard_orphans_of(&hash, &mut outcome);
             return outcome;
         }
         if let Err(error) = self.check_standalone(&block, hash) {
@@ -876,21 +914,26 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             return Err(error);
         }
         if origin == Origin::Untrusted {
-            let producer = verify::item(
-                &mut self.keys,
-                &header.producer,
-                block_signing_message(&hash).to_vec(),
-                &block.signature,
-            )
-            .ok_or(BlockError::BadProducerSignature { block: hash })?;
-            // The producer's signature rides in the same batch, first, so it is
-            // reported before any transaction's.
-            items.insert(0, producer);
+            let producer_key = verify::producer_key(&hash, &block.signature);
+            let producer_known = self.producer_sigs.contains(&producer_key);
+            if !producer_known {
+                let producer = verify::item(
+                    &mut self.keys,
+                    &header.producer,
+                    block_signing_message(&hash).to_vec(),
+                    &block.signature,
+                )
+                .ok_or(BlockError::BadProducerSignature { block: hash })?;
+                // The producer's signature rides in the same batch, first, so it is
+                // reported before any transaction's.
+                items.insert(0, producer);
+            }
+            let offset = usize::from(!producer_known);
             let first_bad = verify::first_invalid(&items);
-            if first_bad == Some(0) {
+            if first_bad == Some(0) && !producer_known {
                 return Err(BlockError::BadProducerSignature { block: hash });
             }
-            let bad_tx = first_bad.map(|i| item_tx[i - 1]);
+            let bad_tx = first_bad.map(|i| item_tx[i - offset]);
             if let Some(index) = [bad_tx, bad_key].into_iter().flatten().min() {
                 return Err(tx_error(
                     hash,
@@ -901,6 +944,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             for id in &ids {
                 self.sigs.insert(*id);
             }
+            self.producer_sigs.insert(producer_key);
         }
         Ok(CheckedBlock {
             block,
@@ -1043,7 +1087,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
 
         if let Some(error) = &failure {
             if error.is_invalid_block() {
-                self.remove_invalid_subtree(error.block());
+                self.remove_invalid_subtree(error.block(), outcome);
             }
             // Keep the valid part of the branch only if it beats the old chain.
             let old_entry = &self.tree[&old_tip];
@@ -1228,8 +1272,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
     }
 
-    /// Removes an invalid block and all its descendants from the tree.
-    fn remove_invalid_subtree(&mut self, bad: BlockHash) {
+    /// Removes an invalid block and all its descendants from the tree, and discards
+    /// (reporting them) the orphans waiting on any of them.
+    fn remove_invalid_subtree(&mut self, bad: BlockHash, outcome: &mut BlockOutcome<P::Error>) {
         let mut stack = vec![bad];
         while let Some(hash) = stack.pop() {
             self.mark_invalid(hash);
@@ -1241,6 +1286,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             if let Some(children) = self.children.remove(&hash) {
                 stack.extend(children);
             }
+            self.discard_orphans_of(&hash, outcome);
         }
     }
 
@@ -1401,22 +1447,6 @@ fn fitting_prefix(
     ids.len()
 }
 
-/// Validity of each item's signature, batch by batch.
-fn valid_indices(items: &[SigItem]) -> Vec<bool> {
-    let mut valid = vec![true; items.len()];
-    let mut start = 0;
-    while start < items.len() {
-        match verify::first_invalid(&items[start..]) {
-            Some(bad) => {
-                valid[start + bad] = false;
-                start += bad + 1;
-            }
-            None => break,
-        }
-    }
-    valid
-}
-
 fn tx_error<E>(block: BlockHash, index: usize, error: TxError<E>) -> BlockError<E> {
     BlockError::Transaction {
         block,
@@ -1467,6 +1497,19 @@ fn compare_rewards<E>(
         });
     }
     Ok(())
+}
+
+/// Runs `a` and `b` in parallel with the `parallel` feature, one after the other
+/// without it.
+fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    #[cfg(feature = "parallel")]
+    {
+        rayon::join(a, b)
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (a(), b())
+    }
 }
 
 #[cfg(test)]

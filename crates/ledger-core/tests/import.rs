@@ -1,0 +1,108 @@
+//! Bulk import: signatures verified ahead of validation, overlapped with it, must give
+//! exactly what block-by-block submission gives, and must never let a bad signature in.
+
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ledger_core::{Block, BlockError, BlockStatus, Ledger, TxError, limits, preverify};
+
+/// A chain of `blocks` blocks, each with a transfer from every key.
+fn chain(blocks: usize) -> (ledger_core::Genesis, Vec<Arc<TestBlock>>) {
+    let genesis = genesis(0);
+    let mut ledger = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
+    let keys = keys();
+    let mut clock = Clock::new();
+    let mut out = Vec::new();
+    for height in 0..blocks {
+        let now = clock.tick();
+        for (i, from) in keys.iter().enumerate() {
+            let to = keys[(i + 1) % keys.len()].account();
+            send(&mut ledger, from, pay(to, 1), now);
+        }
+        let producer = &keys[height % keys.len()];
+        out.push(Arc::new(mine_and_submit(&mut ledger, producer, now)));
+    }
+    (genesis, out)
+}
+
+#[test]
+fn import_equals_block_by_block_submission() {
+    // More blocks than one import batch, so the overlapped path runs.
+    let (genesis, blocks) = chain(limits::IMPORT_BATCH * 2 + 3);
+    let plain: Vec<TestBlock> = blocks.iter().map(|b| Block::clone(b)).collect();
+    let one_by_one = ledger_with(&genesis, &plain, late());
+
+    let mut imported = Ledger::new(genesis, Counter).expect("valid genesis");
+    let outcomes = imported.import_blocks(&blocks, late());
+    assert!(outcomes.iter().all(|o| o.status == BlockStatus::Accepted));
+    assert_eq!(imported.tip(), one_by_one.tip());
+    assert_eq!(imported.state(), one_by_one.state());
+    assert_consistent(&imported);
+}
+
+#[test]
+fn preverify_counts_only_valid_signatures() {
+    let (genesis, blocks) = chain(3);
+    let net = genesis.hash();
+    let all = preverify(&net, &blocks);
+    // Every transaction plus every producer signature.
+    let expected: usize = blocks.iter().map(|b| b.transactions.len() + 1).sum();
+    assert_eq!(all.len(), expected);
+    // On another network the transaction signatures do not verify; the producers' do
+    // (they sign the block hash, which already names the network through its links).
+    let other = ledger_core::BlockHash(ledger_core::Hash::of(b"another network"));
+    assert_eq!(preverify(&other, &blocks).len(), blocks.len());
+}
+
+#[test]
+fn a_forged_signature_in_a_batch_is_refused_with_its_block_and_index() {
+    let (genesis, blocks) = chain(limits::IMPORT_BATCH + 5);
+    let mut forged: Vec<Arc<TestBlock>> = blocks.clone();
+    let victim = limits::IMPORT_BATCH + 2;
+    let mut block = Block::clone(&forged[victim]);
+    block.transactions[1].signature.0[5] ^= 1;
+    let producer = keys()
+        .into_iter()
+        .find(|k| k.account() == block.header.producer)
+        .expect("a test key produced it");
+    let block = reseal(block, &producer, 0);
+    let bad_hash = block.hash();
+    let bad_tx = block.transactions[1].id();
+    forged[victim] = Arc::new(block);
+
+    let mut ledger = Ledger::new(genesis, Counter).expect("valid genesis");
+    let outcomes = ledger.import_blocks(&forged, late());
+    assert!(
+        outcomes[..victim]
+            .iter()
+            .all(|o| o.status == BlockStatus::Accepted)
+    );
+    assert_eq!(outcomes[victim].status, BlockStatus::Invalid);
+    let (_, error) = &outcomes[victim].invalid[0];
+    assert_eq!(
+        error,
+        &BlockError::Transaction {
+            block: bad_hash,
+            index: 1,
+            error: TxError::BadSignature { tx: bad_tx },
+        }
+    );
+    // Its descendants name the genuine block, which never arrived: they wait as orphans
+    // and the chain stops just before the forgery.
+    let genuine = blocks[victim].hash();
+    assert_eq!(
+        outcomes[victim + 1].status,
+        BlockStatus::Orphan { missing: genuine }
+    );
+    assert!(
+        outcomes[victim + 2..]
+            .iter()
+            .all(|o| matches!(o.status, BlockStatus::Orphan { .. }))
+    );
+    assert_eq!(ledger.tip().height.0 as usize, victim);
+    assert_consistent(&ledger);
+}
