@@ -220,9 +220,21 @@ fn resolve_peers(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
 /// Runs a node; with a `role`, its REPL on standard input, otherwise until Ctrl-C or
 /// SIGTERM.
 pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (host, port) = (args.host.clone(), args.port);
+    let listener = runtime.block_on(async {
+        tokio::net::TcpListener::bind((host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot listen on {host}:{port}"))
+    })?;
+    // With `--port 0` the name shows the port actually bound.
+    let port = listener.local_addr().map_or(port, |a| a.port());
     let name = args.id.clone().unwrap_or_else(|| match role {
-        Some(role) => role.default_node_name(args.port),
-        None => format!("Node-{}", args.port),
+        Some(role) => role.default_node_name(port),
+        None => format!("Node-{port}"),
     });
     let network = network(&args, &name)?;
     let data_dir = args
@@ -237,23 +249,13 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
     for (hash, failure) in &report.failed {
         println!("WARNING: stored block {hash} was not loaded: {failure}");
     }
-    let peers = resolve_peers(&args.peers)?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let shutdown = CancellationToken::new();
-    let host = args.host.clone();
-    let port = args.port;
     let mut config = NodeConfig::new(name.clone());
-    config.peers = peers;
-    let node = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-            .await
-            .with_context(|| format!("cannot listen on {host}:{port}"))?;
-        Ok::<_, anyhow::Error>(spawn(listener, config, ledger, shutdown.clone())?)
-    })?;
+    config.peers = resolve_peers(&args.peers)?;
+    let shutdown = CancellationToken::new();
+    let node = {
+        let _context = runtime.enter();
+        spawn(listener, config, ledger, shutdown.clone())?
+    };
     let handle = node.handle();
     let tip = runtime.block_on(handle.tip())?;
     println!(

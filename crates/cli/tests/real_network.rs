@@ -1,0 +1,152 @@
+//! A real network made with the tooling: `keygen`, a roster, `genesis`, then a node
+//! started with `--genesis` and `--key`, whose user logs in with the key's passphrase.
+//! And the headless `node`, stopped by a signal.
+
+mod common;
+
+use common::{Proc, binary};
+
+fn keygen(dir: &std::path::Path, name: &str, passphrase_file: &std::path::Path) -> String {
+    let output = binary()
+        .args(["keygen", "--out"])
+        .arg(dir.join(format!("{name}.key")))
+        .arg("--passphrase-file")
+        .arg(passphrase_file)
+        .output()
+        .expect("keygen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Public key: "))
+        .expect("keygen prints the public key")
+        .to_string()
+}
+
+#[test]
+fn a_network_of_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pass = dir.path().join("pass.txt");
+    std::fs::write(&pass, "correct horse battery\n").expect("write");
+    let alice = keygen(dir.path(), "alice", &pass);
+    let bob = keygen(dir.path(), "bob", &pass);
+    assert_ne!(alice, bob);
+
+    // The same file again is refused.
+    let again = binary()
+        .args(["keygen", "--out"])
+        .arg(dir.path().join("alice.key"))
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .output()
+        .expect("runs");
+    assert!(!again.status.success());
+
+    let roster = dir.path().join("roster.csv");
+    std::fs::write(
+        &roster,
+        format!(
+            "username,display_name,role,public_key_hex,balance\n\
+             alice,Dr. Alice Martin,doctor,{alice},50\n\
+             bob,Bob Lee,lab_technician,{bob},0\n"
+        ),
+    )
+    .expect("write");
+    let genesis = dir.path().join("clinic.genesis");
+    let output = binary()
+        .args([
+            "genesis",
+            "--network",
+            "clinic",
+            "--pow-bits",
+            "4",
+            "--roster",
+        ])
+        .arg(&roster)
+        .arg("--out")
+        .arg(&genesis)
+        .output()
+        .expect("genesis runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("Members: 3"), "{stdout}");
+
+    let data = dir.path().join("alice-node");
+    let mut node = Proc::start(
+        "alice-node",
+        &[
+            "doctor",
+            "--port",
+            "0",
+            "--genesis",
+            genesis.to_str().expect("utf-8"),
+            "--key",
+            dir.path().join("alice.key").to_str().expect("utf-8"),
+            "--passphrase-file",
+            pass.to_str().expect("utf-8"),
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
+    );
+    node.expect_prefix("Network 'clinic'");
+    node.expect_contains(" listening on ");
+    assert!(!node.seen.iter().any(|l| l.contains("DEMO")));
+    node.run("login alice wrong", "Error: wrong username or password");
+    // Bob is a member, but this node holds Alice's key.
+    node.run(
+        "login bob \"correct horse battery\"",
+        "Error: wrong username or password",
+    );
+    node.run(
+        "login alice \"correct horse battery\"",
+        "Logged in as alice (Dr. Alice Martin).",
+    );
+    node.send("register Carol King");
+    node.expect_prefix("Patient ID: ");
+    node.run("mine", "Mined block #1 ");
+    let lines = node.collect("balances", "bob: ");
+    assert!(lines.contains(&"alice: 50".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"SYSTEM_BANK_001: 1000000".to_string()),
+        "{lines:?}"
+    );
+    node.send("exit");
+    assert!(node.wait());
+
+    // A demo node refuses the data directory of another network.
+    let output = binary()
+        .args(["node", "--port", "0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("belongs to another network"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_headless_node_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = Proc::start(
+        "node",
+        &[
+            "node",
+            "--port",
+            "0",
+            "--data-dir",
+            dir.path().to_str().expect("utf-8"),
+        ],
+    );
+    node.expect_contains(" listening on ");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &node.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    assert!(node.wait(), "exits with success");
+    assert!(
+        node.seen.iter().any(|l| l == "Node stopped."),
+        "{:?}",
+        node.seen
+    );
+}
