@@ -356,7 +356,7 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         report.seconds,
         rate,
         if args.no_signatures {
-            ", transaction signatures not checked"
+            ", signatures not checked"
         } else {
             ", every signature checked"
         }

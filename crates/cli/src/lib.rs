@@ -2,19 +2,61 @@
 //! (Doctor, Lab, Pharmacy), a headless node, key and genesis tooling, and chain
 //! generation and verification for measuring the ledger at scale.
 //!
+//! ```text
+//! healthchain doctor   --port 5001 --peers 127.0.0.1:5002,127.0.0.1:5003
+//! healthchain lab      --port 5002 --peers 127.0.0.1:5001,127.0.0.1:5003
+//! healthchain pharmacy --port 5003 --peers 127.0.0.1:5001,127.0.0.1:5002
+//! healthchain node     --port 5004 --peers 127.0.0.1:5001        # no prompt
+//! healthchain keygen   --out alice.key
+//! healthchain genesis  --roster roster.csv --out clinic.genesis --network clinic
+//! healthchain doctor   --port 5001 --genesis clinic.genesis --key alice.key
+//! healthchain generate --blocks 1000 --txs-per-block 1000 --data-dir bench
+//! healthchain verify   --data-dir bench
+//! ```
+//!
+//! Without `--genesis` a node joins the built-in DEMO network (the original project's
+//! logins `dr_alice`/`password123`, `lab_tech_bob`/`labpass`,
+//! `pharm_charlie`/`pharmpass`, with public demo keys) and says so at start-up. With
+//! `--genesis FILE --key FILE` it joins a real network; the key file's passphrase is
+//! asked once at start-up (or read from `--passphrase-file` or `HEALTHCHAIN_PASSPHRASE`)
+//! and is also the password of that user's `login`.
+//!
+//! A node's data directory (`--data-dir`, default `healthchain-data/<node name>`)
+//! holds the block store `blocks.redb`, the genesis it belongs to (`genesis.bin`; a
+//! node refuses a directory of another network) and `patient_registry.csv`, rewritten
+//! from the chain whenever it changes. `--port 0` listens on a free port, shown in the
+//! start-up line `Node <name> listening on <address>, ...`.
+//!
+//! On a terminal the prompt has line editing and history, hides passwords, and node
+//! events (blocks, reorganisations, refused transactions, peers) appear above it. When
+//! standard input is not a terminal, commands and the answers to their questions are
+//! read line by line, so a session can be scripted; the node stops at the end of input.
+//! Logs go to standard error, filtered by `RUST_LOG`.
+//!
 //! Modules:
 //!
 //! - [`args`]: the command line (clap).
-//! - [`command`]: the REPL's command language, parsed without I/O.
+//! - [`command`]: the REPL's command language (syntax table there), parsed without I/O.
+//! - [`session`]: what each command does, over a [`session::Backend`] (a running node,
+//!   or a plain ledger in tests) and a [`session::Conversation`] (the person).
+//! - [`views`]: text views of the chain, pending transactions, balances and history.
+//! - [`input`]: terminal (rustyline) or scripted input, and printing above the prompt.
+//! - [`node`]: running a node (p2p) with or without the REPL; signals; the registry.
 //! - [`keyfile`]: passphrase-encrypted signing keys (argon2id + XChaCha20-Poly1305).
+//! - [`roster`]: the roster CSV format and the genesis built from it.
+//! - [`tools`]: `keygen` and `genesis`, and reading genesis and key files.
+//! - [`chaingen`]: `generate` and `verify`.
 //!
 //! # Example
 //!
 //! ```
 //! use healthchain_cli::command::{parse, Command};
 //!
-//! let command = parse("register Jane Doe")?;
-//! assert_eq!(command, Some(Command::Register { name: Some("Jane Doe".into()) }));
+//! let command = parse("consult --test y \"Fever, cough\"")?;
+//! assert_eq!(
+//!     command,
+//!     Some(Command::Consult { notes: Some("Fever, cough".into()), order_test: Some(true) })
+//! );
 //! # Ok::<(), healthchain_cli::command::ParseError>(())
 //! ```
 

@@ -252,9 +252,10 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
     let mut config = NodeConfig::new(name.clone());
     config.peers = resolve_peers(&args.peers)?;
     let shutdown = CancellationToken::new();
-    let node = {
+    let (node, signals) = {
         let _context = runtime.enter();
-        spawn(listener, config, ledger, shutdown.clone())?
+        let signals = Signals::install();
+        (spawn(listener, config, ledger, shutdown.clone())?, signals)
     };
     let handle = node.handle();
     let tip = runtime.block_on(handle.tip())?;
@@ -281,7 +282,12 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
         let _ = stopped_tx.send(true);
         result
     });
-    runtime.spawn(stop_on_signal(shutdown.clone(), stopped, role.is_some()));
+    runtime.spawn(stop_on_signal(
+        signals,
+        shutdown.clone(),
+        stopped,
+        role.is_some(),
+    ));
 
     if let (Some(role), Some(input)) = (role, input.as_mut()) {
         let backend = NodeBackend {
@@ -328,12 +334,13 @@ fn repl(session: &mut Session<NodeBackend>, input: &mut Input) -> anyhow::Result
 /// main thread may be blocked reading input, so the process exits once the node has
 /// stopped.
 async fn stop_on_signal(
+    signals: Signals,
     shutdown: CancellationToken,
     mut stopped: watch::Receiver<bool>,
     exit_when_stopped: bool,
 ) {
     tokio::select! {
-        () = signal() => {}
+        () = signals.recv() => {}
         () = shutdown.cancelled() => return,
     }
     eprintln!("Signal received: shutting down the node.");
@@ -345,25 +352,53 @@ async fn stop_on_signal(
     }
 }
 
-async fn signal() {
+/// The signals that stop a node, registered as soon as the node runs (a signal that
+/// arrived before registration would kill the process without a clean shutdown).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Registers the handlers; must run inside the runtime.
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Waits for Ctrl-C or SIGTERM.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => {}
+                () = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

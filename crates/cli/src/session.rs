@@ -302,26 +302,26 @@ impl<B: Backend> Session<B> {
              with spaces):",
             self.role_name()
         )];
-        lines.push(format!("  {:<48} log in", usage::LOGIN));
-        lines.push(format!("  {:<48} log out", "logout"));
+        lines.push(format!("  {:<50} log in", usage::LOGIN));
+        lines.push(format!("  {:<50} log out", "logout"));
         match self.role {
             Role::Doctor => {
-                lines.push(format!("  {:<48} register a new patient", usage::REGISTER));
+                lines.push(format!("  {:<50} register a new patient", usage::REGISTER));
                 lines.push(format!(
-                    "  {:<48} record a consultation, optionally order a blood test",
+                    "  {:<50} record a consultation, optionally order a blood test",
                     usage::CONSULT
                 ));
                 lines.push(format!(
-                    "  {:<48} review history and prescribe (pays the lab)",
+                    "  {:<50} review history and prescribe (pays the lab)",
                     usage::PRESCRIBE
                 ));
             }
             Role::Lab => lines.push(format!(
-                "  {:<48} record the results of a test order",
+                "  {:<50} record the results of a test order",
                 usage::PERFORM_TEST
             )),
             Role::Pharmacy => lines.push(format!(
-                "  {:<48} mark a prescription as filled",
+                "  {:<50} mark a prescription as filled",
                 usage::FILL
             )),
         }
@@ -343,7 +343,7 @@ impl<B: Backend> Session<B> {
             ),
             ("exit", "stop the node (also: quit)"),
         ] {
-            lines.push(format!("  {syntax:<48} {what}"));
+            lines.push(format!("  {syntax:<50} {what}"));
         }
         say_all(io, &lines);
     }
