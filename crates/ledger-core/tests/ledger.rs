@@ -1361,3 +1361,57 @@ fn an_untrusted_orphan_is_fully_checked_even_when_a_stored_parent_unlocks_it() {
     assert_eq!(ledger.tip().hash, b1.hash());
     assert_eq!(ledger.balance(&k[3].account()), Amount(FUNDS));
 }
+
+#[test]
+fn orphans_waiting_below_an_invalid_block_are_discarded_when_it_is_found_out() {
+    let k = keys();
+    let mut clock = Clock::new();
+    let (mut ledger, a) = chain(2, &k[0], "a", &mut clock);
+    let a2 = a[1].hash();
+    // A side branch X (overdraws) ← Y ← Z ← W, and X ← Y2 ← V. Y and Y2 tie with a2 and
+    // are sealed to lose the tie, so that only V (height 3) triggers the switch.
+    let mut time = clock.now().0;
+    let mut losing = |prev: BlockHash, height: u64, producer: &Keypair, txs: Vec<TestTx>| {
+        loop {
+            time += 1;
+            let block = raw_block(
+                prev,
+                height,
+                Timestamp(time),
+                producer,
+                txs.clone(),
+                vec![],
+                2,
+            );
+            if height != 2 || block.hash() > a2 {
+                return block;
+            }
+        }
+    };
+    let overdraw = signed(&ledger, &k[3], 1, pay(k[4].account(), 100 * FUNDS));
+    let x = losing(ledger.genesis_hash(), 1, &k[1], vec![overdraw]);
+    let y = losing(x.hash(), 2, &k[1], vec![]);
+    let y2 = losing(x.hash(), 2, &k[2], vec![]);
+    let v = losing(y2.hash(), 3, &k[2], vec![]);
+    let z = losing(y.hash(), 3, &k[1], vec![]);
+    let w = losing(z.hash(), 4, &k[1], vec![]);
+    for block in [&x, &y, &y2] {
+        assert!(accepted(&ledger.submit_block(block.clone(), late())));
+    }
+    assert!(matches!(
+        ledger.submit_block(w.clone(), late()).status,
+        BlockStatus::Orphan { .. }
+    ));
+    let outcome = ledger.submit_block(v.clone(), late());
+    assert_eq!(outcome.status, BlockStatus::Invalid);
+    assert_eq!(ledger.tip().hash, a2);
+    // Z's parent Y went with X: Z is refused at once, and W, waiting for Z, with it.
+    let outcome = ledger.submit_block(z.clone(), late());
+    assert_eq!(outcome.status, BlockStatus::Invalid);
+    assert!(outcome.invalid.iter().any(|(h, _)| *h == w.hash()));
+    assert_eq!(ledger.orphan_count(), 0);
+    assert!(matches!(
+        reject(&mut ledger, w, late()),
+        BlockError::KnownInvalid { .. }
+    ));
+}

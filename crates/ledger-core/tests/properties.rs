@@ -620,56 +620,100 @@ struct BlockSpec {
     parent: usize,
     producer: usize,
     sends: Vec<(usize, TxBody<Op>)>,
+    /// Make the block overdraw (when its parent is valid).
+    invalid: bool,
 }
 
 fn block_spec() -> impl Strategy<Value = BlockSpec> {
-    (any::<usize>(), 0..KEYS, vec((0..KEYS, local_body()), 0..3)).prop_map(
-        |(parent, producer, sends)| BlockSpec {
+    block_spec_invalid_one_in(0)
+}
+
+/// Block specs of which about one in `n` is invalid (none for `n == 0`).
+fn block_spec_invalid_one_in(n: u32) -> impl Strategy<Value = BlockSpec> {
+    (
+        any::<usize>(),
+        0..KEYS,
+        vec((0..KEYS, local_body()), 0..3),
+        any::<u32>(),
+    )
+        .prop_map(move |(parent, producer, sends, dice)| BlockSpec {
             parent,
             producer,
             sends,
-        },
-    )
+            invalid: n > 0 && dice % n == 0,
+        })
 }
 
-/// Builds the tree: every block is mined by a ledger that has seen exactly its
-/// ancestors, so every block is valid on its own branch. Returns the blocks and, for
-/// each, the indices of its ancestors (oldest first) and itself.
-fn build_tree(genesis: &Genesis, specs: &[BlockSpec]) -> (Vec<TestBlock>, Vec<Vec<usize>>) {
+/// A generated block tree: the blocks, for each the indices of its ancestors (oldest
+/// first) and itself, and whether it and all its ancestors are valid.
+struct Tree {
+    blocks: Vec<TestBlock>,
+    paths: Vec<Vec<usize>>,
+    valid: Vec<bool>,
+}
+
+/// Builds the tree: every valid block is mined by a ledger that has seen exactly its
+/// ancestors. A spec marked invalid on a valid parent overdraws; every block on an
+/// invalid parent is an empty block sealed by hand, valid but for its ancestry.
+fn build_tree(genesis: &Genesis, specs: &[BlockSpec]) -> Tree {
     let k = keys();
-    let mut blocks: Vec<TestBlock> = Vec::new();
-    let mut paths: Vec<Vec<usize>> = Vec::new();
+    let mut tree = Tree {
+        blocks: Vec::new(),
+        paths: Vec::new(),
+        valid: Vec::new(),
+    };
     for (i, spec) in specs.iter().enumerate() {
         let parent = spec.parent % (i + 1);
-        let mut path = if parent == 0 {
-            Vec::new()
-        } else {
-            paths[parent - 1].clone()
+        let (mut path, parent_valid) = match parent {
+            0 => (Vec::new(), true),
+            p => (tree.paths[p - 1].clone(), tree.valid[p - 1]),
         };
-        let ancestors: Vec<TestBlock> = path.iter().map(|&j| blocks[j].clone()).collect();
-        let mut ledger = ledger_with(genesis, &ancestors, late());
         // Distinct times keep siblings with the same content distinct.
         let now = Timestamp(GENESIS_TIME + 1_000 * (path.len() as u64 + 1) + i as u64);
-        for (from, body) in &spec.sends {
-            let tx = tx(&ledger, &k[*from], body.clone(), now);
-            let _ = ledger.submit_transaction(tx, now);
-        }
-        blocks.push(ledger.mine_block(&k[spec.producer], now));
+        let producer = &k[spec.producer];
+        let height = path.len() as u64 + 1;
+        let block = if parent_valid {
+            let ancestors: Vec<TestBlock> = path.iter().map(|&j| tree.blocks[j].clone()).collect();
+            let mut ledger = ledger_with(genesis, &ancestors, late());
+            for (from, body) in &spec.sends {
+                let tx = tx(&ledger, &k[*from], body.clone(), now);
+                let _ = ledger.submit_transaction(tx, now);
+            }
+            if spec.invalid {
+                let overdraw = tx(&ledger, producer, pay(k[0].account(), 100 * FUNDS), now);
+                let prev = ledger.tip().hash;
+                let pow = genesis.pow_bits;
+                raw_block(prev, height, now, producer, vec![overdraw], vec![], pow)
+            } else {
+                ledger.mine_block(producer, now)
+            }
+        } else {
+            let prev = tree.blocks[parent - 1].hash();
+            raw_block(
+                prev,
+                height,
+                now,
+                producer,
+                vec![],
+                vec![],
+                genesis.pow_bits,
+            )
+        };
+        tree.blocks.push(block);
+        tree.valid.push(parent_valid && !spec.invalid);
         path.push(i);
-        paths.push(path);
+        tree.paths.push(path);
     }
-    (blocks, paths)
+    tree
 }
 
-/// The tip every node must choose among valid blocks: the highest, then the smallest
-/// hash.
-fn expected_tip(blocks: &[TestBlock]) -> usize {
-    (0..blocks.len())
-        .max_by(|&a, &b| {
-            let key = |i: usize| (blocks[i].header.height, std::cmp::Reverse(blocks[i].hash()));
-            key(a).cmp(&key(b))
-        })
-        .expect("at least one block")
+/// The tip every node must choose among the valid blocks: the highest, then the
+/// smallest hash; `None` for genesis.
+fn expected_tip(blocks: &[TestBlock], valid: &[bool]) -> Option<usize> {
+    (0..blocks.len()).filter(|&i| valid[i]).max_by(|&a, &b| {
+        let key = |i: usize| (blocks[i].header.height, std::cmp::Reverse(blocks[i].hash()));
+        key(a).cmp(&key(b))
+    })
 }
 
 fn body_of(ledger: &TestLedger, hash: &BlockHash) -> Arc<TestBlock> {
@@ -729,14 +773,19 @@ fn assert_nothing_lost(
 }
 
 /// Feeds `order` to a fresh ledger in chunks (signatures of each chunk pre-verified
-/// together), checking after every block that nothing is lost and the state equals a
-/// replay.
+/// together), checking after every block that only invalid blocks are reported
+/// invalid, nothing is lost and the state equals a replay.
 fn feed(
     genesis: &Genesis,
-    blocks: &[TestBlock],
+    tree: &Tree,
     order: &[usize],
     chunks: &[usize],
 ) -> Result<TestLedger, TestCaseError> {
+    let blocks = &tree.blocks;
+    let invalid: HashSet<BlockHash> = (0..blocks.len())
+        .filter(|&i| !tree.valid[i])
+        .map(|i| blocks[i].hash())
+        .collect();
     let mut ledger = Ledger::new(genesis.clone(), Counter).unwrap();
     let mut sizes = chunks.iter().cycle();
     let mut rest = order;
@@ -750,15 +799,18 @@ fn feed(
         for block in chunk {
             let outcome = ledger.submit_block((*block).clone(), late());
             prop_assert!(
-                matches!(
-                    outcome.status,
-                    BlockStatus::Accepted | BlockStatus::Orphan { .. }
-                ),
+                invalid.contains(&block.hash())
+                    || matches!(
+                        outcome.status,
+                        BlockStatus::Accepted | BlockStatus::Orphan { .. }
+                    ),
                 "{:?}: {:?}",
                 outcome.status,
                 outcome.invalid
             );
-            prop_assert!(outcome.invalid.is_empty(), "{:?}", outcome.invalid);
+            for (hash, error) in &outcome.invalid {
+                prop_assert!(invalid.contains(hash), "valid block refused: {:?}", error);
+            }
             assert_nothing_lost(&ledger, &outcome)?;
             prop_assert_eq!(&ledger.replay_from_genesis().unwrap(), ledger.state());
         }
@@ -768,6 +820,53 @@ fn feed(
 
 fn tree() -> impl Strategy<Value = (u8, Vec<BlockSpec>)> {
     (0u8..=3, vec(block_spec(), 2..10))
+}
+
+fn tree_with_invalid_blocks() -> impl Strategy<Value = (u8, Vec<BlockSpec>)> {
+    (0u8..=3, vec(block_spec_invalid_one_in(4), 2..12))
+}
+
+/// Feeds the tree in order, reversed (every child before its parent) and shuffled, in
+/// chunks, and checks that every run ends on the expected tip with its state.
+fn check_fork_choice(
+    pow_bits: u8,
+    specs: &[BlockSpec],
+    shuffle_seed: u64,
+    chunks: &[usize],
+) -> Result<(), TestCaseError> {
+    let genesis = genesis(pow_bits);
+    let tree = build_tree(&genesis, specs);
+    let blocks = &tree.blocks;
+    let best = expected_tip(blocks, &tree.valid);
+    let best_path: Vec<TestBlock> = best
+        .map(|b| tree.paths[b].iter().map(|&i| blocks[i].clone()).collect())
+        .unwrap_or_default();
+    let reference = ledger_with(&genesis, &best_path, late());
+
+    let in_order: Vec<usize> = (0..blocks.len()).collect();
+    let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
+    let mut shuffled = in_order.clone();
+    // A Fisher-Yates shuffle driven by the generated seed (xorshift).
+    let mut state = shuffle_seed | 1;
+    for i in (1..shuffled.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    let all_valid = tree.valid.iter().all(|v| *v);
+    for order in [&in_order, &reversed, &shuffled] {
+        let ledger = feed(&genesis, &tree, order, chunks)?;
+        prop_assert_eq!(ledger.tip().hash, reference.tip().hash);
+        prop_assert_eq!(ledger.main_chain(), reference.main_chain());
+        prop_assert_eq!(ledger.state(), reference.state());
+        if all_valid {
+            prop_assert_eq!(ledger.tree_size(), blocks.len() + 1);
+        }
+        prop_assert_eq!(ledger.orphan_count(), 0);
+        assert_consistent(&ledger);
+    }
+    Ok(())
 }
 
 proptest! {
@@ -781,32 +880,18 @@ proptest! {
         shuffle_seed in any::<u64>(),
         chunks in vec(1usize..5, 1..4),
     ) {
-        let genesis = genesis(pow_bits);
-        let (blocks, paths) = build_tree(&genesis, &specs);
-        let best = expected_tip(&blocks);
-        let best_path: Vec<TestBlock> = paths[best].iter().map(|&i| blocks[i].clone()).collect();
-        let reference = ledger_with(&genesis, &best_path, late());
+        check_fork_choice(pow_bits, &specs, shuffle_seed, &chunks)?;
+    }
 
-        let in_order: Vec<usize> = (0..blocks.len()).collect();
-        let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
-        let mut shuffled = in_order.clone();
-        // A Fisher-Yates shuffle driven by the generated seed.
-        let mut state = shuffle_seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        for order in [&in_order, &reversed, &shuffled] {
-            let ledger = feed(&genesis, &blocks, order, &chunks)?;
-            prop_assert_eq!(ledger.tip().hash, blocks[best].hash());
-            prop_assert_eq!(ledger.main_chain(), reference.main_chain());
-            prop_assert_eq!(ledger.state(), reference.state());
-            prop_assert_eq!(ledger.tree_size(), blocks.len() + 1);
-            prop_assert_eq!(ledger.orphan_count(), 0);
-            assert_consistent(&ledger);
-        }
+    /// The same with invalid blocks (and their descendants) anywhere in the tree: the
+    /// best valid chain wins whatever the order, and only invalid blocks are refused.
+    #[test]
+    fn fork_choice_ignores_invalid_branches_in_any_order(
+        (pow_bits, specs) in tree_with_invalid_blocks(),
+        shuffle_seed in any::<u64>(),
+        chunks in vec(1usize..5, 1..4),
+    ) {
+        check_fork_choice(pow_bits, &specs, shuffle_seed, &chunks)?;
     }
 }
 
