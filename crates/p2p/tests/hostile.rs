@@ -358,9 +358,12 @@ async fn peer_that_does_not_read_is_dropped() {
     grow(&mut chain, 300);
     let mut cfg = config("victim");
     cfg.session.write_timeout = std::time::Duration::from_millis(300);
+    let tip = chain.tip().hash;
     let victim = start_with(cfg, chain).await;
     let honest = start("honest", vec![victim.addr]).await;
     wait_peers(&victim.handle, 1).await;
+    // The honest node first catches up, so that its blocks extend the victim's chain.
+    wait_tip(&honest.handle, tip).await;
     let mut fx = Fixture {
         events: victim.handle.subscribe(),
         victim,
