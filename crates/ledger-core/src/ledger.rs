@@ -134,11 +134,21 @@ pub struct BlockOutcome<E> {
 
 impl<E: Clone> BlockOutcome<E> {
     /// `Err` with the reason if the submitted block was invalid, else the outcome.
+    ///
+    /// The reason is the submitted block's own entry in [`BlockOutcome::invalid`]; failing
+    /// that (an ancestor was at fault), the first entry that is not merely "descends
+    /// from an invalid block", since orphans that fell with it are listed too.
     pub fn into_result(self) -> Result<Self, BlockError<E>> {
         if self.status == BlockStatus::Invalid {
-            let error = self
-                .invalid
-                .first()
+            let own = self.invalid.iter().find(|(h, _)| *h == self.hash);
+            let root = || {
+                self.invalid
+                    .iter()
+                    .find(|(_, e)| !matches!(e, BlockError::KnownInvalid { .. }))
+            };
+            let error = own
+                .or_else(root)
+                .or(self.invalid.first())
                 .map(|(_, e)| e.clone())
                 .unwrap_or(BlockError::KnownInvalid { block: self.hash });
             return Err(error);

@@ -1415,3 +1415,32 @@ fn orphans_waiting_below_an_invalid_block_are_discarded_when_it_is_found_out() {
         BlockError::KnownInvalid { .. }
     ));
 }
+
+#[test]
+fn into_result_gives_the_submitted_blocks_own_reason_when_orphans_fall_with_it() {
+    let k = keys();
+    let mut ledger = ledger(2);
+    let overdraw = signed(&ledger, &k[0], 1, pay(k[1].account(), FUNDS + 1));
+    let bad = on_genesis(&ledger, &k[0], vec![overdraw.clone()], vec![]);
+    let child = raw_block(bad.hash(), 2, Clock::new().now(), &k[0], vec![], vec![], 2);
+    assert!(matches!(
+        ledger.submit_block(child, late()).status,
+        BlockStatus::Orphan { .. }
+    ));
+    let error = ledger
+        .submit_block(bad.clone(), late())
+        .into_result()
+        .unwrap_err();
+    assert_eq!(error.block(), bad.hash());
+    assert!(
+        matches!(
+            error,
+            BlockError::Transaction {
+                index: 0,
+                error: TxError::Overdraft { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
