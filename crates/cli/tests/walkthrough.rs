@@ -86,6 +86,11 @@ fn three_nodes_run_the_original_walkthrough() {
     // 3. Lab: login, choose the patient, record the results.
     lab.run("perform_test x", "Error: not logged in");
     lab.run("login lab_tech_bob labpass", "Logged in as lab_tech_bob");
+    lab.run("perform_test x", "Error: no active patient");
+    lab.run(
+        "set_patient 00000000-0000-4000-8000-000000000000",
+        "Error: no patient with id",
+    );
     lab.run(&format!("set_patient {id}"), "Active patient: Jane Doe");
     lab.run(
         "perform_test Hb 13.5 g/dL, WBC 6.1",
@@ -100,6 +105,18 @@ fn three_nodes_run_the_original_walkthrough() {
         at_height(node, 2);
     }
     assert!(balances(&mut doc).contains(&"dr_alice: 500".to_string()));
+
+    // The pharmacy is ready early: nothing to fill yet.
+    pharm.run(
+        "login pharm_charlie pharmpass",
+        "Logged in as pharm_charlie",
+    );
+    pharm.run(&format!("set_patient {id}"), "Active patient: Jane Doe");
+    pharm.run("fill y", "Error: no open prescription for Jane Doe");
+    lab.run(
+        "perform_test again",
+        "Error: no open test order for Jane Doe",
+    );
 
     // 5. Doctor: prescribe, which pays the lab.
     doc.send("prescribe Amoxicillin \"500 mg\" three times a day for 7 days");
@@ -119,7 +136,9 @@ fn three_nodes_run_the_original_walkthrough() {
     );
     assert!(after_prescription.contains(&"lab_tech_bob: 100".to_string()));
 
-    // 7. Pharmacy: login, choose the patient by the first characters of the id, fill.
+    // 7. Pharmacy: log in again, choose the patient by the first characters of the
+    // id, fill.
+    pharm.run("logout", "Logged out pharm_charlie");
     pharm.run("fill y", "Error: not logged in");
     pharm.run(
         "login pharm_charlie pharmpass",
@@ -164,6 +183,8 @@ fn three_nodes_run_the_original_walkthrough() {
         registry.contains(&format!("{id},Jane Doe,dr_alice,")),
         "{registry}"
     );
+
+    doc.run("sync", "peer(s) for blocks after #4");
 
     // 10. Stop: `exit` on one, end of input on the others.
     doc.send("exit");
