@@ -89,3 +89,26 @@ async fn late_joiner_catches_up_with_500_blocks() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_exchange_connects_nodes_that_only_know_a_hub() {
+    let hub = start("hub", vec![]).await;
+    let b = start("b", vec![hub.addr]).await;
+    wait_peers(&hub.handle, 1).await;
+    let c = start("c", vec![hub.addr]).await;
+    // c asks the hub for peers, learns b's address and dials it.
+    wait_peers(&b.handle, 2).await;
+    wait_peers(&c.handle, 2).await;
+    let names: Vec<String> = b
+        .handle
+        .peers()
+        .await
+        .expect("running")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(names.contains(&"c".to_string()), "{names:?}");
+    for node in [hub, b, c] {
+        node.stop().await;
+    }
+}
