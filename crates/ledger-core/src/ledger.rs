@@ -736,6 +736,14 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             return outcome;
         }
         if !self.tree.contains_key(&block.header.prev) {
+            if let Err(error) = self.check_orphan(&block, hash, origin) {
+                if condemns_hash(&error) {
+                    self.mark_invalid(hash);
+                }
+                outcome.status = BlockStatus::Invalid;
+                outcome.invalid.push((hash, error));
+                return outcome;
+            }
             outcome.status = BlockStatus::Orphan {
                 missing: block.header.prev,
             };
@@ -795,6 +803,52 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 stack.push(child_hash);
             }
         }
+    }
+
+    /// Checks before a block waits for its parent that need no parent: the producer is
+    /// authorised, the body is the one the header names (Merkle root) and the producer
+    /// signed it. Otherwise a mangled copy could hold the genuine block's place in the
+    /// orphan pool (same hash, so the genuine one would be a duplicate), and junk could
+    /// crowd out real orphans.
+    fn check_orphan(
+        &mut self,
+        block: &Block<P::Payload>,
+        hash: BlockHash,
+        origin: Origin,
+    ) -> Result<(), BlockError<P::Error>> {
+        let header = &block.header;
+        if let Some(producers) = &self.producers
+            && !producers.contains(&header.producer)
+        {
+            return Err(BlockError::UnauthorisedProducer {
+                block: hash,
+                producer: header.producer,
+            });
+        }
+        let root = merkle_root(&block.merkle_entries());
+        if root != header.merkle_root {
+            return Err(BlockError::MerkleMismatch {
+                block: hash,
+                expected: root,
+                found: header.merkle_root,
+            });
+        }
+        if origin == Origin::Untrusted {
+            let key = verify::producer_key(&hash, &block.signature);
+            if !self.producer_sigs.contains(&key) {
+                let message = block_signing_message(&hash);
+                let signed = self.keys.get(&header.producer).is_some_and(|producer| {
+                    producer
+                        .verify_strict(&message, &block.signature.to_dalek())
+                        .is_ok()
+                });
+                if !signed {
+                    return Err(BlockError::BadProducerSignature { block: hash });
+                }
+                self.producer_sigs.insert(key);
+            }
+        }
+        Ok(())
     }
 
     /// Checks needing nothing but the block: limits and proof of work.

@@ -1444,3 +1444,39 @@ fn into_result_gives_the_submitted_blocks_own_reason_when_orphans_fall_with_it()
         "{error:?}"
     );
 }
+
+#[test]
+fn a_mangled_copy_of_an_orphan_does_not_take_the_genuine_ones_place() {
+    let k = keys();
+    let mut source = ledger(2);
+    let mut clock = Clock::new();
+    let parent = mine_and_submit(&mut source, &k[0], clock.tick());
+    let now = clock.tick();
+    send(&mut source, &k[1], pay(k[2].account(), 5), now);
+    let child = mine_and_submit(&mut source, &k[0], now);
+    let mut ledger = ledger(2);
+    let mut emptied = child.clone();
+    emptied.transactions.clear();
+    let mut resigned = child.clone();
+    resigned.signature = k[3].sign(&block_signing_message(&child.hash()));
+    for copy in [emptied, resigned] {
+        let outcome = ledger.submit_block(copy, late());
+        assert_eq!(
+            outcome.status,
+            BlockStatus::Invalid,
+            "{:?}",
+            outcome.invalid
+        );
+        assert_eq!(ledger.orphan_count(), 0);
+    }
+    let outcome = ledger.submit_block(child.clone(), late());
+    assert_eq!(
+        outcome.status,
+        BlockStatus::Orphan {
+            missing: parent.hash()
+        }
+    );
+    assert!(accepted(&ledger.submit_block(parent, late())));
+    assert_eq!(ledger.tip().hash, child.hash());
+    assert_eq!(ledger.state(), source.state());
+}
