@@ -51,7 +51,10 @@ pub trait BlockStore<T>: BodyStore<T, Error = StoreError> + Send + 'static {
     /// its parent), with the height each was stored at.
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError>;
 
-    /// Makes everything written durable and releases the store; called on shutdown.
+    /// Makes everything written durable and releases the store, for a caller that
+    /// owns it and wants it released before dropping it; later calls fail with
+    /// [`StoreError::Closed`]. Dropping a store does the same, which is how a node
+    /// closes its store on shutdown (it drops its ledger).
     fn close(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
