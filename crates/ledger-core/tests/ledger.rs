@@ -1159,15 +1159,59 @@ fn a_switch_deeper_than_the_undo_window_replays_from_genesis() {
 
 #[test]
 fn genesis_is_checked() {
-    let mut bad = genesis(2);
-    bad.pow_bits = limits::MAX_POW_BITS + 1;
-    assert!(Ledger::new(bad, Counter).is_err());
-    let mut bad: Genesis = genesis(2);
-    bad.balances.push((keys()[0].account(), Amount(1)));
-    assert!(Ledger::new(bad, Counter).is_err());
-    let mut bad = genesis(2);
-    bad.balances.push((stranger(), Amount(u64::MAX)));
-    assert!(Ledger::new(bad, Counter).is_err());
+    use ledger_core::GenesisError;
+    let check = |change: &dyn Fn(&mut Genesis)| {
+        let mut genesis = genesis(2);
+        change(&mut genesis);
+        let error = genesis.check().expect_err("must be refused");
+        assert!(Ledger::new(genesis.clone(), Counter).is_err());
+        assert!(Genesis::decode(&genesis.encode()).is_err());
+        error
+    };
+    assert!(matches!(
+        check(&|g| g.pow_bits = limits::MAX_POW_BITS + 1),
+        GenesisError::PowTooHard { .. }
+    ));
+    assert!(matches!(
+        check(&|g| g.network.clear()),
+        GenesisError::NetworkName { len: 0, .. }
+    ));
+    let long = "n".repeat(limits::MAX_NETWORK_NAME + 1);
+    assert!(matches!(
+        check(&|g| g.network = long.clone()),
+        GenesisError::NetworkName { .. }
+    ));
+    assert!(matches!(
+        check(&|g| g.roster[1].role.clear()),
+        GenesisError::MemberText { .. }
+    ));
+    let too_long = "r".repeat(limits::MAX_ROSTER_TEXT + 1);
+    assert!(matches!(
+        check(&|g| g.roster[0].display_name = too_long.clone()),
+        GenesisError::MemberText { .. }
+    ));
+    assert!(matches!(
+        check(&|g| g.roster[1].username = g.roster[0].username.clone()),
+        GenesisError::DuplicateMember { .. }
+    ));
+    assert!(matches!(
+        check(&|g| g.roster[1].account = g.roster[0].account),
+        GenesisError::DuplicateMember { .. }
+    ));
+    let first = keys()[0].account();
+    assert!(
+        matches!(check(&|g| g.balances.push((first, Amount(1)))), GenesisError::DuplicateBalance { account } if account == first)
+    );
+    assert!(matches!(
+        check(&|g| g.balances.push((stranger(), Amount(u64::MAX)))),
+        GenesisError::SupplyOverflow
+    ));
+    // The limits themselves are fine.
+    let mut edge = genesis(limits::MAX_POW_BITS);
+    edge.network = "n".repeat(limits::MAX_NETWORK_NAME);
+    edge.roster[0].role = "r".repeat(limits::MAX_ROSTER_TEXT);
+    assert_eq!(edge.check(), Ok(()));
+    assert_eq!(Genesis::decode(&edge.encode()), Ok(edge));
 }
 
 // ----- reloading, validating, syncing ------------------------------------------------------
