@@ -646,9 +646,13 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         self.accept_preverified(verified);
     }
 
-    /// Remembers signatures [`preverify`](crate::preverify) found valid. They must be
-    /// for this ledger's network (its genesis hash); others are simply never looked up.
+    /// Remembers signatures [`preverify`](crate::preverify) found valid. Signatures
+    /// checked for another network (another genesis hash) are ignored: a transaction
+    /// signed for that network has the same id here, but no valid signature.
     pub fn accept_preverified(&mut self, verified: Preverified) {
+        if verified.genesis != self.genesis_hash {
+            return;
+        }
         for id in verified.txs {
             self.sigs.insert(id);
         }

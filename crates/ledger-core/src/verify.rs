@@ -116,9 +116,11 @@ pub(crate) fn producer_key(block: &BlockHash, signature: &Signature) -> Hash {
 ///
 /// It records only signatures that verified; an invalid one is simply absent, so the
 /// block carrying it is verified again, and refused with a precise error, when it is
-/// submitted.
+/// submitted. It also records the network it was checked for: a transaction id does
+/// not name its network, so a ledger of another network must not trust it.
 #[derive(Debug, Default)]
 pub struct Preverified {
+    pub(crate) genesis: BlockHash,
     pub(crate) txs: Vec<TxId>,
     pub(crate) producers: Vec<Hash>,
 }
@@ -193,7 +195,10 @@ pub fn preverify<T: Serialize + Send + Sync>(
         out
     });
     let (owners, items): (Vec<Owner>, Vec<SigItem>) = per_block.into_iter().flatten().unzip();
-    let mut verified = Preverified::default();
+    let mut verified = Preverified {
+        genesis: *genesis,
+        ..Preverified::default()
+    };
     for (owner, ok) in owners.into_iter().zip(valid_items(&items)) {
         match (owner, ok) {
             (Owner::Tx(id), true) => verified.txs.push(id),

@@ -1524,3 +1524,28 @@ fn a_mangled_copy_of_an_orphan_does_not_take_the_genuine_ones_place() {
     assert_eq!(ledger.tip().hash, child.hash());
     assert_eq!(ledger.state(), source.state());
 }
+
+#[test]
+fn signatures_preverified_for_another_network_are_not_trusted() {
+    let k = keys();
+    let mut home = ledger(2);
+    let mut other_genesis = genesis(2);
+    other_genesis.network = "another-network".into();
+    let mut other = Ledger::new(other_genesis, Counter).unwrap();
+    let now = Clock::new().now();
+    // A transfer signed for the other network, in a block of the other network.
+    send(&mut other, &k[0], pay(k[1].account(), 400), now);
+    let theirs = Arc::new(other.mine_block(&k[0], now));
+    let foreign = theirs.transactions[0].clone();
+    let verified = ledger_core::preverify(&other.genesis_hash(), &[Arc::clone(&theirs)]);
+    assert_eq!(verified.len(), 2);
+    home.accept_preverified(verified);
+    // The same transaction in a block of this network must still fail its signature.
+    let block = on_genesis(&home, &k[0], vec![foreign.clone()], vec![]);
+    let (_, error) = tx_error(reject(&mut home, block, late()));
+    assert_eq!(error, TxError::BadSignature { tx: foreign.id() });
+    assert!(matches!(
+        home.submit_transaction(foreign, now),
+        Err(TxError::BadSignature { .. })
+    ));
+}
