@@ -190,6 +190,18 @@ pub fn split_words(line: &str) -> Result<Vec<String>, ParseError> {
     Ok(words)
 }
 
+/// Whether a line may be kept in the command history: not a `login` that carries a
+/// password.
+pub fn may_remember(line: &str) -> bool {
+    if line.trim().is_empty() {
+        return false;
+    }
+    match split_words(line) {
+        Ok(words) => !(words.first().map(String::as_str) == Some("login") && words.len() > 2),
+        Err(_) => !line.trim_start().starts_with("login"),
+    }
+}
+
 /// Reads a yes/no answer (`y`, `yes`, `n`, `no`, any case).
 pub fn parse_yes_no(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -547,6 +559,15 @@ mod tests {
         let err = parse("launch rockets").expect_err("unknown");
         assert_eq!(err, ParseError::Unknown("launch".into()));
         assert!(err.to_string().contains("help"));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_the_history() {
+        assert!(may_remember("login dr_alice"));
+        assert!(!may_remember("login dr_alice password123"));
+        assert!(!may_remember("  login dr_alice \"pass word"));
+        assert!(may_remember("register Jane"));
+        assert!(!may_remember("   "));
     }
 
     #[test]

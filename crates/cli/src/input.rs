@@ -66,16 +66,34 @@ impl Input {
         Printer { external: None }
     }
 
-    /// Reads a command line, showing `prompt` on a terminal; non-blank commands go into
-    /// the history.
+    /// Reads a command line, showing `prompt` on a terminal.
     pub fn command(&mut self, prompt: &str) -> std::io::Result<Line> {
-        let line = self.read(prompt, false)?;
-        if let (Input::Terminal(editor), Line::Text(text)) = (&mut *self, &line)
-            && !text.trim().is_empty()
-        {
-            let _ = editor.add_history_entry(text.as_str());
+        self.read(prompt, false)
+    }
+
+    /// Adds a line to the history (terminal only).
+    pub fn remember(&mut self, line: &str) {
+        if let Input::Terminal(editor) = self {
+            let _ = editor.add_history_entry(line);
         }
-        Ok(line)
+    }
+
+    /// Loads the history from `path`, if it exists (terminal only).
+    pub fn load_history(&mut self, path: &std::path::Path) {
+        if let Input::Terminal(editor) = self
+            && path.exists()
+        {
+            let _ = editor.load_history(path);
+        }
+    }
+
+    /// Saves the history to `path` (terminal only).
+    pub fn save_history(&mut self, path: &std::path::Path) {
+        if let Input::Terminal(editor) = self
+            && let Err(e) = editor.save_history(path)
+        {
+            tracing::warn!("cannot save the command history to {}: {e}", path.display());
+        }
     }
 
     /// Reads the answer to a question (not kept in the history).

@@ -21,7 +21,7 @@ use crate::args::{NodeArgs, Role};
 use crate::chaingen::bind_genesis;
 use crate::input::{Input, Line, Printer};
 use crate::session::{Backend, Conversation, Flow, HealthTx, Logins, Session};
-use crate::{tools, views};
+use crate::{command, tools, views};
 
 /// The node handle type of this network.
 pub type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
@@ -295,7 +295,7 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
             runtime: runtime.handle().clone(),
         };
         let mut session = Session::new(backend, role, name, network.logins, network.producer);
-        let result = repl(&mut session, input);
+        let result = repl(&mut session, input, &data_dir.join(HISTORY_FILE));
         shutdown.cancel();
         runtime.block_on(join)??;
         result?;
@@ -307,8 +307,22 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// File in the data directory keeping the terminal's command history.
+pub const HISTORY_FILE: &str = "repl_history.txt";
+
 /// Reads and runs commands until `exit` or the end of input.
-fn repl(session: &mut Session<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
+fn repl(
+    session: &mut Session<NodeBackend>,
+    input: &mut Input,
+    history: &Path,
+) -> anyhow::Result<()> {
+    input.load_history(history);
+    let result = repl_loop(session, input);
+    input.save_history(history);
+    result
+}
+
+fn repl_loop(session: &mut Session<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
     loop {
         let prompt = session.prompt();
         let line = match input.command(&prompt)? {
@@ -319,6 +333,9 @@ fn repl(session: &mut Session<NodeBackend>, input: &mut Input) -> anyhow::Result
             }
             Line::End => return Ok(()),
         };
+        if command::may_remember(&line) {
+            input.remember(&line);
+        }
         let mut io = Prompted {
             input: &mut *input,
             ended: false,

@@ -1117,6 +1117,50 @@ mod tests {
     }
 
     #[test]
+    fn several_open_orders_are_listed_and_one_is_chosen() {
+        let ledger = ledger();
+        let mut doc = session(&ledger, Role::Doctor);
+        let mut lab = session(&ledger, Role::Lab);
+        run(&mut doc, "login dr_alice password123");
+        run(&mut lab, "login lab_tech_bob labpass");
+        let id = patient_id(&run(&mut doc, "register Ann"));
+        run(&mut doc, "consult --test y first");
+        run(&mut doc, "consult --test y second");
+        run(&mut doc, "mine");
+        run(&mut lab, &format!("set_patient {id}"));
+        let mut script = Script {
+            answers: ["2", "all normal"].map(String::from).into(),
+            ..Script::default()
+        };
+        lab.handle_line("perform_test", &mut script).expect("works");
+        assert_eq!(script.out[0], "Open test orders:");
+        assert!(script.out[1].starts_with("  1. Blood Test ordered at "));
+        assert!(
+            script.out[3].starts_with("Lab result for Ann recorded"),
+            "{:?}",
+            script.out
+        );
+        run(&mut lab, "mine");
+        // One order is left: no question this time.
+        let out = run(&mut lab, "perform_test fine too");
+        assert!(out[0].starts_with("Lab result for Ann recorded"), "{out:?}");
+        let mut script = Script {
+            answers: ["7".to_string()].into(),
+            ..Script::default()
+        };
+        run(&mut lab, "mine");
+        run(&mut doc, "consult --test y third");
+        run(&mut doc, "consult --test y fourth");
+        run(&mut doc, "mine");
+        lab.handle_line("perform_test x", &mut script)
+            .expect("works");
+        assert_eq!(
+            script.out.last().map(String::as_str),
+            Some("Error: '7' is not a number from 1 to 2")
+        );
+    }
+
+    #[test]
     fn insufficient_funds_is_reported() {
         // A network whose lab results earn nothing: the doctor cannot pay the lab.
         let mut genesis = DemoGenesisBuilder::new().pow_bits(0).build();
