@@ -596,15 +596,26 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     ) -> (Vec<TxId>, Vec<TxError<P::Error>>) {
         let old = self.mempool.take_all();
         let returned_ids: Vec<TxId> = returned.iter().map(|p| p.id).collect();
+        let mut dropped = Vec::new();
         for entry in returned.into_iter().chain(old) {
-            if !mined.contains(&entry.id) && !self.mempool.ids.contains(&entry.id) {
-                self.mempool.push(entry);
+            if mined.contains(&entry.id) || self.mempool.ids.contains(&entry.id) {
+                continue;
             }
+            // Returned transactions can outnumber the room left: the pool stays bounded,
+            // and what does not fit is reported, not silently lost.
+            if self.mempool.txs.len() >= limits::MAX_MEMPOOL_TXS {
+                dropped.push(TxError::MempoolFull {
+                    tx: entry.id,
+                    capacity: limits::MAX_MEMPOOL_TXS,
+                });
+                continue;
+            }
+            self.mempool.push(entry);
         }
         if self.mempool.txs.is_empty() {
-            return (Vec::new(), Vec::new());
+            return (Vec::new(), dropped);
         }
-        let dropped = self.ensure_pending(now);
+        dropped.extend(self.ensure_pending(now));
         let gone: HashSet<TxId> = dropped.iter().map(TxError::tx).collect();
         let back = returned_ids
             .into_iter()

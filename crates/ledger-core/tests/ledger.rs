@@ -1549,3 +1549,51 @@ fn signatures_preverified_for_another_network_are_not_trusted() {
         Err(TxError::BadSignature { .. })
     ));
 }
+
+#[test]
+fn a_reorganisation_never_grows_the_mempool_past_its_capacity() {
+    let k = keys();
+    let mut clock = Clock::new();
+    let mut ledger = ledger(0);
+    let now = clock.tick();
+    let mut mined = Vec::new();
+    for i in 0..10 {
+        mined.push(send(&mut ledger, &k[0], pay(k[1].account(), 1 + i), now));
+    }
+    let b1 = mine_and_submit(&mut ledger, &k[0], now);
+    // A heavier branch without those transactions.
+    let rival = ledger_with(&genesis(0), &[], late());
+    let (c, _) = {
+        let mut rival = rival;
+        let c1 = mine_and_submit(&mut rival, &k[2], clock.tick());
+        let c2 = mine_and_submit(&mut rival, &k[2], clock.tick());
+        (vec![c1, c2], rival)
+    };
+    // Fill the mempool to five short of its capacity.
+    let genesis_hash = ledger.genesis_hash();
+    for nonce in 1..=(limits::MAX_MEMPOOL_TXS - 5) as u64 {
+        let note = TxBody::App(Op::Note(String::new()));
+        let tx = Transaction::new_signed(&genesis_hash, &k[3], nonce, now, note);
+        ledger.submit_transaction(tx, now).expect("room left");
+    }
+    let mut changes = Vec::new();
+    for block in c {
+        changes.extend(ledger.submit_block(block, late()).tip_changes);
+    }
+    let reorg = changes
+        .iter()
+        .find(|c| c.is_reorg())
+        .expect("switched to the rival");
+    assert_eq!(reorg.disconnected, vec![b1.hash()]);
+    assert_eq!(ledger.mempool().len(), limits::MAX_MEMPOOL_TXS);
+    let full: Vec<_> = reorg
+        .dropped
+        .iter()
+        .filter(|e| matches!(e, TxError::MempoolFull { .. }))
+        .collect();
+    assert_eq!(full.len(), 5);
+    // Nothing is lost: each transaction of b1 is pending or reported.
+    for id in &mined {
+        assert!(ledger.is_pending(id) || reorg.dropped.iter().any(|e| e.tx() == *id));
+    }
+}
