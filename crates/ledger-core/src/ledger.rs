@@ -90,7 +90,8 @@ pub struct TipChange<E> {
     /// Transactions of disconnected blocks that are back in the mempool.
     pub returned: Vec<TxId>,
     /// Transactions that left the mempool (or did not return to it) because they are
-    /// invalid on the new chain, with the reason.
+    /// invalid on the new chain, or no longer fit in it
+    /// ([`TxError::MempoolFull`]), with the reason.
     pub dropped: Vec<TxError<E>>,
 }
 
