@@ -4,7 +4,7 @@
 //! (`now`), randomness as an argument (key generation), and block bodies live behind
 //! the [`BodyStore`] trait. The crate knows:
 //!
-//! - **Identities and hashes**: [`Hash`] (SHA-256) and its distinct uses [`BlockHash`]
+//! - **Identities and hashes**: [`Hash`](struct@Hash) (SHA-256) and its distinct uses [`BlockHash`]
 //!   and [`TxId`]; [`AccountId`] (an ed25519 public key), [`Signature`], [`Keypair`];
 //!   quantities [`Amount`] (checked arithmetic only), [`Height`], [`Timestamp`].
 //! - **The canonical encoding** ([`codec`]): one fixed bincode configuration used for
