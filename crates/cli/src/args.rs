@@ -82,17 +82,19 @@ pub struct NodeArgs {
     /// Node name shown in the prompt and to peers (default `DoctorNode-<port>` style).
     #[arg(long)]
     pub id: Option<String>,
-    /// Directory for the block store and the patient registry CSV
-    /// (default: a directory named after the node in the current directory).
+    /// Directory for the block store, its genesis and the patient registry CSV
+    /// (default: `healthchain-data/<node name>`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Genesis file of a real network (default: the built-in demo network).
     #[arg(long, requires = "key")]
     pub genesis: Option<PathBuf>,
-    /// Encrypted key file of this node's user (with `--genesis`).
+    /// Encrypted key file of this node's user (with `--genesis`); its passphrase is
+    /// also that user's login password.
     #[arg(long, requires = "genesis")]
     pub key: Option<PathBuf>,
     /// Read the key file's passphrase from this file (first line) instead of asking.
+    /// The environment variable `HEALTHCHAIN_PASSPHRASE` works as well.
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
 }

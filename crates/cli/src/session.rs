@@ -678,6 +678,9 @@ impl<B: Backend> Session<B> {
         io.say(&format!(
             "Prescription {id} for {patient_name} recorded (pending until mined)."
         ));
+        if prescribed.payments.is_empty() {
+            io.say("No new lab results were read: no payment to a lab.");
+        }
         for payment in &prescribed.payments {
             match &payment.transfer {
                 Ok(_) => io.say(&format!(
