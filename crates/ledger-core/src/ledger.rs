@@ -396,9 +396,11 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     }
 
     /// The next nonce `account` should use: above its confirmed and pending ones.
+    /// Once an account has used `u64::MAX` no nonce is above it, and this returns
+    /// `u64::MAX`, which is refused as stale.
     pub fn next_nonce(&self, account: &AccountId) -> u64 {
         let pending = self.mempool.nonces.get(account).copied().unwrap_or(0);
-        self.state.nonce(account).max(pending) + 1
+        self.state.nonce(account).max(pending).saturating_add(1)
     }
 
     /// The best chain's block hashes, indexed by height (`[0]` is the genesis hash).

@@ -1597,3 +1597,27 @@ fn a_reorganisation_never_grows_the_mempool_past_its_capacity() {
         assert!(ledger.is_pending(id) || reorg.dropped.iter().any(|e| e.tx() == *id));
     }
 }
+
+#[test]
+fn the_last_possible_nonce_is_usable_and_ends_the_account() {
+    let k = keys();
+    let mut ledger = ledger(0);
+    let now = Clock::new().now();
+    let last = Transaction::new_signed(
+        &ledger.genesis_hash(),
+        &k[0],
+        u64::MAX,
+        now,
+        pay(k[1].account(), 1),
+    );
+    submit_tx(&mut ledger, last, now);
+    // No nonce is above it: asking for the next one must not overflow.
+    assert_eq!(ledger.next_nonce(&k[0].account()), u64::MAX);
+    mine_and_submit(&mut ledger, &k[0], now);
+    assert_eq!(ledger.next_nonce(&k[0].account()), u64::MAX);
+    let again = tx(&ledger, &k[0], pay(k[1].account(), 1), now);
+    assert!(matches!(
+        ledger.submit_transaction(again, now),
+        Err(TxError::StaleNonce { .. })
+    ));
+}
