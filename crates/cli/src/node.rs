@@ -258,6 +258,8 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
         (spawn(listener, config, ledger, shutdown.clone())?, signals)
     };
     let handle = node.handle();
+    // Subscribed before anything is printed, so no early event is missed.
+    let events = handle.subscribe();
     let tip = runtime.block_on(handle.tip())?;
     println!(
         "Node {name} listening on {}, data in {}, chain height {}",
@@ -271,6 +273,7 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
     let registry = data_dir.join(REGISTRY_FILE);
     runtime.spawn(report_events(
         handle.clone(),
+        events,
         printer,
         registry,
         shutdown.clone(),
@@ -422,11 +425,11 @@ impl Signals {
 /// Prints node events and keeps the registry CSV up to date.
 async fn report_events(
     handle: Handle,
+    mut events: tokio::sync::broadcast::Receiver<NodeEvent<EventError>>,
     printer: Printer,
     registry: PathBuf,
     shutdown: CancellationToken,
 ) {
-    let mut events = handle.subscribe();
     write_registry(&handle, &registry).await;
     loop {
         let event = tokio::select! {
