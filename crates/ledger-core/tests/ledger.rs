@@ -1289,11 +1289,8 @@ fn locators_lead_a_lagging_node_to_the_blocks_it_lacks() {
     let expected: Vec<BlockHash> = blocks[25..35].iter().map(TestBlock::hash).collect();
     assert_eq!(next, expected);
     // A node on a branch the other does not know is answered from the fork point.
-    let (side, _) = {
-        let mut side = ledger_with(&genesis(0), &blocks[..10], late());
-        let fork = mine_and_submit(&mut side, &k[1], clock.tick());
-        (side, fork)
-    };
+    let mut side = ledger_with(&genesis(0), &blocks[..10], late());
+    mine_and_submit(&mut side, &k[1], clock.tick());
     let from_fork = ahead.hashes_after(&side.locator(), 3);
     assert_eq!(
         from_fork,
@@ -1562,13 +1559,11 @@ fn a_reorganisation_never_grows_the_mempool_past_its_capacity() {
     }
     let b1 = mine_and_submit(&mut ledger, &k[0], now);
     // A heavier branch without those transactions.
-    let rival = ledger_with(&genesis(0), &[], late());
-    let (c, _) = {
-        let mut rival = rival;
-        let c1 = mine_and_submit(&mut rival, &k[2], clock.tick());
-        let c2 = mine_and_submit(&mut rival, &k[2], clock.tick());
-        (vec![c1, c2], rival)
-    };
+    let mut rival = ledger_with(&genesis(0), &[], late());
+    let c = [
+        mine_and_submit(&mut rival, &k[2], clock.tick()),
+        mine_and_submit(&mut rival, &k[2], clock.tick()),
+    ];
     // Fill the mempool to five short of its capacity.
     let genesis_hash = ledger.genesis_hash();
     for nonce in 1..=(limits::MAX_MEMPOOL_TXS - 5) as u64 {
