@@ -13,8 +13,8 @@ use std::sync::{Arc, OnceLock};
 use common::*;
 use ledger_core::{
     AccountId, Amount, Block, BlockError, BlockHash, BlockHeader, BlockOutcome, BlockStatus,
-    Genesis, Hash, Height, Keypair, Ledger, Member, Reward, Signature, Timestamp, Transaction,
-    TxBody, TxError, TxId, codec, limits,
+    BodyStore, Genesis, Hash, Height, Keypair, Ledger, Member, MemoryBodies, Reward, Signature,
+    Timestamp, Transaction, TxBody, TxError, TxId, codec, limits,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -875,7 +875,36 @@ fn check_fork_choice(
         }
         prop_assert_eq!(ledger.orphan_count(), 0);
         assert_consistent(&ledger);
+        reload(&genesis, &ledger, blocks)?;
     }
+    Ok(())
+}
+
+/// Restarts a node: a fresh ledger over a store holding what `ledger` stored, fed the
+/// stored blocks children first (so they wait as orphans) through
+/// `submit_stored_block`, must reach the same tip and state.
+fn reload(
+    genesis: &Genesis,
+    ledger: &TestLedger,
+    blocks: &[TestBlock],
+) -> Result<(), TestCaseError> {
+    let mut store = MemoryBodies::default();
+    let mut stored = Vec::new();
+    for block in blocks.iter().rev() {
+        // Blocks refused before storage (descendants of known invalid ones) are absent.
+        let Ok(Some(body)) = ledger.block(&block.hash()) else {
+            continue;
+        };
+        let Ok(()) = store.put(&block.hash(), &body);
+        stored.push(body);
+    }
+    let mut reloaded = Ledger::with_store(genesis.clone(), Counter, store).unwrap();
+    for body in stored {
+        let _ = reloaded.submit_stored_block(body);
+    }
+    prop_assert_eq!(reloaded.tip(), ledger.tip());
+    prop_assert_eq!(reloaded.state(), ledger.state());
+    prop_assert_eq!(reloaded.orphan_count(), 0);
     Ok(())
 }
 
