@@ -92,6 +92,8 @@ pub struct Session<B> {
     node_name: String,
     logins: Logins,
     user: Option<Actor>,
+    /// The logged-in user's key: blocks mined while someone is logged in are theirs.
+    user_keys: Option<Keypair>,
     patient: Option<(PatientId, String)>,
     producer: Keypair,
 }
@@ -119,7 +121,7 @@ fn fresh_uuid_bytes() -> [u8; 16] {
 
 impl<B: Backend> Session<B> {
     /// A session of a `role` node named `node_name`; blocks mined while nobody is
-    /// logged in are produced by `producer`.
+    /// logged in are produced by `producer`, otherwise by the logged-in user.
     pub fn new(
         backend: B,
         role: Role,
@@ -133,6 +135,7 @@ impl<B: Backend> Session<B> {
             node_name,
             logins,
             user: None,
+            user_keys: None,
             patient: None,
             producer,
         }
@@ -196,6 +199,7 @@ impl<B: Backend> Session<B> {
             }
             Command::Login { username, password } => self.login(username, password, io),
             Command::Logout => {
+                self.user_keys = None;
                 match self.user.take() {
                     Some(user) => io.say(&format!("Logged out {}.", user.member().username)),
                     None => io.say("Nobody is logged in."),
@@ -239,7 +243,10 @@ impl<B: Backend> Session<B> {
                 }
             },
             Command::Mine => {
-                let keys = self.producer.clone();
+                let keys = self
+                    .user_keys
+                    .clone()
+                    .unwrap_or_else(|| self.producer.clone());
                 let lines = self.backend.mine(&keys)?;
                 say_all(io, &lines);
                 Ok(())
@@ -416,9 +423,10 @@ impl<B: Backend> Session<B> {
             }
         };
         let name = username.clone();
+        let signing = keys.clone();
         let actor = self
             .backend
-            .query(move |ledger| Actor::new(ledger, &name, keys))
+            .query(move |ledger| Actor::new(ledger, &name, signing))
             .map_err(|e| Refusal(e.to_string()))??;
         if actor.role() != self.member_role() {
             return refuse(format!(
@@ -434,6 +442,7 @@ impl<B: Backend> Session<B> {
             actor.member().display_name
         ));
         self.user = Some(actor);
+        self.user_keys = Some(keys);
         Ok(())
     }
 
