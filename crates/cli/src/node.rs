@@ -492,6 +492,9 @@ fn describe(event: &NodeEvent<EventError>) -> Option<String> {
                 info.name, info.addr
             )
         }
+        NodeEvent::PeerRefused { addr, reason } => {
+            format!("* Connection with {addr} refused: {reason}")
+        }
         NodeEvent::PeerBanned {
             addr,
             duration,
