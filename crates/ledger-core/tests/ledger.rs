@@ -1591,6 +1591,15 @@ fn a_reorganisation_never_grows_the_mempool_past_its_capacity() {
     for id in &mined {
         assert!(ledger.is_pending(id) || reorg.dropped.iter().any(|e| e.tx() == *id));
     }
+    // A full pool refuses new transactions.
+    let one_more = tx(&ledger, &k[4], pay(k[0].account(), 1), now);
+    assert_eq!(
+        ledger.submit_transaction(one_more.clone(), now),
+        Err(TxError::MempoolFull {
+            tx: one_more.id(),
+            capacity: limits::MAX_MEMPOOL_TXS
+        })
+    );
 }
 
 #[test]
