@@ -590,14 +590,13 @@ impl<B: Backend> Session<B> {
                 })
                 .collect()
         })?;
-        let order = match pick(io, &orders, choice, "test order", "--order")? {
+        if orders.is_empty() {
+            return Ok(refuse(format!(
+                "no open test order for {patient_name} (is the consultation mined?)"
+            )));
+        }
+        let order = match pick(io, &orders, choice, "test order", "--order") {
             Ok(order) => order,
-            Err(Refusal(reason)) if orders.is_empty() => {
-                let _ = reason;
-                return Ok(refuse(format!(
-                    "no open test order for {patient_name} (is the consultation mined?)"
-                )));
-            }
             Err(e) => return Ok(Err(e)),
         };
         let Some(results) = results.or_else(|| io.ask("Test results: ")) else {
@@ -735,7 +734,7 @@ impl<B: Backend> Session<B> {
                 "no open prescription for {patient_name} (is the prescription mined?)"
             )));
         }
-        let id = match pick(io, &open, choice, "prescription", "--prescription")? {
+        let id = match pick(io, &open, choice, "prescription", "--prescription") {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
         };
@@ -813,37 +812,37 @@ fn pick<T: Copy>(
     choice: Option<usize>,
     what: &str,
     flag: &str,
-) -> anyhow::Result<Step<T>> {
+) -> Step<T> {
     if items.is_empty() {
-        return Ok(refuse(format!("no open {what}")));
+        return refuse(format!("no open {what}"));
     }
     if let Some(n) = choice {
-        return Ok(match items.get(n - 1) {
+        return match items.get(n - 1) {
             Some((item, _)) => Ok(*item),
             None => refuse(format!(
                 "{flag} {n}: there are only {} open {what}(s)",
                 items.len()
             )),
-        });
+        };
     }
     if let [(only, _)] = items {
-        return Ok(Ok(*only));
+        return Ok(*only);
     }
     io.say(&format!("Open {what}s:"));
     for (i, (_, label)) in items.iter().enumerate() {
         io.say(&format!("  {}. {label}", i + 1));
     }
     let Some(answer) = io.ask(&format!("Which {what} (1-{}): ", items.len())) else {
-        return Ok(refuse(format!("no {what} chosen")));
+        return refuse(format!("no {what} chosen"));
     };
-    Ok(match answer.trim().parse::<usize>() {
+    match answer.trim().parse::<usize>() {
         Ok(n) if n >= 1 && n <= items.len() => Ok(items[n - 1].0),
         _ => refuse(format!(
             "'{}' is not a number from 1 to {}",
             answer.trim(),
             items.len()
         )),
-    })
+    }
 }
 
 #[cfg(test)]
