@@ -98,19 +98,29 @@ pub struct Session<B> {
     producer: Keypair,
 }
 
-/// One line of a failed command, shown to the user.
-struct Refusal(String);
+/// Why a command did not complete.
+enum Failure {
+    /// The user's request cannot be done: one line says why, and the REPL goes on.
+    Refused(String),
+    /// The node itself failed: the REPL stops.
+    Fatal(anyhow::Error),
+}
 
-impl<T: std::fmt::Display> From<T> for Refusal {
-    fn from(value: T) -> Self {
-        Refusal(value.to_string())
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Fatal(error)
     }
 }
 
-type Step<T> = Result<T, Refusal>;
+type Outcome<T = ()> = Result<T, Failure>;
 
-fn refuse<T>(message: impl Into<String>) -> Step<T> {
-    Err(Refusal(message.into()))
+fn refuse<T>(message: impl Into<String>) -> Outcome<T> {
+    Err(Failure::Refused(message.into()))
+}
+
+/// Turns an error the user caused into a refusal (for `map_err`).
+fn refused(error: impl std::fmt::Display) -> Failure {
+    Failure::Refused(error.to_string())
 }
 
 fn fresh_uuid_bytes() -> [u8; 16] {
@@ -184,15 +194,17 @@ impl<B: Backend> Session<B> {
             return Ok(Flow::Exit);
         }
         match self.run(command, io) {
-            Ok(Ok(())) => {}
-            Ok(Err(Refusal(message))) => io.say(&format!("Error: {message}")),
-            Err(fatal) => return Err(fatal),
+            Ok(()) => Ok(Flow::Continue),
+            Err(Failure::Refused(message)) => {
+                io.say(&format!("Error: {message}"));
+                Ok(Flow::Continue)
+            }
+            Err(Failure::Fatal(error)) => Err(error),
         }
-        Ok(Flow::Continue)
     }
 
-    fn run(&mut self, command: Command, io: &mut dyn Conversation) -> anyhow::Result<Step<()>> {
-        let result = match command {
+    fn run(&mut self, command: Command, io: &mut dyn Conversation) -> Outcome {
+        match command {
             Command::Help => {
                 self.help(io);
                 Ok(())
@@ -207,30 +219,26 @@ impl<B: Backend> Session<B> {
                 self.patient = None;
                 Ok(())
             }
-            Command::Register { name } => self.register(name, io)?,
-            Command::Consult { notes, order_test } => self.consult(notes, order_test, io)?,
-            Command::PerformTest { order, results } => self.perform_test(order, results, io)?,
+            Command::Register { name } => self.register(name, io),
+            Command::Consult { notes, order_test } => self.consult(notes, order_test, io),
+            Command::PerformTest { order, results } => self.perform_test(order, results, io),
             Command::Prescribe {
                 medication,
                 dosage,
                 instructions,
-            } => self.prescribe([medication, dosage, instructions], io)?,
+            } => self.prescribe([medication, dosage, instructions], io),
             Command::Fill {
                 prescription,
                 confirm,
-            } => self.fill(prescription, confirm, io)?,
+            } => self.fill(prescription, confirm, io),
             Command::SetPatient { id } => {
-                let found = self
+                let (id, name) = self
                     .backend
-                    .query(move |ledger| views::find_patient(ledger, &id))?;
-                match found {
-                    Ok((id, name)) => {
-                        io.say(&format!("Active patient: {name} ({id})"));
-                        self.patient = Some((id, name));
-                        Ok(())
-                    }
-                    Err(e) => Err(Refusal(e.to_string())),
-                }
+                    .query(move |ledger| views::find_patient(ledger, &id))?
+                    .map_err(refused)?;
+                io.say(&format!("Active patient: {name} ({id})"));
+                self.patient = Some((id, name));
+                Ok(())
             }
             Command::History => match self.patient {
                 None => refuse("no active patient: use set_patient <ID> first"),
@@ -299,8 +307,7 @@ impl<B: Backend> Session<B> {
                 Ok(())
             }
             Command::Exit => Ok(()),
-        };
-        Ok(result)
+        }
     }
 
     fn help(&self, io: &mut dyn Conversation) {
@@ -376,7 +383,7 @@ impl<B: Backend> Session<B> {
         username: Option<String>,
         password: Option<String>,
         io: &mut dyn Conversation,
-    ) -> Step<()> {
+    ) -> Outcome {
         if let Some(user) = &self.user {
             return refuse(format!(
                 "{} is logged in; log out first",
@@ -390,10 +397,7 @@ impl<B: Backend> Session<B> {
         let Some(password) = password.or_else(|| io.ask_secret("Password: ")) else {
             return refuse("login abandoned");
         };
-        let genesis = self
-            .backend
-            .query(|ledger| ledger.genesis().clone())
-            .map_err(|e| Refusal(e.to_string()))?;
+        let genesis = self.backend.query(|ledger| ledger.genesis().clone())?;
         let keys = match &self.logins {
             Logins::Demo(credentials) => {
                 let member =
@@ -401,9 +405,9 @@ impl<B: Backend> Session<B> {
                         .verify(&genesis, &username, &password)
                         .map_err(|e| match e {
                             LoginError::WrongPassword { .. } | LoginError::UnknownUser { .. } => {
-                                Refusal("wrong username or password".into())
+                                refused("wrong username or password")
                             }
-                            other => Refusal(other.to_string()),
+                            other => refused(other),
                         })?;
                 health_workflow::demo_keypair(&member.username)
             }
@@ -413,8 +417,8 @@ impl<B: Backend> Session<B> {
                     return refuse("wrong username or password");
                 }
                 let opened = keyfile::read(path, &password).map_err(|e| match e {
-                    keyfile::KeyFileError::Decrypt => Refusal("wrong username or password".into()),
-                    other => Refusal(other.to_string()),
+                    keyfile::KeyFileError::Decrypt => refused("wrong username or password"),
+                    other => refused(other),
                 })?;
                 if opened.account() != keys.account() {
                     return refuse("the key file changed since the node started");
@@ -426,8 +430,8 @@ impl<B: Backend> Session<B> {
         let signing = keys.clone();
         let actor = self
             .backend
-            .query(move |ledger| Actor::new(ledger, &name, signing))
-            .map_err(|e| Refusal(e.to_string()))??;
+            .query(move |ledger| Actor::new(ledger, &name, signing))?
+            .map_err(refused)?;
         if actor.role() != self.member_role() {
             return refuse(format!(
                 "{username} is a {}; this {} node is for {} users",
@@ -447,7 +451,7 @@ impl<B: Backend> Session<B> {
     }
 
     /// The logged-in user, who must be allowed to run `command`.
-    fn user_for(&self, command: &str, role: Role) -> Step<Actor> {
+    fn user_for(&self, command: &str, role: Role) -> Outcome<Actor> {
         if self.role != role {
             let (needed, article) = match role {
                 Role::Doctor => ("Doctor", "a"),
@@ -465,54 +469,42 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn active_patient(&self) -> Step<(PatientId, String)> {
+    fn active_patient(&self) -> Outcome<(PatientId, String)> {
         self.patient
             .clone()
-            .ok_or_else(|| Refusal("no active patient: use set_patient <ID> first".into()))
+            .ok_or_else(|| refused("no active patient: use set_patient <ID> first"))
     }
 
-    fn submit_all(&self, txs: Vec<HealthTx>) -> anyhow::Result<Step<Vec<TxId>>> {
+    fn submit_all(&self, txs: Vec<HealthTx>) -> Outcome<Vec<TxId>> {
         let mut ids = Vec::new();
         for tx in txs {
             match self.backend.submit(tx)? {
                 Ok(id) => ids.push(id),
-                Err(e) => return Ok(refuse(format!("transaction refused: {}", tx_reason(&e)))),
+                Err(e) => return refuse(format!("transaction refused: {}", tx_reason(&e))),
             }
         }
-        Ok(Ok(ids))
+        Ok(ids)
     }
 
-    fn register(
-        &mut self,
-        name: Option<String>,
-        io: &mut dyn Conversation,
-    ) -> anyhow::Result<Step<()>> {
-        let actor = match self.user_for("register", Role::Doctor) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
+    fn register(&mut self, name: Option<String>, io: &mut dyn Conversation) -> Outcome {
+        let actor = self.user_for("register", Role::Doctor)?;
         let Some(name) = name.or_else(|| io.ask("Patient name: ")) else {
-            return Ok(refuse("registration abandoned"));
+            return refuse("registration abandoned");
         };
         let name = name.trim().to_string();
         let id = PatientId::from_random_bytes(fresh_uuid_bytes());
         let now = self.backend.now();
         let patient_name = name.clone();
-        let tx = match self
+        let tx = self
             .backend
             .query(move |ledger| actor.register(ledger, id, &patient_name, now))?
-        {
-            Ok(tx) => tx,
-            Err(e) => return Ok(refuse(e.to_string())),
-        };
-        if let Err(e) = self.submit_all(vec![tx])? {
-            return Ok(Err(e));
-        }
+            .map_err(refused)?;
+        self.submit_all(vec![tx])?;
         io.say(&format!("Patient {name} registered (pending until mined)."));
         io.say(&format!("Patient ID: {id}"));
         io.say(&format!("Active patient: {name} ({id})"));
         self.patient = Some((id, name));
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn consult(
@@ -520,46 +512,35 @@ impl<B: Backend> Session<B> {
         notes: Option<String>,
         order_test: Option<bool>,
         io: &mut dyn Conversation,
-    ) -> anyhow::Result<Step<()>> {
-        let actor = match self.user_for("consult", Role::Doctor) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (patient, patient_name) = match self.active_patient() {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Outcome {
+        let actor = self.user_for("consult", Role::Doctor)?;
+        let (patient, patient_name) = self.active_patient()?;
         let Some(notes) = notes.or_else(|| io.ask("Consultation notes: ")) else {
-            return Ok(refuse("consultation abandoned"));
+            return refuse("consultation abandoned");
         };
         let order_test = match order_test {
             Some(answer) => answer,
             None => match ask_yes_no(io, "Order a blood test? (y/n): ") {
                 Some(answer) => answer,
-                None => return Ok(refuse("consultation abandoned")),
+                None => return refuse("consultation abandoned"),
             },
         };
         let order = order_test
             .then(|| TestOrder::blood_test(OrderId::from_random_bytes(fresh_uuid_bytes())));
         let order_line = order.as_ref().map(|o| o.order_id);
         let now = self.backend.now();
-        let tx = match self
+        let tx = self
             .backend
             .query(move |ledger| actor.consult(ledger, patient, notes.trim(), order, now))?
-        {
-            Ok(tx) => tx,
-            Err(e) => return Ok(refuse(e.to_string())),
-        };
-        if let Err(e) = self.submit_all(vec![tx])? {
-            return Ok(Err(e));
-        }
+            .map_err(refused)?;
+        self.submit_all(vec![tx])?;
         io.say(&format!(
             "Consultation of {patient_name} recorded (pending until mined)."
         ));
         if let Some(order) = order_line {
             io.say(&format!("Blood test ordered: order {order}"));
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn perform_test(
@@ -567,15 +548,9 @@ impl<B: Backend> Session<B> {
         choice: Option<usize>,
         results: Option<String>,
         io: &mut dyn Conversation,
-    ) -> anyhow::Result<Step<()>> {
-        let actor = match self.user_for("perform_test", Role::Lab) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (patient, patient_name) = match self.active_patient() {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Outcome {
+        let actor = self.user_for("perform_test", Role::Lab)?;
+        let (patient, patient_name) = self.active_patient()?;
         let orders: Vec<(OrderId, String)> = self.backend.query(move |ledger| {
             ledger
                 .state()
@@ -591,60 +566,45 @@ impl<B: Backend> Session<B> {
                 .collect()
         })?;
         if orders.is_empty() {
-            return Ok(refuse(format!(
+            return refuse(format!(
                 "no open test order for {patient_name} (is the consultation mined?)"
-            )));
+            ));
         }
-        let order = match pick(io, &orders, choice, "test order", "--order") {
-            Ok(order) => order,
-            Err(e) => return Ok(Err(e)),
-        };
+        let order = pick(io, &orders, choice, "test order", "--order")?;
         let Some(results) = results.or_else(|| io.ask("Test results: ")) else {
-            return Ok(refuse("test abandoned"));
+            return refuse("test abandoned");
         };
         let now = self.backend.now();
-        let tx = match self.backend.query(move |ledger| {
-            actor.perform_test(ledger, patient, Some(order), results.trim(), now)
-        })? {
-            Ok(tx) => tx,
-            Err(e) => return Ok(refuse(e.to_string())),
-        };
-        if let Err(e) = self.submit_all(vec![tx])? {
-            return Ok(Err(e));
-        }
+        let tx = self
+            .backend
+            .query(move |ledger| {
+                actor.perform_test(ledger, patient, Some(order), results.trim(), now)
+            })?
+            .map_err(refused)?;
+        self.submit_all(vec![tx])?;
         io.say(&format!(
             "Lab result for {patient_name} recorded (pending until mined; the ordering doctor \
              is rewarded in that block)."
         ));
-        Ok(Ok(()))
+        Ok(())
     }
 
-    fn prescribe(
-        &mut self,
-        given: [Option<String>; 3],
-        io: &mut dyn Conversation,
-    ) -> anyhow::Result<Step<()>> {
-        let actor = match self.user_for("prescribe", Role::Doctor) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (patient, patient_name) = match self.active_patient() {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+    fn prescribe(&mut self, given: [Option<String>; 3], io: &mut dyn Conversation) -> Outcome {
+        let actor = self.user_for("prescribe", Role::Doctor)?;
+        let (patient, patient_name) = self.active_patient()?;
         let history = self
             .backend
             .query(move |ledger| views::history_lines(ledger, &patient))?;
         say_all(io, &history);
         let [medication, dosage, instructions] = given;
         let Some(medication) = medication.or_else(|| io.ask("Medication: ")) else {
-            return Ok(refuse("prescription abandoned"));
+            return refuse("prescription abandoned");
         };
         let Some(dosage) = dosage.or_else(|| io.ask("Dosage: ")) else {
-            return Ok(refuse("prescription abandoned"));
+            return refuse("prescription abandoned");
         };
         let Some(instructions) = instructions.or_else(|| io.ask("Instructions: ")) else {
-            return Ok(refuse("prescription abandoned"));
+            return refuse("prescription abandoned");
         };
         let id = PrescriptionId::from_random_bytes(fresh_uuid_bytes());
         let now = self.backend.now();
@@ -675,14 +635,9 @@ impl<B: Backend> Session<B> {
             };
             actor.prescribe(ledger, prescription, now)
         })?;
-        let prescribed = match prescribed {
-            Ok(p) => p,
-            Err(e) => return Ok(refuse(e.to_string())),
-        };
+        let prescribed = prescribed.map_err(refused)?;
         let txs: Vec<HealthTx> = prescribed.transactions().cloned().collect();
-        if let Err(e) = self.submit_all(txs)? {
-            return Ok(Err(e));
-        }
+        self.submit_all(txs)?;
         io.say(&format!(
             "Prescription {id} for {patient_name} recorded (pending until mined)."
         ));
@@ -698,7 +653,7 @@ impl<B: Backend> Session<B> {
                 Err(reason) => io.say(&format!("No payment to {}: {reason}.", payment.username)),
             }
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn fill(
@@ -706,15 +661,9 @@ impl<B: Backend> Session<B> {
         choice: Option<usize>,
         confirm: Option<bool>,
         io: &mut dyn Conversation,
-    ) -> anyhow::Result<Step<()>> {
-        let actor = match self.user_for("fill", Role::Pharmacy) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (patient, patient_name) = match self.active_patient() {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Outcome {
+        let actor = self.user_for("fill", Role::Pharmacy)?;
+        let (patient, patient_name) = self.active_patient()?;
         let open: Vec<(PrescriptionId, String)> = self.backend.query(move |ledger| {
             ledger
                 .state()
@@ -730,14 +679,11 @@ impl<B: Backend> Session<B> {
                 .collect()
         })?;
         if open.is_empty() {
-            return Ok(refuse(format!(
+            return refuse(format!(
                 "no open prescription for {patient_name} (is the prescription mined?)"
-            )));
+            ));
         }
-        let id = match pick(io, &open, choice, "prescription", "--prescription") {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(e)),
-        };
+        let id = pick(io, &open, choice, "prescription", "--prescription")?;
         let label = open
             .iter()
             .find(|(p, _)| *p == id)
@@ -752,29 +698,24 @@ impl<B: Backend> Session<B> {
                 ),
             ) {
                 Some(answer) => answer,
-                None => return Ok(refuse("fill abandoned")),
+                None => return refuse("fill abandoned"),
             },
         };
         if !confirmed {
             io.say("Prescription not filled.");
-            return Ok(Ok(()));
+            return Ok(());
         }
         let now = self.backend.now();
-        let tx = match self
+        let tx = self
             .backend
             .query(move |ledger| actor.fill(ledger, id, now))?
-        {
-            Ok(tx) => tx,
-            Err(e) => return Ok(refuse(e.to_string())),
-        };
-        if let Err(e) = self.submit_all(vec![tx])? {
-            return Ok(Err(e));
-        }
+            .map_err(refused)?;
+        self.submit_all(vec![tx])?;
         io.say(&format!(
             "Prescription {id} filled (pending until mined; the prescribing doctor is rewarded \
              in that block)."
         ));
-        Ok(Ok(()))
+        Ok(())
     }
 }
 
@@ -812,7 +753,7 @@ fn pick<T: Copy>(
     choice: Option<usize>,
     what: &str,
     flag: &str,
-) -> Step<T> {
+) -> Outcome<T> {
     if items.is_empty() {
         return refuse(format!("no open {what}"));
     }
