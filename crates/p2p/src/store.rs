@@ -25,6 +25,16 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The database file could not be opened or created (unwritable or read-only
+    /// directory, a file that is not a block database, or a database another process
+    /// holds open).
+    #[error("cannot open block database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What the database reported.
+        source: redb::Error,
+    },
     /// The database failed.
     #[error("block database: {0}")]
     Database(#[from] redb::Error),
@@ -158,6 +168,10 @@ impl<T> std::fmt::Debug for RedbStore<T> {
 
 impl<T> RedbStore<T> {
     /// Opens (or creates) the store in `data_dir`, creating the directory if needed.
+    ///
+    /// Fails with [`StoreError::CreateDir`] if the directory cannot be created and
+    /// [`StoreError::Open`] (naming the file) if the database cannot be opened for
+    /// writing: a node never runs on a store it cannot commit blocks to.
     pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = data_dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -165,11 +179,17 @@ impl<T> RedbStore<T> {
             source,
         })?;
         let path = dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(db_err)?;
-        let tx = db.begin_write().map_err(db_err)?;
-        tx.open_table(BLOCKS).map_err(db_err)?;
-        tx.open_table(BY_HEIGHT).map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
+        let open_err = |e: redb::Error| StoreError::Open {
+            path: path.clone(),
+            source: e,
+        };
+        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
+        // Creating the tables is a first commit: it fails here, not at the first block,
+        // if the file cannot be written.
+        let tx = db.begin_write().map_err(|e| open_err(e.into()))?;
+        tx.open_table(BLOCKS).map_err(|e| open_err(e.into()))?;
+        tx.open_table(BY_HEIGHT).map_err(|e| open_err(e.into()))?;
+        tx.commit().map_err(|e| open_err(e.into()))?;
         Ok(RedbStore {
             db: Some(db),
             path,

@@ -1,0 +1,258 @@
+//! Storage faults: a store whose writes fail, data directories that cannot be used,
+//! and a block corrupted on disk, which is reported on start, never served, and
+//! fetched again from a peer.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use ledger_core::{Block, BlockError, BlockHash, BodyStore, Height, Ledger};
+use p2p::{BlockStore, MemoryStore, MineError, NodeEvent, RedbStore, ReloadFailure, StoreError};
+
+/// A memory store whose writes fail while `failing` is set, as a full or broken disk
+/// would.
+#[derive(Clone, Default)]
+struct FlakyStore {
+    inner: MemoryStore<String>,
+    failing: Arc<AtomicBool>,
+}
+
+impl BodyStore<String> for FlakyStore {
+    type Error = StoreError;
+
+    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<String>>) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Database(redb::Error::Io(
+                std::io::Error::other("injected write failure"),
+            )));
+        }
+        self.inner.put(hash, block)
+    }
+
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<String>>>, StoreError> {
+        self.inner.get(hash)
+    }
+}
+
+impl BlockStore<String> for FlakyStore {
+    fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
+        self.inner.stored()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_write_refuses_the_block_and_the_node_keeps_serving() {
+    let store = FlakyStore::default();
+    let ledger = Ledger::with_store(genesis(), Notes, store.clone()).expect("valid genesis");
+    let victim = start_with(config("victim"), ledger).await;
+    let honest = start("honest", vec![victim.addr]).await;
+    wait_peers(&victim.handle, 1).await;
+    wait_peers(&honest.handle, 1).await;
+    let mut events = victim.handle.subscribe();
+
+    store.failing.store(true, Ordering::SeqCst);
+    // A block from a peer: refused with a store error, the peer not blamed.
+    let b1 = mine(&honest.handle, &bob()).await;
+    let rejected = wait_event(&mut events, "the store failure", |e| {
+        matches!(e, NodeEvent::BlockRejected { .. })
+    })
+    .await;
+    match rejected {
+        NodeEvent::BlockRejected { error, from } => {
+            assert!(
+                matches!(&error, BlockError::Store { block, .. } if *block == b1.hash),
+                "{error}"
+            );
+            assert!(
+                error.to_string().contains("injected write failure"),
+                "{error}"
+            );
+            assert!(from.is_some());
+        }
+        _ => unreachable!("matched above"),
+    }
+    // No half-written state: not in the tree, not stored, state as before.
+    let (known, height, replay_ok) = victim
+        .handle
+        .query(move |l| {
+            (
+                l.knows_block(&b1.hash),
+                l.tip().height,
+                l.replay_from_genesis().is_ok_and(|s| &s == l.state()),
+            )
+        })
+        .await
+        .expect("running");
+    assert!(!known);
+    assert_eq!(height, Height(0));
+    assert!(replay_ok);
+    assert!(store.inner.is_empty());
+    // A block mined here is refused with the same clear error.
+    match victim.handle.mine(alice()).await.expect("running") {
+        Err(MineError::Rejected(BlockError::Store { .. })) => {}
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    assert!(store.inner.is_empty());
+    // The node keeps serving: transactions still flow both ways, the peer stays.
+    let id = victim
+        .handle
+        .submit_transaction(note(&alice(), 1, "disk trouble"))
+        .await
+        .expect("running")
+        .expect("valid note");
+    wait_pending(&honest.handle, id).await;
+    assert_eq!(victim.handle.peers().await.expect("running").len(), 1);
+
+    // The disk recovers: the next block makes the node fetch the one it lost.
+    store.failing.store(false, Ordering::SeqCst);
+    let b2 = mine(&honest.handle, &bob()).await;
+    wait_tip(&victim.handle, b2.hash).await;
+    assert_eq!(store.inner.len(), 2);
+    assert_eq!(
+        balances(&victim.handle).await,
+        balances(&honest.handle).await
+    );
+    honest.stop().await;
+    victim.stop().await;
+}
+
+#[test]
+fn unusable_data_directories_give_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // A missing directory is created, parents included.
+    let nested = dir.path().join("a").join("b");
+    drop(RedbStore::<String>::open(&nested).expect("missing directory is created"));
+    assert!(nested.join(p2p::store::DB_FILE).exists());
+
+    // A path that is a file cannot be a data directory.
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").expect("write file");
+    let error = RedbStore::<String>::open(&file).expect_err("a file is not a directory");
+    assert!(matches!(error, StoreError::CreateDir { .. }), "{error}");
+    assert!(error.to_string().contains("not-a-directory"), "{error}");
+
+    // A database file that is not a block database.
+    let junk = dir.path().join("junk");
+    std::fs::create_dir(&junk).expect("mkdir");
+    std::fs::write(junk.join(p2p::store::DB_FILE), vec![0x5a; 8192]).expect("write junk");
+    let error = RedbStore::<String>::open(&junk).expect_err("junk is not a database");
+    assert!(matches!(error, StoreError::Open { .. }), "{error}");
+    assert!(error.to_string().contains(p2p::store::DB_FILE), "{error}");
+
+    // The same directory opened twice (two nodes on one data directory).
+    let shared = dir.path().join("shared");
+    let first = RedbStore::<String>::open(&shared).expect("opens");
+    let error = RedbStore::<String>::open(&shared).expect_err("already open");
+    assert!(matches!(error, StoreError::Open { .. }), "{error}");
+    drop(first);
+
+    // A read-only directory, where this process's permissions are enforced (they
+    // are not for a superuser).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let read_only = dir.path().join("read-only");
+        std::fs::create_dir(&read_only).expect("mkdir");
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555))
+            .expect("chmod");
+        let enforced = std::fs::write(read_only.join("probe"), b"x").is_err();
+        if enforced {
+            let error = RedbStore::<String>::open(&read_only).expect_err("read-only");
+            assert!(matches!(error, StoreError::Open { .. }), "{error}");
+            assert!(error.to_string().contains("read-only"), "{error}");
+        }
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod back");
+    }
+    // A directory no one may create files in, whatever the permissions.
+    #[cfg(target_os = "linux")]
+    {
+        let error = RedbStore::<String>::open("/proc/self").expect_err("read-only fs");
+        assert!(matches!(error, StoreError::Open { .. }), "{error}");
+        assert!(error.to_string().contains("/proc/self"), "{error}");
+    }
+}
+
+/// Overwrites the stored bytes of `victim` in the database file of `dir`, as a disk
+/// error would, keeping their length.
+fn corrupt(dir: &std::path::Path, victim: BlockHash) {
+    use redb::ReadableTable;
+    const BLOCKS: redb::TableDefinition<'_, &[u8; 32], &[u8]> =
+        redb::TableDefinition::new("blocks");
+    let db = redb::Database::create(dir.join(p2p::store::DB_FILE)).expect("opens");
+    let tx = db.begin_write().expect("write");
+    {
+        let mut table = tx.open_table(BLOCKS).expect("table");
+        let mut bytes = table
+            .get(victim.hash().as_bytes())
+            .expect("read")
+            .expect("present")
+            .value()
+            .to_vec();
+        // A bit flipped in the header's timestamp: still decodable, wrong hash.
+        bytes[8 + 32 + 32] ^= 1;
+        table
+            .insert(victim.hash().as_bytes(), bytes.as_slice())
+            .expect("write");
+    }
+    tx.commit().expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_block_is_reported_not_served_and_fetched_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RedbStore::<String>::open(dir.path()).expect("opens");
+    let mut disk = Ledger::with_store(genesis(), Notes, store).expect("valid genesis");
+    grow(&mut disk, 5);
+    let chain: Vec<BlockHash> = disk.main_chain().to_vec();
+    let blocks: Vec<Block<String>> = chain[1..]
+        .iter()
+        .map(|h| (*disk.block(h).expect("reads").expect("stored")).clone())
+        .collect();
+    drop(disk);
+    corrupt(dir.path(), chain[3]);
+
+    // On start the damage is reported: block 3 unreadable, 4 and 5 cut off from it.
+    let store = RedbStore::<String>::open(dir.path()).expect("reopens");
+    let (reloaded, report) = p2p::open_ledger(genesis(), Notes, store).expect("reloads");
+    assert_eq!(report.loaded, 2);
+    assert!(
+        matches!(&report.failed[0], (h, ReloadFailure::Unreadable(StoreError::Corrupt { .. })) if *h == chain[3]),
+        "{:?}",
+        report.failed
+    );
+    assert!(
+        matches!(&report.failed[1], (h, ReloadFailure::MissingParent(p)) if *h == chain[4] && *p == chain[3])
+    );
+    assert_eq!(reloaded.tip().hash, chain[2]);
+    // Not served: the best chain, the only thing `GetBlocks` answers from, stops before.
+    assert_eq!(
+        reloaded.hashes_after(&[genesis_hash()], 10),
+        chain[1..3].to_vec()
+    );
+
+    // An honest peer has the whole chain; the damaged node fetches what it lost.
+    let mut source = ledger();
+    for block in &blocks {
+        source
+            .submit_block(block.clone(), now())
+            .into_result()
+            .expect("valid chain");
+    }
+    let honest = start_with(config("honest"), source).await;
+    let mut cfg = config("damaged");
+    cfg.peers = vec![honest.addr];
+    let damaged = start_with(cfg, reloaded).await;
+    wait_tip(&damaged.handle, chain[5]).await;
+    damaged.stop().await;
+
+    // The good copy replaced the corrupted one on disk.
+    let store = RedbStore::<String>::open(dir.path()).expect("reopens");
+    let (again, report) = p2p::open_ledger(genesis(), Notes, store).expect("reloads");
+    assert!(report.is_clean(), "{:?}", report.failed);
+    assert_eq!(again.main_chain(), chain.as_slice());
+    honest.stop().await;
+}
