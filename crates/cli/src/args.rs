@@ -56,6 +56,16 @@ impl Role {
         }
     }
 
+    /// The port a node of this role listens on unless told otherwise, as in the
+    /// original walkthrough.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Role::Doctor => 5001,
+            Role::Lab => 5002,
+            Role::Pharmacy => 5003,
+        }
+    }
+
     /// The default node name for a port: `DoctorNode-5001`, `LabNode-5002`, ...
     pub fn default_node_name(self, port: u16) -> String {
         let kind = match self {
@@ -70,9 +80,10 @@ impl Role {
 /// Options shared by every command that runs a node.
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
-    /// TCP port to listen on (0 picks a free one and prints it).
-    #[arg(long, default_value_t = 5001)]
-    pub port: u16,
+    /// TCP port to listen on (default: 5001 doctor, 5002 lab, 5003 pharmacy, 5000
+    /// node; 0 picks a free one, shown at start-up).
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -206,7 +217,7 @@ mod tests {
         let Command::Doctor(args) = cli.command else {
             panic!("expected doctor");
         };
-        assert_eq!(args.port, 5001);
+        assert_eq!(args.port, Some(5001));
         assert_eq!(args.peers, ["127.0.0.1:5002", "127.0.0.1:5003"]);
         assert_eq!(args.host, "127.0.0.1");
         assert!(args.genesis.is_none());

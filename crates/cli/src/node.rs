@@ -224,7 +224,12 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (host, port) = (args.host.clone(), args.port);
+    /// Port of a headless node unless told otherwise.
+    const NODE_PORT: u16 = 5000;
+    let port = args
+        .port
+        .unwrap_or_else(|| role.map_or(NODE_PORT, Role::default_port));
+    let host = args.host.clone();
     let listener = runtime.block_on(async {
         tokio::net::TcpListener::bind((host.as_str(), port))
             .await
