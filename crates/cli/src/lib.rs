@@ -24,8 +24,9 @@
 //! A node's data directory (`--data-dir`, default `healthchain-data/<node name>`)
 //! holds the block store `blocks.redb`, the genesis it belongs to (`genesis.bin`; a
 //! node refuses a directory of another network) and `patient_registry.csv`, rewritten
-//! from the chain whenever it changes. `--port 0` listens on a free port, shown in the
-//! start-up line `Node <name> listening on <address>, ...`.
+//! from the chain whenever it changes. Roles listen on 5001 (doctor), 5002 (lab), 5003
+//! (pharmacy) and 5000 (node) unless `--port` says otherwise; `--port 0` listens on a
+//! free port, shown in the start-up line `Node <name> listening on <address>, ...`.
 //!
 //! On a terminal the prompt has line editing and history, hides passwords, and node
 //! events (blocks, reorganisations, refused transactions, peers) appear above it. When
