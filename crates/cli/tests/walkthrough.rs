@@ -106,11 +106,12 @@ fn three_nodes_run_the_original_walkthrough() {
     }
     assert!(balances(&mut doc).contains(&"dr_alice: 500".to_string()));
 
-    // The pharmacy is ready early: nothing to fill yet.
-    pharm.run(
-        "login pharm_charlie pharmpass",
-        "Logged in as pharm_charlie",
-    );
+    // The pharmacy is ready early: nothing to fill yet. Its login answers the
+    // questions on the following lines, as a script would.
+    pharm.send("login");
+    pharm.send("pharm_charlie");
+    pharm.send("pharmpass");
+    pharm.expect_contains("Logged in as pharm_charlie");
     pharm.run(&format!("set_patient {id}"), "Active patient: Jane Doe");
     pharm.run("fill y", "Error: no open prescription for Jane Doe");
     lab.run(
