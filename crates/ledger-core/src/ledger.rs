@@ -530,19 +530,32 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             self.sigs.insert(id);
         }
         let slot = self.mempool_slot(now);
-        self.ensure_pending(now);
         let rules = Rules {
             policy: &self.policy,
             genesis: &self.genesis,
             members: &self.members,
         };
-        let pending = self
-            .mempool
-            .pending
-            .as_mut()
-            .expect("ensure_pending just built it");
         let mut undo = Undo::default();
-        pending.apply_tx(rules, slot, id, &tx, &mut undo)?;
+        if let Some(pending) = self.mempool.pending.as_mut() {
+            pending.apply_tx(rules, slot, id, &tx, &mut undo)?;
+        } else {
+            // Lay the pending transactions over the confirmed state, try this one on
+            // top, and take them all off again: O(pending), no copy of the state.
+            for entry in &self.mempool.txs {
+                // They applied when admitted; one that no longer does is left out here
+                // just as the next revalidation will drop it.
+                let _ = self
+                    .state
+                    .apply_tx(rules, slot, entry.id, &entry.tx, &mut undo);
+            }
+            let applied = self.state.apply_tx(rules, slot, id, &tx, &mut undo);
+            let snapshot = (applied.is_ok()
+                && self.mempool.txs.len() + 1 >= limits::PENDING_SNAPSHOT_MIN)
+                .then(|| self.state.clone());
+            self.state.revert(&self.policy, undo);
+            applied?;
+            self.mempool.pending = snapshot;
+        }
         self.mempool.push(PendingTx {
             id,
             size: encoded.len(),
@@ -559,33 +572,37 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
     }
 
-    /// Builds the pending state if it is not current; drops (and returns) pending
-    /// transactions that no longer apply.
-    fn ensure_pending(&mut self, now: Timestamp) -> Vec<TxError<P::Error>> {
-        if self.mempool.pending.is_some() {
-            return Vec::new();
-        }
+    /// Re-applies the pending transactions in order over the confirmed state, drops
+    /// (and returns) those that no longer apply, and restores the confirmed state.
+    /// Costs O(pending), never a copy of the whole state, except that a large pool
+    /// keeps the result as a snapshot so that each admission stays O(1) (see
+    /// [`limits::PENDING_SNAPSHOT_MIN`]).
+    fn revalidate_pending(&mut self, now: Timestamp) -> Vec<TxError<P::Error>> {
         let slot = self.mempool_slot(now);
         let txs = self.mempool.take_all();
-        let mut pending = self.state.clone();
-        let mut dropped = Vec::new();
         let rules = Rules {
             policy: &self.policy,
             genesis: &self.genesis,
             members: &self.members,
         };
+        let mut undo = Undo::default();
+        let mut dropped = Vec::new();
         let mut kept = Vec::with_capacity(txs.len());
         for entry in txs {
-            let mut undo = Undo::default();
-            match pending.apply_tx(rules, slot, entry.id, &entry.tx, &mut undo) {
+            match self
+                .state
+                .apply_tx(rules, slot, entry.id, &entry.tx, &mut undo)
+            {
                 Ok(_) => kept.push(entry),
                 Err(e) => dropped.push(e),
             }
         }
+        let snapshot = (kept.len() >= limits::PENDING_SNAPSHOT_MIN).then(|| self.state.clone());
+        self.state.revert(&self.policy, undo);
         for entry in kept {
             self.mempool.push(entry);
         }
-        self.mempool.pending = Some(pending);
+        self.mempool.pending = snapshot;
         dropped
     }
 
@@ -618,7 +635,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         if self.mempool.txs.is_empty() {
             return (Vec::new(), dropped);
         }
-        dropped.extend(self.ensure_pending(now));
+        dropped.extend(self.revalidate_pending(now));
         let gone: HashSet<TxId> = dropped.iter().map(TxError::tx).collect();
         let back = returned_ids
             .into_iter()
@@ -1408,7 +1425,6 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         producer: AccountId,
         now: Timestamp,
     ) -> BlockTemplate<P::Payload> {
-        self.ensure_pending(now);
         let tip = self.tip();
         let slot = Slot {
             height: tip.height.next(),

@@ -75,3 +75,10 @@ pub const MAX_INVALID_REMEMBERED: usize = 10_000;
 /// (see `Ledger::import_blocks`): 6,400 signatures at 100 transactions a block, enough
 /// to keep every core busy, small enough to bound the memory of a batch.
 pub const IMPORT_BATCH: usize = 64;
+
+/// Pending transactions from which the mempool keeps its own copy of the state with
+/// them applied. Below it, each admission re-applies the pending transactions over the
+/// confirmed state and takes them off again (cheap for a small pool, and no copy of a
+/// large state after every block); above it, one copy per block is cheaper than
+/// re-applying a large pool for every admission.
+pub const PENDING_SNAPSHOT_MIN: usize = 256;

@@ -28,8 +28,9 @@ pub(crate) struct Mempool<P: Policy> {
     pub(crate) ids: HashSet<TxId>,
     /// Highest pending nonce per author.
     pub(crate) nonces: HashMap<AccountId, u64>,
-    /// The confirmed state with every pending transaction applied; built on demand and
-    /// discarded when the tip changes.
+    /// The confirmed state with every pending transaction applied, kept only while the
+    /// pool is large (see `limits::PENDING_SNAPSHOT_MIN`); discarded when the tip
+    /// changes.
     pub(crate) pending: Option<ChainState<P::State>>,
 }
 

@@ -1,0 +1,140 @@
+//! The cost of growing the chain must not depend on its length.
+//!
+//! For a short chain (100 blocks) and a long one (10,000 blocks) of healthcare events,
+//! the `append` group times appending one more 100-transaction block whose
+//! transactions already arrived through the mempool (how a node usually sees a block),
+//! and the `query` group times a balance query and a patient-history query. The
+//! design keeps state incrementally and indexed, so each long/short ratio should stay
+//! near 1 (the goal is at most 1.2); criterion prints both figures side by side.
+//!
+//! Set `APPEND_LONG_BLOCKS` to change the long chain's length (default 10,000).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use healthchain::health_workflow::demo::DemoGenesisBuilder;
+use healthchain::health_workflow::{
+    Event, HealthLedger, HealthPolicy, PatientId, PatientRegistration, demo_keypair,
+};
+use healthchain::ledger_core::{Keypair, Ledger, Timestamp, Transaction, TxBody};
+
+/// Registrations in each block of the base chains (kept small so building them is
+/// quick; the state still grows with every block).
+const BASE_TXS: usize = 10;
+/// Transactions in each appended block.
+const APPEND_TXS: usize = 100;
+
+struct Chain {
+    ledger: HealthLedger,
+    doctor: Keypair,
+    first_patient: PatientId,
+    next_id: u128,
+    time: u64,
+}
+
+impl Chain {
+    fn registration(&mut self) -> Transaction<Event> {
+        self.next_id += 1;
+        let patient = PatientId::from_random_bytes(self.next_id.to_le_bytes());
+        let event = Event::PatientRegistration(PatientRegistration {
+            patient_id: patient,
+            name: format!("Patient {}", self.next_id),
+        });
+        let nonce = self.ledger.next_nonce(&self.doctor.account());
+        Transaction::new_signed(
+            &self.ledger.genesis_hash(),
+            &self.doctor,
+            nonce,
+            Timestamp(self.time),
+            TxBody::App(event),
+        )
+    }
+
+    /// Fills the mempool with `n` registrations (signatures checked on the way in),
+    /// then mines the block; returns it unsubmitted.
+    fn next_block(&mut self, n: usize) -> healthchain::ledger_core::Block<Event> {
+        self.time += 1_000;
+        for _ in 0..n {
+            let tx = self.registration();
+            self.ledger
+                .submit_transaction(tx, Timestamp(self.time))
+                .expect("generated registration is valid");
+        }
+        self.ledger.mine_block(&self.doctor, Timestamp(self.time))
+    }
+
+    fn append(&mut self, block: healthchain::ledger_core::Block<Event>) {
+        let outcome = self.ledger.submit_block(block, Timestamp(self.time));
+        assert!(outcome.tip_changed(), "every block extends the chain");
+    }
+}
+
+fn chain(blocks: usize) -> Chain {
+    let genesis = DemoGenesisBuilder::new()
+        .pow_bits(0)
+        .timestamp(Timestamp(0))
+        .build();
+    let ledger = Ledger::new(genesis, HealthPolicy).expect("valid genesis");
+    let mut chain = Chain {
+        ledger,
+        doctor: demo_keypair("dr_alice"),
+        first_patient: PatientId::from_random_bytes(1u128.to_le_bytes()),
+        next_id: 0,
+        time: 1_000,
+    };
+    for _ in 0..blocks {
+        let block = chain.next_block(BASE_TXS);
+        chain.append(block);
+    }
+    chain
+}
+
+fn bench(c: &mut Criterion) {
+    let long = std::env::var("APPEND_LONG_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut chains = [(100usize, chain(100)), (long, chain(long))];
+
+    let mut group = c.benchmark_group("append");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    for (length, chain) in &mut chains {
+        group.bench_function(BenchmarkId::new("block_100_txs", *length), |b| {
+            // Building and gossiping each block is not timed; appending it is.
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let block = chain.next_block(APPEND_TXS);
+                    let start = Instant::now();
+                    chain.append(black_box(block));
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("query");
+    group.sample_size(20);
+    for (length, chain) in &chains {
+        let alice = chain.doctor.account();
+        group.bench_function(BenchmarkId::new("balance", *length), |b| {
+            b.iter(|| black_box(chain.ledger.balance(black_box(&alice))))
+        });
+        let patient = chain.first_patient;
+        group.bench_function(BenchmarkId::new("patient_history", *length), |b| {
+            b.iter(|| {
+                let history = chain.ledger.state().app().history(black_box(&patient));
+                black_box(history.map(<[_]>::len))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
