@@ -33,7 +33,10 @@ pub struct SessionConfig {
     pub max_frame_bytes: usize,
     /// Time the whole handshake may take.
     pub handshake_timeout: Duration,
-    /// Silence after which the peer is dropped.
+    /// Silence after which the peer is dropped. It is also the read deadline: each
+    /// frame must be complete within it of the previous one, so a peer trickling a
+    /// frame too slowly is dropped like a silent one (a peer trickling fast enough is
+    /// served normally).
     pub idle_timeout: Duration,
     /// Time one frame may take to write.
     pub write_timeout: Duration,
@@ -349,6 +352,9 @@ impl Session {
                             if to_node.send(SessionEvent::Message { id, message }).await.is_err() {
                                 return None;
                             }
+                            // Time spent waiting for a busy node is not the peer's
+                            // silence: its idle clock starts once this node reads again.
+                            last_heard = Instant::now();
                         }
                     }
                 }

@@ -5,6 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use common::*;
 use ledger_core::{BlockHash, Hash, Height, Signature, TxError};
 use p2p::protocol::{Hello, Message, TipInfo, decode_message};
@@ -23,10 +24,17 @@ struct Fixture {
 async fn fixture(max_inbound: usize) -> Fixture {
     let mut cfg = config("victim");
     cfg.max_inbound = max_inbound;
-    let victim = start_with(cfg, ledger()).await;
+    fixture_on(cfg, ledger()).await
+}
+
+/// A victim with `cfg` and `chain`, and an honest peer that has caught up with it.
+async fn fixture_on(cfg: p2p::NodeConfig, chain: ledger_core::Ledger<Notes, Store>) -> Fixture {
+    let tip = chain.tip().hash;
+    let victim = start_with(cfg, chain).await;
     let honest = start("honest", vec![victim.addr]).await;
     wait_peers(&victim.handle, 1).await;
     wait_peers(&honest.handle, 1).await;
+    wait_tip(&honest.handle, tip).await;
     let events = victim.handle.subscribe();
     Fixture {
         victim,
@@ -447,4 +455,548 @@ async fn banned_configured_peer_is_redialled_after_the_ban() {
         .expect("accept");
     assert!(banned_at.elapsed() >= ban - std::time::Duration::from_millis(50));
     node.stop().await;
+}
+
+// ----- framing, decoding and order ---------------------------------------------------
+
+/// Connects, completes the handshake (announcing `listen`) and returns the stream.
+async fn handshaken(addr: SocketAddr, listen: Option<SocketAddr>) -> TcpStream {
+    let (mut stream, _) = connect(addr).await;
+    let mut ours = hello(genesis_hash());
+    ours.listen_addr = listen;
+    stream
+        .write_all(&encode(Message::Hello(ours)))
+        .await
+        .expect("send hello");
+    stream
+}
+
+/// Reads one frame and decodes it.
+async fn read_message(stream: &mut TcpStream) -> Message<String> {
+    let mut len = [0u8; 4];
+    timeout(WAIT, stream.read_exact(&mut len))
+        .await
+        .expect("a frame in time")
+        .expect("frame length");
+    let len = u32::from_be_bytes(len) as usize;
+    assert!(
+        len <= limits::MAX_FRAME_BYTES,
+        "the node sent an oversize frame"
+    );
+    let mut payload = vec![0u8; len];
+    timeout(WAIT, stream.read_exact(&mut payload))
+        .await
+        .expect("a frame in time")
+        .expect("frame body");
+    decode_message::<String>(&payload, limits::MAX_FRAME_BYTES)
+        .expect("the node sends valid messages")
+}
+
+/// Reads frames until one matches `pick`, answering the node's pings meanwhile.
+async fn read_until<R>(
+    stream: &mut TcpStream,
+    mut pick: impl FnMut(Message<String>) -> Option<R>,
+) -> R {
+    for _ in 0..10_000 {
+        let message = read_message(stream).await;
+        if let Message::Ping(n) = message {
+            stream
+                .write_all(&encode(Message::Pong(n)))
+                .await
+                .expect("send pong");
+            continue;
+        }
+        if let Some(found) = pick(message) {
+            return found;
+        }
+    }
+    panic!("the expected message never came");
+}
+
+/// Sends `Ping(n)` and waits for its `Pong`.
+async fn ping(stream: &mut TcpStream, n: u64) {
+    stream
+        .write_all(&encode(Message::Ping(n)))
+        .await
+        .expect("send ping");
+    read_until(stream, |m| {
+        matches!(m, Message::Pong(p) if p == n).then_some(())
+    })
+    .await;
+}
+
+/// A `Blocks` message whose frame payload is exactly `size` bytes: one block carrying
+/// a note padded to fit (its signature no longer matches; an unsolicited reply is not
+/// validated).
+fn blocks_message_of(size: usize) -> Vec<u8> {
+    let mut scratch = ledger();
+    let mut block = scratch.mine_block(&carol(), now());
+    block.transactions.push(note(&alice(), 1, ""));
+    let base = Message::Blocks(vec![block.clone()]).encode().len();
+    let ledger_core::TxBody::App(text) = &mut block.transactions[0].body else {
+        unreachable!("a note")
+    };
+    *text = "x".repeat(size - base);
+    let bytes = Message::Blocks(vec![block]).encode();
+    assert_eq!(bytes.len(), size);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_of_exactly_the_limit_is_accepted() {
+    // The limit is inclusive: a payload of `MAX_FRAME_BYTES` is read and decoded (one
+    // byte more is refused, see above). An unsolicited `Blocks` reply is ignored, so the
+    // peer stays connected and its ping is answered.
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let mut stream = handshaken(fx.victim.addr, None).await;
+    let local = stream.local_addr().expect("local address");
+    stream
+        .write_all(&frame(&blocks_message_of(limits::MAX_FRAME_BYTES)))
+        .await
+        .expect("send the largest frame");
+    ping(&mut stream, 7).await;
+    let peers = fx.victim.handle.peers().await.expect("running");
+    assert!(peers.iter().any(|p| p.addr == local), "still connected");
+    while let Ok(event) = fx.events.try_recv() {
+        assert!(!matches!(event, NodeEvent::PeerBanned { .. }), "{event:?}");
+    }
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_trickled_one_byte_at_a_time_is_accepted() {
+    let fx = fixture(limits::MAX_INBOUND).await;
+    let (mut stream, _) = connect(fx.victim.addr).await;
+    stream.set_nodelay(true).expect("nodelay");
+    let tx = note(&dave(), 1, "slow but steady");
+    let id = tx.id();
+    let mut bytes = encode(Message::Hello(hello(genesis_hash())));
+    bytes.extend(encode(Message::Tx(tx)));
+    for byte in bytes {
+        stream.write_all(&[byte]).await.expect("send a byte");
+        stream.flush().await.expect("flush");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    wait_pending(&fx.victim.handle, id).await;
+    // Accepted and relayed like any other transaction.
+    wait_pending(&fx.honest.handle, id).await;
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_trickling_too_slowly_is_dropped_at_the_read_deadline() {
+    // The read deadline is the idle timeout: a frame must be complete within it of the
+    // previous one. Shortened here so that the test is quick.
+    let mut cfg = config("victim");
+    cfg.session.idle_timeout = std::time::Duration::from_millis(800);
+    let mut fx = fixture_on(cfg, ledger()).await;
+    let mut stream = handshaken(fx.victim.addr, None).await;
+    stream.set_nodelay(true).expect("nodelay");
+    let local = stream.local_addr().expect("local address");
+    let started = tokio::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        // 100 ms a byte: the frame would take half a minute.
+        for byte in encode(Message::Tx(note(&dave(), 1, "far too slow"))) {
+            if stream.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    let event = wait_event(
+        &mut fx.events,
+        "the trickler dropped",
+        |e| matches!(e, NodeEvent::PeerDown { info, .. } if info.addr == local),
+    )
+    .await;
+    match event {
+        NodeEvent::PeerDown { reason, .. } => assert!(
+            matches!(
+                reason,
+                p2p::DisconnectReason::Session(SessionError::Idle(_))
+            ),
+            "{reason}"
+        ),
+        _ => unreachable!("matched above"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    trickle.abort();
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+/// Bytes of an enum tag, as the canonical encoding writes them.
+fn tag(variant: u32) -> Vec<u8> {
+    variant.to_le_bytes().to_vec()
+}
+
+/// Sends `payload` in a frame on an established session and waits for the ban.
+async fn established_then(fx: &mut Fixture, payload: &[u8]) -> Offence<TooLong> {
+    let mut stream = handshaken(fx.victim.addr, None).await;
+    let local = stream.local_addr().expect("local address");
+    let _ = stream.write_all(&frame(payload)).await;
+    closed(stream).await;
+    fx.banned(local).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_length_claiming_2_pow_60_elements_is_refused() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    // `Blocks` (variant 4) claiming 2^60 blocks, and `GetBlocks` (variant 3) a locator
+    // of 2^60 hashes, each followed by a few bytes only.
+    for variant in [4, 3] {
+        let mut payload = tag(variant);
+        payload.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        payload.extend_from_slice(&[0u8; 64]);
+        let offence = established_then(&mut fx, &payload).await;
+        assert!(
+            is_session_offence(&offence, |e| matches!(e, SessionError::Message(_))),
+            "{offence}"
+        );
+    }
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailing_bytes_after_a_valid_message_are_refused() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let mut payload = Message::<String>::Ping(1).encode();
+    payload.push(0);
+    let offence = established_then(&mut fx, &payload).await;
+    assert!(
+        is_session_offence(&offence, |e| matches!(
+            e,
+            SessionError::Message(p2p::protocol::MessageError::Decode(
+                ledger_core::codec::DecodeError::TrailingBytes
+            ))
+        )),
+        "{offence}"
+    );
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_message_tag_is_refused() {
+    // Documented in `protocol`: an unknown tag is undecodable data; versions are
+    // negotiated by the handshake instead.
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let mut payload = tag(200);
+    payload.extend_from_slice(&[0u8; 8]);
+    let offence = established_then(&mut fx, &payload).await;
+    assert!(
+        is_session_offence(&offence, |e| matches!(e, SessionError::Message(_))),
+        "{offence}"
+    );
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_before_hello_is_refused() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let local = send_raw(
+        fx.victim.addr,
+        &encode(Message::Tx(note(&dave(), 1, "too early"))),
+    )
+    .await;
+    let offence = fx.banned(local).await;
+    assert!(
+        is_session_offence(&offence, |e| matches!(
+            e,
+            SessionError::Protocol(p2p::protocol::ProtocolError::ExpectedHello { got: "tx" })
+        )),
+        "{offence}"
+    );
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+// ----- floods -------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eighty_max_size_junk_frames_do_not_delay_pings() {
+    let fx = fixture(limits::MAX_INBOUND).await;
+    let victim = fx.victim.addr;
+    // An established peer pings all along and times the answers.
+    let mut observer = handshaken(victim, None).await;
+    let done = tokio_util::sync::CancellationToken::new();
+    let stop = done.clone();
+    let watcher = tokio::spawn(async move {
+        let mut worst = std::time::Duration::ZERO;
+        let mut n = 0u64;
+        while !stop.is_cancelled() {
+            n += 1;
+            let sent = tokio::time::Instant::now();
+            timeout(std::time::Duration::from_secs(2), ping(&mut observer, n))
+                .await
+                .expect("a ping answered within 2 s during the flood");
+            worst = worst.max(sent.elapsed());
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
+        (worst, n)
+    });
+    // 80 junk frames of the largest size, from four attackers at a time, each on an
+    // established session (each is banned for it, by its socket address).
+    let junk = Bytes::from(frame(&vec![0xab; limits::MAX_FRAME_BYTES]));
+    let attackers: Vec<_> = (0..4)
+        .map(|_| {
+            let junk = junk.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let mut stream = handshaken(victim, None).await;
+                    let _ = stream.write_all(&junk).await;
+                    closed(stream).await;
+                }
+            })
+        })
+        .collect();
+    for attacker in attackers {
+        attacker.await.expect("attacker finished");
+    }
+    done.cancel();
+    let (worst, pings) = watcher.await.expect("observer finished");
+    assert!(pings >= 2, "the observer kept pinging");
+    assert!(worst <= std::time::Duration::from_secs(2), "{worst:?}");
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_blocks_replies_are_bounded_whatever_is_asked() {
+    let mut chain = ledger();
+    grow(&mut chain, 300);
+    let main: Vec<BlockHash> = chain.main_chain().to_vec();
+    let tip = *main.last().expect("non-empty");
+    let fx = fixture_on(config("victim"), chain).await;
+    let mut stream = handshaken(fx.victim.addr, None).await;
+    let junk = BlockHash(Hash::of(b"nowhere"));
+    let max = limits::MAX_BLOCKS_PER_REPLY;
+    let cases: Vec<(Vec<BlockHash>, u32, Vec<BlockHash>)> = vec![
+        // A million blocks after genesis: one full batch.
+        (vec![genesis_hash()], 1_000_000, main[1..=max].to_vec()),
+        (vec![genesis_hash()], u32::MAX, main[1..=max].to_vec()),
+        // A reversed locator (oldest first): the first known entry, genesis, counts.
+        (
+            vec![genesis_hash(), main[200], tip],
+            1_000_000,
+            main[1..=max].to_vec(),
+        ),
+        // Nothing known: from genesis.
+        (
+            vec![junk; limits::MAX_LOCATOR_HASHES],
+            1_000_000,
+            main[1..=max].to_vec(),
+        ),
+        // Past the tip, or nothing asked: nothing.
+        (vec![tip], 1_000_000, vec![]),
+        (vec![main[250]], 0, vec![]),
+        (vec![main[250]], 1_000_000, main[251..].to_vec()),
+    ];
+    for (locator, limit, expected) in cases {
+        stream
+            .write_all(&encode(Message::GetBlocks { locator, limit }))
+            .await
+            .expect("send request");
+        let blocks = read_until(&mut stream, |m| match m {
+            Message::Blocks(blocks) => Some(blocks),
+            _ => None,
+        })
+        .await;
+        let hashes: Vec<BlockHash> = blocks.iter().map(|b| b.hash()).collect();
+        assert_eq!(hashes, expected);
+    }
+    let local = stream.local_addr().expect("local address");
+    let peers = fx.victim.handle.peers().await.expect("running");
+    assert!(
+        peers.iter().any(|p| p.addr == local),
+        "asking is no offence"
+    );
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_orphans_keep_the_pool_bounded() {
+    let fx = fixture(limits::MAX_INBOUND).await;
+    // Valid blocks in themselves (work, body, producer signature) whose parents no one
+    // has: each one an orphan.
+    let mut scratch = ledger();
+    let template = scratch.block_template(carol().account(), now());
+    let orphans: Vec<ledger_core::Block<String>> = (0..10_000u32)
+        .map(|i| {
+            let mut t = template.clone();
+            t.header.prev = BlockHash(Hash::of(&i.to_le_bytes()));
+            t.header.height = Height(2 + u64::from(i % 7));
+            while t.mine(1 << 16) == ledger_core::MineStatus::Continue {}
+            t.seal(&carol()).expect("mined")
+        })
+        .collect();
+    let last = orphans.last().expect("non-empty").hash();
+    let stream = handshaken(fx.victim.addr, None).await;
+    let local = stream.local_addr().expect("local address");
+    let reader = {
+        // Answer nothing, but keep reading so the node's requests do not pile up.
+        let (mut read, write) = stream.into_split();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        (task, write)
+    };
+    let (task, mut write) = reader;
+    let mut batch = Vec::new();
+    for block in orphans {
+        batch.extend(encode(Message::Block(block)));
+        if batch.len() > 256 * 1024 {
+            write.write_all(&batch).await.expect("send orphans");
+            batch.clear();
+        }
+    }
+    write.write_all(&batch).await.expect("send orphans");
+    // A transaction after them: once it is pending, every orphan before it was handled.
+    let marker = note(&dave(), 1, "after the orphans");
+    let marker_id = marker.id();
+    write
+        .write_all(&encode(Message::Tx(marker)))
+        .await
+        .expect("send marker");
+    wait_pending(&fx.victim.handle, marker_id).await;
+    let (orphans, tree, known) = fx
+        .victim
+        .handle
+        .query(move |l| (l.orphan_count(), l.tree_size(), l.knows_block(&last)))
+        .await
+        .expect("running");
+    assert!(known, "the last orphan is held");
+    assert!(orphans <= ledger_core::limits::MAX_ORPHANS, "{orphans}");
+    assert_eq!(tree, 1, "no orphan entered the tree");
+    let peers = fx.victim.handle.peers().await.expect("running");
+    assert!(
+        peers.iter().any(|p| p.addr == local),
+        "orphans are no offence"
+    );
+    fx.honest_still_flows().await;
+    drop(write);
+    task.abort();
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connection_attempts_hold_the_caps() {
+    let cap = 16;
+    let mut fx = fixture(cap).await;
+    let victim = fx.victim.addr;
+    let mut served = 0;
+    for _ in 0..20 {
+        // 50 at once, each completing the handshake if it gets a Hello.
+        let batch: Vec<_> = (0..50)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut stream = TcpStream::connect(victim).await.ok()?;
+                    let mut len = [0u8; 4];
+                    timeout(WAIT, stream.read_exact(&mut len))
+                        .await
+                        .ok()?
+                        .ok()?;
+                    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                    stream.read_exact(&mut body).await.ok()?;
+                    stream
+                        .write_all(&encode(Message::Hello(hello(genesis_hash()))))
+                        .await
+                        .ok()?;
+                    Some(stream)
+                })
+            })
+            .collect();
+        let mut open = Vec::new();
+        for attempt in batch {
+            if let Some(stream) = attempt.await.expect("attempt finished") {
+                open.push(stream);
+            }
+        }
+        served += open.len();
+        let peers = fx.victim.handle.peers().await.expect("running").len();
+        assert!(peers <= cap, "{peers} peers above the cap of {cap}");
+        drop(open);
+    }
+    assert!(
+        served > 0 && served < 1_000,
+        "{served} of 1,000 attempts served"
+    );
+    fx.honest_still_flows().await;
+    // A legitimate node still gets in once the attackers are gone.
+    let late = start("late", vec![victim]).await;
+    wait_event(
+        &mut fx.events,
+        "the late node",
+        |e| matches!(e, NodeEvent::PeerUp(info) if info.listen_addr == Some(late.addr)),
+    )
+    .await;
+    late.stop().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_peer_reconnecting_is_refused_while_banned() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    // The peer announces where it listens; misbehaving bans that address too.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let announced = listener.local_addr().expect("address");
+    let mut stream = handshaken(fx.victim.addr, Some(announced)).await;
+    let local = stream.local_addr().expect("local address");
+    stream
+        .write_all(&frame(&[0xee; 16]))
+        .await
+        .expect("send garbage");
+    closed(stream).await;
+    fx.banned(local).await;
+    fx.banned(announced).await;
+
+    // From a new socket, announcing the same address: dropped after the handshake.
+    let again = handshaken(fx.victim.addr, Some(announced)).await;
+    let again_local = again.local_addr().expect("local address");
+    closed(again).await;
+    let event = wait_event(
+        &mut fx.events,
+        "the refusal",
+        |e| matches!(e, NodeEvent::PeerDown { info, .. } if info.addr == again_local),
+    )
+    .await;
+    assert!(
+        matches!(
+            event,
+            NodeEvent::PeerDown {
+                reason: p2p::DisconnectReason::AlreadyBanned,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+
+    // From the banned socket address itself: closed at accept, before any Hello.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("reuseaddr");
+    if socket.bind(local).is_ok()
+        && let Ok(mut same) = socket.connect(fx.victim.addr).await
+    {
+        let mut buf = [0u8; 64];
+        let read = timeout(WAIT, same.read(&mut buf))
+            .await
+            .expect("closed in time");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "a banned address gets no hello"
+        );
+    }
+    fx.honest_still_flows().await;
+    fx.stop().await;
 }
