@@ -45,6 +45,22 @@
 //!   once its ban ends.
 //! - **Slow peers**: a peer whose outbound queue ([`limits::OUTBOUND_QUEUE`] frames)
 //!   fills, or that does not accept a frame within the write timeout, is dropped.
+//!   Reading has a deadline too: each frame must be complete within the idle timeout
+//!   ([`SessionConfig::idle_timeout`]) of the previous one, so a peer trickling bytes
+//!   too slowly is dropped (without a ban), while time this node spends busy does not
+//!   count against the peer.
+//! - **Limits without a ban**: a frame of exactly the frame limit is accepted; a
+//!   `GetBlocks` is answered with at most [`limits::MAX_BLOCKS_PER_REPLY`] best-chain
+//!   blocks after the first locator entry this node knows (genesis if none), whatever
+//!   the limit or order asked; a `Blocks` reply nobody asked for is ignored; blocks
+//!   with unknown parents wait in the ledger's bounded orphan pool.
+//! - **Storage failures**: a block the store fails to write is not accepted (a
+//!   [`NodeEvent::BlockRejected`] with [`BlockError::Store`](ledger_core::BlockError),
+//!   or [`MineError::Rejected`] for a mined one), nothing of it is kept, and its
+//!   sender is not blamed; the node keeps serving, and fetches the block again by
+//!   locator once a later block arrives without its parent. A stored block that fails
+//!   its checks on start is reported in the [`ReloadReport`] and not served; the node
+//!   syncs it (and what follows it) again from peers, overwriting the bad copy.
 //!
 //! The mempool is not persisted: pending transactions are lost on restart (their
 //! authors may resubmit them), blocks are not.

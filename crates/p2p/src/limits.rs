@@ -12,9 +12,9 @@ use std::time::Duration;
 /// refused during the handshake, since message layouts may differ.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Default largest frame (payload after the 4-byte length prefix): twice the largest
-/// valid block, so any block fits with its envelope, while a length prefix claiming
-/// more is refused before a byte of it is buffered.
+/// Default largest frame (payload after the 4-byte length prefix), inclusive: twice
+/// the largest valid block, so any block fits with its envelope, while a length prefix
+/// claiming more is refused (and its sender banned) before a byte of it is buffered.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
 /// Most blocks in one `Blocks` reply (and the largest `limit` honoured in

@@ -184,8 +184,13 @@ struct Sim {
     seen: Arc<Mutex<Seen>>,
     notify: Arc<Notify>,
     stop: CancellationToken,
-    /// Transactions a node accepted: the client was told they are in.
-    acknowledged: Vec<Transaction<String>>,
+    /// Transactions a node accepted (the client was told they are in), with the node
+    /// and the step, for the failure report.
+    acknowledged: Vec<(Transaction<String>, usize, usize)>,
+    /// Steps run so far.
+    steps: usize,
+    /// What each step did, for the failure report.
+    log: Vec<String>,
 }
 
 fn sim_config(name: &str, peers: Vec<SocketAddr>) -> p2p::NodeConfig {
@@ -246,6 +251,8 @@ impl Sim {
             notify: Arc::new(Notify::new()),
             stop,
             acknowledged: Vec::new(),
+            steps: 0,
+            log: Vec::new(),
         };
         for i in 0..shape.nodes {
             sim.start(i).await;
@@ -254,7 +261,15 @@ impl Sim {
     }
 
     fn fail(&self, what: &str) -> ! {
-        panic!("simulation seed {}: {what}", self.seed)
+        panic!(
+            "simulation seed {}: {what}\nsteps:\n{}",
+            self.seed,
+            self.log.join("\n")
+        )
+    }
+
+    fn note_step(&mut self, what: String) {
+        self.log.push(format!("{:>4} {what}", self.steps));
     }
 
     fn handle(&self, i: usize) -> &Handle {
@@ -342,6 +357,7 @@ impl Sim {
 
     async fn step(&mut self) {
         let n = self.nodes.len();
+        self.steps += 1;
         match self.rng.below(100) {
             0..=44 => self.submit().await,
             45..=61 => self.mine().await,
@@ -351,24 +367,32 @@ impl Sim {
                 for g in 0..n {
                     self.group[g] = self.rng.below(groups);
                 }
+                self.note_step(format!("partition {:?}", self.group));
                 self.apply_links();
             }
             70..=77 => {
                 self.group = vec![0; n];
+                self.note_step("heal".into());
                 self.apply_links();
             }
             78..=83 => {
                 let i = self.rng.below(n);
                 self.paused[i] = true;
+                self.note_step(format!("pause node {i}"));
                 self.apply_links();
             }
             84..=91 => {
                 self.paused = vec![false; n];
+                self.note_step("resume all".into());
                 self.apply_links();
             }
             _ => {
                 let i = self.rng.below(n);
                 let crash = self.rng.chance(50);
+                self.note_step(format!(
+                    "{} node {i}",
+                    if crash { "crash" } else { "restart" }
+                ));
                 self.restart(i, crash).await;
             }
         }
@@ -397,7 +421,8 @@ impl Sim {
             .await
             .expect("running")
         {
-            self.acknowledged.push(tx);
+            self.note_step(format!("node {i} acknowledged {}", tx.id()));
+            self.acknowledged.push((tx, i, self.steps));
         }
     }
 
@@ -408,7 +433,8 @@ impl Sim {
         let i = self.rng.below(self.nodes.len());
         let keys = accounts();
         let miner = keys[self.rng.below(keys.len())].clone();
-        mine(self.handle(i), &miner).await;
+        let mined = mine(self.handle(i), &miner).await;
+        self.note_step(format!("node {i} mined {} at {}", mined.hash, mined.height));
         let group: Vec<Handle> = (0..self.nodes.len())
             .filter(|&j| self.group[j] == self.group[i] && !self.paused[j] && !self.paused[i])
             .map(|j| self.handle(j).clone())
@@ -558,11 +584,11 @@ impl Sim {
         if !bans.is_empty() {
             self.fail(&format!("honest nodes banned each other: {bans:?}"));
         }
-        for tx in &self.acknowledged {
+        for (tx, node, step) in &self.acknowledged {
             let id = tx.id();
             if !(in_chain.contains(&id) || pending.contains(&id) || dropped.contains(&id)) {
                 self.fail(&format!(
-                    "acknowledged {id} ({} nonce {}) was lost",
+                    "acknowledged {id} ({} nonce {}) by node {node} at step {step} was lost",
                     tx.author, tx.nonce
                 ));
             }
