@@ -180,6 +180,10 @@ pub struct VerifyArgs {
     /// Skip the transaction signature checks (measures everything else).
     #[arg(long)]
     pub no_signatures: bool,
+    /// Afterwards, batch-verify the same signatures again with nothing else around
+    /// them, and print both times and their ratio (the overhead above the floor).
+    #[arg(long)]
+    pub floor: bool,
 }
 
 /// Accepts `host:port` (a name or an address) and rejects anything else early.

@@ -130,4 +130,4 @@ pub use state::ChainState;
 pub use store::{BodyStore, MemoryBodies};
 pub use tx::{Transaction, TxBody};
 pub use units::{Amount, Height, Timestamp};
-pub use verify::{Preverified, preverify};
+pub use verify::{Preverified, SignatureSet, preverify};

@@ -150,6 +150,27 @@ pub fn preverify<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
 ) -> Preverified {
+    let (owners, items, _) = prepare(genesis, blocks);
+    let mut verified = Preverified {
+        genesis: *genesis,
+        ..Preverified::default()
+    };
+    for (owner, ok) in owners.into_iter().zip(valid_items(&items)) {
+        match (owner, ok) {
+            (Owner::Tx(id), true) => verified.txs.push(id),
+            (Owner::Producer(key), true) => verified.producers.push(key),
+            (_, false) => {}
+        }
+    }
+    verified
+}
+
+/// Builds the items to verify for `blocks`: whose each one is, the items, and how many
+/// signatures were left out because their key is unusable (those are invalid).
+fn prepare<T: Serialize + Send + Sync>(
+    genesis: &BlockHash,
+    blocks: &[Arc<Block<T>>],
+) -> (Vec<Owner>, Vec<SigItem>, usize) {
     // Decompress each signer's key once (it costs about a tenth of a verification).
     let mut signers: Vec<AccountId> = blocks
         .iter()
@@ -167,20 +188,23 @@ pub fn preverify<T: Serialize + Send + Sync>(
 
     let per_block = maybe_par_map(blocks, |block| {
         let mut out = Vec::with_capacity(block.transactions.len() + 1);
+        let mut unusable = 0;
         let hash = block.header.hash();
-        if let Some(key) = keys.get(&block.header.producer) {
-            out.push((
+        match keys.get(&block.header.producer) {
+            Some(key) => out.push((
                 Owner::Producer(producer_key(&hash, &block.signature)),
                 SigItem {
                     key: *key,
                     message: block_signing_message(&hash).to_vec(),
                     signature: block.signature.to_dalek(),
                 },
-            ));
+            )),
+            None => unusable += 1,
         }
         for tx in &block.transactions {
             let encoded = codec::encode(tx);
             let Some(key) = keys.get(&tx.author) else {
+                unusable += 1;
                 continue;
             };
             out.push((
@@ -192,21 +216,59 @@ pub fn preverify<T: Serialize + Send + Sync>(
                 },
             ));
         }
-        out
+        (out, unusable)
     });
-    let (owners, items): (Vec<Owner>, Vec<SigItem>) = per_block.into_iter().flatten().unzip();
-    let mut verified = Preverified {
-        genesis: *genesis,
-        ..Preverified::default()
-    };
-    for (owner, ok) in owners.into_iter().zip(valid_items(&items)) {
-        match (owner, ok) {
-            (Owner::Tx(id), true) => verified.txs.push(id),
-            (Owner::Producer(key), true) => verified.producers.push(key),
-            (_, false) => {}
+    let mut unusable = 0;
+    let mut owners = Vec::new();
+    let mut items = Vec::new();
+    for (out, bad) in per_block {
+        unusable += bad;
+        for (owner, item) in out {
+            owners.push(owner);
+            items.push(item);
         }
     }
-    verified
+    (owners, items, unusable)
+}
+
+/// The signatures of a run of blocks (producers' and transactions'), prepared for
+/// verification: keys decompressed, messages built. [`SignatureSet::verify`] then does
+/// nothing but batch verification, which makes it the floor against which the cost of
+/// full validation is measured (`healthchain verify --floor`, the `chain_validation`
+/// benchmark).
+pub struct SignatureSet {
+    items: Vec<SigItem>,
+    unusable_keys: usize,
+}
+
+impl SignatureSet {
+    /// Prepares the signatures of `blocks` on the network named by `genesis`.
+    pub fn of_blocks<T: Serialize + Send + Sync>(
+        genesis: &BlockHash,
+        blocks: &[Arc<Block<T>>],
+    ) -> SignatureSet {
+        let (_, items, unusable_keys) = prepare(genesis, blocks);
+        SignatureSet {
+            items,
+            unusable_keys,
+        }
+    }
+
+    /// Number of signatures.
+    pub fn len(&self) -> usize {
+        self.items.len() + self.unusable_keys
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Batch-verifies every signature (on every core with the `parallel` feature);
+    /// `true` if all are valid.
+    pub fn verify(&self) -> bool {
+        self.unusable_keys == 0 && first_invalid(&self.items).is_none()
+    }
 }
 
 /// Whether each item's signature is valid: one batched pass, re-entered after each
