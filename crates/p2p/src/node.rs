@@ -421,6 +421,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
     }
 }
 
+/// The longest prefix of `name` (whole characters) that fits the protocol's byte limit.
+fn truncate_name(name: &str) -> String {
+    let mut end = name.len().min(limits::MAX_NODE_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
+}
+
 /// The tip as announced in `Hello`.
 fn tip_info<P: Policy, S: BlockStore<P::Payload>>(ledger: &Ledger<P, S>) -> TipInfo {
     let tip = ledger.tip();
@@ -687,11 +696,7 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     let hello = Hello {
         protocol_version: limits::PROTOCOL_VERSION,
         genesis: ledger.genesis_hash(),
-        node_name: config
-            .name
-            .chars()
-            .take(limits::MAX_NODE_NAME / 4)
-            .collect(),
+        node_name: truncate_name(&config.name),
         listen_addr: Some(advertised),
         tip: tip_info(&ledger),
     };
@@ -1497,5 +1502,20 @@ async fn report<T>(shared: &Shared<T>, event: SessionEvent<T>) -> bool {
     tokio::select! {
         () = shared.token.cancelled() => false,
         sent = shared.to_node.send(event) => sent.is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::truncate_name;
+    use crate::limits::MAX_NODE_NAME;
+
+    #[test]
+    fn names_keep_whole_characters_within_the_byte_limit() {
+        assert_eq!(truncate_name("PharmacyNode-5003"), "PharmacyNode-5003");
+        let long = "é".repeat(MAX_NODE_NAME);
+        let cut = truncate_name(&long);
+        assert!(cut.len() <= MAX_NODE_NAME);
+        assert_eq!(cut.chars().count(), MAX_NODE_NAME / 2);
     }
 }
