@@ -134,6 +134,10 @@ pub enum DisconnectReason<E> {
     /// The peer announced an address that is banned.
     #[error("announced address is banned")]
     AlreadyBanned,
+    /// Another connection to the same peer exists; both ends keep the one opened by
+    /// the node with the smaller listen address.
+    #[error("already connected to this peer")]
+    Duplicate,
 }
 
 /// What the node reports to subscribers.
@@ -620,6 +624,9 @@ struct Shared<T> {
     hello: watch::Receiver<Hello>,
     to_node: mpsc::Sender<SessionEvent<T>>,
     bans: Mutex<BanList>,
+    /// Listen addresses of the established peers, so dialers do not open a second
+    /// connection to a peer that is already connected.
+    connected: Mutex<HashSet<SocketAddr>>,
     next_id: AtomicU64,
     inbound: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -627,6 +634,20 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
+    fn is_connected(&self, addr: &SocketAddr) -> bool {
+        self.connected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(addr)
+    }
+
+    fn set_connected(&self, addrs: HashSet<SocketAddr>) {
+        *self
+            .connected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = addrs;
+    }
+
     fn banned_until(&self, addr: &SocketAddr) -> Option<std::time::Instant> {
         let bans = self
             .bans
@@ -708,6 +729,7 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         hello: hello_rx,
         to_node,
         bans: Mutex::new(BanList::default()),
+        connected: Mutex::new(HashSet::new()),
         next_id: AtomicU64::new(1),
         inbound: Arc::new(Semaphore::new(config.max_inbound)),
         tracker: TaskTracker::new(),
@@ -814,7 +836,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 addr,
                 listen,
                 error,
-            } => match id.and_then(|id| self.peers.remove(&id)) {
+            } => match id.and_then(|id| {
+                let removed = self.peers.remove(&id);
+                self.publish_connected();
+                removed
+            }) {
                 Some(peer) => {
                     let offence = error.as_ref().and_then(gossip::session_offence);
                     match offence {
@@ -869,6 +895,31 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             });
             return;
         }
+        if let Some(listen) = info.listen_addr {
+            let existing = self
+                .peers
+                .iter()
+                .find(|(_, p)| p.info.listen_addr == Some(listen))
+                .map(|(id, p)| (*id, p.info.direction));
+            if let Some((old_id, old_direction)) = existing {
+                // Both ends keep the connection opened by the node with the smaller
+                // listen address, so they agree on which one to close.
+                let preferred = match ours {
+                    Some(ours) if ours < listen => Direction::Outbound,
+                    _ => Direction::Inbound,
+                };
+                if info.direction == preferred && old_direction != preferred {
+                    self.disconnect(old_id, DisconnectReason::Duplicate);
+                } else {
+                    debug!(addr = %info.addr, "dropping a second connection to a peer");
+                    self.emit(NodeEvent::PeerDown {
+                        info,
+                        reason: DisconnectReason::Duplicate,
+                    });
+                    return;
+                }
+            }
+        }
         let id = info.id;
         info!(peer = %info.addr, name = %info.name, height = %info.tip.height, "peer up");
         if let Some(listen) = info.listen_addr
@@ -885,6 +936,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 inflight: 0,
             },
         );
+        self.publish_connected();
         self.emit(NodeEvent::PeerUp(info));
         if self.shared.config.peer_exchange {
             self.send(id, &Message::GetPeers);
@@ -1142,8 +1194,19 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
+    /// Tells the dialers which peers are connected.
+    fn publish_connected(&self) {
+        let addrs = self
+            .peers
+            .values()
+            .filter_map(|p| p.info.listen_addr)
+            .collect();
+        self.shared.set_connected(addrs);
+    }
+
     fn disconnect(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
         if let Some(peer) = self.peers.remove(&id) {
+            self.publish_connected();
             self.emit(NodeEvent::PeerDown {
                 info: peer.info,
                 reason,
@@ -1396,6 +1459,17 @@ where
                 () = shared.token.cancelled() => return,
                 () = sleep(wait) => {}
             }
+        }
+        if shared.is_connected(&addr) {
+            // Already connected (the peer dialled first): check again later.
+            if !persistent {
+                return;
+            }
+            tokio::select! {
+                () = shared.token.cancelled() => return,
+                () = sleep(shared.config.reconnect_min) => {}
+            }
+            continue;
         }
         let connect = timeout(shared.config.connect_timeout, TcpStream::connect(addr));
         let result = tokio::select! {
