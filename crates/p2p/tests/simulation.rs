@@ -9,7 +9,9 @@
 //! The schedule comes from the seed; network timing does not, so a replay runs the same
 //! actions, not necessarily the same interleaving. Replay a failing seed with
 //! `SIM_SEED=<seed> cargo test -p p2p --test simulation`; the heavier variant runs with
-//! `cargo test -p p2p --test simulation -- --ignored`.
+//! `cargo test -p p2p --test simulation -- --ignored`. Nodes keep their blocks in memory
+//! stores shared across restarts, or (one test, and every other heavy seed) in redb
+//! data directories.
 
 mod common;
 
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use common::*;
 use ledger_core::{AccountId, Amount, Keypair, Transaction, TxId};
-use p2p::{NodeEvent, open_ledger};
+use p2p::{BlockStore, NodeEvent, RedbStore, open_ledger};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -164,20 +166,32 @@ struct Seen {
     bans: Vec<String>,
 }
 
-struct SimNode {
+/// Opens a node's store again (after the previous instance let go of it).
+type Reopen<S> = Box<dyn Fn() -> S + Send>;
+
+/// Where the nodes keep their blocks.
+#[derive(Clone, Copy, Debug)]
+enum Disk {
+    /// Memory stores, shared across restarts (fast).
+    Memory,
+    /// redb databases in temporary data directories (real restarts from disk).
+    Redb,
+}
+
+struct SimNode<S: BlockStore<String>> {
     name: String,
-    store: Store,
+    reopen: Reopen<S>,
     /// Where the proxies of links into this node forward to.
     target: watch::Sender<SocketAddr>,
     /// The proxies this node dials.
     dials: Vec<SocketAddr>,
-    running: Option<TestNode>,
+    running: Option<TestNode<S>>,
 }
 
-struct Sim {
+struct Sim<S: BlockStore<String>> {
     seed: u64,
     rng: Rng,
-    nodes: Vec<SimNode>,
+    nodes: Vec<SimNode<S>>,
     links: HashMap<(usize, usize), watch::Sender<LinkState>>,
     group: Vec<usize>,
     paused: Vec<bool>,
@@ -210,14 +224,16 @@ fn accounts() -> [Keypair; 4] {
     [alice(), bob(), carol(), dave()]
 }
 
-impl Sim {
-    async fn new(seed: u64, shape: Shape) -> Sim {
+impl<S: BlockStore<String>> Sim<S> {
+    async fn new(seed: u64, shape: Shape, stores: Vec<Reopen<S>>) -> Self {
         let stop = CancellationToken::new();
         let placeholder: SocketAddr = "127.0.0.1:9".parse().expect("valid address");
-        let mut nodes: Vec<SimNode> = (0..shape.nodes)
-            .map(|i| SimNode {
+        let mut nodes: Vec<SimNode<S>> = stores
+            .into_iter()
+            .enumerate()
+            .map(|(i, reopen)| SimNode {
                 name: format!("sim{i}"),
-                store: Store::new(),
+                reopen,
                 target: watch::channel(placeholder).0,
                 dials: Vec::new(),
                 running: None,
@@ -272,7 +288,7 @@ impl Sim {
         self.log.push(format!("{:>4} {what}", self.steps));
     }
 
-    fn handle(&self, i: usize) -> &Handle {
+    fn handle(&self, i: usize) -> &Handle<S> {
         &self.nodes[i]
             .running
             .as_ref()
@@ -284,7 +300,7 @@ impl Sim {
     async fn start(&mut self, i: usize) {
         let node = &self.nodes[i];
         let (ledger, report) =
-            open_ledger(genesis(), Notes, node.store.clone()).expect("store reloads");
+            open_ledger(genesis(), Notes, (node.reopen)()).expect("store reloads");
         assert!(report.is_clean(), "seed {}: {:?}", self.seed, report.failed);
         let running = start_with(sim_config(&node.name, node.dials.clone()), ledger).await;
         let mut events = running.handle.subscribe();
@@ -435,7 +451,7 @@ impl Sim {
         let miner = keys[self.rng.below(keys.len())].clone();
         let mined = mine(self.handle(i), &miner).await;
         self.note_step(format!("node {i} mined {} at {}", mined.hash, mined.height));
-        let group: Vec<Handle> = (0..self.nodes.len())
+        let group: Vec<Handle<S>> = (0..self.nodes.len())
             .filter(|&j| self.group[j] == self.group[i] && !self.paused[j] && !self.paused[i])
             .map(|j| self.handle(j).clone())
             .collect();
@@ -478,7 +494,7 @@ impl Sim {
         self.group = vec![0; n];
         self.paused = vec![false; n];
         self.apply_links();
-        let handles: Vec<Handle> = (0..n).map(|i| self.handle(i).clone()).collect();
+        let handles: Vec<Handle<S>> = (0..n).map(|i| self.handle(i).clone()).collect();
         let connected = self
             .wait_until(WAIT, || {
                 let handles = handles.clone();
@@ -555,7 +571,7 @@ impl Sim {
                     .flat_map(|h| {
                         let block = l
                             .block(h)
-                            .expect("memory store")
+                            .expect("store reads")
                             .expect("best-chain block stored");
                         block
                             .transactions
@@ -619,7 +635,7 @@ impl Sim {
 }
 
 /// Whether the nodes all have the same tip.
-async fn one_tip(handles: Vec<Handle>) -> bool {
+async fn one_tip<S: BlockStore<String>>(handles: Vec<Handle<S>>) -> bool {
     let mut tips = HashSet::new();
     for handle in &handles {
         match handle.tip().await {
@@ -630,12 +646,40 @@ async fn one_tip(handles: Vec<Handle>) -> bool {
     tips.len() <= 1
 }
 
-async fn simulate(seed: u64, shape: Shape) {
+async fn simulate(seed: u64, shape: Shape, disk: Disk) {
     eprintln!(
         "simulation seed {seed} ({} nodes, {} steps); replay: SIM_SEED={seed} cargo test -p p2p --test simulation",
         shape.nodes, shape.steps
     );
-    let mut sim = Sim::new(seed, shape).await;
+    match disk {
+        Disk::Memory => {
+            let stores = (0..shape.nodes)
+                .map(|_| {
+                    let store = Store::new();
+                    Box::new(move || store.clone()) as Reopen<Store>
+                })
+                .collect();
+            run(Sim::new(seed, shape, stores).await, shape).await;
+        }
+        Disk::Redb => {
+            let dirs: Vec<tempfile::TempDir> = (0..shape.nodes)
+                .map(|_| tempfile::tempdir().expect("temp dir"))
+                .collect();
+            let stores = dirs
+                .iter()
+                .map(|dir| {
+                    let path = dir.path().to_path_buf();
+                    Box::new(move || RedbStore::open(&path).expect("store opens"))
+                        as Reopen<RedbStore<String>>
+                })
+                .collect();
+            run(Sim::new(seed, shape, stores).await, shape).await;
+            drop(dirs);
+        }
+    }
+}
+
+async fn run<S: BlockStore<String>>(mut sim: Sim<S>, shape: Shape) {
     for _ in 0..shape.steps {
         sim.step().await;
     }
@@ -654,7 +698,22 @@ fn seeds(defaults: &[u64]) -> Vec<u64> {
 async fn seeded_partitions_converge_without_loss_or_double_spend() {
     for seed in seeds(&[1, 2, 3, 4]) {
         let nodes = 5 + (seed % 3) as usize;
-        simulate(seed, Shape { nodes, steps: 150 }).await;
+        simulate(seed, Shape { nodes, steps: 150 }, Disk::Memory).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_partitions_with_restarts_from_disk() {
+    for seed in seeds(&[11, 12]) {
+        simulate(
+            seed,
+            Shape {
+                nodes: 5,
+                steps: 120,
+            },
+            Disk::Redb,
+        )
+        .await;
     }
 }
 
@@ -668,6 +727,11 @@ async fn heavy_seeded_partitions() {
             Shape {
                 nodes: 7,
                 steps: 400,
+            },
+            if seed % 2 == 0 {
+                Disk::Memory
+            } else {
+                Disk::Redb
             },
         )
         .await;
