@@ -17,6 +17,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// claiming more is refused (and its sender banned) before a byte of it is buffered.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
+/// Largest frame accepted before the handshake completes (the peer's `Hello`, or
+/// whatever it sends instead): the largest `Hello` encodes to about 200 bytes, and a
+/// connection that has not identified itself cannot make this node buffer more than
+/// this, however many such connections the inbound cap admits.
+pub const MAX_HELLO_FRAME_BYTES: usize = 1024;
+
 /// Most blocks in one `Blocks` reply (and the largest `limit` honoured in
 /// `GetBlocks`): enough to sync quickly in pipelined batches, small enough that a reply
 /// stays far below the frame limit for typical blocks and one batch is verified at once.

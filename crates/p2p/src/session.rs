@@ -2,7 +2,9 @@
 //!
 //! A [`Connection`] is an unauthenticated framed stream; [`Connection::handshake`]
 //! turns it into a [`Session`] only once both sides exchanged a compatible
-//! [`Hello`] within the timeout. Nothing but a `Hello` is accepted before that. A
+//! [`Hello`] within the timeout. Nothing but a `Hello` is accepted before that, in a
+//! frame of at most [`limits::MAX_HELLO_FRAME_BYTES`], so unidentified connections
+//! cannot make the node buffer large frames. A
 //! session then forwards the peer's messages to the node, writes what the node queues
 //! for it (a bounded queue: the node drops a peer that lets it fill), answers pings
 //! itself and gives up on a peer silent for longer than the idle timeout.
@@ -164,7 +166,7 @@ impl Connection {
         config: &SessionConfig,
     ) -> Self {
         Connection {
-            framed: Framed::new(stream, codec(config.max_frame_bytes)),
+            framed: Framed::new(stream, codec(hello_frame_limit(config))),
             addr,
             direction,
         }
@@ -177,13 +179,15 @@ impl Connection {
 
     /// Sends our `Hello`, waits for the peer's, and checks it: the first frame must be
     /// a decodable `Hello` with our genesis and protocol version, all within
-    /// `config.handshake_timeout`.
+    /// `config.handshake_timeout`. Until then frames are limited to
+    /// [`limits::MAX_HELLO_FRAME_BYTES`]; the session then accepts frames up to
+    /// `config.max_frame_bytes`.
     pub async fn handshake<T: serde::Serialize + DeserializeOwned>(
         mut self,
         ours: &Hello,
         config: &SessionConfig,
     ) -> Result<Session, SessionError> {
-        let max = config.max_frame_bytes;
+        let max = hello_frame_limit(config);
         let exchange = async {
             let hello: Message<T> = Message::Hello(ours.clone());
             self.framed
@@ -203,6 +207,9 @@ impl Connection {
             .await
             .map_err(|_| SessionError::HandshakeTimeout(config.handshake_timeout))??;
         check_hello(ours, &theirs)?;
+        self.framed
+            .codec_mut()
+            .set_max_frame_length(config.max_frame_bytes);
         Ok(Session {
             framed: self.framed,
             addr: self.addr,
@@ -210,6 +217,11 @@ impl Connection {
             peer: theirs,
         })
     }
+}
+
+/// The frame limit in force until the handshake completes.
+fn hello_frame_limit(config: &SessionConfig) -> usize {
+    config.max_frame_bytes.min(limits::MAX_HELLO_FRAME_BYTES)
 }
 
 /// Whether the peer's `Hello` is compatible with ours: same version, same network.
@@ -417,6 +429,21 @@ mod tests {
             check_hello(&ours, &hello(b"a", 2)),
             Err(SessionError::VersionMismatch { ours: 1, theirs: 2 })
         ));
+    }
+
+    #[test]
+    fn the_largest_hello_fits_the_handshake_frame_limit() {
+        let mut largest = hello(b"a", u32::MAX);
+        largest.node_name = "\u{10ffff}".repeat(limits::MAX_NODE_NAME / 4);
+        largest.listen_addr = Some("[ffff::ffff]:65535".parse().expect("valid address"));
+        largest.tip.height = Height(u64::MAX);
+        largest.tip.work = u128::MAX;
+        let bytes = Message::<String>::Hello(largest).encode();
+        assert!(
+            bytes.len() <= limits::MAX_HELLO_FRAME_BYTES / 2,
+            "{}",
+            bytes.len()
+        );
     }
 
     #[test]

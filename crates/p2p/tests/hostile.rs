@@ -194,11 +194,30 @@ async fn frame_one_byte_over_the_limit_is_refused() {
     let over = u32::try_from(limits::MAX_FRAME_BYTES + 1).expect("fits");
     let mut bytes = over.to_be_bytes().to_vec();
     bytes.extend_from_slice(&[0u8; 1024]);
-    let local = send_raw(fx.victim.addr, &bytes).await;
+    let mut stream = handshaken(fx.victim.addr, None).await;
+    let local = stream.local_addr().expect("local address");
+    let _ = stream.write_all(&bytes).await;
+    closed(stream).await;
     let offence = fx.banned(local).await;
     assert!(is_session_offence(&offence, |e| matches!(
         e,
         SessionError::FrameTooLarge { max } if *max == limits::MAX_FRAME_BYTES
+    )));
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_above_the_hello_limit_before_the_handshake_is_refused() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let over = u32::try_from(limits::MAX_HELLO_FRAME_BYTES + 1).expect("fits");
+    let mut bytes = over.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 64]);
+    let local = send_raw(fx.victim.addr, &bytes).await;
+    let offence = fx.banned(local).await;
+    assert!(is_session_offence(&offence, |e| matches!(
+        e,
+        SessionError::FrameTooLarge { max } if *max == limits::MAX_HELLO_FRAME_BYTES
     )));
     fx.honest_still_flows().await;
     fx.stop().await;
