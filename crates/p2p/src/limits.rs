@@ -104,3 +104,8 @@ pub const RECONNECT_MIN: Duration = Duration::from_millis(500);
 
 /// Default longest delay between redials of a configured peer.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(60);
+
+/// Memory the block store may use to cache pages (redb's default is 1 GiB): blocks are
+/// read once when reloading or serving a sync and rarely again, so a large cache would
+/// only make a node's memory grow with its history.
+pub const STORE_CACHE_BYTES: usize = 32 * 1024 * 1024;

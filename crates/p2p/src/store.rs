@@ -183,7 +183,10 @@ impl<T> RedbStore<T> {
             path: path.clone(),
             source: e,
         };
-        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
+        let db = redb::Builder::new()
+            .set_cache_size(crate::limits::STORE_CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| open_err(e.into()))?;
         // Creating the tables is a first commit: it fails here, not at the first block,
         // if the file cannot be written.
         let tx = db.begin_write().map_err(|e| open_err(e.into()))?;
