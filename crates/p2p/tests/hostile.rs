@@ -1035,3 +1035,48 @@ async fn a_banned_peer_reconnecting_is_refused_while_banned() {
     fx.honest_still_flows().await;
     fx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_node_does_not_count_its_own_delay_as_peer_silence() {
+    // No honest peer here: the raw peer's session must be the only one feeding the
+    // node, so that its last frame is the one that waits for the node.
+    let mut cfg = config("victim");
+    cfg.session.idle_timeout = std::time::Duration::from_secs(1);
+    let victim = start_with(cfg, ledger()).await;
+    let mut events = victim.handle.subscribe();
+    let mut stream = handshaken(victim.addr, None).await;
+    let local = stream.local_addr().expect("local address");
+    wait_event(
+        &mut events,
+        "the raw peer up",
+        |e| matches!(e, NodeEvent::PeerUp(info) if info.addr == local),
+    )
+    .await;
+
+    // The node is busy for twice the idle timeout ...
+    let (started, busy) = tokio::sync::oneshot::channel();
+    let handle = victim.handle.clone();
+    let query = tokio::spawn(async move {
+        handle
+            .query(move |_| {
+                let _ = started.send(());
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            })
+            .await
+    });
+    busy.await.expect("the query runs");
+    // ... while the peer sends one message more than the node's input queue holds
+    // (unsolicited replies, which the node ignores), then pauses briefly.
+    let mut flood = Vec::new();
+    for _ in 0..=limits::NODE_INPUT_QUEUE {
+        flood.extend(encode(Message::Blocks(vec![])));
+    }
+    stream.write_all(&flood).await.expect("send");
+    query.await.expect("query task").expect("running");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Its session waited for the node, not for the peer: the peer is still served.
+    ping(&mut stream, 9).await;
+    let peers = victim.handle.peers().await.expect("running");
+    assert!(peers.iter().any(|p| p.addr == local));
+    victim.stop().await;
+}
