@@ -8,8 +8,7 @@ mod common;
 
 use common::*;
 use ledger_core::{
-    AccountId, Amount, BlockError, BlockStatus, Keypair, Signature, Timestamp, Transaction, TxBody,
-    TxError,
+    AccountId, Amount, BlockError, BlockStatus, Signature, Timestamp, Transaction, TxError,
 };
 
 type Tx = TestTx;
@@ -46,16 +45,6 @@ fn refused_in_block(
         }
         other => panic!("expected a transaction error, got {other:?}"),
     }
-}
-
-fn signed(ledger: &TestLedger, keys: &Keypair, nonce: u64, body: TxBody<Op>) -> Tx {
-    Transaction::new_signed(
-        &ledger.genesis_hash(),
-        keys,
-        nonce,
-        Clock::new().now(),
-        body,
-    )
 }
 
 #[test]

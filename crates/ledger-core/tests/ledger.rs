@@ -57,16 +57,6 @@ fn on_genesis(
     )
 }
 
-fn signed(ledger: &TestLedger, keys: &Keypair, nonce: u64, body: TxBody<Op>) -> TestTx {
-    Transaction::new_signed(
-        &ledger.genesis_hash(),
-        keys,
-        nonce,
-        Clock::new().now(),
-        body,
-    )
-}
-
 // ----- header-level failures -------------------------------------------------------------
 
 #[test]

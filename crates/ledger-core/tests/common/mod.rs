@@ -297,6 +297,18 @@ pub fn tx(ledger: &TestLedger, keys: &Keypair, body: TxBody<Op>, now: Timestamp)
     Transaction::new_signed(&ledger.genesis_hash(), keys, nonce, now, body)
 }
 
+/// A transaction from `keys` with an explicit nonce, signed for `ledger`'s network and
+/// dated now.
+pub fn signed(ledger: &TestLedger, keys: &Keypair, nonce: u64, body: TxBody<Op>) -> TestTx {
+    Transaction::new_signed(
+        &ledger.genesis_hash(),
+        keys,
+        nonce,
+        Clock::new().now(),
+        body,
+    )
+}
+
 /// Signs `body` from `keys` with the next free nonce and submits it to the mempool,
 /// expecting it to be accepted.
 pub fn send(ledger: &mut TestLedger, keys: &Keypair, body: TxBody<Op>, now: Timestamp) -> TxId {
