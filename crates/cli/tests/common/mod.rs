@@ -191,6 +191,18 @@ impl Proc {
         }
     }
 
+    /// Kills the process with SIGKILL on Unix (no clean shutdown: nothing is flushed
+    /// or closed by the process itself), waits for it to exit, then reads every line
+    /// it printed before it died.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread ends at the end of the output: the process is gone.
+        while let Ok(line) = self.lines.recv_timeout(TIMEOUT) {
+            self.seen.push(line);
+        }
+    }
+
     fn fail(&mut self, message: &str) -> ! {
         let _ = self.child.kill();
         panic!(
@@ -206,6 +218,18 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // A test failed elsewhere: what this process said may explain it.
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+                self.seen.push(line);
+            }
+            let from = self.seen.len().saturating_sub(40);
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                self.name,
+                self.seen[from..].join("\n")
+            );
+        }
     }
 }
 
