@@ -29,6 +29,9 @@ pub type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
 /// File name of the patient registry CSV in the data directory.
 pub const REGISTRY_FILE: &str = "patient_registry.csv";
 
+/// Longest the registry CSV lags the chain while blocks keep arriving.
+const REGISTRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The session backend of a running node: every call is a message to the node task.
 pub struct NodeBackend {
     handle: Handle,
@@ -257,14 +260,14 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
     let mut config = NodeConfig::new(name.clone());
     config.peers = resolve_peers(&args.peers)?;
     let shutdown = CancellationToken::new();
-    let (node, signals) = {
+    let (mut node, signals) = {
         let _context = runtime.enter();
         let signals = Signals::install();
         (spawn(listener, config, ledger, shutdown.clone())?, signals)
     };
     let handle = node.handle();
-    // Subscribed before anything is printed, so no early event is missed.
-    let events = handle.subscribe();
+    // Subscribed before the node started, so no early event is missed.
+    let events = node.events();
     let tip = runtime.block_on(handle.tip())?;
     println!(
         "Node {name} listening on {}, data in {}, chain height {}",
@@ -436,6 +439,10 @@ async fn report_events(
     shutdown: CancellationToken,
 ) {
     write_registry(&handle, &registry).await;
+    // Rewriting the registry costs O(patients): while blocks stream in (a sync), it is
+    // rewritten when the events pause, or at most every `REGISTRY_INTERVAL`.
+    let mut stale = false;
+    let mut written = std::time::Instant::now();
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -452,8 +459,11 @@ async fn report_events(
         if let Some(line) = describe(&event) {
             printer.print(line);
         }
-        if matches!(event, NodeEvent::TipChanged(_)) {
+        stale |= matches!(event, NodeEvent::TipChanged(_));
+        if stale && (events.is_empty() || written.elapsed() >= REGISTRY_INTERVAL) {
             write_registry(&handle, &registry).await;
+            stale = false;
+            written = std::time::Instant::now();
         }
     }
 }

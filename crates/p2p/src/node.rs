@@ -553,6 +553,8 @@ pub enum OpenError {
 pub struct RunningNode<P: Policy, S: BlockStore<P::Payload>> {
     handle: NodeHandle<P, S>,
     task: JoinHandle<Result<(), NodeError>>,
+    /// Subscribed before the node task started, so it holds every event from the first.
+    first_events: Option<broadcast::Receiver<NodeEvent<P::Error>>>,
 }
 
 impl<P: Policy, S: BlockStore<P::Payload>> std::fmt::Debug for RunningNode<P, S> {
@@ -564,6 +566,16 @@ impl<P: Policy, S: BlockStore<P::Payload>> std::fmt::Debug for RunningNode<P, S>
 }
 
 impl<P: Policy, S: BlockStore<P::Payload>> RunningNode<P, S> {
+    /// The node's events from its very start: the first call returns a receiver
+    /// subscribed before the node began (so the first peer connections are not missed,
+    /// as they can be with [`NodeHandle::subscribe`] right after [`spawn`]); later calls
+    /// subscribe from now on.
+    pub fn events(&mut self) -> broadcast::Receiver<NodeEvent<P::Error>> {
+        self.first_events
+            .take()
+            .unwrap_or_else(|| self.handle.subscribe())
+    }
+
     /// A handle to the node.
     pub fn handle(&self) -> NodeHandle<P, S> {
         self.handle.clone()
@@ -594,7 +606,7 @@ pub fn spawn<P: Policy, S: BlockStore<P::Payload>>(
 ) -> Result<RunningNode<P, S>, NodeError> {
     let local_addr = listener.local_addr().map_err(NodeError::Listener)?;
     let (commands, command_rx) = mpsc::channel(limits::NODE_INPUT_QUEUE);
-    let (events, _) = broadcast::channel(limits::EVENT_BUFFER);
+    let (events, first_events) = broadcast::channel(limits::EVENT_BUFFER);
     let handle = NodeHandle {
         commands,
         events: events.clone(),
@@ -603,7 +615,11 @@ pub fn spawn<P: Policy, S: BlockStore<P::Payload>>(
     let task = tokio::spawn(node_main(
         listener, config, ledger, shutdown, command_rx, events,
     ));
-    Ok(RunningNode { handle, task })
+    Ok(RunningNode {
+        handle,
+        task,
+        first_events: Some(first_events),
+    })
 }
 
 /// Runs a node without a handle until `shutdown` is cancelled: a relay node that
