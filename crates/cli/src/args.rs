@@ -184,6 +184,11 @@ pub struct VerifyArgs {
     /// them, and print both times and their ratio (the overhead above the floor).
     #[arg(long)]
     pub floor: bool,
+    /// Instead of verifying, time what a restarting node does with this store: reload
+    /// every block (hashes, links and state re-checked, signatures not, as they were
+    /// checked before the blocks were stored) until it is ready to serve.
+    #[arg(long, conflicts_with_all = ["floor", "no_signatures"])]
+    pub reload: bool,
 }
 
 /// Accepts `host:port` (a name or an address) and rejects anything else early.

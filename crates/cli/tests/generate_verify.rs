@@ -31,9 +31,14 @@ fn generate(dir: &Path, blocks: u32, txs: u32) {
 }
 
 fn verify(dir: &Path) -> (bool, String, String) {
+    verify_with(dir, &[])
+}
+
+fn verify_with(dir: &Path, flags: &[&str]) -> (bool, String, String) {
     let output = binary()
         .args(["verify", "--data-dir"])
         .arg(dir)
+        .args(flags)
         .output()
         .expect("verify runs");
     (
@@ -143,5 +148,26 @@ fn verify_needs_a_data_directory() {
     assert!(
         stderr.contains("not a healthchain data directory"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn the_floor_and_the_restart_path_are_measured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    generate(dir.path(), 5, 20);
+    let (ok, stdout, stderr) = verify_with(dir.path(), &["--floor"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    // 5 producer signatures and 100 transaction signatures.
+    assert!(
+        stdout.contains("Signature floor: 105 signatures batch-verified alone in "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("x the signature floor"), "{stdout}");
+
+    let (ok, stdout, stderr) = verify_with(dir.path(), &["--reload"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Reloaded 5 blocks in ") && stdout.contains("ready to serve at height 5"),
+        "{stdout}"
     );
 }
