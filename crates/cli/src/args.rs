@@ -189,6 +189,11 @@ pub struct VerifyArgs {
     /// checked before the blocks were stored) until it is ready to serve.
     #[arg(long, conflicts_with_all = ["floor", "no_signatures"])]
     pub reload: bool,
+    /// Instead of verifying here, time a fresh node syncing this chain over loopback
+    /// from a node serving this store (every block validated on arrival, its blocks
+    /// written to a scratch store that is removed afterwards).
+    #[arg(long, conflicts_with_all = ["floor", "no_signatures", "reload"])]
+    pub sync: bool,
 }
 
 /// Accepts `host:port` (a name or an address) and rejects anything else early.

@@ -354,6 +354,9 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     if args.reload {
         return reload(&args.data_dir);
     }
+    if args.sync {
+        return sync(&args.data_dir);
+    }
     let report = verify_dir(&args.data_dir, !args.no_signatures, args.floor)?;
     println!(
         "Verified {} blocks, {} transactions in {:.3} s ({:.0} tx/s){}",
@@ -409,6 +412,114 @@ fn reload(data_dir: &Path) -> anyhow::Result<()> {
             report.failed.len()
         );
     }
+    Ok(())
+}
+
+/// Longest a measured sync may take before it is reported as stuck.
+const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// `healthchain verify --sync`: a fresh node syncs the stored chain over loopback.
+fn sync(data_dir: &Path) -> anyhow::Result<()> {
+    let genesis = tools::read_genesis(&data_dir.join(GENESIS_FILE))
+        .with_context(|| format!("{} is not a healthchain data directory", data_dir.display()))?;
+    let scratch = data_dir.join("sync-measure.tmp");
+    if scratch.exists() {
+        bail!("{} exists; remove it first", scratch.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(sync_over_loopback(data_dir, &scratch, genesis));
+    // The scratch store is only a measuring aid.
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+async fn sync_over_loopback(
+    data_dir: &Path,
+    scratch: &Path,
+    genesis: Genesis,
+) -> anyhow::Result<()> {
+    use p2p::{NodeConfig, NodeEvent, open_ledger, spawn};
+    use tokio_util::sync::CancellationToken;
+
+    let store: RedbStore<Event> = RedbStore::open(data_dir)
+        .with_context(|| format!("opening the block store in {}", data_dir.display()))?;
+    let (ledger, report) = open_ledger(genesis.clone(), HealthPolicy, store)?;
+    if !report.is_clean() {
+        bail!(
+            "{} stored block(s) could not be reloaded",
+            report.failed.len()
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let source = spawn(
+        listener,
+        NodeConfig::new("sync-source"),
+        ledger,
+        shutdown.clone(),
+    )?;
+    let target = source.handle().tip().await?;
+    let transactions: u64 = source
+        .handle()
+        .query(|l| {
+            l.main_chain()
+                .iter()
+                .filter_map(|h| l.block(h).ok().flatten())
+                .map(|b| b.transactions.len() as u64)
+                .sum()
+        })
+        .await?;
+    println!(
+        "Serving {} blocks ({transactions} transactions) on {}; a fresh node syncs them",
+        target.height,
+        source.handle().local_addr()
+    );
+
+    let store: RedbStore<Event> = RedbStore::open(scratch)
+        .with_context(|| format!("opening a scratch store in {}", scratch.display()))?;
+    let (ledger, _) = open_ledger(genesis, HealthPolicy, store)?;
+    let mut config = NodeConfig::new("sync-fresh");
+    config.peers = vec![source.handle().local_addr()];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let started = Instant::now();
+    let mut fresh = spawn(listener, config, ledger, shutdown.clone())?;
+    let mut events = fresh.events();
+    let handle = fresh.handle();
+    let mut progress = Progress::new(target.height.0, "syncing");
+    let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let tip = handle.tip().await?;
+        progress.set(tip.height.0);
+        if tip.hash == target.hash {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(NodeEvent::BlockRejected { error, .. })) => {
+                bail!("the fresh node refused a block: {error}")
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                bail!("the fresh node stopped before it caught up")
+            }
+            Ok(_) => {}
+            Err(_) => bail!(
+                "the sync did not finish within {} s",
+                SYNC_TIMEOUT.as_secs()
+            ),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish();
+    println!(
+        "Synced {} blocks, {transactions} transactions over loopback in {seconds:.3} s ({:.0} tx/s)",
+        target.height,
+        per_second(transactions, seconds)
+    );
+    shutdown.cancel();
+    source.join().await?;
+    fresh.join().await?;
     Ok(())
 }
 

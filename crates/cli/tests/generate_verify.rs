@@ -171,3 +171,17 @@ fn the_floor_and_the_restart_path_are_measured() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_fresh_node_syncing_the_chain_over_loopback_is_measured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    generate(dir.path(), 4, 10);
+    let (ok, stdout, stderr) = verify_with(dir.path(), &["--sync"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Synced 4 blocks, 40 transactions over loopback in "),
+        "{stdout}"
+    );
+    // The scratch store is gone afterwards.
+    assert!(!dir.path().join("sync-measure.tmp").exists());
+}
