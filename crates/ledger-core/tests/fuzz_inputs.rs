@@ -68,27 +68,6 @@ fn chain_ledger() -> TestLedger {
     ledger_with(&fixture.genesis, &fixture.chain, fixture.now)
 }
 
-/// Overwrites (mostly: that keeps the layout, so more mutants decode), inserts or
-/// removes bytes of `bytes`, or cuts it short, at positions chosen by `edits`.
-fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    for &(at, value, kind) in edits {
-        if bytes.is_empty() {
-            bytes.push(value);
-            continue;
-        }
-        let at = at % bytes.len();
-        match kind % 8 {
-            0..5 => bytes[at] = value,
-            5 => bytes.insert(at, value),
-            6 => {
-                bytes.remove(at);
-            }
-            _ => bytes.truncate(at),
-        }
-    }
-    bytes
-}
-
 fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
     vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4)
 }
@@ -152,17 +131,17 @@ proptest! {
 
     #[test]
     fn mutated_transactions(edits in edits()) {
-        transaction_entry(&mutate(FIXTURE.next_tx.encode(), &edits))?;
+        transaction_entry(&mutate(5, FIXTURE.next_tx.encode(), &edits))?;
     }
 
     #[test]
     fn mutated_blocks(edits in edits()) {
-        block_entry(&mutate(FIXTURE.next_block.encode(), &edits))?;
+        block_entry(&mutate(5, FIXTURE.next_block.encode(), &edits))?;
     }
 
     #[test]
     fn mutated_genesis(edits in edits()) {
-        genesis_entry(&mutate(FIXTURE.genesis.encode(), &edits))?;
+        genesis_entry(&mutate(5, FIXTURE.genesis.encode(), &edits))?;
     }
 }
 

@@ -445,3 +445,28 @@ pub fn accepted<E>(outcome: &BlockOutcome<E>) -> bool {
 pub fn late() -> Timestamp {
     Timestamp(GENESIS_TIME + 10_000_000)
 }
+
+/// Overwrites, inserts or removes bytes of `bytes`, or cuts it short, at positions
+/// chosen by `edits`. Of every `overwrites + 3` edit kinds, `overwrites` overwrite a
+/// byte (which keeps the layout, so more mutants still decode), and one each inserts,
+/// removes and truncates.
+pub fn mutate(overwrites: u8, mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    for &(at, value, kind) in edits {
+        if bytes.is_empty() {
+            bytes.push(value);
+            continue;
+        }
+        let at = at % bytes.len();
+        let kind = kind % (overwrites + 3);
+        if kind < overwrites {
+            bytes[at] = value;
+        } else if kind == overwrites {
+            bytes.insert(at, value);
+        } else if kind == overwrites + 1 {
+            bytes.remove(at);
+        } else {
+            bytes.truncate(at);
+        }
+    }
+    bytes
+}
