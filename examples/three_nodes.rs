@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail, ensure};
 use healthchain::health_workflow::{
     Actor, Credentials, Event, HealthPolicy, OrderId, PatientId, Prescription, PrescriptionId,
-    TestOrder, balances, demo_genesis, demo_keypair, username_of, write_registry,
+    TestOrder, balances, demo_genesis, demo_keypair, records, username_of, write_registry,
 };
 use healthchain::ledger_core::{Amount, Genesis, Timestamp, Transaction};
 use healthchain::p2p::store::MemoryStore;
@@ -396,10 +396,8 @@ async fn main() -> anyhow::Result<()> {
     let history = doctor
         .handle
         .query(move |l| {
-            l.state()
-                .app()
-                .history(&patient)
-                .unwrap_or_default()
+            let events = records::patient_history(l, &patient)?.unwrap_or_default();
+            let lines = events
                 .iter()
                 .map(|e| {
                     let who = username_of(l, &e.recorded.author);
@@ -409,9 +407,10 @@ async fn main() -> anyhow::Result<()> {
                         e.event.kind()
                     )
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            Ok::<_, healthchain::health_workflow::RecordError<_>>(lines)
         })
-        .await?;
+        .await??;
     for line in history {
         println!("{line}");
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use health_workflow::{
     Actor, Credentials, EventError, HealthLedger, LoginError, OrderId, PatientId, Prescription,
-    PrescriptionId, Role as MemberRole, TestOrder,
+    PrescriptionId, Role as MemberRole, TestOrder, records,
 };
 use ledger_core::{BodyStore, Keypair, Timestamp, TxError, TxId};
 use rand::Rng;
@@ -671,10 +671,15 @@ impl<B: Backend> Session<B> {
                 .unfilled_prescriptions(&patient)
                 .into_iter()
                 .map(|p| {
-                    (
-                        p.id,
-                        format!("{} {} ({})", p.medication, p.dosage, p.instructions),
-                    )
+                    let label = match records::prescription(ledger, &p.id) {
+                        Ok(Some(text)) => format!(
+                            "{} {} ({})",
+                            text.medication, text.dosage, text.instructions
+                        ),
+                        Ok(None) => String::new(),
+                        Err(e) => format!("(cannot read its text: {e})"),
+                    };
+                    (p.id, label)
                 })
                 .collect()
         })?;

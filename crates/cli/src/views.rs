@@ -1,7 +1,9 @@
 //! What the REPL shows: text views of a ledger (chain, pending transactions, balances,
 //! patient history), and the lookups behind `set_patient`. Pure functions of a ledger.
 
-use health_workflow::{Event, HealthLedger, HealthState, PatientId, balances, username_of};
+use health_workflow::{
+    Event, HealthLedger, HealthState, PatientId, RecordedEvent, balances, records, username_of,
+};
 use ledger_core::{AccountId, Block, BodyStore, Genesis, Reward, Timestamp, Transaction, TxBody};
 
 /// The first 8 hex digits of a UUID, as shown in prompts and lists.
@@ -179,14 +181,19 @@ pub fn history_lines<B: BodyStore<Event>>(
     let mut lines = match state.patient(patient) {
         Some(record) => {
             let mut lines = vec![format!("History of {} ({}):", record.name, record.id)];
-            for entry in &record.history {
-                lines.push(format!(
-                    "  #{} {} {} by {}",
-                    entry.recorded.height,
-                    time(entry.recorded.time),
-                    describe_event(&entry.event),
-                    username_of(ledger, &entry.recorded.author)
-                ));
+            match records::patient_history(ledger, patient) {
+                Ok(events) => {
+                    for RecordedEvent { recorded, event } in events.unwrap_or_default() {
+                        lines.push(format!(
+                            "  #{} {} {} by {}",
+                            recorded.height,
+                            time(recorded.time),
+                            describe_event(&event),
+                            username_of(ledger, &recorded.author)
+                        ));
+                    }
+                }
+                Err(e) => lines.push(format!("  Error: cannot read the history: {e}")),
             }
             lines
         }

@@ -18,7 +18,9 @@
 //!   per fill: [`Rates`], genesis parameters) are paid by the ledger in the same block
 //!   and re-derived by every validator.
 //! - **State** ([`HealthState`]): patients, orders, results, prescriptions and each
-//!   patient's history in chain order, all indexed, with exact undo.
+//!   patient's history in chain order, all indexed, with exact undo. It holds where
+//!   each event was recorded, not its text, so it grows with the number of records,
+//!   not with what they say; [`records`] reads events back from the block store.
 //! - **Workflow API** ([`Actor`]): a logged-in user signs `register`, `consult`,
 //!   `perform_test`, `prescribe` (with the payment of 100 to each lab technician read,
 //!   when affordable: [`Prescribed`]) and `fill` transactions; [`balances`] lists
@@ -88,6 +90,7 @@ mod event;
 mod ids;
 pub mod limits;
 mod policy;
+pub mod records;
 mod registry;
 mod role;
 mod state;
@@ -107,6 +110,7 @@ pub use policy::{
     DEFAULT_LAB_PAYMENT, DEFAULT_REWARD_FILL, DEFAULT_REWARD_LAB_RESULT, HealthPolicy, HealthUndo,
     PARAM_LAB_PAYMENT, PARAM_REWARD_FILL, PARAM_REWARD_LAB_RESULT, Rates,
 };
+pub use records::{RecordError, RecordedEvent};
 pub use registry::{
     REGISTRY_HEADER, RegistryError, RegistryRow, escape_cell, registry_rows, rfc3339,
     unescape_cell, write_registry,

@@ -3,8 +3,8 @@
 use ledger_core::{AccountId, Amount, Applied, Genesis, Policy, TxContext, TxId};
 
 use crate::event::{
-    DoctorConsultation, Event, EventError, LabTestResult, PatientRegistration, Prescription,
-    PrescriptionFilled,
+    DoctorConsultation, Event, EventError, EventKind, LabTestResult, PatientRegistration,
+    Prescription, PrescriptionFilled,
 };
 use crate::ids::{OrderId, PatientId, PrescriptionId};
 use crate::role::Role;
@@ -123,12 +123,9 @@ impl HealthState {
         }
     }
 
-    fn push_history(&mut self, patient: &PatientId, recorded: Recorded, event: &Event) {
+    fn push_history(&mut self, patient: &PatientId, recorded: Recorded, kind: EventKind) {
         if let Some(p) = self.patients.get_mut(patient) {
-            p.history.push(HistoryEntry {
-                recorded,
-                event: event.clone(),
-            });
+            p.history.push(HistoryEntry::of(recorded, kind));
         }
     }
 
@@ -142,7 +139,6 @@ impl HealthState {
         &mut self,
         r: &PatientRegistration,
         at: Recorded,
-        event: &Event,
     ) -> Result<HealthUndo, EventError> {
         if self.patients.contains_key(&r.patient_id) {
             return Err(EventError::DuplicatePatient {
@@ -155,10 +151,7 @@ impl HealthState {
                 id: r.patient_id,
                 name: r.name.clone(),
                 registered: at,
-                history: vec![HistoryEntry {
-                    recorded: at,
-                    event: event.clone(),
-                }],
+                history: vec![HistoryEntry::of(at, EventKind::PatientRegistration)],
                 orders: Vec::new(),
                 results: Vec::new(),
                 prescriptions: Vec::new(),
@@ -168,12 +161,7 @@ impl HealthState {
         Ok(HealthUndo::Registered(r.patient_id))
     }
 
-    fn consult(
-        &mut self,
-        c: &DoctorConsultation,
-        at: Recorded,
-        event: &Event,
-    ) -> Result<HealthUndo, EventError> {
+    fn consult(&mut self, c: &DoctorConsultation, at: Recorded) -> Result<HealthUndo, EventError> {
         self.known_patient(&c.patient_id)?;
         let order = c.test_order.as_ref().map(|o| o.order_id);
         if let Some(o) = &c.test_order {
@@ -194,7 +182,7 @@ impl HealthState {
                 p.orders.push(o.order_id);
             }
         }
-        self.push_history(&c.patient_id, at, event);
+        self.push_history(&c.patient_id, at, EventKind::DoctorConsultation);
         Ok(HealthUndo::Consulted(c.patient_id, order))
     }
 
@@ -203,7 +191,6 @@ impl HealthState {
         &mut self,
         r: &LabTestResult,
         at: Recorded,
-        event: &Event,
     ) -> Result<(HealthUndo, AccountId), EventError> {
         self.known_patient(&r.patient_id)?;
         let order = self
@@ -230,26 +217,20 @@ impl HealthState {
             LabResult {
                 patient_id: r.patient_id,
                 order_id: r.order_id,
-                results: r.results.clone(),
                 recorded: at,
             },
         );
         if let Some(p) = self.patients.get_mut(&r.patient_id) {
             p.results.push(at.tx_id);
         }
-        self.push_history(&r.patient_id, at, event);
+        self.push_history(&r.patient_id, at, EventKind::LabTestResult);
         Ok((
             HealthUndo::ResultRecorded(r.patient_id, r.order_id, at.tx_id),
             doctor,
         ))
     }
 
-    fn prescribe(
-        &mut self,
-        p: &Prescription,
-        at: Recorded,
-        event: &Event,
-    ) -> Result<HealthUndo, EventError> {
+    fn prescribe(&mut self, p: &Prescription, at: Recorded) -> Result<HealthUndo, EventError> {
         self.known_patient(&p.patient_id)?;
         if self.prescriptions.contains_key(&p.prescription_id) {
             return Err(EventError::DuplicatePrescription {
@@ -278,9 +259,6 @@ impl HealthState {
             PrescriptionRecord {
                 id: p.prescription_id,
                 patient_id: p.patient_id,
-                medication: p.medication.clone(),
-                dosage: p.dosage.clone(),
-                instructions: p.instructions.clone(),
                 based_on: p.based_on.clone(),
                 prescribed: at,
                 filled: None,
@@ -289,7 +267,7 @@ impl HealthState {
         if let Some(patient) = self.patients.get_mut(&p.patient_id) {
             patient.prescriptions.push(p.prescription_id);
         }
-        self.push_history(&p.patient_id, at, event);
+        self.push_history(&p.patient_id, at, EventKind::Prescription);
         Ok(HealthUndo::Prescribed(p.patient_id, p.prescription_id))
     }
 
@@ -298,7 +276,6 @@ impl HealthState {
         &mut self,
         f: &PrescriptionFilled,
         at: Recorded,
-        event: &Event,
     ) -> Result<(HealthUndo, AccountId), EventError> {
         let record = self.prescriptions.get_mut(&f.prescription_id).ok_or(
             EventError::UnknownPrescription {
@@ -314,7 +291,7 @@ impl HealthState {
         record.filled = Some(at);
         let patient = record.patient_id;
         let doctor = record.prescribed.author;
-        self.push_history(&patient, at, event);
+        self.push_history(&patient, at, EventKind::PrescriptionFilled);
         Ok((HealthUndo::Filled(patient, f.prescription_id), doctor))
     }
 }
@@ -341,19 +318,19 @@ impl Policy for HealthPolicy {
         // Each step checks everything before it changes anything, so an error leaves
         // the state as it was.
         match event {
-            Event::PatientRegistration(r) => state.register(r, at, event).map(Applied::new),
-            Event::DoctorConsultation(c) => state.consult(c, at, event).map(Applied::new),
+            Event::PatientRegistration(r) => state.register(r, at).map(Applied::new),
+            Event::DoctorConsultation(c) => state.consult(c, at).map(Applied::new),
             Event::LabTestResult(r) => {
-                let (undo, doctor) = state.record_result(r, at, event)?;
+                let (undo, doctor) = state.record_result(r, at)?;
                 let reward = Rates::of(ctx.genesis).reward_lab_result;
                 Ok(Applied {
                     undo,
                     rewards: vec![(doctor, reward)],
                 })
             }
-            Event::Prescription(p) => state.prescribe(p, at, event).map(Applied::new),
+            Event::Prescription(p) => state.prescribe(p, at).map(Applied::new),
             Event::PrescriptionFilled(f) => {
-                let (undo, doctor) = state.fill(f, at, event)?;
+                let (undo, doctor) = state.fill(f, at)?;
                 let reward = Rates::of(ctx.genesis).reward_fill;
                 Ok(Applied {
                     undo,

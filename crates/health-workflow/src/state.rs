@@ -1,10 +1,15 @@
 //! The healthcare state the chain implies, with indexes for every query.
+//!
+//! The state holds what the rules need (who registered whom, which orders are open,
+//! which results and prescriptions exist) and where each event was recorded; the free
+//! text of events (notes, results, medication) stays in the block bodies, which live
+//! in the block store. [`records`](crate::records) reads it back by these indexes.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use ledger_core::{AccountId, Height, Timestamp, TxId};
 
-use crate::event::Event;
+use crate::event::EventKind;
 use crate::ids::{OrderId, PatientId, PrescriptionId};
 
 /// Where and by whom an event was recorded.
@@ -20,13 +25,20 @@ pub struct Recorded {
     pub author: AccountId,
 }
 
-/// One event of a patient's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One event of a patient's history, as indexed: which kind, and where to read it.
+///
+/// The event itself is in the block at `height`; [`records::patient_history`]
+/// reads the history back with each event's text, time and author.
+///
+/// [`records::patient_history`]: crate::records::patient_history
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
-    /// Where and by whom it was recorded.
-    pub recorded: Recorded,
-    /// The event.
-    pub event: Event,
+    /// The transaction that carried it.
+    pub tx_id: TxId,
+    /// Height of its block.
+    pub height: Height,
+    /// What kind of event it is.
+    pub kind: EventKind,
 }
 
 /// A registered patient.
@@ -70,32 +82,27 @@ impl Order {
     }
 }
 
-/// A recorded lab result, named by the id of its transaction.
+/// A recorded lab result, named by the id of its transaction. Its text is read back
+/// from the block with [`records::recorded_event`](crate::records::recorded_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabResult {
     /// The patient tested.
     pub patient_id: PatientId,
     /// The order it answers.
     pub order_id: OrderId,
-    /// The results text.
-    pub results: String,
     /// Its transaction (whose id names the result), block and technician.
     pub recorded: Recorded,
 }
 
-/// A prescription and whether it has been filled.
+/// A prescription and whether it has been filled. Its text (medication, dosage,
+/// instructions) is read back from the block with
+/// [`records::prescription`](crate::records::prescription).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrescriptionRecord {
     /// The prescription's id.
     pub id: PrescriptionId,
     /// The patient it is for.
     pub patient_id: PatientId,
-    /// Medication.
-    pub medication: String,
-    /// Dosage.
-    pub dosage: String,
-    /// Instructions.
-    pub instructions: String,
     /// The lab results it is based on.
     pub based_on: Vec<TxId>,
     /// Its transaction, block and prescribing doctor.
@@ -108,14 +115,17 @@ pub struct PrescriptionRecord {
 /// patient's history, indexed by id. Maintained incrementally by
 /// [`HealthPolicy`](crate::HealthPolicy) block by block; every query is an index
 /// lookup, never a walk over the chain.
+///
+/// It grows with the number of patients, orders, results and prescriptions (a few
+/// hundred bytes each), not with the text of the events: that stays in the blocks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HealthState {
-    pub(crate) patients: BTreeMap<PatientId, Patient>,
+    pub(crate) patients: HashMap<PatientId, Patient>,
     /// Patients in registration (chain) order, for the registry.
     pub(crate) registrations: Vec<PatientId>,
-    pub(crate) orders: BTreeMap<OrderId, Order>,
-    pub(crate) results: BTreeMap<TxId, LabResult>,
-    pub(crate) prescriptions: BTreeMap<PrescriptionId, PrescriptionRecord>,
+    pub(crate) orders: HashMap<OrderId, Order>,
+    pub(crate) results: HashMap<TxId, LabResult>,
+    pub(crate) prescriptions: HashMap<PrescriptionId, PrescriptionRecord>,
 }
 
 impl HealthState {
@@ -134,8 +144,11 @@ impl HealthState {
         self.registrations.len()
     }
 
-    /// A patient's history in chain order, with block height and time of each event;
-    /// `None` for an unknown patient.
+    /// A patient's history in chain order: each event's kind, transaction and block
+    /// height; `None` for an unknown patient. [`records::patient_history`] reads the
+    /// events themselves.
+    ///
+    /// [`records::patient_history`]: crate::records::patient_history
     pub fn history(&self, patient: &PatientId) -> Option<&[HistoryEntry]> {
         self.patients.get(patient).map(|p| p.history.as_slice())
     }
@@ -186,5 +199,16 @@ impl HealthState {
             .filter_map(|id| self.prescriptions.get(id))
             .filter(|p| p.filled.is_none())
             .collect()
+    }
+}
+
+impl HistoryEntry {
+    /// The entry of an event of kind `kind` recorded at `recorded`.
+    pub fn of(recorded: Recorded, kind: EventKind) -> HistoryEntry {
+        HistoryEntry {
+            tx_id: recorded.tx_id,
+            height: recorded.height,
+            kind,
+        }
     }
 }

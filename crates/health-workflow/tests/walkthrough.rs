@@ -5,7 +5,7 @@ mod common;
 
 use common::Net;
 use health_workflow::{
-    Event, EventKind, NotPaid, Prescription, TestOrder, balances, demo::RESERVE_USERNAME,
+    Event, EventKind, NotPaid, Prescription, TestOrder, balances, demo::RESERVE_USERNAME, records,
 };
 use ledger_core::{Amount, Height};
 
@@ -149,7 +149,7 @@ fn walkthrough_with_exact_balances_block_by_block() {
     // History: every event in chain order, with its block height and time.
     let state = net.ledger.state().app();
     let history = state.history(&patient).expect("a registered patient");
-    let kinds: Vec<EventKind> = history.iter().map(|h| h.event.kind()).collect();
+    let kinds: Vec<EventKind> = history.iter().map(|h| h.kind).collect();
     assert_eq!(
         kinds,
         [
@@ -160,15 +160,31 @@ fn walkthrough_with_exact_balances_block_by_block() {
             EventKind::PrescriptionFilled,
         ]
     );
-    let heights: Vec<u64> = history.iter().map(|h| h.recorded.height.0).collect();
+    let heights: Vec<u64> = history.iter().map(|h| h.height.0).collect();
     assert_eq!(heights, [1, 1, 2, 3, 4]);
-    for entry in history {
-        let hash = net.ledger.main_chain()[entry.recorded.height.0 as usize];
+    // The events themselves are read back from the blocks by that index.
+    let events = records::patient_history(&net.ledger, &patient)
+        .expect("every indexed event is in its block")
+        .expect("a registered patient");
+    assert_eq!(events.len(), history.len());
+    for (entry, read) in history.iter().zip(&events) {
+        assert_eq!(read.event.kind(), entry.kind);
+        assert_eq!(read.recorded.tx_id, entry.tx_id);
+        assert_eq!(read.recorded.height, entry.height);
+        let hash = net.ledger.main_chain()[entry.height.0 as usize];
         let header = net.ledger.header(&hash).expect("a main-chain block");
-        assert_eq!(entry.recorded.time, header.timestamp);
+        assert_eq!(read.recorded.time, header.timestamp);
     }
-    assert!(matches!(&history[0].event, Event::PatientRegistration(r) if r.name == "Jane Doe"));
-    assert_eq!(history[2].recorded.author, net.bob.account());
+    assert!(matches!(&events[0].event, Event::PatientRegistration(r) if r.name == "Jane Doe"));
+    assert_eq!(events[2].recorded.author, net.bob.account());
+    let filled = state
+        .prescription(&prescription_id)
+        .expect("the prescription is recorded");
+    assert!(filled.filled.is_some());
+    let text = records::prescription(&net.ledger, &prescription_id)
+        .expect("its block is stored")
+        .expect("a recorded prescription");
+    assert_eq!(text.medication, "Ferrous sulfate");
     assert!(state.unfilled_prescriptions(&patient).is_empty());
 
     // recalc_balances: a replay from genesis gives the same state.

@@ -1,0 +1,150 @@
+//! Events read back from the block store by the state's indexes.
+//!
+//! [`HealthState`] keeps where each event was recorded (block height and transaction
+//! id), not its text: notes, results and medication stay in the block bodies. These
+//! functions read them back, one block per distinct height, so their cost depends on
+//! the patient's number of events, not on the length of the chain.
+
+use std::sync::Arc;
+
+use ledger_core::{Block, BodyStore, Height, Ledger, TxBody, TxId};
+
+use crate::event::{Event, Prescription};
+use crate::ids::{PatientId, PrescriptionId};
+use crate::policy::HealthPolicy;
+use crate::state::{HealthState, HistoryEntry, Recorded};
+
+/// An event read back from its block, with where and by whom it was recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Its transaction, block height, block time and author.
+    pub recorded: Recorded,
+    /// The event.
+    pub event: Event,
+}
+
+/// Why an indexed event could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError<E: std::error::Error + 'static> {
+    /// The block store failed.
+    #[error("cannot read the block at height {height}: {source}")]
+    Store {
+        /// Height of the block read.
+        height: Height,
+        /// The store's error.
+        #[source]
+        source: E,
+    },
+    /// The best chain has no block body at this height (the state and the chain
+    /// disagree, or the store lost the body).
+    #[error("no block body at height {height} of the best chain")]
+    MissingBlock {
+        /// The height.
+        height: Height,
+    },
+    /// The block at the recorded height does not carry the event.
+    #[error("transaction {tx_id} is not an event of the block at height {height}")]
+    NotInBlock {
+        /// The transaction looked for.
+        tx_id: TxId,
+        /// The block's height.
+        height: Height,
+    },
+}
+
+/// The best-chain block at `height`, read from the store.
+fn block_at<B: BodyStore<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    height: Height,
+) -> Result<Arc<Block<Event>>, RecordError<B::Error>> {
+    let hash = usize::try_from(height.0)
+        .ok()
+        .and_then(|h| ledger.main_chain().get(h))
+        .ok_or(RecordError::MissingBlock { height })?;
+    ledger
+        .block(hash)
+        .map_err(|source| RecordError::Store { height, source })?
+        .ok_or(RecordError::MissingBlock { height })
+}
+
+/// Finds transaction `tx_id` in `block` and returns its event.
+fn event_in<E: std::error::Error>(
+    block: &Block<Event>,
+    tx_id: &TxId,
+) -> Result<RecordedEvent, RecordError<E>> {
+    let height = block.header.height;
+    block
+        .transactions
+        .iter()
+        .find(|tx| tx.id() == *tx_id)
+        .and_then(|tx| match &tx.body {
+            TxBody::App(event) => Some(RecordedEvent {
+                recorded: Recorded {
+                    tx_id: *tx_id,
+                    height,
+                    time: block.header.timestamp,
+                    author: tx.author,
+                },
+                event: event.clone(),
+            }),
+            TxBody::Transfer { .. } => None,
+        })
+        .ok_or(RecordError::NotInBlock {
+            tx_id: *tx_id,
+            height,
+        })
+}
+
+/// The event carried by transaction `tx_id` of the best-chain block at `height`, as
+/// recorded in a [`Recorded`] or a [`HistoryEntry`] of the confirmed state.
+pub fn recorded_event<B: BodyStore<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    height: Height,
+    tx_id: &TxId,
+) -> Result<RecordedEvent, RecordError<B::Error>> {
+    event_in(&*block_at(ledger, height)?, tx_id)
+}
+
+/// A patient's confirmed history with each event's text, time and author, in chain
+/// order; `None` for a patient the confirmed state does not know. Reads each block
+/// holding one of the patient's events once.
+pub fn patient_history<B: BodyStore<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    patient: &PatientId,
+) -> Result<Option<Vec<RecordedEvent>>, RecordError<B::Error>> {
+    let state: &HealthState = ledger.state().app();
+    let Some(entries) = state.history(patient) else {
+        return Ok(None);
+    };
+    let mut events = Vec::with_capacity(entries.len());
+    let mut block: Option<Arc<Block<Event>>> = None;
+    for HistoryEntry { tx_id, height, .. } in entries {
+        let current = match block.take() {
+            Some(b) if b.header.height == *height => b,
+            _ => block_at(ledger, *height)?,
+        };
+        events.push(event_in(&*current, tx_id)?);
+        block = Some(current);
+    }
+    Ok(Some(events))
+}
+
+/// A confirmed prescription's text (medication, dosage, instructions, results read),
+/// read from its block; `None` if the confirmed state has no such prescription.
+pub fn prescription<B: BodyStore<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    id: &PrescriptionId,
+) -> Result<Option<Prescription>, RecordError<B::Error>> {
+    let Some(record) = ledger.state().app().prescription(id) else {
+        return Ok(None);
+    };
+    let at = &record.prescribed;
+    match recorded_event(ledger, at.height, &at.tx_id)?.event {
+        Event::Prescription(p) => Ok(Some(p)),
+        _ => Err(RecordError::NotInBlock {
+            tx_id: at.tx_id,
+            height: at.height,
+        }),
+    }
+}
