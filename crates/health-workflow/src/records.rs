@@ -124,7 +124,7 @@ pub fn patient_history<B: BodyStore<Event>>(
             Some(b) if b.header.height == *height => b,
             _ => block_at(ledger, *height)?,
         };
-        events.push(event_in(&*current, tx_id)?);
+        events.push(event_in(&current, tx_id)?);
         block = Some(current);
     }
     Ok(Some(events))
