@@ -18,7 +18,7 @@ use health_workflow::{
 };
 use ledger_core::{
     Amount, Block, BlockHash, BlockStatus, BodyStore, Genesis, Height, Keypair, Ledger,
-    SignatureSet, Timestamp, Transaction, TxBody, TxId,
+    PreparedBlock, SignatureSet, Timestamp, Transaction, TxBody, TxId,
 };
 use p2p::store::{BlockStore, RedbStore, StoreError};
 use rand::Rng;
@@ -532,20 +532,27 @@ fn per_second(count: u64, seconds: f64) -> f64 {
 }
 
 /// Blocks read and decoded together by the reader thread: enough for
-/// `Ledger::import_blocks` to overlap many signature batches with validation.
-const READ_CHUNK: usize = 16 * ledger_core::limits::IMPORT_BATCH;
+/// `Ledger::import_blocks` to overlap several signature batches with validation, few
+/// enough that the chunks in flight stay a small part of memory.
+const READ_CHUNK: usize = 4 * ledger_core::limits::IMPORT_BATCH;
 
 /// Chunks read ahead of validation.
 const READ_AHEAD: usize = 2;
 
-type Chunk = Vec<(Height, Arc<Block<Event>>)>;
+/// A chunk of stored blocks: as read, or also prepared (hashed) on the reader's side
+/// when signatures are not checked.
+enum Chunk {
+    Read(Vec<(Height, Arc<Block<Event>>)>),
+    Prepared(Vec<(Height, PreparedBlock<Event>)>),
+}
 
-/// Reads the stored blocks in height order, `READ_CHUNK` at a time, and sends them
-/// on; stops at the first unreadable block (after sending its error) or when the
-/// receiver is gone.
+/// Reads the stored blocks in height order, `READ_CHUNK` at a time, prepares them if
+/// asked, and sends them on; stops at the first unreadable block (after sending its
+/// error) or when the receiver is gone.
 fn read_blocks(
     store: &RedbStore<Event>,
     stored: &[(Height, BlockHash)],
+    prepare: bool,
     out: &std::sync::mpsc::SyncSender<anyhow::Result<Chunk>>,
 ) {
     for chunk in stored.chunks(READ_CHUNK) {
@@ -573,7 +580,15 @@ fn read_blocks(
             };
             bodies.push((*height, block));
         }
-        if out.send(Ok(bodies)).is_err() {
+        let chunk = if prepare {
+            let blocks: Vec<Arc<Block<Event>>> =
+                bodies.iter().map(|(_, b)| Arc::clone(b)).collect();
+            let prepared = ledger_core::prepare_blocks(&blocks);
+            Chunk::Prepared(bodies.iter().map(|(h, _)| *h).zip(prepared).collect())
+        } else {
+            Chunk::Read(bodies)
+        };
+        if out.send(Ok(chunk)).is_err() {
             return;
         }
     }
@@ -613,18 +628,29 @@ pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Res
         // Reading and decoding overlap validation on another thread.
         let (sender, chunks) = std::sync::mpsc::sync_channel(READ_AHEAD);
         let (store, stored) = (&store, &stored);
-        scope.spawn(move || read_blocks(store, stored, &sender));
+        // Without signatures to check, the reader also hashes each block (on every
+        // core) while this thread applies the previous chunk.
+        scope.spawn(move || read_blocks(store, stored, !signatures, &sender));
         for chunk in chunks {
-            let chunk = chunk?;
-            let arcs: Vec<Arc<Block<Event>>> = chunk.iter().map(|(_, b)| Arc::clone(b)).collect();
-            let outcomes = if signatures {
-                ledger.import_blocks(&arcs, now)
-            } else {
-                arcs.iter()
-                    .map(|b| ledger.submit_stored_block(Arc::clone(b)))
-                    .collect()
+            let (heights, outcomes): (Vec<(Height, usize)>, Vec<_>) = match chunk? {
+                Chunk::Read(chunk) => {
+                    let arcs: Vec<Arc<Block<Event>>> =
+                        chunk.iter().map(|(_, b)| Arc::clone(b)).collect();
+                    let heights = chunk
+                        .iter()
+                        .map(|(h, b)| (*h, b.transactions.len()))
+                        .collect();
+                    (heights, ledger.import_blocks(&arcs, now))
+                }
+                Chunk::Prepared(chunk) => chunk
+                    .into_iter()
+                    .map(|(h, p)| {
+                        let count = p.block().transactions.len();
+                        ((h, count), ledger.submit_stored_prepared(p))
+                    })
+                    .unzip(),
             };
-            for ((height, block), outcome) in chunk.iter().zip(outcomes) {
+            for ((height, count), outcome) in heights.into_iter().zip(outcomes) {
                 let hash = outcome.hash;
                 match outcome.status {
                     BlockStatus::Accepted | BlockStatus::Duplicate => {}
@@ -639,7 +665,7 @@ pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Res
                         bail!("block {hash} at height {height} is invalid: {reason}");
                     }
                 }
-                transactions += block.transactions.len() as u64;
+                transactions += count as u64;
                 blocks += 1;
             }
             progress.set(blocks);

@@ -47,6 +47,15 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
         .expect("serialising into a Vec cannot fail for sized sequences and plain data")
 }
 
+/// Appends the canonical encoding of `value` to `out` (same bytes as [`encode`]), so a
+/// caller encoding many values can reuse one buffer.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .serialize_into(out, value)
+        .expect("serialising into a Vec cannot fail for sized sequences and plain data")
+}
+
 /// Length in bytes of the canonical encoding of `value`, without allocating it.
 pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
     let len = bincode::DefaultOptions::new()

@@ -16,6 +16,7 @@ use crate::limits;
 use crate::mempool::{Mempool, PendingTx};
 use crate::merkle::merkle_root;
 use crate::policy::Policy;
+use crate::prepared::{Digest, PreparedBlock};
 use crate::state::{ChainState, Rules, Slot, Undo};
 use crate::store::{BodyStore, MemoryBodies};
 use crate::tx::{Transaction, signing_message, unsigned_part};
@@ -668,6 +669,39 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         self.submit(block, now, Origin::OwnStore)
     }
 
+    /// Like [`Ledger::submit_block`] for a block prepared ahead (see
+    /// [`prepare_blocks`](crate::prepare_blocks)): every check and the same outcome,
+    /// without encoding and hashing its transactions again.
+    #[must_use = "the outcome says whether the block was valid and what changed"]
+    pub fn submit_prepared(
+        &mut self,
+        prepared: PreparedBlock<P::Payload>,
+        now: Timestamp,
+    ) -> BlockOutcome<P::Error> {
+        let PreparedBlock {
+            block,
+            hash,
+            digest,
+        } = prepared;
+        self.submit_with(block, hash, Some(digest), now, Origin::Untrusted)
+    }
+
+    /// Like [`Ledger::submit_stored_block`] for a block prepared ahead: hashes, links
+    /// and every state rule checked, signatures not, nothing encoded again.
+    #[must_use = "the outcome says whether the stored block was still valid"]
+    pub fn submit_stored_prepared(
+        &mut self,
+        prepared: PreparedBlock<P::Payload>,
+    ) -> BlockOutcome<P::Error> {
+        let PreparedBlock {
+            block,
+            hash,
+            digest,
+        } = prepared;
+        let now = block.header.timestamp;
+        self.submit_with(block, hash, Some(digest), now, Origin::OwnStore)
+    }
+
     /// Verifies the producer and transaction signatures of many blocks at once (in
     /// parallel with the `parallel` feature) and remembers the valid ones, so
     /// submitting these blocks afterwards does not verify them again. For syncing and
@@ -710,27 +744,25 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let Some(first) = batches.next() else {
             return outcomes;
         };
-        self.preverify_signatures(first);
-        let mut current = first;
+        // Each batch is encoded once: ids, sizes and Merkle roots for validation come
+        // from the same encodings as the signed messages.
+        let (mut current, verified) = verify::prepare_and_preverify(&genesis, first);
+        self.accept_preverified(verified);
         for next in batches {
-            let (done, verified) = join(
+            let (done, (prepared, verified)) = join(
                 || {
                     current
-                        .iter()
-                        .map(|b| self.submit(Arc::clone(b), now, Origin::Untrusted))
+                        .drain(..)
+                        .map(|p| self.submit_prepared(p, now))
                         .collect::<Vec<_>>()
                 },
-                || verify::preverify(&genesis, next),
+                || verify::prepare_and_preverify(&genesis, next),
             );
             outcomes.extend(done);
             self.accept_preverified(verified);
-            current = next;
+            current = prepared;
         }
-        outcomes.extend(
-            current
-                .iter()
-                .map(|b| self.submit(Arc::clone(b), now, Origin::Untrusted)),
-        );
+        outcomes.extend(current.into_iter().map(|p| self.submit_prepared(p, now)));
         outcomes
     }
 
@@ -741,6 +773,18 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         origin: Origin,
     ) -> BlockOutcome<P::Error> {
         let hash = block.hash();
+        self.submit_with(block, hash, None, now, origin)
+    }
+
+    /// [`Ledger::submit`] with the block's hash, and its digest when it was prepared.
+    fn submit_with(
+        &mut self,
+        block: Arc<Block<P::Payload>>,
+        hash: BlockHash,
+        digest: Option<Digest>,
+        now: Timestamp,
+        origin: Origin,
+    ) -> BlockOutcome<P::Error> {
         let mut outcome = BlockOutcome {
             hash,
             status: BlockStatus::Accepted,
@@ -762,7 +806,11 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             self.discard_orphans_of(&hash, &mut outcome);
             return outcome;
         }
-        if let Err(error) = self.check_standalone(&block, hash) {
+        let size = match &digest {
+            Some(digest) => digest.size,
+            None => codec::encoded_len(&*block),
+        };
+        if let Err(error) = self.check_standalone(&block, hash, size) {
             if condemns_hash(&error) {
                 self.mark_invalid(hash);
             }
@@ -793,10 +841,10 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         // The block and then any orphans it unlocks, breadth first, each checked as
         // its own origin requires.
         let call_origin = origin;
-        let mut queue = VecDeque::from([(block, hash, origin, now)]);
-        while let Some((block, hash, origin, at)) = queue.pop_front() {
+        let mut queue = VecDeque::from([(block, hash, digest, origin, now)]);
+        while let Some((block, hash, digest, origin, at)) = queue.pop_front() {
             let is_first = hash == outcome.hash;
-            match self.accept(block, hash, at, origin, &mut outcome) {
+            match self.accept(block, hash, digest, at, origin, &mut outcome) {
                 Ok(()) => {
                     outcome.accepted.push(hash);
                     for child in self.orphans.children_of(&hash) {
@@ -807,7 +855,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                             Origin::Untrusted => child.received.max(now),
                             Origin::OwnStore => child.received,
                         };
-                        queue.push_back((child.block, child_hash, child.origin, at));
+                        queue.push_back((child.block, child_hash, None, child.origin, at));
                     }
                 }
                 Err(error) => {
@@ -891,6 +939,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         &self,
         block: &Block<P::Payload>,
         hash: BlockHash,
+        size: usize,
     ) -> Result<(), BlockError<P::Error>> {
         let entries = block.transactions.len().max(block.rewards.len());
         if block.transactions.len() > limits::MAX_TXS_PER_BLOCK
@@ -902,7 +951,6 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 max: limits::MAX_TXS_PER_BLOCK,
             });
         }
-        let size = codec::encoded_len(block);
         if size > limits::MAX_BLOCK_BYTES {
             return Err(BlockError::TooLarge {
                 block: hash,
@@ -926,6 +974,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         &mut self,
         block: Arc<Block<P::Payload>>,
         hash: BlockHash,
+        digest: Option<Digest>,
         now: Timestamp,
         origin: Origin,
     ) -> Result<CheckedBlock<P::Payload>, BlockError<P::Error>> {
@@ -962,34 +1011,23 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 producer: header.producer,
             });
         }
-        // One encoding per transaction gives its size, its id and its signed bytes.
-        let mut ids = Vec::with_capacity(block.transactions.len());
+        // One encoding per transaction gives its size, its id and its signed bytes; a
+        // prepared block brings the first two, so only signatures not yet verified
+        // need an encoding here.
         let mut items: Vec<SigItem> = Vec::new();
         let mut item_tx: Vec<usize> = Vec::new();
         let mut bad_key: Option<usize> = None;
-        // Reported only once the Merkle root shows the body is the one the header names.
-        let mut malformed: Option<BlockError<P::Error>> = None;
-        let mut seen = HashSet::with_capacity(block.transactions.len());
-        for (index, tx) in block.transactions.iter().enumerate() {
-            let encoded = codec::encode(tx);
-            let id = TxId(crate::Hash::of(&encoded));
-            if encoded.len() > limits::MAX_TX_BYTES {
-                malformed.get_or_insert(tx_error(
-                    hash,
-                    index,
-                    TxError::TooLarge {
-                        tx: id,
-                        size: encoded.len(),
-                        max: limits::MAX_TX_BYTES,
-                    },
-                ));
-            }
-            if !seen.insert(id) {
-                malformed.get_or_insert(tx_error(hash, index, TxError::Duplicate { tx: id }));
-            }
-            if origin == Origin::Untrusted && !self.sigs.contains(&id) {
-                let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
-                match verify::item(&mut self.keys, &tx.author, message, &tx.signature) {
+        // Signatures need checking for an untrusted block, unless the bulk import's own
+        // preparation verified all of them for this network from these encodings.
+        let signed = digest
+            .as_ref()
+            .is_some_and(|d| d.signed_for == Some(self.genesis_hash));
+        let untrusted = origin == Origin::Untrusted && !signed;
+        let (genesis_hash, sigs, keys) = (&self.genesis_hash, &self.sigs, &mut self.keys);
+        let mut sign_item = |index: usize, tx: &Transaction<P::Payload>, encoded: &[u8], id| {
+            if untrusted && !sigs.contains(&id) {
+                let message = signing_message(genesis_hash, unsigned_part(encoded));
+                match verify::item(keys, &tx.author, message, &tx.signature) {
                     Some(item) => {
                         items.push(item);
                         item_tx.push(index);
@@ -999,9 +1037,27 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                     }
                 }
             }
-            ids.push(id);
-        }
-        let root = merkle_root(&merkle_entries(ids.iter().copied(), &block.rewards));
+        };
+        let digest = match digest {
+            Some(digest) => {
+                if untrusted {
+                    for (index, (tx, id)) in block.transactions.iter().zip(&*digest.ids).enumerate()
+                    {
+                        if !sigs.contains(id) {
+                            sign_item(index, tx, &codec::encode(tx), *id);
+                        }
+                    }
+                }
+                digest
+            }
+            None => Digest::of(&block, &mut sign_item),
+        };
+        let ids = digest.ids;
+        // Reported only once the Merkle root shows the body is the one the header names.
+        let malformed = digest
+            .malformed
+            .map(|(index, problem)| tx_error(hash, index, problem.error(ids[index])));
+        let root = digest.merkle_root;
         if root != header.merkle_root {
             return Err(BlockError::MerkleMismatch {
                 block: hash,
@@ -1012,7 +1068,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         if let Some(error) = malformed {
             return Err(error);
         }
-        if origin == Origin::Untrusted {
+        if untrusted {
             let producer_key = verify::producer_key(&hash, &block.signature);
             let producer_known = self.producer_sigs.contains(&producer_key);
             if !producer_known {
@@ -1040,16 +1096,14 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                     TxError::BadSignature { tx: ids[index] },
                 ));
             }
-            for id in &ids {
-                self.sigs.insert(*id);
+            // Remember what was verified here (cached ones are remembered already),
+            // should a reorganisation bring these transactions back to the mempool.
+            for index in item_tx {
+                self.sigs.insert(ids[index]);
             }
             self.producer_sigs.insert(producer_key);
         }
-        Ok(CheckedBlock {
-            block,
-            hash,
-            ids: ids.into(),
-        })
+        Ok(CheckedBlock { block, hash, ids })
     }
 
     /// Adds a block whose parent is in the tree; runs fork choice.
@@ -1057,6 +1111,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         &mut self,
         block: Arc<Block<P::Payload>>,
         hash: BlockHash,
+        digest: Option<Digest>,
         now: Timestamp,
         origin: Origin,
         outcome: &mut BlockOutcome<P::Error>,
@@ -1065,7 +1120,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             self.mark_invalid(hash);
             return Err(BlockError::KnownInvalid { block: hash });
         }
-        let checked = match self.check_in_context(block, hash, now, origin) {
+        let checked = match self.check_in_context(block, hash, digest, now, origin) {
             Ok(checked) => checked,
             Err(error) => {
                 if condemns_hash(&error) {
@@ -1397,7 +1452,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     ) -> Result<ValidatedBlock<P::Payload>, BlockError<P::Error>> {
         let block = Arc::new(block);
         let hash = block.hash();
-        self.check_standalone(&block, hash)?;
+        self.check_standalone(&block, hash, codec::encoded_len(&*block))?;
         if block.header.prev != self.tip().hash {
             return Err(BlockError::WrongHeight {
                 block: hash,
@@ -1405,7 +1460,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 found: block.header.height,
             });
         }
-        let checked = self.check_in_context(block, hash, now, Origin::Untrusted)?;
+        let checked = self.check_in_context(block, hash, None, now, Origin::Untrusted)?;
         let undo = self.execute_checked(&checked)?;
         self.state.revert(&self.policy, undo);
         Ok(ValidatedBlock {

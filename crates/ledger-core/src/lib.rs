@@ -107,6 +107,7 @@ pub mod limits;
 mod mempool;
 pub mod merkle;
 mod policy;
+mod prepared;
 mod state;
 mod store;
 mod tx;
@@ -126,6 +127,7 @@ pub use ledger::{
 };
 pub use mempool::PendingTx;
 pub use policy::{Applied, Policy, TxContext};
+pub use prepared::{PreparedBlock, prepare_blocks};
 pub use state::ChainState;
 pub use store::{BodyStore, MemoryBodies};
 pub use tx::{Transaction, TxBody};

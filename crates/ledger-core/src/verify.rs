@@ -8,10 +8,10 @@ use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 
 use crate::block::{Block, block_signing_message};
-use crate::codec;
 use crate::hash::{BlockHash, Hash, TxId};
 use crate::keys::{AccountId, Signature};
 use crate::limits;
+use crate::prepared::{Digest, PreparedBlock};
 use crate::tx::{signing_message, unsigned_part};
 
 /// Smallest batch worth sending to another core: below it, batching gains little and
@@ -150,27 +150,67 @@ pub fn preverify<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
 ) -> Preverified {
-    let (owners, items, _) = prepare(genesis, blocks);
+    prepare_and_preverify(genesis, blocks).1
+}
+
+/// [`preverify`], and each block [prepared](crate::prepare_blocks) from the same
+/// encodings: what a bulk import needs before the ledger applies the blocks.
+pub(crate) fn prepare_and_preverify<T: Serialize + Send + Sync>(
+    genesis: &BlockHash,
+    blocks: &[Arc<Block<T>>],
+) -> (Vec<PreparedBlock<T>>, Preverified) {
+    let Prepared {
+        owners,
+        items,
+        blocks: spans,
+        ..
+    } = prepare(genesis, blocks);
     let mut verified = Preverified {
         genesis: *genesis,
         ..Preverified::default()
     };
-    for (owner, ok) in owners.into_iter().zip(valid_items(&items)) {
+    let valid = valid_items(&items);
+    // Items are in block order; a block is wholly signed when every key it names was
+    // usable and every one of its items is valid.
+    let mut prepared = Vec::with_capacity(spans.len());
+    let mut next = 0;
+    for (mut block, count, keys_usable) in spans {
+        let end = next + count;
+        if keys_usable && valid[next..end].iter().all(|ok| *ok) {
+            block.digest.signed_for = Some(*genesis);
+        }
+        prepared.push(block);
+        next = end;
+    }
+    for (owner, ok) in owners.into_iter().zip(valid) {
         match (owner, ok) {
             (Owner::Tx(id), true) => verified.txs.push(id),
             (Owner::Producer(key), true) => verified.producers.push(key),
             (_, false) => {}
         }
     }
-    verified
+    (prepared, verified)
 }
 
-/// Builds the items to verify for `blocks`: whose each one is, the items, and how many
-/// signatures were left out because their key is unusable (those are invalid).
+/// What [`prepare`] builds.
+struct Prepared<T> {
+    /// Whose each item is.
+    owners: Vec<Owner>,
+    /// The signatures to verify, block after block.
+    items: Vec<SigItem>,
+    /// Signatures left out because their key is unusable (those are invalid).
+    unusable: usize,
+    /// Each block prepared, with how many items it contributed and whether all its
+    /// keys were usable.
+    blocks: Vec<(PreparedBlock<T>, usize, bool)>,
+}
+
+/// Builds the items to verify for `blocks`, and prepares the blocks from the same
+/// encodings.
 fn prepare<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
-) -> (Vec<Owner>, Vec<SigItem>, usize) {
+) -> Prepared<T> {
     // Decompress each signer's key once (it costs about a tenth of a verification).
     let mut signers: Vec<AccountId> = blocks
         .iter()
@@ -201,34 +241,42 @@ fn prepare<T: Serialize + Send + Sync>(
             )),
             None => unusable += 1,
         }
-        for tx in &block.transactions {
-            let encoded = codec::encode(tx);
+        let digest = Digest::of(block, |_, tx, encoded, id| {
             let Some(key) = keys.get(&tx.author) else {
                 unusable += 1;
-                continue;
+                return;
             };
             out.push((
-                Owner::Tx(TxId(Hash::of(&encoded))),
+                Owner::Tx(id),
                 SigItem {
                     key: *key,
-                    message: signing_message(genesis, unsigned_part(&encoded)),
+                    message: signing_message(genesis, unsigned_part(encoded)),
                     signature: tx.signature.to_dalek(),
                 },
             ));
-        }
-        (out, unusable)
+        });
+        let prepared = PreparedBlock {
+            block: Arc::clone(block),
+            hash,
+            digest,
+        };
+        (out, unusable, prepared)
     });
-    let mut unusable = 0;
-    let mut owners = Vec::new();
-    let mut items = Vec::new();
-    for (out, bad) in per_block {
-        unusable += bad;
+    let mut all = Prepared {
+        owners: Vec::new(),
+        items: Vec::new(),
+        unusable: 0,
+        blocks: Vec::with_capacity(per_block.len()),
+    };
+    for (out, bad, block) in per_block {
+        all.unusable += bad;
+        all.blocks.push((block, out.len(), bad == 0));
         for (owner, item) in out {
-            owners.push(owner);
-            items.push(item);
+            all.owners.push(owner);
+            all.items.push(item);
         }
     }
-    (owners, items, unusable)
+    all
 }
 
 /// The signatures of a run of blocks (producers' and transactions'), prepared for
@@ -247,7 +295,11 @@ impl SignatureSet {
         genesis: &BlockHash,
         blocks: &[Arc<Block<T>>],
     ) -> SignatureSet {
-        let (_, items, unusable_keys) = prepare(genesis, blocks);
+        let Prepared {
+            items,
+            unusable: unusable_keys,
+            ..
+        } = prepare(genesis, blocks);
         SignatureSet {
             items,
             unusable_keys,

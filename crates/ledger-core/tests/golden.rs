@@ -233,13 +233,17 @@ fn block() -> Block<Op> {
     }
 }
 
-/// Encodes `value`, compares with `expected`, decodes the golden bytes back and checks
-/// they give the value again.
+/// Encodes `value` (alone, and appended to a buffer already holding bytes), compares
+/// with `expected`, decodes the golden bytes back and checks they give the value again.
 fn check<T>(value: &T, expected: &str)
 where
     T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
 {
     assert_eq!(hex(&codec::encode(value)), expected);
+    let mut appended = vec![0xAB];
+    codec::encode_into(value, &mut appended);
+    assert_eq!(hex(&appended[1..]), expected);
+    assert_eq!(codec::encoded_len(value), expected.len() / 2);
     let decoded: T = codec::decode(&unhex(expected), 1 << 20).expect("golden bytes decode");
     assert_eq!(&decoded, value);
 }

@@ -8,7 +8,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ledger_core::{Block, BlockError, BlockStatus, Ledger, TxError, limits, preverify};
+use ledger_core::{
+    Block, BlockError, BlockStatus, Ledger, PreparedBlock, TxError, limits, prepare_blocks,
+    preverify,
+};
 
 /// A chain of `blocks` blocks, each with a transfer from every key.
 fn chain(blocks: usize) -> (ledger_core::Genesis, Vec<Arc<TestBlock>>) {
@@ -105,4 +108,86 @@ fn a_forged_signature_in_a_batch_is_refused_with_its_block_and_index() {
     );
     assert_eq!(ledger.tip().height.0 as usize, victim);
     assert_consistent(&ledger);
+}
+
+#[test]
+fn prepared_submission_equals_plain_submission() {
+    let (genesis, blocks) = chain(5);
+    let plain: Vec<TestBlock> = blocks.iter().map(|b| Block::clone(b)).collect();
+    let one_by_one = ledger_with(&genesis, &plain, late());
+
+    let mut prepared = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
+    for p in prepare_blocks(&blocks) {
+        assert_eq!(p.hash(), p.block().hash());
+        let ids: Vec<_> = p.block().transactions.iter().map(|t| t.id()).collect();
+        assert_eq!(p.tx_ids(), ids.as_slice());
+        assert_eq!(
+            p.encoded_len(),
+            ledger_core::codec::encoded_len(&**p.block())
+        );
+        assert_eq!(
+            prepared.submit_prepared(p, late()).status,
+            BlockStatus::Accepted
+        );
+    }
+    assert_eq!(prepared.tip(), one_by_one.tip());
+    assert_eq!(prepared.state(), one_by_one.state());
+
+    // A node's own store: the same, signatures not checked again.
+    let mut stored = Ledger::new(genesis, Counter).expect("valid genesis");
+    for p in prepare_blocks(&blocks) {
+        assert!(accepted(&stored.submit_stored_prepared(p)));
+    }
+    assert_eq!(stored.tip(), one_by_one.tip());
+    assert_eq!(stored.state(), one_by_one.state());
+}
+
+/// Every check a prepared block skips recomputing still runs: each bad block gets the
+/// same error prepared as plain.
+#[test]
+fn prepared_blocks_are_refused_exactly_as_plain_ones() {
+    let (genesis, blocks) = chain(2);
+    let keys = keys();
+    let producer = keys
+        .iter()
+        .find(|k| k.account() == blocks[1].header.producer)
+        .expect("a test key produced it");
+    let mut bad: Vec<TestBlock> = Vec::new();
+    // A body the header does not name (Merkle root).
+    let mut mangled = Block::clone(&blocks[1]);
+    mangled.transactions.swap(0, 1);
+    bad.push(mangled);
+    // The same transaction twice, resealed so only the repeat is wrong.
+    let mut repeated = Block::clone(&blocks[1]);
+    let first = repeated.transactions[0].clone();
+    repeated.transactions.push(first);
+    bad.push(remine(repeated, producer, 0));
+    // A forged signature, resealed.
+    let mut forged = Block::clone(&blocks[1]);
+    forged.transactions[2].signature.0[7] ^= 1;
+    bad.push(reseal(forged, producer, 0));
+
+    for block in bad {
+        let mut plain = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
+        let mut prepared = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
+        for ledger in [&mut plain, &mut prepared] {
+            assert!(accepted(
+                &ledger.submit_block(Block::clone(&blocks[0]), late())
+            ));
+        }
+        let expected = plain.submit_block(block.clone(), late());
+        assert_eq!(expected.status, BlockStatus::Invalid);
+        assert!(matches!(
+            expected.invalid[0].1,
+            BlockError::MerkleMismatch { .. }
+                | BlockError::Transaction {
+                    error: TxError::Duplicate { .. } | TxError::BadSignature { .. },
+                    ..
+                }
+        ));
+        let found = prepared.submit_prepared(PreparedBlock::new(Arc::new(block)), late());
+        assert_eq!(found.status, expected.status);
+        assert_eq!(found.invalid, expected.invalid);
+        assert_eq!(prepared.tip(), plain.tip());
+    }
 }
