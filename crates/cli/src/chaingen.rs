@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,12 +14,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use health_workflow::demo::{DemoGenesisBuilder, demo_keypair};
 use health_workflow::{
-    DoctorConsultation, Event, HealthPolicy, LabTestResult, OrderId, PatientId,
+    DoctorConsultation, Event, EventError, HealthPolicy, LabTestResult, OrderId, PatientId,
     PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, Rates, TestOrder,
 };
 use ledger_core::{
-    Amount, Block, BlockHash, BlockStatus, BodyStore, Genesis, Height, Keypair, Ledger,
-    PreparedBlock, SignatureSet, Timestamp, Transaction, TxBody, TxId,
+    Amount, Block, BlockHash, BlockOutcome, BlockStatus, BodyStore, Genesis, Height, Keypair,
+    Ledger, PreparedBlock, SignatureSet, Timestamp, Transaction, TxBody, TxId,
 };
 use p2p::store::{BlockStore, RedbStore, StoreError};
 use rand::Rng;
@@ -631,45 +632,65 @@ pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Res
         // Without signatures to check, the reader also hashes each block (on every
         // core) while this thread applies the previous chunk.
         scope.spawn(move || read_blocks(store, stored, !signatures, &sender));
-        for chunk in chunks {
-            let (heights, outcomes): (Vec<(Height, usize)>, Vec<_>) = match chunk? {
-                Chunk::Read(chunk) => {
-                    let arcs: Vec<Arc<Block<Event>>> =
-                        chunk.iter().map(|(_, b)| Arc::clone(b)).collect();
-                    let heights = chunk
-                        .iter()
-                        .map(|(h, b)| (*h, b.transactions.len()))
-                        .collect();
-                    (heights, ledger.import_blocks(&arcs, now))
+        let mut found: anyhow::Result<()> = Ok(());
+        let mut check = |block: &Block<Event>, outcome: BlockOutcome<EventError>| {
+            let (hash, height) = (outcome.hash, block.header.height);
+            let problem = match outcome.status {
+                BlockStatus::Accepted | BlockStatus::Duplicate => None,
+                BlockStatus::Orphan { missing } => Some(anyhow::anyhow!(
+                    "block {hash} at height {height}: its parent {missing} is not stored"
+                )),
+                BlockStatus::Invalid => {
+                    let reason = outcome
+                        .invalid
+                        .first()
+                        .map_or_else(|| "invalid".to_string(), |(_, e)| e.to_string());
+                    Some(anyhow::anyhow!(
+                        "block {hash} at height {height} is invalid: {reason}"
+                    ))
                 }
-                Chunk::Prepared(chunk) => chunk
-                    .into_iter()
-                    .map(|(h, p)| {
-                        let count = p.block().transactions.len();
-                        ((h, count), ledger.submit_stored_prepared(p))
-                    })
-                    .unzip(),
             };
-            for ((height, count), outcome) in heights.into_iter().zip(outcomes) {
-                let hash = outcome.hash;
-                match outcome.status {
-                    BlockStatus::Accepted | BlockStatus::Duplicate => {}
-                    BlockStatus::Orphan { missing } => {
-                        bail!("block {hash} at height {height}: its parent {missing} is not stored")
+            if let Some(problem) = problem {
+                found = Err(problem);
+                return ControlFlow::Break(());
+            }
+            transactions += block.transactions.len() as u64;
+            blocks += 1;
+            progress.set(blocks);
+            ControlFlow::Continue(())
+        };
+        if signatures {
+            // One continuous import: signature batches of the next blocks overlap the
+            // validation of the previous ones across chunk boundaries.
+            let mut unread: anyhow::Result<()> = Ok(());
+            let stream = chunks
+                .into_iter()
+                .map_while(|chunk| match chunk {
+                    Ok(Chunk::Read(chunk)) => Some(chunk),
+                    Ok(Chunk::Prepared(_)) => None,
+                    Err(e) => {
+                        unread = Err(e);
+                        None
                     }
-                    BlockStatus::Invalid => {
-                        let reason = outcome
-                            .invalid
-                            .first()
-                            .map_or_else(|| "invalid".to_string(), |(_, e)| e.to_string());
-                        bail!("block {hash} at height {height} is invalid: {reason}");
+                })
+                .flatten()
+                .map(|(_, block)| block);
+            ledger.import_stream(stream, now, |block, outcome| check(block, outcome));
+            unread?;
+        } else {
+            'chunks: for chunk in chunks {
+                let Chunk::Prepared(chunk) = chunk? else {
+                    continue;
+                };
+                for (_, prepared) in chunk {
+                    let block = Arc::clone(prepared.block());
+                    if check(&block, ledger.submit_stored_prepared(prepared)).is_break() {
+                        break 'chunks;
                     }
                 }
-                transactions += count as u64;
-                blocks += 1;
             }
-            progress.set(blocks);
         }
+        found?;
         Ok(())
     })?;
     let seconds = started.elapsed().as_secs_f64();

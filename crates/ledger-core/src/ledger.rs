@@ -1,6 +1,7 @@
 //! The ledger: block tree, fork choice, incremental state, mempool.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use crate::block::{
@@ -738,32 +739,63 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     where
         B: Send,
     {
-        let genesis = self.genesis_hash;
-        let mut batches = blocks.chunks(limits::IMPORT_BATCH);
         let mut outcomes = Vec::with_capacity(blocks.len());
-        let Some(first) = batches.next() else {
-            return outcomes;
-        };
+        self.import_stream(blocks.iter().cloned(), now, |_, outcome| {
+            outcomes.push(outcome);
+            ControlFlow::Continue(())
+        });
+        outcomes
+    }
+
+    /// [`Ledger::import_blocks`] for a stream of blocks of any length, read as the
+    /// import goes (from a reader thread's channel, say), so the pipeline never drains
+    /// between reads and only a few batches are in memory. `each` receives every
+    /// block's outcome in order and may stop the import with
+    /// [`ControlFlow::Break`]; blocks not yet read are then left unread.
+    pub fn import_stream<I>(
+        &mut self,
+        blocks: I,
+        now: Timestamp,
+        mut each: impl FnMut(&Arc<Block<P::Payload>>, BlockOutcome<P::Error>) -> ControlFlow<()> + Send,
+    ) where
+        B: Send,
+        I: IntoIterator<Item = Arc<Block<P::Payload>>>,
+        I::IntoIter: Send,
+    {
+        let genesis = self.genesis_hash;
+        let mut blocks = blocks.into_iter();
+        let next_batch =
+            |blocks: &mut I::IntoIter| -> Option<(Vec<PreparedBlock<P::Payload>>, Preverified)> {
+                let batch: Vec<_> = blocks.by_ref().take(limits::IMPORT_BATCH).collect();
+                (!batch.is_empty()).then(|| verify::prepare_and_preverify(&genesis, &batch))
+            };
         // Each batch is encoded once: ids, sizes and Merkle roots for validation come
         // from the same encodings as the signed messages.
-        let (mut current, verified) = verify::prepare_and_preverify(&genesis, first);
+        let Some((mut current, verified)) = next_batch(&mut blocks) else {
+            return;
+        };
         self.accept_preverified(verified);
-        for next in batches {
-            let (done, (prepared, verified)) = join(
+        loop {
+            let (flow, upcoming) = join(
                 || {
-                    current
-                        .drain(..)
-                        .map(|p| self.submit_prepared(p, now))
-                        .collect::<Vec<_>>()
+                    for prepared in current.drain(..) {
+                        let block = Arc::clone(prepared.block());
+                        let outcome = self.submit_prepared(prepared, now);
+                        each(&block, outcome)?;
+                    }
+                    ControlFlow::Continue(())
                 },
-                || verify::prepare_and_preverify(&genesis, next),
+                || next_batch(&mut blocks),
             );
-            outcomes.extend(done);
+            if flow.is_break() {
+                return;
+            }
+            let Some((prepared, verified)) = upcoming else {
+                return;
+            };
             self.accept_preverified(verified);
             current = prepared;
         }
-        outcomes.extend(current.into_iter().map(|p| self.submit_prepared(p, now)));
-        outcomes
     }
 
     fn submit(

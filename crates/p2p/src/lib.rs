@@ -161,4 +161,4 @@ pub use node::{
 };
 pub use protocol::{Hello, Message, TipInfo};
 pub use session::{Connection, Direction, PeerInfo, Session, SessionConfig, SessionError};
-pub use store::{BlockStore, MemoryStore, RedbStore, StoreError};
+pub use store::{BlockReader, BlockStore, MemoryStore, RedbStore, StoreError};

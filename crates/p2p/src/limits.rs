@@ -105,6 +105,14 @@ pub const RECONNECT_MIN: Duration = Duration::from_millis(500);
 /// Default longest delay between redials of a configured peer.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(60);
 
+/// Stored blocks read, decoded and hashed together when a node reloads its store: many
+/// enough to spread the hashing over every core, few enough that the chunks in flight
+/// stay a small part of memory.
+pub const RELOAD_CHUNK: usize = 256;
+
+/// Chunks read ahead of the ledger when reloading.
+pub const RELOAD_READ_AHEAD: usize = 2;
+
 /// Memory the block store may use to cache pages (redb's default is 1 GiB): blocks are
 /// read once when reloading or serving a sync and rarely again, so a large cache would
 /// only make a node's memory grow with its history.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ledger_core::{
     Block, BlockError, BlockHash, BlockHeader, BlockStatus, Height, Keypair, Ledger, MineStatus,
-    Policy, Timestamp, TipChange, Transaction, TxError, TxId,
+    Policy, PreparedBlock, Timestamp, TipChange, Transaction, TxError, TxId,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
@@ -28,7 +28,7 @@ use crate::gossip::{self, Backoff, BanList, Offence, Seen};
 use crate::limits;
 use crate::protocol::{Hello, Message, TipInfo};
 use crate::session::{Connection, Direction, PeerInfo, SessionConfig, SessionError, SessionEvent};
-use crate::store::{BlockStore, StoreError};
+use crate::store::{BlockReader, BlockStore, StoreError};
 
 /// Where the node reads the time it passes to the ledger.
 pub trait Clock: Send + Sync + 'static {
@@ -479,9 +479,13 @@ impl<E> ReloadReport<E> {
 }
 
 /// Reloads every block of the ledger's store into the ledger, parents first, through
-/// [`Ledger::submit_stored_block`]: hashes, links and state are checked again,
+/// [`Ledger::submit_stored_prepared`]: hashes, links and state are checked again,
 /// signatures (verified before the block was stored) are not. A block that fails is
 /// reported, not served. Call it on a fresh ledger built on the store.
+///
+/// With a store that has a [`reader`](BlockStore::reader), a reader thread reads,
+/// decodes and hashes (on every core) the next [`limits::RELOAD_CHUNK`] blocks while
+/// the ledger applies the previous ones.
 pub fn reload<P: Policy, S: BlockStore<P::Payload>>(
     ledger: &mut Ledger<P, S>,
 ) -> Result<ReloadReport<P::Error>, StoreError> {
@@ -490,37 +494,98 @@ pub fn reload<P: Policy, S: BlockStore<P::Payload>>(
         loaded: 0,
         failed: Vec::new(),
     };
-    for (_, hash) in stored {
-        let block = match ledger.block(&hash) {
-            Ok(Some(block)) => block,
-            Ok(None) => {
-                report.failed.push((hash, ReloadFailure::Missing));
-                continue;
-            }
-            Err(e) => {
-                report.failed.push((hash, ReloadFailure::Unreadable(e)));
-                continue;
-            }
-        };
-        let outcome = ledger.submit_stored_block(block);
-        match outcome.status {
-            BlockStatus::Accepted | BlockStatus::Duplicate => report.loaded += 1,
-            BlockStatus::Orphan { missing } => {
-                report
-                    .failed
-                    .push((hash, ReloadFailure::MissingParent(missing)));
-            }
-            BlockStatus::Invalid => {
-                let error = outcome
-                    .invalid
-                    .into_iter()
-                    .next()
-                    .map_or(BlockError::KnownInvalid { block: hash }, |(_, e)| e);
-                report.failed.push((hash, ReloadFailure::Invalid(error)));
+    let Some(reader) = ledger.store().reader() else {
+        for (_, hash) in stored {
+            let read = match ledger.block(&hash) {
+                Ok(Some(block)) => Ok(PreparedBlock::new(block)),
+                Ok(None) => Err(ReloadFailure::Missing),
+                Err(e) => Err(ReloadFailure::Unreadable(e)),
+            };
+            reload_one(ledger, &mut report, hash, read);
+        }
+        return Ok(report);
+    };
+    std::thread::scope(|scope| {
+        let (sender, chunks) = std::sync::mpsc::sync_channel(limits::RELOAD_READ_AHEAD);
+        let stored = &stored;
+        scope.spawn(move || read_ahead(&*reader, stored, &sender));
+        for chunk in chunks {
+            for (hash, read) in chunk {
+                reload_one(ledger, &mut report, hash, read);
             }
         }
-    }
+    });
     Ok(report)
+}
+
+/// A stored block as read for reloading: prepared, or why it could not be read.
+type ReadBlock<T, E> = Result<PreparedBlock<T>, ReloadFailure<E>>;
+
+/// Reads `stored` in chunks through `reader`, prepares the blocks read and sends each
+/// chunk on, until done or the receiver is gone.
+fn read_ahead<T: serde::Serialize + Send + Sync, E>(
+    reader: &dyn BlockReader<T>,
+    stored: &[(Height, BlockHash)],
+    out: &std::sync::mpsc::SyncSender<Vec<(BlockHash, ReadBlock<T, E>)>>,
+) {
+    for chunk in stored.chunks(limits::RELOAD_CHUNK) {
+        let mut read = Vec::with_capacity(chunk.len());
+        let mut blocks = Vec::with_capacity(chunk.len());
+        for (_, hash) in chunk {
+            match reader.get(hash) {
+                Ok(Some(block)) => blocks.push(block),
+                Ok(None) => read.push((*hash, Err(ReloadFailure::Missing))),
+                Err(e) => read.push((*hash, Err(ReloadFailure::Unreadable(e)))),
+            }
+        }
+        // Back in store order: the failures where they were, the rest prepared.
+        let mut prepared = ledger_core::prepare_blocks(&blocks).into_iter().peekable();
+        let mut failures = read.into_iter().peekable();
+        let mut ordered = Vec::with_capacity(chunk.len());
+        for (_, hash) in chunk {
+            if failures.peek().is_some_and(|(h, _)| h == hash) {
+                ordered.extend(failures.next());
+            } else if let Some(p) = prepared.next_if(|p| p.hash() == *hash) {
+                ordered.push((*hash, Ok(p)));
+            }
+        }
+        if out.send(ordered).is_err() {
+            return;
+        }
+    }
+}
+
+/// Submits one stored block read for reloading, and records the result in `report`.
+fn reload_one<P: Policy, S: BlockStore<P::Payload>>(
+    ledger: &mut Ledger<P, S>,
+    report: &mut ReloadReport<P::Error>,
+    hash: BlockHash,
+    read: ReadBlock<P::Payload, P::Error>,
+) {
+    let prepared = match read {
+        Ok(prepared) => prepared,
+        Err(failure) => {
+            report.failed.push((hash, failure));
+            return;
+        }
+    };
+    let outcome = ledger.submit_stored_prepared(prepared);
+    match outcome.status {
+        BlockStatus::Accepted | BlockStatus::Duplicate => report.loaded += 1,
+        BlockStatus::Orphan { missing } => {
+            report
+                .failed
+                .push((hash, ReloadFailure::MissingParent(missing)));
+        }
+        BlockStatus::Invalid => {
+            let error = outcome
+                .invalid
+                .into_iter()
+                .next()
+                .map_or(BlockError::KnownInvalid { block: hash }, |(_, e)| e);
+            report.failed.push((hash, ReloadFailure::Invalid(error)));
+        }
+    }
 }
 
 /// A ledger reloaded from its store, and what the reload found.

@@ -68,6 +68,27 @@ pub trait BlockStore<T>: BodyStore<T, Error = StoreError> + Send + 'static {
     fn close(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// A handle that reads the same blocks from another thread while the store itself
+    /// is in use (a restart reads and hashes blocks ahead while the ledger applies
+    /// earlier ones), or `None` if this store has none: callers then read through the
+    /// store itself.
+    fn reader(&self) -> Option<Box<dyn BlockReader<T>>> {
+        None
+    }
+}
+
+/// Reads blocks of a [`BlockStore`] from another thread: see [`BlockStore::reader`].
+pub trait BlockReader<T>: Send {
+    /// Reads a block, or `None` if the store does not have it; a block that does not
+    /// decode or hash to its key is [`StoreError::Corrupt`].
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError>;
+}
+
+impl<T: Send + Sync + 'static> BlockReader<T> for MemoryStore<T> {
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
+        Ok(self.lock().blocks.get(hash).cloned())
+    }
 }
 
 /// Blocks kept in memory: for tests and nodes that need no persistence.
@@ -139,6 +160,12 @@ impl<T: Send + Sync + 'static> BlockStore<T> for MemoryStore<T> {
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
         Ok(self.lock().order.iter().copied().collect())
     }
+
+    fn reader(&self) -> Option<Box<dyn BlockReader<T>>> {
+        Some(Box::new(MemoryStore {
+            inner: Arc::clone(&self.inner),
+        }))
+    }
 }
 
 /// Block bodies by hash.
@@ -153,7 +180,9 @@ pub const DB_FILE: &str = "blocks.redb";
 /// committed (fsynced) write transaction, so a block is durable when it returns, and
 /// a crash at any point leaves the last committed state.
 pub struct RedbStore<T> {
-    db: Option<Database>,
+    /// Shared with the [`BlockReader`]s handed out, which keep the file open while
+    /// they live.
+    db: Option<Arc<Database>>,
     path: PathBuf,
     _payload: std::marker::PhantomData<fn() -> T>,
 }
@@ -194,7 +223,7 @@ impl<T> RedbStore<T> {
         tx.open_table(BY_HEIGHT).map_err(|e| open_err(e.into()))?;
         tx.commit().map_err(|e| open_err(e.into()))?;
         Ok(RedbStore {
-            db: Some(db),
+            db: Some(Arc::new(db)),
             path,
             _payload: std::marker::PhantomData,
         })
@@ -206,7 +235,7 @@ impl<T> RedbStore<T> {
     }
 
     fn db(&self) -> Result<&Database, StoreError> {
-        self.db.as_ref().ok_or(StoreError::Closed)
+        self.db.as_deref().ok_or(StoreError::Closed)
     }
 }
 
@@ -237,23 +266,43 @@ impl<T: Serialize + DeserializeOwned> BodyStore<T> for RedbStore<T> {
     }
 
     fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
-        let tx = self.db()?.begin_read().map_err(db_err)?;
-        let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
-        let Some(bytes) = blocks.get(hash.hash().as_bytes()).map_err(db_err)? else {
-            return Ok(None);
-        };
-        let block: Block<T> = codec::decode(bytes.value(), ledger_core::limits::MAX_BLOCK_BYTES)
-            .map_err(|e| StoreError::Corrupt {
-                hash: *hash,
-                reason: e.to_string(),
-            })?;
-        if block.hash() != *hash {
-            return Err(StoreError::Corrupt {
-                hash: *hash,
-                reason: format!("content hashes to {}", block.hash()),
-            });
-        }
-        Ok(Some(Arc::new(block)))
+        read_block(self.db()?, hash)
+    }
+}
+
+/// Reads and decodes the block stored under `hash`, checking it hashes to its key.
+fn read_block<T: Serialize + DeserializeOwned>(
+    db: &Database,
+    hash: &BlockHash,
+) -> Result<Option<Arc<Block<T>>>, StoreError> {
+    let tx = db.begin_read().map_err(db_err)?;
+    let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+    let Some(bytes) = blocks.get(hash.hash().as_bytes()).map_err(db_err)? else {
+        return Ok(None);
+    };
+    let block: Block<T> = codec::decode(bytes.value(), ledger_core::limits::MAX_BLOCK_BYTES)
+        .map_err(|e| StoreError::Corrupt {
+            hash: *hash,
+            reason: e.to_string(),
+        })?;
+    if block.hash() != *hash {
+        return Err(StoreError::Corrupt {
+            hash: *hash,
+            reason: format!("content hashes to {}", block.hash()),
+        });
+    }
+    Ok(Some(Arc::new(block)))
+}
+
+/// The [`BlockReader`] of a [`RedbStore`].
+struct RedbReader<T> {
+    db: Arc<Database>,
+    _payload: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> BlockReader<T> for RedbReader<T> {
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
+        read_block(&self.db, hash)
     }
 }
 
@@ -275,9 +324,18 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbSto
     }
 
     fn close(&mut self) -> Result<(), StoreError> {
-        // Every put committed durably already; dropping the database releases the file.
+        // Every put committed durably already; dropping the database releases the file
+        // (once no reader holds it).
         self.db = None;
         Ok(())
+    }
+
+    fn reader(&self) -> Option<Box<dyn BlockReader<T>>> {
+        let db = Arc::clone(self.db.as_ref()?);
+        Some(Box::new(RedbReader {
+            db,
+            _payload: std::marker::PhantomData,
+        }))
     }
 }
 
