@@ -9,6 +9,11 @@
 //!
 //! Set `APPEND_LONG_BLOCKS` to change the long chain's length (default 10,000).
 
+/// The allocator the `healthchain` binary uses, so the figures match its measuring
+/// commands.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,11 @@
 //!
 //! Set `CHAIN_BLOCKS` to change the chain length (default 1,000).
 
+/// The allocator the `healthchain` binary uses, so the figures match its measuring
+/// commands.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;

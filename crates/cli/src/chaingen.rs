@@ -535,7 +535,7 @@ fn per_second(count: u64, seconds: f64) -> f64 {
 /// Blocks read and decoded together by the reader thread: enough for
 /// `Ledger::import_blocks` to overlap several signature batches with validation, few
 /// enough that the chunks in flight stay a small part of memory.
-const READ_CHUNK: usize = 4 * ledger_core::limits::IMPORT_BATCH;
+const READ_CHUNK: usize = 2 * ledger_core::limits::IMPORT_BATCH;
 
 /// Chunks read ahead of validation.
 const READ_AHEAD: usize = 2;
@@ -609,8 +609,10 @@ pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Res
     if !data_dir.join(p2p::store::DB_FILE).exists() {
         bail!("{} has no block store", data_dir.display());
     }
-    let store: RedbStore<Event> = RedbStore::open(data_dir)
-        .with_context(|| format!("opening the block store in {}", data_dir.display()))?;
+    // Each block is read once: a small page cache keeps memory for the state.
+    let store: RedbStore<Event> =
+        RedbStore::open_with_cache(data_dir, p2p::limits::SCAN_CACHE_BYTES)
+            .with_context(|| format!("opening the block store in {}", data_dir.display()))?;
     let stored = store.stored().context("listing the stored blocks")?;
     println!(
         "Verifying {} blocks of network '{}' (genesis {})",

@@ -128,7 +128,24 @@ impl HealthState {
             p.history.push(HistoryEntry::of(recorded, kind));
         }
     }
+}
 
+/// Room for one episode in a new patient's history (registration, consultation, lab
+/// result, prescription, fill and one more) before it grows.
+const HISTORY_START: usize = 6;
+
+/// Pushes onto a per-patient list that usually holds one item: the first push
+/// allocates room for exactly one, later ones grow as usual. (An empty `Vec` would
+/// otherwise allocate room for four at once; with hundreds of thousands of patients
+/// that unused room is a sizeable part of the state.)
+fn push_compact<T>(list: &mut Vec<T>, item: T) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(item);
+}
+
+impl HealthState {
     fn pop_history(&mut self, patient: &PatientId) -> &mut Patient {
         let p = self.patients.get_mut(patient).expect(UNDO_ORDER);
         p.history.pop();
@@ -151,7 +168,11 @@ impl HealthState {
                 id: r.patient_id,
                 name: r.name.clone(),
                 registered: at,
-                history: vec![HistoryEntry::of(at, EventKind::PatientRegistration)],
+                history: {
+                    let mut history = Vec::with_capacity(HISTORY_START);
+                    history.push(HistoryEntry::of(at, EventKind::PatientRegistration));
+                    history
+                },
                 orders: Vec::new(),
                 results: Vec::new(),
                 prescriptions: Vec::new(),
@@ -179,7 +200,7 @@ impl HealthState {
                 },
             );
             if let Some(p) = self.patients.get_mut(&c.patient_id) {
-                p.orders.push(o.order_id);
+                push_compact(&mut p.orders, o.order_id);
             }
         }
         self.push_history(&c.patient_id, at, EventKind::DoctorConsultation);
@@ -221,7 +242,7 @@ impl HealthState {
             },
         );
         if let Some(p) = self.patients.get_mut(&r.patient_id) {
-            p.results.push(at.tx_id);
+            push_compact(&mut p.results, at.tx_id);
         }
         self.push_history(&r.patient_id, at, EventKind::LabTestResult);
         Ok((
@@ -265,7 +286,7 @@ impl HealthState {
             },
         );
         if let Some(patient) = self.patients.get_mut(&p.patient_id) {
-            patient.prescriptions.push(p.prescription_id);
+            push_compact(&mut patient.prescriptions, p.prescription_id);
         }
         self.push_history(&p.patient_id, at, EventKind::Prescription);
         Ok(HealthUndo::Prescribed(p.patient_id, p.prescription_id))

@@ -117,3 +117,7 @@ pub const RELOAD_READ_AHEAD: usize = 2;
 /// read once when reloading or serving a sync and rarely again, so a large cache would
 /// only make a node's memory grow with its history.
 pub const STORE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Page cache for a store read once from end to end (`healthchain verify`): each page
+/// is read once, so a cache larger than a few pages only adds to memory.
+pub const SCAN_CACHE_BYTES: usize = 4 * 1024 * 1024;

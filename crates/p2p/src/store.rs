@@ -202,6 +202,17 @@ impl<T> RedbStore<T> {
     /// [`StoreError::Open`] (naming the file) if the database cannot be opened for
     /// writing: a node never runs on a store it cannot commit blocks to.
     pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(data_dir, crate::limits::STORE_CACHE_BYTES)
+    }
+
+    /// [`RedbStore::open`] with a page cache of `cache_bytes` rather than
+    /// [`STORE_CACHE_BYTES`](crate::limits::STORE_CACHE_BYTES): for a tool that reads
+    /// the store once from end to end ([`SCAN_CACHE_BYTES`](crate::limits::SCAN_CACHE_BYTES)
+    /// is enough there), where a large cache only adds to its memory.
+    pub fn open_with_cache(
+        data_dir: impl AsRef<Path>,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         let dir = data_dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
@@ -213,7 +224,7 @@ impl<T> RedbStore<T> {
             source: e,
         };
         let db = redb::Builder::new()
-            .set_cache_size(crate::limits::STORE_CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(&path)
             .map_err(|e| open_err(e.into()))?;
         // Creating the tables is a first commit: it fails here, not at the first block,
