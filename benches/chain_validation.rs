@@ -24,7 +24,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use healthchain::ledger_core::{
     AccountId, Amount, Applied, Block, Genesis, Keypair, Ledger, Policy, Timestamp, Transaction,
-    TxBody, TxContext,
+    TxBody, TxContext, prepare_blocks,
 };
 use rayon::prelude::*;
 
@@ -116,8 +116,9 @@ fn validate(chain: &Chain) -> Ledger<TransfersOnly> {
 /// store.
 fn validate_structure(chain: &Chain) -> Ledger<TransfersOnly> {
     let mut ledger = Ledger::new(chain.genesis.clone(), TransfersOnly).expect("valid genesis");
-    for block in &chain.blocks {
-        let outcome = ledger.submit_stored_block(Arc::clone(block));
+    // As a reloading node does: blocks hashed on every core, then applied in order.
+    for prepared in prepare_blocks(&chain.blocks) {
+        let outcome = ledger.submit_stored_prepared(prepared);
         assert!(outcome.tip_changed(), "every block extends the chain");
     }
     ledger
