@@ -532,10 +532,9 @@ fn per_second(count: u64, seconds: f64) -> f64 {
     }
 }
 
-/// Blocks read and decoded together by the reader thread: enough for
-/// `Ledger::import_blocks` to overlap several signature batches with validation, few
-/// enough that the chunks in flight stay a small part of memory.
-const READ_CHUNK: usize = 2 * ledger_core::limits::IMPORT_BATCH;
+/// Blocks read and decoded together by the reader thread: one import batch, so the
+/// chunks in flight stay a small part of memory.
+const READ_CHUNK: usize = ledger_core::limits::IMPORT_BATCH;
 
 /// Chunks read ahead of validation.
 const READ_AHEAD: usize = 2;

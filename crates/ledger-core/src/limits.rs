@@ -72,9 +72,10 @@ pub const MAX_UNDO_DEPTH: usize = 1_000;
 pub const MAX_INVALID_REMEMBERED: usize = 10_000;
 
 /// Blocks whose signatures are verified together while the previous batch is applied
-/// (see `Ledger::import_blocks`): 6,400 signatures at 100 transactions a block, enough
-/// to keep every core busy, small enough to bound the memory of a batch.
-pub const IMPORT_BATCH: usize = 64;
+/// (see `Ledger::import_blocks`): 12,800 signatures at 100 transactions a block, enough
+/// to keep every core busy and make the hand-over between batches rare, small enough
+/// to bound the memory of a batch (a few MiB).
+pub const IMPORT_BATCH: usize = 128;
 
 /// Pending transactions from which the mempool keeps its own copy of the state with
 /// them applied. Below it, each admission re-applies the pending transactions over the
