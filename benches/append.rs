@@ -7,7 +7,9 @@
 //! design keeps state incrementally and indexed, so each long/short ratio should stay
 //! near 1 (the goal is at most 1.2); criterion prints both figures side by side.
 //!
-//! Set `APPEND_LONG_BLOCKS` to change the long chain's length (default 10,000).
+//! After criterion's figures it prints the long/short ratios themselves, from medians
+//! of interleaved runs. Set `APPEND_LONG_BLOCKS` to change the long chain's length
+//! (default 10,000).
 
 /// The allocator the `healthchain` binary uses, so the figures match its measuring
 /// commands.
@@ -140,6 +142,50 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The long/short ratios the goal is stated in, from medians of interleaved runs.
+    let [(_, short), (_, long_chain)] = &mut chains;
+    let mut appends = [Vec::new(), Vec::new()];
+    for _ in 0..RATIO_RUNS {
+        for (i, chain) in [&mut *short, &mut *long_chain].into_iter().enumerate() {
+            let block = chain.next_block(APPEND_TXS);
+            let start = Instant::now();
+            chain.append(black_box(block));
+            appends[i].push(start.elapsed().as_secs_f64());
+        }
+    }
+    let per_query = |chain: &Chain, query: &dyn Fn(&Chain)| {
+        let start = Instant::now();
+        for _ in 0..QUERY_RUNS {
+            query(chain);
+        }
+        start.elapsed().as_secs_f64() / QUERY_RUNS as f64
+    };
+    let balance = |c: &Chain| {
+        black_box(c.ledger.balance(black_box(&c.doctor.account())));
+    };
+    let history = |c: &Chain| {
+        let events = records::patient_history(&c.ledger, black_box(&c.first_patient));
+        black_box(events.ok().flatten().map(|e| e.len()));
+    };
+    let [short_append, long_append] = appends.map(median);
+    println!(
+        "append ratios, {long} / 100 blocks: append {:.2}, balance {:.2}, patient history {:.2}",
+        long_append / short_append,
+        per_query(long_chain, &balance) / per_query(short, &balance),
+        per_query(long_chain, &history) / per_query(short, &history),
+    );
+}
+
+/// Appends behind the printed ratio, per chain.
+const RATIO_RUNS: usize = 51;
+
+/// Queries timed together behind the printed ratios.
+const QUERY_RUNS: u32 = 100_000;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 criterion_group!(benches, bench);
