@@ -20,6 +20,11 @@
 //!   mempool, batched and cached signature checks, and a
 //!   [`replay_from_genesis`](Ledger::replay_from_genesis) that must agree with it.
 //! - **The [`Policy`] trait**: how an application adds payloads, rules and rewards.
+//! - **Bulk import**: [`Ledger::import_blocks`] and [`Ledger::import_stream`] verify
+//!   the signatures of the next batch on every core while the previous batch is
+//!   applied, encoding each transaction once; [`prepare_blocks`] computes what a
+//!   block's bytes alone determine (ids, Merkle root, size) off the ledger, for
+//!   [`Ledger::submit_prepared`] and [`Ledger::submit_stored_prepared`].
 //!
 //! Validation runs cheapest check first: limits, proof of work, parent, height and
 //! time, producer, Merkle root, signatures (producer, then transactions, in one batch),
