@@ -103,11 +103,21 @@ fn a_tampered_block_is_reported_by_hash_and_height() {
         store.close().expect("closes");
         hash
     };
-    let (ok, stdout, stderr) = verify(dir.path());
-    assert!(!ok, "verify must fail: {stdout}");
+    // Every path finds it: full validation, structure only (blocks hashed on the
+    // reader's side), and a node's restart.
+    for flags in [&[][..], &["--no-signatures"]] {
+        let (ok, stdout, stderr) = verify_with(dir.path(), flags);
+        assert!(!ok, "verify {flags:?} must fail: {stdout}");
+        assert!(
+            stderr.contains(&format!("block {target} at height 3 is invalid")),
+            "{flags:?}: {stderr}"
+        );
+    }
+    let (ok, stdout, _) = verify_with(dir.path(), &["--reload"]);
+    assert!(!ok, "a restart must report it: {stdout}");
     assert!(
-        stderr.contains(&format!("block {target} at height 3 is invalid")),
-        "{stderr}"
+        stdout.contains(&format!("Stored block {target} was not loaded: invalid")),
+        "{stdout}"
     );
 }
 
@@ -132,11 +142,19 @@ fn an_unreadable_block_is_reported_by_hash_and_height() {
         }
         tx.commit().expect("commits");
     }
-    let (ok, stdout, stderr) = verify(dir.path());
-    assert!(!ok, "verify must fail: {stdout}");
+    for flags in [&[][..], &["--no-signatures"]] {
+        let (ok, stdout, stderr) = verify_with(dir.path(), flags);
+        assert!(!ok, "verify {flags:?} must fail: {stdout}");
+        assert!(
+            stderr.contains(&format!("block {hash} at height 2 is corrupted")),
+            "{flags:?}: {stderr}"
+        );
+    }
+    let (ok, stdout, _) = verify_with(dir.path(), &["--reload"]);
+    assert!(!ok, "a restart must report it: {stdout}");
     assert!(
-        stderr.contains(&format!("block {hash} at height 2 is corrupted")),
-        "{stderr}"
+        stdout.contains(&format!("Stored block {hash} was not loaded: unreadable")),
+        "{stdout}"
     );
 }
 

@@ -148,3 +148,101 @@ pub fn prescription<B: BodyStore<Event>>(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ledger_core::{BlockHash, Hash, MemoryBodies, Timestamp};
+
+    use super::*;
+    use crate::demo::{DEMO_GENESIS_TIME, DemoGenesisBuilder, demo_keypair};
+    use crate::workflow::Actor;
+
+    /// Block bodies that fail to read after `put`, as a store that lost them would.
+    #[derive(Default)]
+    struct Lossy {
+        fail: bool,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk on fire")]
+    struct DiskError;
+
+    impl BodyStore<Event> for Lossy {
+        type Error = DiskError;
+        fn put(&mut self, _: &BlockHash, _: &Arc<Block<Event>>) -> Result<(), DiskError> {
+            Ok(())
+        }
+        fn get(&self, _: &BlockHash) -> Result<Option<Arc<Block<Event>>>, DiskError> {
+            if self.fail { Err(DiskError) } else { Ok(None) }
+        }
+    }
+
+    /// A ledger on `bodies` with one registered patient, mined at height 1.
+    fn registered<B: BodyStore<Event>>(bodies: B) -> (Ledger<HealthPolicy, B>, PatientId, TxId) {
+        let genesis = DemoGenesisBuilder::new().pow_bits(0).build();
+        let mut ledger = Ledger::with_store(genesis, HealthPolicy, bodies).expect("valid genesis");
+        let now = Timestamp(DEMO_GENESIS_TIME.millis() + 1_000);
+        let alice = Actor::new(&ledger, "dr_alice", demo_keypair("dr_alice")).expect("member");
+        let patient = PatientId::from_random_bytes([7; 16]);
+        let tx = alice
+            .register(&ledger, patient, "Jane Doe", now)
+            .expect("valid");
+        let id = ledger.submit_transaction(tx, now).expect("accepted");
+        let block = ledger.mine_block(&demo_keypair("dr_alice"), now);
+        ledger
+            .submit_block(block, now)
+            .into_result()
+            .expect("valid block");
+        (ledger, patient, id)
+    }
+
+    #[test]
+    fn events_are_read_back_from_their_blocks() {
+        let (ledger, patient, id) = registered(MemoryBodies::default());
+        let history = patient_history(&ledger, &patient)
+            .expect("readable")
+            .expect("known");
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].recorded.tx_id, id);
+        assert_eq!(history[0].recorded.height, Height(1));
+        assert!(matches!(&history[0].event, Event::PatientRegistration(r) if r.name == "Jane Doe"));
+        let other = PatientId::from_random_bytes([8; 16]);
+        assert!(matches!(patient_history(&ledger, &other), Ok(None)));
+    }
+
+    #[test]
+    fn a_missing_body_or_a_failing_store_is_an_error_not_a_guess() {
+        let (ledger, patient, _) = registered(Lossy::default());
+        assert!(matches!(
+            patient_history(&ledger, &patient),
+            Err(RecordError::MissingBlock { height: Height(1) })
+        ));
+        let (ledger, patient, _) = registered(Lossy { fail: true });
+        let error = patient_history(&ledger, &patient).expect_err("the store fails");
+        assert!(matches!(
+            error,
+            RecordError::Store {
+                height: Height(1),
+                ..
+            }
+        ));
+        assert!(error.to_string().contains("disk on fire"));
+    }
+
+    #[test]
+    fn an_index_that_names_another_transaction_is_reported() {
+        let (ledger, _, _) = registered(MemoryBodies::default());
+        let stranger = TxId(Hash::of(b"not in that block"));
+        assert!(matches!(
+            recorded_event(&ledger, Height(1), &stranger),
+            Err(RecordError::NotInBlock {
+                height: Height(1),
+                ..
+            })
+        ));
+        assert!(matches!(
+            recorded_event(&ledger, Height(9), &stranger),
+            Err(RecordError::MissingBlock { height: Height(9) })
+        ));
+    }
+}

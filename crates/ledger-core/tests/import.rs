@@ -191,3 +191,31 @@ fn prepared_blocks_are_refused_exactly_as_plain_ones() {
         assert_eq!(prepared.tip(), plain.tip());
     }
 }
+
+#[test]
+fn a_stream_import_stops_when_asked_and_reads_at_most_one_batch_ahead() {
+    let (genesis, blocks) = chain(limits::IMPORT_BATCH * 2 + 3);
+    let stop_after = limits::IMPORT_BATCH / 2;
+    let read = std::sync::atomic::AtomicUsize::new(0);
+    let stream = blocks.iter().map(|b| {
+        read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::clone(b)
+    });
+    let mut ledger = Ledger::new(genesis, Counter).expect("valid genesis");
+    let mut seen = 0;
+    ledger.import_stream(stream, late(), |block, outcome| {
+        assert_eq!(outcome.status, BlockStatus::Accepted);
+        assert_eq!(block.hash(), blocks[seen].hash());
+        seen += 1;
+        if seen == stop_after {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    });
+    assert_eq!(seen, stop_after);
+    assert_eq!(ledger.tip().height.0 as usize, stop_after);
+    // The batch being applied and, at most, the one verified beside it.
+    assert!(read.load(std::sync::atomic::Ordering::Relaxed) <= 2 * limits::IMPORT_BATCH);
+    assert_consistent(&ledger);
+}
