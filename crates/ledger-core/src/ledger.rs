@@ -22,7 +22,7 @@ use crate::state::{ChainState, Rules, Slot, Undo};
 use crate::store::{BodyStore, MemoryBodies};
 use crate::tx::{Transaction, signing_message, unsigned_part};
 use crate::units::{Amount, Height, Timestamp};
-use crate::verify::{self, KeyCache, Preverified, SigCache, SigItem};
+use crate::verify::{self, KeyCache, Preverified, Remember, SigCache, SigItem};
 
 /// A block body shared between the ledger, its store and its callers.
 pub type SharedBlock<P> = Arc<Block<<P as Policy>::Payload>>;
@@ -767,7 +767,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let next_batch =
             |blocks: &mut I::IntoIter| -> Option<(Vec<PreparedBlock<P::Payload>>, Preverified)> {
                 let batch: Vec<_> = blocks.by_ref().take(limits::IMPORT_BATCH).collect();
-                (!batch.is_empty()).then(|| verify::prepare_and_preverify(&genesis, &batch))
+                (!batch.is_empty()).then(|| {
+                    verify::prepare_and_preverify(&genesis, &batch, Remember::PartlySigned)
+                })
             };
         // Each batch is encoded once: ids, sizes and Merkle roots for validation come
         // from the same encodings as the signed messages.

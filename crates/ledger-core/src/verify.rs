@@ -150,7 +150,17 @@ pub fn preverify<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
 ) -> Preverified {
-    prepare_and_preverify(genesis, blocks).1
+    prepare_and_preverify(genesis, blocks, Remember::All).1
+}
+
+/// Which valid signatures [`prepare_and_preverify`] lists in its [`Preverified`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Remember {
+    /// Every one.
+    All,
+    /// Only those of blocks not wholly signed: a wholly signed block carries that fact
+    /// itself, so listing its signatures would only fill the signature cache.
+    PartlySigned,
 }
 
 /// [`preverify`], and each block [prepared](crate::prepare_blocks) from the same
@@ -158,6 +168,7 @@ pub fn preverify<T: Serialize + Send + Sync>(
 pub(crate) fn prepare_and_preverify<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
+    remember: Remember,
 ) -> (Vec<PreparedBlock<T>>, Preverified) {
     let Prepared {
         owners,
@@ -173,21 +184,28 @@ pub(crate) fn prepare_and_preverify<T: Serialize + Send + Sync>(
     // Items are in block order; a block is wholly signed when every key it names was
     // usable and every one of its items is valid.
     let mut prepared = Vec::with_capacity(spans.len());
+    let mut owners = owners.into_iter().zip(valid.iter().copied());
     let mut next = 0;
     for (mut block, count, keys_usable) in spans {
         let end = next + count;
-        if keys_usable && valid[next..end].iter().all(|ok| *ok) {
+        let signed = keys_usable && valid[next..end].iter().all(|ok| *ok);
+        if signed {
             block.digest.signed_for = Some(*genesis);
+        }
+        let own = owners.by_ref().take(count);
+        if signed && remember == Remember::PartlySigned {
+            own.for_each(drop);
+        } else {
+            for (owner, ok) in own {
+                match (owner, ok) {
+                    (Owner::Tx(id), true) => verified.txs.push(id),
+                    (Owner::Producer(key), true) => verified.producers.push(key),
+                    (_, false) => {}
+                }
+            }
         }
         prepared.push(block);
         next = end;
-    }
-    for (owner, ok) in owners.into_iter().zip(valid) {
-        match (owner, ok) {
-            (Owner::Tx(id), true) => verified.txs.push(id),
-            (Owner::Producer(key), true) => verified.producers.push(key),
-            (_, false) => {}
-        }
     }
     (prepared, verified)
 }
