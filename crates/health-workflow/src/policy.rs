@@ -343,7 +343,10 @@ impl Policy for HealthPolicy {
             Event::DoctorConsultation(c) => state.consult(c, at).map(Applied::new),
             Event::LabTestResult(r) => {
                 let (undo, doctor) = state.record_result(r, at)?;
-                let reward = Rates::of(ctx.genesis).reward_lab_result;
+                let reward = Amount(
+                    ctx.genesis
+                        .parameter(PARAM_REWARD_LAB_RESULT, DEFAULT_REWARD_LAB_RESULT),
+                );
                 Ok(Applied {
                     undo,
                     rewards: vec![(doctor, reward)],
@@ -352,7 +355,10 @@ impl Policy for HealthPolicy {
             Event::Prescription(p) => state.prescribe(p, at).map(Applied::new),
             Event::PrescriptionFilled(f) => {
                 let (undo, doctor) = state.fill(f, at)?;
-                let reward = Rates::of(ctx.genesis).reward_fill;
+                let reward = Amount(
+                    ctx.genesis
+                        .parameter(PARAM_REWARD_FILL, DEFAULT_REWARD_FILL),
+                );
                 Ok(Applied {
                     undo,
                     rewards: vec![(doctor, reward)],

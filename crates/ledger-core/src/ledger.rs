@@ -1248,7 +1248,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
 
         // Connect.
         let mut connected = Vec::new();
-        let mut mined = HashSet::new();
+        let mut mined_ids: Vec<Arc<[TxId]>> = Vec::new();
         let mut failure = None;
         for hash in &branch {
             let checked = match in_hand.take_if(|c| c.hash == *hash) {
@@ -1264,7 +1264,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             match self.connect(&checked) {
                 Ok(()) => {
                     connected.push(*hash);
-                    mined.extend(checked.ids.iter().copied());
+                    mined_ids.push(Arc::clone(&checked.ids));
                 }
                 Err(error) => {
                     failure = Some(error);
@@ -1293,7 +1293,16 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             }
         }
 
-        // Mempool: mined transactions leave, abandoned ones come back.
+        // Mempool: mined transactions leave, abandoned ones come back. (With neither
+        // pending nor abandoned transactions, as in a sync, there is nothing to look up.)
+        let mined: HashSet<TxId> = if self.mempool.txs.is_empty() && abandoned.is_empty() {
+            HashSet::new()
+        } else {
+            mined_ids
+                .iter()
+                .flat_map(|ids| ids.iter().copied())
+                .collect()
+        };
         let returned: Vec<PendingTx<P::Payload>> = abandoned
             .iter()
             .rev()
