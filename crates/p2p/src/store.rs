@@ -3,14 +3,16 @@
 //!
 //! A store extends the ledger's [`BodyStore`] (which must be durable when `put`
 //! returns) with what a restart needs: the stored blocks in height order, so that
-//! they can be handed back to the ledger parent first.
+//! they can be handed back to the ledger parent first. It may also group the puts of
+//! a sync batch under one durable commit ([`BlockStore::begin_batch`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ledger_core::{Block, BlockHash, BodyStore, Hash, Height, codec};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Why the store failed.
@@ -60,6 +62,23 @@ pub trait BlockStore<T>: BodyStore<T, Error = StoreError> + Send + 'static {
     /// Hashes of every stored block by increasing height (so every block comes after
     /// its parent), with the height each was stored at.
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError>;
+
+    /// Starts a batch of puts that [`BlockStore::commit_batch`] makes durable together:
+    /// until then `put` may return before its block is durable (it is readable at once),
+    /// so the caller must not treat a block put in the batch as stored (announce it,
+    /// report it) before `commit_batch` returns `Ok`. A crash before that leaves the
+    /// store as it was at its last durable commit. Takes `&self` because the ledger
+    /// owns the store and lends it only shared. The default does nothing: every put
+    /// stays durable on its own.
+    fn begin_batch(&self) {}
+
+    /// Makes every block put since [`BlockStore::begin_batch`] durable, and ends the
+    /// batch (later puts are durable on their own again). On `Err` the batch's blocks
+    /// may not survive a crash although the ledger holds them: the caller must stop
+    /// using the store. Without a batch under way it does nothing.
+    fn commit_batch(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Makes everything written durable and releases the store, for a caller that
     /// owns it and wants it released before dropping it; later calls fail with
@@ -152,9 +171,15 @@ pub const DB_FILE: &str = "blocks.redb";
 /// Blocks in a redb database in the node's data directory: every `put` is one
 /// committed (fsynced) write transaction, so a block is durable when it returns, and
 /// a crash at any point leaves the last committed state.
+///
+/// Within a batch ([`BlockStore::begin_batch`]) each `put` is a non-durable commit
+/// (visible to reads, not fsynced) and [`BlockStore::commit_batch`] is one durable
+/// commit covering them all: a sync batch costs one fsync instead of one per block.
 pub struct RedbStore<T> {
     db: Option<Database>,
     path: PathBuf,
+    /// Whether a batch is under way: puts commit without waiting for the disk.
+    batching: AtomicBool,
     _payload: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -196,6 +221,7 @@ impl<T> RedbStore<T> {
         Ok(RedbStore {
             db: Some(db),
             path,
+            batching: AtomicBool::new(false),
             _payload: std::marker::PhantomData,
         })
     }
@@ -222,7 +248,11 @@ impl<T: Serialize + DeserializeOwned> BodyStore<T> for RedbStore<T> {
 
     fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
         let bytes = codec::encode(&**block);
-        let tx = self.db()?.begin_write().map_err(db_err)?;
+        let mut tx = self.db()?.begin_write().map_err(db_err)?;
+        if self.batching.load(Ordering::Relaxed) {
+            // `commit_batch` makes it durable, before anyone is told it is stored.
+            tx.set_durability(Durability::None).map_err(db_err)?;
+        }
         {
             let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
             blocks
@@ -274,10 +304,25 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbSto
         Ok(out)
     }
 
+    fn begin_batch(&self) {
+        self.batching.store(true, Ordering::Relaxed);
+    }
+
+    fn commit_batch(&self) -> Result<(), StoreError> {
+        if !self.batching.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        // A durable commit persists the non-durable commits before it.
+        let tx = self.db()?.begin_write().map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    }
+
     fn close(&mut self) -> Result<(), StoreError> {
-        // Every put committed durably already; dropping the database releases the file.
+        // A batch left open is committed first; every other put is durable already.
+        let committed = self.commit_batch();
+        // Dropping the database releases the file.
         self.db = None;
-        Ok(())
+        committed
     }
 }
 
@@ -355,6 +400,53 @@ mod tests {
             );
         }
         assert_eq!(store.get(&BlockHash::default()).expect("get"), None);
+    }
+
+    #[test]
+    fn a_committed_batch_is_readable_at_once_and_kept_across_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        {
+            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            store.begin_batch();
+            for block in &blocks[..2] {
+                store.put(&block.hash(), block).expect("put");
+                // Readable before the batch is committed.
+                assert_eq!(
+                    store.get(&block.hash()).expect("get").as_deref(),
+                    Some(&**block)
+                );
+            }
+            store.commit_batch().expect("commits");
+            // After the batch, a put is durable on its own again.
+            store.put(&blocks[2].hash(), &blocks[2]).expect("put");
+            // Without a batch under way, committing one does nothing.
+            store.commit_batch().expect("nothing to commit");
+        }
+        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
+        let expected: Vec<_> = blocks.iter().map(|b| (b.header.height, b.hash())).collect();
+        assert_eq!(store.stored().expect("lists"), expected);
+    }
+
+    #[test]
+    fn closing_commits_a_batch_left_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        {
+            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            store.begin_batch();
+            store.put(&blocks[0].hash(), &blocks[0]).expect("put");
+            store.close().expect("closes");
+            assert!(matches!(
+                store.get(&blocks[0].hash()),
+                Err(StoreError::Closed)
+            ));
+        }
+        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
+        assert_eq!(
+            store.stored().expect("lists"),
+            vec![(Height(1), blocks[0].hash())]
+        );
     }
 
     #[test]
