@@ -8,11 +8,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ledger_core::{Block, BlockHash, BodyStore, Hash, Height, codec};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Why the store failed.
@@ -172,13 +172,17 @@ pub const DB_FILE: &str = "blocks.redb";
 /// committed (fsynced) write transaction, so a block is durable when it returns, and
 /// a crash at any point leaves the last committed state.
 ///
-/// Within a batch ([`BlockStore::begin_batch`]) each `put` is a non-durable commit
-/// (visible to reads, not fsynced) and [`BlockStore::commit_batch`] is one durable
-/// commit covering them all: a sync batch costs one fsync instead of one per block.
+/// Within a batch ([`BlockStore::begin_batch`]) the puts go into one write
+/// transaction, which this store's reads see, and [`BlockStore::commit_batch`] commits
+/// it: a sync batch costs one commit and one fsync instead of one per block. Dropping
+/// the store with a batch under way abandons the batch, as a crash would.
 pub struct RedbStore<T> {
+    /// The write transaction of the batch under way, opened by its first put. Declared
+    /// before `db` so that it is dropped (abandoned) before the database.
+    batch: Mutex<Option<WriteTransaction>>,
     db: Option<Database>,
     path: PathBuf,
-    /// Whether a batch is under way: puts commit without waiting for the disk.
+    /// Whether a batch is under way.
     batching: AtomicBool,
     _payload: std::marker::PhantomData<fn() -> T>,
 }
@@ -219,6 +223,7 @@ impl<T> RedbStore<T> {
         tx.open_table(BY_HEIGHT).map_err(|e| open_err(e.into()))?;
         tx.commit().map_err(|e| open_err(e.into()))?;
         Ok(RedbStore {
+            batch: Mutex::new(None),
             db: Some(db),
             path,
             batching: AtomicBool::new(false),
@@ -234,6 +239,70 @@ impl<T> RedbStore<T> {
     fn db(&self) -> Result<&Database, StoreError> {
         self.db.as_ref().ok_or(StoreError::Closed)
     }
+
+    /// The batch's write transaction, if a batch has one open.
+    fn batch(&self) -> MutexGuard<'_, Option<WriteTransaction>> {
+        // A panic while holding the lock leaves either no transaction or an open one,
+        // both usable, so a poisoned lock is still usable.
+        self.batch.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Writes `block` (encoded as `bytes`) into the tables of `tx`.
+fn insert_block(
+    tx: &WriteTransaction,
+    hash: &BlockHash,
+    height: Height,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+    blocks
+        .insert(hash.hash().as_bytes(), bytes)
+        .map_err(db_err)?;
+    let mut by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
+    by_height
+        .insert(&height_key(height, hash), ())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Reads and checks the block stored under `hash` in `blocks`.
+fn read_block<T: Serialize + DeserializeOwned>(
+    blocks: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    hash: &BlockHash,
+) -> Result<Option<Arc<Block<T>>>, StoreError> {
+    let Some(bytes) = blocks.get(hash.hash().as_bytes()).map_err(db_err)? else {
+        return Ok(None);
+    };
+    let block: Block<T> = codec::decode(bytes.value(), ledger_core::limits::MAX_BLOCK_BYTES)
+        .map_err(|e| StoreError::Corrupt {
+            hash: *hash,
+            reason: e.to_string(),
+        })?;
+    if block.hash() != *hash {
+        return Err(StoreError::Corrupt {
+            hash: *hash,
+            reason: format!("content hashes to {}", block.hash()),
+        });
+    }
+    Ok(Some(Arc::new(block)))
+}
+
+/// The `(height, hash)` entries of `by_height`, in key order.
+fn list_blocks(
+    by_height: &impl ReadableTable<&'static [u8; 40], ()>,
+) -> Result<Vec<(Height, BlockHash)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in by_height.iter().map_err(db_err)? {
+        let (key, _) = entry.map_err(db_err)?;
+        let key = key.value();
+        let mut height = [0u8; 8];
+        height.copy_from_slice(&key[..8]);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&key[8..]);
+        out.push((Height(u64::from_be_bytes(height)), BlockHash(Hash(hash))));
+    }
+    Ok(out)
 }
 
 fn height_key(height: Height, hash: &BlockHash) -> [u8; 40] {
@@ -248,60 +317,38 @@ impl<T: Serialize + DeserializeOwned> BodyStore<T> for RedbStore<T> {
 
     fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
         let bytes = codec::encode(&**block);
-        let mut tx = self.db()?.begin_write().map_err(db_err)?;
+        let height = block.header.height;
         if self.batching.load(Ordering::Relaxed) {
-            // `commit_batch` makes it durable, before anyone is told it is stored.
-            tx.set_durability(Durability::None).map_err(db_err)?;
+            // Committed by `commit_batch`, before anyone is told the block is stored.
+            let db = self.db.as_ref().ok_or(StoreError::Closed)?;
+            let batch = self.batch.get_mut().unwrap_or_else(PoisonError::into_inner);
+            let tx = match batch {
+                Some(tx) => tx,
+                None => batch.insert(db.begin_write().map_err(db_err)?),
+            };
+            return insert_block(tx, hash, height, &bytes);
         }
-        {
-            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
-            blocks
-                .insert(hash.hash().as_bytes(), bytes.as_slice())
-                .map_err(db_err)?;
-            let mut by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
-            by_height
-                .insert(&height_key(block.header.height, hash), ())
-                .map_err(db_err)?;
-        }
+        let tx = self.db()?.begin_write().map_err(db_err)?;
+        insert_block(&tx, hash, height, &bytes)?;
         tx.commit().map_err(db_err)
     }
 
     fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
-        let tx = self.db()?.begin_read().map_err(db_err)?;
-        let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
-        let Some(bytes) = blocks.get(hash.hash().as_bytes()).map_err(db_err)? else {
-            return Ok(None);
-        };
-        let block: Block<T> = codec::decode(bytes.value(), ledger_core::limits::MAX_BLOCK_BYTES)
-            .map_err(|e| StoreError::Corrupt {
-                hash: *hash,
-                reason: e.to_string(),
-            })?;
-        if block.hash() != *hash {
-            return Err(StoreError::Corrupt {
-                hash: *hash,
-                reason: format!("content hashes to {}", block.hash()),
-            });
+        if let Some(tx) = self.batch().as_ref() {
+            return read_block(&tx.open_table(BLOCKS).map_err(db_err)?, hash);
         }
-        Ok(Some(Arc::new(block)))
+        let tx = self.db()?.begin_read().map_err(db_err)?;
+        read_block(&tx.open_table(BLOCKS).map_err(db_err)?, hash)
     }
 }
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbStore<T> {
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
-        let tx = self.db()?.begin_read().map_err(db_err)?;
-        let by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in by_height.iter().map_err(db_err)? {
-            let (key, _) = entry.map_err(db_err)?;
-            let key = key.value();
-            let mut height = [0u8; 8];
-            height.copy_from_slice(&key[..8]);
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&key[8..]);
-            out.push((Height(u64::from_be_bytes(height)), BlockHash(Hash(hash))));
+        if let Some(tx) = self.batch().as_ref() {
+            return list_blocks(&tx.open_table(BY_HEIGHT).map_err(db_err)?);
         }
-        Ok(out)
+        let tx = self.db()?.begin_read().map_err(db_err)?;
+        list_blocks(&tx.open_table(BY_HEIGHT).map_err(db_err)?)
     }
 
     fn begin_batch(&self) {
@@ -309,12 +356,11 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbSto
     }
 
     fn commit_batch(&self) -> Result<(), StoreError> {
-        if !self.batching.swap(false, Ordering::Relaxed) {
-            return Ok(());
+        self.batching.store(false, Ordering::Relaxed);
+        match self.batch().take() {
+            Some(tx) => tx.commit().map_err(db_err),
+            None => Ok(()),
         }
-        // A durable commit persists the non-durable commits before it.
-        let tx = self.db()?.begin_write().map_err(db_err)?;
-        tx.commit().map_err(db_err)
     }
 
     fn close(&mut self) -> Result<(), StoreError> {
@@ -417,6 +463,11 @@ mod tests {
                     Some(&**block)
                 );
             }
+            assert_eq!(
+                store.stored().expect("lists").len(),
+                2,
+                "the batch is listed before it is committed"
+            );
             store.commit_batch().expect("commits");
             // After the batch, a put is durable on its own again.
             store.put(&blocks[2].hash(), &blocks[2]).expect("put");
@@ -447,6 +498,25 @@ mod tests {
             store.stored().expect("lists"),
             vec![(Height(1), blocks[0].hash())]
         );
+    }
+
+    #[test]
+    fn a_store_dropped_mid_batch_keeps_only_what_was_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        {
+            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            store.put(&blocks[0].hash(), &blocks[0]).expect("put");
+            store.begin_batch();
+            store.put(&blocks[1].hash(), &blocks[1]).expect("put");
+            // Dropped as a crash would leave it: the batch is never committed.
+        }
+        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
+        assert_eq!(
+            store.stored().expect("lists"),
+            vec![(Height(1), blocks[0].hash())]
+        );
+        assert_eq!(store.get(&blocks[1].hash()).expect("get"), None);
     }
 
     #[test]
