@@ -1432,7 +1432,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     if bytes > limits::MAX_REPLY_BYTES && !blocks.is_empty() {
                         break;
                     }
-                    blocks.push((*block).clone());
+                    blocks.push(block);
                 }
                 Ok(None) | Err(_) => {
                     warn!(%hash, "cannot read a best-chain block to serve");
@@ -1440,7 +1440,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 }
             }
         }
-        self.send(id, &Message::Blocks(blocks));
+        self.send_frame(id, Bytes::from(crate::protocol::encode_blocks(&blocks)));
     }
 
     /// A sync batch arrived: asks for the next one at once (pipelining), and hands
