@@ -958,6 +958,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 removed
             }) {
                 Some(peer) => {
+                    self.after_peer_left(peer.inflight);
                     let offence = error.as_ref().and_then(gossip::session_offence);
                     match offence {
                         Some(offence) => {
@@ -1325,10 +1326,20 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     fn disconnect(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
         if let Some(peer) = self.peers.remove(&id) {
             self.publish_connected();
+            let inflight = peer.inflight;
             self.emit(NodeEvent::PeerDown {
                 info: peer.info,
                 reason,
             });
+            self.after_peer_left(inflight);
+        }
+    }
+
+    /// A peer with `inflight` unanswered requests left: the room they held in
+    /// [`limits::SYNC_BATCHES`] goes to requests that waited for it.
+    fn after_peer_left(&mut self, inflight: u32) {
+        if inflight > 0 {
+            self.resume_deferred();
         }
     }
 
