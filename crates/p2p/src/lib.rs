@@ -14,9 +14,11 @@
 //!   what the ledger accepted, locator-based sync in pipelined batches, and bans for
 //!   peers that misbehave (bad frames, protocol violations, invalid data).
 //! - [`store`]: the [`BlockStore`] trait, [`RedbStore`] in the node's data directory,
-//!   [`MemoryStore`] for tests. A block is committed before the ledger accepts it,
-//!   so before it is announced or acknowledged; [`open_ledger`] reloads the store on
-//!   start, re-checking hashes, links and state but not signatures.
+//!   [`MemoryStore`] for tests. A block is committed before it is announced or
+//!   acknowledged: alone before the ledger accepts it, or, for a sync batch, with the
+//!   whole batch in one durable commit before any of it is reported; [`open_ledger`]
+//!   reloads the store on start, re-checking hashes, links and state but not
+//!   signatures.
 //!
 //! Start a node with [`spawn`] (it returns a [`RunningNode`] with its handle) or
 //! [`run`] (no handle, until shut down). The
@@ -30,8 +32,10 @@
 //!   by id); blocks that arrive in a sync batch are announced as the new tip only.
 //! - **Sync**: a peer whose `Hello` announces a tip that wins fork choice, a block
 //!   whose parent is unknown, or [`NodeHandle::sync`] start a `GetBlocks` with a
-//!   block locator; full batches are answered by the next request before they are
-//!   processed (pipelining) and each batch's signatures are verified together.
+//!   block locator; each non-empty batch is answered by the next request before it is
+//!   processed (pipelining, up to [`limits::SYNC_BATCHES`] batches held at once), its
+//!   signatures are verified together off the ledger task while the previous batch is
+//!   applied, and it is applied under one durable store commit.
 //! - **Bans** (for [`NodeConfig::ban_duration`]): oversize or undecodable frames (an
 //!   unknown message tag included), protocol violations (anything before `Hello`, a
 //!   second `Hello`, counts above [`limits`]), transactions that are invalid in
@@ -60,7 +64,9 @@
 //!   sender is not blamed; the node keeps serving, and fetches the block again by
 //!   locator once a later block arrives without its parent. A stored block that fails
 //!   its checks on start is reported in the [`ReloadReport`] and not served; the node
-//!   syncs it (and what follows it) again from peers, overwriting the bad copy.
+//!   syncs it (and what follows it) again from peers, overwriting the bad copy. If the
+//!   durable commit of a sync batch fails, the ledger holds blocks the store could not
+//!   keep: the node stops with [`NodeError::Store`] rather than serve them.
 //!
 //! The mempool is not persisted: pending transactions are lost on restart (their
 //! authors may resubmit them), blocks are not.

@@ -32,6 +32,13 @@ pub const MAX_BLOCKS_PER_REPLY: usize = 128;
 /// [`MAX_FRAME_BYTES`] for the envelope whatever the blocks' sizes.
 pub const MAX_REPLY_BYTES: usize = MAX_FRAME_BYTES / 2;
 
+/// Sync batches a node holds at once, over all its peers: requested and not yet
+/// received, having their signatures verified off the ledger task, or waiting to be
+/// applied. Enough for the next batch to travel and be verified while one is applied;
+/// it bounds what a sync buffers to this many replies of at most [`MAX_REPLY_BYTES`]
+/// each. A request that would exceed it waits until a batch has been applied.
+pub const SYNC_BATCHES: usize = 4;
+
 /// Longest block locator accepted in `GetBlocks`: the ledger's own locators never
 /// exceed it, and it bounds the lookups one request can cause.
 pub const MAX_LOCATOR_HASHES: usize = ledger_core::limits::MAX_LOCATOR_HASHES;

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ledger_core::{
-    Block, BlockError, BlockHash, BlockHeader, BlockStatus, Height, Keypair, Ledger, MineStatus,
-    Policy, PreparedBlock, Timestamp, TipChange, Transaction, TxError, TxId,
+    Block, BlockError, BlockHash, BlockHeader, BlockOutcome, BlockStatus, Height, Keypair, Ledger,
+    MineStatus, Policy, PreparedBlock, Preverified, Timestamp, TipChange, Transaction, TxError,
+    TxId,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
@@ -22,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::gossip::{self, Backoff, BanList, Offence, Seen};
 use crate::limits;
@@ -749,8 +750,28 @@ impl<T> Shared<T> {
 struct Peer {
     info: PeerInfo,
     outbound: mpsc::Sender<Bytes>,
-    /// `GetBlocks` requests sent and not yet answered.
+    /// `GetBlocks` requests sent and not yet answered: at most one, whose reply
+    /// continues the sync.
     inflight: u32,
+    /// A sync request held back by [`limits::SYNC_BATCHES`], sent once a batch has been
+    /// applied: after the given block, or from our locator for `None`.
+    deferred: Option<Option<BlockHash>>,
+    /// A batch from this peer left orphans while a request was in flight: the next
+    /// request starts from our locator rather than after the reply being awaited.
+    resync: bool,
+}
+
+/// A sync batch on its way to signature verification, off the ledger task.
+struct SyncBatch<T> {
+    peer: u64,
+    blocks: Vec<Arc<Block<T>>>,
+}
+
+/// A sync batch back from verification, to be applied on the ledger task.
+struct VerifiedBatch<T> {
+    peer: u64,
+    blocks: Vec<Arc<Block<T>>>,
+    verified: Preverified,
 }
 
 struct MiningJob<E> {
@@ -779,6 +800,12 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     mining: Option<MiningJob<P::Error>>,
     next_job: u64,
     mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
+    /// Sync batches for the verifier task, in the order they arrived.
+    to_verify: mpsc::Sender<SyncBatch<P::Payload>>,
+    /// Batches sent to the verifier and not yet applied.
+    sync_queued: usize,
+    /// The store failed to make applied blocks durable: the node stops with it.
+    failure: Option<StoreError>,
 }
 
 async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
@@ -805,6 +832,10 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     let (hello_tx, hello_rx) = watch::channel(hello);
     let (to_node, mut session_rx) = mpsc::channel(limits::NODE_INPUT_QUEUE);
     let (mined_tx, mut mined_rx) = mpsc::channel(4);
+    // Every batch in these queues counts against `limits::SYNC_BATCHES`, so they never
+    // fill (see `NodeTask::sync_load`).
+    let (to_verify, verify_rx) = mpsc::channel(limits::SYNC_BATCHES);
+    let (verified_tx, mut verified_rx) = mpsc::channel(limits::SYNC_BATCHES);
     let shared = Arc::new(Shared {
         session: config.session,
         hello: hello_rx,
@@ -818,6 +849,12 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         config,
     });
     shared.tracker.spawn(listen(Arc::clone(&shared), listener));
+    shared.tracker.spawn(verify_batches(
+        ledger.genesis_hash(),
+        verify_rx,
+        verified_tx,
+        token.clone(),
+    ));
     for addr in shared.config.peers.clone() {
         shared
             .tracker
@@ -838,13 +875,22 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         mining: None,
         next_job: 0,
         mined_tx,
+        to_verify,
+        sync_queued: 0,
+        failure: None,
     };
+    let mut result = Ok(());
     loop {
         tokio::select! {
             () = token.cancelled() => break,
             Some(command) = commands.recv() => node.on_command(command),
             Some(event) = session_rx.recv() => node.on_session(event),
             Some(mined) = mined_rx.recv() => node.on_mined(mined),
+            Some(batch) = verified_rx.recv() => node.on_verified(batch),
+        }
+        if let Some(failure) = node.failure.take() {
+            result = Err(NodeError::Store(failure));
+            break;
         }
     }
     info!(name = %shared.config.name, "node stopping");
@@ -857,11 +903,66 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     drop(session_rx);
     drop(commands);
     drop(mined_rx);
+    drop(verified_rx);
+    // Children stop on the token, also when the loop ended on a store failure.
+    token.cancel();
     shared.tracker.close();
     shared.tracker.wait().await;
     // Dropping the ledger closes the store; every accepted block was committed already.
     drop(node);
-    Ok(())
+    result
+}
+
+/// Verifies the signatures of sync batches on the blocking pool (on every core), one
+/// batch at a time and in arrival order, while the ledger task applies the previous
+/// one. Pure work on the blocks: results go back to the ledger task as messages, and
+/// only the ledger decides, through `Ledger::accept_preverified`, what to trust (it
+/// ignores results for another genesis).
+async fn verify_batches<T>(
+    genesis: BlockHash,
+    mut batches: mpsc::Receiver<SyncBatch<T>>,
+    verified: mpsc::Sender<VerifiedBatch<T>>,
+    token: CancellationToken,
+) where
+    T: serde::Serialize + Send + Sync + 'static,
+{
+    loop {
+        let batch = tokio::select! {
+            () = token.cancelled() => return,
+            batch = batches.recv() => batch,
+        };
+        let Some(SyncBatch { peer, blocks }) = batch else {
+            return;
+        };
+        let work = tokio::task::spawn_blocking(move || {
+            let checked = ledger_core::preverify(&genesis, &blocks);
+            (blocks, checked)
+        });
+        let done = tokio::select! {
+            () = token.cancelled() => return,
+            done = work => done,
+        };
+        let batch = match done {
+            Ok((blocks, verified)) => VerifiedBatch {
+                peer,
+                blocks,
+                verified,
+            },
+            Err(e) => {
+                // The blocks are lost with the panicking job; the ledger task still
+                // hears of the batch, to release its place, and refetches what it lacks.
+                error!(error = %e, "signature verification failed");
+                VerifiedBatch {
+                    peer,
+                    blocks: Vec::new(),
+                    verified: Preverified::default(),
+                }
+            }
+        };
+        if verified.send(batch).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
@@ -923,6 +1024,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 removed
             }) {
                 Some(peer) => {
+                    self.after_peer_left(peer.inflight);
                     let offence = error.as_ref().and_then(gossip::session_offence);
                     match offence {
                         Some(offence) => {
@@ -1015,6 +1117,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 info: info.clone(),
                 outbound,
                 inflight: 0,
+                deferred: None,
+                resync: false,
             },
         );
         self.publish_connected();
@@ -1288,10 +1392,20 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     fn disconnect(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
         if let Some(peer) = self.peers.remove(&id) {
             self.publish_connected();
+            let inflight = peer.inflight;
             self.emit(NodeEvent::PeerDown {
                 info: peer.info,
                 reason,
             });
+            self.after_peer_left(inflight);
+        }
+    }
+
+    /// A peer with `inflight` unanswered requests left: the room they held in
+    /// [`limits::SYNC_BATCHES`] goes to requests that waited for it.
+    fn after_peer_left(&mut self, inflight: u32) {
+        if inflight > 0 {
+            self.resume_deferred();
         }
     }
 
@@ -1327,24 +1441,58 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
+    /// Sync batches held now (see [`limits::SYNC_BATCHES`]): requested from peers and
+    /// not yet answered, or received and not yet applied.
+    fn sync_load(&self) -> usize {
+        let requested: usize = self
+            .peers
+            .values()
+            .map(|p| usize::try_from(p.inflight).unwrap_or(usize::MAX))
+            .sum();
+        self.sync_queued.saturating_add(requested)
+    }
+
     /// Asks peer `id` for the blocks after our best chain, or after `after` when
-    /// pipelining behind a batch not yet processed.
+    /// pipelining behind a batch not yet applied. Does nothing while a request to the
+    /// peer is in flight (its reply continues the sync), and defers the request while
+    /// [`limits::SYNC_BATCHES`] batches are held.
     fn request_blocks(&mut self, id: u64, after: Option<BlockHash>) {
+        let load = self.sync_load();
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.inflight > 0 {
+            return;
+        }
+        if load >= limits::SYNC_BATCHES {
+            peer.deferred = Some(after);
+            return;
+        }
+        peer.deferred = None;
+        peer.inflight += 1;
         let mut locator = self.ledger.locator();
         if let Some(after) = after {
             locator.insert(0, after);
             locator.truncate(limits::MAX_LOCATOR_HASHES);
         }
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if after.is_none() && peer.inflight > 0 {
-            // A sync with this peer is under way; it continues by itself.
-            return;
-        }
-        peer.inflight += 1;
         let limit = u32::try_from(limits::MAX_BLOCKS_PER_REPLY).unwrap_or(u32::MAX);
         self.send(id, &Message::GetBlocks { locator, limit });
+    }
+
+    /// Sends the requests held back by [`limits::SYNC_BATCHES`], while there is room.
+    fn resume_deferred(&mut self) {
+        let mut waiting: Vec<(u64, Option<BlockHash>)> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| p.deferred.map(|after| (*id, after)))
+            .collect();
+        waiting.sort_unstable_by_key(|(id, _)| *id);
+        for (id, after) in waiting {
+            if self.sync_load() >= limits::SYNC_BATCHES {
+                return;
+            }
+            self.request_blocks(id, after);
+        }
     }
 
     fn serve_blocks(&mut self, id: u64, locator: &[BlockHash], limit: u32) {
@@ -1361,7 +1509,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     if bytes > limits::MAX_REPLY_BYTES && !blocks.is_empty() {
                         break;
                     }
-                    blocks.push((*block).clone());
+                    blocks.push(block);
                 }
                 Ok(None) | Err(_) => {
                     warn!(%hash, "cannot read a best-chain block to serve");
@@ -1369,11 +1517,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 }
             }
         }
-        self.send(id, &Message::Blocks(blocks));
+        self.send_frame(id, Bytes::from(crate::protocol::encode_blocks(&blocks)));
     }
 
-    /// A sync batch: pipelines the next request, verifies the batch's signatures in
-    /// parallel, then submits the blocks parents first.
+    /// A sync batch arrived: asks for the next one at once (pipelining), and hands
+    /// this one to the verifier task; [`NodeTask::on_verified`] applies it.
     fn on_blocks(&mut self, id: u64, blocks: Vec<Block<P::Payload>>) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -1383,48 +1531,102 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             return;
         }
         peer.inflight -= 1;
-        let inflight = peer.inflight;
-        let full = blocks.len() >= limits::MAX_BLOCKS_PER_REPLY;
-        if full && inflight == 0 {
-            // Ask for the next batch now, so the peer prepares it while this one is
-            // verified.
-            let last = blocks.last().map(Block::hash);
-            self.request_blocks(id, last);
+        if blocks.is_empty() {
+            // The peer has nothing after what was asked: this sync is complete.
+            return;
         }
+        // The peer prepares the next batch while this one is verified and applied; it
+        // answers with an empty one when it has no more.
+        let next = if std::mem::take(&mut peer.resync) {
+            None
+        } else {
+            blocks.last().map(Block::hash)
+        };
         let blocks: Vec<Arc<Block<P::Payload>>> = blocks.into_iter().map(Arc::new).collect();
-        self.ledger.preverify_signatures(&blocks);
+        self.sync_queued += 1;
+        match self.to_verify.try_send(SyncBatch { peer: id, blocks }) {
+            Ok(()) => {}
+            Err(
+                mpsc::error::TrySendError::Full(batch) | mpsc::error::TrySendError::Closed(batch),
+            ) => {
+                // Not expected (the queue has room for every batch held, and the
+                // verifier runs as long as the node): verify here instead.
+                warn!("sync verification queue unavailable, verifying on the ledger task");
+                let verified = ledger_core::preverify(&self.ledger.genesis_hash(), &batch.blocks);
+                self.on_verified(VerifiedBatch {
+                    peer: id,
+                    blocks: batch.blocks,
+                    verified,
+                });
+            }
+        }
+        self.request_blocks(id, next);
+    }
+
+    /// A sync batch whose signatures were verified: applies it if its peer is still
+    /// connected, then sends the requests that waited for room.
+    fn on_verified(&mut self, batch: VerifiedBatch<P::Payload>) {
+        self.sync_queued = self.sync_queued.saturating_sub(1);
+        if self.peers.contains_key(&batch.peer) {
+            self.apply_batch(batch.peer, batch.blocks, batch.verified);
+        } else {
+            // The peer left or was banned (maybe for an earlier batch): drop what it sent.
+            debug!(
+                peer = batch.peer,
+                "dropping a sync batch from a departed peer"
+            );
+        }
+        self.resume_deferred();
+    }
+
+    /// Submits a verified sync batch parents first under one durable store commit, then
+    /// reports and announces what it added: nothing of it is announced before it is
+    /// durable. Stops at the first invalid block and punishes the peer for it.
+    fn apply_batch(&mut self, id: u64, blocks: Vec<Arc<Block<P::Payload>>>, verified: Preverified) {
+        self.ledger.accept_preverified(verified);
         let now = self.now();
         let old_tip = self.ledger.tip().hash;
-        let mut progress = false;
+        let mut outcomes: Vec<BlockOutcome<P::Error>> = Vec::with_capacity(blocks.len());
+        let mut fault = None;
         let mut orphaned = false;
+        self.ledger.store().begin_batch();
         for block in blocks {
             let hash = block.hash();
             self.seen_blocks.insert(hash);
             let block = Arc::try_unwrap(block).unwrap_or_else(|shared| (*shared).clone());
             let outcome = self.ledger.submit_block(block, now);
-            progress |= !outcome.accepted.is_empty();
-            let own_error = outcome
-                .invalid
-                .iter()
-                .find(|(h, _)| *h == hash)
-                .map(|(_, e)| e.clone());
+            let status = outcome.status;
+            if status == BlockStatus::Invalid {
+                let own = outcome.invalid.iter().find(|(h, _)| *h == hash);
+                fault =
+                    Some(own.map_or(BlockError::KnownInvalid { block: hash }, |(_, e)| e.clone()));
+            }
+            orphaned |= matches!(status, BlockStatus::Orphan { .. });
+            outcomes.push(outcome);
+            if fault.is_some() {
+                break;
+            }
+        }
+        if let Err(failure) = self.ledger.store().commit_batch() {
+            // The ledger holds blocks the store cannot make durable: stop rather than
+            // announce or serve them.
+            error!(error = %failure, "the store failed to commit a sync batch; stopping");
+            self.failure = Some(failure);
+            return;
+        }
+        for outcome in outcomes {
             self.after_blocks(
                 &outcome.accepted,
                 outcome.tip_changes,
                 &outcome.invalid,
                 Some(id),
             );
-            match outcome.status {
-                BlockStatus::Invalid => {
-                    let error = own_error.unwrap_or(BlockError::KnownInvalid { block: hash });
-                    if let Some(offence) = gossip::block_offence(&error) {
-                        self.punish(id, offence);
-                    }
-                    return;
-                }
-                BlockStatus::Orphan { .. } => orphaned = true,
-                BlockStatus::Accepted | BlockStatus::Duplicate => {}
+        }
+        if let Some(error) = fault {
+            if let Some(offence) = gossip::block_offence(&error) {
+                self.punish(id, offence);
             }
+            return;
         }
         // Peers other than the source hear of the new tip only: one that lacks its
         // ancestors fetches them by locator.
@@ -1432,8 +1634,14 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         if tip != old_tip {
             self.announce(&[tip], Some(id));
         }
-        if !full && (progress || orphaned) {
-            self.request_blocks(id, None);
+        if orphaned {
+            // The batch does not connect to our chain: ask again from our locator, now
+            // or after the reply in flight.
+            match self.peers.get_mut(&id) {
+                Some(peer) if peer.inflight > 0 => peer.resync = true,
+                Some(_) => self.request_blocks(id, None),
+                None => {}
+            }
         }
     }
 

@@ -10,10 +10,11 @@
 //! the handshake compares first.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ledger_core::codec::{self, DecodeError};
 use ledger_core::{Block, BlockHash, Height, Transaction};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::limits;
 
@@ -155,6 +156,30 @@ impl<T: Serialize> Message<T> {
     }
 }
 
+/// The encoding of `Message::Blocks` holding these blocks, byte for byte, without
+/// copying them into an owned message first: how a node answers `GetBlocks` from the
+/// blocks its store shares.
+pub fn encode_blocks<T: Serialize>(blocks: &[Arc<Block<T>>]) -> Vec<u8> {
+    codec::encode(&BlocksReply(blocks))
+}
+
+/// `Message::Blocks` over borrowed blocks (see [`encode_blocks`]).
+struct BlocksReply<'a, T>(&'a [Arc<Block<T>>]);
+
+impl<T: Serialize> Serialize for BlocksReply<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The blocks as the sequence `Vec<Block<T>>` would be.
+        struct Blocks<'a, T>(&'a [Arc<Block<T>>]);
+        impl<T: Serialize> Serialize for Blocks<'_, T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|block| &**block))
+            }
+        }
+        // `Blocks` is the fifth variant of `Message` (index 4).
+        serializer.serialize_newtype_variant("Message", 4, "Blocks", &Blocks(self.0))
+    }
+}
+
 /// Why a frame's payload is not an acceptable message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -214,6 +239,28 @@ mod tests {
         for m in messages {
             let bytes = m.encode();
             assert_eq!(decode_message::<String>(&bytes, 1 << 20), Ok(m));
+        }
+    }
+
+    #[test]
+    fn a_borrowed_blocks_reply_encodes_as_the_message() {
+        let block = |n: u64| Block::<String> {
+            header: ledger_core::BlockHeader {
+                height: Height(n),
+                prev: BlockHash(Hash::of(&n.to_le_bytes())),
+                merkle_root: Hash::of(b"m"),
+                timestamp: ledger_core::Timestamp(n * 10),
+                producer: ledger_core::AccountId::default(),
+                nonce: n,
+            },
+            signature: ledger_core::Signature::default(),
+            transactions: Vec::new(),
+            rewards: Vec::new(),
+        };
+        for count in [0, 1, 3] {
+            let blocks: Vec<Arc<Block<String>>> = (1..=count).map(|n| Arc::new(block(n))).collect();
+            let owned = Message::Blocks(blocks.iter().map(|b| Block::clone(b)).collect());
+            assert_eq!(encode_blocks(&blocks), owned.encode());
         }
     }
 

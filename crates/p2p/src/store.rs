@@ -3,14 +3,16 @@
 //!
 //! A store extends the ledger's [`BodyStore`] (which must be durable when `put`
 //! returns) with what a restart needs: the stored blocks in height order, so that
-//! they can be handed back to the ledger parent first.
+//! they can be handed back to the ledger parent first. It may also group the puts of
+//! a sync batch under one durable commit ([`BlockStore::begin_batch`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ledger_core::{Block, BlockHash, BodyStore, Hash, Height, codec};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Why the store failed.
@@ -60,6 +62,23 @@ pub trait BlockStore<T>: BodyStore<T, Error = StoreError> + Send + 'static {
     /// Hashes of every stored block by increasing height (so every block comes after
     /// its parent), with the height each was stored at.
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError>;
+
+    /// Starts a batch of puts that [`BlockStore::commit_batch`] makes durable together:
+    /// until then `put` may return before its block is durable (it is readable at once),
+    /// so the caller must not treat a block put in the batch as stored (announce it,
+    /// report it) before `commit_batch` returns `Ok`. A crash before that leaves the
+    /// store as it was at its last durable commit. Takes `&self` because the ledger
+    /// owns the store and lends it only shared. The default does nothing: every put
+    /// stays durable on its own.
+    fn begin_batch(&self) {}
+
+    /// Makes every block put since [`BlockStore::begin_batch`] durable, and ends the
+    /// batch (later puts are durable on their own again). On `Err` the batch's blocks
+    /// may not survive a crash although the ledger holds them: the caller must stop
+    /// using the store. Without a batch under way it does nothing.
+    fn commit_batch(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Makes everything written durable and releases the store, for a caller that
     /// owns it and wants it released before dropping it; later calls fail with
@@ -179,11 +198,21 @@ pub const DB_FILE: &str = "blocks.redb";
 /// Blocks in a redb database in the node's data directory: every `put` is one
 /// committed (fsynced) write transaction, so a block is durable when it returns, and
 /// a crash at any point leaves the last committed state.
+///
+/// Within a batch ([`BlockStore::begin_batch`]) the puts go into one write
+/// transaction, which this store's reads see, and [`BlockStore::commit_batch`] commits
+/// it: a sync batch costs one commit and one fsync instead of one per block. Dropping
+/// the store with a batch under way abandons the batch, as a crash would.
 pub struct RedbStore<T> {
+    /// The write transaction of the batch under way, opened by its first put. Declared
+    /// before `db` so that it is dropped (abandoned) before the database.
+    batch: Mutex<Option<WriteTransaction>>,
     /// Shared with the [`BlockReader`]s handed out, which keep the file open while
     /// they live.
     db: Option<Arc<Database>>,
     path: PathBuf,
+    /// Whether a batch is under way.
+    batching: AtomicBool,
     _payload: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -234,8 +263,10 @@ impl<T> RedbStore<T> {
         tx.open_table(BY_HEIGHT).map_err(|e| open_err(e.into()))?;
         tx.commit().map_err(|e| open_err(e.into()))?;
         Ok(RedbStore {
+            batch: Mutex::new(None),
             db: Some(Arc::new(db)),
             path,
+            batching: AtomicBool::new(false),
             _payload: std::marker::PhantomData,
         })
     }
@@ -248,46 +279,38 @@ impl<T> RedbStore<T> {
     fn db(&self) -> Result<&Database, StoreError> {
         self.db.as_deref().ok_or(StoreError::Closed)
     }
-}
 
-fn height_key(height: Height, hash: &BlockHash) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..8].copy_from_slice(&height.0.to_be_bytes());
-    key[8..].copy_from_slice(hash.hash().as_bytes());
-    key
-}
-
-impl<T: Serialize + DeserializeOwned> BodyStore<T> for RedbStore<T> {
-    type Error = StoreError;
-
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
-        let bytes = codec::encode(&**block);
-        let tx = self.db()?.begin_write().map_err(db_err)?;
-        {
-            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
-            blocks
-                .insert(hash.hash().as_bytes(), bytes.as_slice())
-                .map_err(db_err)?;
-            let mut by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
-            by_height
-                .insert(&height_key(block.header.height, hash), ())
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
-    }
-
-    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
-        read_block(self.db()?, hash)
+    /// The batch's write transaction, if a batch has one open.
+    fn batch(&self) -> MutexGuard<'_, Option<WriteTransaction>> {
+        // A panic while holding the lock leaves either no transaction or an open one,
+        // both usable, so a poisoned lock is still usable.
+        self.batch.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Reads and decodes the block stored under `hash`, checking it hashes to its key.
+/// Writes `block` (encoded as `bytes`) into the tables of `tx`.
+fn insert_block(
+    tx: &WriteTransaction,
+    hash: &BlockHash,
+    height: Height,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+    blocks
+        .insert(hash.hash().as_bytes(), bytes)
+        .map_err(db_err)?;
+    let mut by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
+    by_height
+        .insert(&height_key(height, hash), ())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Reads and checks the block stored under `hash` in `blocks`.
 fn read_block<T: Serialize + DeserializeOwned>(
-    db: &Database,
+    blocks: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     hash: &BlockHash,
 ) -> Result<Option<Arc<Block<T>>>, StoreError> {
-    let tx = db.begin_read().map_err(db_err)?;
-    let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
     let Some(bytes) = blocks.get(hash.hash().as_bytes()).map_err(db_err)? else {
         return Ok(None);
     };
@@ -305,7 +328,61 @@ fn read_block<T: Serialize + DeserializeOwned>(
     Ok(Some(Arc::new(block)))
 }
 
-/// The [`BlockReader`] of a [`RedbStore`].
+/// The `(height, hash)` entries of `by_height`, in key order.
+fn list_blocks(
+    by_height: &impl ReadableTable<&'static [u8; 40], ()>,
+) -> Result<Vec<(Height, BlockHash)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in by_height.iter().map_err(db_err)? {
+        let (key, _) = entry.map_err(db_err)?;
+        let key = key.value();
+        let mut height = [0u8; 8];
+        height.copy_from_slice(&key[..8]);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&key[8..]);
+        out.push((Height(u64::from_be_bytes(height)), BlockHash(Hash(hash))));
+    }
+    Ok(out)
+}
+
+fn height_key(height: Height, hash: &BlockHash) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&height.0.to_be_bytes());
+    key[8..].copy_from_slice(hash.hash().as_bytes());
+    key
+}
+
+impl<T: Serialize + DeserializeOwned> BodyStore<T> for RedbStore<T> {
+    type Error = StoreError;
+
+    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
+        let bytes = codec::encode(&**block);
+        let height = block.header.height;
+        if self.batching.load(Ordering::Relaxed) {
+            // Committed by `commit_batch`, before anyone is told the block is stored.
+            let db = self.db.as_ref().ok_or(StoreError::Closed)?;
+            let batch = self.batch.get_mut().unwrap_or_else(PoisonError::into_inner);
+            let tx = match batch {
+                Some(tx) => tx,
+                None => batch.insert(db.begin_write().map_err(db_err)?),
+            };
+            return insert_block(tx, hash, height, &bytes);
+        }
+        let tx = self.db()?.begin_write().map_err(db_err)?;
+        insert_block(&tx, hash, height, &bytes)?;
+        tx.commit().map_err(db_err)
+    }
+
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
+        if let Some(tx) = self.batch().as_ref() {
+            return read_block(&tx.open_table(BLOCKS).map_err(db_err)?, hash);
+        }
+        let tx = self.db()?.begin_read().map_err(db_err)?;
+        read_block(&tx.open_table(BLOCKS).map_err(db_err)?, hash)
+    }
+}
+
+/// The [`BlockReader`] of a [`RedbStore`]: reads committed blocks from another thread.
 struct RedbReader<T> {
     db: Arc<Database>,
     _payload: std::marker::PhantomData<fn() -> T>,
@@ -313,32 +390,38 @@ struct RedbReader<T> {
 
 impl<T: Serialize + DeserializeOwned> BlockReader<T> for RedbReader<T> {
     fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
-        read_block(&self.db, hash)
+        let tx = self.db.begin_read().map_err(db_err)?;
+        read_block(&tx.open_table(BLOCKS).map_err(db_err)?, hash)
     }
 }
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbStore<T> {
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
-        let tx = self.db()?.begin_read().map_err(db_err)?;
-        let by_height = tx.open_table(BY_HEIGHT).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in by_height.iter().map_err(db_err)? {
-            let (key, _) = entry.map_err(db_err)?;
-            let key = key.value();
-            let mut height = [0u8; 8];
-            height.copy_from_slice(&key[..8]);
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&key[8..]);
-            out.push((Height(u64::from_be_bytes(height)), BlockHash(Hash(hash))));
+        if let Some(tx) = self.batch().as_ref() {
+            return list_blocks(&tx.open_table(BY_HEIGHT).map_err(db_err)?);
         }
-        Ok(out)
+        let tx = self.db()?.begin_read().map_err(db_err)?;
+        list_blocks(&tx.open_table(BY_HEIGHT).map_err(db_err)?)
+    }
+
+    fn begin_batch(&self) {
+        self.batching.store(true, Ordering::Relaxed);
+    }
+
+    fn commit_batch(&self) -> Result<(), StoreError> {
+        self.batching.store(false, Ordering::Relaxed);
+        match self.batch().take() {
+            Some(tx) => tx.commit().map_err(db_err),
+            None => Ok(()),
+        }
     }
 
     fn close(&mut self) -> Result<(), StoreError> {
-        // Every put committed durably already; dropping the database releases the file
-        // (once no reader holds it).
+        // A batch left open is committed first; every other put is durable already.
+        let committed = self.commit_batch();
+        // Dropping the database releases the file (once no reader holds it).
         self.db = None;
-        Ok(())
+        committed
     }
 
     fn reader(&self) -> Option<Box<dyn BlockReader<T>>> {
@@ -424,6 +507,77 @@ mod tests {
             );
         }
         assert_eq!(store.get(&BlockHash::default()).expect("get"), None);
+    }
+
+    #[test]
+    fn a_committed_batch_is_readable_at_once_and_kept_across_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        {
+            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            store.begin_batch();
+            for block in &blocks[..2] {
+                store.put(&block.hash(), block).expect("put");
+                // Readable before the batch is committed.
+                assert_eq!(
+                    store.get(&block.hash()).expect("get").as_deref(),
+                    Some(&**block)
+                );
+            }
+            assert_eq!(
+                store.stored().expect("lists").len(),
+                2,
+                "the batch is listed before it is committed"
+            );
+            store.commit_batch().expect("commits");
+            // After the batch, a put is durable on its own again.
+            store.put(&blocks[2].hash(), &blocks[2]).expect("put");
+            // Without a batch under way, committing one does nothing.
+            store.commit_batch().expect("nothing to commit");
+        }
+        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
+        let expected: Vec<_> = blocks.iter().map(|b| (b.header.height, b.hash())).collect();
+        assert_eq!(store.stored().expect("lists"), expected);
+    }
+
+    #[test]
+    fn closing_commits_a_batch_left_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        {
+            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            store.begin_batch();
+            store.put(&blocks[0].hash(), &blocks[0]).expect("put");
+            store.close().expect("closes");
+            assert!(matches!(
+                store.get(&blocks[0].hash()),
+                Err(StoreError::Closed)
+            ));
+        }
+        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
+        assert_eq!(
+            store.stored().expect("lists"),
+            vec![(Height(1), blocks[0].hash())]
+        );
+    }
+
+    #[test]
+    fn a_store_dropped_mid_batch_keeps_only_what_was_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocks = chain();
+        {
+            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            store.put(&blocks[0].hash(), &blocks[0]).expect("put");
+            store.begin_batch();
+            store.put(&blocks[1].hash(), &blocks[1]).expect("put");
+            // Dropped as a crash would leave it: the batch is never committed.
+        }
+        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
+        assert_eq!(
+            store.stored().expect("lists"),
+            vec![(Height(1), blocks[0].hash())]
+        );
+        assert_eq!(store.get(&blocks[1].hash()).expect("get"), None);
     }
 
     #[test]

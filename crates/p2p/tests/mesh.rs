@@ -91,6 +91,41 @@ async fn late_joiner_catches_up_with_500_blocks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_syncing_from_two_peers_at_once_shares_its_sync_batches_and_catches_up() {
+    // More batches than `limits::SYNC_BATCHES` from each peer: requests to both wait
+    // for room in turn.
+    let blocks = 3 * p2p::limits::SYNC_BATCHES * p2p::limits::MAX_BLOCKS_PER_REPLY / 2;
+    let mut chain = ledger();
+    grow(&mut chain, blocks);
+    let blocks_of = |l: &ledger_core::Ledger<Notes, Store>| -> Vec<ledger_core::Block<String>> {
+        l.main_chain()[1..]
+            .iter()
+            .map(|h| (*l.block(h).expect("memory").expect("stored")).clone())
+            .collect()
+    };
+    let mut copy = ledger();
+    for block in blocks_of(&chain) {
+        copy.submit_block(block, now())
+            .into_result()
+            .expect("valid chain");
+    }
+    let tip = chain.tip();
+    let a = start_with(config("a"), chain).await;
+    let b = start_with(config("b"), copy).await;
+
+    let late = start("late", vec![a.addr, b.addr]).await;
+    wait_tip(&late.handle, tip.hash).await;
+    assert_eq!(balances(&late.handle).await, balances(&a.handle).await);
+    assert_eq!(
+        late.handle.chain().await.expect("running"),
+        a.handle.chain().await.expect("running")
+    );
+    for node in [a, b, late] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_exchange_connects_nodes_that_only_know_a_hub() {
     let hub = start("hub", vec![]).await;
     let b = start("b", vec![hub.addr]).await;

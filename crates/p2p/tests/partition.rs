@@ -3,28 +3,9 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use ledger_core::{Amount, TxId};
 use p2p::NodeEvent;
-
-/// Collects the ids of transactions the node reports as dropped by a tip change.
-fn collect_dropped(handle: &Handle) -> Arc<Mutex<HashSet<TxId>>> {
-    let dropped = Arc::new(Mutex::new(HashSet::new()));
-    let mut events = handle.subscribe();
-    let sink = Arc::clone(&dropped);
-    tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            if let NodeEvent::TipChanged(change) = event {
-                let mut sink = sink.lock().expect("not poisoned");
-                sink.extend(change.dropped.iter().map(|e| e.tx()));
-            }
-        }
-    });
-    dropped
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_heals_onto_the_most_work_chain() {
@@ -83,11 +64,8 @@ async fn partition_heals_onto_the_most_work_chain() {
     }
     assert_eq!(tip.height.0, 3);
 
-    // Heal.
-    let dropped: Vec<_> = group_one
-        .iter()
-        .map(|n| collect_dropped(&n.handle))
-        .collect();
+    // Heal. Subscribed first, so that the tip changes it causes are all buffered.
+    let mut dropped: Vec<_> = group_one.iter().map(|n| n.handle.subscribe()).collect();
     n1.handle.connect(n2.addr).await.expect("running");
     for node in group_one.iter().chain(group_two.iter()) {
         wait_tip(&node.handle, tip.hash).await;
@@ -95,7 +73,7 @@ async fn partition_heals_onto_the_most_work_chain() {
 
     // The losing branch's transactions: the conflicting spend is reported dropped, the
     // note is back in the mempool (and relayed to the other side).
-    for (node, dropped) in group_one.iter().zip(&dropped) {
+    for (node, dropped) in group_one.iter().zip(&mut dropped) {
         let (in_chain, pending) = node
             .handle
             .query(move |l| {
@@ -118,10 +96,12 @@ async fn partition_heals_onto_the_most_work_chain() {
             !in_chain.0 && !pending.0,
             "the double spend is neither mined nor pending"
         );
-        assert!(
-            dropped.lock().expect("not poisoned").contains(&to_bob),
-            "the double spend is reported as dropped"
-        );
+        // The double spend is reported as dropped by a tip change.
+        wait_event(dropped, "the double spend reported as dropped", |e| {
+            matches!(e, NodeEvent::TipChanged(change)
+                if change.dropped.iter().any(|d| d.tx() == to_bob))
+        })
+        .await;
         assert!(in_chain.1 || pending.1, "the note survived");
     }
     wait_pending(&n4.handle, dave_note).await;

@@ -42,6 +42,79 @@ impl BlockStore<String> for FlakyStore {
     }
 }
 
+/// A memory store whose batches never become durable: `commit_batch` fails, as an
+/// fsync on a failing disk would.
+#[derive(Clone, Default)]
+struct UncommittableStore {
+    inner: MemoryStore<String>,
+}
+
+impl BodyStore<String> for UncommittableStore {
+    type Error = StoreError;
+
+    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<String>>) -> Result<(), StoreError> {
+        self.inner.put(hash, block)
+    }
+
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<String>>>, StoreError> {
+        self.inner.get(hash)
+    }
+}
+
+impl BlockStore<String> for UncommittableStore {
+    fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
+        self.inner.stored()
+    }
+
+    fn commit_batch(&self) -> Result<(), StoreError> {
+        Err(StoreError::Database(redb::Error::Io(
+            std::io::Error::other("injected commit failure"),
+        )))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_batch_the_store_cannot_commit_stops_the_node_before_it_is_reported() {
+    let mut source = ledger();
+    grow(&mut source, 5);
+    let honest = start_with(config("honest"), source).await;
+    let ledger =
+        Ledger::with_store(genesis(), Notes, UncommittableStore::default()).expect("valid genesis");
+    let mut cfg = config("victim");
+    cfg.peers = vec![honest.addr];
+    let mut victim = start_with(cfg, ledger).await;
+    let mut events = victim.node.events();
+
+    // The node syncs, fails to commit the batch, and stops with the store's error.
+    let result = tokio::time::timeout(WAIT, victim.node.join())
+        .await
+        .expect("the node stops");
+    match result {
+        Err(p2p::NodeError::Store(error)) => {
+            assert!(
+                error.to_string().contains("injected commit failure"),
+                "{error}"
+            );
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    // Nothing of the batch was reported as accepted, nor a new tip.
+    loop {
+        match events.try_recv() {
+            Ok(NodeEvent::BlockAccepted { hash, .. }) => panic!("{hash} reported as stored"),
+            Ok(NodeEvent::TipChanged(change)) => panic!("tip {} reported", change.new_tip),
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    // The peer is unaffected.
+    assert_eq!(
+        honest.handle.tip().await.expect("running").height,
+        Height(5)
+    );
+    honest.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_write_refuses_the_block_and_the_node_keeps_serving() {
     let store = FlakyStore::default();
