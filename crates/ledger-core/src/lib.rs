@@ -137,4 +137,4 @@ pub use state::ChainState;
 pub use store::{BodyStore, MemoryBodies};
 pub use tx::{Transaction, TxBody};
 pub use units::{Amount, Height, Timestamp};
-pub use verify::{Preverified, SignatureSet, preverify};
+pub use verify::{Preverified, SignatureSet, prepare_and_verify, preverify};

@@ -153,6 +153,20 @@ pub fn preverify<T: Serialize + Send + Sync>(
     prepare_and_preverify(genesis, blocks, Remember::All).1
 }
 
+/// Prepares `blocks` (see [`prepare_blocks`](crate::prepare_blocks)) and verifies all
+/// their signatures for the network named by `genesis`, batched and on every core,
+/// from the same encodings. Pure, like [`preverify`]: run it off the ledger (a
+/// syncing node's verifier task, say) and hand the blocks to
+/// [`Ledger::submit_prepared`](crate::Ledger::submit_prepared). A block whose
+/// signatures all verified carries that fact, for this genesis only; the ledger checks
+/// the others' signatures itself (and refuses the bad ones as usual).
+pub fn prepare_and_verify<T: Serialize + Send + Sync>(
+    genesis: &BlockHash,
+    blocks: &[Arc<Block<T>>],
+) -> Vec<PreparedBlock<T>> {
+    prepare_and_preverify(genesis, blocks, Remember::PartlySigned).0
+}
+
 /// Which valid signatures [`prepare_and_preverify`] lists in its [`Preverified`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Remember {

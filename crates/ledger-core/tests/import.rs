@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::*;
 use ledger_core::{
-    Block, BlockError, BlockStatus, Ledger, PreparedBlock, TxError, limits, prepare_blocks,
-    preverify,
+    Block, BlockError, BlockStatus, Ledger, PreparedBlock, TxError, limits, prepare_and_verify,
+    prepare_blocks, preverify,
 };
 
 /// A chain of `blocks` blocks, each with a transfer from every key.
@@ -217,5 +217,46 @@ fn a_stream_import_stops_when_asked_and_reads_at_most_one_batch_ahead() {
     assert_eq!(ledger.tip().height.0 as usize, stop_after);
     // The batch being applied and, at most, the one verified beside it.
     assert!(read.load(std::sync::atomic::Ordering::Relaxed) <= 2 * limits::IMPORT_BATCH);
+    assert_consistent(&ledger);
+}
+
+/// Blocks prepared and verified off the ledger (as a syncing node's verifier does):
+/// accepted as plain submission accepts them, a forged signature still refused, and
+/// signatures verified for another network not trusted.
+#[test]
+fn blocks_verified_off_the_ledger_are_trusted_only_for_their_network() {
+    let (genesis, blocks) = chain(4);
+    let net = genesis.hash();
+    let mut ledger = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
+    for prepared in prepare_and_verify(&net, &blocks[..2]) {
+        assert!(accepted(&ledger.submit_prepared(prepared, late())));
+    }
+
+    let mut forged = Block::clone(&blocks[2]);
+    forged.transactions[0].signature.0[3] ^= 1;
+    let producer = keys()
+        .into_iter()
+        .find(|k| k.account() == forged.header.producer)
+        .expect("a test key produced it");
+    let forged = Arc::new(reseal(forged, &producer, 0));
+    let bad_tx = forged.transactions[0].id();
+    let [prepared] = <[_; 1]>::try_from(prepare_and_verify(&net, &[forged])).expect("one");
+    let outcome = ledger.submit_prepared(prepared, late());
+    assert_eq!(outcome.status, BlockStatus::Invalid);
+    assert!(matches!(
+        outcome.invalid[0].1,
+        BlockError::Transaction {
+            index: 0,
+            error: TxError::BadSignature { tx },
+            ..
+        } if tx == bad_tx
+    ));
+
+    // Verified for another network: the flag does not carry over, so this ledger checks
+    // the signatures itself; they are genuine here, so the block is accepted.
+    let other = ledger_core::BlockHash(ledger_core::Hash::of(b"another network"));
+    let [prepared] = <[_; 1]>::try_from(prepare_and_verify(&other, &blocks[2..3])).expect("one");
+    assert!(accepted(&ledger.submit_prepared(prepared, late())));
+    assert_eq!(ledger.tip().hash, blocks[2].hash());
     assert_consistent(&ledger);
 }

@@ -14,8 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ledger_core::{
     Block, BlockError, BlockHash, BlockHeader, BlockOutcome, BlockStatus, Height, Keypair, Ledger,
-    MineStatus, Policy, PreparedBlock, Preverified, Timestamp, TipChange, Transaction, TxError,
-    TxId,
+    MineStatus, Policy, PreparedBlock, Timestamp, TipChange, Transaction, TxError, TxId,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
@@ -767,11 +766,11 @@ struct SyncBatch<T> {
     blocks: Vec<Arc<Block<T>>>,
 }
 
-/// A sync batch back from verification, to be applied on the ledger task.
+/// A sync batch back from verification, to be applied on the ledger task: each block
+/// prepared (hashed) and carrying whether all its signatures verified.
 struct VerifiedBatch<T> {
     peer: u64,
-    blocks: Vec<Arc<Block<T>>>,
-    verified: Preverified,
+    blocks: Vec<PreparedBlock<T>>,
 }
 
 struct MiningJob<E> {
@@ -913,11 +912,11 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     result
 }
 
-/// Verifies the signatures of sync batches on the blocking pool (on every core), one
-/// batch at a time and in arrival order, while the ledger task applies the previous
-/// one. Pure work on the blocks: results go back to the ledger task as messages, and
-/// only the ledger decides, through `Ledger::accept_preverified`, what to trust (it
-/// ignores results for another genesis).
+/// Prepares sync batches and verifies their signatures on the blocking pool (on every
+/// core), one batch at a time and in arrival order, while the ledger task applies the
+/// previous one. Pure work on the blocks (`ledger_core::prepare_and_verify`): results
+/// go back to the ledger task as messages, and the ledger trusts a block's verified
+/// signatures only for its own genesis.
 async fn verify_batches<T>(
     genesis: BlockHash,
     mut batches: mpsc::Receiver<SyncBatch<T>>,
@@ -934,20 +933,14 @@ async fn verify_batches<T>(
         let Some(SyncBatch { peer, blocks }) = batch else {
             return;
         };
-        let work = tokio::task::spawn_blocking(move || {
-            let checked = ledger_core::preverify(&genesis, &blocks);
-            (blocks, checked)
-        });
+        let work =
+            tokio::task::spawn_blocking(move || ledger_core::prepare_and_verify(&genesis, &blocks));
         let done = tokio::select! {
             () = token.cancelled() => return,
             done = work => done,
         };
         let batch = match done {
-            Ok((blocks, verified)) => VerifiedBatch {
-                peer,
-                blocks,
-                verified,
-            },
+            Ok(blocks) => VerifiedBatch { peer, blocks },
             Err(e) => {
                 // The blocks are lost with the panicking job; the ledger task still
                 // hears of the batch, to release its place, and refetches what it lacks.
@@ -955,7 +948,6 @@ async fn verify_batches<T>(
                 VerifiedBatch {
                     peer,
                     blocks: Vec::new(),
-                    verified: Preverified::default(),
                 }
             }
         };
@@ -1552,12 +1544,9 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 // Not expected (the queue has room for every batch held, and the
                 // verifier runs as long as the node): verify here instead.
                 warn!("sync verification queue unavailable, verifying on the ledger task");
-                let verified = ledger_core::preverify(&self.ledger.genesis_hash(), &batch.blocks);
-                self.on_verified(VerifiedBatch {
-                    peer: id,
-                    blocks: batch.blocks,
-                    verified,
-                });
+                let blocks =
+                    ledger_core::prepare_and_verify(&self.ledger.genesis_hash(), &batch.blocks);
+                self.on_verified(VerifiedBatch { peer: id, blocks });
             }
         }
         self.request_blocks(id, next);
@@ -1568,7 +1557,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     fn on_verified(&mut self, batch: VerifiedBatch<P::Payload>) {
         self.sync_queued = self.sync_queued.saturating_sub(1);
         if self.peers.contains_key(&batch.peer) {
-            self.apply_batch(batch.peer, batch.blocks, batch.verified);
+            self.apply_batch(batch.peer, batch.blocks);
         } else {
             // The peer left or was banned (maybe for an earlier batch): drop what it sent.
             debug!(
@@ -1582,8 +1571,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// Submits a verified sync batch parents first under one durable store commit, then
     /// reports and announces what it added: nothing of it is announced before it is
     /// durable. Stops at the first invalid block and punishes the peer for it.
-    fn apply_batch(&mut self, id: u64, blocks: Vec<Arc<Block<P::Payload>>>, verified: Preverified) {
-        self.ledger.accept_preverified(verified);
+    fn apply_batch(&mut self, id: u64, blocks: Vec<PreparedBlock<P::Payload>>) {
         let now = self.now();
         let old_tip = self.ledger.tip().hash;
         let mut outcomes: Vec<BlockOutcome<P::Error>> = Vec::with_capacity(blocks.len());
@@ -1593,8 +1581,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         for block in blocks {
             let hash = block.hash();
             self.seen_blocks.insert(hash);
-            let block = Arc::try_unwrap(block).unwrap_or_else(|shared| (*shared).clone());
-            let outcome = self.ledger.submit_block(block, now);
+            let outcome = self.ledger.submit_prepared(block, now);
             let status = outcome.status;
             if status == BlockStatus::Invalid {
                 let own = outcome.invalid.iter().find(|(h, _)| *h == hash);
