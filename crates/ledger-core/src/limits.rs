@@ -43,10 +43,10 @@ pub const MAX_SIG_CACHE: usize = 200_000;
 /// quarter of a signature check, so signers seen again are not decompressed again.
 pub const MAX_KEY_CACHE: usize = 100_000;
 
-/// Signatures verified together in one ed25519 batch: large enough to amortise the
-/// multiscalar multiplication, small enough to spread over cores and to localise a
-/// failure cheaply.
-pub const SIGNATURE_BATCH: usize = 256;
+/// Most signatures verified together in one ed25519 batch: large enough to amortise
+/// the multiscalar multiplication (1,024 verifies about 4% faster than 256 here), small
+/// enough to spread over cores and to localise a failure cheaply.
+pub const SIGNATURE_BATCH: usize = 1024;
 
 /// Largest proof-of-work difficulty (leading zero bits) a genesis may set; keeps the
 /// cumulative work of any realistic chain inside a `u128`.

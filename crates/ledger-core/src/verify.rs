@@ -48,9 +48,17 @@ pub(crate) fn first_invalid(items: &[SigItem]) -> Option<usize> {
     {
         use rayon::prelude::*;
         // Spread even a single block's signatures over every core, in batches no larger
-        // than the limit.
-        let per_thread = items.len().div_ceil(rayon::current_num_threads()).max(1);
-        let size = per_thread.clamp(MIN_PARALLEL_BATCH, limits::SIGNATURE_BATCH);
+        // than the limit, sized so that every core gets the same number of batches (no
+        // core is left idle while another finishes a last, lone batch).
+        let threads = rayon::current_num_threads().max(1);
+        let rounds = items
+            .len()
+            .div_ceil(threads * limits::SIGNATURE_BATCH)
+            .max(1);
+        let size = items
+            .len()
+            .div_ceil(threads * rounds)
+            .clamp(MIN_PARALLEL_BATCH, limits::SIGNATURE_BATCH);
         items
             .par_chunks(size)
             .enumerate()
