@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use healthchain::ledger_core::{
-    AccountId, Amount, Applied, Block, Genesis, Keypair, Ledger, Policy, Timestamp, Transaction,
-    SignatureSet, TxBody, TxContext, prepare_blocks,
+    AccountId, Amount, Applied, Block, Genesis, Keypair, Ledger, Policy, SignatureSet, Timestamp,
+    Transaction, TxBody, TxContext, prepare_blocks,
 };
 
 const TXS_PER_BLOCK: usize = 100;
