@@ -103,22 +103,25 @@ fn a_tampered_block_is_reported_by_hash_and_height() {
         store.close().expect("closes");
         hash
     };
-    // Every path finds it: full validation, structure only (blocks hashed on the
-    // reader's side), and a node's restart.
-    for flags in [&[][..], &["--no-signatures"]] {
-        let (ok, stdout, stderr) = verify_with(dir.path(), flags);
-        assert!(!ok, "verify {flags:?} must fail: {stdout}");
-        assert!(
-            stderr.contains(&format!("block {target} at height 3 is invalid")),
-            "{flags:?}: {stderr}"
-        );
-    }
-    let (ok, stdout, _) = verify_with(dir.path(), &["--reload"]);
-    assert!(!ok, "a restart must report it: {stdout}");
-    assert!(
-        stdout.contains(&format!("Stored block {target} was not loaded: invalid")),
-        "{stdout}"
+    every_path_reports(
+        dir.path(),
+        &format!("block {target} at height 3 is invalid"),
+        &format!("Stored block {target} was not loaded: invalid"),
     );
+}
+
+/// Full validation, structure only (blocks hashed on the reader's side) and a node's
+/// restart all fail on the chain in `dir`: the first two with `error` on stderr, the
+/// restart with `restart` on stdout.
+fn every_path_reports(dir: &Path, error: &str, restart: &str) {
+    for flags in [&[][..], &["--no-signatures"]] {
+        let (ok, stdout, stderr) = verify_with(dir, flags);
+        assert!(!ok, "verify {flags:?} must fail: {stdout}");
+        assert!(stderr.contains(error), "{flags:?}: {stderr}");
+    }
+    let (ok, stdout, _) = verify_with(dir, &["--reload"]);
+    assert!(!ok, "a restart must report it: {stdout}");
+    assert!(stdout.contains(restart), "{stdout}");
 }
 
 #[test]
@@ -142,19 +145,10 @@ fn an_unreadable_block_is_reported_by_hash_and_height() {
         }
         tx.commit().expect("commits");
     }
-    for flags in [&[][..], &["--no-signatures"]] {
-        let (ok, stdout, stderr) = verify_with(dir.path(), flags);
-        assert!(!ok, "verify {flags:?} must fail: {stdout}");
-        assert!(
-            stderr.contains(&format!("block {hash} at height 2 is corrupted")),
-            "{flags:?}: {stderr}"
-        );
-    }
-    let (ok, stdout, _) = verify_with(dir.path(), &["--reload"]);
-    assert!(!ok, "a restart must report it: {stdout}");
-    assert!(
-        stdout.contains(&format!("Stored block {hash} was not loaded: unreadable")),
-        "{stdout}"
+    every_path_reports(
+        dir.path(),
+        &format!("block {hash} at height 2 is corrupted"),
+        &format!("Stored block {hash} was not loaded: unreadable"),
     );
 }
 

@@ -679,12 +679,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         prepared: PreparedBlock<P::Payload>,
         now: Timestamp,
     ) -> BlockOutcome<P::Error> {
-        let PreparedBlock {
-            block,
-            hash,
-            digest,
-        } = prepared;
-        self.submit_with(block, hash, Some(digest), now, Origin::Untrusted)
+        self.submit_prepared_as(prepared, now, Origin::Untrusted)
     }
 
     /// Like [`Ledger::submit_stored_block`] for a block prepared ahead: hashes, links
@@ -694,13 +689,22 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         &mut self,
         prepared: PreparedBlock<P::Payload>,
     ) -> BlockOutcome<P::Error> {
+        let now = prepared.block.header.timestamp;
+        self.submit_prepared_as(prepared, now, Origin::OwnStore)
+    }
+
+    fn submit_prepared_as(
+        &mut self,
+        prepared: PreparedBlock<P::Payload>,
+        now: Timestamp,
+        origin: Origin,
+    ) -> BlockOutcome<P::Error> {
         let PreparedBlock {
             block,
             hash,
             digest,
         } = prepared;
-        let now = block.header.timestamp;
-        self.submit_with(block, hash, Some(digest), now, Origin::OwnStore)
+        self.submit_with(block, hash, Some(digest), now, origin)
     }
 
     /// Verifies the producer and transaction signatures of many blocks at once (in
