@@ -546,65 +546,58 @@ fn per_second(count: u64, seconds: f64) -> f64 {
     }
 }
 
-/// Blocks read and decoded together by the reader thread: one import batch, so the
+/// Blocks read, decoded and hashed together by the reader thread of
+/// `verify --no-signatures` (and by the signature floor): one import batch, so the
 /// chunks in flight stay a small part of memory.
 const READ_CHUNK: usize = ledger_core::limits::IMPORT_BATCH;
 
 /// Chunks read ahead of validation.
 const READ_AHEAD: usize = 2;
 
-/// A chunk of stored blocks: as read, or also prepared (hashed) on the reader's side
-/// when signatures are not checked.
-enum Chunk {
-    Read(Vec<(Height, Arc<Block<Event>>)>),
-    Prepared(Vec<(Height, PreparedBlock<Event>)>),
-}
+/// A chunk of stored blocks, read and prepared (hashed) on the reader's side.
+type Chunk = Vec<(Height, PreparedBlock<Event>)>;
 
-/// Reads the stored blocks in height order, `READ_CHUNK` at a time, prepares them if
-/// asked, and sends them on; stops at the first unreadable block (after sending its
-/// error) or when the receiver is gone.
+/// Reads the stored blocks in height order, `READ_CHUNK` at a time, prepares them (on
+/// every core) and sends them on; stops at the first unreadable block (after sending
+/// its error) or when the receiver is gone.
 fn read_blocks(
     store: &RedbStore<Event>,
     stored: &[(Height, BlockHash)],
-    prepare: bool,
     out: &std::sync::mpsc::SyncSender<anyhow::Result<Chunk>>,
 ) {
     for chunk in stored.chunks(READ_CHUNK) {
         let mut bodies = Vec::with_capacity(chunk.len());
         for (height, hash) in chunk {
-            let block = match store.get(hash) {
-                Ok(Some(block)) => block,
-                Ok(None) => {
-                    let _ = out.send(Err(anyhow::anyhow!(
-                        "block {hash} at height {height} is listed but missing"
-                    )));
-                    return;
-                }
-                Err(StoreError::Corrupt { reason, .. }) => {
-                    let _ = out.send(Err(anyhow::anyhow!(
-                        "block {hash} at height {height} is corrupted: {reason}"
-                    )));
-                    return;
-                }
+            match read_stored(store, *height, hash) {
+                Ok(block) => bodies.push((*height, block)),
                 Err(e) => {
-                    let _ = out
-                        .send(Err(e).context(format!("reading block {hash} at height {height}")));
+                    let _ = out.send(Err(e));
                     return;
                 }
-            };
-            bodies.push((*height, block));
+            }
         }
-        let chunk = if prepare {
-            let blocks: Vec<Arc<Block<Event>>> =
-                bodies.iter().map(|(_, b)| Arc::clone(b)).collect();
-            let prepared = ledger_core::prepare_blocks(&blocks);
-            Chunk::Prepared(bodies.iter().map(|(h, _)| *h).zip(prepared).collect())
-        } else {
-            Chunk::Read(bodies)
-        };
+        let blocks: Vec<Arc<Block<Event>>> = bodies.iter().map(|(_, b)| Arc::clone(b)).collect();
+        let prepared = ledger_core::prepare_blocks(&blocks);
+        let chunk = bodies.iter().map(|(h, _)| *h).zip(prepared).collect();
         if out.send(Ok(chunk)).is_err() {
             return;
         }
+    }
+}
+
+/// Reads the stored block `hash`, listed at `height`.
+fn read_stored(
+    store: &RedbStore<Event>,
+    height: Height,
+    hash: &BlockHash,
+) -> anyhow::Result<Arc<Block<Event>>> {
+    match store.get(hash) {
+        Ok(Some(block)) => Ok(block),
+        Ok(None) => bail!("block {hash} at height {height} is listed but missing"),
+        Err(StoreError::Corrupt { reason, .. }) => {
+            bail!("block {hash} at height {height} is corrupted: {reason}")
+        }
+        Err(e) => Err(e).context(format!("reading block {hash} at height {height}")),
     }
 }
 
@@ -641,12 +634,7 @@ pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Res
     let mut blocks = 0u64;
     let mut transactions = 0u64;
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        // Reading and decoding overlap validation on another thread.
-        let (sender, chunks) = std::sync::mpsc::sync_channel(READ_AHEAD);
         let (store, stored) = (&store, &stored);
-        // Without signatures to check, the reader also hashes each block (on every
-        // core) while this thread applies the previous chunk.
-        scope.spawn(move || read_blocks(store, stored, !signatures, &sender));
         let mut found: anyhow::Result<()> = Ok(());
         let mut check = |block: &Block<Event>, outcome: BlockOutcome<EventError>| {
             let (hash, height) = (outcome.hash, block.header.height);
@@ -675,29 +663,24 @@ pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Res
             ControlFlow::Continue(())
         };
         if signatures {
-            // One continuous import: signature batches of the next blocks overlap the
-            // validation of the previous ones across chunk boundaries.
+            // One continuous import, reading as it goes: each batch of blocks is read
+            // and decoded beside the state work on the previous one, then its signatures
+            // are verified on every core, with no third thread to preempt them.
             let mut unread: anyhow::Result<()> = Ok(());
-            let stream = chunks
-                .into_iter()
-                .map_while(|chunk| match chunk {
-                    Ok(Chunk::Read(chunk)) => Some(chunk),
-                    Ok(Chunk::Prepared(_)) => None,
-                    Err(e) => {
-                        unread = Err(e);
-                        None
-                    }
-                })
-                .flatten()
-                .map(|(_, block)| block);
+            let stream = stored.iter().map_while(|(height, hash)| {
+                read_stored(store, *height, hash)
+                    .map_err(|e| unread = Err(e))
+                    .ok()
+            });
             ledger.import_stream(stream, now, |block, outcome| check(block, outcome));
             unread?;
         } else {
+            // Reading, decoding and hashing (on every core) overlap validation on
+            // another thread.
+            let (sender, chunks) = std::sync::mpsc::sync_channel(READ_AHEAD);
+            scope.spawn(move || read_blocks(store, stored, &sender));
             'chunks: for chunk in chunks {
-                let Chunk::Prepared(chunk) = chunk? else {
-                    continue;
-                };
-                for (_, prepared) in chunk {
+                for (_, prepared) in chunk? {
                     let block = Arc::clone(prepared.block());
                     if check(&block, ledger.submit_stored_prepared(prepared)).is_break() {
                         break 'chunks;
