@@ -1,5 +1,7 @@
 //! The healthcare rules as a ledger [`Policy`].
 
+use std::collections::hash_map::Entry;
+
 use ledger_core::{AccountId, Amount, Applied, Genesis, Policy, TxContext, TxId};
 
 use crate::event::{
@@ -114,22 +116,6 @@ fn authorise(ctx: &TxContext<'_>, event: &Event) -> Result<(), EventError> {
     Ok(())
 }
 
-impl HealthState {
-    fn known_patient(&self, patient: &PatientId) -> Result<(), EventError> {
-        if self.patients.contains_key(patient) {
-            Ok(())
-        } else {
-            Err(EventError::UnknownPatient { patient: *patient })
-        }
-    }
-
-    fn push_history(&mut self, patient: &PatientId, recorded: Recorded, kind: EventKind) {
-        if let Some(p) = self.patients.get_mut(patient) {
-            p.history.push(HistoryEntry::of(recorded, kind));
-        }
-    }
-}
-
 /// Room for one episode in a new patient's history (registration, consultation, lab
 /// result, prescription, fill and one more) before it grows.
 const HISTORY_START: usize = 6;
@@ -145,6 +131,9 @@ fn push_compact<T>(list: &mut Vec<T>, item: T) {
     list.push(item);
 }
 
+// Each event looks every record up once (the patient first, so that an unknown
+// patient is the error reported before any other) and changes nothing until every
+// check has passed.
 impl HealthState {
     fn pop_history(&mut self, patient: &PatientId) -> &mut Patient {
         let p = self.patients.get_mut(patient).expect(UNDO_ORDER);
@@ -157,53 +146,50 @@ impl HealthState {
         r: &PatientRegistration,
         at: Recorded,
     ) -> Result<HealthUndo, EventError> {
-        if self.patients.contains_key(&r.patient_id) {
+        let Entry::Vacant(slot) = self.patients.entry(r.patient_id) else {
             return Err(EventError::DuplicatePatient {
                 patient: r.patient_id,
             });
-        }
-        self.patients.insert(
-            r.patient_id,
-            Patient {
-                id: r.patient_id,
-                name: r.name.clone(),
-                registered: at,
-                history: {
-                    let mut history = Vec::with_capacity(HISTORY_START);
-                    history.push(HistoryEntry::of(at, EventKind::PatientRegistration));
-                    history
-                },
-                orders: Vec::new(),
-                results: Vec::new(),
-                prescriptions: Vec::new(),
-            },
-        );
+        };
+        let mut history = Vec::with_capacity(HISTORY_START);
+        history.push(HistoryEntry::of(at, EventKind::PatientRegistration));
+        slot.insert(Patient {
+            id: r.patient_id,
+            name: r.name.clone(),
+            registered: at,
+            history,
+            orders: Vec::new(),
+            results: Vec::new(),
+            prescriptions: Vec::new(),
+        });
         self.registrations.push(r.patient_id);
         Ok(HealthUndo::Registered(r.patient_id))
     }
 
     fn consult(&mut self, c: &DoctorConsultation, at: Recorded) -> Result<HealthUndo, EventError> {
-        self.known_patient(&c.patient_id)?;
+        let patient = self
+            .patients
+            .get_mut(&c.patient_id)
+            .ok_or(EventError::UnknownPatient {
+                patient: c.patient_id,
+            })?;
         let order = c.test_order.as_ref().map(|o| o.order_id);
         if let Some(o) = &c.test_order {
-            if self.orders.contains_key(&o.order_id) {
+            let Entry::Vacant(slot) = self.orders.entry(o.order_id) else {
                 return Err(EventError::DuplicateOrder { order: o.order_id });
-            }
-            self.orders.insert(
-                o.order_id,
-                Order {
-                    id: o.order_id,
-                    patient_id: c.patient_id,
-                    test_name: o.test_name.clone(),
-                    ordered: at,
-                    result: None,
-                },
-            );
-            if let Some(p) = self.patients.get_mut(&c.patient_id) {
-                push_compact(&mut p.orders, o.order_id);
-            }
+            };
+            slot.insert(Order {
+                id: o.order_id,
+                patient_id: c.patient_id,
+                test_name: o.test_name.clone(),
+                ordered: at,
+                result: None,
+            });
+            push_compact(&mut patient.orders, o.order_id);
         }
-        self.push_history(&c.patient_id, at, EventKind::DoctorConsultation);
+        patient
+            .history
+            .push(HistoryEntry::of(at, EventKind::DoctorConsultation));
         Ok(HealthUndo::Consulted(c.patient_id, order))
     }
 
@@ -213,7 +199,12 @@ impl HealthState {
         r: &LabTestResult,
         at: Recorded,
     ) -> Result<(HealthUndo, AccountId), EventError> {
-        self.known_patient(&r.patient_id)?;
+        let patient = self
+            .patients
+            .get_mut(&r.patient_id)
+            .ok_or(EventError::UnknownPatient {
+                patient: r.patient_id,
+            })?;
         let order = self
             .orders
             .get_mut(&r.order_id)
@@ -241,10 +232,10 @@ impl HealthState {
                 recorded: at,
             },
         );
-        if let Some(p) = self.patients.get_mut(&r.patient_id) {
-            push_compact(&mut p.results, at.tx_id);
-        }
-        self.push_history(&r.patient_id, at, EventKind::LabTestResult);
+        push_compact(&mut patient.results, at.tx_id);
+        patient
+            .history
+            .push(HistoryEntry::of(at, EventKind::LabTestResult));
         Ok((
             HealthUndo::ResultRecorded(r.patient_id, r.order_id, at.tx_id),
             doctor,
@@ -252,12 +243,17 @@ impl HealthState {
     }
 
     fn prescribe(&mut self, p: &Prescription, at: Recorded) -> Result<HealthUndo, EventError> {
-        self.known_patient(&p.patient_id)?;
-        if self.prescriptions.contains_key(&p.prescription_id) {
+        let patient = self
+            .patients
+            .get_mut(&p.patient_id)
+            .ok_or(EventError::UnknownPatient {
+                patient: p.patient_id,
+            })?;
+        let Entry::Vacant(slot) = self.prescriptions.entry(p.prescription_id) else {
             return Err(EventError::DuplicatePrescription {
                 prescription: p.prescription_id,
             });
-        }
+        };
         for (i, id) in p.based_on.iter().enumerate() {
             let result = self
                 .results
@@ -275,20 +271,17 @@ impl HealthState {
                 return Err(EventError::RepeatedResult { result: *id });
             }
         }
-        self.prescriptions.insert(
-            p.prescription_id,
-            PrescriptionRecord {
-                id: p.prescription_id,
-                patient_id: p.patient_id,
-                based_on: p.based_on.clone(),
-                prescribed: at,
-                filled: None,
-            },
-        );
-        if let Some(patient) = self.patients.get_mut(&p.patient_id) {
-            push_compact(&mut patient.prescriptions, p.prescription_id);
-        }
-        self.push_history(&p.patient_id, at, EventKind::Prescription);
+        slot.insert(PrescriptionRecord {
+            id: p.prescription_id,
+            patient_id: p.patient_id,
+            based_on: p.based_on.clone(),
+            prescribed: at,
+            filled: None,
+        });
+        push_compact(&mut patient.prescriptions, p.prescription_id);
+        patient
+            .history
+            .push(HistoryEntry::of(at, EventKind::Prescription));
         Ok(HealthUndo::Prescribed(p.patient_id, p.prescription_id))
     }
 
@@ -312,7 +305,10 @@ impl HealthState {
         record.filled = Some(at);
         let patient = record.patient_id;
         let doctor = record.prescribed.author;
-        self.push_history(&patient, at, EventKind::PrescriptionFilled);
+        if let Some(p) = self.patients.get_mut(&patient) {
+            p.history
+                .push(HistoryEntry::of(at, EventKind::PrescriptionFilled));
+        }
         Ok((HealthUndo::Filled(patient, f.prescription_id), doctor))
     }
 }
