@@ -555,7 +555,7 @@ const READ_CHUNK: usize = ledger_core::limits::IMPORT_BATCH;
 const READ_AHEAD: usize = 2;
 
 /// A chunk of stored blocks, read and prepared (hashed) on the reader's side.
-type Chunk = Vec<(Height, PreparedBlock<Event>)>;
+type Chunk = Vec<PreparedBlock<Event>>;
 
 /// Reads the stored blocks in height order, `READ_CHUNK` at a time, prepares them (on
 /// every core) and sends them on; stops at the first unreadable block (after sending
@@ -566,20 +566,18 @@ fn read_blocks(
     out: &std::sync::mpsc::SyncSender<anyhow::Result<Chunk>>,
 ) {
     for chunk in stored.chunks(READ_CHUNK) {
-        let mut bodies = Vec::with_capacity(chunk.len());
-        for (height, hash) in chunk {
-            match read_stored(store, *height, hash) {
-                Ok(block) => bodies.push((*height, block)),
-                Err(e) => {
-                    let _ = out.send(Err(e));
-                    return;
-                }
+        let read = chunk
+            .iter()
+            .map(|(height, hash)| read_stored(store, *height, hash))
+            .collect::<anyhow::Result<Vec<_>>>();
+        let sent = match read {
+            Ok(blocks) => out.send(Ok(ledger_core::prepare_blocks(&blocks))),
+            Err(e) => {
+                let _ = out.send(Err(e));
+                return;
             }
-        }
-        let blocks: Vec<Arc<Block<Event>>> = bodies.iter().map(|(_, b)| Arc::clone(b)).collect();
-        let prepared = ledger_core::prepare_blocks(&blocks);
-        let chunk = bodies.iter().map(|(h, _)| *h).zip(prepared).collect();
-        if out.send(Ok(chunk)).is_err() {
+        };
+        if sent.is_err() {
             return;
         }
     }
@@ -680,7 +678,7 @@ pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Res
             let (sender, chunks) = std::sync::mpsc::sync_channel(READ_AHEAD);
             scope.spawn(move || read_blocks(store, stored, &sender));
             'chunks: for chunk in chunks {
-                for (_, prepared) in chunk? {
+                for prepared in chunk? {
                     let block = Arc::clone(prepared.block());
                     if check(&block, ledger.submit_stored_prepared(prepared)).is_break() {
                         break 'chunks;
@@ -722,14 +720,10 @@ fn signature_floor(
     let mut progress = Progress::new(stored.len() as u64, "signature floor");
     let mut done = 0;
     for chunk in stored.chunks(READ_CHUNK) {
-        let mut blocks = Vec::with_capacity(chunk.len());
-        for (height, hash) in chunk {
-            let block = store
-                .get(hash)
-                .with_context(|| format!("reading block {hash} at height {height}"))?
-                .with_context(|| format!("block {hash} at height {height} is missing"))?;
-            blocks.push(block);
-        }
+        let blocks = chunk
+            .iter()
+            .map(|(height, hash)| read_stored(store, *height, hash))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let set = SignatureSet::of_blocks(genesis, &blocks);
         let start = Instant::now();
         let valid = set.verify();

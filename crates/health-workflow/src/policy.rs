@@ -47,12 +47,28 @@ impl Rates {
     /// The rates of the network `genesis`.
     pub fn of(genesis: &Genesis) -> Rates {
         Rates {
-            reward_lab_result: Amount(
-                genesis.parameter(PARAM_REWARD_LAB_RESULT, DEFAULT_REWARD_LAB_RESULT),
-            ),
-            reward_fill: Amount(genesis.parameter(PARAM_REWARD_FILL, DEFAULT_REWARD_FILL)),
+            reward_lab_result: Self::reward_lab_result_of(genesis),
+            reward_fill: Self::reward_fill_of(genesis),
             lab_payment: Amount(genesis.parameter(PARAM_LAB_PAYMENT, DEFAULT_LAB_PAYMENT)),
         }
+    }
+
+    /// [`Rates::reward_lab_result`] alone, for the rules that pay it per event.
+    fn reward_lab_result_of(genesis: &Genesis) -> Amount {
+        Amount(genesis.parameter(PARAM_REWARD_LAB_RESULT, DEFAULT_REWARD_LAB_RESULT))
+    }
+
+    /// [`Rates::reward_fill`] alone, for the rules that pay it per event.
+    fn reward_fill_of(genesis: &Genesis) -> Amount {
+        Amount(genesis.parameter(PARAM_REWARD_FILL, DEFAULT_REWARD_FILL))
+    }
+}
+
+/// An applied event that earns `doctor` a reward of `amount` from the reserve.
+fn rewarded((undo, doctor): (HealthUndo, AccountId), amount: Amount) -> Applied<HealthUndo> {
+    Applied {
+        undo,
+        rewards: vec![(doctor, amount)],
     }
 }
 
@@ -337,29 +353,13 @@ impl Policy for HealthPolicy {
         match event {
             Event::PatientRegistration(r) => state.register(r, at).map(Applied::new),
             Event::DoctorConsultation(c) => state.consult(c, at).map(Applied::new),
-            Event::LabTestResult(r) => {
-                let (undo, doctor) = state.record_result(r, at)?;
-                let reward = Amount(
-                    ctx.genesis
-                        .parameter(PARAM_REWARD_LAB_RESULT, DEFAULT_REWARD_LAB_RESULT),
-                );
-                Ok(Applied {
-                    undo,
-                    rewards: vec![(doctor, reward)],
-                })
-            }
+            Event::LabTestResult(r) => state
+                .record_result(r, at)
+                .map(|done| rewarded(done, Rates::reward_lab_result_of(ctx.genesis))),
             Event::Prescription(p) => state.prescribe(p, at).map(Applied::new),
-            Event::PrescriptionFilled(f) => {
-                let (undo, doctor) = state.fill(f, at)?;
-                let reward = Amount(
-                    ctx.genesis
-                        .parameter(PARAM_REWARD_FILL, DEFAULT_REWARD_FILL),
-                );
-                Ok(Applied {
-                    undo,
-                    rewards: vec![(doctor, reward)],
-                })
-            }
+            Event::PrescriptionFilled(f) => state
+                .fill(f, at)
+                .map(|done| rewarded(done, Rates::reward_fill_of(ctx.genesis))),
         }
     }
 

@@ -849,21 +849,11 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             None => codec::encoded_len(&*block),
         };
         if let Err(error) = self.check_standalone(&block, hash, size) {
-            if condemns_hash(&error) {
-                self.mark_invalid(hash);
-            }
-            outcome.status = BlockStatus::Invalid;
-            outcome.invalid.push((hash, error));
-            return outcome;
+            return self.refuse(hash, error, outcome);
         }
         if !self.tree.contains_key(&block.header.prev) {
             if let Err(error) = self.check_orphan(&block, hash, origin) {
-                if condemns_hash(&error) {
-                    self.mark_invalid(hash);
-                }
-                outcome.status = BlockStatus::Invalid;
-                outcome.invalid.push((hash, error));
-                return outcome;
+                return self.refuse(hash, error, outcome);
             }
             outcome.status = BlockStatus::Orphan {
                 missing: block.header.prev,
@@ -909,6 +899,27 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 }
             }
         }
+        outcome
+    }
+
+    /// Remembers `hash` as invalid when `error` condemns the hash itself (not only this
+    /// copy of the block: see `condemns_hash`).
+    fn remember_if_condemned(&mut self, hash: BlockHash, error: &BlockError<P::Error>) {
+        if condemns_hash(error) {
+            self.mark_invalid(hash);
+        }
+    }
+
+    /// The outcome of a block refused, before it reached the tree, for `error`.
+    fn refuse(
+        &mut self,
+        hash: BlockHash,
+        error: BlockError<P::Error>,
+        mut outcome: BlockOutcome<P::Error>,
+    ) -> BlockOutcome<P::Error> {
+        self.remember_if_condemned(hash, &error);
+        outcome.status = BlockStatus::Invalid;
+        outcome.invalid.push((hash, error));
         outcome
     }
 
@@ -1062,33 +1073,33 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             .is_some_and(|d| d.signed_for == Some(self.genesis_hash));
         let untrusted = origin == Origin::Untrusted && !signed;
         let (genesis_hash, sigs, keys) = (&self.genesis_hash, &self.sigs, &mut self.keys);
-        let mut sign_item = |index: usize, tx: &Transaction<P::Payload>, encoded: &[u8], id| {
-            if untrusted && !sigs.contains(&id) {
-                let message = signing_message(genesis_hash, unsigned_part(encoded));
-                match verify::item(keys, &tx.author, message, &tx.signature) {
-                    Some(item) => {
-                        items.push(item);
-                        item_tx.push(index);
-                    }
-                    None => {
-                        bad_key.get_or_insert(index);
-                    }
+        let unverified = |id: &TxId| untrusted && !sigs.contains(id);
+        let mut sign_item = |index: usize, tx: &Transaction<P::Payload>, encoded: &[u8]| {
+            let message = signing_message(genesis_hash, unsigned_part(encoded));
+            match verify::item(keys, &tx.author, message, &tx.signature) {
+                Some(item) => {
+                    items.push(item);
+                    item_tx.push(index);
+                }
+                None => {
+                    bad_key.get_or_insert(index);
                 }
             }
         };
         let digest = match digest {
             Some(digest) => {
-                if untrusted {
-                    for (index, (tx, id)) in block.transactions.iter().zip(&*digest.ids).enumerate()
-                    {
-                        if !sigs.contains(id) {
-                            sign_item(index, tx, &codec::encode(tx), *id);
-                        }
+                for (index, (tx, id)) in block.transactions.iter().zip(&*digest.ids).enumerate() {
+                    if unverified(id) {
+                        sign_item(index, tx, &codec::encode(tx));
                     }
                 }
                 digest
             }
-            None => Digest::of(&block, &mut sign_item),
+            None => Digest::of(&block, |index, tx, encoded, id| {
+                if unverified(&id) {
+                    sign_item(index, tx, encoded);
+                }
+            }),
         };
         let ids = digest.ids;
         // Reported only once the Merkle root shows the body is the one the header names.
@@ -1161,9 +1172,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let checked = match self.check_in_context(block, hash, digest, now, origin) {
             Ok(checked) => checked,
             Err(error) => {
-                if condemns_hash(&error) {
-                    self.mark_invalid(hash);
-                }
+                self.remember_if_condemned(hash, &error);
                 return Err(error);
             }
         };

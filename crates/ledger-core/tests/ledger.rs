@@ -114,14 +114,7 @@ fn block_from_the_future_is_rejected_then_accepted_when_its_time_comes() {
     // Exactly two hours ahead is allowed; and the early refusal must not be remembered
     // as a verdict on the block.
     let later = now.plus_millis(1);
-    let outcome = ledger.submit_block(block.clone(), later);
-    assert_eq!(
-        outcome.status,
-        BlockStatus::Accepted,
-        "{:?}",
-        outcome.invalid
-    );
-    assert_eq!(ledger.tip().hash, block.hash());
+    submit_as_tip(&mut ledger, &block, later);
 }
 
 #[test]
@@ -171,14 +164,7 @@ fn bad_producer_signature_is_rejected_and_does_not_poison_the_real_block() {
         BlockError::BadProducerSignature { .. }
     ));
     // The genuine block has the same hash: it must still be accepted.
-    let outcome = ledger.submit_block(good.clone(), late());
-    assert_eq!(
-        outcome.status,
-        BlockStatus::Accepted,
-        "{:?}",
-        outcome.invalid
-    );
-    assert_eq!(ledger.tip().hash, good.hash());
+    submit_as_tip(&mut ledger, &good, late());
 }
 
 #[test]
@@ -223,13 +209,7 @@ fn merkle_mismatch_is_rejected_and_does_not_poison_the_real_block() {
     assert!(
         matches!(error, BlockError::MerkleMismatch { found, .. } if found == good.header.merkle_root)
     );
-    let outcome = ledger.submit_block(good.clone(), late());
-    assert_eq!(
-        outcome.status,
-        BlockStatus::Accepted,
-        "{:?}",
-        outcome.invalid
-    );
+    submit_accepted(&mut ledger, &good, late());
     assert_eq!(ledger.balance(&k[2].account()), Amount(FUNDS + 10));
 }
 
@@ -1088,14 +1068,7 @@ fn a_store_failure_rejects_the_block_without_condemning_it() {
     assert!(!error.is_invalid_block());
     assert_eq!(ledger.tip().hash, ledger.genesis_hash());
     failing.store(false, Ordering::SeqCst);
-    let outcome = ledger.submit_block(block.clone(), late());
-    assert_eq!(
-        outcome.status,
-        BlockStatus::Accepted,
-        "{:?}",
-        outcome.invalid
-    );
-    assert_eq!(ledger.tip().hash, block.hash());
+    submit_as_tip(&mut ledger, &block, late());
 }
 
 // ----- deep reorganisation -----------------------------------------------------------------

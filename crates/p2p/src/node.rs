@@ -496,11 +496,7 @@ pub fn reload<P: Policy, S: BlockStore<P::Payload>>(
     };
     let Some(reader) = ledger.store().reader() else {
         for (_, hash) in stored {
-            let read = match ledger.block(&hash) {
-                Ok(Some(block)) => Ok(PreparedBlock::new(block)),
-                Ok(None) => Err(ReloadFailure::Missing),
-                Err(e) => Err(ReloadFailure::Unreadable(e)),
-            };
+            let read = stored_block(ledger.block(&hash)).map(PreparedBlock::new);
             reload_one(ledger, &mut report, hash, read);
         }
         return Ok(report);
@@ -529,29 +525,38 @@ fn read_ahead<T: serde::Serialize + Send + Sync, E>(
     out: &std::sync::mpsc::SyncSender<Vec<(BlockHash, ReadBlock<T, E>)>>,
 ) {
     for chunk in stored.chunks(limits::RELOAD_CHUNK) {
-        let mut read = Vec::with_capacity(chunk.len());
-        let mut blocks = Vec::with_capacity(chunk.len());
-        for (_, hash) in chunk {
-            match reader.get(hash) {
-                Ok(Some(block)) => blocks.push(block),
-                Ok(None) => read.push((*hash, Err(ReloadFailure::Missing))),
-                Err(e) => read.push((*hash, Err(ReloadFailure::Unreadable(e)))),
-            }
-        }
-        // Back in store order: the failures where they were, the rest prepared.
-        let mut prepared = ledger_core::prepare_blocks(&blocks).into_iter().peekable();
-        let mut failures = read.into_iter().peekable();
-        let mut ordered = Vec::with_capacity(chunk.len());
-        for (_, hash) in chunk {
-            if failures.peek().is_some_and(|(h, _)| h == hash) {
-                ordered.extend(failures.next());
-            } else if let Some(p) = prepared.next_if(|p| p.hash() == *hash) {
-                ordered.push((*hash, Ok(p)));
-            }
-        }
+        let read: Vec<_> = chunk
+            .iter()
+            .map(|(_, hash)| (*hash, stored_block(reader.get(hash))))
+            .collect();
+        // The blocks read are prepared together (on every core), then put back in store
+        // order among the failures.
+        let blocks: Vec<_> = read
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().map(Arc::clone))
+            .collect();
+        let mut prepared = ledger_core::prepare_blocks(&blocks).into_iter();
+        let ordered = read
+            .into_iter()
+            .map(|(hash, r)| {
+                let r = r.map(|_| prepared.next().expect("one prepared block per block read"));
+                (hash, r)
+            })
+            .collect();
         if out.send(ordered).is_err() {
             return;
         }
+    }
+}
+
+/// A stored block as read back, or why it cannot be reloaded.
+fn stored_block<T, E>(
+    read: Result<Option<Arc<Block<T>>>, StoreError>,
+) -> Result<Arc<Block<T>>, ReloadFailure<E>> {
+    match read {
+        Ok(Some(block)) => Ok(block),
+        Ok(None) => Err(ReloadFailure::Missing),
+        Err(e) => Err(ReloadFailure::Unreadable(e)),
     }
 }
 

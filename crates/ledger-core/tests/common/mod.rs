@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use ledger_core::merkle::merkle_root;
 use ledger_core::{
     AccountId, Amount, Applied, Block, BlockHash, BlockHeader, BlockOutcome, BlockStatus,
-    ChainState, Genesis, Height, Keypair, Ledger, Member, Policy, Reward, Timestamp, Transaction,
-    TxBody, TxContext, TxId, mine_header,
+    BodyStore, ChainState, Genesis, Height, Keypair, Ledger, Member, Policy, Reward, Timestamp,
+    Transaction, TxBody, TxContext, TxId, mine_header,
 };
 use serde::{Deserialize, Serialize};
 
@@ -333,10 +333,12 @@ pub fn submit_tx(ledger: &mut TestLedger, tx: TestTx, now: Timestamp) {
         .expect("transaction must be accepted");
 }
 
-/// Mines a block on the tip with the pending transactions, submits it, expects it to
-/// become the tip and returns it.
-pub fn mine_and_submit(ledger: &mut TestLedger, producer: &Keypair, now: Timestamp) -> TestBlock {
-    let block = ledger.mine_block(producer, now);
+/// Submits `block`, expecting it to be accepted.
+pub fn submit_accepted<B: BodyStore<Op>>(
+    ledger: &mut Ledger<Counter, B>,
+    block: &TestBlock,
+    now: Timestamp,
+) {
     let outcome = ledger.submit_block(block.clone(), now);
     assert_eq!(
         outcome.status,
@@ -344,7 +346,23 @@ pub fn mine_and_submit(ledger: &mut TestLedger, producer: &Keypair, now: Timesta
         "{:?}",
         outcome.invalid
     );
+}
+
+/// Submits `block`, expecting it to be accepted and to become the tip.
+pub fn submit_as_tip<B: BodyStore<Op>>(
+    ledger: &mut Ledger<Counter, B>,
+    block: &TestBlock,
+    now: Timestamp,
+) {
+    submit_accepted(ledger, block, now);
     assert_eq!(ledger.tip().hash, block.hash());
+}
+
+/// Mines a block on the tip with the pending transactions, submits it, expects it to
+/// become the tip and returns it.
+pub fn mine_and_submit(ledger: &mut TestLedger, producer: &Keypair, now: Timestamp) -> TestBlock {
+    let block = ledger.mine_block(producer, now);
+    submit_as_tip(ledger, &block, now);
     block
 }
 
@@ -400,13 +418,7 @@ pub fn raw_block(
 pub fn ledger_with(genesis: &Genesis, blocks: &[TestBlock], now: Timestamp) -> TestLedger {
     let mut ledger = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
     for block in blocks {
-        let outcome = ledger.submit_block(block.clone(), now);
-        assert_eq!(
-            outcome.status,
-            BlockStatus::Accepted,
-            "{:?}",
-            outcome.invalid
-        );
+        submit_accepted(&mut ledger, block, now);
     }
     ledger
 }
