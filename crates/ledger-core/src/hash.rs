@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 /// Displays as lowercase hex; `{:#}` (alternate) shows the first 12 hex digits, the
 /// short form for humans.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
-pub struct Hash(pub [u8; 32]);
+pub struct Hash(#[serde(with = "crate::codec::words")] pub [u8; 32]);
 
 impl Hash {
     /// The all-zero hash.

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hash::{HexError, parse_hex, write_hex};
 
@@ -12,7 +12,7 @@ use crate::hash::{HexError, parse_hex, write_hex};
 /// Not every 32-byte string is a valid key; an account such as the reserve can be a
 /// "nothing up my sleeve" value that no one can sign for (see [`AccountId::unspendable`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
-pub struct AccountId(pub [u8; 32]);
+pub struct AccountId(#[serde(with = "crate::codec::words")] pub [u8; 32]);
 
 impl AccountId {
     /// An account derived from `label` by hashing, for which no one knows a signing key:
@@ -92,38 +92,15 @@ impl fmt::Debug for Signature {
     }
 }
 
-// serde derives arrays only up to 32 elements; a 64-byte signature is encoded as a
-// fixed-size tuple of 64 bytes (no length prefix), exactly like a `[u8; 32]` pair.
 impl Serialize for Signature {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut tuple = serializer.serialize_tuple(64)?;
-        for byte in &self.0 {
-            tuple.serialize_element(byte)?;
-        }
-        tuple.end()
+        crate::codec::words::serialize(&self.0, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> de::Visitor<'de> for Visitor {
-            type Value = Signature;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("64 signature bytes")
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
-                let mut bytes = [0u8; 64];
-                for (i, byte) in bytes.iter_mut().enumerate() {
-                    *byte = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
-                }
-                Ok(Signature(bytes))
-            }
-        }
-        deserializer.deserialize_tuple(64, Visitor)
+        crate::codec::words::deserialize(deserializer).map(Signature)
     }
 }
 
