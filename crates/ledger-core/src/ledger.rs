@@ -20,9 +20,9 @@ use crate::policy::Policy;
 use crate::prepared::{Digest, PreparedBlock};
 use crate::state::{ChainState, Rules, Slot, Undo};
 use crate::store::{BodyStore, MemoryBodies};
-use crate::tx::{Transaction, signing_message, unsigned_part};
+use crate::tx::{Transaction, signed_parts, signing_message, unsigned_part};
 use crate::units::{Amount, Height, Timestamp};
-use crate::verify::{self, KeyCache, Preverified, Remember, SigCache, SigItem};
+use crate::verify::{self, KeyCache, Preverified, Remember, SigCache, SigItems};
 
 /// A block body shared between the ledger, its store and its callers.
 pub type SharedBlock<P> = Arc<Block<<P as Policy>::Payload>>;
@@ -1063,7 +1063,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         // One encoding per transaction gives its size, its id and its signed bytes; a
         // prepared block brings the first two, so only signatures not yet verified
         // need an encoding here.
-        let mut items: Vec<SigItem> = Vec::new();
+        let mut items = SigItems::default();
         let mut item_tx: Vec<usize> = Vec::new();
         let mut bad_key: Option<usize> = None;
         // Signatures need checking for an untrusted block, unless the bulk import's own
@@ -1072,18 +1072,30 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             .as_ref()
             .is_some_and(|d| d.signed_for == Some(self.genesis_hash));
         let untrusted = origin == Origin::Untrusted && !signed;
+        let producer_key = verify::producer_key(&hash, &block.signature);
+        let check_producer = untrusted && !self.producer_sigs.contains(&producer_key);
+        // The producer's signature rides in the same batch, first, so it is reported
+        // before any transaction's; an unusable producer key is reported once the body
+        // is known to be the one the header names.
+        let mut producer_usable = true;
+        if check_producer {
+            match self.keys.get(&header.producer) {
+                Some(key) => items.push(key, &[&block_signing_message(&hash)], &block.signature),
+                None => producer_usable = false,
+            }
+        }
         let (genesis_hash, sigs, keys) = (&self.genesis_hash, &self.sigs, &mut self.keys);
         let unverified = |id: &TxId| untrusted && !sigs.contains(id);
-        let mut sign_item = |index: usize, tx: &Transaction<P::Payload>, encoded: &[u8]| {
-            let message = signing_message(genesis_hash, unsigned_part(encoded));
-            match verify::item(keys, &tx.author, message, &tx.signature) {
-                Some(item) => {
-                    items.push(item);
-                    item_tx.push(index);
-                }
-                None => {
-                    bad_key.get_or_insert(index);
-                }
+        let mut sign_item = |index: usize, tx: &Transaction<P::Payload>, encoded: &[u8]| match keys
+            .get(&tx.author)
+        {
+            Some(key) => {
+                let message = signed_parts(genesis_hash, unsigned_part(encoded));
+                items.push(key, &message, &tx.signature);
+                item_tx.push(index);
+            }
+            None => {
+                bad_key.get_or_insert(index);
             }
         };
         let digest = match digest {
@@ -1118,23 +1130,12 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             return Err(error);
         }
         if untrusted {
-            let producer_key = verify::producer_key(&hash, &block.signature);
-            let producer_known = self.producer_sigs.contains(&producer_key);
-            if !producer_known {
-                let producer = verify::item(
-                    &mut self.keys,
-                    &header.producer,
-                    block_signing_message(&hash).to_vec(),
-                    &block.signature,
-                )
-                .ok_or(BlockError::BadProducerSignature { block: hash })?;
-                // The producer's signature rides in the same batch, first, so it is
-                // reported before any transaction's.
-                items.insert(0, producer);
+            if !producer_usable {
+                return Err(BlockError::BadProducerSignature { block: hash });
             }
-            let offset = usize::from(!producer_known);
-            let first_bad = verify::first_invalid(&items);
-            if first_bad == Some(0) && !producer_known {
+            let offset = usize::from(check_producer);
+            let first_bad = items.first_invalid();
+            if first_bad == Some(0) && check_producer {
                 return Err(BlockError::BadProducerSignature { block: hash });
             }
             let bad_tx = first_bad.map(|i| item_tx[i - offset]);

@@ -102,11 +102,15 @@ pub(crate) fn unsigned_part(encoded: &[u8]) -> &[u8] {
     &encoded[..encoded.len().saturating_sub(SIGNATURE_LEN)]
 }
 
+/// The message a signature covers, in parts: the genesis hash of the network, then the
+/// signed prefix (`unsigned`) of the transaction's encoding.
+pub(crate) fn signed_parts<'a>(genesis: &'a BlockHash, unsigned: &'a [u8]) -> [&'a [u8]; 2] {
+    [genesis.hash().as_bytes(), unsigned]
+}
+
+/// [`signed_parts`], joined.
 pub(crate) fn signing_message(genesis: &BlockHash, unsigned: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(32 + unsigned.len());
-    message.extend_from_slice(genesis.hash().as_bytes());
-    message.extend_from_slice(unsigned);
-    message
+    signed_parts(genesis, unsigned).concat()
 }
 
 #[cfg(test)]

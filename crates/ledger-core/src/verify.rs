@@ -2,6 +2,7 @@
 //! [`preverify`] for checking many blocks' signatures ahead of their validation.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
@@ -12,65 +13,152 @@ use crate::hash::{BlockHash, Hash, TxId};
 use crate::keys::{AccountId, Signature};
 use crate::limits;
 use crate::prepared::{Digest, PreparedBlock};
-use crate::tx::{signing_message, unsigned_part};
+use crate::tx::{signed_parts, unsigned_part};
 
 /// Smallest batch worth sending to another core: below it, batching gains little and
 /// the hand-off costs more than it saves.
 #[cfg(feature = "parallel")]
 const MIN_PARALLEL_BATCH: usize = 32;
 
-/// One signature to check.
-pub(crate) struct SigItem {
-    pub(crate) key: VerifyingKey,
-    pub(crate) message: Vec<u8>,
-    pub(crate) signature: ed25519_dalek::Signature,
+/// Most of the latest distinct keys [`SigItems`] compares a new key with before storing
+/// it again: a batch has thousands of signatures from a few signers.
+const KEY_SEARCH: usize = 16;
+
+/// Signatures to check. Each key is stored once per signer and every message lives in
+/// one buffer, so building a batch of thousands allocates nothing per signature.
+#[derive(Default)]
+pub(crate) struct SigItems {
+    keys: Vec<VerifyingKey>,
+    messages: Vec<u8>,
+    items: Vec<SigRef>,
 }
 
-/// Verifies `items` in batches (in parallel with the `parallel` feature) and returns
-/// the index of the first item whose signature is invalid, if any.
-///
-/// A batch that fails is re-checked one signature at a time with the strict rules, which
-/// are the consensus rule; the batch is only a faster way to reach the same answer.
-pub(crate) fn first_invalid(items: &[SigItem]) -> Option<usize> {
-    let check_chunk = |n: usize, chunk: &[SigItem], size: usize| -> Option<usize> {
-        let messages: Vec<&[u8]> = chunk.iter().map(|i| i.message.as_slice()).collect();
-        let signatures: Vec<_> = chunk.iter().map(|i| i.signature).collect();
-        let keys: Vec<_> = chunk.iter().map(|i| i.key).collect();
+/// One signature of [`SigItems`]: its key and message, by position.
+struct SigRef {
+    key: usize,
+    message: Range<usize>,
+    signature: ed25519_dalek::Signature,
+}
+
+impl SigItems {
+    /// Number of signatures.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Adds `signature` by `key` over the concatenation of `message`.
+    pub(crate) fn push(&mut self, key: VerifyingKey, message: &[&[u8]], signature: &Signature) {
+        let key = self.key_index(key);
+        let start = self.messages.len();
+        for part in message {
+            self.messages.extend_from_slice(part);
+        }
+        self.items.push(SigRef {
+            key,
+            message: start..self.messages.len(),
+            signature: signature.to_dalek(),
+        });
+    }
+
+    /// Appends every signature of `other`, in order.
+    pub(crate) fn append(&mut self, other: SigItems) {
+        let base = self.messages.len();
+        self.messages.extend_from_slice(&other.messages);
+        let keys: Vec<usize> = other.keys.into_iter().map(|k| self.key_index(k)).collect();
+        self.items
+            .extend(other.items.into_iter().map(|item| SigRef {
+                key: keys[item.key],
+                message: item.message.start + base..item.message.end + base,
+                signature: item.signature,
+            }));
+    }
+
+    fn key_index(&mut self, key: VerifyingKey) -> usize {
+        let recent = self.keys.len().saturating_sub(KEY_SEARCH);
+        match self.keys[recent..].iter().rposition(|k| *k == key) {
+            Some(i) => recent + i,
+            None => {
+                self.keys.push(key);
+                self.keys.len() - 1
+            }
+        }
+    }
+
+    /// Verifies `items` (a range of this set, by index) in one batch; on failure
+    /// re-checks them one at a time with the strict rules, which are the consensus
+    /// rule (the batch is only a faster way to reach the same answer), and returns the
+    /// position of the first invalid one within `items`.
+    fn first_invalid_in(&self, items: &[SigRef]) -> Option<usize> {
+        let message = |item: &SigRef| &self.messages[item.message.clone()];
+        let messages: Vec<&[u8]> = items.iter().map(message).collect();
+        let signatures: Vec<_> = items.iter().map(|i| i.signature).collect();
+        let keys: Vec<_> = items.iter().map(|i| self.keys[i.key]).collect();
         if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
             return None;
         }
-        chunk
-            .iter()
-            .position(|i| i.key.verify_strict(&i.message, &i.signature).is_err())
-            .map(|p| n * size + p)
-    };
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        // Spread even a single block's signatures over every core, in batches no larger
-        // than the limit, sized so that every core gets the same number of batches (no
-        // core is left idle while another finishes a last, lone batch).
-        let threads = rayon::current_num_threads().max(1);
-        let rounds = items
-            .len()
-            .div_ceil(threads * limits::SIGNATURE_BATCH)
-            .max(1);
-        let size = items
-            .len()
-            .div_ceil(threads * rounds)
-            .clamp(MIN_PARALLEL_BATCH, limits::SIGNATURE_BATCH);
-        items
-            .par_chunks(size)
-            .enumerate()
-            .filter_map(|(n, chunk)| check_chunk(n, chunk, size))
-            .min()
+        items.iter().position(|i| {
+            self.keys[i.key]
+                .verify_strict(message(i), &i.signature)
+                .is_err()
+        })
     }
-    #[cfg(not(feature = "parallel"))]
-    {
-        items
-            .chunks(limits::SIGNATURE_BATCH)
-            .enumerate()
-            .find_map(|(n, chunk)| check_chunk(n, chunk, limits::SIGNATURE_BATCH))
+
+    /// The index of the first invalid signature from `start` on, if any: verified in
+    /// batches, on every core with the `parallel` feature.
+    fn first_invalid_from(&self, start: usize) -> Option<usize> {
+        let items = &self.items[start.min(self.items.len())..];
+        let found = {
+            #[cfg(feature = "parallel")]
+            {
+                use rayon::prelude::*;
+                // Spread even a single block's signatures over every core, in batches
+                // no larger than the limit, sized so that every core gets the same
+                // number of batches (no core is left idle while another finishes a
+                // last, lone batch).
+                let threads = rayon::current_num_threads().max(1);
+                let rounds = items
+                    .len()
+                    .div_ceil(threads * limits::SIGNATURE_BATCH)
+                    .max(1);
+                let size = items
+                    .len()
+                    .div_ceil(threads * rounds)
+                    .clamp(MIN_PARALLEL_BATCH, limits::SIGNATURE_BATCH);
+                items
+                    .par_chunks(size)
+                    .enumerate()
+                    .filter_map(|(n, chunk)| self.first_invalid_in(chunk).map(|p| n * size + p))
+                    .min()
+            }
+            #[cfg(not(feature = "parallel"))]
+            {
+                items
+                    .chunks(limits::SIGNATURE_BATCH)
+                    .enumerate()
+                    .find_map(|(n, chunk)| {
+                        self.first_invalid_in(chunk)
+                            .map(|p| n * limits::SIGNATURE_BATCH + p)
+                    })
+            }
+        };
+        found.map(|i| start + i)
+    }
+
+    /// The index of the first invalid signature, if any.
+    pub(crate) fn first_invalid(&self) -> Option<usize> {
+        self.first_invalid_from(0)
+    }
+
+    /// Whether each signature is valid: one batched pass, re-entered after each
+    /// invalid signature found (rare: only forged data has any).
+    pub(crate) fn validity(&self) -> Vec<bool> {
+        let mut valid = vec![true; self.items.len()];
+        let mut start = 0;
+        while let Some(bad) = self.first_invalid_from(start) {
+            valid[bad] = false;
+            start = bad + 1;
+        }
+        valid
     }
 }
 
@@ -202,7 +290,7 @@ pub(crate) fn prepare_and_preverify<T: Serialize + Send + Sync>(
         genesis: *genesis,
         ..Preverified::default()
     };
-    let valid = valid_items(&items);
+    let valid = items.validity();
     // Items are in block order; a block is wholly signed when every key it names was
     // usable and every one of its items is valid.
     let mut prepared = Vec::with_capacity(spans.len());
@@ -237,7 +325,7 @@ struct Prepared<T> {
     /// Whose each item is.
     owners: Vec<Owner>,
     /// The signatures to verify, block after block.
-    items: Vec<SigItem>,
+    items: SigItems,
     /// Signatures left out because their key is unusable (those are invalid).
     unusable: usize,
     /// Each block prepared, with how many items it contributed and whether all its
@@ -268,18 +356,15 @@ fn prepare<T: Serialize + Send + Sync>(
             .collect();
 
     let per_block = maybe_par_map(blocks, |block| {
-        let mut out = Vec::with_capacity(block.transactions.len() + 1);
+        let mut items = SigItems::default();
+        let mut owners = Vec::with_capacity(block.transactions.len() + 1);
         let mut unusable = 0;
         let hash = block.header.hash();
         match keys.get(&block.header.producer) {
-            Some(key) => out.push((
-                Owner::Producer(producer_key(&hash, &block.signature)),
-                SigItem {
-                    key: *key,
-                    message: block_signing_message(&hash).to_vec(),
-                    signature: block.signature.to_dalek(),
-                },
-            )),
+            Some(key) => {
+                items.push(*key, &[&block_signing_message(&hash)], &block.signature);
+                owners.push(Owner::Producer(producer_key(&hash, &block.signature)));
+            }
             None => unusable += 1,
         }
         let digest = Digest::of(block, |_, tx, encoded, id| {
@@ -287,35 +372,28 @@ fn prepare<T: Serialize + Send + Sync>(
                 unusable += 1;
                 return;
             };
-            out.push((
-                Owner::Tx(id),
-                SigItem {
-                    key: *key,
-                    message: signing_message(genesis, unsigned_part(encoded)),
-                    signature: tx.signature.to_dalek(),
-                },
-            ));
+            let message = signed_parts(genesis, unsigned_part(encoded));
+            items.push(*key, &message, &tx.signature);
+            owners.push(Owner::Tx(id));
         });
         let prepared = PreparedBlock {
             block: Arc::clone(block),
             hash,
             digest,
         };
-        (out, unusable, prepared)
+        (items, owners, unusable, prepared)
     });
     let mut all = Prepared {
         owners: Vec::new(),
-        items: Vec::new(),
+        items: SigItems::default(),
         unusable: 0,
         blocks: Vec::with_capacity(per_block.len()),
     };
-    for (out, bad, block) in per_block {
+    for (items, owners, bad, block) in per_block {
         all.unusable += bad;
-        all.blocks.push((block, out.len(), bad == 0));
-        for (owner, item) in out {
-            all.owners.push(owner);
-            all.items.push(item);
-        }
+        all.blocks.push((block, owners.len(), bad == 0));
+        all.owners.extend(owners);
+        all.items.append(items);
     }
     all
 }
@@ -326,7 +404,7 @@ fn prepare<T: Serialize + Send + Sync>(
 /// full validation is measured (`healthchain verify --floor`, the `chain_validation`
 /// benchmark).
 pub struct SignatureSet {
-    items: Vec<SigItem>,
+    items: SigItems,
     unusable_keys: usize,
 }
 
@@ -360,25 +438,8 @@ impl SignatureSet {
     /// Batch-verifies every signature (on every core with the `parallel` feature);
     /// `true` if all are valid.
     pub fn verify(&self) -> bool {
-        self.unusable_keys == 0 && first_invalid(&self.items).is_none()
+        self.unusable_keys == 0 && self.items.first_invalid().is_none()
     }
-}
-
-/// Whether each item's signature is valid: one batched pass, re-entered after each
-/// invalid signature found (rare: only forged data has any).
-pub(crate) fn valid_items(items: &[SigItem]) -> Vec<bool> {
-    let mut valid = vec![true; items.len()];
-    let mut start = 0;
-    while start < items.len() {
-        match first_invalid(&items[start..]) {
-            Some(bad) => {
-                valid[start + bad] = false;
-                start += bad + 1;
-            }
-            None => break,
-        }
-    }
-    valid
 }
 
 /// `items.map(f)`, in parallel with the `parallel` feature.
@@ -416,17 +477,56 @@ impl KeyCache {
     }
 }
 
-/// Builds the item for `signature` by `account` over `message`, or `None` if the
-/// account is not a usable key (which makes the signature invalid).
-pub(crate) fn item(
-    keys: &mut KeyCache,
-    account: &AccountId,
-    message: Vec<u8>,
-    signature: &Signature,
-) -> Option<SigItem> {
-    Some(SigItem {
-        key: keys.get(account)?,
-        message,
-        signature: signature.to_dalek(),
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keypair;
+
+    /// `count` signatures by `keys` (in turn) over two-part messages; the one at `forged`
+    /// signs something else.
+    fn signed(keys: &[Keypair], count: usize, forged: Option<usize>) -> SigItems {
+        let mut items = SigItems::default();
+        for i in 0..count {
+            let key = &keys[i % keys.len()];
+            let (head, tail) = (b"message ".as_slice(), i.to_le_bytes());
+            let signature = if forged == Some(i) {
+                key.sign(b"something else")
+            } else {
+                key.sign(&[head, tail.as_slice()].concat())
+            };
+            let verifying = key.account().verifying_key().expect("a real key");
+            items.push(verifying, &[head, &tail], &signature);
+        }
+        items
+    }
+
+    #[test]
+    fn keys_are_stored_once_per_signer() {
+        let keys = [Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32])];
+        let items = signed(&keys, 40, None);
+        assert_eq!(items.len(), 40);
+        assert_eq!(items.keys.len(), 2);
+        assert_eq!(items.first_invalid(), None);
+    }
+
+    #[test]
+    fn appended_signatures_keep_their_messages_and_keys() {
+        let keys = [Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32])];
+        let other = [Keypair::from_seed([3; 32]), Keypair::from_seed([1; 32])];
+        let mut items = signed(&keys, 50, None);
+        items.append(signed(&other, 70, Some(33)));
+        assert_eq!(items.len(), 120);
+        assert_eq!(items.keys.len(), 3, "the shared signer is stored once");
+        assert_eq!(items.first_invalid(), Some(50 + 33));
+    }
+
+    #[test]
+    fn validity_finds_every_invalid_signature() {
+        let keys = [Keypair::from_seed([4; 32])];
+        let mut items = signed(&keys, 100, Some(7));
+        items.append(signed(&keys, 100, Some(99)));
+        let valid = items.validity();
+        let invalid: Vec<usize> = (0..valid.len()).filter(|&i| !valid[i]).collect();
+        assert_eq!(invalid, vec![7, 199]);
+    }
 }
