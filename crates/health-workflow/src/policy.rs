@@ -169,7 +169,7 @@ impl HealthState {
         };
         let mut history = Vec::with_capacity(HISTORY_START);
         history.push(HistoryEntry::of(at, EventKind::PatientRegistration));
-        slot.insert(Patient {
+        slot.insert(Box::new(Patient {
             id: r.patient_id,
             name: r.name.clone(),
             registered: at,
@@ -177,7 +177,7 @@ impl HealthState {
             orders: Vec::new(),
             results: Vec::new(),
             prescriptions: Vec::new(),
-        });
+        }));
         self.registrations.push(r.patient_id);
         Ok(HealthUndo::Registered(r.patient_id))
     }
@@ -194,13 +194,13 @@ impl HealthState {
             let Entry::Vacant(slot) = self.orders.entry(o.order_id) else {
                 return Err(EventError::DuplicateOrder { order: o.order_id });
             };
-            slot.insert(Order {
+            slot.insert(Box::new(Order {
                 id: o.order_id,
                 patient_id: c.patient_id,
                 test_name: o.test_name.clone(),
                 ordered: at,
                 result: None,
-            });
+            }));
             push_compact(&mut patient.orders, o.order_id);
         }
         patient
@@ -242,11 +242,11 @@ impl HealthState {
         let doctor = order.ordered.author;
         self.results.insert(
             at.tx_id,
-            LabResult {
+            Box::new(LabResult {
                 patient_id: r.patient_id,
                 order_id: r.order_id,
                 recorded: at,
-            },
+            }),
         );
         push_compact(&mut patient.results, at.tx_id);
         patient
@@ -287,13 +287,13 @@ impl HealthState {
                 return Err(EventError::RepeatedResult { result: *id });
             }
         }
-        slot.insert(PrescriptionRecord {
+        slot.insert(Box::new(PrescriptionRecord {
             id: p.prescription_id,
             patient_id: p.patient_id,
             based_on: p.based_on.clone(),
             prescribed: at,
             filled: None,
-        });
+        }));
         push_compact(&mut patient.prescriptions, p.prescription_id);
         patient
             .history
