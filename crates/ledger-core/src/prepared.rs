@@ -75,9 +75,11 @@ impl Digest {
         let mut malformed = None;
         // One encoding buffer for the whole block.
         let mut encoded = Vec::new();
+        let mut body_size = 0;
         for (index, tx) in block.transactions.iter().enumerate() {
             encoded.clear();
             codec::encode_into(tx, &mut encoded);
+            body_size += encoded.len();
             let id = TxId(Hash::of(&encoded));
             if encoded.len() > limits::MAX_TX_BYTES {
                 malformed.get_or_insert((index, Malformed::TooLarge(encoded.len())));
@@ -89,8 +91,15 @@ impl Digest {
             ids.push(id);
         }
         let merkle_root = merkle_root(&merkle_entries(ids.iter().copied(), &block.rewards));
+        // A block encodes as its fields in order, its transactions as their number and
+        // then each one; their sizes are known now, so only the rest is sized again.
+        let size = codec::encoded_len(&block.header)
+            + codec::encoded_len(&block.signature)
+            + codec::encoded_len(&(block.transactions.len() as u64))
+            + body_size
+            + codec::encoded_len(&block.rewards);
         Digest {
-            size: codec::encoded_len(block),
+            size,
             ids: ids.into(),
             merkle_root,
             malformed,

@@ -1,6 +1,7 @@
 //! Account state (balances, nonces, the policy's state) and how blocks change it.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::block::Reward;
 use crate::error::TxError;
@@ -29,7 +30,7 @@ pub struct ChainState<S> {
 impl<S> ChainState<S> {
     /// The balance of `account` (zero if it never held anything).
     pub fn balance(&self, account: &AccountId) -> Amount {
-        self.balances.get(account).copied().unwrap_or_default()
+        balance_in(&self.balances, account)
     }
 
     /// Every account that holds or held e-cash, with its balance.
@@ -118,11 +119,6 @@ impl<S> ChainState<S> {
         }
     }
 
-    fn set_balance<U>(&mut self, account: AccountId, amount: Amount, undo: &mut Undo<U>) {
-        let old = self.balances.insert(account, amount);
-        undo.balances.push((account, old));
-    }
-
     /// Applies one transaction (signature already checked). On error the state is
     /// unchanged and nothing is added to `undo`. Returns the rewards it earns.
     pub(crate) fn apply_tx<P: Policy<State = S>>(
@@ -136,7 +132,17 @@ impl<S> ChainState<S> {
         if tx.author == rules.genesis.reserve {
             return Err(TxError::FromReserve { tx: id });
         }
-        let last = self.nonce(&tx.author);
+        // The author's nonce is looked up once, read now and written on success.
+        let ChainState {
+            balances,
+            nonces,
+            app,
+        } = self;
+        let nonce = nonces.entry(tx.author);
+        let last = match &nonce {
+            Entry::Occupied(last) => *last.get(),
+            Entry::Vacant(_) => 0,
+        };
         if tx.nonce <= last {
             return Err(TxError::StaleNonce {
                 tx: id,
@@ -155,7 +161,7 @@ impl<S> ChainState<S> {
         }
         let rewards = match &tx.body {
             TxBody::Transfer { to, amount } => {
-                self.transfer(id, tx.author, *to, *amount, undo)?;
+                transfer(balances, id, tx.author, *to, *amount, undo)?;
                 Vec::new()
             }
             TxBody::App(payload) => {
@@ -170,49 +176,21 @@ impl<S> ChainState<S> {
                 };
                 let applied = rules
                     .policy
-                    .apply(&ctx, &mut self.app, payload)
+                    .apply(&ctx, app, payload)
                     .map_err(|error| TxError::Policy { tx: id, error })?;
                 undo.app.push(applied.undo);
                 applied.rewards
             }
         };
-        let old = self.nonces.insert(tx.author, tx.nonce);
+        let old = match nonce {
+            Entry::Occupied(mut last) => Some(last.insert(tx.nonce)),
+            Entry::Vacant(slot) => {
+                slot.insert(tx.nonce);
+                None
+            }
+        };
         undo.nonces.push((tx.author, old));
         Ok(rewards)
-    }
-
-    fn transfer<U, E>(
-        &mut self,
-        id: TxId,
-        from: AccountId,
-        to: AccountId,
-        amount: Amount,
-        undo: &mut Undo<U>,
-    ) -> Result<(), TxError<E>> {
-        if amount == Amount::ZERO {
-            return Err(TxError::ZeroAmount { tx: id });
-        }
-        let balance = self.balance(&from);
-        let debited = balance.checked_sub(amount).ok_or(TxError::Overdraft {
-            tx: id,
-            account: from,
-            balance,
-            amount,
-        })?;
-        if from == to {
-            // A self-transfer moves nothing but must still be affordable.
-            return Ok(());
-        }
-        let credited = self
-            .balance(&to)
-            .checked_add(amount)
-            .ok_or(TxError::Overflow {
-                tx: id,
-                account: to,
-            })?;
-        self.set_balance(from, debited, undo);
-        self.set_balance(to, credited, undo);
-        Ok(())
     }
 
     /// Pays earned rewards from the reserve in order, skipping any the reserve can no
@@ -235,8 +213,8 @@ impl<S> ChainState<S> {
             let Some(credited) = self.balance(&reward.to).checked_add(reward.amount) else {
                 continue;
             };
-            self.set_balance(reserve, left, undo);
-            self.set_balance(reward.to, credited, undo);
+            set_balance(&mut self.balances, reserve, left, undo);
+            set_balance(&mut self.balances, reward.to, credited, undo);
             paid.push(reward);
         }
         paid
@@ -282,6 +260,54 @@ impl<S> ChainState<S> {
             policy.undo(&mut self.app, app);
         }
     }
+}
+
+fn balance_in(balances: &HashMap<AccountId, Amount>, account: &AccountId) -> Amount {
+    balances.get(account).copied().unwrap_or_default()
+}
+
+fn set_balance<U>(
+    balances: &mut HashMap<AccountId, Amount>,
+    account: AccountId,
+    amount: Amount,
+    undo: &mut Undo<U>,
+) {
+    let old = balances.insert(account, amount);
+    undo.balances.push((account, old));
+}
+
+/// Moves `amount` from `from` to `to`, recording the old balances in `undo`.
+fn transfer<U, E>(
+    balances: &mut HashMap<AccountId, Amount>,
+    id: TxId,
+    from: AccountId,
+    to: AccountId,
+    amount: Amount,
+    undo: &mut Undo<U>,
+) -> Result<(), TxError<E>> {
+    if amount == Amount::ZERO {
+        return Err(TxError::ZeroAmount { tx: id });
+    }
+    let balance = balance_in(balances, &from);
+    let debited = balance.checked_sub(amount).ok_or(TxError::Overdraft {
+        tx: id,
+        account: from,
+        balance,
+        amount,
+    })?;
+    if from == to {
+        // A self-transfer moves nothing but must still be affordable.
+        return Ok(());
+    }
+    let credited = balance_in(balances, &to)
+        .checked_add(amount)
+        .ok_or(TxError::Overflow {
+            tx: id,
+            account: to,
+        })?;
+    set_balance(balances, from, debited, undo);
+    set_balance(balances, to, credited, undo);
+    Ok(())
 }
 
 fn restore<V>(map: &mut HashMap<AccountId, V>, account: AccountId, old: Option<V>) {
