@@ -755,7 +755,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     /// import goes (from a reader thread's channel, say), so the pipeline never drains
     /// between reads and only a few batches are in memory. `each` receives every
     /// block's outcome in order and may stop the import with
-    /// [`ControlFlow::Break`]; blocks not yet read are then left unread.
+    /// [`ControlFlow::Break`]; blocks not yet read are then left unread (it reads at
+    /// most two batches ahead of the one being applied).
     pub fn import_stream<I>(
         &mut self,
         blocks: I,
@@ -768,21 +769,27 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     {
         let genesis = self.genesis_hash;
         let mut blocks = blocks.into_iter();
-        let next_batch =
-            |blocks: &mut I::IntoIter| -> Option<(Vec<PreparedBlock<P::Payload>>, Preverified)> {
-                let batch: Vec<_> = blocks.by_ref().take(limits::IMPORT_BATCH).collect();
-                (!batch.is_empty()).then(|| {
-                    verify::prepare_and_preverify(&genesis, &batch, Remember::PartlySigned)
-                })
-            };
+        let read = |blocks: &mut I::IntoIter| -> Vec<Arc<Block<P::Payload>>> {
+            blocks.by_ref().take(limits::IMPORT_BATCH).collect()
+        };
         // Each batch is encoded once: ids, sizes and Merkle roots for validation come
         // from the same encodings as the signed messages.
-        let Some((mut current, verified)) = next_batch(&mut blocks) else {
+        let prepare = |batch: &[Arc<Block<P::Payload>>]| {
+            (!batch.is_empty())
+                .then(|| verify::prepare_and_preverify(&genesis, batch, Remember::PartlySigned))
+        };
+        // A three-stage pipeline: while one batch is applied, the next one's signatures
+        // are verified and the one after it is read, so reading (which runs in order)
+        // overlaps the verification on every core instead of holding it up.
+        let first = read(&mut blocks);
+        let (prepared, mut unverified) = join(|| prepare(&first), || read(&mut blocks));
+        drop(first);
+        let Some((mut current, verified)) = prepared else {
             return;
         };
         self.accept_preverified(verified);
         loop {
-            let (flow, upcoming) = join(
+            let (flow, (upcoming, next)) = join(
                 || {
                     for prepared in current.drain(..) {
                         let block = Arc::clone(prepared.block());
@@ -791,7 +798,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                     }
                     ControlFlow::Continue(())
                 },
-                || next_batch(&mut blocks),
+                || join(|| prepare(&unverified), || read(&mut blocks)),
             );
             if flow.is_break() {
                 return;
@@ -801,6 +808,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             };
             self.accept_preverified(verified);
             current = prepared;
+            unverified = next;
         }
     }
 
