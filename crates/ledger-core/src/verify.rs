@@ -24,6 +24,10 @@ const MIN_PARALLEL_BATCH: usize = 32;
 /// it again: a batch has thousands of signatures from a few signers.
 const KEY_SEARCH: usize = 16;
 
+/// Room reserved for a transaction's signed message before its length is known: the
+/// genesis hash and a typical encoded transaction.
+const MESSAGE_ROOM: usize = 256;
+
 /// Signatures to check. Each key is stored once per signer and every message lives in
 /// one buffer, so building a batch of thousands allocates nothing per signature.
 #[derive(Default)]
@@ -41,6 +45,24 @@ struct SigRef {
 }
 
 impl SigItems {
+    /// Room for `signatures` signatures whose messages total `bytes`.
+    pub(crate) fn with_capacity(signatures: usize, bytes: usize) -> SigItems {
+        let mut items = SigItems::default();
+        items.reserve(signatures, bytes);
+        items
+    }
+
+    /// Room for `signatures` more signatures whose messages total `bytes`.
+    pub(crate) fn reserve(&mut self, signatures: usize, bytes: usize) {
+        self.items.reserve(signatures);
+        self.messages.reserve(bytes);
+    }
+
+    /// Total length of the messages.
+    pub(crate) fn message_bytes(&self) -> usize {
+        self.messages.len()
+    }
+
     /// Number of signatures.
     pub(crate) fn len(&self) -> usize {
         self.items.len()
@@ -356,7 +378,8 @@ fn prepare<T: Serialize + Send + Sync>(
             .collect();
 
     let per_block = maybe_par_map(blocks, |block| {
-        let mut items = SigItems::default();
+        let signatures = block.transactions.len() + 1;
+        let mut items = SigItems::with_capacity(signatures, signatures * MESSAGE_ROOM);
         let mut owners = Vec::with_capacity(block.transactions.len() + 1);
         let mut unusable = 0;
         let hash = block.header.hash();
@@ -383,9 +406,12 @@ fn prepare<T: Serialize + Send + Sync>(
         };
         (items, owners, unusable, prepared)
     });
+    let (signatures, bytes) = per_block.iter().fold((0, 0), |(n, b), (items, ..)| {
+        (n + items.len(), b + items.message_bytes())
+    });
     let mut all = Prepared {
-        owners: Vec::new(),
-        items: SigItems::default(),
+        owners: Vec::with_capacity(signatures),
+        items: SigItems::with_capacity(signatures, bytes),
         unusable: 0,
         blocks: Vec::with_capacity(per_block.len()),
     };
