@@ -51,7 +51,7 @@ struct Unsigned<'a, P> {
     body: &'a TxBody<P>,
 }
 
-/// Length of an encoded [`Signature`]: a fixed 64-byte tuple.
+/// Length of an encoded [`Signature`]: its 64 bytes, with no length prefix.
 const SIGNATURE_LEN: usize = 64;
 
 impl<P: Serialize> Transaction<P> {
