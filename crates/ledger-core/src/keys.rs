@@ -3,7 +3,7 @@
 use std::fmt;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::hash::{HexError, parse_hex, write_hex};
 
@@ -60,8 +60,8 @@ impl std::str::FromStr for AccountId {
 }
 
 /// A 64-byte ed25519 signature.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Signature(pub [u8; 64]);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Signature(#[serde(with = "crate::codec::words")] pub [u8; 64]);
 
 impl Signature {
     /// The raw bytes.
@@ -89,18 +89,6 @@ impl fmt::Display for Signature {
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Signature({self:#})")
-    }
-}
-
-impl Serialize for Signature {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::codec::words::serialize(&self.0, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Signature {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::codec::words::deserialize(deserializer).map(Signature)
     }
 }
 

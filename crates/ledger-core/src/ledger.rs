@@ -1080,8 +1080,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             .as_ref()
             .is_some_and(|d| d.signed_for == Some(self.genesis_hash));
         let untrusted = origin == Origin::Untrusted && !signed;
-        let producer_key = verify::producer_key(&hash, &block.signature);
-        let check_producer = untrusted && !self.producer_sigs.contains(&producer_key);
+        let producer_key = untrusted.then(|| verify::producer_key(&hash, &block.signature));
+        let check_producer = producer_key.is_some_and(|key| !self.producer_sigs.contains(&key));
         // The producer's signature rides in the same batch, first, so it is reported
         // before any transaction's; an unusable producer key is reported once the body
         // is known to be the one the header names.
@@ -1137,7 +1137,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         if let Some(error) = malformed {
             return Err(error);
         }
-        if untrusted {
+        if let Some(producer_key) = producer_key {
             if !producer_usable {
                 return Err(BlockError::BadProducerSignature { block: hash });
             }

@@ -547,6 +547,19 @@ mod tests {
     }
 
     #[test]
+    fn more_signers_than_the_key_search_are_still_told_apart() {
+        let keys: Vec<Keypair> = (0..KEY_SEARCH as u8 * 2 + 3)
+            .map(|i| Keypair::from_seed([i + 10; 32]))
+            .collect();
+        let mut items = signed(&keys, 120, Some(77));
+        items.append(signed(&keys, 80, Some(5)));
+        assert!(items.keys.len() >= keys.len());
+        let valid = items.validity();
+        let invalid: Vec<usize> = (0..valid.len()).filter(|&i| !valid[i]).collect();
+        assert_eq!(invalid, vec![77, 125]);
+    }
+
+    #[test]
     fn validity_finds_every_invalid_signature() {
         let keys = [Keypair::from_seed([4; 32])];
         let mut items = signed(&keys, 100, Some(7));

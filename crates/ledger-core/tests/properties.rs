@@ -208,6 +208,22 @@ proptest! {
         prop_assert_eq!(tx.id(), TxId(Hash::of(&tx.encode())));
     }
 
+    /// Hashes, account ids and signatures are their bytes, no more: the golden
+    /// vectors pin some, this pins every value.
+    #[test]
+    fn fixed_size_values_encode_as_their_bytes(
+        bytes in any::<[u8; 32]>(),
+        signature in vec(any::<u8>(), 64),
+    ) {
+        prop_assert_eq!(codec::encode(&Hash(bytes)), bytes.to_vec());
+        prop_assert_eq!(codec::encode(&AccountId(bytes)), bytes.to_vec());
+        prop_assert_eq!(codec::decode::<AccountId>(&bytes, 32), Ok(AccountId(bytes)));
+        prop_assert_eq!(codec::decode::<TxId>(&bytes, 32), Ok(TxId(Hash(bytes))));
+        let signature = Signature(signature.clone().try_into().unwrap());
+        prop_assert_eq!(codec::encode(&signature), signature.0.to_vec());
+        prop_assert_eq!(codec::decode::<Signature>(&signature.0, 64), Ok(signature));
+    }
+
     #[test]
     fn headers_round_trip_canonically_in_120_bytes(header in header()) {
         assert_canonical(&header, ledger_core::HEADER_BYTES)?;
