@@ -355,19 +355,40 @@ struct Prepared<T> {
     blocks: Vec<(PreparedBlock<T>, usize, bool)>,
 }
 
+/// The distinct signers of `block` (its producer, then its transactions' authors), in
+/// order of appearance: compared one by one while there are few, hashed beyond that.
+fn signers_of<T>(block: &Block<T>) -> Vec<AccountId> {
+    let mut found: Vec<AccountId> = Vec::new();
+    let mut many: Option<HashSet<AccountId>> = None;
+    let authors = block.transactions.iter().map(|t| t.author);
+    for account in std::iter::once(block.header.producer).chain(authors) {
+        let new = match &mut many {
+            Some(seen) => seen.insert(account),
+            None => !found.contains(&account),
+        };
+        if new {
+            found.push(account);
+            if many.is_none() && found.len() > KEY_SEARCH {
+                many = Some(found.iter().copied().collect());
+            }
+        }
+    }
+    found
+}
+
 /// Builds the items to verify for `blocks`, and prepares the blocks from the same
 /// encodings.
 fn prepare<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
 ) -> Prepared<T> {
-    // Decompress each signer's key once (it costs about a tenth of a verification).
-    // A set, not a sort: a batch has thousands of signatures from a few signers.
-    let signers: Vec<AccountId> = blocks
+    // Decompress each signer's key once (it costs about a tenth of a verification):
+    // each block lists its few signers (on every core), then the batch's are merged.
+    let block_signers = maybe_par_map(blocks, |block| signers_of(block));
+    let signers: Vec<AccountId> = block_signers
         .iter()
-        .flat_map(|b| {
-            std::iter::once(b.header.producer).chain(b.transactions.iter().map(|t| t.author))
-        })
+        .flatten()
+        .copied()
         .collect::<HashSet<AccountId>>()
         .into_iter()
         .collect();
@@ -376,27 +397,40 @@ fn prepare<T: Serialize + Send + Sync>(
             .into_iter()
             .flatten()
             .collect();
+    let blocks: Vec<_> = blocks.iter().zip(&block_signers).collect();
 
-    let per_block = maybe_par_map(blocks, |block| {
+    let per_block = maybe_par_map(&blocks, |&(block, signers)| {
+        // A block's few signers are told apart by comparing their ids, not hashing them.
+        let local: Vec<(AccountId, Option<VerifyingKey>)> =
+            signers.iter().map(|a| (*a, keys.get(a).copied())).collect();
+        let key_of = |account: &AccountId| -> Option<VerifyingKey> {
+            if local.len() > KEY_SEARCH {
+                return keys.get(account).copied();
+            }
+            local
+                .iter()
+                .find(|(a, _)| a == account)
+                .and_then(|(_, k)| *k)
+        };
         let signatures = block.transactions.len() + 1;
         let mut items = SigItems::with_capacity(signatures, signatures * MESSAGE_ROOM);
         let mut owners = Vec::with_capacity(block.transactions.len() + 1);
         let mut unusable = 0;
         let hash = block.header.hash();
-        match keys.get(&block.header.producer) {
+        match key_of(&block.header.producer) {
             Some(key) => {
-                items.push(*key, &[&block_signing_message(&hash)], &block.signature);
+                items.push(key, &[&block_signing_message(&hash)], &block.signature);
                 owners.push(Owner::Producer(producer_key(&hash, &block.signature)));
             }
             None => unusable += 1,
         }
         let digest = Digest::of(block, |_, tx, encoded, id| {
-            let Some(key) = keys.get(&tx.author) else {
+            let Some(key) = key_of(&tx.author) else {
                 unusable += 1;
                 return;
             };
             let message = signed_parts(genesis, unsigned_part(encoded));
-            items.push(*key, &message, &tx.signature);
+            items.push(key, &message, &tx.signature);
             owners.push(Owner::Tx(id));
         });
         let prepared = PreparedBlock {

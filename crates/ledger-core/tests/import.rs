@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::*;
 use ledger_core::{
-    Block, BlockError, BlockStatus, Ledger, PreparedBlock, TxError, limits, prepare_and_verify,
-    prepare_blocks, preverify,
+    AccountId, Block, BlockError, BlockStatus, Keypair, Ledger, PreparedBlock, Timestamp,
+    Transaction, TxError, limits, prepare_and_verify, prepare_blocks, preverify,
 };
 
 /// A chain of `blocks` blocks, each with a transfer from every key.
@@ -259,4 +259,39 @@ fn blocks_verified_off_the_ledger_are_trusted_only_for_their_network() {
     assert!(accepted(&ledger.submit_prepared(prepared, late())));
     assert_eq!(ledger.tip().hash, blocks[2].hash());
     assert_consistent(&ledger);
+}
+
+/// Blocks with a few signers and with more than are told apart by comparing ids:
+/// every signature is checked against its own author's key, and a forged one and one
+/// by an unusable key are not counted.
+#[test]
+fn preverification_checks_each_signature_against_its_author() {
+    for signers in [3u8, 40] {
+        let network = genesis(0).hash();
+        let keys: Vec<Keypair> = (0..signers)
+            .map(|i| Keypair::from_seed([100 + i; 32]))
+            .collect();
+        let when = Timestamp(1_000);
+        let sign = |k: &Keypair, nonce| {
+            Transaction::new_signed(&network, k, nonce, when, pay(k.account(), 1))
+        };
+        // Two transactions from each signer, then one forged and one unusable.
+        let mut txs: Vec<TestTx> = (1..=2)
+            .flat_map(|nonce| keys.iter().map(move |k| (k, nonce)))
+            .map(|(k, nonce)| sign(k, nonce))
+            .collect();
+        let mut forged = sign(&keys[1], 3);
+        forged.signature = txs[0].signature;
+        let mut unusable = sign(&keys[0], 4);
+        unusable.author = AccountId([0xff; 32]);
+        txs.extend([forged, unusable]);
+        let block = raw_block(network, 1, when, &keys[0], txs, vec![], 0);
+        let verified = preverify(&network, &[Arc::new(block)]);
+        // The producer's signature and the two from each signer.
+        assert_eq!(
+            verified.len(),
+            1 + 2 * usize::from(signers),
+            "{signers} signers"
+        );
+    }
 }
