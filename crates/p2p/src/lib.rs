@@ -117,6 +117,7 @@
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //!     let first = spawn(listener, NodeConfig::new("first"), ledger, shutdown.clone())?;
 //!     let a = first.handle();
+//!     let mut first_events = a.subscribe(); // before anyone dials it
 //!
 //!     let (ledger, _) = open_ledger(genesis, Notes, MemoryStore::new())?;
 //!     let mut config = NodeConfig::new("second");
@@ -125,8 +126,10 @@
 //!     let second = spawn(listener, config, ledger, shutdown.clone())?;
 //!     let b = second.handle();
 //!     let mut events = b.subscribe();
-//!     while a.peers().await?.is_empty() {
-//!         let _ = events.recv().await?; // wait for the connection
+//!     // Wait until each node has the other as a peer.
+//!     while !matches!(first_events.recv().await?, NodeEvent::PeerUp(_)) {}
+//!     while b.peers().await?.is_empty() {
+//!         let _ = events.recv().await?;
 //!     }
 //!
 //!     let alice = Keypair::from_seed([1; 32]);
