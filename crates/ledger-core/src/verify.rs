@@ -20,8 +20,9 @@ use crate::tx::{signed_parts, unsigned_part};
 #[cfg(feature = "parallel")]
 const MIN_PARALLEL_BATCH: usize = 32;
 
-/// Most of the latest distinct keys [`SigItems`] compares a new key with before storing
-/// it again: a batch has thousands of signatures from a few signers.
+/// How many signers are told apart by comparing them one by one (a block's signers,
+/// the latest keys of a [`SigItems`]) before their ids are hashed instead, or a key is
+/// stored again: a batch has thousands of signatures from a few signers.
 const KEY_SEARCH: usize = 16;
 
 /// Room reserved for a transaction's signed message before its length is known: the
@@ -47,15 +48,11 @@ struct SigRef {
 impl SigItems {
     /// Room for `signatures` signatures whose messages total `bytes`.
     pub(crate) fn with_capacity(signatures: usize, bytes: usize) -> SigItems {
-        let mut items = SigItems::default();
-        items.reserve(signatures, bytes);
-        items
-    }
-
-    /// Room for `signatures` more signatures whose messages total `bytes`.
-    pub(crate) fn reserve(&mut self, signatures: usize, bytes: usize) {
-        self.items.reserve(signatures);
-        self.messages.reserve(bytes);
+        SigItems {
+            keys: Vec::new(),
+            messages: Vec::with_capacity(bytes),
+            items: Vec::with_capacity(signatures),
+        }
     }
 
     /// Total length of the messages.
@@ -95,6 +92,7 @@ impl SigItems {
             }));
     }
 
+    /// Where `key` is stored: among the latest keys if it is one of them, else added.
     fn key_index(&mut self, key: VerifyingKey) -> usize {
         let recent = self.keys.len().saturating_sub(KEY_SEARCH);
         match self.keys[recent..].iter().rposition(|k| *k == key) {
@@ -106,7 +104,7 @@ impl SigItems {
         }
     }
 
-    /// Verifies `items` (a range of this set, by index) in one batch; on failure
+    /// Verifies `items` (some of this set's signatures) in one batch; on failure
     /// re-checks them one at a time with the strict rules, which are the consensus
     /// rule (the batch is only a faster way to reach the same answer), and returns the
     /// position of the first invalid one within `items`.
