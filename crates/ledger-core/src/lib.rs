@@ -22,7 +22,7 @@
 //! - **The [`Policy`] trait**: how an application adds payloads, rules and rewards.
 //! - **Bulk import**: [`Ledger::import_blocks`] and [`Ledger::import_stream`] verify
 //!   the signatures of the next batch on every core while the previous batch is
-//!   applied, encoding each transaction once; [`prepare_blocks`] computes what a
+//!   applied and the one after it is read, encoding each transaction once; [`prepare_blocks`] computes what a
 //!   block's bytes alone determine (ids, Merkle root, size) off the ledger, for
 //!   [`Ledger::submit_prepared`] and [`Ledger::submit_stored_prepared`].
 //!

@@ -74,7 +74,7 @@ pub const MAX_INVALID_REMEMBERED: usize = 10_000;
 /// Blocks whose signatures are verified together while the previous batch is applied
 /// (see `Ledger::import_blocks`): 12,800 signatures at 100 transactions a block, enough
 /// to keep every core busy and make the hand-over between batches rare, small enough
-/// to bound the memory of a batch (a few MiB).
+/// to bound the memory of the three batches in flight (a few MiB each).
 pub const IMPORT_BATCH: usize = 128;
 
 /// Pending transactions from which the mempool keeps its own copy of the state with
