@@ -113,7 +113,7 @@ pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Gen
         }
         let account =
             AccountId::from_hex(&field(3)).map_err(|e| bad(format!("public key: {e}")))?;
-        if account.verifying_key().is_none() {
+        if !account.is_usable() {
             return Err(bad("public key is not a usable ed25519 key".into()));
         }
         let balance: u64 = field(4)

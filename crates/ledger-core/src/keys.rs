@@ -1,8 +1,25 @@
 //! Accounts, key pairs and signatures (ed25519).
+//!
+//! # The signature rule
+//!
+//! One rule decides every signature on every path (mempool, orphan pool, block
+//! validation, bulk import, sync and `verify --floor`): ZIP-215, the cofactored ed25519
+//! verification equation `[8][s]B = [8]R + [8][k]A` of
+//! [ZIP 215](https://zips.z.cash/zip-0215), through `ed25519-zebra`. Under it a
+//! signature is valid alone exactly when it is valid in any batch, so the verdict can
+//! never depend on which signatures happen to share a batch, on how many threads split
+//! the work, or on what a cache already holds. The cofactorless "strict" rule used
+//! before gave different verdicts alone and in a batch for signatures with small-order
+//! components, which let a crafted block split honest nodes.
+//!
+//! On top of ZIP-215 one deterministic filter applies to keys: an account whose bytes
+//! are not a curve point, or are a point of small order (a "weak" key, for which
+//! signatures can be forged without a secret), signs nothing ([`AccountId::is_usable`]).
 
 use std::fmt;
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_zebra::{SigningKey, VerificationKey};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{HexError, parse_hex, write_hex};
@@ -31,12 +48,20 @@ impl AccountId {
         parse_hex(text).map(AccountId)
     }
 
+    /// Whether these bytes are a usable ed25519 public key: a curve point that is not of
+    /// small order. Signatures by any other account are invalid.
+    pub fn is_usable(&self) -> bool {
+        self.verification_key().is_some()
+    }
+
     /// Decompresses the key for verification, or `None` if these bytes are not a usable
     /// ed25519 public key (not a curve point, or a weak small-order point).
-    pub fn verifying_key(&self) -> Option<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.0)
-            .ok()
-            .filter(|key| !key.is_weak())
+    pub(crate) fn verification_key(&self) -> Option<VerificationKey> {
+        let point = CompressedEdwardsY(self.0).decompress()?;
+        if point.is_small_order() {
+            return None;
+        }
+        VerificationKey::try_from(self.0).ok()
     }
 }
 
@@ -69,8 +94,8 @@ impl Signature {
         &self.0
     }
 
-    pub(crate) fn to_dalek(self) -> ed25519_dalek::Signature {
-        ed25519_dalek::Signature::from_bytes(&self.0)
+    pub(crate) fn to_ed25519(self) -> ed25519_zebra::Signature {
+        ed25519_zebra::Signature::from_bytes(&self.0)
     }
 }
 
@@ -94,7 +119,7 @@ impl fmt::Debug for Signature {
 
 /// A signing key together with its account.
 ///
-/// The secret never appears in `Debug` output.
+/// The secret never appears in `Debug` output, and is wiped from memory on drop.
 #[derive(Clone)]
 pub struct Keypair {
     signing: SigningKey,
@@ -104,8 +129,8 @@ pub struct Keypair {
 impl Keypair {
     /// The key pair whose secret key is `seed` (32 bytes of secret randomness).
     pub fn from_seed(seed: [u8; 32]) -> Keypair {
-        let signing = SigningKey::from_bytes(&seed);
-        let account = AccountId(signing.verifying_key().to_bytes());
+        let signing = SigningKey::from(seed);
+        let account = AccountId(signing.verification_key().into());
         Keypair { signing, account }
     }
 
@@ -132,6 +157,13 @@ impl Keypair {
     }
 }
 
+impl Drop for Keypair {
+    /// The secret does not outlive the key pair in memory.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.signing);
+    }
+}
+
 impl fmt::Debug for Keypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keypair")
@@ -140,12 +172,17 @@ impl fmt::Debug for Keypair {
     }
 }
 
-/// Verifies one signature with the strict rules (no small-order keys or points).
+/// Verifies one signature under the network's one rule (ZIP-215, see the
+/// [module docs](self)): the same verdict a batch of any size reaches.
 pub fn verify_signature(account: &AccountId, message: &[u8], signature: &Signature) -> bool {
-    match account.verifying_key() {
-        Some(key) => key.verify_strict(message, &signature.to_dalek()).is_ok(),
-        None => false,
-    }
+    account
+        .verification_key()
+        .is_some_and(|key| verify_with(&key, message, signature))
+}
+
+/// [`verify_signature`] with the key already decompressed.
+pub(crate) fn verify_with(key: &VerificationKey, message: &[u8], signature: &Signature) -> bool {
+    key.verify(&signature.to_ed25519(), message).is_ok()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::codec;
 use crate::error::{BlockError, StoreFailure, TxError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::{BlockHash, TxId};
-use crate::keys::{AccountId, Keypair};
+use crate::keys::{AccountId, Keypair, verify_with};
 use crate::limits;
 use crate::mempool::{Mempool, PendingTx};
 use crate::merkle::merkle_root;
@@ -522,11 +522,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
         if !self.sigs.contains(&id) {
             let message = signing_message(&self.genesis_hash, unsigned_part(&encoded));
-            let ok = self.keys.get(&tx.author).is_some_and(|key| {
-                key.verify_strict(&message, &tx.signature.to_dalek())
-                    .is_ok()
-            });
-            if !ok {
+            let signed = (self.keys.get(&tx.author))
+                .is_some_and(|key| verify_with(&key, &message, &tx.signature));
+            if !signed {
                 return Err(TxError::BadSignature { tx: id });
             }
             self.sigs.insert(id);
@@ -977,11 +975,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             let key = verify::producer_key(&hash, &block.signature);
             if !self.producer_sigs.contains(&key) {
                 let message = block_signing_message(&hash);
-                let signed = self.keys.get(&header.producer).is_some_and(|producer| {
-                    producer
-                        .verify_strict(&message, &block.signature.to_dalek())
-                        .is_ok()
-                });
+                let signed = (self.keys.get(&header.producer))
+                    .is_some_and(|key| verify_with(&key, &message, &block.signature));
                 if !signed {
                     return Err(BlockError::BadProducerSignature { block: hash });
                 }
@@ -1087,22 +1082,21 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         // is known to be the one the header names.
         let mut producer_usable = true;
         if check_producer {
-            match self.keys.get(&header.producer) {
-                Some(key) => items.push(key, &[&block_signing_message(&hash)], &block.signature),
-                None => producer_usable = false,
+            if self.keys.usable(&header.producer) {
+                let message = block_signing_message(&hash);
+                items.push(&header.producer, &[&message], &block.signature);
+            } else {
+                producer_usable = false;
             }
         }
         let (genesis_hash, sigs, keys) = (&self.genesis_hash, &self.sigs, &mut self.keys);
         let unverified = |id: &TxId| untrusted && !sigs.contains(id);
-        let mut sign_item = |index: usize, tx: &Transaction<P::Payload>, encoded: &[u8]| match keys
-            .get(&tx.author)
-        {
-            Some(key) => {
+        let mut sign_item = |index: usize, tx: &Transaction<P::Payload>, encoded: &[u8]| {
+            if keys.usable(&tx.author) {
                 let message = signed_parts(genesis_hash, unsigned_part(encoded));
-                items.push(key, &message, &tx.signature);
+                items.push(&tx.author, &message, &tx.signature);
                 item_tx.push(index);
-            }
-            None => {
+            } else {
                 bad_key.get_or_insert(index);
             }
         };

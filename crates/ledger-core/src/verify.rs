@@ -1,12 +1,21 @@
 //! Batched, optionally parallel, signature verification with caches, and
 //! [`preverify`] for checking many blocks' signatures ahead of their validation.
+//!
+//! Every signature is judged by the one rule of [`keys`](crate::keys) (ZIP-215, through
+//! `ed25519-zebra`), under which a batch accepts exactly the signatures that are valid
+//! alone. A batch that fails is resolved in one pass by [`settle`]: it is split in
+//! halves and only the halves that fail are looked into further, so finding the
+//! invalid signatures among `n` costs `O(n)` checks, never a pass per invalid one.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 
-use ed25519_dalek::VerifyingKey;
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
+use ed25519_zebra::{VerificationKey, VerificationKeyBytes, batch};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::block::{Block, block_signing_message};
 use crate::hash::{BlockHash, Hash, TxId};
@@ -20,44 +29,47 @@ use crate::tx::{signed_parts, unsigned_part};
 #[cfg(feature = "parallel")]
 const MIN_PARALLEL_BATCH: usize = 32;
 
-/// How many signers are told apart by comparing them one by one (a block's signers,
-/// the latest keys of a [`SigItems`]) before their ids are hashed instead, or a key is
-/// stored again: a batch has thousands of signatures from a few signers.
+/// How many signers are told apart by comparing them one by one (a block's signers)
+/// before their ids are hashed instead: a batch has thousands of signatures from a few
+/// signers.
 const KEY_SEARCH: usize = 16;
 
 /// Room reserved for a transaction's signed message before its length is known: the
 /// genesis hash and a typical encoded transaction.
 const MESSAGE_ROOM: usize = 256;
 
-/// Signatures to check. Each key is stored once per signer and every message lives in
-/// one buffer, so building a batch of thousands allocates nothing per signature.
-#[derive(Default)]
+/// A failed run of signatures this short is settled by checking each one alone:
+/// splitting it further would cost more batch set-ups than it saves.
+const SETTLE_ALONE: usize = 8;
+
+/// Signatures to check, each with its challenge hash already computed, so a batch, a
+/// sub-batch after a failure and a single check all start from the same item.
+#[derive(Clone)]
 pub(crate) struct SigItems {
-    keys: Vec<VerifyingKey>,
-    messages: Vec<u8>,
-    items: Vec<SigRef>,
+    items: Vec<batch::Item>,
+    /// Hash of everything pushed (keys, signatures, messages), from which each batch's
+    /// random coefficients are drawn: see [`SigItems::batch_ok`].
+    transcript: Sha256,
+    /// Where a signature's message is assembled before it is hashed.
+    scratch: Vec<u8>,
 }
 
-/// One signature of [`SigItems`]: its key and message, by position.
-struct SigRef {
-    key: usize,
-    message: Range<usize>,
-    signature: ed25519_dalek::Signature,
+impl Default for SigItems {
+    fn default() -> Self {
+        SigItems::with_capacity(0, 0)
+    }
 }
 
 impl SigItems {
-    /// Room for `signatures` signatures whose messages total `bytes`.
+    /// Room for `signatures` signatures; `bytes` is their messages' total length, which
+    /// no longer needs room of its own (each message is hashed as it is pushed).
     pub(crate) fn with_capacity(signatures: usize, bytes: usize) -> SigItems {
+        let _ = bytes;
         SigItems {
-            keys: Vec::new(),
-            messages: Vec::with_capacity(bytes),
             items: Vec::with_capacity(signatures),
+            transcript: Sha256::new_with_prefix(b"healthchain/signature-batch"),
+            scratch: Vec::with_capacity(MESSAGE_ROOM),
         }
-    }
-
-    /// Total length of the messages.
-    pub(crate) fn message_bytes(&self) -> usize {
-        self.messages.len()
     }
 
     /// Number of signatures.
@@ -65,121 +77,157 @@ impl SigItems {
         self.items.len()
     }
 
-    /// Adds `signature` by `key` over the concatenation of `message`.
-    pub(crate) fn push(&mut self, key: VerifyingKey, message: &[&[u8]], signature: &Signature) {
-        let key = self.key_index(key);
-        let start = self.messages.len();
+    /// Adds `signature` by `account` over the concatenation of `message`. The caller
+    /// has checked that `account` is a usable key ([`AccountId::is_usable`]).
+    pub(crate) fn push(&mut self, account: &AccountId, message: &[&[u8]], signature: &Signature) {
+        self.scratch.clear();
         for part in message {
-            self.messages.extend_from_slice(part);
+            self.scratch.extend_from_slice(part);
         }
-        self.items.push(SigRef {
+        let key = VerificationKeyBytes::from(*account.as_bytes());
+        self.transcript.update(account.as_bytes());
+        self.transcript.update(signature.as_bytes());
+        self.transcript
+            .update((self.scratch.len() as u64).to_le_bytes());
+        self.transcript.update(&self.scratch);
+        self.items.push(batch::Item::from((
             key,
-            message: start..self.messages.len(),
-            signature: signature.to_dalek(),
-        });
+            signature.to_ed25519(),
+            &self.scratch,
+        )));
     }
 
     /// Appends every signature of `other`, in order.
     pub(crate) fn append(&mut self, other: SigItems) {
-        let base = self.messages.len();
-        self.messages.extend_from_slice(&other.messages);
-        let keys: Vec<usize> = other.keys.into_iter().map(|k| self.key_index(k)).collect();
-        self.items
-            .extend(other.items.into_iter().map(|item| SigRef {
-                key: keys[item.key],
-                message: item.message.start + base..item.message.end + base,
-                signature: item.signature,
-            }));
+        self.transcript.update(other.transcript.finalize());
+        self.items.extend(other.items);
     }
 
-    /// Where `key` is stored: among the latest keys if it is one of them, else added.
-    fn key_index(&mut self, key: VerifyingKey) -> usize {
-        let recent = self.keys.len().saturating_sub(KEY_SEARCH);
-        match self.keys[recent..].iter().rposition(|k| *k == key) {
-            Some(i) => recent + i,
-            None => {
-                self.keys.push(key);
-                self.keys.len() - 1
-            }
+    /// Whether every signature of `range` is valid, checked as one batch. The batch's
+    /// random coefficients come from a hash of everything in this set and the range:
+    /// no one who crafts signatures can predict them, and the same inputs always get
+    /// the same verdict. (Under ZIP-215 the verdict is the same for any coefficients
+    /// except with negligible probability.)
+    fn batch_ok(&self, range: Range<usize>) -> bool {
+        let mut seed = self.transcript.clone();
+        seed.update((range.start as u64).to_le_bytes());
+        seed.update((range.end as u64).to_le_bytes());
+        let mut verifier = batch::Verifier::new();
+        for item in &self.items[range] {
+            verifier.queue(item.clone());
         }
+        verifier
+            .verify(ChaCha20Rng::from_seed(seed.finalize().into()))
+            .is_ok()
     }
 
-    /// Verifies `items` (some of this set's signatures) in one batch; on failure
-    /// re-checks them one at a time with the strict rules, which are the consensus
-    /// rule (the batch is only a faster way to reach the same answer), and returns the
-    /// position of the first invalid one within `items`.
-    fn first_invalid_in(&self, items: &[SigRef]) -> Option<usize> {
-        let message = |item: &SigRef| &self.messages[item.message.clone()];
-        let messages: Vec<&[u8]> = items.iter().map(message).collect();
-        let signatures: Vec<_> = items.iter().map(|i| i.signature).collect();
-        let keys: Vec<_> = items.iter().map(|i| self.keys[i.key]).collect();
-        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-            return None;
+    /// Whether the signature at `index` is valid, checked alone.
+    fn single_ok(&self, index: usize) -> bool {
+        self.items[index].clone().verify_single().is_ok()
+    }
+
+    /// Whether each signature of `range` is valid: batches, split only where they fail.
+    fn validity_of(&self, range: Range<usize>) -> Vec<bool> {
+        let offset = range.start;
+        let mut valid = vec![true; range.len()];
+        settle(
+            range,
+            |r| self.batch_ok(r),
+            |i| self.single_ok(i),
+            |i, ok| valid[i - offset] = ok,
+        );
+        valid
+    }
+
+    /// Whether each signature is valid: batches on every core with the `parallel`
+    /// feature; failed batches are settled in one pass each.
+    pub(crate) fn validity(&self) -> Vec<bool> {
+        let len = self.items.len();
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            // Spread even a single block's signatures over every core, in batches no
+            // larger than the limit, sized so that every core gets the same number of
+            // batches (no core is left idle while another finishes a last, lone batch).
+            let threads = rayon::current_num_threads().max(1);
+            let rounds = len.div_ceil(threads * limits::SIGNATURE_BATCH).max(1);
+            let size = len
+                .div_ceil(threads * rounds)
+                .clamp(MIN_PARALLEL_BATCH, limits::SIGNATURE_BATCH);
+            let starts: Vec<usize> = (0..len).step_by(size).collect();
+            starts
+                .par_iter()
+                .map(|&start| self.validity_of(start..(start + size).min(len)))
+                .flatten_iter()
+                .collect()
         }
-        items.iter().position(|i| {
-            self.keys[i.key]
-                .verify_strict(message(i), &i.signature)
-                .is_err()
-        })
-    }
-
-    /// The index of the first invalid signature from `start` on, if any: verified in
-    /// batches, on every core with the `parallel` feature.
-    fn first_invalid_from(&self, start: usize) -> Option<usize> {
-        let items = &self.items[start.min(self.items.len())..];
-        let found = {
-            #[cfg(feature = "parallel")]
-            {
-                use rayon::prelude::*;
-                // Spread even a single block's signatures over every core, in batches
-                // no larger than the limit, sized so that every core gets the same
-                // number of batches (no core is left idle while another finishes a
-                // last, lone batch).
-                let threads = rayon::current_num_threads().max(1);
-                let rounds = items
-                    .len()
-                    .div_ceil(threads * limits::SIGNATURE_BATCH)
-                    .max(1);
-                let size = items
-                    .len()
-                    .div_ceil(threads * rounds)
-                    .clamp(MIN_PARALLEL_BATCH, limits::SIGNATURE_BATCH);
-                items
-                    .par_chunks(size)
-                    .enumerate()
-                    .filter_map(|(n, chunk)| self.first_invalid_in(chunk).map(|p| n * size + p))
-                    .min()
-            }
-            #[cfg(not(feature = "parallel"))]
-            {
-                items
-                    .chunks(limits::SIGNATURE_BATCH)
-                    .enumerate()
-                    .find_map(|(n, chunk)| {
-                        self.first_invalid_in(chunk)
-                            .map(|p| n * limits::SIGNATURE_BATCH + p)
-                    })
-            }
-        };
-        found.map(|i| start + i)
+        #[cfg(not(feature = "parallel"))]
+        {
+            (0..len)
+                .step_by(limits::SIGNATURE_BATCH)
+                .flat_map(|start| {
+                    self.validity_of(start..(start + limits::SIGNATURE_BATCH).min(len))
+                })
+                .collect()
+        }
     }
 
     /// The index of the first invalid signature, if any.
     pub(crate) fn first_invalid(&self) -> Option<usize> {
-        self.first_invalid_from(0)
+        self.validity().iter().position(|ok| !ok)
     }
+}
 
-    /// Whether each signature is valid: one batched pass, re-entered after each
-    /// invalid signature found (rare: only forged data has any).
-    pub(crate) fn validity(&self) -> Vec<bool> {
-        let mut valid = vec![true; self.items.len()];
-        let mut start = 0;
-        while let Some(bad) = self.first_invalid_from(start) {
-            valid[bad] = false;
-            start = bad + 1;
+/// Settles which signatures of `range` are valid, given a batch check (`batch`: are
+/// all of these valid?) and a single check (`single`), reporting each invalid one to
+/// `invalid` (and each one checked alone, valid or not, with its verdict).
+///
+/// One pass, with a bound on the work: the whole range is checked as one batch; a run
+/// known to hold an invalid signature is split in halves, and the left half checked:
+///
+/// - if it passes, the right half is known to be bad and is split in turn;
+/// - if it fails, the right half is checked too; if that one passes, the left is
+///   split in turn; if it fails as well, the run holds at least two invalid signatures
+///   and each of its signatures is checked alone;
+/// - a bad run of at most [`SETTLE_ALONE`] is checked one signature at a time.
+///
+/// So the signatures checked (a batch of `m` counting `m`) are at most about four
+/// times `range.len()` whatever the pattern (all invalid: one batch pass, the halves,
+/// then each alone), and with one invalid signature, `range.len()` plus about twice
+/// that again, in `2·log2(n)` batch calls. The loop runs once per halving level, so it
+/// ends after at most `log2(n)` rounds.
+pub(crate) fn settle(
+    range: Range<usize>,
+    mut batch: impl FnMut(Range<usize>) -> bool,
+    mut single: impl FnMut(usize) -> bool,
+    mut verdict: impl FnMut(usize, bool),
+) {
+    let mut alone = |run: Range<usize>, verdict: &mut dyn FnMut(usize, bool)| {
+        for i in run {
+            verdict(i, single(i));
         }
-        valid
+    };
+    if range.len() <= SETTLE_ALONE {
+        alone(range, &mut verdict);
+        return;
     }
+    if batch(range.clone()) {
+        return;
+    }
+    // `bad` always holds an invalid signature, and halves each round.
+    let mut bad = range;
+    while bad.len() > SETTLE_ALONE {
+        let mid = bad.start + bad.len() / 2;
+        let (left, right) = (bad.start..mid, mid..bad.end);
+        if batch(left.clone()) {
+            bad = right;
+        } else if batch(right.clone()) {
+            bad = left;
+        } else {
+            break;
+        }
+    }
+    alone(bad, &mut verdict);
 }
 
 /// Remembers which signatures were already verified (transactions by id, producer
@@ -390,45 +438,44 @@ fn prepare<T: Serialize + Send + Sync>(
         .collect::<HashSet<AccountId>>()
         .into_iter()
         .collect();
-    let keys: HashMap<AccountId, VerifyingKey> =
-        maybe_par_map(&signers, |a| a.verifying_key().map(|k| (*a, k)))
-            .into_iter()
-            .flatten()
-            .collect();
+    let usable: HashSet<AccountId> = maybe_par_map(&signers, |a| a.is_usable().then_some(*a))
+        .into_iter()
+        .flatten()
+        .collect();
     let blocks: Vec<_> = blocks.iter().zip(&block_signers).collect();
 
     let per_block = maybe_par_map(&blocks, |&(block, signers)| {
         // A block's few signers are told apart by comparing their ids, not hashing them.
-        let local: Vec<(AccountId, Option<VerifyingKey>)> =
-            signers.iter().map(|a| (*a, keys.get(a).copied())).collect();
-        let key_of = |account: &AccountId| -> Option<VerifyingKey> {
+        let local: Vec<(AccountId, bool)> =
+            signers.iter().map(|a| (*a, usable.contains(a))).collect();
+        let usable_key = |account: &AccountId| -> bool {
             if local.len() > KEY_SEARCH {
-                return keys.get(account).copied();
+                return usable.contains(account);
             }
             local
                 .iter()
                 .find(|(a, _)| a == account)
-                .and_then(|(_, k)| *k)
+                .is_some_and(|(_, ok)| *ok)
         };
         let signatures = block.transactions.len() + 1;
         let mut items = SigItems::with_capacity(signatures, signatures * MESSAGE_ROOM);
         let mut owners = Vec::with_capacity(block.transactions.len() + 1);
         let mut unusable = 0;
         let hash = block.header.hash();
-        match key_of(&block.header.producer) {
-            Some(key) => {
-                items.push(key, &[&block_signing_message(&hash)], &block.signature);
-                owners.push(Owner::Producer(producer_key(&hash, &block.signature)));
-            }
-            None => unusable += 1,
+        if usable_key(&block.header.producer) {
+            let producer = &block.header.producer;
+            items.push(producer, &[&block_signing_message(&hash)], &block.signature);
+            owners.push(Owner::Producer(producer_key(&hash, &block.signature)));
+        } else {
+            unusable += 1;
         }
         let digest = Digest::of(block, |_, tx, encoded, id| {
-            let Some(key) = key_of(&tx.author) else {
+            if !usable_key(&tx.author) {
                 unusable += 1;
                 return;
-            };
+            }
             let message = signed_parts(genesis, unsigned_part(encoded));
-            items.push(key, &message, &tx.signature);
+            items.push(&tx.author, &message, &tx.signature);
             owners.push(Owner::Tx(id));
         });
         let prepared = PreparedBlock {
@@ -438,12 +485,10 @@ fn prepare<T: Serialize + Send + Sync>(
         };
         (items, owners, unusable, prepared)
     });
-    let (signatures, bytes) = per_block.iter().fold((0, 0), |(n, b), (items, ..)| {
-        (n + items.len(), b + items.message_bytes())
-    });
+    let signatures = per_block.iter().map(|(items, ..)| items.len()).sum();
     let mut all = Prepared {
         owners: Vec::with_capacity(signatures),
-        items: SigItems::with_capacity(signatures, bytes),
+        items: SigItems::with_capacity(signatures, 0),
         unusable: 0,
         blocks: Vec::with_capacity(per_block.len()),
     };
@@ -516,16 +561,17 @@ fn maybe_par_map<I: Sync, O: Send>(items: &[I], f: impl Fn(&I) -> O + Sync + Sen
 /// Decompressed public keys, so a signer seen again is not decompressed again.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    keys: HashMap<AccountId, VerifyingKey>,
+    keys: HashMap<AccountId, VerificationKey>,
 }
 
 impl KeyCache {
-    /// The verifying key of `account`, or `None` if it is not a usable key.
-    pub(crate) fn get(&mut self, account: &AccountId) -> Option<VerifyingKey> {
+    /// The verification key of `account`, or `None` if it is not a usable key
+    /// ([`AccountId::is_usable`]).
+    pub(crate) fn get(&mut self, account: &AccountId) -> Option<VerificationKey> {
         if let Some(key) = self.keys.get(account) {
             return Some(*key);
         }
-        let key = account.verifying_key()?;
+        let key = account.verification_key()?;
         if self.keys.len() >= limits::MAX_KEY_CACHE {
             // Simple and bounded: start over rather than track recency.
             self.keys.clear();
@@ -533,71 +579,154 @@ impl KeyCache {
         self.keys.insert(*account, key);
         Some(key)
     }
+
+    /// Whether `account` is a usable key.
+    pub(crate) fn usable(&mut self, account: &AccountId) -> bool {
+        self.get(account).is_some()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::keys::Keypair;
+    use proptest::prelude::*;
+    use std::cell::Cell;
 
-    /// `count` signatures by `keys` (in turn) over two-part messages; the one at `forged`
-    /// signs something else.
-    fn signed(keys: &[Keypair], count: usize, forged: Option<usize>) -> SigItems {
+    /// `count` signatures by `keys` (in turn) over two-part messages; those at `forged`
+    /// sign something else.
+    fn signed(keys: &[Keypair], count: usize, forged: &[usize]) -> SigItems {
         let mut items = SigItems::default();
         for i in 0..count {
             let key = &keys[i % keys.len()];
             let (head, tail) = (b"message ".as_slice(), i.to_le_bytes());
-            let signature = if forged == Some(i) {
+            let signature = if forged.contains(&i) {
                 key.sign(b"something else")
             } else {
                 key.sign(&[head, tail.as_slice()].concat())
             };
-            let verifying = key.account().verifying_key().expect("a real key");
-            items.push(verifying, &[head, &tail], &signature);
+            items.push(&key.account(), &[head, &tail], &signature);
         }
         items
     }
 
+    fn invalid_positions(valid: &[bool]) -> Vec<usize> {
+        (0..valid.len()).filter(|&i| !valid[i]).collect()
+    }
+
     #[test]
-    fn keys_are_stored_once_per_signer() {
+    fn valid_signatures_pass_as_one_batch() {
         let keys = [Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32])];
-        let items = signed(&keys, 40, None);
+        let items = signed(&keys, 40, &[]);
         assert_eq!(items.len(), 40);
-        assert_eq!(items.keys.len(), 2);
         assert_eq!(items.first_invalid(), None);
+        assert!(items.batch_ok(0..40));
     }
 
     #[test]
     fn appended_signatures_keep_their_messages_and_keys() {
         let keys = [Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32])];
         let other = [Keypair::from_seed([3; 32]), Keypair::from_seed([1; 32])];
-        let mut items = signed(&keys, 50, None);
-        items.append(signed(&other, 70, Some(33)));
+        let mut items = signed(&keys, 50, &[]);
+        items.append(signed(&other, 70, &[33]));
         assert_eq!(items.len(), 120);
-        assert_eq!(items.keys.len(), 3, "the shared signer is stored once");
         assert_eq!(items.first_invalid(), Some(50 + 33));
     }
 
     #[test]
-    fn more_signers_than_the_key_search_are_still_told_apart() {
+    fn many_signers_are_still_told_apart() {
         let keys: Vec<Keypair> = (0..KEY_SEARCH as u8 * 2 + 3)
             .map(|i| Keypair::from_seed([i + 10; 32]))
             .collect();
-        let mut items = signed(&keys, 120, Some(77));
-        items.append(signed(&keys, 80, Some(5)));
-        assert!(items.keys.len() >= keys.len());
-        let valid = items.validity();
-        let invalid: Vec<usize> = (0..valid.len()).filter(|&i| !valid[i]).collect();
-        assert_eq!(invalid, vec![77, 125]);
+        let mut items = signed(&keys, 120, &[77]);
+        items.append(signed(&keys, 80, &[5]));
+        assert_eq!(invalid_positions(&items.validity()), vec![77, 125]);
     }
 
     #[test]
     fn validity_finds_every_invalid_signature() {
         let keys = [Keypair::from_seed([4; 32])];
-        let mut items = signed(&keys, 100, Some(7));
-        items.append(signed(&keys, 100, Some(99)));
-        let valid = items.validity();
-        let invalid: Vec<usize> = (0..valid.len()).filter(|&i| !valid[i]).collect();
-        assert_eq!(invalid, vec![7, 199]);
+        let mut items = signed(&keys, 100, &[7]);
+        items.append(signed(&keys, 100, &[99]));
+        assert_eq!(invalid_positions(&items.validity()), vec![7, 199]);
+    }
+
+    #[test]
+    fn every_signature_invalid_is_found() {
+        let keys = [Keypair::from_seed([5; 32]), Keypair::from_seed([6; 32])];
+        let all: Vec<usize> = (0..300).collect();
+        let items = signed(&keys, 300, &all);
+        assert_eq!(invalid_positions(&items.validity()), all);
+    }
+
+    /// What settling `n` signatures, of which `bad` are invalid, cost: the verdicts,
+    /// the signatures checked (a batch of `m` counts `m`) and the calls made.
+    fn settle_counting(n: usize, bad: &[usize]) -> (Vec<bool>, usize, usize) {
+        let checked = Cell::new(0);
+        let calls = Cell::new(0);
+        let mut valid = vec![true; n];
+        settle(
+            0..n,
+            |r| {
+                checked.set(checked.get() + r.len());
+                calls.set(calls.get() + 1);
+                !bad.iter().any(|b| r.contains(b))
+            },
+            |i| {
+                checked.set(checked.get() + 1);
+                calls.set(calls.get() + 1);
+                !bad.contains(&i)
+            },
+            |i, ok| valid[i] = ok,
+        );
+        (valid, checked.get(), calls.get())
+    }
+
+    #[test]
+    fn one_invalid_signature_costs_a_logarithmic_number_of_calls() {
+        for n in [9, 64, 1000, 1024] {
+            for b in [0, 1, n / 3, n / 2, n - 1] {
+                let (valid, checked, calls) = settle_counting(n, &[b]);
+                assert_eq!(invalid_positions(&valid), vec![b]);
+                let levels = n.ilog2() as usize + 1;
+                assert!(
+                    calls <= 1 + 2 * levels + SETTLE_ALONE,
+                    "{n} {b}: {calls} calls"
+                );
+                assert!(
+                    checked <= 3 * n + SETTLE_ALONE,
+                    "{n} {b}: {checked} checked"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn all_invalid_costs_a_few_passes_not_one_per_signature() {
+        let n = 2000;
+        let bad: Vec<usize> = (0..n).collect();
+        let (valid, checked, _) = settle_counting(n, &bad);
+        assert!(valid.iter().all(|ok| !ok));
+        assert!(checked <= 3 * n, "{checked} signatures checked for {n}");
+    }
+
+    proptest! {
+        /// For any layout of invalid signatures, every verdict is right and the work
+        /// stays linear: at most four checks per signature.
+        #[test]
+        fn settling_is_exact_and_linear(
+            n in 1usize..1500,
+            bad in proptest::collection::vec(any::<proptest::sample::Index>(), 0..40),
+        ) {
+            let mut bad: Vec<usize> = bad.iter().map(|i| i.index(n)).collect();
+            bad.sort_unstable();
+            bad.dedup();
+            let (valid, checked, _) = settle_counting(n, &bad);
+            prop_assert_eq!(invalid_positions(&valid), bad.clone());
+            prop_assert!(checked <= 4 * n, "{} checked for {}", checked, n);
+            if bad.len() <= 1 {
+                prop_assert!(checked <= 3 * n + SETTLE_ALONE);
+            }
+        }
     }
 }
