@@ -299,6 +299,20 @@ impl Preverified {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Whether the signature of the transaction `id` verified.
+    pub fn has_tx(&self, id: &TxId) -> bool {
+        self.txs.contains(id)
+    }
+
+    /// Whether the producer's signature of `block` verified.
+    pub fn has_producer<T>(&self, block: &Block<T>) -> bool
+    where
+        T: Serialize,
+    {
+        self.producers
+            .contains(&producer_key(&block.hash(), &block.signature))
+    }
 }
 
 /// Whose signature an item is.
