@@ -195,6 +195,18 @@ pub enum BlockError<E> {
         /// The producer.
         producer: AccountId,
     },
+    /// The block's branch leaves the best chain below its final block: finality is
+    /// never reverted, whatever the branch's work. Not a proof of malice (a node cut off
+    /// from the majority builds such branches honestly), so it costs no ban.
+    #[error("block {block} conflicts with the final block {final_hash} at height {final_height}")]
+    ConflictsWithFinal {
+        /// The block.
+        block: BlockHash,
+        /// Height of this node's final block.
+        final_height: Height,
+        /// Its hash.
+        final_hash: BlockHash,
+    },
     /// The producer's signature over the block hash does not verify.
     #[error("block {block} has an invalid producer signature")]
     BadProducerSignature {
@@ -276,6 +288,7 @@ impl<E> BlockError<E> {
             | BlockError::BeforeParent { block, .. }
             | BlockError::FromTheFuture { block, .. }
             | BlockError::UnauthorisedProducer { block, .. }
+            | BlockError::ConflictsWithFinal { block, .. }
             | BlockError::BadProducerSignature { block }
             | BlockError::MerkleMismatch { block, .. }
             | BlockError::Transaction { block, .. }

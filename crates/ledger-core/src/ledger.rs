@@ -74,6 +74,8 @@ pub struct Tip {
     pub timestamp: Timestamp,
     /// Cumulative work of the chain up to it.
     pub work: u128,
+    /// Height of the chain's final block (see [`Ledger::final_height`]).
+    pub final_height: Height,
 }
 
 /// A change of the best chain.
@@ -197,6 +199,43 @@ struct Entry {
     work: u128,
     /// `None` for the genesis entry.
     header: Option<BlockHeader>,
+    /// Finality of the chain that ends at this block.
+    finality: Finality,
+}
+
+/// How final the chain ending at a block is: a block that a majority of the authorised
+/// producers have built on (produced a descendant of) is final.
+///
+/// Kept per block of the tree in `O(majority)` space, and derived from the parent's in
+/// `O(majority)` time: the latest distinct producers of the chain, newest first, with
+/// the height of each one's latest block. When `majority` of them are known, every
+/// block below the oldest one's latest block has been built on by all of them.
+#[derive(Clone, Debug, Default)]
+struct Finality {
+    /// Height of the highest final block (genesis, 0, when none is).
+    final_height: Height,
+    /// The chain's latest distinct producers (by index in the genesis list), newest
+    /// first, with the height of each one's latest block; at most `majority` of them.
+    recent: Box<[(u32, Height)]>,
+}
+
+impl Finality {
+    /// The finality of a chain that adds a block at `height` by the producer at
+    /// `index` to the chain whose finality is `parent`, on a network of `majority`.
+    fn after(parent: &Finality, index: u32, height: Height, majority: usize) -> Finality {
+        let recent: Box<[(u32, Height)]> = std::iter::once((index, height))
+            .chain(parent.recent.iter().copied().filter(|(p, _)| *p != index))
+            .take(majority)
+            .collect();
+        let built_on = match recent.get(majority.saturating_sub(1)) {
+            Some((_, oldest)) if recent.len() == majority => Height(oldest.0.saturating_sub(1)),
+            _ => Height(0),
+        };
+        Finality {
+            final_height: built_on.max(parent.final_height),
+            recent,
+        }
+    }
 }
 
 /// A block waiting for its parent, with how it arrived: once the parent comes it is
@@ -206,13 +245,17 @@ struct Orphan<T> {
     origin: Origin,
     /// The `now` it was submitted with.
     received: Timestamp,
+    /// Its encoded size, counted against [`limits::MAX_ORPHAN_BYTES`].
+    size: usize,
 }
 
-/// Blocks waiting for their parent.
+/// Blocks waiting for their parent, bounded in number and in bytes.
 struct Orphans<T> {
     blocks: HashMap<BlockHash, Orphan<T>>,
     by_parent: HashMap<BlockHash, Vec<BlockHash>>,
     order: VecDeque<BlockHash>,
+    /// Total encoded size of `blocks`.
+    bytes: usize,
 }
 
 impl<T> Default for Orphans<T> {
@@ -221,6 +264,7 @@ impl<T> Default for Orphans<T> {
             blocks: HashMap::new(),
             by_parent: HashMap::new(),
             order: VecDeque::new(),
+            bytes: 0,
         }
     }
 }
@@ -234,6 +278,7 @@ impl<T> Orphans<T> {
             .entry(orphan.block.header.prev)
             .or_default()
             .push(hash);
+        self.bytes += orphan.size;
         self.blocks.insert(hash, orphan);
         self.order.push_back(hash);
         // Orphans that left through `children_of` stay in `order` until evicted; drop
@@ -241,7 +286,7 @@ impl<T> Orphans<T> {
         if self.order.len() > 2 * limits::MAX_ORPHANS {
             self.order.retain(|h| self.blocks.contains_key(h));
         }
-        while self.blocks.len() > limits::MAX_ORPHANS {
+        while self.blocks.len() > limits::MAX_ORPHANS || self.bytes > limits::MAX_ORPHAN_BYTES {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
@@ -251,6 +296,7 @@ impl<T> Orphans<T> {
 
     fn remove(&mut self, hash: &BlockHash) -> Option<Orphan<T>> {
         let orphan = self.blocks.remove(hash)?;
+        self.bytes -= orphan.size;
         let prev = orphan.block.header.prev;
         if let Some(siblings) = self.by_parent.get_mut(&prev) {
             siblings.retain(|h| h != hash);
@@ -277,7 +323,9 @@ pub struct Ledger<P: Policy, B: BodyStore<P::Payload> = MemoryBodies<<P as Polic
     genesis: Genesis,
     genesis_hash: BlockHash,
     members: HashMap<AccountId, usize>,
-    producers: Option<HashSet<AccountId>>,
+    /// The authorised producers with their index in the genesis list; `None` for open
+    /// mining, which has no finality.
+    producers: Option<HashMap<AccountId, u32>>,
     tree: HashMap<BlockHash, Entry>,
     children: HashMap<BlockHash, Vec<BlockHash>>,
     /// The best chain, indexed by height; `chain[0]` is the genesis hash.
@@ -315,10 +363,11 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             .enumerate()
             .map(|(i, m)| (m.account, i))
             .collect();
-        let producers = genesis
-            .producers
-            .as_ref()
-            .map(|p| p.iter().copied().collect());
+        let producers = genesis.producers.as_ref().map(|p| {
+            (p.iter().copied())
+                .zip(0..)
+                .collect::<HashMap<AccountId, u32>>()
+        });
         let state = ChainState::genesis(&policy, &genesis);
         let mut tree = HashMap::new();
         tree.insert(
@@ -329,6 +378,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 timestamp: genesis.timestamp,
                 work: 0,
                 header: None,
+                finality: Finality::default(),
             },
         );
         Ok(Ledger {
@@ -384,7 +434,22 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             height: entry.height,
             timestamp: entry.timestamp,
             work: entry.work,
+            final_height: entry.finality.final_height,
         }
+    }
+
+    /// Height of the best chain's final block: the highest block that a majority of
+    /// the genesis's authorised producers have built on (produced a descendant of). Fork
+    /// choice never crosses it, and a branch that conflicts with it is refused whatever
+    /// its work ([`BlockError::ConflictsWithFinal`]). Always genesis (0) on a network
+    /// with open mining, which has no finality.
+    pub fn final_height(&self) -> Height {
+        self.tip().final_height
+    }
+
+    /// The hash of the final block ([`Ledger::final_height`]).
+    pub fn final_hash(&self) -> BlockHash {
+        self.chain[self.final_height().0 as usize]
     }
 
     /// The confirmed state at the tip.
@@ -868,6 +933,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 block,
                 origin,
                 received: now,
+                size,
             };
             self.orphans.insert(hash, orphan);
             return outcome;
@@ -956,7 +1022,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     ) -> Result<(), BlockError<P::Error>> {
         let header = &block.header;
         if let Some(producers) = &self.producers
-            && !producers.contains(&header.producer)
+            && !producers.contains_key(&header.producer)
         {
             return Err(BlockError::UnauthorisedProducer {
                 block: hash,
@@ -1056,7 +1122,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             });
         }
         if let Some(producers) = &self.producers
-            && !producers.contains(&header.producer)
+            && !producers.contains_key(&header.producer)
         {
             return Err(BlockError::UnauthorisedProducer {
                 block: hash,
@@ -1172,6 +1238,10 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             self.mark_invalid(hash);
             return Err(BlockError::KnownInvalid { block: hash });
         }
+        if let Err(error) = self.check_final(&block.header.prev, hash) {
+            self.remember_if_condemned(hash, &error);
+            return Err(error);
+        }
         let checked = match self.check_in_context(block, hash, digest, now, origin) {
             Ok(checked) => checked,
             Err(error) => {
@@ -1188,17 +1258,28 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             });
         }
         let header = checked.block.header.clone();
-        let parent_work = self.tree[&header.prev].work;
-        self.tree.insert(
-            hash,
-            Entry {
-                height: header.height,
-                parent: header.prev,
-                timestamp: header.timestamp,
-                work: parent_work.saturating_add(work(self.genesis.pow_bits)),
-                header: Some(header.clone()),
-            },
-        );
+        let parent = &self.tree[&header.prev];
+        let finality = match &self.producers {
+            Some(producers) => {
+                let index = producers[&header.producer];
+                Finality::after(
+                    &parent.finality,
+                    index,
+                    header.height,
+                    producers.len() / 2 + 1,
+                )
+            }
+            None => Finality::default(),
+        };
+        let entry = Entry {
+            height: header.height,
+            parent: header.prev,
+            timestamp: header.timestamp,
+            work: parent.work.saturating_add(work(self.genesis.pow_bits)),
+            header: Some(header.clone()),
+            finality,
+        };
+        self.tree.insert(hash, entry);
         self.children.entry(header.prev).or_default().push(hash);
         if self.is_better_than_tip(&hash) {
             self.switch_to(hash, Some(checked), now, outcome)?;
@@ -1206,11 +1287,43 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         Ok(())
     }
 
-    /// Fork choice: more cumulative work wins; equal work, the smaller hash.
+    /// Fork choice: the chain with the higher final block wins; then more cumulative
+    /// work; then, on equal work, the smaller tip hash. Every node that has seen the
+    /// same blocks ranks them the same, whatever the order they came in.
+    fn rank(&self, hash: &BlockHash) -> (Height, u128, std::cmp::Reverse<BlockHash>) {
+        let entry = &self.tree[hash];
+        let work = entry.work;
+        (entry.finality.final_height, work, std::cmp::Reverse(*hash))
+    }
+
     fn is_better_than_tip(&self, hash: &BlockHash) -> bool {
-        let tip = self.tip();
-        let work = self.tree[hash].work;
-        work > tip.work || (work == tip.work && *hash < tip.hash)
+        self.rank(hash) > self.rank(&self.tip().hash)
+    }
+
+    /// Refuses a block whose parent `prev` is not a descendant of (or is) the final
+    /// block: its branch would revert finality. Walks back from `prev` only as far as
+    /// the best chain or the final height, whichever comes first.
+    fn check_final(&self, prev: &BlockHash, hash: BlockHash) -> Result<(), BlockError<P::Error>> {
+        let final_height = self.final_height();
+        let mut cursor = *prev;
+        loop {
+            let entry = &self.tree[&cursor];
+            if self.is_on_main_chain(&cursor) {
+                if entry.height >= final_height {
+                    return Ok(());
+                }
+                break;
+            }
+            if entry.height <= final_height {
+                break;
+            }
+            cursor = entry.parent;
+        }
+        Err(BlockError::ConflictsWithFinal {
+            block: hash,
+            final_height,
+            final_hash: self.final_hash(),
+        })
     }
 
     fn rules(&self) -> Rules<'_, P> {
@@ -1294,11 +1407,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 self.remove_invalid_subtree(error.block(), outcome);
             }
             // Keep the valid part of the branch only if it beats the old chain.
-            let old_entry = &self.tree[&old_tip];
             let keep = self.tip().hash != old_tip
                 && !connected.is_empty()
-                && (self.tip().work > old_entry.work
-                    || (self.tip().work == old_entry.work && self.tip().hash < old_tip));
+                && self.rank(&self.tip().hash) > self.rank(&old_tip);
             if !keep {
                 self.rewind_to(fork)?;
                 for body in abandoned.iter().rev() {
@@ -1748,10 +1859,15 @@ mod tests {
     }
 
     fn untrusted(block: Arc<Block<()>>) -> Orphan<()> {
+        sized(block, 200)
+    }
+
+    fn sized(block: Arc<Block<()>>, size: usize) -> Orphan<()> {
         Orphan {
             block,
             origin: Origin::Untrusted,
             received: Timestamp(0),
+            size,
         }
     }
 
@@ -1780,5 +1896,84 @@ mod tests {
         assert!(!orphans.blocks.contains_key(&all[0].0));
         assert!(orphans.blocks.contains_key(&all[1].0));
         assert!(!orphans.by_parent.contains_key(&all[0].1.header.prev));
+    }
+
+    #[test]
+    fn orphans_are_bounded_in_bytes_oldest_evicted_first() {
+        let mut orphans = Orphans::default();
+        let big = limits::MAX_BLOCK_BYTES;
+        let fit = limits::MAX_ORPHAN_BYTES / big;
+        let all: Vec<_> = (0..fit as u64 + 3).map(orphan).collect();
+        for (hash, block) in &all {
+            orphans.insert(*hash, sized(Arc::clone(block), big));
+            assert!(orphans.bytes <= limits::MAX_ORPHAN_BYTES);
+        }
+        assert_eq!(orphans.blocks.len(), fit);
+        assert_eq!(orphans.bytes, fit * big);
+        for (hash, _) in &all[..3] {
+            assert!(!orphans.blocks.contains_key(hash), "the oldest go first");
+        }
+        let (_, last) = &all[all.len() - 1];
+        orphans.children_of(&last.header.prev);
+        assert_eq!(
+            orphans.bytes,
+            (fit - 1) * big,
+            "a block leaving frees its bytes"
+        );
+    }
+
+    fn finality(producers: &[u32], majority: usize) -> Vec<Height> {
+        let mut at = Finality::default();
+        let mut finals = Vec::new();
+        for (h, p) in producers.iter().enumerate() {
+            at = Finality::after(&at, *p, Height(h as u64 + 1), majority);
+            finals.push(at.final_height);
+        }
+        finals
+    }
+
+    #[test]
+    fn a_block_is_final_once_a_majority_of_producers_built_on_it() {
+        // Three producers, majority two: A B C A in turn. Block 1 (A's) is final once
+        // B and C have built on it, at height 3.
+        assert_eq!(finality(&[0, 1, 2, 0], 2), [0, 0, 1, 2].map(Height));
+        // One producer alone never makes anything final.
+        assert_eq!(finality(&[0; 6], 2), [Height(0); 6]);
+        // A B B B: block 1 (A's) has been built on by B alone, however often.
+        assert_eq!(finality(&[0, 1, 1, 1], 2), [Height(0); 4]);
+        // Five producers, majority three.
+        assert_eq!(
+            finality(&[0, 1, 0, 1, 2, 3], 3),
+            [0, 0, 0, 0, 2, 3].map(Height)
+        );
+        // A lone producer network: every block but the tip is final.
+        assert_eq!(finality(&[0, 0, 0], 1), [0, 1, 2].map(Height));
+    }
+
+    proptest::proptest! {
+        /// Finality never goes back as a chain grows, and agrees with its definition:
+        /// the highest height above which a majority of producers produced.
+        #[test]
+        fn finality_is_monotone_and_matches_its_definition(
+            producers in proptest::collection::vec(0u32..5, 1..60),
+            majority in 1usize..=5,
+        ) {
+            let finals = finality(&producers, majority);
+            for (i, f) in finals.iter().enumerate() {
+                if i > 0 {
+                    proptest::prop_assert!(*f >= finals[i - 1]);
+                }
+                // Definition: largest h with >= majority distinct producers above h.
+                let chain = &producers[..=i];
+                let expected = (0..=i)
+                    .rev()
+                    .find(|&h| {
+                        let above: HashSet<u32> = chain[h..].iter().copied().collect();
+                        above.len() >= majority
+                    })
+                    .map_or(0, |h| h as u64);
+                proptest::prop_assert_eq!(f.0, expected);
+            }
+        }
     }
 }

@@ -35,6 +35,11 @@ pub const MAX_MEMPOOL_TXS: usize = 50_000;
 /// oldest is evicted first, so a peer sending junk orphans cannot grow the pool.
 pub const MAX_ORPHANS: usize = 1_024;
 
+/// Most bytes of blocks kept in the orphan pool: without it, [`MAX_ORPHANS`] blocks of
+/// up to [`MAX_BLOCK_BYTES`] each could hold 4 GiB. A sync brings parents in order, so
+/// an honest node rarely holds more than a few orphans at once.
+pub const MAX_ORPHAN_BYTES: usize = 64 * 1024 * 1024;
+
 /// Most transaction ids remembered as already signature-checked; the oldest are
 /// forgotten first (a forgotten one is simply verified again).
 pub const MAX_SIG_CACHE: usize = 200_000;
