@@ -307,6 +307,35 @@ impl<E> BlockError<E> {
     }
 }
 
+/// Why a producer should not produce on the current tip (see
+/// [`Ledger::may_produce`](crate::Ledger::may_produce)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProduceError {
+    /// The account is not an authorised producer of this network.
+    #[error("{producer} is not an authorised producer of this network")]
+    NotAuthorised {
+        /// The account.
+        producer: AccountId,
+    },
+    /// The producer already built on a block that the best chain has left, and no
+    /// block that conflicts with it is final yet: building here too would count its
+    /// vote on both branches, which is how two conflicting blocks could both become
+    /// final.
+    #[error(
+        "{producer} built on block {voted} at height {height}, which the best chain has left; \
+         it may produce again once that block or a block conflicting with it is final"
+    )]
+    Locked {
+        /// The producer.
+        producer: AccountId,
+        /// The block it built on (the parent of its latest block).
+        voted: BlockHash,
+        /// That block's height.
+        height: Height,
+    },
+}
+
 /// A failure of the block store, kept with its source error.
 ///
 /// Two failures compare equal when their messages do: enough for tests, since the store

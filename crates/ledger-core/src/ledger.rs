@@ -9,7 +9,7 @@ use crate::block::{
     work,
 };
 use crate::codec;
-use crate::error::{BlockError, StoreFailure, TxError};
+use crate::error::{BlockError, ProduceError, StoreFailure, TxError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::{BlockHash, TxId};
 use crate::keys::{AccountId, Keypair, verify_with};
@@ -326,6 +326,9 @@ pub struct Ledger<P: Policy, B: BodyStore<P::Payload> = MemoryBodies<<P as Polic
     /// The authorised producers with their index in the genesis list; `None` for open
     /// mining, which has no finality.
     producers: Option<HashMap<AccountId, u32>>,
+    /// Each producer's highest block in the tree (any branch): its parent is the
+    /// block the producer last built on, which [`Ledger::may_produce`] keeps it to.
+    latest_by: HashMap<AccountId, (Height, BlockHash)>,
     tree: HashMap<BlockHash, Entry>,
     children: HashMap<BlockHash, Vec<BlockHash>>,
     /// The best chain, indexed by height; `chain[0]` is the genesis hash.
@@ -387,6 +390,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             genesis_hash,
             members,
             producers,
+            latest_by: HashMap::new(),
             tree,
             children: HashMap::new(),
             chain: vec![genesis_hash],
@@ -1280,6 +1284,15 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             finality,
         };
         self.tree.insert(hash, entry);
+        if self.producers.is_some() {
+            let latest = self
+                .latest_by
+                .entry(header.producer)
+                .or_insert((Height(0), hash));
+            if header.height >= latest.0 {
+                *latest = (header.height, hash);
+            }
+        }
         self.children.entry(header.prev).or_default().push(hash);
         if self.is_better_than_tip(&hash) {
             self.switch_to(hash, Some(checked), now, outcome)?;
@@ -1641,6 +1654,44 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     }
 
     // ----- producing -----------------------------------------------------------------
+
+    /// Whether `producer` may produce on the current tip: it must be an authorised
+    /// producer, and it must not have built on a block that the best chain has left
+    /// (its *lock*, the parent of its highest block), unless the best chain holds that
+    /// block, or a block at its height is final (which settles that the lock's branch
+    /// can never be final).
+    ///
+    /// Honest producers call this before producing. Under it a producer's blocks never
+    /// count for two conflicting branches, so two conflicting blocks can only both
+    /// become final if a producer breaks it (equivocates). Producing on a tip after a
+    /// switch of branch to one's own or a tied block is allowed: the lock is on the
+    /// parent, which both branches share.
+    pub fn may_produce(&self, producer: &AccountId) -> Result<(), ProduceError> {
+        let Some(producers) = &self.producers else {
+            return Ok(());
+        };
+        if !producers.contains_key(producer) {
+            return Err(ProduceError::NotAuthorised {
+                producer: *producer,
+            });
+        }
+        let Some((_, latest)) = self.latest_by.get(producer) else {
+            return Ok(());
+        };
+        let Some(entry) = self.tree.get(latest) else {
+            return Ok(());
+        };
+        let (voted, height) = (entry.parent, entry.height.0.saturating_sub(1));
+        let held = self.chain.get(height as usize) == Some(&voted);
+        if held || self.final_height().0 >= height {
+            return Ok(());
+        }
+        Err(ProduceError::Locked {
+            producer: *producer,
+            voted,
+            height: Height(height),
+        })
+    }
 
     /// A block template on the tip for `producer`: pending transactions in order (as
     /// many as the limits allow) and the rewards they earn. Mine it with

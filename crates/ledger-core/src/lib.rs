@@ -123,7 +123,7 @@ pub use block::{
     Block, BlockHeader, BlockTemplate, HEADER_BYTES, MineStatus, Reward, mine_header,
     verify_inclusion, work,
 };
-pub use error::{BlockError, StoreFailure, TxError};
+pub use error::{BlockError, ProduceError, StoreFailure, TxError};
 pub use genesis::{Genesis, GenesisError, Member};
 pub use hash::{BlockHash, Hash, HexError, TxId};
 pub use keys::{AccountId, Keypair, Signature, verify_signature};
