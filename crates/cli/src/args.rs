@@ -47,6 +47,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The roster role of the members who use a node of this role.
+    pub fn member_role(self) -> health_workflow::Role {
+        match self {
+            Role::Doctor => health_workflow::Role::Doctor,
+            Role::Lab => health_workflow::Role::LabTechnician,
+            Role::Pharmacy => health_workflow::Role::Pharmacist,
+        }
+    }
+
     /// The prefix of the prompt (`Doc`, `Lab`, `Pharm`).
     pub fn prompt_prefix(self) -> &'static str {
         match self {
@@ -140,8 +149,17 @@ pub struct GenesisArgs {
     /// E-cash held by the reserve that pays the rewards.
     #[arg(long, default_value_t = 1_000_000)]
     pub reserve_supply: u64,
-    /// Only roster members may produce blocks (default: anyone with valid work).
+    /// Usernames of the members allowed to produce blocks, comma-separated (default:
+    /// the roster's doctors, lab technicians and pharmacists).
+    #[arg(long, value_delimiter = ',', conflicts_with = "open_mining")]
+    pub producers: Vec<String>,
+    /// Let anyone whose block carries enough proof of work produce blocks, with no
+    /// finality. UNSAFE for real patient data: an outsider with more hash power can
+    /// rewrite recorded events. For teaching proof of work only.
     #[arg(long)]
+    pub open_mining: bool,
+    /// Members-only production, now the default (kept so older scripts still run).
+    #[arg(long, hide = true, conflicts_with = "open_mining")]
     pub members_only_mining: bool,
     /// Reward to the ordering doctor when a lab result is recorded.
     #[arg(long, default_value_t = health_workflow::DEFAULT_REWARD_LAB_RESULT)]

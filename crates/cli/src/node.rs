@@ -155,7 +155,28 @@ struct Network {
     producer: Keypair,
 }
 
-fn network(args: &NodeArgs, name: &str) -> anyhow::Result<Network> {
+/// The demo key that produces a node's blocks while nobody is logged in: its role's
+/// demo member (`dr_alice` on a doctor node, and so on); a node without a role takes
+/// the member its name points to, in turn.
+fn demo_producer(role: Option<Role>, name: &str) -> Keypair {
+    let member = |wanted: health_workflow::Role| {
+        health_workflow::demo::DEMO_USERS
+            .iter()
+            .find(|u| u.role == wanted)
+            .map(|u| u.username)
+    };
+    let username = match role.and_then(|r| member(r.member_role())) {
+        Some(username) => username,
+        None => {
+            let users = health_workflow::demo::DEMO_USERS;
+            let pick = name.bytes().fold(0usize, |n, b| n.wrapping_add(b.into()));
+            users[pick % users.len()].username
+        }
+    };
+    health_workflow::demo_keypair(username)
+}
+
+fn network(args: &NodeArgs, name: &str, role: Option<Role>) -> anyhow::Result<Network> {
     match (&args.genesis, &args.key) {
         (Some(genesis_path), Some(key_path)) => {
             let genesis = tools::read_genesis(genesis_path)?;
@@ -200,9 +221,9 @@ fn network(args: &NodeArgs, name: &str) -> anyhow::Result<Network> {
             Ok(Network {
                 genesis,
                 logins: Logins::Demo(Credentials::demo()),
-                // Blocks mined before anyone logs in are produced under the node's own
-                // demo key; producing needs no role on the demo network.
-                producer: health_workflow::demo_keypair(name),
+                // Blocks mined before anyone logs in are produced under the key of the
+                // node's role on the demo network: only the care team produces blocks.
+                producer: demo_producer(role, name),
             })
         }
     }
@@ -244,7 +265,7 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
         Some(role) => role.default_node_name(port),
         None => format!("Node-{port}"),
     });
-    let network = network(&args, &name)?;
+    let network = network(&args, &name, role)?;
     let data_dir = args
         .data_dir
         .clone()

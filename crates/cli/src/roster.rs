@@ -47,6 +47,12 @@ pub enum RosterError {
     /// The roster is empty.
     #[error("the roster lists no members")]
     Empty,
+    /// `--producers` names someone who is not on the roster.
+    #[error("producer '{name}' is not a member of the roster")]
+    UnknownProducer {
+        /// The username given.
+        name: String,
+    },
     /// The resulting genesis is not valid.
     #[error("invalid genesis: {0}")]
     Genesis(#[from] ledger_core::GenesisError),
@@ -54,6 +60,19 @@ pub enum RosterError {
 
 /// The header a roster file must have.
 pub const HEADER: &str = "username,display_name,role,public_key_hex,balance";
+
+/// Who may produce blocks on a new network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Producers {
+    /// The roster's clinical members (doctors, lab technicians, pharmacists).
+    #[default]
+    CareTeam,
+    /// The roster members with these usernames.
+    Named(Vec<String>),
+    /// Anyone whose block carries enough proof of work, with no finality: for teaching
+    /// proof of work only, never for real patient data.
+    Open,
+}
 
 /// Network-wide settings given on the command line.
 #[derive(Debug, Clone)]
@@ -64,8 +83,8 @@ pub struct NetworkSettings {
     pub pow_bits: u8,
     /// Initial e-cash of the reserve.
     pub reserve_supply: u64,
-    /// Only members may produce blocks.
-    pub members_only_mining: bool,
+    /// Who may produce blocks.
+    pub producers: Producers,
     /// Genesis time.
     pub timestamp: Timestamp,
     /// Reward to the ordering doctor when a lab result is recorded.
@@ -132,9 +151,22 @@ pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Gen
     if roster.is_empty() {
         return Err(RosterError::Empty);
     }
-    let producers = settings
-        .members_only_mining
-        .then(|| roster.iter().map(|m| m.account).collect());
+    let producers = match &settings.producers {
+        Producers::CareTeam => Some(health_workflow::clinical_producers(&roster)),
+        Producers::Named(names) => Some(
+            names
+                .iter()
+                .map(|name| {
+                    roster
+                        .iter()
+                        .find(|m| m.username == *name)
+                        .map(|m| m.account)
+                        .ok_or_else(|| RosterError::UnknownProducer { name: name.clone() })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Producers::Open => None,
+    };
     roster.push(demo::reserve_member());
     balances.push((reserve, Amount(settings.reserve_supply)));
     let genesis = Genesis {
@@ -168,7 +200,7 @@ mod tests {
             network: "clinic".into(),
             pow_bits: 8,
             reserve_supply: 5_000,
-            members_only_mining: true,
+            producers: Producers::CareTeam,
             timestamp: Timestamp(1),
             reward_lab_result: 500,
             reward_fill: 700,
@@ -195,6 +227,35 @@ mod tests {
         assert_eq!(genesis.producers.as_ref().map(Vec::len), Some(2));
         let bytes = genesis.encode();
         assert_eq!(Genesis::decode(&bytes).expect("decodes"), genesis);
+    }
+
+    #[test]
+    fn producers_are_the_care_team_unless_named_or_open() {
+        let csv = format!(
+            "{HEADER}\ndr_a,Dr. A,doctor,{},10\nlab_b,Lab B,lab_technician,{},0\n",
+            key(1),
+            key(2)
+        );
+        let with = |producers| NetworkSettings {
+            producers,
+            ..settings()
+        };
+        let named = build_genesis(
+            csv.as_bytes(),
+            &with(Producers::Named(vec!["lab_b".into()])),
+        )
+        .expect("a named member");
+        assert_eq!(
+            named.producers,
+            Some(vec![Keypair::from_seed([2; 32]).account()])
+        );
+        let open = build_genesis(csv.as_bytes(), &with(Producers::Open)).expect("open");
+        assert_eq!(open.producers, None);
+        let unknown = build_genesis(csv.as_bytes(), &with(Producers::Named(vec!["bob".into()])));
+        assert!(matches!(unknown, Err(RosterError::UnknownProducer { name }) if name == "bob"));
+        let team = build_genesis(csv.as_bytes(), &settings()).expect("care team");
+        let reserve = team.reserve;
+        assert!(!team.producers.expect("members only").contains(&reserve));
     }
 
     #[test]

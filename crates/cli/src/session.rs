@@ -371,11 +371,7 @@ impl<B: Backend> Session<B> {
     }
 
     fn member_role(&self) -> MemberRole {
-        match self.role {
-            Role::Doctor => MemberRole::Doctor,
-            Role::Lab => MemberRole::LabTechnician,
-            Role::Pharmacy => MemberRole::Pharmacist,
-        }
+        self.role.member_role()
     }
 
     fn login(

@@ -9,7 +9,7 @@ use ledger_core::{Genesis, Keypair, Timestamp};
 use crate::args::{GenesisArgs, KeygenArgs};
 use crate::input::{Input, Line};
 use crate::keyfile;
-use crate::roster::{self, NetworkSettings};
+use crate::roster::{self, NetworkSettings, Producers};
 
 /// Environment variable holding a key file's passphrase, for scripts.
 pub const PASSPHRASE_ENV: &str = "HEALTHCHAIN_PASSPHRASE";
@@ -39,7 +39,13 @@ pub fn genesis(args: &GenesisArgs) -> anyhow::Result<()> {
         network: args.network.clone(),
         pow_bits: args.pow_bits,
         reserve_supply: args.reserve_supply,
-        members_only_mining: args.members_only_mining,
+        producers: if args.open_mining {
+            Producers::Open
+        } else if args.producers.is_empty() {
+            Producers::CareTeam
+        } else {
+            Producers::Named(args.producers.clone())
+        },
         timestamp: args.timestamp.map_or_else(now, Timestamp),
         reward_lab_result: args.reward_lab_result,
         reward_fill: args.reward_fill,
@@ -51,6 +57,17 @@ pub fn genesis(args: &GenesisArgs) -> anyhow::Result<()> {
     println!("Genesis file: {}", args.out.display());
     println!("Network: {}", genesis.network);
     println!("Members: {}", genesis.roster.len());
+    match &genesis.producers {
+        Some(producers) => println!(
+            "Block producers: {} ({} needed to make a block final)",
+            producers.len(),
+            producers.len() / 2 + 1
+        ),
+        None => println!(
+            "WARNING: open mining: anyone with enough proof of work may produce blocks and \
+             no block is ever final; never use this network for real patient data."
+        ),
+    }
     println!("Genesis hash: {}", genesis.hash());
     Ok(())
 }

@@ -140,7 +140,8 @@ impl DemoGenesisBuilder {
     }
 
     /// The genesis: the [`DEMO_USERS`] with their [`demo_keypair`]s, the reserve in the
-    /// roster and holding the supply, default rewards and payment, any producer.
+    /// roster and holding the supply, default rewards and payment, and the care team
+    /// ([`clinical_producers`]) as the only authorised block producers.
     pub fn build(self) -> Genesis {
         let mut roster: Vec<Member> = DEMO_USERS
             .iter()
@@ -164,13 +165,23 @@ impl DemoGenesisBuilder {
             network: DEMO_NETWORK.to_string(),
             timestamp: self.timestamp,
             pow_bits: self.pow_bits,
-            producers: None,
+            producers: Some(clinical_producers(&roster)),
             roster,
             balances: vec![(reserve_account(), Amount(self.reserve_funds))],
             reserve: reserve_account(),
             parameters,
         }
     }
+}
+
+/// The accounts of `roster` whose role is clinical ([`Role::is_clinical`]): the
+/// default authorised block producers of a network.
+pub fn clinical_producers(roster: &[Member]) -> Vec<AccountId> {
+    roster
+        .iter()
+        .filter(|m| Role::from_label(&m.role).is_some_and(Role::is_clinical))
+        .map(|m| m.account)
+        .collect()
 }
 
 /// The DEMO genesis with default settings.
@@ -202,6 +213,18 @@ mod tests {
             .member_by_username(RESERVE_USERNAME)
             .expect("the reserve is in the roster");
         assert_eq!(reserve.account, genesis.reserve);
+    }
+
+    #[test]
+    fn only_the_care_team_produces_blocks_on_the_demo_network() {
+        let genesis = demo_genesis();
+        let producers = genesis.producers.expect("members-only production");
+        let expected: Vec<AccountId> = DEMO_USERS
+            .iter()
+            .map(|u| demo_keypair(u.username).account())
+            .collect();
+        assert_eq!(producers, expected);
+        assert!(!producers.contains(&genesis.reserve));
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub use credentials::{
     Credentials, CredentialsError, DEMO_HASH_DR_ALICE, DEMO_HASH_LAB_TECH_BOB,
     DEMO_HASH_PHARM_CHARLIE, LoginError, hash_password,
 };
-pub use demo::{demo_genesis, demo_keypair, is_demo};
+pub use demo::{clinical_producers, demo_genesis, demo_keypair, is_demo};
 pub use event::{
     DEFAULT_TEST_NAME, DoctorConsultation, Event, EventError, EventKind, LabTestResult,
     PatientRegistration, Prescription, PrescriptionFilled, TestOrder,

@@ -42,6 +42,12 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.label() == label)
     }
 
+    /// Whether this role belongs to the care team (doctor, lab technician, pharmacist):
+    /// by default the authorised block producers of a network.
+    pub fn is_clinical(self) -> bool {
+        matches!(self, Role::Doctor | Role::LabTechnician | Role::Pharmacist)
+    }
+
     /// Whether this role may record events of `kind`: doctors register, consult and
     /// prescribe, lab technicians record results, pharmacists fill.
     pub fn may_record(self, kind: EventKind) -> bool {
@@ -74,6 +80,15 @@ mod tests {
             assert_eq!(Role::from_label(role.label()), Some(role));
         }
         assert_eq!(Role::from_label("Doctor"), None);
+    }
+
+    #[test]
+    fn the_care_team_is_clinical_and_the_reserve_is_not() {
+        let clinical: Vec<Role> = Role::ALL.into_iter().filter(|r| r.is_clinical()).collect();
+        assert_eq!(
+            clinical,
+            [Role::Doctor, Role::LabTechnician, Role::Pharmacist]
+        );
     }
 
     #[test]
