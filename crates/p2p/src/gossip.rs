@@ -1,16 +1,18 @@
-//! The node's decisions kept free of sockets: gossip de-duplication, bans, and which
-//! faults are a peer's misbehaviour. Unit-tested without a network.
+//! The node's decisions kept free of sockets: gossip de-duplication, bans (keyed by
+//! the address this node observed, see [`BanKey`]), which of two connections to one
+//! peer to keep ([`admit`]), and which faults are a peer's misbehaviour. Unit-tested
+//! without a network.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ledger_core::{BlockError, TxError};
 
 use crate::limits;
 use crate::protocol::TipInfo;
-use crate::session::SessionError;
+use crate::session::{Direction, SessionError};
 
 /// A set that remembers the most recent `capacity` insertions.
 #[derive(Debug)]
@@ -52,10 +54,40 @@ impl<K: Hash + Eq + Copy> Seen<K> {
 /// Longest ban the list stores: a century is forever for a running node.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
-/// Addresses refused until a deadline.
+/// What a ban attaches to, derived from an address this node observed itself: the
+/// remote address of an inbound connection, or the address it dialled for an outbound
+/// one. Never from an address a peer declares (its `Hello`, or `Peers`).
+///
+/// Off loopback a ban covers the whole IP address: an inbound connection's port is
+/// ephemeral, so banning the socket address would ban nothing the peer cannot change
+/// by reconnecting (Bitcoin Core bans IP addresses too). On loopback every node of the
+/// host shares 127.0.0.1 (test networks and the demo run that way), so an IP ban would
+/// take every local node down with one bad one: there the exact socket address is
+/// banned. IPv4-mapped IPv6 addresses count as their IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum BanKey {
+    /// A loopback socket address, banned exactly.
+    Socket(SocketAddr),
+    /// Any other host, banned as a whole.
+    Ip(IpAddr),
+}
+
+impl BanKey {
+    /// The key of an observed address.
+    pub(crate) fn observed(addr: SocketAddr) -> Self {
+        let ip = addr.ip().to_canonical();
+        if ip.is_loopback() {
+            BanKey::Socket(SocketAddr::new(ip, addr.port()))
+        } else {
+            BanKey::Ip(ip)
+        }
+    }
+}
+
+/// Observed addresses refused until a deadline, by [`BanKey`].
 #[derive(Debug)]
 pub(crate) struct BanList {
-    until: HashMap<SocketAddr, Instant>,
+    until: HashMap<BanKey, Instant>,
     capacity: usize,
 }
 
@@ -69,14 +101,15 @@ impl Default for BanList {
 }
 
 impl BanList {
-    /// Bans `addr` from `now` for `duration` (extending a shorter ban).
+    /// Bans the observed address `addr` (by its [`BanKey`]) from `now` for `duration`
+    /// (extending a shorter ban).
     pub(crate) fn ban(&mut self, addr: SocketAddr, now: Instant, duration: Duration) -> Instant {
         // A ban too long to represent lasts as long as representable.
         let end = now
             .checked_add(duration)
             .or_else(|| now.checked_add(FOREVER))
             .unwrap_or(now);
-        let entry = self.until.entry(addr).or_insert(end);
+        let entry = self.until.entry(BanKey::observed(addr)).or_insert(end);
         *entry = (*entry).max(end);
         let end = *entry;
         if self.until.len() > self.capacity {
@@ -92,9 +125,128 @@ impl BanList {
         end
     }
 
-    /// When the ban of `addr` ends, if it is banned at `now`.
+    /// When the ban covering the observed address `addr` ends, if it is banned at `now`.
     pub(crate) fn banned_until(&self, addr: &SocketAddr, now: Instant) -> Option<Instant> {
-        self.until.get(addr).copied().filter(|t| *t > now)
+        self.until
+            .get(&BanKey::observed(*addr))
+            .copied()
+            .filter(|t| *t > now)
+    }
+}
+
+/// One session as the duplicate rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Link {
+    /// The session's number.
+    pub(crate) id: u64,
+    /// Who opened it.
+    pub(crate) direction: Direction,
+    /// The address this node observed: the remote socket address of an inbound
+    /// connection, the dialled address of an outbound one.
+    pub(crate) observed: SocketAddr,
+    /// Where the peer says it listens (its `Hello`): unverified.
+    pub(crate) claimed: Option<SocketAddr>,
+}
+
+impl Link {
+    /// The address this session shows the peer listening on: proven for an outbound
+    /// session (this node dialled it), only claimed for an inbound one.
+    pub(crate) fn peer_listen(&self) -> Option<SocketAddr> {
+        match self.direction {
+            Direction::Outbound => Some(self.observed),
+            Direction::Inbound => self.claimed,
+        }
+    }
+
+    /// Whether this session counts as a connection to the peer listening on `addr`
+    /// when deciding whether to dial `addr` or keep a new outbound connection to it:
+    /// an outbound session to it, or an inbound one that claims it from the same IP
+    /// address (a claim from another host is plainly false, so it cannot keep this
+    /// node from dialling an address; on one host nothing tells a claim apart).
+    pub(crate) fn reaches(&self, addr: SocketAddr) -> bool {
+        match self.direction {
+            Direction::Outbound => self.observed == addr,
+            Direction::Inbound => {
+                self.claimed == Some(addr)
+                    && self.observed.ip().to_canonical() == addr.ip().to_canonical()
+            }
+        }
+    }
+}
+
+/// What to do with a new session, given the established ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Keep it, and close these established inbound sessions that only claimed the
+    /// address the new outbound session proved.
+    Keep {
+        /// Sessions to close as duplicates.
+        close: Vec<u64>,
+    },
+    /// Refuse it: it duplicates an established session, which stays.
+    Duplicate,
+}
+
+/// The duplicate rule: which of two connections between the same two nodes survives,
+/// decided without ever closing an established session because of what another
+/// connection claims.
+///
+/// Only an outbound session proves where its peer listens; an inbound one only claims
+/// it. When two nodes dial each other at once, each holds an outbound session and an
+/// inbound one claiming the other's address. Both keep the connection opened by the
+/// node with the smaller listen address (`ours` against the peer's), as before, but
+/// the work is split so that a claim can never drop a proven session:
+///
+/// - The node with the smaller address keeps its outbound session and closes the
+///   inbound ones claiming that address (new or established). This is safe: if the
+///   claim is true, that inbound session is the same peer; if false, a spoofer.
+/// - The node with the larger address never closes its outbound session for an
+///   inbound claim: it keeps both, and the other end, holding the smaller address,
+///   closes it from its side. A spoofed claim thus leaves the established session
+///   alone, at the cost of both sessions being listed for the moment the legitimate
+///   race takes to settle. A new outbound connection of this node is refused if an
+///   inbound session already [`reaches`](Link::reaches) its address (the peer with the
+///   smaller address dialled first).
+/// - Two outbound sessions to one address: the new one is refused. Inbound sessions
+///   claiming the same address are all kept: a claim proves nothing, so none of them
+///   may push another out (a stale one ends at the idle timeout).
+pub(crate) fn admit(ours: Option<SocketAddr>, new: &Link, established: &[Link]) -> Admission {
+    let smaller = |peer: SocketAddr| ours.is_some_and(|ours| ours < peer);
+    match new.direction {
+        Direction::Outbound => {
+            let dialled = new.observed;
+            if established
+                .iter()
+                .any(|l| l.direction == Direction::Outbound && l.observed == dialled)
+            {
+                return Admission::Duplicate;
+            }
+            if smaller(dialled) {
+                let close = established
+                    .iter()
+                    .filter(|l| l.direction == Direction::Inbound && l.claimed == Some(dialled))
+                    .map(|l| l.id)
+                    .collect();
+                return Admission::Keep { close };
+            }
+            if established.iter().any(|l| l.reaches(dialled)) {
+                return Admission::Duplicate;
+            }
+            Admission::Keep { close: Vec::new() }
+        }
+        Direction::Inbound => {
+            let Some(claimed) = new.claimed else {
+                return Admission::Keep { close: Vec::new() };
+            };
+            let proven = established
+                .iter()
+                .any(|l| l.direction == Direction::Outbound && l.observed == claimed);
+            if proven && smaller(claimed) {
+                Admission::Duplicate
+            } else {
+                Admission::Keep { close: Vec::new() }
+            }
+        }
     }
 }
 
@@ -214,6 +366,132 @@ mod tests {
             bans.ban(a, now, Duration::from_secs(u64::from(port)));
         }
         assert!(bans.until.len() <= 2);
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("valid address")
+    }
+
+    #[test]
+    fn loopback_bans_are_per_socket_address() {
+        let now = Instant::now();
+        let mut bans = BanList::default();
+        bans.ban(addr("127.0.0.1:40000"), now, Duration::from_secs(10));
+        assert!(bans.banned_until(&addr("127.0.0.1:40000"), now).is_some());
+        // Another node of the same host, and the same port on another host: not banned.
+        assert!(bans.banned_until(&addr("127.0.0.1:5001"), now).is_none());
+        assert!(bans.banned_until(&addr("10.0.0.1:40000"), now).is_none());
+        // IPv4-mapped IPv6 is the same socket.
+        assert!(
+            bans.banned_until(&addr("[::ffff:127.0.0.1]:40000"), now)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn other_bans_cover_the_ip_address() {
+        let now = Instant::now();
+        let mut bans = BanList::default();
+        bans.ban(addr("203.0.113.7:51234"), now, Duration::from_secs(10));
+        // The same host from another (ephemeral) port, or listening: banned.
+        assert!(bans.banned_until(&addr("203.0.113.7:5001"), now).is_some());
+        assert!(
+            bans.banned_until(&addr("[::ffff:203.0.113.7]:1"), now)
+                .is_some()
+        );
+        assert!(bans.banned_until(&addr("203.0.113.8:51234"), now).is_none());
+        assert_eq!(
+            BanKey::observed(addr("[2001:db8::1]:9")),
+            BanKey::observed(addr("[2001:db8::1]:10"))
+        );
+    }
+
+    fn link(id: u64, direction: Direction, observed: &str, claimed: Option<&str>) -> Link {
+        Link {
+            id,
+            direction,
+            observed: addr(observed),
+            claimed: claimed.map(addr),
+        }
+    }
+
+    const KEEP: Admission = Admission::Keep { close: Vec::new() };
+
+    #[test]
+    fn nodes_dialling_each_other_agree_on_one_connection() {
+        // Node a listens on :5001, b on :5002: both keep the connection a opened.
+        let (a, b) = (Some(addr("127.0.0.1:5001")), Some(addr("127.0.0.1:5002")));
+        // At a, its outbound connection to b and b's inbound one (from :40002).
+        let a_out = link(
+            1,
+            Direction::Outbound,
+            "127.0.0.1:5002",
+            Some("127.0.0.1:5002"),
+        );
+        let a_in = link(
+            2,
+            Direction::Inbound,
+            "127.0.0.1:40002",
+            Some("127.0.0.1:5002"),
+        );
+        // At b, the same two connections.
+        let b_in = link(
+            1,
+            Direction::Inbound,
+            "127.0.0.1:40001",
+            Some("127.0.0.1:5001"),
+        );
+        let b_out = link(
+            2,
+            Direction::Outbound,
+            "127.0.0.1:5001",
+            Some("127.0.0.1:5001"),
+        );
+        // a (smaller) closes b's connection whichever came first.
+        assert_eq!(admit(a, &a_in, &[a_out]), Admission::Duplicate);
+        assert_eq!(
+            admit(a, &a_out, &[a_in]),
+            Admission::Keep { close: vec![2] }
+        );
+        // b (larger) never closes its outbound session for a claim: a closes it.
+        assert_eq!(admit(b, &b_out, &[b_in]), Admission::Duplicate);
+        assert_eq!(admit(b, &b_in, &[b_out]), KEEP);
+    }
+
+    #[test]
+    fn a_claim_never_displaces_an_established_session() {
+        let honest = "127.0.0.1:5002";
+        let spoof = link(9, Direction::Inbound, "127.0.0.1:40009", Some(honest));
+        // With an address smaller than the honest node's, the spoofer is refused; with
+        // a larger one, kept beside the honest session (never closing it).
+        for (ours, outcome) in [
+            ("127.0.0.1:5001", Admission::Duplicate),
+            ("127.0.0.1:5003", KEEP),
+        ] {
+            let ours = Some(addr(ours));
+            let out = link(1, Direction::Outbound, honest, Some(honest));
+            assert_eq!(admit(ours, &spoof, &[out]), outcome);
+            // Established inbound from the honest node: both kept.
+            let inbound = link(1, Direction::Inbound, "127.0.0.1:40001", Some(honest));
+            assert_eq!(admit(ours, &spoof, &[inbound]), KEEP);
+        }
+    }
+
+    #[test]
+    fn a_claim_from_another_host_does_not_block_a_dial() {
+        let ours = Some(addr("10.0.0.9:5001"));
+        let honest = "10.0.0.1:5000";
+        let spoof = link(1, Direction::Inbound, "10.6.6.6:40000", Some(honest));
+        let dial = link(2, Direction::Outbound, honest, None);
+        assert!(!spoof.reaches(addr(honest)));
+        assert_eq!(admit(ours, &dial, &[spoof]), KEEP);
+        // From the claimed host itself it counts as the peer (the race above).
+        let same_host = link(1, Direction::Inbound, "10.0.0.1:40000", Some(honest));
+        assert!(same_host.reaches(addr(honest)));
+        assert_eq!(admit(ours, &dial, &[same_host]), Admission::Duplicate);
+        // Two outbound sessions to one address: the second is refused.
+        let first = link(3, Direction::Outbound, honest, None);
+        assert_eq!(admit(ours, &dial, &[first]), Admission::Duplicate);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!   cloneable [`NodeHandle`] submits transactions, mines, syncs, reads snapshots or
 //!   runs any read-only [`query`](NodeHandle::query) on the ledger, and
 //!   [`subscribe`](NodeHandle::subscribe)s to [`NodeEvent`]s. Around it: a listener
-//!   with a cap on inbound connections, dialers that redial configured peers with
-//!   exponential back-off, peer exchange, gossip with de-duplication that relays only
+//!   with a cap on inbound connections, dialers that redial configured and learnt
+//!   peers with exponential back-off, peer exchange, gossip with de-duplication that relays only
 //!   what the ledger accepted, locator-based sync in pipelined batches, and bans for
 //!   peers that misbehave (bad frames, protocol violations, invalid data).
 //! - [`store`]: the [`BlockStore`] trait, [`RedbStore`] in the node's data directory,
@@ -43,10 +43,16 @@
 //!   blocks (except a timestamp ahead of this node's clock). A transaction refused
 //!   for reasons that honest peers can race into (stale nonce, overdraft, duplicate,
 //!   application rule) is dropped without penalty. A wrong genesis, another protocol
-//!   version or a handshake timeout closes the connection without a ban. Bans are
-//!   kept per socket address (the peer's and the one it announces), not per IP
-//!   address, since several nodes may share a host; a configured peer is dialled again
-//!   once its ban ends.
+//!   version or a handshake timeout closes the connection without a ban. Bans attach
+//!   only to the address the node observed (the connection's remote address, or the
+//!   address it dialled), never to the listen address a peer announces: on loopback
+//!   the exact socket address, since the host's nodes share 127.0.0.1, elsewhere the
+//!   whole IP address, since inbound ports are ephemeral (see [`node`]). A configured
+//!   peer is dialled again once its ban ends.
+//! - **Duplicates and redials**: a connection claiming an established peer's address
+//!   never displaces it; two nodes dialling each other keep one connection. Addresses
+//!   learnt from peers are redialled with back-off after their session drops (see
+//!   [`node`]).
 //! - **Slow peers**: a peer whose outbound queue ([`limits::OUTBOUND_QUEUE`] frames)
 //!   fills, or that does not accept a frame within the write timeout, is dropped.
 //!   Reading has a deadline too: each frame must be complete within the idle timeout

@@ -44,7 +44,7 @@ pub const SYNC_BATCHES: usize = 4;
 pub const MAX_LOCATOR_HASHES: usize = ledger_core::limits::MAX_LOCATOR_HASHES;
 
 /// Most addresses in one `Peers` message, and most addresses remembered from peer
-/// exchange: a peer cannot flood the address book.
+/// exchange and `Hello`s: a peer cannot flood the address book.
 pub const MAX_PEER_ADDRS: usize = 64;
 
 /// Longest node name in a `Hello`: names are for logs and prompts, not payloads.
@@ -58,8 +58,8 @@ pub const MAX_ORPHANS: usize = ledger_core::limits::MAX_ORPHANS;
 /// connections beyond it are closed at once, so idle sockets cannot exhaust the node.
 pub const MAX_INBOUND: usize = 64;
 
-/// Default cap on connections the node opens itself to addresses learnt by peer
-/// exchange (configured peers are always dialled).
+/// Default cap on addresses learnt by peer exchange (or from a peer's `Hello`) that the
+/// node dials and redials at once (configured peers are always dialled).
 pub const MAX_OUTBOUND_DISCOVERED: usize = 8;
 
 /// Frames queued for one peer's socket; a peer that lets the queue fill (it does not
@@ -105,6 +105,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default ban for a misbehaving address: long enough to make abuse pointless, short
 /// enough that a configured peer that was broken and fixed comes back on its own.
 pub const BAN_DURATION: Duration = Duration::from_secs(15 * 60);
+
+/// Failed dials in a row (refused, timed out, no handshake, or a session the node
+/// would not keep) after which the address of a peer learnt from `Hello` or `Peers` is
+/// forgotten: a peer cannot keep this node dialling junk addresses for ever, while a
+/// node that is only restarting is back long before (with the back-off, 8 failures
+/// span about two minutes at the default delays).
+pub const LEARNED_DIAL_FAILURES: u32 = 8;
 
 /// Default first delay before redialling a configured peer; it doubles per failure.
 pub const RECONNECT_MIN: Duration = Duration::from_millis(500);

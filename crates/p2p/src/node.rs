@@ -2,8 +2,52 @@
 //! jobs and [`NodeHandle`]s talk to it over bounded channels.
 //!
 //! The ledger task is the only place where ledger state changes, so no lock guards it.
-//! Network decisions (de-duplication, bans, which faults are misbehaviour) are plain
-//! structs in the crate's `gossip` module; this module wires them to sockets.
+//! Network decisions (de-duplication, bans, duplicate connections, which faults are
+//! misbehaviour) are plain structs and functions in the crate's `gossip` module; this
+//! module wires them to sockets.
+//!
+//! # Observed and claimed addresses
+//!
+//! A peer's `Hello` names the address it listens on, and `Peers` messages name others;
+//! anyone can write any address there. So the node tells apart:
+//!
+//! - the **observed** address of a session: for an inbound connection its remote
+//!   socket address, for an outbound one the address this node dialled. It is what
+//!   [`PeerInfo::addr`] holds, and the only thing penalties attach to.
+//! - **claimed** addresses ([`PeerInfo::listen_addr`], `Peers`): only addresses to try
+//!   dialling. They are never banned because of what a connection did, and a session
+//!   is never dropped because another connection claimed its address.
+//!
+//! **Bans** key on the observed address. An inbound connection's remote port is
+//! ephemeral, so off loopback the ban covers the whole IP address, as a real node does
+//! (Bitcoin Core bans IP addresses): a reconnect from a new port is still refused. On
+//! loopback every node of the host shares 127.0.0.1, so there the exact socket address
+//! is banned (for an outbound session, the dialled address), and one misbehaving local
+//! node does not take its neighbours down with it. A misbehaving peer that claims an
+//! honest node's listen address thus bans only its own connection; the honest node's
+//! session stays, and its address stays dialable.
+//!
+//! **Duplicate connections** (two nodes dialling each other at once) are resolved by
+//! `gossip::admit`: both ends keep the connection opened by the node with the smaller
+//! listen address, as before, but only an outbound session proves where its peer
+//! listens. The node with the smaller address closes inbound sessions that claim the
+//! address of its outbound session (if the claim is true they are the same peer, if
+//! false a spoofer); the node with the larger address never closes a session because of
+//! a claim and waits for the other end to close the connection it does not keep. A
+//! spoofed duplicate therefore never displaces an established session: it is refused
+//! or merely kept beside it. Inbound sessions that claim the same address are all kept,
+//! since none proves anything.
+//!
+//! **Dialling**: configured peers and those given to [`NodeHandle::connect`] are
+//! redialled with exponential back-off for as long as the node runs. Addresses learnt
+//! from `Peers`, and the claimed address of an inbound peer whose session ended, get a
+//! dialer too (at most [`NodeConfig::max_outbound_discovered`] at once, from at most
+//! [`limits::MAX_PEER_ADDRS`] remembered addresses) that redials with the same back-off
+//! after its session drops, until [`limits::LEARNED_DIAL_FAILURES`] attempts in a row
+//! fail. A dialer pauses while a session reaches its address: an outbound session to
+//! it, or an inbound one claiming it from the same IP address (a claim from another
+//! host cannot stop this node from dialling; on one host nothing tells a true claim
+//! from a false one, so a local process can still delay a dial, never drop a session).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -63,11 +107,13 @@ pub struct NodeConfig {
     pub session: SessionConfig,
     /// Most inbound connections at once, handshakes included.
     pub max_inbound: usize,
-    /// Most connections opened to addresses learnt by peer exchange.
+    /// Most dialers at once for addresses learnt from peers (`Peers`, or an inbound
+    /// peer's `Hello`).
     pub max_outbound_discovered: usize,
-    /// Whether to ask peers for addresses and dial them.
+    /// Whether to ask peers for addresses and dial them (and redial the address an
+    /// inbound peer claimed once its session ends).
     pub peer_exchange: bool,
-    /// How long a misbehaving address is refused.
+    /// How long a misbehaving observed address is refused.
     pub ban_duration: Duration,
     /// Time a dial may take.
     pub connect_timeout: Duration,
@@ -131,11 +177,12 @@ pub enum DisconnectReason<E> {
     /// The peer is this node itself.
     #[error("connection to self")]
     SelfConnection,
-    /// The peer announced an address that is banned.
-    #[error("announced address is banned")]
+    /// The connection's observed address was banned while it shook hands.
+    #[error("address is banned")]
     AlreadyBanned,
     /// Another connection to the same peer exists; both ends keep the one opened by
-    /// the node with the smaller listen address.
+    /// the node with the smaller listen address, and no established session is closed
+    /// because of another connection's claim (see the [`node`](crate::node) module).
     #[error("already connected to this peer")]
     Duplicate,
 }
@@ -193,9 +240,10 @@ pub enum NodeEvent<E> {
         /// Why.
         reason: SessionError,
     },
-    /// An address was banned.
+    /// An observed address was banned (on loopback that socket address, elsewhere its
+    /// whole IP address; see the [`node`](crate::node) module).
     PeerBanned {
-        /// The banned address.
+        /// The observed address of the misbehaving connection.
         addr: SocketAddr,
         /// For how long.
         duration: Duration,
@@ -268,6 +316,7 @@ enum Command<P: Policy, S: BlockStore<P::Payload>> {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Sync(oneshot::Sender<usize>),
     Connect(SocketAddr),
+    Banned(SocketAddr, oneshot::Sender<bool>),
 }
 
 /// A cloneable handle to a running node. Every method is a message to the ledger
@@ -422,6 +471,23 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
             .send(Command::Connect(addr))
             .await
             .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Whether the node refuses `addr` now: connections from it and dials to it. Bans
+    /// attach to observed addresses: on loopback the exact socket address, elsewhere
+    /// the whole IP address (see the [`node`](crate::node) module).
+    pub async fn is_banned(&self, addr: SocketAddr) -> Result<bool, NodeError> {
+        self.ask(|reply| Command::Banned(addr, reply)).await
+    }
+}
+
+/// A session as [`gossip::admit`] sees it.
+fn link(info: &PeerInfo) -> gossip::Link {
+    gossip::Link {
+        id: info.id,
+        direction: info.direction,
+        observed: info.addr,
+        claimed: info.listen_addr,
     }
 }
 
@@ -710,8 +776,9 @@ struct Shared<T> {
     hello: watch::Receiver<Hello>,
     to_node: mpsc::Sender<SessionEvent<T>>,
     bans: Mutex<BanList>,
-    /// Listen addresses of the established peers, so dialers do not open a second
-    /// connection to a peer that is already connected.
+    /// Listen addresses that established sessions reach (see
+    /// [`gossip::Link::reaches`]), so dialers do not open a second connection to a
+    /// peer that is already connected.
     connected: Mutex<HashSet<SocketAddr>>,
     next_id: AtomicU64,
     inbound: Arc<Semaphore>,
@@ -742,6 +809,7 @@ impl<T> Shared<T> {
         bans.banned_until(addr, std::time::Instant::now())
     }
 
+    /// Bans the observed address `addr` (see [`gossip::BanKey`]).
     fn ban(&self, addr: SocketAddr) {
         let mut bans = self
             .bans
@@ -799,8 +867,17 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     peers: HashMap<u64, Peer>,
     seen_txs: Seen<TxId>,
     seen_blocks: Seen<BlockHash>,
+    /// Listen addresses learnt from `Peers` and `Hello`s (at most
+    /// [`limits::MAX_PEER_ADDRS`]): only addresses to try, never banned or trusted.
     known_addrs: HashSet<SocketAddr>,
+    /// Addresses with a dialer running.
     dialing: HashSet<SocketAddr>,
+    /// Addresses dialled for as long as the node runs: configured peers and those given
+    /// to [`NodeHandle::connect`].
+    pinned: HashSet<SocketAddr>,
+    /// Addresses whose dialer is a [`Redial::Learned`] one (at most
+    /// [`NodeConfig::max_outbound_discovered`]).
+    learned: HashSet<SocketAddr>,
     mining: Option<MiningJob<P::Error>>,
     next_job: u64,
     mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
@@ -862,7 +939,7 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     for addr in shared.config.peers.clone() {
         shared
             .tracker
-            .spawn(dial_loop(Arc::clone(&shared), addr, true));
+            .spawn(dial_loop(Arc::clone(&shared), addr, Redial::Always));
     }
     info!(name = %shared.config.name, %local_addr, "node started");
     let mut node = NodeTask {
@@ -874,8 +951,9 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         seen_txs: Seen::new(limits::MAX_SEEN),
         seen_blocks: Seen::new(limits::MAX_SEEN),
         known_addrs: HashSet::new(),
-        // Addresses with a dialer, or dialled once after peer exchange: never twice.
         dialing: shared.config.peers.iter().copied().collect(),
+        pinned: shared.config.peers.iter().copied().collect(),
+        learned: HashSet::new(),
         mining: None,
         next_job: 0,
         mined_tx,
@@ -998,17 +1076,29 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 let _ = reply.send(ids.len());
             }
             Command::Connect(addr) => {
+                // A learnt address's dialer may give up; `pinned` has it dialled again.
+                self.pinned.insert(addr);
                 if self.dialing.insert(addr) {
                     let shared = Arc::clone(&self.shared);
-                    self.shared.tracker.spawn(dial_loop(shared, addr, true));
+                    self.shared
+                        .tracker
+                        .spawn(dial_loop(shared, addr, Redial::Always));
                 }
+            }
+            Command::Banned(addr, reply) => {
+                let _ = reply.send(self.shared.banned_until(&addr).is_some());
             }
         }
     }
 
     fn on_session(&mut self, event: SessionEvent<P::Payload>) {
         match event {
-            SessionEvent::Up { info, outbound } => self.peer_up(info, outbound),
+            SessionEvent::Up {
+                info,
+                outbound,
+                kept,
+            } => self.peer_up(info, outbound, kept),
+            SessionEvent::DialerStopped { addr } => self.dialer_stopped(addr),
             SessionEvent::Message { id, message } => self.on_message(id, message),
             SessionEvent::Down {
                 id,
@@ -1022,6 +1112,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             }) {
                 Some(peer) => {
                     self.after_peer_left(peer.inflight);
+                    let inbound = peer.info.direction == Direction::Inbound;
                     let offence = error.as_ref().and_then(gossip::session_offence);
                     match offence {
                         Some(offence) => {
@@ -1029,7 +1120,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                                 info: peer.info.clone(),
                                 reason: DisconnectReason::Banned(offence.clone()),
                             });
-                            self.ban(addr, listen, offence);
+                            self.ban(addr, offence);
                         }
                         None => self.emit(NodeEvent::PeerDown {
                             info: peer.info,
@@ -1037,11 +1128,16 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                                 .map_or(DisconnectReason::Closed, DisconnectReason::Session),
                         }),
                     }
+                    // An inbound peer's address is only claimed: dial it (if nobody
+                    // does) to find out, and to get the peer back.
+                    if let Some(listen) = listen.filter(|_| inbound) {
+                        self.dial_learned(listen);
+                    }
                 }
                 None if id.is_none() => {
                     let Some(error) = error else { return };
                     match gossip::session_offence(&error) {
-                        Some(offence) => self.ban(addr, listen, offence),
+                        Some(offence) => self.ban(addr, offence),
                         None => self.emit(NodeEvent::PeerRefused {
                             addr,
                             reason: error,
@@ -1054,7 +1150,14 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
-    fn peer_up(&mut self, info: PeerInfo, outbound: mpsc::Sender<Bytes>) {
+    /// A session finished its handshake: keeps it unless it is this node itself, its
+    /// observed address is banned, or [`gossip::admit`] finds it a duplicate.
+    fn peer_up(
+        &mut self,
+        info: PeerInfo,
+        outbound: mpsc::Sender<Bytes>,
+        kept: oneshot::Sender<()>,
+    ) {
         let ours = self.hello.borrow().listen_addr;
         if info.listen_addr.is_some() && info.listen_addr == ours {
             debug!(addr = %info.addr, "dropping connection to self");
@@ -1064,49 +1167,38 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             });
             return;
         }
-        let banned = [Some(info.addr), info.listen_addr]
-            .into_iter()
-            .flatten()
-            .any(|a| self.shared.banned_until(&a).is_some());
-        if banned {
+        // Only what this node observed counts; the listener and dialers refuse banned
+        // addresses already, this catches a ban that landed during the handshake.
+        if self.shared.banned_until(&info.addr).is_some() {
             self.emit(NodeEvent::PeerDown {
                 info,
                 reason: DisconnectReason::AlreadyBanned,
             });
             return;
         }
-        if let Some(listen) = info.listen_addr {
-            let existing = self
-                .peers
-                .iter()
-                .find(|(_, p)| p.info.listen_addr == Some(listen))
-                .map(|(id, p)| (*id, p.info.direction));
-            if let Some((old_id, old_direction)) = existing {
-                // Both ends keep the connection opened by the node with the smaller
-                // listen address, so they agree on which one to close.
-                let preferred = match ours {
-                    Some(ours) if ours < listen => Direction::Outbound,
-                    _ => Direction::Inbound,
-                };
-                if info.direction == preferred && old_direction != preferred {
-                    self.disconnect(old_id, DisconnectReason::Duplicate);
-                } else {
-                    debug!(addr = %info.addr, "dropping a second connection to a peer");
-                    self.emit(NodeEvent::PeerDown {
-                        info,
-                        reason: DisconnectReason::Duplicate,
-                    });
-                    return;
+        let established: Vec<gossip::Link> = self.peers.values().map(|p| link(&p.info)).collect();
+        match gossip::admit(ours, &link(&info), &established) {
+            gossip::Admission::Duplicate => {
+                debug!(addr = %info.addr, "dropping a second connection to a peer");
+                self.emit(NodeEvent::PeerDown {
+                    info,
+                    reason: DisconnectReason::Duplicate,
+                });
+                return;
+            }
+            gossip::Admission::Keep { close } => {
+                for old in close {
+                    self.disconnect(old, DisconnectReason::Duplicate);
                 }
             }
         }
         let id = info.id;
         info!(peer = %info.addr, name = %info.name, height = %info.tip.height, "peer up");
-        if let Some(listen) = info.listen_addr
-            && self.known_addrs.len() < limits::MAX_PEER_ADDRS
-        {
-            self.known_addrs.insert(listen);
+        if let Some(listen) = link(&info).peer_listen() {
+            self.learn(listen);
         }
+        // Tells a dialer the session was kept; its task may be gone already.
+        let _ = kept.send(());
         let more_work = gossip::beats(&info.tip, &tip_info(&self.ledger));
         self.peers.insert(
             id,
@@ -1163,7 +1255,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     .peers
                     .values()
                     .filter(|p| p.info.id != id)
-                    .filter_map(|p| p.info.listen_addr)
+                    .filter_map(|p| link(&p.info).peer_listen())
                     .collect();
                 addrs.extend(self.known_addrs.iter().copied());
                 addrs.sort();
@@ -1183,33 +1275,75 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         if !self.shared.config.peer_exchange {
             return;
         }
-        let ours = self.hello.borrow().listen_addr;
-        let connected: HashSet<SocketAddr> = self
-            .peers
-            .values()
-            .flat_map(|p| [Some(p.info.addr), p.info.listen_addr])
-            .flatten()
-            .collect();
         for addr in addrs {
-            if self.known_addrs.len() < limits::MAX_PEER_ADDRS {
-                self.known_addrs.insert(addr);
+            self.learn(addr);
+        }
+        self.dial_known();
+    }
+
+    /// Remembers a listen address learnt from a peer, while there is room.
+    fn learn(&mut self, addr: SocketAddr) {
+        if self.known_addrs.len() < limits::MAX_PEER_ADDRS {
+            self.known_addrs.insert(addr);
+        }
+    }
+
+    /// Whether an established session reaches the peer listening on `addr`.
+    fn reaches(&self, addr: SocketAddr) -> bool {
+        self.peers.values().any(|p| link(&p.info).reaches(addr))
+    }
+
+    /// Starts a [`Redial::Learned`] dialer for `addr`, learnt from a peer (`Peers`, or
+    /// the `Hello` of an inbound session that ended), unless peer exchange is off, it
+    /// is this node, it is dialled or reached already, it is banned, or
+    /// [`NodeConfig::max_outbound_discovered`] such dialers run.
+    fn dial_learned(&mut self, addr: SocketAddr) {
+        if !self.shared.config.peer_exchange {
+            return;
+        }
+        self.learn(addr);
+        let ours = self.hello.borrow().listen_addr;
+        let busy = Some(addr) == ours
+            || self.dialing.contains(&addr)
+            || self.reaches(addr)
+            || self.shared.banned_until(&addr).is_some();
+        if busy || self.learned.len() >= self.shared.config.max_outbound_discovered {
+            return;
+        }
+        self.dialing.insert(addr);
+        self.learned.insert(addr);
+        let shared = Arc::clone(&self.shared);
+        self.shared
+            .tracker
+            .spawn(dial_loop(shared, addr, Redial::Learned));
+    }
+
+    /// Dials known addresses while there is room for learnt dialers, in address order.
+    fn dial_known(&mut self) {
+        let mut known: Vec<SocketAddr> = self.known_addrs.iter().copied().collect();
+        known.sort_unstable();
+        for addr in known {
+            if self.learned.len() >= self.shared.config.max_outbound_discovered {
+                return;
             }
-            let busy = Some(addr) == ours
-                || connected.contains(&addr)
-                || self.dialing.contains(&addr)
-                || self.shared.banned_until(&addr).is_some();
-            let discovered = self
-                .peers
-                .values()
-                .filter(|p| p.info.direction == Direction::Outbound)
-                .count();
-            if busy || discovered >= self.shared.config.max_outbound_discovered {
-                continue;
-            }
+            self.dial_learned(addr);
+        }
+    }
+
+    /// A learnt address's dialer gave up: forget the address (a pinned one is dialled
+    /// again for good), and use the room for another known address.
+    fn dialer_stopped(&mut self, addr: SocketAddr) {
+        self.learned.remove(&addr);
+        self.dialing.remove(&addr);
+        self.known_addrs.remove(&addr);
+        if self.pinned.contains(&addr) {
             self.dialing.insert(addr);
             let shared = Arc::clone(&self.shared);
-            self.shared.tracker.spawn(dial_loop(shared, addr, false));
+            self.shared
+                .tracker
+                .spawn(dial_loop(shared, addr, Redial::Always));
         }
+        self.dial_known();
     }
 
     /// Submits a transaction from a peer (`from`) or a handle; relays it if accepted.
@@ -1376,12 +1510,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
-    /// Tells the dialers which peers are connected.
+    /// Tells the dialers which listen addresses the sessions reach.
     fn publish_connected(&self) {
         let addrs = self
             .peers
             .values()
-            .filter_map(|p| p.info.listen_addr)
+            .filter_map(|p| {
+                let link = link(&p.info);
+                link.peer_listen().filter(|addr| link.reaches(*addr))
+            })
             .collect();
         self.shared.set_connected(addrs);
     }
@@ -1406,34 +1543,34 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
-    /// Disconnects a peer for misbehaviour and bans its addresses.
+    /// Disconnects a peer for misbehaviour and bans its observed address.
     fn punish(&mut self, id: u64, offence: Offence<P::Error>) {
-        let Some(info) = self.peers.get(&id).map(|p| p.info.clone()) else {
+        let Some(addr) = self.peers.get(&id).map(|p| p.info.addr) else {
             return;
         };
-        warn!(peer = %info.addr, %offence, "peer misbehaved");
+        warn!(peer = %addr, %offence, "peer misbehaved");
         self.disconnect(id, DisconnectReason::Banned(offence.clone()));
-        self.ban(info.addr, info.listen_addr, offence);
+        self.ban(addr, offence);
     }
 
-    fn ban(&mut self, addr: SocketAddr, listen: Option<SocketAddr>, offence: Offence<P::Error>) {
-        let duration = self.shared.config.ban_duration;
-        for a in [Some(addr), listen].into_iter().flatten() {
-            self.shared.ban(a);
-            self.emit(NodeEvent::PeerBanned {
-                addr: a,
-                duration,
-                offence: offence.clone(),
-            });
-        }
-        // Other sessions from a banned announced address go too.
-        let others: Vec<u64> = self
+    /// Bans the observed address `addr` (by its [`gossip::BanKey`]: the socket address
+    /// on loopback, the IP address elsewhere) and drops the other sessions the ban
+    /// covers. What the peer claimed about itself is neither banned nor a reason to
+    /// drop anyone: another node may hold that address.
+    fn ban(&mut self, addr: SocketAddr, offence: Offence<P::Error>) {
+        self.shared.ban(addr);
+        self.emit(NodeEvent::PeerBanned {
+            addr,
+            duration: self.shared.config.ban_duration,
+            offence: offence.clone(),
+        });
+        let covered: Vec<u64> = self
             .peers
             .values()
-            .filter(|p| listen.is_some() && p.info.listen_addr == listen)
+            .filter(|p| self.shared.banned_until(&p.info.addr).is_some())
             .map(|p| p.info.id)
             .collect();
-        for id in others {
+        for id in covered {
             self.disconnect(id, DisconnectReason::Banned(offence.clone()));
         }
     }
@@ -1726,13 +1863,38 @@ where
     }
 }
 
-/// Dials `addr`; with `persistent`, redials after every failure or disconnection with
-/// exponential back-off, waiting out bans.
-async fn dial_loop<T>(shared: Arc<Shared<T>>, addr: SocketAddr, persistent: bool)
+/// How long a dialer keeps redialling its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Redial {
+    /// A configured peer, or one given to [`NodeHandle::connect`]: as long as the node
+    /// runs.
+    Always,
+    /// An address learnt from a peer (`Peers`, or a `Hello`): until
+    /// [`limits::LEARNED_DIAL_FAILURES`] dials in a row fail; the node then forgets it.
+    Learned,
+}
+
+/// How one connection ended, for its dialer's back-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The handshake failed (or the node was stopping).
+    Failed,
+    /// The handshake succeeded but the node did not keep the session (a duplicate,
+    /// itself, banned).
+    Refused,
+    /// The node kept the session until it ended.
+    Kept,
+}
+
+/// Dials `addr`, and redials it after every failure or disconnection with exponential
+/// back-off (reset only by a session the node kept), waiting out bans of `addr` and
+/// pausing while a session reaches it already (see [`gossip::Link::reaches`]).
+async fn dial_loop<T>(shared: Arc<Shared<T>>, addr: SocketAddr, redial: Redial)
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
     let mut backoff = Backoff::new(shared.config.reconnect_min, shared.config.reconnect_max);
+    let mut failures = 0u32;
     loop {
         if let Some(until) = shared.banned_until(&addr) {
             let wait = until.saturating_duration_since(std::time::Instant::now());
@@ -1743,9 +1905,6 @@ where
         }
         if shared.is_connected(&addr) {
             // Already connected (the peer dialled first): check again later.
-            if !persistent {
-                return;
-            }
             tokio::select! {
                 () = shared.token.cancelled() => return,
                 () = sleep(shared.config.reconnect_min) => {}
@@ -1757,16 +1916,31 @@ where
             () = shared.token.cancelled() => return,
             result = connect => result,
         };
-        match result {
+        let outcome = match result {
             Ok(Ok(stream)) => {
-                if run_connection(Arc::clone(&shared), stream, addr, Direction::Outbound).await {
-                    backoff.reset();
-                }
+                run_connection(Arc::clone(&shared), stream, addr, Direction::Outbound).await
             }
-            Ok(Err(e)) => debug!(%addr, error = %e, "dial failed"),
-            Err(_) => debug!(%addr, "dial timed out"),
+            Ok(Err(e)) => {
+                debug!(%addr, error = %e, "dial failed");
+                Outcome::Failed
+            }
+            Err(_) => {
+                debug!(%addr, "dial timed out");
+                Outcome::Failed
+            }
+        };
+        if shared.token.is_cancelled() {
+            return;
         }
-        if !persistent || shared.token.is_cancelled() {
+        if outcome == Outcome::Kept {
+            backoff.reset();
+            failures = 0;
+        } else {
+            failures = failures.saturating_add(1);
+        }
+        if redial == Redial::Learned && failures >= limits::LEARNED_DIAL_FAILURES {
+            debug!(%addr, failures, "giving up on a learnt address");
+            report(&shared, SessionEvent::DialerStopped { addr }).await;
             return;
         }
         let delay = backoff.next_delay();
@@ -1777,14 +1951,15 @@ where
     }
 }
 
-/// Runs one connection: handshake, registration with the node, session. Returns
-/// whether the handshake succeeded.
+/// Runs one connection: handshake, registration with the node, session. `addr` is the
+/// address observed: the remote address of an inbound connection, the dialled one of
+/// an outbound connection.
 async fn run_connection<T>(
     shared: Arc<Shared<T>>,
     stream: TcpStream,
     addr: SocketAddr,
     direction: Direction,
-) -> bool
+) -> Outcome
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
@@ -1792,7 +1967,7 @@ where
     let connection = Connection::new(stream, addr, direction, &shared.session);
     let hello = shared.hello.borrow().clone();
     let result = tokio::select! {
-        () = shared.token.cancelled() => return false,
+        () = shared.token.cancelled() => return Outcome::Failed,
         result = connection.handshake::<T>(&hello, &shared.session) => result,
     };
     let session = match result {
@@ -1809,7 +1984,7 @@ where
                 },
             )
             .await;
-            return false;
+            return Outcome::Failed;
         }
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -1830,8 +2005,18 @@ where
         tip: session.peer().tip,
     };
     let (outbound, queue) = mpsc::channel(limits::OUTBOUND_QUEUE);
-    if !report(&shared, SessionEvent::Up { info, outbound }).await {
-        return true;
+    let (kept, mut was_kept) = oneshot::channel();
+    if !report(
+        &shared,
+        SessionEvent::Up {
+            info,
+            outbound,
+            kept,
+        },
+    )
+    .await
+    {
+        return Outcome::Failed;
     }
     let error = session
         .drive(id, &shared.to_node, queue, &shared.session, &shared.token)
@@ -1849,7 +2034,12 @@ where
         },
     )
     .await;
-    true
+    // The node answered before the session could end, unless the peer left at once.
+    if was_kept.try_recv().is_ok() {
+        Outcome::Kept
+    } else {
+        Outcome::Refused
+    }
 }
 
 /// Sends an event to the node unless it is stopping; `false` if it is gone.

@@ -255,9 +255,11 @@ pub struct Session {
 pub struct PeerInfo {
     /// The session's number, unique for the node's lifetime.
     pub id: u64,
-    /// The peer's socket address.
+    /// The address this node observed: the peer's socket address for an inbound
+    /// connection, the address dialled for an outbound one. Bans attach to it.
     pub addr: SocketAddr,
-    /// Where the peer says it accepts connections.
+    /// Where the peer says it accepts connections (its `Hello`): a claim, only ever
+    /// used as an address to dial.
     pub listen_addr: Option<SocketAddr>,
     /// The peer's node name.
     pub name: String,
@@ -277,6 +279,9 @@ pub(crate) enum SessionEvent<T> {
         info: PeerInfo,
         /// The peer's bounded outbound queue.
         outbound: mpsc::Sender<Bytes>,
+        /// Signalled when the node keeps the session (dropped if it refuses it), so a
+        /// dialer knows whether to start its back-off again.
+        kept: tokio::sync::oneshot::Sender<()>,
     },
     /// A message from an established peer (never `Hello`, `Ping` or `Pong`).
     Message {
@@ -295,6 +300,12 @@ pub(crate) enum SessionEvent<T> {
         listen: Option<SocketAddr>,
         /// Why, if because of an error.
         error: Option<SessionError>,
+    },
+    /// The dialer of an address learnt from peers gave up on it after
+    /// [`limits::LEARNED_DIAL_FAILURES`] failures in a row.
+    DialerStopped {
+        /// The address it dialled.
+        addr: SocketAddr,
     },
 }
 
