@@ -684,8 +684,26 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         now: Timestamp,
     ) -> (Vec<TxId>, Vec<TxError<P::Error>>) {
         let old = self.mempool.take_all();
-        let returned_ids: Vec<TxId> = returned.iter().map(|p| p.id).collect();
         let mut dropped = Vec::new();
+        // A returned transaction is relayed again, so its signature must hold under the
+        // network's rule even if this node never checked it (a block reloaded from its
+        // own store, or a signature since forgotten by the cache): an honest node must
+        // never relay what a peer would ban it for.
+        let returned: Vec<PendingTx<P::Payload>> = returned
+            .into_iter()
+            .filter(|entry| {
+                let signed = self.sigs.contains(&entry.id) || {
+                    let message = entry.tx.signing_bytes(&self.genesis_hash);
+                    (self.keys.get(&entry.tx.author))
+                        .is_some_and(|key| verify_with(&key, &message, &entry.tx.signature))
+                };
+                if !signed {
+                    dropped.push(TxError::BadSignature { tx: entry.id });
+                }
+                signed
+            })
+            .collect();
+        let returned_ids: Vec<TxId> = returned.iter().map(|p| p.id).collect();
         for entry in returned.into_iter().chain(old) {
             if mined.contains(&entry.id) || self.mempool.ids.contains(&entry.id) {
                 continue;

@@ -8,7 +8,8 @@ mod common;
 
 use common::*;
 use ledger_core::{
-    AccountId, Amount, BlockError, BlockStatus, Signature, Timestamp, Transaction, TxError,
+    AccountId, Amount, BlockError, BlockStatus, BodyStore, MemoryBodies, Signature, Timestamp, Transaction,
+    TxError,
 };
 
 type Tx = TestTx;
@@ -243,4 +244,47 @@ fn a_self_transfer_moves_nothing_but_must_be_affordable() {
         Err(expected.clone())
     );
     refused_in_block(&mut ledger, vec![too_much], 0, expected);
+}
+
+#[test]
+fn a_reorg_never_returns_a_transaction_whose_signature_fails_to_the_mempool() {
+    let k = keys();
+    let scratch = ledger(0);
+    let genesis = scratch.genesis_hash();
+    // A block in this node's own store (signatures not re-checked on reload) that
+    // carries a forged transaction: the node never verified it.
+    let mut forged = signed(&scratch, &k[0], 1, pay(k[1].account(), 10));
+    forged.signature = k[3].sign(&forged.signing_bytes(&genesis));
+    let honest = signed(&scratch, &k[2], 1, pay(k[1].account(), 5));
+    let stored = raw_block(
+        genesis,
+        1,
+        Timestamp(GENESIS_TIME + 1),
+        &k[4],
+        vec![forged.clone(), honest.clone()],
+        vec![],
+        0,
+    );
+    let stored = std::sync::Arc::new(stored);
+    let mut bodies = MemoryBodies::default();
+    bodies.put(&stored.hash(), &stored).unwrap();
+    let mut ledger = ledger_core::Ledger::with_store(common::genesis(0), Counter, bodies).unwrap();
+    let outcome = ledger.submit_stored_block(stored);
+    assert_eq!(outcome.status, BlockStatus::Accepted);
+    // A heavier branch abandons it: the honest transaction comes back, the forged one
+    // is dropped with its reason, so it is never relayed.
+    let one = raw_block(genesis, 1, Timestamp(GENESIS_TIME + 2), &k[3], vec![], vec![], 0);
+    let two = raw_block(one.hash(), 2, Timestamp(GENESIS_TIME + 3), &k[3], vec![], vec![], 0);
+    let mut changes = ledger.submit_block(one, late()).tip_changes;
+    changes.extend(ledger.submit_block(two.clone(), late()).tip_changes);
+    assert_eq!(ledger.tip().hash, two.hash());
+    let change = changes.iter().find(|c| c.is_reorg()).expect("a reorg");
+    assert_eq!(change.returned, vec![honest.id()]);
+    assert!(
+        change
+            .dropped
+            .contains(&TxError::BadSignature { tx: forged.id() })
+    );
+    assert!(!ledger.is_pending(&forged.id()));
+    assert!(ledger.is_pending(&honest.id()));
 }
