@@ -8,8 +8,8 @@ mod common;
 
 use common::*;
 use ledger_core::{
-    AccountId, Amount, BlockError, BlockStatus, BodyStore, MemoryBodies, Signature, Timestamp, Transaction,
-    TxError,
+    AccountId, Amount, BlockError, BlockStatus, BodyStore, MemoryBodies, Signature, Timestamp,
+    Transaction, TxError,
 };
 
 type Tx = TestTx;
@@ -273,8 +273,24 @@ fn a_reorg_never_returns_a_transaction_whose_signature_fails_to_the_mempool() {
     assert_eq!(outcome.status, BlockStatus::Accepted);
     // A heavier branch abandons it: the honest transaction comes back, the forged one
     // is dropped with its reason, so it is never relayed.
-    let one = raw_block(genesis, 1, Timestamp(GENESIS_TIME + 2), &k[3], vec![], vec![], 0);
-    let two = raw_block(one.hash(), 2, Timestamp(GENESIS_TIME + 3), &k[3], vec![], vec![], 0);
+    let one = raw_block(
+        genesis,
+        1,
+        Timestamp(GENESIS_TIME + 2),
+        &k[3],
+        vec![],
+        vec![],
+        0,
+    );
+    let two = raw_block(
+        one.hash(),
+        2,
+        Timestamp(GENESIS_TIME + 3),
+        &k[3],
+        vec![],
+        vec![],
+        0,
+    );
     let mut changes = ledger.submit_block(one, late()).tip_changes;
     changes.extend(ledger.submit_block(two.clone(), late()).tip_changes);
     assert_eq!(ledger.tip().hash, two.hash());

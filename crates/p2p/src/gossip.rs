@@ -290,15 +290,22 @@ pub(crate) fn tx_offence<E: Clone>(error: &TxError<E>) -> Option<Offence<E>> {
 /// clock (clocks differ) and our own storage failing.
 pub(crate) fn block_offence<E: Clone>(error: &BlockError<E>) -> Option<Offence<E>> {
     match error {
-        BlockError::FromTheFuture { .. } | BlockError::Store { .. } => None,
+        // A block from the future may be fine later; a store failure is ours; a branch
+        // that conflicts with our final block is what an honest node cut off from the
+        // majority builds.
+        BlockError::FromTheFuture { .. }
+        | BlockError::Store { .. }
+        | BlockError::ConflictsWithFinal { .. } => None,
         _ => Some(Offence::InvalidBlock(error.clone())),
     }
 }
 
-/// Whether a peer's announced tip wins the ledger's fork choice against ours (more
-/// work, or equal work and a smaller hash), so that syncing from it would switch.
+/// Whether a peer's announced tip wins the ledger's fork choice against ours (a higher
+/// final block; then more work; then equal work and a smaller hash), so that syncing
+/// from it would switch.
 pub(crate) fn beats(theirs: &TipInfo, ours: &TipInfo) -> bool {
-    theirs.work > ours.work || (theirs.work == ours.work && theirs.hash < ours.hash)
+    let rank = |t: &TipInfo| (t.final_height, t.work, std::cmp::Reverse(t.hash));
+    rank(theirs) > rank(ours)
 }
 
 /// Exponential back-off for redials.
@@ -509,6 +516,28 @@ mod tests {
             })
             .is_none()
         );
+        let conflicting = BlockError::<()>::ConflictsWithFinal {
+            block,
+            final_height: ledger_core::Height(3),
+            final_hash: block,
+        };
+        assert!(
+            block_offence(&conflicting).is_none(),
+            "no ban: honest nodes do it"
+        );
+    }
+
+    #[test]
+    fn a_higher_final_block_beats_more_work() {
+        let tip = |final_height, work| TipInfo {
+            hash: ledger_core::BlockHash(Hash([1; 32])),
+            height: ledger_core::Height(9),
+            work,
+            final_height: ledger_core::Height(final_height),
+        };
+        assert!(beats(&tip(3, 1), &tip(2, 100)));
+        assert!(!beats(&tip(2, 100), &tip(3, 1)));
+        assert!(beats(&tip(3, 2), &tip(3, 1)));
     }
 
     #[test]
@@ -517,6 +546,7 @@ mod tests {
             hash: ledger_core::BlockHash(Hash([byte; 32])),
             height: ledger_core::Height(1),
             work,
+            final_height: ledger_core::Height(0),
         };
         assert!(beats(&tip(2, 9), &tip(1, 1)));
         assert!(!beats(&tip(1, 1), &tip(2, 9)));

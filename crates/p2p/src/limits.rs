@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 /// Version of the wire protocol this node speaks; a peer announcing another one is
-/// refused during the handshake, since message layouts may differ.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// refused during the handshake, since message layouts may differ. Version 2: one
+/// signature rule (ZIP-215), finality, and the final height in the announced tip.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Default largest frame (payload after the 4-byte length prefix), inclusive: twice
 /// the largest valid block, so any block fits with its envelope, while a length prefix

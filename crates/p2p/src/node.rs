@@ -274,6 +274,10 @@ pub enum MineError<E> {
     /// The ledger refused the mined block.
     #[error("mined block refused: {0}")]
     Rejected(BlockError<E>),
+    /// This key may not produce on the current tip: it is no authorised producer, or it
+    /// keeps to a block it built on until finality settles it.
+    #[error("cannot produce: {0}")]
+    NotAllowed(ledger_core::ProduceError),
     /// The node stopped.
     #[error("the node stopped")]
     Stopped,
@@ -507,6 +511,7 @@ fn tip_info<P: Policy, S: BlockStore<P::Payload>>(ledger: &Ledger<P, S>) -> TipI
         hash: tip.hash,
         height: tip.height,
         work: tip.work,
+        final_height: tip.final_height,
     }
 }
 
@@ -535,6 +540,9 @@ pub struct ReloadReport<E> {
     pub loaded: usize,
     /// Stored blocks that failed and are not served, with the reason.
     pub failed: Vec<(BlockHash, ReloadFailure<E>)>,
+    /// Stored blocks of side branches that the final block has since settled against
+    /// (and their descendants): valid when stored, never part of the chain again.
+    pub superseded: std::collections::HashSet<BlockHash>,
 }
 
 impl<E> ReloadReport<E> {
@@ -559,6 +567,7 @@ pub fn reload<P: Policy, S: BlockStore<P::Payload>>(
     let mut report = ReloadReport {
         loaded: 0,
         failed: Vec::new(),
+        superseded: Default::default(),
     };
     let Some(reader) = ledger.store().reader() else {
         for (_, hash) in stored {
@@ -640,6 +649,7 @@ fn reload_one<P: Policy, S: BlockStore<P::Payload>>(
             return;
         }
     };
+    let prev = prepared.block().header.prev;
     let outcome = ledger.submit_stored_prepared(prepared);
     match outcome.status {
         BlockStatus::Accepted | BlockStatus::Duplicate => report.loaded += 1,
@@ -654,7 +664,16 @@ fn reload_one<P: Policy, S: BlockStore<P::Payload>>(
                 .into_iter()
                 .next()
                 .map_or(BlockError::KnownInvalid { block: hash }, |(_, e)| e);
-            report.failed.push((hash, ReloadFailure::Invalid(error)));
+            // A side branch stored while it was valid, and passed by finality since
+            // (it, or the branch it grew on, conflicts with the final block).
+            let settled = matches!(error, BlockError::ConflictsWithFinal { .. })
+                || (matches!(error, BlockError::KnownInvalid { .. })
+                    && report.superseded.contains(&prev));
+            if settled {
+                report.superseded.insert(hash);
+            } else {
+                report.failed.push((hash, ReloadFailure::Invalid(error)));
+            }
         }
     }
 }
@@ -1781,6 +1800,12 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     ) {
         if self.mining.is_some() {
             let _ = reply.send(Err(MineError::Busy));
+            return;
+        }
+        // An honest producer keeps to the block it last built on (see
+        // `Ledger::may_produce`), so it never counts for two conflicting branches.
+        if let Err(refusal) = self.ledger.may_produce(&keys.account()) {
+            let _ = reply.send(Err(MineError::NotAllowed(refusal)));
             return;
         }
         let now = self.now();

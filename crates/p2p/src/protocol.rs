@@ -27,6 +27,8 @@ pub struct TipInfo {
     pub height: Height,
     /// Cumulative work of the chain up to it.
     pub work: u128,
+    /// Height of the chain's final block (see `Ledger::final_height`).
+    pub final_height: Height,
 }
 
 /// The first message of each side of a connection.
@@ -218,6 +220,7 @@ mod tests {
                 hash: BlockHash(Hash::of(b"t")),
                 height: Height(3),
                 work: 48,
+                final_height: ledger_core::Height(0),
             },
         }
     }

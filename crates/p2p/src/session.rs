@@ -424,6 +424,7 @@ mod tests {
                 hash: BlockHash::default(),
                 height: Height(0),
                 work: 0,
+                final_height: ledger_core::Height(0),
             },
         }
     }

@@ -48,6 +48,7 @@ fn messages() -> Vec<Message<Event>> {
             hash: block.hash(),
             height: Height(1),
             work: 2,
+            final_height: ledger_core::Height(0),
         },
     };
     vec![

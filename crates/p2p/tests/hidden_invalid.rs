@@ -114,6 +114,7 @@ async fn a_sync_peer_hiding_an_invalid_block_is_banned_and_the_real_chain_fetche
             hash: evil_tip,
             height: Height(evil.len() as u64),
             work: work(genesis().pow_bits) * evil.len() as u128,
+            final_height: ledger_core::Height(0),
         },
     };
     stream

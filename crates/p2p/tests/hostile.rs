@@ -125,6 +125,7 @@ fn hello(genesis: BlockHash) -> Hello {
             hash: genesis,
             height: Height(0),
             work: 0,
+            final_height: ledger_core::Height(0),
         },
     }
 }
