@@ -445,6 +445,20 @@ async fn main() -> anyhow::Result<()> {
         tips[0].height,
         tips[0].hash
     );
+    // Blocks that two of the three producers have built on are final on every node.
+    let final_agree = tips
+        .windows(2)
+        .all(|w| w[0].final_height == w[1].final_height);
+    println!(
+        "final height on all three nodes: {} ({}: blocks up to #{} can never be reverted)",
+        tips[0].final_height,
+        if final_agree {
+            "same everywhere"
+        } else {
+            "NOT THE SAME"
+        },
+        tips[0].final_height
+    );
     let alice_ok = table.contains(&("dr_alice".into(), Amount(1_100)));
     let bob_ok = table.contains(&("lab_tech_bob".into(), Amount(100)));
     println!("dr_alice 1100: {}", if alice_ok { "yes" } else { "NO" });
@@ -455,6 +469,7 @@ async fn main() -> anyhow::Result<()> {
         node.running.join().await?;
     }
     ensure!(agree, "the nodes disagree on the tip or the balances");
+    ensure!(final_agree, "the nodes disagree on the final block");
     ensure!(
         alice_ok && bob_ok,
         "the final balances are not the walkthrough's"

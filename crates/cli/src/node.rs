@@ -158,7 +158,7 @@ struct Network {
 /// The demo key that produces a node's blocks while nobody is logged in: its role's
 /// demo member (`dr_alice` on a doctor node, and so on); a node without a role takes
 /// the member its name points to, in turn.
-fn demo_producer(role: Option<Role>, name: &str) -> Keypair {
+pub(crate) fn demo_producer(role: Option<Role>, name: &str) -> Keypair {
     let member = |wanted: health_workflow::Role| {
         health_workflow::demo::DEMO_USERS
             .iter()

@@ -870,7 +870,7 @@ mod tests {
             role,
             role.default_node_name(5000),
             Logins::Demo(Credentials::demo()),
-            Keypair::from_seed([9; 32]),
+            crate::node::demo_producer(Some(role), ""),
         )
     }
 

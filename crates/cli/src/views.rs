@@ -142,6 +142,15 @@ pub fn chain_lines<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Vec<String>
     }
     let tip = ledger.tip();
     lines.push(format!("Chain height {} tip {}", tip.height, tip.hash));
+    lines.push(match &genesis.producers {
+        Some(producers) => format!(
+            "Final height {} (blocks that {} of the {} producers have built on can never be reverted)",
+            tip.final_height,
+            producers.len() / 2 + 1,
+            producers.len()
+        ),
+        None => "Open mining: no block is ever final (teaching only)".to_string(),
+    });
     lines
 }
 

@@ -70,6 +70,36 @@ fn a_network_of_its_own() {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("Members: 3"), "{stdout}");
+    assert!(
+        stdout.contains("Block producers: 2 (2 needed to make a block final)"),
+        "the care team produces by default: {stdout}"
+    );
+
+    // Producers named on the command line must be members; open mining says it is
+    // unsafe.
+    let other = |args: &[&str], out: &str| {
+        binary()
+            .arg("genesis")
+            .args(args)
+            .arg("--roster")
+            .arg(&roster)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .output()
+            .expect("genesis runs")
+    };
+    let unknown = other(&["--producers", "alice,carol"], "unknown.genesis");
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("producer 'carol' is not a member"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    let open = other(&["--open-mining"], "open.genesis");
+    assert!(open.status.success());
+    assert!(String::from_utf8_lossy(&open.stdout).contains("WARNING: open mining"));
+    let named = other(&["--producers", "bob"], "bob.genesis");
+    assert!(String::from_utf8_lossy(&named.stdout).contains("Block producers: 1 "));
 
     let data = dir.path().join("alice-node");
     let mut node = Proc::start(
@@ -104,6 +134,11 @@ fn a_network_of_its_own() {
     node.send("register Carol King");
     node.expect_prefix("Patient ID: ");
     node.run("mine", "Mined block #1 ");
+    let chain = node.collect("chain", "Final height ");
+    assert!(
+        chain.contains(&"Final height 0 (blocks that 2 of the 2 producers have built on can never be reverted)".to_string()),
+        "{chain:?}"
+    );
     let lines = node.collect("balances", "bob: ");
     assert!(lines.contains(&"alice: 50".to_string()), "{lines:?}");
     assert!(

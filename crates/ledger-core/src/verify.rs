@@ -34,7 +34,7 @@ const MIN_PARALLEL_BATCH: usize = 32;
 /// signers.
 const KEY_SEARCH: usize = 16;
 
-/// Room reserved for a transaction's signed message before its length is known: the
+/// Room reserved for assembling a signed message before its length is known: the
 /// genesis hash and a typical encoded transaction.
 const MESSAGE_ROOM: usize = 256;
 
@@ -56,15 +56,14 @@ pub(crate) struct SigItems {
 
 impl Default for SigItems {
     fn default() -> Self {
-        SigItems::with_capacity(0, 0)
+        SigItems::with_capacity(0)
     }
 }
 
 impl SigItems {
-    /// Room for `signatures` signatures; `bytes` is their messages' total length, which
-    /// no longer needs room of its own (each message is hashed as it is pushed).
-    pub(crate) fn with_capacity(signatures: usize, bytes: usize) -> SigItems {
-        let _ = bytes;
+    /// Room for `signatures` signatures (each message is hashed as it is pushed, so
+    /// messages need no room of their own).
+    pub(crate) fn with_capacity(signatures: usize) -> SigItems {
         SigItems {
             items: Vec::with_capacity(signatures),
             transcript: Sha256::new_with_prefix(b"healthchain/signature-batch"),
@@ -472,7 +471,7 @@ fn prepare<T: Serialize + Send + Sync>(
                 .is_some_and(|(_, ok)| *ok)
         };
         let signatures = block.transactions.len() + 1;
-        let mut items = SigItems::with_capacity(signatures, signatures * MESSAGE_ROOM);
+        let mut items = SigItems::with_capacity(signatures);
         let mut owners = Vec::with_capacity(block.transactions.len() + 1);
         let mut unusable = 0;
         let hash = block.header.hash();
@@ -502,7 +501,7 @@ fn prepare<T: Serialize + Send + Sync>(
     let signatures = per_block.iter().map(|(items, ..)| items.len()).sum();
     let mut all = Prepared {
         owners: Vec::with_capacity(signatures),
-        items: SigItems::with_capacity(signatures, 0),
+        items: SigItems::with_capacity(signatures),
         unusable: 0,
         blocks: Vec::with_capacity(per_block.len()),
     };

@@ -13,10 +13,10 @@ use ledger_core::{
     Transaction, TxBody, TxError, merkle::merkle_root,
 };
 
-/// A block producer outside the roster: the demo network lets anyone with valid work
-/// produce.
+/// The key that produces the test blocks: the demo network's producers are its care
+/// team, and producing earns nothing.
 pub fn producer() -> Keypair {
-    Keypair::from_seed([0xB0; 32])
+    health_workflow::demo_keypair("pharm_charlie")
 }
 
 pub struct Net {
