@@ -34,7 +34,7 @@ const MIN_PARALLEL_BATCH: usize = 32;
 /// signers.
 const KEY_SEARCH: usize = 16;
 
-/// Room reserved for assembling a signed message before its length is known: the
+/// Room reserved for a transaction's signed message before its length is known: the
 /// genesis hash and a typical encoded transaction.
 const MESSAGE_ROOM: usize = 256;
 
@@ -42,33 +42,34 @@ const MESSAGE_ROOM: usize = 256;
 /// splitting it further would cost more batch set-ups than it saves.
 const SETTLE_ALONE: usize = 8;
 
-/// Signatures to check, each with its challenge hash already computed, so a batch, a
-/// sub-batch after a failure and a single check all start from the same item.
-#[derive(Clone)]
+/// Signatures to check. Every message lives in one buffer, so building a batch of
+/// thousands allocates nothing per signature; the challenge hashes are computed when a
+/// run of them is verified, on the core that verifies it.
+#[derive(Default)]
 pub(crate) struct SigItems {
-    items: Vec<batch::Item>,
-    /// Hash of everything pushed (keys, signatures, messages), from which each batch's
-    /// random coefficients are drawn: see [`SigItems::batch_ok`].
-    transcript: Sha256,
-    /// Where a signature's message is assembled before it is hashed.
-    scratch: Vec<u8>,
+    messages: Vec<u8>,
+    items: Vec<SigRef>,
 }
 
-impl Default for SigItems {
-    fn default() -> Self {
-        SigItems::with_capacity(0)
-    }
+/// One signature of [`SigItems`]: its signer, its message by position, the signature.
+struct SigRef {
+    account: AccountId,
+    message: Range<usize>,
+    signature: Signature,
 }
 
 impl SigItems {
-    /// Room for `signatures` signatures (each message is hashed as it is pushed, so
-    /// messages need no room of their own).
-    pub(crate) fn with_capacity(signatures: usize) -> SigItems {
+    /// Room for `signatures` signatures whose messages total `bytes`.
+    pub(crate) fn with_capacity(signatures: usize, bytes: usize) -> SigItems {
         SigItems {
+            messages: Vec::with_capacity(bytes),
             items: Vec::with_capacity(signatures),
-            transcript: Sha256::new_with_prefix(b"healthchain/signature-batch"),
-            scratch: Vec::with_capacity(MESSAGE_ROOM),
         }
+    }
+
+    /// Total length of the messages.
+    pub(crate) fn message_bytes(&self) -> usize {
+        self.messages.len()
     }
 
     /// Number of signatures.
@@ -79,62 +80,67 @@ impl SigItems {
     /// Adds `signature` by `account` over the concatenation of `message`. The caller
     /// has checked that `account` is a usable key ([`AccountId::is_usable`]).
     pub(crate) fn push(&mut self, account: &AccountId, message: &[&[u8]], signature: &Signature) {
-        self.scratch.clear();
+        let start = self.messages.len();
         for part in message {
-            self.scratch.extend_from_slice(part);
+            self.messages.extend_from_slice(part);
         }
-        let key = VerificationKeyBytes::from(*account.as_bytes());
-        self.transcript.update(account.as_bytes());
-        self.transcript.update(signature.as_bytes());
-        self.transcript
-            .update((self.scratch.len() as u64).to_le_bytes());
-        self.transcript.update(&self.scratch);
-        self.items.push(batch::Item::from((
-            key,
-            signature.to_ed25519(),
-            &self.scratch,
-        )));
+        self.items.push(SigRef {
+            account: *account,
+            message: start..self.messages.len(),
+            signature: *signature,
+        });
     }
 
     /// Appends every signature of `other`, in order.
     pub(crate) fn append(&mut self, other: SigItems) {
-        self.transcript.update(other.transcript.finalize());
-        self.items.extend(other.items);
+        let base = self.messages.len();
+        self.messages.extend_from_slice(&other.messages);
+        self.items
+            .extend(other.items.into_iter().map(|item| SigRef {
+                message: item.message.start + base..item.message.end + base,
+                ..item
+            }));
     }
 
-    /// Whether every signature of `range` is valid, checked as one batch. The batch's
-    /// random coefficients come from a hash of everything in this set and the range:
-    /// no one who crafts signatures can predict them, and the same inputs always get
-    /// the same verdict. (Under ZIP-215 the verdict is the same for any coefficients
-    /// except with negligible probability.)
-    fn batch_ok(&self, range: Range<usize>) -> bool {
-        let mut seed = self.transcript.clone();
-        seed.update((range.start as u64).to_le_bytes());
-        seed.update((range.end as u64).to_le_bytes());
-        let mut verifier = batch::Verifier::new();
-        for item in &self.items[range] {
-            verifier.queue(item.clone());
-        }
-        verifier
-            .verify(ChaCha20Rng::from_seed(seed.finalize().into()))
-            .is_ok()
-    }
-
-    /// Whether the signature at `index` is valid, checked alone.
-    fn single_ok(&self, index: usize) -> bool {
-        self.items[index].clone().verify_single().is_ok()
-    }
-
-    /// Whether each signature of `range` is valid: batches, split only where they fail.
+    /// Whether each signature of `range` is valid: one batch, split only where it
+    /// fails (see [`settle`]).
     fn validity_of(&self, range: Range<usize>) -> Vec<bool> {
-        let offset = range.start;
-        let mut valid = vec![true; range.len()];
-        settle(
-            range,
-            |r| self.batch_ok(r),
-            |i| self.single_ok(i),
-            |i, ok| valid[i - offset] = ok,
-        );
+        let refs = &self.items[range];
+        // The challenge hash of each signature, computed once for the batch, the
+        // halves and the single checks alike.
+        let items: Vec<batch::Item> = refs
+            .iter()
+            .map(|r| {
+                let key = VerificationKeyBytes::from(*r.account.as_bytes());
+                let message = &self.messages[r.message.clone()];
+                batch::Item::from((key, r.signature.to_ed25519(), message))
+            })
+            .collect();
+        // The batch's random coefficients are drawn from a hash of its keys and
+        // signatures (each challenge hash binds the message to them): no one who
+        // crafts signatures can predict them, and the same batch always gets the same
+        // coefficients. Under ZIP-215 the verdict is the same for any coefficients,
+        // except with negligible probability.
+        let mut transcript = Sha256::new_with_prefix(b"healthchain/signature-batch");
+        for r in refs {
+            transcript.update(r.account.as_bytes());
+            transcript.update(r.signature.as_bytes());
+        }
+        let batch_ok = |run: Range<usize>| {
+            let mut seed = transcript.clone();
+            seed.update((run.start as u64).to_le_bytes());
+            seed.update((run.end as u64).to_le_bytes());
+            let mut verifier = batch::Verifier::new();
+            for item in &items[run] {
+                verifier.queue(item.clone());
+            }
+            verifier
+                .verify(ChaCha20Rng::from_seed(seed.finalize().into()))
+                .is_ok()
+        };
+        let single_ok = |i: usize| items[i].clone().verify_single().is_ok();
+        let mut valid = vec![true; refs.len()];
+        settle(0..refs.len(), batch_ok, single_ok, |i, ok| valid[i] = ok);
         valid
     }
 
@@ -471,7 +477,7 @@ fn prepare<T: Serialize + Send + Sync>(
                 .is_some_and(|(_, ok)| *ok)
         };
         let signatures = block.transactions.len() + 1;
-        let mut items = SigItems::with_capacity(signatures);
+        let mut items = SigItems::with_capacity(signatures, signatures * MESSAGE_ROOM);
         let mut owners = Vec::with_capacity(block.transactions.len() + 1);
         let mut unusable = 0;
         let hash = block.header.hash();
@@ -498,10 +504,12 @@ fn prepare<T: Serialize + Send + Sync>(
         };
         (items, owners, unusable, prepared)
     });
-    let signatures = per_block.iter().map(|(items, ..)| items.len()).sum();
+    let (signatures, bytes) = per_block.iter().fold((0, 0), |(n, b), (items, ..)| {
+        (n + items.len(), b + items.message_bytes())
+    });
     let mut all = Prepared {
         owners: Vec::with_capacity(signatures),
-        items: SigItems::with_capacity(signatures),
+        items: SigItems::with_capacity(signatures, bytes),
         unusable: 0,
         blocks: Vec::with_capacity(per_block.len()),
     };
@@ -633,7 +641,7 @@ mod tests {
         let items = signed(&keys, 40, &[]);
         assert_eq!(items.len(), 40);
         assert_eq!(items.first_invalid(), None);
-        assert!(items.batch_ok(0..40));
+        assert_eq!(items.validity_of(0..40), vec![true; 40]);
     }
 
     #[test]
