@@ -36,7 +36,10 @@ pub struct Genesis {
     pub timestamp: Timestamp,
     /// Proof-of-work difficulty: a block hash needs at least this many leading zero bits.
     pub pow_bits: u8,
-    /// Accounts allowed to produce blocks; `None` lets anyone with valid work produce.
+    /// Accounts allowed to produce blocks. A block that a majority of them have built on
+    /// is final (see [`Ledger::final_height`](crate::Ledger::final_height)). `None` is
+    /// open mining: anyone with valid work may produce and nothing is ever final, which
+    /// lets anyone with more hash power rewrite history; for teaching proof of work only.
     pub producers: Option<Vec<AccountId>>,
     /// The members and their roles.
     pub roster: Vec<Member>,

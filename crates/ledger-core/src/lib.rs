@@ -15,10 +15,14 @@
 //!   reward entries ([`merkle`], [`verify_inclusion`]), proof of work
 //!   ([`BlockTemplate::mine`]), the producer's signature.
 //! - **The [`Genesis`]**: network name, difficulty, producers, roster, balances.
-//! - **The [`Ledger`]**: block tree, fork choice (most work, then smallest tip hash),
+//! - **The [`Ledger`]**: block tree, finality and fork choice (the higher final block,
+//!   then most work, then smallest tip hash; see [`Ledger::final_height`]),
 //!   incremental [`ChainState`] with undo for branch switches, orphans, a bounded
-//!   mempool, batched and cached signature checks, and a
+//!   mempool, batched and cached signature checks, the producer rule honest producers
+//!   follow ([`Ledger::may_produce`]), and a
 //!   [`replay_from_genesis`](Ledger::replay_from_genesis) that must agree with it.
+//! - **One signature rule** on every path: ZIP-215 (cofactored ed25519, under which a
+//!   batch and single checks always agree), see [`verify_signature`].
 //! - **The [`Policy`] trait**: how an application adds payloads, rules and rewards.
 //! - **Bulk import**: [`Ledger::import_blocks`] and [`Ledger::import_stream`] verify
 //!   the signatures of the next batch on every core while the previous batch is
