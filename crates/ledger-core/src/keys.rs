@@ -172,8 +172,11 @@ impl fmt::Debug for Keypair {
     }
 }
 
-/// Verifies one signature under the network's one rule (ZIP-215, see the
-/// [module docs](self)): the same verdict a batch of any size reaches.
+/// Verifies one signature under the network's one rule: ZIP-215, the cofactored ed25519
+/// equation `[8][s]B = [8]R + [8][k]A` (through `ed25519-zebra`), under which a
+/// signature valid alone is valid in a batch of any size and vice versa, so no batch,
+/// thread count or cache can change a verdict. An account that is not a curve point, or
+/// is a point of small order, signs nothing ([`AccountId::is_usable`]).
 pub fn verify_signature(account: &AccountId, message: &[u8], signature: &Signature) -> bool {
     account
         .verification_key()
