@@ -853,6 +853,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         I::IntoIter: Send,
     {
         let genesis = self.genesis_hash;
+        // Blocks that fail the cheap checks have no signature verified ahead.
+        let screen = verify::Screen::new(&self.genesis);
         let mut blocks = blocks.into_iter();
         let read = |blocks: &mut I::IntoIter| -> Vec<Arc<Block<P::Payload>>> {
             blocks.by_ref().take(limits::IMPORT_BATCH).collect()
@@ -860,8 +862,14 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         // Each batch is encoded once: ids, sizes and Merkle roots for validation come
         // from the same encodings as the signed messages.
         let prepare = |batch: &[Arc<Block<P::Payload>>]| {
-            (!batch.is_empty())
-                .then(|| verify::prepare_and_preverify(&genesis, batch, Remember::PartlySigned))
+            (!batch.is_empty()).then(|| {
+                verify::prepare_and_preverify(
+                    &genesis,
+                    Some(&screen),
+                    batch,
+                    Remember::PartlySigned,
+                )
+            })
         };
         // A three-stage pipeline: while one batch is applied, the next one's signatures
         // are verified and the one after it is read, so reading (which runs in order)

@@ -141,4 +141,4 @@ pub use state::ChainState;
 pub use store::{BodyStore, MemoryBodies};
 pub use tx::{Transaction, TxBody};
 pub use units::{Amount, Height, Timestamp};
-pub use verify::{Preverified, SignatureSet, prepare_and_verify, preverify};
+pub use verify::{Preverified, Screen, SignatureSet, prepare_and_verify, preverify};

@@ -17,7 +17,8 @@ use ed25519_zebra::{VerificationKey, VerificationKeyBytes, batch};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::block::{Block, block_signing_message};
+use crate::block::{Block, BlockHeader, block_signing_message};
+use crate::genesis::Genesis;
 use crate::hash::{BlockHash, Hash, TxId};
 use crate::keys::{AccountId, Signature};
 use crate::limits;
@@ -333,7 +334,7 @@ pub fn preverify<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
 ) -> Preverified {
-    prepare_and_preverify(genesis, blocks, Remember::All).1
+    prepare_and_preverify(genesis, None, blocks, Remember::All).1
 }
 
 /// Prepares `blocks` (see [`prepare_blocks`](crate::prepare_blocks)) and verifies all
@@ -347,7 +348,53 @@ pub fn prepare_and_verify<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
     blocks: &[Arc<Block<T>>],
 ) -> Vec<PreparedBlock<T>> {
-    prepare_and_preverify(genesis, blocks, Remember::PartlySigned).0
+    prepare_and_preverify(genesis, None, blocks, Remember::PartlySigned).0
+}
+
+/// The checks a block must pass before any of its signatures is verified off the
+/// ledger: entry counts, proof of work and an authorised producer, all read from the
+/// header and the entry lists. A peer that answers a sync with blocks full of bad
+/// signatures but no work, or by an outsider, costs a hash each, not a verification
+/// each: a screened-out block is prepared without its signatures checked, and the
+/// ledger then refuses it with its precise error before it would check them.
+#[derive(Clone, Debug)]
+pub struct Screen {
+    genesis: BlockHash,
+    pow_bits: u8,
+    producers: Option<Arc<HashSet<AccountId>>>,
+}
+
+impl Screen {
+    /// The screen of the network `genesis`.
+    pub fn new(genesis: &Genesis) -> Screen {
+        Screen {
+            genesis: genesis.hash(),
+            pow_bits: genesis.pow_bits,
+            producers: (genesis.producers.as_ref()).map(|p| Arc::new(p.iter().copied().collect())),
+        }
+    }
+
+    /// Whether `block` (whose header hashes to `hash`) passes the cheap checks.
+    pub fn admits<T>(&self, block: &Block<T>, hash: &BlockHash) -> bool {
+        block.transactions.len() <= limits::MAX_TXS_PER_BLOCK
+            && block.rewards.len() <= limits::MAX_REWARDS_PER_BLOCK
+            && BlockHeader::meets_target(hash, self.pow_bits)
+            && (self.producers.as_ref()).is_none_or(|p| p.contains(&block.header.producer))
+    }
+
+    /// [`prepare_and_verify`], verifying the signatures only of the blocks this screen
+    /// admits.
+    pub fn prepare_and_verify<T: Serialize + Send + Sync>(
+        &self,
+        blocks: &[Arc<Block<T>>],
+    ) -> Vec<PreparedBlock<T>> {
+        prepare_and_preverify(&self.genesis, Some(self), blocks, Remember::PartlySigned).0
+    }
+
+    /// [`preverify`], verifying the signatures only of the blocks this screen admits.
+    pub fn preverify<T: Serialize + Send + Sync>(&self, blocks: &[Arc<Block<T>>]) -> Preverified {
+        prepare_and_preverify(&self.genesis, Some(self), blocks, Remember::All).1
+    }
 }
 
 /// Which valid signatures [`prepare_and_preverify`] lists in its [`Preverified`].
@@ -361,9 +408,11 @@ pub(crate) enum Remember {
 }
 
 /// [`preverify`], and each block [prepared](crate::prepare_blocks) from the same
-/// encodings: what a bulk import needs before the ledger applies the blocks.
+/// encodings: what a bulk import needs before the ledger applies the blocks. With a
+/// `screen`, only the blocks it admits have their signatures verified.
 pub(crate) fn prepare_and_preverify<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
+    screen: Option<&Screen>,
     blocks: &[Arc<Block<T>>],
     remember: Remember,
 ) -> (Vec<PreparedBlock<T>>, Preverified) {
@@ -372,7 +421,7 @@ pub(crate) fn prepare_and_preverify<T: Serialize + Send + Sync>(
         items,
         blocks: spans,
         ..
-    } = prepare(genesis, blocks);
+    } = prepare(genesis, screen, blocks);
     let mut verified = Preverified {
         genesis: *genesis,
         ..Preverified::default()
@@ -445,6 +494,7 @@ fn signers_of<T>(block: &Block<T>) -> Vec<AccountId> {
 /// encodings.
 fn prepare<T: Serialize + Send + Sync>(
     genesis: &BlockHash,
+    screen: Option<&Screen>,
     blocks: &[Arc<Block<T>>],
 ) -> Prepared<T> {
     // Decompress each signer's key once (it costs about a tenth of a verification):
@@ -481,6 +531,16 @@ fn prepare<T: Serialize + Send + Sync>(
         let mut owners = Vec::with_capacity(block.transactions.len() + 1);
         let mut unusable = 0;
         let hash = block.header.hash();
+        if screen.is_some_and(|s| !s.admits(block, &hash)) {
+            // Prepared, not verified: the ledger refuses it before its signatures.
+            let digest = Digest::of(block, |_, _, _, _| {});
+            let prepared = PreparedBlock {
+                block: Arc::clone(block),
+                hash,
+                digest,
+            };
+            return (items, owners, 1, prepared);
+        }
         if usable_key(&block.header.producer) {
             let producer = &block.header.producer;
             items.push(producer, &[&block_signing_message(&hash)], &block.signature);
@@ -542,7 +602,7 @@ impl SignatureSet {
             items,
             unusable: unusable_keys,
             ..
-        } = prepare(genesis, blocks);
+        } = prepare(genesis, None, blocks);
         SignatureSet {
             items,
             unusable_keys,

@@ -8,8 +8,8 @@ mod common;
 
 use common::*;
 use ledger_core::{
-    AccountId, Amount, BlockError, BlockStatus, BodyStore, MemoryBodies, Signature, Timestamp,
-    Transaction, TxError,
+    AccountId, Amount, BlockError, BlockHeader, BlockStatus, BodyStore, MemoryBodies, Screen,
+    Signature, Timestamp, Transaction, TxError,
 };
 
 type Tx = TestTx;
@@ -303,4 +303,56 @@ fn a_reorg_never_returns_a_transaction_whose_signature_fails_to_the_mempool() {
     );
     assert!(!ledger.is_pending(&forged.id()));
     assert!(ledger.is_pending(&honest.id()));
+}
+
+#[test]
+fn blocks_that_fail_cheap_checks_get_no_signature_verified_ahead_of_the_ledger() {
+    let k = keys();
+    let mut genesis = common::genesis(4);
+    genesis.producers = Some(vec![k[0].account(), k[1].account()]);
+    let ledger = ledger_core::Ledger::new(genesis.clone(), Counter).unwrap();
+    let net = ledger.genesis_hash();
+    let screen = Screen::new(&genesis);
+    let tx = signed(&ledger, &k[2], 1, pay(k[1].account(), 10));
+    let block = |producer: &ledger_core::Keypair, bits: u8| {
+        std::sync::Arc::new(raw_block(
+            net,
+            1,
+            Timestamp(GENESIS_TIME + 1),
+            producer,
+            vec![tx.clone()],
+            vec![],
+            bits,
+        ))
+    };
+    let honest = block(&k[0], 4);
+    let outsider = block(&k[3], 4);
+    // Mined to no target: its hash almost surely misses the 4-bit one.
+    let mut lazy = block(&k[1], 0);
+    while BlockHeader::meets_target(&lazy.hash(), 4) {
+        let mut b = (*lazy).clone();
+        b.header.timestamp = Timestamp(b.header.timestamp.0 + 1);
+        lazy = std::sync::Arc::new(reseal(b, &k[1], 0));
+    }
+    // Every signature here is valid: absent from the result means never verified.
+    let verified = screen.preverify(&[honest.clone(), outsider.clone(), lazy.clone()]);
+    assert!(verified.has_producer(&honest) && verified.has_tx(&tx.id()));
+    assert!(!verified.has_producer(&outsider) && !verified.has_producer(&lazy));
+    assert_eq!(verified.len(), 2, "only the honest block's two signatures");
+    let alone = screen.preverify(&[outsider.clone(), lazy.clone()]);
+    assert!(alone.is_empty());
+    // Unscreened, the same signatures do verify.
+    assert_eq!(ledger_core::preverify(&net, &[outsider.clone()]).len(), 2);
+
+    // Through the bulk import, each is refused for its cheap fault.
+    let mut importer = ledger_core::Ledger::new(genesis, Counter).unwrap();
+    let outcomes = importer.import_blocks(&[outsider, lazy], late());
+    assert!(matches!(
+        outcomes[0].invalid[0].1,
+        BlockError::UnauthorisedProducer { .. }
+    ));
+    assert!(matches!(
+        outcomes[1].invalid[0].1,
+        BlockError::InsufficientWork { .. }
+    ));
 }
