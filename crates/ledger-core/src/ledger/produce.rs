@@ -15,6 +15,19 @@ use crate::units::{Height, Timestamp};
 
 use super::Ledger;
 
+/// Encoded size of one [`Reward`] (account, amount, cause: 32 + 8 + 32 bytes), counted
+/// for every transaction a template takes, so the rewards it earns always fit.
+const REWARD_BYTES: usize = 32 + 8 + 32;
+
+/// Bytes of a block a template leaves for everything but transactions and rewards:
+/// the header ([`HEADER_BYTES`](crate::HEADER_BYTES)), the producer's signature and
+/// the length prefixes, with ample slack, so a template never exceeds
+/// [`MAX_BLOCK_BYTES`](limits::MAX_BLOCK_BYTES).
+const TEMPLATE_HEADROOM: usize = 4096;
+
+// The header, a 64-byte signature and two 8-byte length prefixes fit in the headroom.
+const _: () = assert!(crate::HEADER_BYTES + 64 + 2 * 8 <= TEMPLATE_HEADROOM);
+
 impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     /// Whether `producer` may produce on the current tip: it must be an authorised
     /// producer, and it must not have built on a block that the best chain has left
@@ -68,8 +81,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             time: now.max(tip.timestamp),
         };
         // Leave room for the header, the signature and one reward per transaction.
-        let reward_bytes = 32 + 8 + 32;
-        let budget = limits::MAX_BLOCK_BYTES - 4096;
+        let reward_bytes = REWARD_BYTES;
+        let budget = limits::MAX_BLOCK_BYTES - TEMPLATE_HEADROOM;
         let mut used = 0;
         let mut txs = Vec::new();
         let mut ids = Vec::new();
@@ -159,4 +172,21 @@ pub(super) fn fitting_prefix(
         }
     }
     ids.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+    use crate::units::Amount;
+
+    #[test]
+    fn reward_bytes_is_the_encoded_size_of_a_reward() {
+        let reward = Reward {
+            to: AccountId::default(),
+            amount: Amount(u64::MAX),
+            cause: TxId::default(),
+        };
+        assert_eq!(codec::encoded_len(&reward), REWARD_BYTES);
+    }
 }
