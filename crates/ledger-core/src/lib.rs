@@ -102,6 +102,7 @@
 //! ```
 
 mod block;
+mod bounded;
 pub mod codec;
 mod error;
 mod genesis;

@@ -23,10 +23,11 @@ mod produce;
 mod tree;
 mod validate;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::block::{Block, BlockHeader};
+use crate::bounded::BoundedSet;
 use crate::error::{BlockError, TxError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::{BlockHash, TxId};
@@ -37,7 +38,7 @@ use crate::policy::Policy;
 use crate::state::{ChainState, Undo};
 use crate::store::{BodyStore, MemoryBodies};
 use crate::units::{Amount, Height, Timestamp};
-use crate::verify::{KeyCache, SigCache};
+use crate::verify::KeyCache;
 
 use orphans::Orphans;
 use tree::{Entry, Finality};
@@ -221,12 +222,15 @@ pub struct Ledger<P: Policy, B: BodyStore<P::Payload> = MemoryBodies<<P as Polic
     chain: Vec<BlockHash>,
     undo: HashMap<BlockHash, Undo<P::Undo>>,
     state: ChainState<P::State>,
-    invalid: HashSet<BlockHash>,
-    invalid_order: VecDeque<BlockHash>,
+    /// Blocks known invalid, so a peer resending one is refused at once.
+    invalid: BoundedSet<BlockHash>,
     orphans: Orphans<P::Payload>,
     mempool: Mempool<P>,
-    sigs: SigCache<TxId>,
-    producer_sigs: SigCache<crate::Hash>,
+    /// Transactions whose signature was verified, so a transaction checked in the
+    /// mempool is not checked again in its block.
+    sigs: BoundedSet<TxId>,
+    /// Producer signatures verified, by [`producer_key`](crate::verify::producer_key).
+    producer_sigs: BoundedSet<crate::Hash>,
     keys: KeyCache,
     bodies: B,
 }
@@ -282,12 +286,11 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             chain: vec![genesis_hash],
             undo: HashMap::new(),
             state,
-            invalid: HashSet::new(),
-            invalid_order: VecDeque::new(),
+            invalid: BoundedSet::new(limits::MAX_INVALID_REMEMBERED),
             orphans: Orphans::default(),
             mempool: Mempool::default(),
-            sigs: SigCache::default(),
-            producer_sigs: SigCache::default(),
+            sigs: BoundedSet::new(limits::MAX_SIG_CACHE),
+            producer_sigs: BoundedSet::new(limits::MAX_SIG_CACHE),
             keys: KeyCache::default(),
             bodies,
         })

@@ -1,9 +1,10 @@
 //! The orphan pool: blocks waiting for their parent, bounded in number and in bytes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::block::Block;
+use crate::bounded::BoundedSet;
 use crate::hash::BlockHash;
 use crate::limits;
 use crate::units::Timestamp;
@@ -25,7 +26,8 @@ pub(super) struct Orphan<T> {
 pub(super) struct Orphans<T> {
     pub(super) blocks: HashMap<BlockHash, Orphan<T>>,
     pub(super) by_parent: HashMap<BlockHash, Vec<BlockHash>>,
-    pub(super) order: VecDeque<BlockHash>,
+    /// The hashes of `blocks`, oldest first: the order of eviction.
+    pub(super) order: BoundedSet<BlockHash>,
     /// Total encoded size of `blocks`.
     pub(super) bytes: usize,
 }
@@ -35,7 +37,7 @@ impl<T> Default for Orphans<T> {
         Orphans {
             blocks: HashMap::new(),
             by_parent: HashMap::new(),
-            order: VecDeque::new(),
+            order: BoundedSet::new(limits::MAX_ORPHANS),
             bytes: 0,
         }
     }
@@ -52,14 +54,13 @@ impl<T> Orphans<T> {
             .push(hash);
         self.bytes += orphan.size;
         self.blocks.insert(hash, orphan);
-        self.order.push_back(hash);
-        // Orphans that left through `children_of` stay in `order` until evicted; drop
-        // them now and then so that `order` stays bounded too (amortised O(1)).
-        if self.order.len() > 2 * limits::MAX_ORPHANS {
-            self.order.retain(|h| self.blocks.contains_key(h));
+        // The oldest go first: past the count, as `order` forgets them, and then for as
+        // long as the pool holds too many bytes.
+        if let Some(oldest) = self.order.insert(hash) {
+            self.remove(&oldest);
         }
-        while self.blocks.len() > limits::MAX_ORPHANS || self.bytes > limits::MAX_ORPHAN_BYTES {
-            let Some(oldest) = self.order.pop_front() else {
+        while self.bytes > limits::MAX_ORPHAN_BYTES {
+            let Some(oldest) = self.order.pop_oldest() else {
                 break;
             };
             self.remove(&oldest);
@@ -68,6 +69,7 @@ impl<T> Orphans<T> {
 
     pub(super) fn remove(&mut self, hash: &BlockHash) -> Option<Orphan<T>> {
         let orphan = self.blocks.remove(hash)?;
+        self.order.remove(hash);
         self.bytes -= orphan.size;
         let prev = orphan.block.header.prev;
         if let Some(siblings) = self.by_parent.get_mut(&prev) {
@@ -134,7 +136,7 @@ mod tests {
             assert_eq!(orphans.children_of(&parent).len(), 1);
         }
         assert!(orphans.blocks.is_empty() && orphans.by_parent.is_empty());
-        assert!(orphans.order.len() <= 2 * limits::MAX_ORPHANS + 1);
+        assert!(orphans.order.queued() <= 2 * limits::MAX_ORPHANS + 1);
     }
 
     #[test]

@@ -425,15 +425,10 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         self.replay(self.chain.len())
     }
 
+    /// Remembers `hash` as invalid (the oldest are forgotten first, see
+    /// [`limits::MAX_INVALID_REMEMBERED`]).
     pub(super) fn mark_invalid(&mut self, hash: BlockHash) {
-        if self.invalid.insert(hash) {
-            self.invalid_order.push_back(hash);
-            while self.invalid_order.len() > limits::MAX_INVALID_REMEMBERED {
-                if let Some(old) = self.invalid_order.pop_front() {
-                    self.invalid.remove(&old);
-                }
-            }
-        }
+        self.invalid.insert(hash);
     }
 
     /// Removes an invalid block and all its descendants from the tree, and discards
