@@ -106,6 +106,7 @@
 //! ```
 
 mod block;
+mod bounded;
 pub mod codec;
 mod error;
 mod genesis;

@@ -7,7 +7,7 @@
 //! halves and only the halves that fail are looked into further, so finding the
 //! invalid signatures among `n` costs `O(n)` checks, never a pass per invalid one.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -234,41 +234,6 @@ pub(crate) fn settle(
         }
     }
     alone(bad, &mut verdict);
-}
-
-/// Remembers which signatures were already verified (transactions by id, producer
-/// signatures by [`producer_key`]), so a transaction checked in the mempool is not
-/// checked again in its block. Bounded: the oldest entries are forgotten first.
-#[derive(Debug)]
-pub(crate) struct SigCache<K> {
-    seen: HashSet<K>,
-    order: VecDeque<K>,
-}
-
-impl<K> Default for SigCache<K> {
-    fn default() -> Self {
-        SigCache {
-            seen: HashSet::new(),
-            order: VecDeque::new(),
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Copy> SigCache<K> {
-    pub(crate) fn contains(&self, key: &K) -> bool {
-        self.seen.contains(key)
-    }
-
-    pub(crate) fn insert(&mut self, key: K) {
-        if self.seen.insert(key) {
-            self.order.push_back(key);
-            while self.order.len() > limits::MAX_SIG_CACHE {
-                if let Some(old) = self.order.pop_front() {
-                    self.seen.remove(&old);
-                }
-            }
-        }
-    }
 }
 
 /// The cache key of a producer's signature: the block hash alone does not cover the

@@ -342,7 +342,10 @@ fn blocks_that_fail_cheap_checks_get_no_signature_verified_ahead_of_the_ledger()
     let alone = screen.preverify(&[outsider.clone(), lazy.clone()]);
     assert!(alone.is_empty());
     // Unscreened, the same signatures do verify.
-    assert_eq!(ledger_core::preverify(&net, std::slice::from_ref(&outsider)).len(), 2);
+    assert_eq!(
+        ledger_core::preverify(&net, std::slice::from_ref(&outsider)).len(),
+        2
+    );
 
     // Through the bulk import, each is refused for its cheap fault.
     let mut importer = ledger_core::Ledger::new(genesis, Counter).unwrap();

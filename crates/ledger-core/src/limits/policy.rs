@@ -1,31 +1,9 @@
-//! Every size and count limit the ledger enforces, in one place.
+//! Node policy: knobs one node may tune without disagreeing with others on validity.
 //!
-//! Each limit bounds what an untrusted party (a peer, a file, a user) can make the ledger
-//! allocate or compute. Changing one changes what is valid, so they are consensus rules:
-//! every node of a network must use the same values.
-
-/// Largest encoded transaction: free-text clinical notes fit comfortably, and a single
-/// transaction can never crowd out a block.
-pub const MAX_TX_BYTES: usize = 64 * 1024;
-
-/// Largest encoded block: well under the network's 8 MiB frame limit, so any valid
-/// block can always be sent in one frame together with its envelope.
-pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
-
-/// Most transactions in one block: bounds the Merkle tree and the signature batch a
-/// single block can demand.
-pub const MAX_TXS_PER_BLOCK: usize = 10_000;
-
-/// Most reward entries in one block: at most one per transaction that earns one.
-pub const MAX_REWARDS_PER_BLOCK: usize = MAX_TXS_PER_BLOCK;
-
-/// Largest encoded genesis: a roster of thousands of members still fits.
-pub const MAX_GENESIS_BYTES: usize = 1024 * 1024;
-
-/// How far (in milliseconds) a block's timestamp may lie ahead of the validating node's
-/// clock: two hours, as in the design, tolerating badly set clocks but not far-future
-/// blocks that would freeze timestamp rules.
-pub const MAX_FUTURE_DRIFT_MS: u64 = 2 * 60 * 60 * 1000;
+//! Each bounds the memory or the work of this node (its mempool, caches, orphan pool,
+//! signature batches, import batches, how much it remembers), never what a valid
+//! block is: two nodes with different values accept and refuse the same blocks. (Node
+//! policy in rust-bitcoin's sense, not the application's [`Policy`](crate::Policy).)
 
 /// Most transactions the mempool holds; past it new transactions are refused (the
 /// sender may retry), so a flood cannot exhaust memory.
@@ -36,8 +14,9 @@ pub const MAX_MEMPOOL_TXS: usize = 50_000;
 pub const MAX_ORPHANS: usize = 1_024;
 
 /// Most bytes of blocks kept in the orphan pool: without it, [`MAX_ORPHANS`] blocks of
-/// up to [`MAX_BLOCK_BYTES`] each could hold 4 GiB. A sync brings parents in order, so
-/// an honest node rarely holds more than a few orphans at once.
+/// up to [`MAX_BLOCK_BYTES`](super::MAX_BLOCK_BYTES) each could hold 4 GiB. A sync
+/// brings parents in order, so an honest node rarely holds more than a few orphans at
+/// once.
 pub const MAX_ORPHAN_BYTES: usize = 64 * 1024 * 1024;
 
 /// Most transaction ids remembered as already signature-checked; the oldest are
@@ -53,19 +32,9 @@ pub const MAX_KEY_CACHE: usize = 100_000;
 /// enough to spread over cores and to localise a failure cheaply.
 pub const SIGNATURE_BATCH: usize = 1024;
 
-/// Largest proof-of-work difficulty (leading zero bits) a genesis may set; keeps the
-/// cumulative work of any realistic chain inside a `u128`.
-pub const MAX_POW_BITS: u8 = 64;
-
 /// Longest block locator (list of block hashes describing a chain) accepted: enough
 /// to describe a chain of 2^32 blocks with exponential spacing.
 pub const MAX_LOCATOR_HASHES: usize = 64;
-
-/// Longest network name in a genesis.
-pub const MAX_NETWORK_NAME: usize = 64;
-
-/// Longest roster username, display name or role label in a genesis.
-pub const MAX_ROSTER_TEXT: usize = 128;
 
 /// Blocks below the tip whose undo records are kept in memory. A branch switch deeper
 /// than this rebuilds the state from genesis instead (rare and slower, never wrong), so
