@@ -27,7 +27,8 @@
 //! | file | layer | holds |
 //! |------|-------|-------|
 //! | `protocol.rs`, `limits.rs` | wire | messages, codec, every limit |
-//! | `gossip.rs` | decisions (pure) | de-duplication, ban list, duplicate admission, offences, back-off |
+//! | `gossip.rs` | decisions (pure) | de-duplication, ban list, duplicate rule, offences, back-off |
+//! | `peers.rs` | decisions (pure) | `PeerTable`: admission, bans, dial choices as actions; `Redialer` |
 //! | `session.rs` | one peer (I/O) | framed stream, timed handshake, read/write loop |
 //! | `store.rs` | storage | [`BlockStore`], [`RedbStore`], [`MemoryStore`] |
 //! | `reload.rs` | storage, at start | [`open_ledger`], [`reload`], [`ReloadReport`] |
@@ -194,6 +195,7 @@ mod handle;
 pub mod limits;
 mod net;
 pub mod node;
+mod peers;
 pub mod protocol;
 mod reload;
 pub mod session;

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::gossip::{Backoff, BanList};
+use crate::gossip::BanList;
 use crate::handle::NodeConfig;
 use crate::limits;
+use crate::peers::{NextDial, Outcome, Redial, Redialer};
 use crate::protocol::Hello;
 use crate::session::{Connection, Direction, PeerInfo, SessionConfig, SessionEvent};
 
@@ -62,13 +63,15 @@ impl<T> Shared<T> {
         bans.banned_until(addr, std::time::Instant::now())
     }
 
-    /// Bans the observed address `addr` (see [`gossip::BanKey`]).
-    pub(crate) fn ban(&self, addr: SocketAddr) {
+    /// Copies a ban the node task's peer table decided (see
+    /// [`PeerAction::Ban`](crate::peers::PeerAction)): the listener and the dialers
+    /// read bans here.
+    pub(crate) fn ban(&self, addr: SocketAddr, at: std::time::Instant, duration: Duration) {
         let mut bans = self
             .bans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        bans.ban(addr, std::time::Instant::now(), self.config.ban_duration);
+        bans.ban(addr, at, duration);
     }
 }
 
@@ -109,29 +112,6 @@ where
     }
 }
 
-/// How long a dialer keeps redialling its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Redial {
-    /// A configured peer, or one given to [`NodeHandle::connect`]: as long as the node
-    /// runs.
-    Always,
-    /// An address learnt from a peer (`Peers`, or a `Hello`): until
-    /// [`limits::LEARNED_DIAL_FAILURES`] dials in a row fail; the node then forgets it.
-    Learned,
-}
-
-/// How one connection ended, for its dialer's back-off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// The handshake failed (or the node was stopping).
-    Failed,
-    /// The handshake succeeded but the node did not keep the session (a duplicate,
-    /// itself, banned).
-    Refused,
-    /// The node kept the session until it ended.
-    Kept,
-}
-
 /// Dials `addr`, and redials it after every failure or disconnection with exponential
 /// back-off (reset only by a session the node kept), waiting out bans of `addr` and
 /// pausing while a session reaches it already (see [`gossip::Link::reaches`]).
@@ -139,8 +119,11 @@ pub(crate) async fn dial_loop<T>(shared: Arc<Shared<T>>, addr: SocketAddr, redia
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
-    let mut backoff = Backoff::new(shared.config.reconnect_min, shared.config.reconnect_max);
-    let mut failures = 0u32;
+    let mut redialer = Redialer::new(
+        redial,
+        shared.config.reconnect_min,
+        shared.config.reconnect_max,
+    );
     loop {
         if let Some(until) = shared.banned_until(&addr) {
             let wait = until.saturating_duration_since(std::time::Instant::now());
@@ -178,18 +161,15 @@ where
         if shared.token.is_cancelled() {
             return;
         }
-        if outcome == Outcome::Kept {
-            backoff.reset();
-            failures = 0;
-        } else {
-            failures = failures.saturating_add(1);
-        }
-        if redial == Redial::Learned && failures >= limits::LEARNED_DIAL_FAILURES {
-            debug!(%addr, failures, "giving up on a learnt address");
-            report(&shared, SessionEvent::DialerStopped { addr }).await;
-            return;
-        }
-        let delay = backoff.next_delay();
+        let delay = match redialer.handle_outcome(outcome) {
+            NextDial::After(delay) => delay,
+            NextDial::GiveUp => {
+                let failures = redialer.failures();
+                debug!(%addr, failures, "giving up on a learnt address");
+                report(&shared, SessionEvent::DialerStopped { addr }).await;
+                return;
+            }
+        };
         tokio::select! {
             () = shared.token.cancelled() => return,
             () = sleep(delay) => {}

@@ -2,14 +2,17 @@
 //! jobs and [`NodeHandle`]s talk to it over bounded channels.
 //!
 //! This file holds the actor only (the handle and its types are in `handle.rs`, the
-//! sockets in `net.rs`, the reload in `reload.rs`). It is longer than 800 lines because
-//! the actor is one type whose handlers share its state (ledger, sessions, the sync
-//! pipeline, mining); cutting its `impl` across files would hide that, not remove it.
+//! sockets in `net.rs`, the reload in `reload.rs`, peer decisions in `peers.rs`). It is
+//! longer than 800 lines because the actor is one type whose handlers share its state
+//! (ledger, sessions, the sync pipeline, mining); cutting its `impl` across files would
+//! hide that, not remove it. The sync decisions are the next to leave it.
 //!
 //! The ledger task is the only place where ledger state changes, so no lock guards it.
-//! Network decisions (de-duplication, bans, duplicate connections, which faults are
-//! misbehaviour) are plain structs and functions in the crate's `gossip` module; this
-//! module wires them to sockets.
+//! Network decisions are plain structs that take time as an argument: de-duplication
+//! and which faults are misbehaviour in the crate's `gossip` module; peer admission,
+//! bans and dial choices in the `PeerTable` of the `peers` module, whose actions
+//! (disconnect, ban, dial) this task carries out in `drive_peers`, and each dialer's
+//! back-off in its `Redialer`. This module wires them to the sessions and the ledger.
 //!
 //! # Observed and claimed addresses
 //!
@@ -58,6 +61,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use ledger_core::{
@@ -79,7 +83,8 @@ pub use crate::reload::{OpenError, Opened, ReloadFailure, ReloadReport, open_led
 use crate::gossip::{self, BanList, Offence, Seen};
 use crate::handle::Command;
 use crate::limits;
-use crate::net::{Redial, Shared, dial_loop, listen};
+use crate::net::{Shared, dial_loop, listen};
+use crate::peers::{PeerAction, PeerTable, Redial};
 use crate::protocol::{Hello, Message, TipInfo};
 use crate::session::{Direction, PeerInfo, SessionEvent};
 use crate::store::{BlockStore, StoreError};
@@ -162,17 +167,8 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     peers: HashMap<u64, Peer>,
     seen_txs: Seen<TxId>,
     seen_blocks: Seen<BlockHash>,
-    /// Listen addresses learnt from `Peers` and `Hello`s (at most
-    /// [`limits::MAX_PEER_ADDRS`]): only addresses to try, never banned or trusted.
-    known_addrs: HashSet<SocketAddr>,
-    /// Addresses with a dialer running.
-    dialing: HashSet<SocketAddr>,
-    /// Addresses dialled for as long as the node runs: configured peers and those given
-    /// to [`NodeHandle::connect`].
-    pinned: HashSet<SocketAddr>,
-    /// Addresses whose dialer is a [`Redial::Learned`] one (at most
-    /// [`NodeConfig::max_outbound_discovered`]).
-    learned: HashSet<SocketAddr>,
+    /// Admission, bans and dial choices; this task carries out its [`PeerAction`]s.
+    table: PeerTable<P::Error>,
     mining: Option<MiningJob<P::Error>>,
     next_job: u64,
     mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
@@ -245,10 +241,13 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         peers: HashMap::new(),
         seen_txs: Seen::new(limits::MAX_SEEN),
         seen_blocks: Seen::new(limits::MAX_SEEN),
-        known_addrs: HashSet::new(),
-        dialing: shared.config.peers.iter().copied().collect(),
-        pinned: shared.config.peers.iter().copied().collect(),
-        learned: HashSet::new(),
+        table: PeerTable::new(
+            Some(advertised),
+            &shared.config.peers,
+            shared.config.peer_exchange,
+            shared.config.max_outbound_discovered,
+            shared.config.ban_duration,
+        ),
         mining: None,
         next_job: 0,
         mined_tx,
@@ -371,17 +370,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 let _ = reply.send(ids.len());
             }
             Command::Connect(addr) => {
-                // A learnt address's dialer may give up; `pinned` has it dialled again.
-                self.pinned.insert(addr);
-                if self.dialing.insert(addr) {
-                    let shared = Arc::clone(&self.shared);
-                    self.shared
-                        .tracker
-                        .spawn(dial_loop(shared, addr, Redial::Always));
-                }
+                self.table.connect(addr);
+                self.drive_peers();
             }
             Command::Banned(addr, reply) => {
-                let _ = reply.send(self.shared.banned_until(&addr).is_some());
+                let _ = reply.send(self.table.is_banned(addr, Instant::now()));
             }
         }
     }
@@ -400,11 +393,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 addr,
                 listen,
                 error,
-            } => match id.and_then(|id| {
-                let removed = self.peers.remove(&id);
-                self.publish_connected();
-                removed
-            }) {
+            } => match id.and_then(|id| self.remove_peer(id)) {
                 Some(peer) => {
                     self.after_peer_left(peer.inflight);
                     let inbound = peer.info.direction == Direction::Inbound;
@@ -426,7 +415,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     // An inbound peer's address is only claimed: dial it (if nobody
                     // does) to find out, and to get the peer back.
                     if let Some(listen) = listen.filter(|_| inbound) {
-                        self.dial_learned(listen);
+                        self.table.handle_learned(Instant::now(), listen);
+                        self.drive_peers();
                     }
                 }
                 None if id.is_none() => {
@@ -453,45 +443,23 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         outbound: mpsc::Sender<Bytes>,
         kept: oneshot::Sender<()>,
     ) {
-        let ours = self.hello.borrow().listen_addr;
-        if info.listen_addr.is_some() && info.listen_addr == ours {
-            debug!(addr = %info.addr, "dropping connection to self");
-            self.emit(NodeEvent::PeerDown {
-                info,
-                reason: DisconnectReason::SelfConnection,
-            });
-            return;
-        }
-        // Only what this node observed counts; the listener and dialers refuse banned
-        // addresses already, this catches a ban that landed during the handshake.
-        if self.shared.banned_until(&info.addr).is_some() {
-            self.emit(NodeEvent::PeerDown {
-                info,
-                reason: DisconnectReason::AlreadyBanned,
-            });
-            return;
-        }
-        let established: Vec<gossip::Link> = self.peers.values().map(|p| link(&p.info)).collect();
-        match gossip::admit(ours, &link(&info), &established) {
-            gossip::Admission::Duplicate => {
-                debug!(addr = %info.addr, "dropping a second connection to a peer");
-                self.emit(NodeEvent::PeerDown {
-                    info,
-                    reason: DisconnectReason::Duplicate,
-                });
-                return;
-            }
-            gossip::Admission::Keep { close } => {
-                for old in close {
-                    self.disconnect(old, DisconnectReason::Duplicate);
+        if let Err(reason) = self.table.handle_up(Instant::now(), link(&info)) {
+            match reason {
+                DisconnectReason::SelfConnection => {
+                    debug!(addr = %info.addr, "dropping connection to self");
                 }
+                DisconnectReason::Duplicate => {
+                    debug!(addr = %info.addr, "dropping a second connection to a peer");
+                }
+                _ => {}
             }
+            self.emit(NodeEvent::PeerDown { info, reason });
+            return;
         }
+        // Closes the sessions the new one makes redundant.
+        self.drive_peers();
         let id = info.id;
         info!(peer = %info.addr, name = %info.name, height = %info.tip.height, "peer up");
-        if let Some(listen) = link(&info).peer_listen() {
-            self.learn(listen);
-        }
         // Tells a dialer the session was kept; its task may be gone already.
         let _ = kept.send(());
         let more_work = gossip::beats(&info.tip, &tip_info(&self.ledger));
@@ -546,16 +514,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             Message::GetBlocks { locator, limit } => self.serve_blocks(id, &locator, limit),
             Message::Blocks(blocks) => self.on_blocks(id, blocks),
             Message::GetPeers => {
-                let mut addrs: Vec<SocketAddr> = self
-                    .peers
-                    .values()
-                    .filter(|p| p.info.id != id)
-                    .filter_map(|p| link(&p.info).peer_listen())
-                    .collect();
-                addrs.extend(self.known_addrs.iter().copied());
-                addrs.sort();
-                addrs.dedup();
-                addrs.truncate(limits::MAX_PEER_ADDRS);
+                let addrs = self.table.addrs_for(id);
                 self.send(id, &Message::Peers(addrs));
             }
             Message::Peers(addrs) => self.on_peers(addrs),
@@ -567,78 +526,40 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     }
 
     fn on_peers(&mut self, addrs: Vec<SocketAddr>) {
-        if !self.shared.config.peer_exchange {
-            return;
-        }
-        for addr in addrs {
-            self.learn(addr);
-        }
-        self.dial_known();
+        self.table.handle_peers(Instant::now(), addrs);
+        self.drive_peers();
     }
 
-    /// Remembers a listen address learnt from a peer, while there is room.
-    fn learn(&mut self, addr: SocketAddr) {
-        if self.known_addrs.len() < limits::MAX_PEER_ADDRS {
-            self.known_addrs.insert(addr);
-        }
-    }
-
-    /// Whether an established session reaches the peer listening on `addr`.
-    fn reaches(&self, addr: SocketAddr) -> bool {
-        self.peers.values().any(|p| link(&p.info).reaches(addr))
-    }
-
-    /// Starts a [`Redial::Learned`] dialer for `addr`, learnt from a peer (`Peers`, or
-    /// the `Hello` of an inbound session that ended), unless peer exchange is off, it
-    /// is this node, it is dialled or reached already, it is banned, or
-    /// [`NodeConfig::max_outbound_discovered`] such dialers run.
-    fn dial_learned(&mut self, addr: SocketAddr) {
-        if !self.shared.config.peer_exchange {
-            return;
-        }
-        self.learn(addr);
-        let ours = self.hello.borrow().listen_addr;
-        let busy = Some(addr) == ours
-            || self.dialing.contains(&addr)
-            || self.reaches(addr)
-            || self.shared.banned_until(&addr).is_some();
-        if busy || self.learned.len() >= self.shared.config.max_outbound_discovered {
-            return;
-        }
-        self.dialing.insert(addr);
-        self.learned.insert(addr);
-        let shared = Arc::clone(&self.shared);
-        self.shared
-            .tracker
-            .spawn(dial_loop(shared, addr, Redial::Learned));
-    }
-
-    /// Dials known addresses while there is room for learnt dialers, in address order.
-    fn dial_known(&mut self) {
-        let mut known: Vec<SocketAddr> = self.known_addrs.iter().copied().collect();
-        known.sort_unstable();
-        for addr in known {
-            if self.learned.len() >= self.shared.config.max_outbound_discovered {
-                return;
-            }
-            self.dial_learned(addr);
-        }
-    }
-
-    /// A learnt address's dialer gave up: forget the address (a pinned one is dialled
-    /// again for good), and use the room for another known address.
+    /// A learnt address's dialer gave up.
     fn dialer_stopped(&mut self, addr: SocketAddr) {
-        self.learned.remove(&addr);
-        self.dialing.remove(&addr);
-        self.known_addrs.remove(&addr);
-        if self.pinned.contains(&addr) {
-            self.dialing.insert(addr);
-            let shared = Arc::clone(&self.shared);
-            self.shared
-                .tracker
-                .spawn(dial_loop(shared, addr, Redial::Always));
+        self.table.handle_dialer_stopped(Instant::now(), addr);
+        self.drive_peers();
+    }
+
+    /// Carries out the peer table's decisions, in order (see [`PeerTable`]).
+    fn drive_peers(&mut self) {
+        while let Some(action) = self.table.poll_action() {
+            match action {
+                PeerAction::Disconnect { id, reason } => self.drop_peer(id, reason),
+                PeerAction::Ban {
+                    addr,
+                    at,
+                    duration,
+                    offence,
+                } => {
+                    self.shared.ban(addr, at, duration);
+                    self.emit(NodeEvent::PeerBanned {
+                        addr,
+                        duration,
+                        offence,
+                    });
+                }
+                PeerAction::Dial { addr, redial } => {
+                    let shared = Arc::clone(&self.shared);
+                    self.shared.tracker.spawn(dial_loop(shared, addr, redial));
+                }
+            }
         }
-        self.dial_known();
     }
 
     /// Submits a transaction from a peer (`from`) or a handle; relays it if accepted.
@@ -807,18 +728,25 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
 
     /// Tells the dialers which listen addresses the sessions reach.
     fn publish_connected(&self) {
-        let addrs = self
-            .peers
-            .values()
-            .filter_map(|p| {
-                let link = link(&p.info);
-                link.peer_listen().filter(|addr| link.reaches(*addr))
-            })
-            .collect();
-        self.shared.set_connected(addrs);
+        self.shared.set_connected(self.table.reached());
     }
 
+    /// Removes session `id` from the sessions and the peer table.
+    fn remove_peer(&mut self, id: u64) -> Option<Peer> {
+        self.table.handle_down(id);
+        let removed = self.peers.remove(&id);
+        self.publish_connected();
+        removed
+    }
+
+    /// Drops session `id` (this node's decision) and reports it down for `reason`.
     fn disconnect(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
+        self.table.handle_down(id);
+        self.drop_peer(id, reason);
+    }
+
+    /// Carries out a disconnection the peer table knows of already.
+    fn drop_peer(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
         if let Some(peer) = self.peers.remove(&id) {
             self.publish_connected();
             let inflight = peer.inflight;
@@ -844,30 +772,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             return;
         };
         warn!(peer = %addr, %offence, "peer misbehaved");
-        self.disconnect(id, DisconnectReason::Banned(offence.clone()));
-        self.ban(addr, offence);
+        self.table.handle_misbehaved(Instant::now(), id, offence);
+        self.drive_peers();
     }
 
-    /// Bans the observed address `addr` (by its [`gossip::BanKey`]: the socket address
-    /// on loopback, the IP address elsewhere) and drops the other sessions the ban
-    /// covers. What the peer claimed about itself is neither banned nor a reason to
-    /// drop anyone: another node may hold that address.
+    /// Bans the observed address `addr` and drops the other sessions the ban covers
+    /// (see [`PeerTable::handle_offence`]).
     fn ban(&mut self, addr: SocketAddr, offence: Offence<P::Error>) {
-        self.shared.ban(addr);
-        self.emit(NodeEvent::PeerBanned {
-            addr,
-            duration: self.shared.config.ban_duration,
-            offence: offence.clone(),
-        });
-        let covered: Vec<u64> = self
-            .peers
-            .values()
-            .filter(|p| self.shared.banned_until(&p.info.addr).is_some())
-            .map(|p| p.info.id)
-            .collect();
-        for id in covered {
-            self.disconnect(id, DisconnectReason::Banned(offence.clone()));
-        }
+        self.table.handle_offence(Instant::now(), addr, offence);
+        self.drive_peers();
     }
 
     /// Sync batches held now (see [`limits::SYNC_BATCHES`]): requested from peers and
