@@ -34,6 +34,7 @@
 //! | `reload.rs` | storage, at start | [`open_ledger`], [`reload`], [`ReloadReport`] |
 //! | `node.rs` | the actor | the ledger task: sessions' events and commands in, frames and events out |
 //! | `net.rs` | network I/O | listener, dialers with back-off, one task per connection |
+//! | `serve.rs` | storage I/O | the storage thread reading `GetBlocks` replies off the actor |
 //! | `handle.rs` | surface | [`NodeConfig`], [`NodeEvent`], errors, [`NodeHandle`], [`spawn`], [`run`] |
 //!
 //! A block from a socket to the store: `net` accepts or dials a connection and runs
@@ -47,7 +48,9 @@
 //! bounded outbound queue; an invalid block instead costs its sender a ban. A `Blocks`
 //! batch (sync) is first prepared and its signatures verified on the blocking pool, then
 //! applied on the ledger task under one durable store commit before any of it is
-//! reported or announced.
+//! reported or announced. Serving goes the other way: for a `GetBlocks` the ledger
+//! task picks the best-chain hashes and a storage thread (`serve`) reads the committed
+//! blocks through a [`BlockReader`] and encodes the reply, off the ledger task.
 //!
 //! Start a node with [`spawn`] (it returns a [`RunningNode`] with its handle) or
 //! [`run`] (no handle, until shut down). The
@@ -198,6 +201,7 @@ pub mod node;
 mod peers;
 pub mod protocol;
 mod reload;
+mod serve;
 pub mod session;
 pub mod store;
 

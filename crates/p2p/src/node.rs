@@ -86,6 +86,7 @@ use crate::limits;
 use crate::net::{Shared, dial_loop, listen};
 use crate::peers::{PeerAction, PeerTable, Redial};
 use crate::protocol::{Hello, Message, TipInfo};
+use crate::serve::{ServeJob, Served, Storage, reply_frame};
 use crate::session::{Direction, PeerInfo, SessionEvent};
 use crate::store::{BlockStore, StoreError};
 
@@ -178,6 +179,9 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     sync_queued: usize,
     /// The store failed to make applied blocks durable: the node stops with it.
     failure: Option<StoreError>,
+    /// Reads `GetBlocks` replies off this task. Declared last: dropped after the
+    /// ledger, it waits for the read under way (see [`Storage`]).
+    storage: Storage<P::Payload>,
 }
 
 pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
@@ -208,6 +212,8 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     // fill (see `NodeTask::sync_load`).
     let (to_verify, verify_rx) = mpsc::channel(limits::SYNC_BATCHES);
     let (verified_tx, mut verified_rx) = mpsc::channel(limits::SYNC_BATCHES);
+    // `Storage` keeps at most this many replies outstanding, so the thread never waits.
+    let (served_tx, mut served_rx) = mpsc::channel(limits::SERVE_QUEUE);
     let shared = Arc::new(Shared {
         session: config.session,
         hello: hello_rx,
@@ -254,6 +260,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         to_verify,
         sync_queued: 0,
         failure: None,
+        storage: Storage::start(served_tx),
     };
     let mut result = Ok(());
     loop {
@@ -263,6 +270,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
             Some(event) = session_rx.recv() => node.on_session(event),
             Some(mined) = mined_rx.recv() => node.on_mined(mined),
             Some(batch) = verified_rx.recv() => node.on_verified(batch),
+            Some(served) = served_rx.recv() => node.on_served(served),
         }
         if let Some(failure) = node.failure.take() {
             result = Err(NodeError::Store(failure));
@@ -280,6 +288,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     drop(commands);
     drop(mined_rx);
     drop(verified_rx);
+    drop(served_rx);
     // Children stop on the token, also when the loop ended on a store failure.
     token.cancel();
     shared.tracker.close();
@@ -837,29 +846,33 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
+    /// Answers a `GetBlocks`: picks the best-chain hashes here, and has the storage
+    /// thread read and encode the blocks (see [`crate::serve`]); when it is busy, reads
+    /// them here.
     fn serve_blocks(&mut self, id: u64, locator: &[BlockHash], limit: u32) {
         let limit = usize::try_from(limit)
             .unwrap_or(usize::MAX)
             .min(limits::MAX_BLOCKS_PER_REPLY);
-        let hashes = self.ledger.hashes_after(locator, limit);
-        let mut blocks = Vec::new();
-        let mut bytes = 0;
-        for hash in hashes {
-            match self.ledger.block(&hash) {
-                Ok(Some(block)) => {
-                    bytes += ledger_core::codec::encoded_len(&*block);
-                    if bytes > limits::MAX_REPLY_BYTES && !blocks.is_empty() {
-                        break;
-                    }
-                    blocks.push(block);
-                }
-                Ok(None) | Err(_) => {
-                    warn!(%hash, "cannot read a best-chain block to serve");
-                    break;
-                }
+        let mut hashes = self.ledger.hashes_after(locator, limit);
+        if let Some(reader) = self.ledger.store().reader() {
+            let job = ServeJob {
+                peer: id,
+                hashes,
+                reader,
+            };
+            match self.storage.try_serve(job) {
+                Ok(()) => return,
+                Err(job) => hashes = job.hashes,
             }
         }
-        self.send_frame(id, Bytes::from(crate::protocol::encode_blocks(&blocks)));
+        let frame = reply_frame(&hashes, |hash| self.ledger.block(hash));
+        self.send_frame(id, frame);
+    }
+
+    /// The storage thread read a reply: queues it for its peer, if still connected.
+    fn on_served(&mut self, served: Served) {
+        self.storage.served();
+        self.send_frame(served.peer, served.frame);
     }
 
     /// A sync batch arrived: asks for the next one at once (pipelining), and hands
