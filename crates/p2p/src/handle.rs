@@ -476,7 +476,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> RunningNode<P, S> {
     }
 }
 
-/// Starts a node on `listener` with `ledger` (reloaded already, see [`open_ledger`])
+/// Starts a node on `listener` with `ledger` (reloaded already, see [`open_ledger`](crate::open_ledger))
 /// and returns its handle; it runs until `shutdown` is cancelled.
 ///
 /// Must be called within a tokio runtime. Store writes happen on the ledger task, so

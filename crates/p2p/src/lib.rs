@@ -31,7 +31,7 @@
 //! | `peers.rs` | decisions (pure) | `PeerTable`: admission, bans, dial choices as actions; `Redialer` |
 //! | `session.rs` | one peer (I/O) | framed stream, timed handshake, read/write loop |
 //! | `store.rs` | storage | [`BlockStore`], [`RedbStore`], [`MemoryStore`] |
-//! | `reload.rs` | storage, at start | [`open_ledger`], [`reload`], [`ReloadReport`] |
+//! | `reload.rs` | storage, at start | [`open_ledger`], [`reload`](fn@reload), [`ReloadReport`] |
 //! | `node.rs` | the actor | the ledger task: sessions' events and commands in, frames and events out |
 //! | `net.rs` | network I/O | listener, dialers with back-off, one task per connection |
 //! | `serve.rs` | storage I/O | the storage thread reading `GetBlocks` replies off the actor |

@@ -31,7 +31,7 @@ pub(crate) struct Shared<T> {
     pub(crate) to_node: mpsc::Sender<SessionEvent<T>>,
     pub(crate) bans: Mutex<BanList>,
     /// Listen addresses that established sessions reach (see
-    /// [`gossip::Link::reaches`]), so dialers do not open a second connection to a
+    /// [`Link::reaches`](crate::gossip::Link::reaches)), so dialers do not open a second connection to a
     /// peer that is already connected.
     pub(crate) connected: Mutex<HashSet<SocketAddr>>,
     pub(crate) next_id: AtomicU64,
@@ -114,7 +114,7 @@ where
 
 /// Dials `addr`, and redials it after every failure or disconnection with exponential
 /// back-off (reset only by a session the node kept), waiting out bans of `addr` and
-/// pausing while a session reaches it already (see [`gossip::Link::reaches`]).
+/// pausing while a session reaches it already (see [`Link::reaches`](crate::gossip::Link::reaches)).
 pub(crate) async fn dial_loop<T>(shared: Arc<Shared<T>>, addr: SocketAddr, redial: Redial)
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
