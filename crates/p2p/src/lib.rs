@@ -20,6 +20,38 @@
 //!   reloads the store on start, re-checking hashes, links and state but not
 //!   signatures.
 //!
+//! # Layers
+//!
+//! Files of one job each, from the pure core out to the sockets:
+//!
+//! | file | layer | holds |
+//! |------|-------|-------|
+//! | `protocol.rs`, `limits.rs` | wire | messages, codec, every limit |
+//! | `gossip.rs` | decisions (pure) | de-duplication, ban list, duplicate rule, offences, back-off |
+//! | `peers.rs` | decisions (pure) | `PeerTable`: admission, bans, dial choices as actions; `Redialer` |
+//! | `session.rs` | one peer (I/O) | framed stream, timed handshake, read/write loop |
+//! | `store.rs` | storage | [`BlockStore`], [`RedbStore`], [`MemoryStore`] |
+//! | `reload.rs` | storage, at start | [`open_ledger`], [`reload`](fn@reload), [`ReloadReport`] |
+//! | `node.rs` | the actor | the ledger task: sessions' events and commands in, frames and events out |
+//! | `net.rs` | network I/O | listener, dialers with back-off, one task per connection |
+//! | `serve.rs` | storage I/O | the storage thread reading `GetBlocks` replies off the actor |
+//! | `handle.rs` | surface | [`NodeConfig`], [`NodeEvent`], errors, [`NodeHandle`], [`spawn`], [`run`] |
+//!
+//! A block from a socket to the store: `net` accepts or dials a connection and runs
+//! its handshake (`session`), then the session task reads frames under the frame
+//! limit and decodes each into a [`Message`] (`protocol`, with a byte limit); a
+//! `Block` goes as a session event over the bounded node queue to the ledger task
+//! (`node`), which drops what it has seen (`gossip`), submits the block to the
+//! [`Ledger`](ledger_core::Ledger), and the ledger writes it through its
+//! [`BlockStore`] before accepting it. Only then does the task emit
+//! [`NodeEvent::BlockAccepted`] and put the block's frame on every other session's
+//! bounded outbound queue; an invalid block instead costs its sender a ban. A `Blocks`
+//! batch (sync) is first prepared and its signatures verified on the blocking pool, then
+//! applied on the ledger task under one durable store commit before any of it is
+//! reported or announced. Serving goes the other way: for a `GetBlocks` the ledger
+//! task picks the best-chain hashes and a storage thread (`serve`) reads the committed
+//! blocks through a [`BlockReader`] and encodes the reply, off the ledger task.
+//!
 //! Start a node with [`spawn`] (it returns a [`RunningNode`] with its handle) or
 //! [`run`] (no handle, until shut down). The
 //! [`CancellationToken`](tokio_util::sync::CancellationToken) passed to either shuts
@@ -162,9 +194,14 @@
 //! ```
 
 mod gossip;
+mod handle;
 pub mod limits;
+mod net;
 pub mod node;
+mod peers;
 pub mod protocol;
+mod reload;
+mod serve;
 pub mod session;
 pub mod store;
 

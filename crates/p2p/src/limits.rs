@@ -67,6 +67,11 @@ pub const MAX_OUTBOUND_DISCOVERED: usize = 8;
 /// read) is disconnected rather than buffered without bound.
 pub const OUTBOUND_QUEUE: usize = 1_024;
 
+/// `GetBlocks` replies the storage thread holds at once (queued or being read):
+/// beyond that the ledger task reads a reply itself, so a flood of requests cannot
+/// grow a queue.
+pub const SERVE_QUEUE: usize = 16;
+
 /// Messages queued from all sessions and handles to the ledger task: when it is full,
 /// sessions stop reading their sockets (back-pressure) instead of buffering.
 pub const NODE_INPUT_QUEUE: usize = 1_024;

@@ -1,10 +1,18 @@
 //! The node: one task owns the [`Ledger`]; sessions, the listener, dialers, mining
 //! jobs and [`NodeHandle`]s talk to it over bounded channels.
 //!
+//! This file holds the actor only (the handle and its types are in `handle.rs`, the
+//! sockets in `net.rs`, the reload in `reload.rs`, peer decisions in `peers.rs`). It is
+//! longer than 800 lines because the actor is one type whose handlers share its state
+//! (ledger, sessions, the sync pipeline, mining); cutting its `impl` across files would
+//! hide that, not remove it. The sync decisions are the next to leave it.
+//!
 //! The ledger task is the only place where ledger state changes, so no lock guards it.
-//! Network decisions (de-duplication, bans, duplicate connections, which faults are
-//! misbehaviour) are plain structs and functions in the crate's `gossip` module; this
-//! module wires them to sockets.
+//! Network decisions are plain structs that take time as an argument: de-duplication
+//! and which faults are misbehaviour in the crate's `gossip` module; peer admission,
+//! bans and dial choices in the `PeerTable` of the `peers` module, whose actions
+//! (disconnect, ban, dial) this task carries out in `drive_peers`, and each dialer's
+//! back-off in its `Redialer`. This module wires them to the sessions and the ledger.
 //!
 //! # Observed and claimed addresses
 //!
@@ -51,439 +59,36 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::Instant;
 
 use bytes::Bytes;
 use ledger_core::{
-    Block, BlockError, BlockHash, BlockHeader, BlockOutcome, BlockStatus, Height, Keypair, Ledger,
-    MineStatus, Policy, PreparedBlock, Timestamp, TipChange, Transaction, TxError, TxId,
+    Block, BlockError, BlockHash, BlockOutcome, BlockStatus, Keypair, Ledger, MineStatus, Policy,
+    PreparedBlock, Timestamp, TipChange, Transaction, TxError, TxId,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
-use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::gossip::{self, Backoff, BanList, Offence, Seen};
+pub use crate::handle::{
+    Clock, DisconnectReason, MineError, Mined, NodeConfig, NodeError, NodeEvent, NodeHandle,
+    RunningNode, SystemClock, run, spawn,
+};
+pub use crate::reload::{OpenError, Opened, ReloadFailure, ReloadReport, open_ledger, reload};
+
+use crate::gossip::{self, BanList, Offence, Seen};
+use crate::handle::Command;
 use crate::limits;
+use crate::net::{Shared, dial_loop, listen};
+use crate::peers::{PeerAction, PeerTable, Redial};
 use crate::protocol::{Hello, Message, TipInfo};
-use crate::session::{Connection, Direction, PeerInfo, SessionConfig, SessionError, SessionEvent};
-use crate::store::{BlockReader, BlockStore, StoreError};
-
-/// Where the node reads the time it passes to the ledger.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Timestamp(millis)
-    }
-}
-
-/// How a node runs. [`NodeConfig::new`] gives the defaults of [`crate::limits`].
-#[derive(Clone)]
-pub struct NodeConfig {
-    /// The node's name, sent in `Hello`.
-    pub name: String,
-    /// The address announced to peers; `None` announces the listener's local address.
-    pub advertise_addr: Option<SocketAddr>,
-    /// Peers dialled at start and redialled with exponential back-off while the node
-    /// runs.
-    pub peers: Vec<SocketAddr>,
-    /// Frame limit and session timeouts.
-    pub session: SessionConfig,
-    /// Most inbound connections at once, handshakes included.
-    pub max_inbound: usize,
-    /// Most dialers at once for addresses learnt from peers (`Peers`, or an inbound
-    /// peer's `Hello`).
-    pub max_outbound_discovered: usize,
-    /// Whether to ask peers for addresses and dial them (and redial the address an
-    /// inbound peer claimed once its session ends).
-    pub peer_exchange: bool,
-    /// How long a misbehaving observed address is refused.
-    pub ban_duration: Duration,
-    /// Time a dial may take.
-    pub connect_timeout: Duration,
-    /// First redial delay; doubles per failure.
-    pub reconnect_min: Duration,
-    /// Longest redial delay.
-    pub reconnect_max: Duration,
-    /// The clock read for `now`.
-    pub clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for NodeConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeConfig")
-            .field("name", &self.name)
-            .field("advertise_addr", &self.advertise_addr)
-            .field("peers", &self.peers)
-            .field("session", &self.session)
-            .field("max_inbound", &self.max_inbound)
-            .field("ban_duration", &self.ban_duration)
-            .finish_non_exhaustive()
-    }
-}
-
-impl NodeConfig {
-    /// A configuration with the default limits, no peers and the system clock.
-    pub fn new(name: impl Into<String>) -> Self {
-        NodeConfig {
-            name: name.into(),
-            advertise_addr: None,
-            peers: Vec::new(),
-            session: SessionConfig::default(),
-            max_inbound: limits::MAX_INBOUND,
-            max_outbound_discovered: limits::MAX_OUTBOUND_DISCOVERED,
-            peer_exchange: true,
-            ban_duration: limits::BAN_DURATION,
-            connect_timeout: limits::CONNECT_TIMEOUT,
-            reconnect_min: limits::RECONNECT_MIN,
-            reconnect_max: limits::RECONNECT_MAX,
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
-/// Why a peer was disconnected.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum DisconnectReason<E> {
-    /// The session ended by itself (the peer left, went silent, or sent bad frames).
-    #[error("{0}")]
-    Session(SessionError),
-    /// The session ended without an error (closed by this node).
-    #[error("closed")]
-    Closed,
-    /// The peer misbehaved and was banned.
-    #[error("banned: {0}")]
-    Banned(Offence<E>),
-    /// The peer let its outbound queue fill.
-    #[error("too slow: outbound queue of {0} frames full")]
-    SlowPeer(usize),
-    /// The peer is this node itself.
-    #[error("connection to self")]
-    SelfConnection,
-    /// The connection's observed address was banned while it shook hands.
-    #[error("address is banned")]
-    AlreadyBanned,
-    /// Another connection to the same peer exists; both ends keep the one opened by
-    /// the node with the smaller listen address, and no established session is closed
-    /// because of another connection's claim (see the [`node`](crate::node) module).
-    #[error("already connected to this peer")]
-    Duplicate,
-}
-
-/// What the node reports to subscribers.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum NodeEvent<E> {
-    /// A block entered the block tree (and the store).
-    BlockAccepted {
-        /// Its hash.
-        hash: BlockHash,
-        /// Its height.
-        height: Height,
-        /// The peer it came from (`None`: mined here or submitted locally).
-        from: Option<SocketAddr>,
-    },
-    /// A block was refused.
-    BlockRejected {
-        /// Why.
-        error: BlockError<E>,
-        /// The peer it came from.
-        from: Option<SocketAddr>,
-    },
-    /// The best chain changed; `change.is_reorg()` tells a branch switch, and
-    /// `returned`/`dropped` say what became of the abandoned transactions.
-    TipChanged(TipChange<E>),
-    /// A transaction entered the mempool.
-    TxAccepted {
-        /// Its id.
-        id: TxId,
-        /// The peer it came from.
-        from: Option<SocketAddr>,
-    },
-    /// A transaction was refused.
-    TxRejected {
-        /// Why.
-        error: TxError<E>,
-        /// The peer it came from.
-        from: Option<SocketAddr>,
-    },
-    /// A session was established.
-    PeerUp(PeerInfo),
-    /// A session ended.
-    PeerDown {
-        /// The peer.
-        info: PeerInfo,
-        /// Why.
-        reason: DisconnectReason<E>,
-    },
-    /// A connection failed its handshake (timeout, other network, other version).
-    PeerRefused {
-        /// The peer's socket address.
-        addr: SocketAddr,
-        /// Why.
-        reason: SessionError,
-    },
-    /// An observed address was banned (on loopback that socket address, elsewhere its
-    /// whole IP address; see the [`node`](crate::node) module).
-    PeerBanned {
-        /// The observed address of the misbehaving connection.
-        addr: SocketAddr,
-        /// For how long.
-        duration: Duration,
-        /// What it did.
-        offence: Offence<E>,
-    },
-}
-
-/// A block mined by this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mined {
-    /// Its hash.
-    pub hash: BlockHash,
-    /// Its height.
-    pub height: Height,
-}
-
-/// Why [`NodeHandle::mine`] produced no block.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum MineError<E> {
-    /// Another mining job is running.
-    #[error("already mining")]
-    Busy,
-    /// The tip changed while mining; the block would not extend the best chain.
-    #[error("the tip changed while mining")]
-    TipChanged,
-    /// The ledger refused the mined block.
-    #[error("mined block refused: {0}")]
-    Rejected(BlockError<E>),
-    /// This key may not produce on the current tip: it is no authorised producer, or it
-    /// keeps to a block it built on until finality settles it.
-    #[error("cannot produce: {0}")]
-    NotAllowed(ledger_core::ProduceError),
-    /// The node stopped.
-    #[error("the node stopped")]
-    Stopped,
-}
-
-/// Why a node operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NodeError {
-    /// The node is not running (shut down or crashed).
-    #[error("the node is not running")]
-    Stopped,
-    /// The listener's address could not be read.
-    #[error("listener: {0}")]
-    Listener(std::io::Error),
-    /// The block store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The node task panicked or was aborted.
-    #[error("node task ended abnormally: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-type Query<P, S> = Box<dyn FnOnce(&Ledger<P, S>) + Send>;
-
-enum Command<P: Policy, S: BlockStore<P::Payload>> {
-    SubmitTx {
-        tx: Transaction<P::Payload>,
-        reply: oneshot::Sender<Result<TxId, TxError<P::Error>>>,
-    },
-    SubmitBlock {
-        block: Block<P::Payload>,
-        reply: oneshot::Sender<Result<BlockStatus, BlockError<P::Error>>>,
-    },
-    Mine {
-        keys: Keypair,
-        reply: oneshot::Sender<Result<Mined, MineError<P::Error>>>,
-    },
-    Query(Query<P, S>),
-    Peers(oneshot::Sender<Vec<PeerInfo>>),
-    Sync(oneshot::Sender<usize>),
-    Connect(SocketAddr),
-    Banned(SocketAddr, oneshot::Sender<bool>),
-}
-
-/// A cloneable handle to a running node. Every method is a message to the ledger
-/// task; they fail with [`NodeError::Stopped`] once the node has stopped.
-pub struct NodeHandle<P: Policy, S: BlockStore<P::Payload>> {
-    commands: mpsc::Sender<Command<P, S>>,
-    events: broadcast::Sender<NodeEvent<P::Error>>,
-    local_addr: SocketAddr,
-}
-
-impl<P: Policy, S: BlockStore<P::Payload>> Clone for NodeHandle<P, S> {
-    fn clone(&self) -> Self {
-        NodeHandle {
-            commands: self.commands.clone(),
-            events: self.events.clone(),
-            local_addr: self.local_addr,
-        }
-    }
-}
-
-impl<P: Policy, S: BlockStore<P::Payload>> std::fmt::Debug for NodeHandle<P, S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeHandle")
-            .field("local_addr", &self.local_addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
-    async fn ask<R>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<R>) -> Command<P, S>,
-    ) -> Result<R, NodeError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(make(reply))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        answer.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// The address the node listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Subscribes to the node's events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent<P::Error>> {
-        self.events.subscribe()
-    }
-
-    /// Submits a transaction; on success it is in the mempool and relayed to peers.
-    pub async fn submit_transaction(
-        &self,
-        tx: Transaction<P::Payload>,
-    ) -> Result<Result<TxId, TxError<P::Error>>, NodeError> {
-        self.ask(|reply| Command::SubmitTx { tx, reply }).await
-    }
-
-    /// Submits a block as if a peer had sent it (without a peer to blame); an accepted
-    /// block is stored, then relayed.
-    pub async fn submit_block(
-        &self,
-        block: Block<P::Payload>,
-    ) -> Result<Result<BlockStatus, BlockError<P::Error>>, NodeError> {
-        self.ask(|reply| Command::SubmitBlock { block, reply })
-            .await
-    }
-
-    /// Mines one block with the pending transactions, produced and signed by `keys`.
-    ///
-    /// The template is built on the ledger task; the proof of work runs on the blocking
-    /// pool in rounds of [`limits::MINE_ROUND`] nonces, so the node keeps handling
-    /// messages. It is abandoned with [`MineError::TipChanged`] if the tip moves
-    /// first. The block is stored before it is announced and before this returns.
-    pub async fn mine(
-        &self,
-        keys: Keypair,
-    ) -> Result<Result<Mined, MineError<P::Error>>, NodeError> {
-        self.ask(|reply| Command::Mine { keys, reply }).await
-    }
-
-    /// Runs `f` on the ledger task with read access to the ledger and returns its
-    /// result: how a front end reads state this crate does not know about. The node
-    /// handles nothing else while `f` runs, so keep it short.
-    pub async fn query<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Ledger<P, S>) -> R + Send + 'static,
-    ) -> Result<R, NodeError> {
-        self.ask(move |reply| {
-            Command::Query(Box::new(move |ledger: &Ledger<P, S>| {
-                // The asker may have given up; the answer is then not needed.
-                let _ = reply.send(f(ledger));
-            }))
-        })
-        .await
-    }
-
-    /// The best chain's tip.
-    pub async fn tip(&self) -> Result<TipInfo, NodeError> {
-        self.query(|ledger| tip_info(ledger)).await
-    }
-
-    /// The best chain's block hashes by height (`[0]` is the genesis hash).
-    pub async fn chain(&self) -> Result<Vec<BlockHash>, NodeError> {
-        self.query(|ledger| ledger.main_chain().to_vec()).await
-    }
-
-    /// The best chain's headers from height 1 up.
-    pub async fn headers(&self) -> Result<Vec<BlockHeader>, NodeError> {
-        self.query(|ledger| {
-            ledger
-                .main_chain()
-                .iter()
-                .filter_map(|h| ledger.header(h).cloned())
-                .collect()
-        })
-        .await
-    }
-
-    /// The pending transactions, in mining order.
-    pub async fn pending(&self) -> Result<Vec<Transaction<P::Payload>>, NodeError> {
-        self.query(|ledger| ledger.mempool().map(|p| p.tx.clone()).collect())
-            .await
-    }
-
-    /// Every account's confirmed balance, sorted by account.
-    pub async fn balances(
-        &self,
-    ) -> Result<Vec<(ledger_core::AccountId, ledger_core::Amount)>, NodeError> {
-        self.query(|ledger| {
-            let mut all: Vec<_> = ledger.state().balances().map(|(a, b)| (*a, *b)).collect();
-            all.sort();
-            all
-        })
-        .await
-    }
-
-    /// The established peers.
-    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
-        self.ask(Command::Peers).await
-    }
-
-    /// Asks every peer for the blocks after our best chain; returns how many were asked.
-    pub async fn sync(&self) -> Result<usize, NodeError> {
-        self.ask(Command::Sync).await
-    }
-
-    /// Dials `addr` and keeps redialling it like a configured peer.
-    pub async fn connect(&self, addr: SocketAddr) -> Result<(), NodeError> {
-        self.commands
-            .send(Command::Connect(addr))
-            .await
-            .map_err(|_| NodeError::Stopped)
-    }
-
-    /// Whether the node refuses `addr` now: connections from it and dials to it. Bans
-    /// attach to observed addresses: on loopback the exact socket address, elsewhere
-    /// the whole IP address (see the [`node`](crate::node) module).
-    pub async fn is_banned(&self, addr: SocketAddr) -> Result<bool, NodeError> {
-        self.ask(|reply| Command::Banned(addr, reply)).await
-    }
-}
+use crate::serve::{ServeJob, Served, Storage, reply_frame};
+use crate::session::{Direction, PeerInfo, SessionEvent};
+use crate::store::{BlockStore, StoreError};
 
 /// A session as [`gossip::admit`] sees it.
 fn link(info: &PeerInfo) -> gossip::Link {
@@ -505,336 +110,13 @@ fn truncate_name(name: &str) -> String {
 }
 
 /// The tip as announced in `Hello`.
-fn tip_info<P: Policy, S: BlockStore<P::Payload>>(ledger: &Ledger<P, S>) -> TipInfo {
+pub(crate) fn tip_info<P: Policy, S: BlockStore<P::Payload>>(ledger: &Ledger<P, S>) -> TipInfo {
     let tip = ledger.tip();
     TipInfo {
         hash: tip.hash,
         height: tip.height,
         work: tip.work,
         final_height: tip.final_height,
-    }
-}
-
-/// What went wrong with one stored block during [`reload`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReloadFailure<E> {
-    /// The block could not be read back (corrupted or unreadable).
-    #[error("unreadable: {0}")]
-    Unreadable(StoreError),
-    /// The store lists the block but does not have it.
-    #[error("listed but missing")]
-    Missing,
-    /// The block no longer passes the ledger's checks (hashes, links or state).
-    #[error("invalid: {0}")]
-    Invalid(BlockError<E>),
-    /// Its parent is not among the blocks that loaded.
-    #[error("parent {0} is missing")]
-    MissingParent(BlockHash),
-}
-
-/// What [`reload`] found.
-#[derive(Debug)]
-pub struct ReloadReport<E> {
-    /// Blocks reloaded into the ledger.
-    pub loaded: usize,
-    /// Stored blocks that failed and are not served, with the reason.
-    pub failed: Vec<(BlockHash, ReloadFailure<E>)>,
-    /// Stored blocks of side branches that the final block has since settled against
-    /// (and their descendants): valid when stored, never part of the chain again.
-    pub superseded: std::collections::HashSet<BlockHash>,
-}
-
-impl<E> ReloadReport<E> {
-    /// Whether every stored block reloaded.
-    pub fn is_clean(&self) -> bool {
-        self.failed.is_empty()
-    }
-}
-
-/// Reloads every block of the ledger's store into the ledger, parents first, through
-/// [`Ledger::submit_stored_prepared`]: hashes, links and state are checked again,
-/// signatures (verified before the block was stored) are not. A block that fails is
-/// reported, not served. Call it on a fresh ledger built on the store.
-///
-/// With a store that has a [`reader`](BlockStore::reader), a reader thread reads,
-/// decodes and hashes (on every core) the next [`limits::RELOAD_CHUNK`] blocks while
-/// the ledger applies the previous ones.
-pub fn reload<P: Policy, S: BlockStore<P::Payload>>(
-    ledger: &mut Ledger<P, S>,
-) -> Result<ReloadReport<P::Error>, StoreError> {
-    let stored = ledger.store().stored()?;
-    let mut report = ReloadReport {
-        loaded: 0,
-        failed: Vec::new(),
-        superseded: Default::default(),
-    };
-    let Some(reader) = ledger.store().reader() else {
-        for (_, hash) in stored {
-            let read = stored_block(ledger.block(&hash)).map(PreparedBlock::new);
-            reload_one(ledger, &mut report, hash, read);
-        }
-        return Ok(report);
-    };
-    std::thread::scope(|scope| {
-        let (sender, chunks) = std::sync::mpsc::sync_channel(limits::RELOAD_READ_AHEAD);
-        let stored = &stored;
-        scope.spawn(move || read_ahead(&*reader, stored, &sender));
-        for chunk in chunks {
-            for (hash, read) in chunk {
-                reload_one(ledger, &mut report, hash, read);
-            }
-        }
-    });
-    Ok(report)
-}
-
-/// A stored block as read for reloading: prepared, or why it could not be read.
-type ReadBlock<T, E> = Result<PreparedBlock<T>, ReloadFailure<E>>;
-
-/// Reads `stored` in chunks through `reader`, prepares the blocks read and sends each
-/// chunk on, until done or the receiver is gone.
-fn read_ahead<T: serde::Serialize + Send + Sync, E>(
-    reader: &dyn BlockReader<T>,
-    stored: &[(Height, BlockHash)],
-    out: &std::sync::mpsc::SyncSender<Vec<(BlockHash, ReadBlock<T, E>)>>,
-) {
-    for chunk in stored.chunks(limits::RELOAD_CHUNK) {
-        let read: Vec<_> = chunk
-            .iter()
-            .map(|(_, hash)| (*hash, stored_block(reader.get(hash))))
-            .collect();
-        // The blocks read are prepared together (on every core), then put back in store
-        // order among the failures.
-        let blocks: Vec<_> = read
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().map(Arc::clone))
-            .collect();
-        let mut prepared = ledger_core::prepare_blocks(&blocks).into_iter();
-        let ordered = read
-            .into_iter()
-            .map(|(hash, r)| {
-                let r = r.map(|_| prepared.next().expect("one prepared block per block read"));
-                (hash, r)
-            })
-            .collect();
-        if out.send(ordered).is_err() {
-            return;
-        }
-    }
-}
-
-/// A stored block as read back, or why it cannot be reloaded.
-fn stored_block<T, E>(
-    read: Result<Option<Arc<Block<T>>>, StoreError>,
-) -> Result<Arc<Block<T>>, ReloadFailure<E>> {
-    match read {
-        Ok(Some(block)) => Ok(block),
-        Ok(None) => Err(ReloadFailure::Missing),
-        Err(e) => Err(ReloadFailure::Unreadable(e)),
-    }
-}
-
-/// Submits one stored block read for reloading, and records the result in `report`.
-fn reload_one<P: Policy, S: BlockStore<P::Payload>>(
-    ledger: &mut Ledger<P, S>,
-    report: &mut ReloadReport<P::Error>,
-    hash: BlockHash,
-    read: ReadBlock<P::Payload, P::Error>,
-) {
-    let prepared = match read {
-        Ok(prepared) => prepared,
-        Err(failure) => {
-            report.failed.push((hash, failure));
-            return;
-        }
-    };
-    let prev = prepared.block().header.prev;
-    let outcome = ledger.submit_stored_prepared(prepared);
-    match outcome.status {
-        BlockStatus::Accepted | BlockStatus::Duplicate => report.loaded += 1,
-        BlockStatus::Orphan { missing } => {
-            report
-                .failed
-                .push((hash, ReloadFailure::MissingParent(missing)));
-        }
-        BlockStatus::Invalid => {
-            let error = outcome
-                .invalid
-                .into_iter()
-                .next()
-                .map_or(BlockError::KnownInvalid { block: hash }, |(_, e)| e);
-            // A side branch stored while it was valid, and passed by finality since
-            // (it, or the branch it grew on, conflicts with the final block).
-            let settled = matches!(error, BlockError::ConflictsWithFinal { .. })
-                || (matches!(error, BlockError::KnownInvalid { .. })
-                    && report.superseded.contains(&prev));
-            if settled {
-                report.superseded.insert(hash);
-            } else {
-                report.failed.push((hash, ReloadFailure::Invalid(error)));
-            }
-        }
-    }
-}
-
-/// A ledger reloaded from its store, and what the reload found.
-pub type Opened<P, S> = (Ledger<P, S>, ReloadReport<<P as Policy>::Error>);
-
-/// Builds a ledger on `store` and reloads what the store holds (see [`reload`]).
-pub fn open_ledger<P: Policy, S: BlockStore<P::Payload>>(
-    genesis: ledger_core::Genesis,
-    policy: P,
-    store: S,
-) -> Result<Opened<P, S>, OpenError> {
-    let mut ledger = Ledger::with_store(genesis, policy, store)?;
-    let report = reload(&mut ledger)?;
-    Ok((ledger, report))
-}
-
-/// Why [`open_ledger`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// The genesis is unusable.
-    #[error(transparent)]
-    Genesis(#[from] ledger_core::GenesisError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// A node started by [`spawn`]: its handle and its task.
-pub struct RunningNode<P: Policy, S: BlockStore<P::Payload>> {
-    handle: NodeHandle<P, S>,
-    task: JoinHandle<Result<(), NodeError>>,
-    /// Subscribed before the node task started, so it holds every event from the first.
-    first_events: Option<broadcast::Receiver<NodeEvent<P::Error>>>,
-}
-
-impl<P: Policy, S: BlockStore<P::Payload>> std::fmt::Debug for RunningNode<P, S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningNode")
-            .field("handle", &self.handle)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<P: Policy, S: BlockStore<P::Payload>> RunningNode<P, S> {
-    /// The node's events from its very start: the first call returns a receiver
-    /// subscribed before the node began (so the first peer connections are not missed,
-    /// as they can be with [`NodeHandle::subscribe`] right after [`spawn`]); later calls
-    /// subscribe from now on.
-    pub fn events(&mut self) -> broadcast::Receiver<NodeEvent<P::Error>> {
-        self.first_events
-            .take()
-            .unwrap_or_else(|| self.handle.subscribe())
-    }
-
-    /// A handle to the node.
-    pub fn handle(&self) -> NodeHandle<P, S> {
-        self.handle.clone()
-    }
-
-    /// Waits for the node to stop (after its shutdown token is cancelled).
-    pub async fn join(self) -> Result<(), NodeError> {
-        self.task.await?
-    }
-
-    /// Kills the node task without a graceful shutdown, as a crash would: its child
-    /// tasks stop, the store is dropped wherever it was.
-    pub fn abort(&self) {
-        self.task.abort();
-    }
-}
-
-/// Starts a node on `listener` with `ledger` (reloaded already, see [`open_ledger`])
-/// and returns its handle; it runs until `shutdown` is cancelled.
-///
-/// Must be called within a tokio runtime. Store writes happen on the ledger task, so
-/// use the multi-threaded runtime.
-pub fn spawn<P: Policy, S: BlockStore<P::Payload>>(
-    listener: TcpListener,
-    config: NodeConfig,
-    ledger: Ledger<P, S>,
-    shutdown: CancellationToken,
-) -> Result<RunningNode<P, S>, NodeError> {
-    let local_addr = listener.local_addr().map_err(NodeError::Listener)?;
-    let (commands, command_rx) = mpsc::channel(limits::NODE_INPUT_QUEUE);
-    let (events, first_events) = broadcast::channel(limits::EVENT_BUFFER);
-    let handle = NodeHandle {
-        commands,
-        events: events.clone(),
-        local_addr,
-    };
-    let task = tokio::spawn(node_main(
-        listener, config, ledger, shutdown, command_rx, events,
-    ));
-    Ok(RunningNode {
-        handle,
-        task,
-        first_events: Some(first_events),
-    })
-}
-
-/// Runs a node without a handle until `shutdown` is cancelled: a relay node that
-/// only serves its peers. See [`spawn`] to control it.
-pub async fn run<P: Policy, S: BlockStore<P::Payload>>(
-    listener: TcpListener,
-    config: NodeConfig,
-    ledger: Ledger<P, S>,
-    shutdown: CancellationToken,
-) -> Result<(), NodeError> {
-    spawn(listener, config, ledger, shutdown)?.join().await
-}
-
-/// What the listener, dialers and sessions share.
-struct Shared<T> {
-    session: SessionConfig,
-    config: NodeConfig,
-    hello: watch::Receiver<Hello>,
-    to_node: mpsc::Sender<SessionEvent<T>>,
-    bans: Mutex<BanList>,
-    /// Listen addresses that established sessions reach (see
-    /// [`gossip::Link::reaches`]), so dialers do not open a second connection to a
-    /// peer that is already connected.
-    connected: Mutex<HashSet<SocketAddr>>,
-    next_id: AtomicU64,
-    inbound: Arc<Semaphore>,
-    tracker: TaskTracker,
-    token: CancellationToken,
-}
-
-impl<T> Shared<T> {
-    fn is_connected(&self, addr: &SocketAddr) -> bool {
-        self.connected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(addr)
-    }
-
-    fn set_connected(&self, addrs: HashSet<SocketAddr>) {
-        *self
-            .connected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = addrs;
-    }
-
-    fn banned_until(&self, addr: &SocketAddr) -> Option<std::time::Instant> {
-        let bans = self
-            .bans
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        bans.banned_until(addr, std::time::Instant::now())
-    }
-
-    /// Bans the observed address `addr` (see [`gossip::BanKey`]).
-    fn ban(&self, addr: SocketAddr) {
-        let mut bans = self
-            .bans
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        bans.ban(addr, std::time::Instant::now(), self.config.ban_duration);
     }
 }
 
@@ -886,17 +168,8 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     peers: HashMap<u64, Peer>,
     seen_txs: Seen<TxId>,
     seen_blocks: Seen<BlockHash>,
-    /// Listen addresses learnt from `Peers` and `Hello`s (at most
-    /// [`limits::MAX_PEER_ADDRS`]): only addresses to try, never banned or trusted.
-    known_addrs: HashSet<SocketAddr>,
-    /// Addresses with a dialer running.
-    dialing: HashSet<SocketAddr>,
-    /// Addresses dialled for as long as the node runs: configured peers and those given
-    /// to [`NodeHandle::connect`].
-    pinned: HashSet<SocketAddr>,
-    /// Addresses whose dialer is a [`Redial::Learned`] one (at most
-    /// [`NodeConfig::max_outbound_discovered`]).
-    learned: HashSet<SocketAddr>,
+    /// Admission, bans and dial choices; this task carries out its [`PeerAction`]s.
+    table: PeerTable<P::Error>,
     mining: Option<MiningJob<P::Error>>,
     next_job: u64,
     mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
@@ -906,9 +179,12 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     sync_queued: usize,
     /// The store failed to make applied blocks durable: the node stops with it.
     failure: Option<StoreError>,
+    /// Reads `GetBlocks` replies off this task. Declared last: dropped after the
+    /// ledger, it waits for the read under way (see [`Storage`]).
+    storage: Storage<P::Payload>,
 }
 
-async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
+pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     listener: TcpListener,
     config: NodeConfig,
     ledger: Ledger<P, S>,
@@ -936,6 +212,8 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     // fill (see `NodeTask::sync_load`).
     let (to_verify, verify_rx) = mpsc::channel(limits::SYNC_BATCHES);
     let (verified_tx, mut verified_rx) = mpsc::channel(limits::SYNC_BATCHES);
+    // `Storage` keeps at most this many replies outstanding, so the thread never waits.
+    let (served_tx, mut served_rx) = mpsc::channel(limits::SERVE_QUEUE);
     let shared = Arc::new(Shared {
         session: config.session,
         hello: hello_rx,
@@ -969,16 +247,20 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         peers: HashMap::new(),
         seen_txs: Seen::new(limits::MAX_SEEN),
         seen_blocks: Seen::new(limits::MAX_SEEN),
-        known_addrs: HashSet::new(),
-        dialing: shared.config.peers.iter().copied().collect(),
-        pinned: shared.config.peers.iter().copied().collect(),
-        learned: HashSet::new(),
+        table: PeerTable::new(
+            Some(advertised),
+            &shared.config.peers,
+            shared.config.peer_exchange,
+            shared.config.max_outbound_discovered,
+            shared.config.ban_duration,
+        ),
         mining: None,
         next_job: 0,
         mined_tx,
         to_verify,
         sync_queued: 0,
         failure: None,
+        storage: Storage::start(served_tx),
     };
     let mut result = Ok(());
     loop {
@@ -988,6 +270,7 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
             Some(event) = session_rx.recv() => node.on_session(event),
             Some(mined) = mined_rx.recv() => node.on_mined(mined),
             Some(batch) = verified_rx.recv() => node.on_verified(batch),
+            Some(served) = served_rx.recv() => node.on_served(served),
         }
         if let Some(failure) = node.failure.take() {
             result = Err(NodeError::Store(failure));
@@ -1005,6 +288,7 @@ async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     drop(commands);
     drop(mined_rx);
     drop(verified_rx);
+    drop(served_rx);
     // Children stop on the token, also when the loop ended on a store failure.
     token.cancel();
     shared.tracker.close();
@@ -1095,17 +379,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 let _ = reply.send(ids.len());
             }
             Command::Connect(addr) => {
-                // A learnt address's dialer may give up; `pinned` has it dialled again.
-                self.pinned.insert(addr);
-                if self.dialing.insert(addr) {
-                    let shared = Arc::clone(&self.shared);
-                    self.shared
-                        .tracker
-                        .spawn(dial_loop(shared, addr, Redial::Always));
-                }
+                self.table.connect(addr);
+                self.drive_peers();
             }
             Command::Banned(addr, reply) => {
-                let _ = reply.send(self.shared.banned_until(&addr).is_some());
+                let _ = reply.send(self.table.is_banned(addr, Instant::now()));
             }
         }
     }
@@ -1124,11 +402,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 addr,
                 listen,
                 error,
-            } => match id.and_then(|id| {
-                let removed = self.peers.remove(&id);
-                self.publish_connected();
-                removed
-            }) {
+            } => match id.and_then(|id| self.remove_peer(id)) {
                 Some(peer) => {
                     self.after_peer_left(peer.inflight);
                     let inbound = peer.info.direction == Direction::Inbound;
@@ -1150,7 +424,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     // An inbound peer's address is only claimed: dial it (if nobody
                     // does) to find out, and to get the peer back.
                     if let Some(listen) = listen.filter(|_| inbound) {
-                        self.dial_learned(listen);
+                        self.table.handle_learned(Instant::now(), listen);
+                        self.drive_peers();
                     }
                 }
                 None if id.is_none() => {
@@ -1177,45 +452,23 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         outbound: mpsc::Sender<Bytes>,
         kept: oneshot::Sender<()>,
     ) {
-        let ours = self.hello.borrow().listen_addr;
-        if info.listen_addr.is_some() && info.listen_addr == ours {
-            debug!(addr = %info.addr, "dropping connection to self");
-            self.emit(NodeEvent::PeerDown {
-                info,
-                reason: DisconnectReason::SelfConnection,
-            });
-            return;
-        }
-        // Only what this node observed counts; the listener and dialers refuse banned
-        // addresses already, this catches a ban that landed during the handshake.
-        if self.shared.banned_until(&info.addr).is_some() {
-            self.emit(NodeEvent::PeerDown {
-                info,
-                reason: DisconnectReason::AlreadyBanned,
-            });
-            return;
-        }
-        let established: Vec<gossip::Link> = self.peers.values().map(|p| link(&p.info)).collect();
-        match gossip::admit(ours, &link(&info), &established) {
-            gossip::Admission::Duplicate => {
-                debug!(addr = %info.addr, "dropping a second connection to a peer");
-                self.emit(NodeEvent::PeerDown {
-                    info,
-                    reason: DisconnectReason::Duplicate,
-                });
-                return;
-            }
-            gossip::Admission::Keep { close } => {
-                for old in close {
-                    self.disconnect(old, DisconnectReason::Duplicate);
+        if let Err(reason) = self.table.handle_up(Instant::now(), link(&info)) {
+            match reason {
+                DisconnectReason::SelfConnection => {
+                    debug!(addr = %info.addr, "dropping connection to self");
                 }
+                DisconnectReason::Duplicate => {
+                    debug!(addr = %info.addr, "dropping a second connection to a peer");
+                }
+                _ => {}
             }
+            self.emit(NodeEvent::PeerDown { info, reason });
+            return;
         }
+        // Closes the sessions the new one makes redundant.
+        self.drive_peers();
         let id = info.id;
         info!(peer = %info.addr, name = %info.name, height = %info.tip.height, "peer up");
-        if let Some(listen) = link(&info).peer_listen() {
-            self.learn(listen);
-        }
         // Tells a dialer the session was kept; its task may be gone already.
         let _ = kept.send(());
         let more_work = gossip::beats(&info.tip, &tip_info(&self.ledger));
@@ -1270,16 +523,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             Message::GetBlocks { locator, limit } => self.serve_blocks(id, &locator, limit),
             Message::Blocks(blocks) => self.on_blocks(id, blocks),
             Message::GetPeers => {
-                let mut addrs: Vec<SocketAddr> = self
-                    .peers
-                    .values()
-                    .filter(|p| p.info.id != id)
-                    .filter_map(|p| link(&p.info).peer_listen())
-                    .collect();
-                addrs.extend(self.known_addrs.iter().copied());
-                addrs.sort();
-                addrs.dedup();
-                addrs.truncate(limits::MAX_PEER_ADDRS);
+                let addrs = self.table.addrs_for(id);
                 self.send(id, &Message::Peers(addrs));
             }
             Message::Peers(addrs) => self.on_peers(addrs),
@@ -1291,78 +535,40 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     }
 
     fn on_peers(&mut self, addrs: Vec<SocketAddr>) {
-        if !self.shared.config.peer_exchange {
-            return;
-        }
-        for addr in addrs {
-            self.learn(addr);
-        }
-        self.dial_known();
+        self.table.handle_peers(Instant::now(), addrs);
+        self.drive_peers();
     }
 
-    /// Remembers a listen address learnt from a peer, while there is room.
-    fn learn(&mut self, addr: SocketAddr) {
-        if self.known_addrs.len() < limits::MAX_PEER_ADDRS {
-            self.known_addrs.insert(addr);
-        }
-    }
-
-    /// Whether an established session reaches the peer listening on `addr`.
-    fn reaches(&self, addr: SocketAddr) -> bool {
-        self.peers.values().any(|p| link(&p.info).reaches(addr))
-    }
-
-    /// Starts a [`Redial::Learned`] dialer for `addr`, learnt from a peer (`Peers`, or
-    /// the `Hello` of an inbound session that ended), unless peer exchange is off, it
-    /// is this node, it is dialled or reached already, it is banned, or
-    /// [`NodeConfig::max_outbound_discovered`] such dialers run.
-    fn dial_learned(&mut self, addr: SocketAddr) {
-        if !self.shared.config.peer_exchange {
-            return;
-        }
-        self.learn(addr);
-        let ours = self.hello.borrow().listen_addr;
-        let busy = Some(addr) == ours
-            || self.dialing.contains(&addr)
-            || self.reaches(addr)
-            || self.shared.banned_until(&addr).is_some();
-        if busy || self.learned.len() >= self.shared.config.max_outbound_discovered {
-            return;
-        }
-        self.dialing.insert(addr);
-        self.learned.insert(addr);
-        let shared = Arc::clone(&self.shared);
-        self.shared
-            .tracker
-            .spawn(dial_loop(shared, addr, Redial::Learned));
-    }
-
-    /// Dials known addresses while there is room for learnt dialers, in address order.
-    fn dial_known(&mut self) {
-        let mut known: Vec<SocketAddr> = self.known_addrs.iter().copied().collect();
-        known.sort_unstable();
-        for addr in known {
-            if self.learned.len() >= self.shared.config.max_outbound_discovered {
-                return;
-            }
-            self.dial_learned(addr);
-        }
-    }
-
-    /// A learnt address's dialer gave up: forget the address (a pinned one is dialled
-    /// again for good), and use the room for another known address.
+    /// A learnt address's dialer gave up.
     fn dialer_stopped(&mut self, addr: SocketAddr) {
-        self.learned.remove(&addr);
-        self.dialing.remove(&addr);
-        self.known_addrs.remove(&addr);
-        if self.pinned.contains(&addr) {
-            self.dialing.insert(addr);
-            let shared = Arc::clone(&self.shared);
-            self.shared
-                .tracker
-                .spawn(dial_loop(shared, addr, Redial::Always));
+        self.table.handle_dialer_stopped(Instant::now(), addr);
+        self.drive_peers();
+    }
+
+    /// Carries out the peer table's decisions, in order (see [`PeerTable`]).
+    fn drive_peers(&mut self) {
+        while let Some(action) = self.table.poll_action() {
+            match action {
+                PeerAction::Disconnect { id, reason } => self.drop_peer(id, reason),
+                PeerAction::Ban {
+                    addr,
+                    at,
+                    duration,
+                    offence,
+                } => {
+                    self.shared.ban(addr, at, duration);
+                    self.emit(NodeEvent::PeerBanned {
+                        addr,
+                        duration,
+                        offence,
+                    });
+                }
+                PeerAction::Dial { addr, redial } => {
+                    let shared = Arc::clone(&self.shared);
+                    self.shared.tracker.spawn(dial_loop(shared, addr, redial));
+                }
+            }
         }
-        self.dial_known();
     }
 
     /// Submits a transaction from a peer (`from`) or a handle; relays it if accepted.
@@ -1531,18 +737,25 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
 
     /// Tells the dialers which listen addresses the sessions reach.
     fn publish_connected(&self) {
-        let addrs = self
-            .peers
-            .values()
-            .filter_map(|p| {
-                let link = link(&p.info);
-                link.peer_listen().filter(|addr| link.reaches(*addr))
-            })
-            .collect();
-        self.shared.set_connected(addrs);
+        self.shared.set_connected(self.table.reached());
     }
 
+    /// Removes session `id` from the sessions and the peer table.
+    fn remove_peer(&mut self, id: u64) -> Option<Peer> {
+        self.table.handle_down(id);
+        let removed = self.peers.remove(&id);
+        self.publish_connected();
+        removed
+    }
+
+    /// Drops session `id` (this node's decision) and reports it down for `reason`.
     fn disconnect(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
+        self.table.handle_down(id);
+        self.drop_peer(id, reason);
+    }
+
+    /// Carries out a disconnection the peer table knows of already.
+    fn drop_peer(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
         if let Some(peer) = self.peers.remove(&id) {
             self.publish_connected();
             let inflight = peer.inflight;
@@ -1568,30 +781,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             return;
         };
         warn!(peer = %addr, %offence, "peer misbehaved");
-        self.disconnect(id, DisconnectReason::Banned(offence.clone()));
-        self.ban(addr, offence);
+        self.table.handle_misbehaved(Instant::now(), id, offence);
+        self.drive_peers();
     }
 
-    /// Bans the observed address `addr` (by its [`gossip::BanKey`]: the socket address
-    /// on loopback, the IP address elsewhere) and drops the other sessions the ban
-    /// covers. What the peer claimed about itself is neither banned nor a reason to
-    /// drop anyone: another node may hold that address.
+    /// Bans the observed address `addr` and drops the other sessions the ban covers
+    /// (see [`PeerTable::handle_offence`]).
     fn ban(&mut self, addr: SocketAddr, offence: Offence<P::Error>) {
-        self.shared.ban(addr);
-        self.emit(NodeEvent::PeerBanned {
-            addr,
-            duration: self.shared.config.ban_duration,
-            offence: offence.clone(),
-        });
-        let covered: Vec<u64> = self
-            .peers
-            .values()
-            .filter(|p| self.shared.banned_until(&p.info.addr).is_some())
-            .map(|p| p.info.id)
-            .collect();
-        for id in covered {
-            self.disconnect(id, DisconnectReason::Banned(offence.clone()));
-        }
+        self.table.handle_offence(Instant::now(), addr, offence);
+        self.drive_peers();
     }
 
     /// Sync batches held now (see [`limits::SYNC_BATCHES`]): requested from peers and
@@ -1648,29 +846,33 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
+    /// Answers a `GetBlocks`: picks the best-chain hashes here, and has the storage
+    /// thread read and encode the blocks (see [`crate::serve`]); when it is busy, reads
+    /// them here.
     fn serve_blocks(&mut self, id: u64, locator: &[BlockHash], limit: u32) {
         let limit = usize::try_from(limit)
             .unwrap_or(usize::MAX)
             .min(limits::MAX_BLOCKS_PER_REPLY);
-        let hashes = self.ledger.hashes_after(locator, limit);
-        let mut blocks = Vec::new();
-        let mut bytes = 0;
-        for hash in hashes {
-            match self.ledger.block(&hash) {
-                Ok(Some(block)) => {
-                    bytes += ledger_core::codec::encoded_len(&*block);
-                    if bytes > limits::MAX_REPLY_BYTES && !blocks.is_empty() {
-                        break;
-                    }
-                    blocks.push(block);
-                }
-                Ok(None) | Err(_) => {
-                    warn!(%hash, "cannot read a best-chain block to serve");
-                    break;
-                }
+        let mut hashes = self.ledger.hashes_after(locator, limit);
+        if let Some(reader) = self.ledger.store().reader() {
+            let job = ServeJob {
+                peer: id,
+                hashes,
+                reader,
+            };
+            match self.storage.try_serve(job) {
+                Ok(()) => return,
+                Err(job) => hashes = job.hashes,
             }
         }
-        self.send_frame(id, Bytes::from(crate::protocol::encode_blocks(&blocks)));
+        let frame = reply_frame(&hashes, |hash| self.ledger.block(hash));
+        self.send_frame(id, frame);
+    }
+
+    /// The storage thread read a reply: queues it for its peer, if still connected.
+    fn on_served(&mut self, served: Served) {
+        self.storage.served();
+        self.send_frame(served.peer, served.frame);
     }
 
     /// A sync batch arrived: asks for the next one at once (pipelining), and hands
@@ -1848,230 +1050,6 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             Err(error) => Err(MineError::Rejected(error)),
         };
         let _ = job.reply.send(result);
-    }
-}
-
-/// Accepts inbound connections up to the cap; refuses banned addresses at once.
-async fn listen<T>(shared: Arc<Shared<T>>, listener: TcpListener)
-where
-    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-{
-    loop {
-        let accepted = tokio::select! {
-            () = shared.token.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, addr) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Typically out of file descriptors: wait a little instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::select! {
-                    () = shared.token.cancelled() => return,
-                    () = sleep(Duration::from_millis(100)) => continue,
-                }
-            }
-        };
-        if shared.banned_until(&addr).is_some() {
-            debug!(%addr, "refusing banned address");
-            continue;
-        }
-        let Ok(permit) = Arc::clone(&shared.inbound).try_acquire_owned() else {
-            debug!(%addr, "inbound connection cap reached, closing");
-            continue;
-        };
-        let task_shared = Arc::clone(&shared);
-        shared.tracker.spawn(async move {
-            let _permit = permit;
-            run_connection(task_shared, stream, addr, Direction::Inbound).await;
-        });
-    }
-}
-
-/// How long a dialer keeps redialling its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Redial {
-    /// A configured peer, or one given to [`NodeHandle::connect`]: as long as the node
-    /// runs.
-    Always,
-    /// An address learnt from a peer (`Peers`, or a `Hello`): until
-    /// [`limits::LEARNED_DIAL_FAILURES`] dials in a row fail; the node then forgets it.
-    Learned,
-}
-
-/// How one connection ended, for its dialer's back-off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// The handshake failed (or the node was stopping).
-    Failed,
-    /// The handshake succeeded but the node did not keep the session (a duplicate,
-    /// itself, banned).
-    Refused,
-    /// The node kept the session until it ended.
-    Kept,
-}
-
-/// Dials `addr`, and redials it after every failure or disconnection with exponential
-/// back-off (reset only by a session the node kept), waiting out bans of `addr` and
-/// pausing while a session reaches it already (see [`gossip::Link::reaches`]).
-async fn dial_loop<T>(shared: Arc<Shared<T>>, addr: SocketAddr, redial: Redial)
-where
-    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-{
-    let mut backoff = Backoff::new(shared.config.reconnect_min, shared.config.reconnect_max);
-    let mut failures = 0u32;
-    loop {
-        if let Some(until) = shared.banned_until(&addr) {
-            let wait = until.saturating_duration_since(std::time::Instant::now());
-            tokio::select! {
-                () = shared.token.cancelled() => return,
-                () = sleep(wait) => {}
-            }
-        }
-        if shared.is_connected(&addr) {
-            // Already connected (the peer dialled first): check again later.
-            tokio::select! {
-                () = shared.token.cancelled() => return,
-                () = sleep(shared.config.reconnect_min) => {}
-            }
-            continue;
-        }
-        let connect = timeout(shared.config.connect_timeout, TcpStream::connect(addr));
-        let result = tokio::select! {
-            () = shared.token.cancelled() => return,
-            result = connect => result,
-        };
-        let outcome = match result {
-            Ok(Ok(stream)) => {
-                run_connection(Arc::clone(&shared), stream, addr, Direction::Outbound).await
-            }
-            Ok(Err(e)) => {
-                debug!(%addr, error = %e, "dial failed");
-                Outcome::Failed
-            }
-            Err(_) => {
-                debug!(%addr, "dial timed out");
-                Outcome::Failed
-            }
-        };
-        if shared.token.is_cancelled() {
-            return;
-        }
-        if outcome == Outcome::Kept {
-            backoff.reset();
-            failures = 0;
-        } else {
-            failures = failures.saturating_add(1);
-        }
-        if redial == Redial::Learned && failures >= limits::LEARNED_DIAL_FAILURES {
-            debug!(%addr, failures, "giving up on a learnt address");
-            report(&shared, SessionEvent::DialerStopped { addr }).await;
-            return;
-        }
-        let delay = backoff.next_delay();
-        tokio::select! {
-            () = shared.token.cancelled() => return,
-            () = sleep(delay) => {}
-        }
-    }
-}
-
-/// Runs one connection: handshake, registration with the node, session. `addr` is the
-/// address observed: the remote address of an inbound connection, the dialled one of
-/// an outbound connection.
-async fn run_connection<T>(
-    shared: Arc<Shared<T>>,
-    stream: TcpStream,
-    addr: SocketAddr,
-    direction: Direction,
-) -> Outcome
-where
-    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-{
-    let _ = stream.set_nodelay(true);
-    let connection = Connection::new(stream, addr, direction, &shared.session);
-    let hello = shared.hello.borrow().clone();
-    let result = tokio::select! {
-        () = shared.token.cancelled() => return Outcome::Failed,
-        result = connection.handshake::<T>(&hello, &shared.session) => result,
-    };
-    let session = match result {
-        Ok(session) => session,
-        Err(error) => {
-            debug!(%addr, %error, "handshake failed");
-            report(
-                &shared,
-                SessionEvent::Down {
-                    id: None,
-                    addr,
-                    listen: None,
-                    error: Some(error),
-                },
-            )
-            .await;
-            return Outcome::Failed;
-        }
-    };
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    // A peer listening on all interfaces is reachable at the address it came from.
-    let listen = session.peer().listen_addr.map(|listen| {
-        if listen.ip().is_unspecified() {
-            SocketAddr::new(addr.ip(), listen.port())
-        } else {
-            listen
-        }
-    });
-    let info = PeerInfo {
-        id,
-        addr,
-        listen_addr: listen,
-        name: session.peer().node_name.clone(),
-        direction,
-        tip: session.peer().tip,
-    };
-    let (outbound, queue) = mpsc::channel(limits::OUTBOUND_QUEUE);
-    let (kept, mut was_kept) = oneshot::channel();
-    if !report(
-        &shared,
-        SessionEvent::Up {
-            info,
-            outbound,
-            kept,
-        },
-    )
-    .await
-    {
-        return Outcome::Failed;
-    }
-    let error = session
-        .drive(id, &shared.to_node, queue, &shared.session, &shared.token)
-        .await;
-    if let Some(error) = &error {
-        debug!(%addr, %error, "session ended");
-    }
-    report(
-        &shared,
-        SessionEvent::Down {
-            id: Some(id),
-            addr,
-            listen,
-            error,
-        },
-    )
-    .await;
-    // The node answered before the session could end, unless the peer left at once.
-    if was_kept.try_recv().is_ok() {
-        Outcome::Kept
-    } else {
-        Outcome::Refused
-    }
-}
-
-/// Sends an event to the node unless it is stopping; `false` if it is gone.
-async fn report<T>(shared: &Shared<T>, event: SessionEvent<T>) -> bool {
-    tokio::select! {
-        () = shared.token.cancelled() => false,
-        sent = shared.to_node.send(event) => sent.is_ok(),
     }
 }
 
