@@ -228,7 +228,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     });
     shared.tracker.spawn(listen(Arc::clone(&shared), listener));
     shared.tracker.spawn(verify_batches(
-        ledger.genesis_hash(),
+        ledger_core::Screen::new(ledger.genesis()),
         verify_rx,
         verified_tx,
         token.clone(),
@@ -300,11 +300,14 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
 
 /// Prepares sync batches and verifies their signatures on the blocking pool (on every
 /// core), one batch at a time and in arrival order, while the ledger task applies the
-/// previous one. Pure work on the blocks (`ledger_core::prepare_and_verify`): results
-/// go back to the ledger task as messages, and the ledger trusts a block's verified
-/// signatures only for its own genesis.
+/// previous one. Pure work on the blocks (`ledger_core::Screen::prepare_and_verify`):
+/// results go back to the ledger task as messages, and the ledger trusts a block's
+/// verified signatures only for its own genesis. A block that fails the cheap checks
+/// (work, authorised producer, entry counts) has no signature verified here: a peer
+/// that answers a sync with such blocks costs a hash per block, and the ledger refuses
+/// them before their signatures.
 async fn verify_batches<T>(
-    genesis: BlockHash,
+    screen: ledger_core::Screen,
     mut batches: mpsc::Receiver<SyncBatch<T>>,
     verified: mpsc::Sender<VerifiedBatch<T>>,
     token: CancellationToken,
@@ -319,8 +322,8 @@ async fn verify_batches<T>(
         let Some(SyncBatch { peer, blocks }) = batch else {
             return;
         };
-        let work =
-            tokio::task::spawn_blocking(move || ledger_core::prepare_and_verify(&genesis, &blocks));
+        let screen = screen.clone();
+        let work = tokio::task::spawn_blocking(move || screen.prepare_and_verify(&blocks));
         let done = tokio::select! {
             () = token.cancelled() => return,
             done = work => done,
@@ -907,8 +910,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 // Not expected (the queue has room for every batch held, and the
                 // verifier runs as long as the node): verify here instead.
                 warn!("sync verification queue unavailable, verifying on the ledger task");
-                let blocks =
-                    ledger_core::prepare_and_verify(&self.ledger.genesis_hash(), &batch.blocks);
+                let screen = ledger_core::Screen::new(self.ledger.genesis());
+                let blocks = screen.prepare_and_verify(&batch.blocks);
                 self.on_verified(VerifiedBatch { peer: id, blocks });
             }
         }
