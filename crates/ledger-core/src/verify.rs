@@ -201,7 +201,8 @@ impl SigItems {
 /// times `range.len()` whatever the pattern (all invalid: one batch pass, the halves,
 /// then each alone), and with one invalid signature, `range.len()` plus about twice
 /// that again, in `2·log2(n)` batch calls. The loop runs once per halving level, so it
-/// ends after at most `log2(n)` rounds.
+/// ends after at most `log2(n)` rounds (and is bounded by the bits of a `usize`
+/// whatever happens).
 pub(crate) fn settle(
     range: Range<usize>,
     mut batch: impl FnMut(Range<usize>) -> bool,
@@ -222,7 +223,12 @@ pub(crate) fn settle(
     }
     // `bad` always holds an invalid signature, and halves each round.
     let mut bad = range;
-    while bad.len() > SETTLE_ALONE {
+    // Each round halves `bad`, so a run of any length needs fewer rounds than a
+    // `usize` has bits: the bound is explicit rather than left to the arithmetic.
+    for _ in 0..usize::BITS {
+        if bad.len() <= SETTLE_ALONE {
+            break;
+        }
         let mid = bad.start + bad.len() / 2;
         let (left, right) = (bad.start..mid, mid..bad.end);
         if batch(left.clone()) {

@@ -359,3 +359,31 @@ fn blocks_that_fail_cheap_checks_get_no_signature_verified_ahead_of_the_ledger()
         BlockError::InsufficientWork { .. }
     ));
 }
+
+#[test]
+fn screened_blocks_are_prepared_and_then_judged_by_the_ledger() {
+    let k = keys();
+    let mut genesis = common::genesis(0);
+    genesis.producers = Some(vec![k[0].account()]);
+    let mut ledger = ledger_core::Ledger::new(genesis.clone(), Counter).unwrap();
+    let net = ledger.genesis_hash();
+    let tx = signed(&ledger, &k[2], 1, pay(k[1].account(), 10));
+    let at = Timestamp(GENESIS_TIME + 1);
+    let honest = std::sync::Arc::new(raw_block(net, 1, at, &k[0], vec![tx.clone()], vec![], 0));
+    let outsider = std::sync::Arc::new(raw_block(net, 1, at, &k[3], vec![tx], vec![], 0));
+    let prepared = Screen::new(&genesis).prepare_and_verify(&[outsider, honest.clone()]);
+    assert_eq!(
+        prepared.len(),
+        2,
+        "every block is prepared, screened or not"
+    );
+    let mut prepared = prepared.into_iter();
+    let refused = ledger.submit_prepared(prepared.next().unwrap(), late());
+    assert!(matches!(
+        refused.invalid[0].1,
+        BlockError::UnauthorisedProducer { .. }
+    ));
+    let accepted = ledger.submit_prepared(prepared.next().unwrap(), late());
+    assert_eq!(accepted.status, BlockStatus::Accepted);
+    assert_eq!(ledger.tip().hash, honest.hash());
+}
