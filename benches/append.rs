@@ -16,6 +16,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod support;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ use healthchain::health_workflow::{
     Event, HealthLedger, HealthPolicy, PatientId, PatientRegistration, demo_keypair, records,
 };
 use healthchain::ledger_core::{Keypair, Ledger, Timestamp, Transaction, TxBody};
+use support::median;
 
 /// Registrations in each block of the base chains (kept small so building them is
 /// quick; the state still grows with every block).
@@ -182,11 +185,6 @@ const RATIO_RUNS: usize = 51;
 
 /// Queries timed together behind the printed ratios.
 const QUERY_RUNS: u32 = 100_000;
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

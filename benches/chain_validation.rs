@@ -18,6 +18,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use healthchain::ledger_core::{
     AccountId, Amount, Applied, Block, Genesis, Keypair, Ledger, Policy, SignatureSet, Timestamp,
     Transaction, TxBody, TxContext, prepare_blocks,
 };
+use support::{median, timed};
 
 const TXS_PER_BLOCK: usize = 100;
 
@@ -170,18 +173,6 @@ fn bench(c: &mut Criterion) {
 
 /// Runs of each measure behind the printed ratios.
 const RATIO_RUNS: usize = 5;
-
-/// Seconds `f` takes.
-fn timed(f: impl FnOnce()) -> f64 {
-    let start = std::time::Instant::now();
-    f();
-    start.elapsed().as_secs_f64()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

@@ -9,6 +9,8 @@
 //! After criterion's figures it prints the ratio (target: at most 8), from medians of
 //! interleaved runs.
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use healthchain::ledger_core::{
     Amount, Block, BlockHash, BlockHeader, Hash, Height, Keypair, Timestamp, Transaction, TxBody,
     preverify,
 };
+use support::{median, timed};
 
 /// Signatures in each benchmark's block.
 const SIGNATURES: usize = 2_000;
@@ -103,18 +106,6 @@ fn bench(c: &mut Criterion) {
 
 /// Runs of each measure behind the printed ratio.
 const RATIO_RUNS: usize = 9;
-
-/// Seconds `f` takes.
-fn timed(f: impl FnOnce()) -> f64 {
-    let start = std::time::Instant::now();
-    f();
-    start.elapsed().as_secs_f64()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
