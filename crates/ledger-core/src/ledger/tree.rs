@@ -64,9 +64,11 @@ impl Finality {
             .chain(parent.recent.iter().copied().filter(|(p, _)| *p != index))
             .take(majority)
             .collect();
+        // `recent` holds at most `majority` producers: the last one, when there are
+        // that many, is the oldest of a majority.
         let built_on = match recent.get(majority.saturating_sub(1)) {
-            Some((_, oldest)) if recent.len() == majority => Height(oldest.0.saturating_sub(1)),
-            _ => Height(0),
+            Some((_, oldest)) => Height(oldest.0.saturating_sub(1)),
+            None => Height(0),
         };
         Finality {
             final_height: built_on.max(parent.final_height),
