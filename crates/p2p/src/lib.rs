@@ -204,6 +204,7 @@ mod reload;
 mod serve;
 pub mod session;
 pub mod store;
+mod sync;
 
 pub use gossip::Offence;
 pub use node::{
