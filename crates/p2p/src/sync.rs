@@ -75,7 +75,8 @@ struct PeerSync {
 /// - after each input, polls [`poll_action`](Self::poll_action) until it returns `None`
 ///   and carries out every [`SyncAction`] in order; the state has already counted the
 ///   requests it asked for;
-/// - reads it through [`load`](Self::load), which changes nothing.
+/// - reads it through queries ([`load`](Self::load), [`is_deferred`](Self::is_deferred),
+///   [`in_flight`](Self::in_flight)) that change nothing.
 ///
 /// Inputs about one session come in the order the session lived: `handle_peer_up`
 /// before anything else about it, `handle_peer_down` last; inputs about unknown
@@ -187,6 +188,18 @@ impl SyncState {
         self.queued.saturating_add(requested)
     }
 
+    /// Whether a request to `peer` waits for room.
+    #[cfg(test)]
+    pub(crate) fn is_deferred(&self, peer: u64) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.deferred.is_some())
+    }
+
+    /// Whether a request to `peer` awaits its reply.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self, peer: u64) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.in_flight)
+    }
+
     /// Asks `peer` for the blocks after our best chain, or after `after` when
     /// pipelining behind a batch not yet applied. Does nothing while a request to the
     /// peer is in flight, and defers the request while [`limits::SYNC_BATCHES`] batches
@@ -224,5 +237,227 @@ impl SyncState {
             }
             self.request(id, after);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::{Hash, Height};
+
+    fn tip(final_height: u64, work: u128) -> TipInfo {
+        TipInfo {
+            hash: BlockHash(Hash([7; 32])),
+            height: Height(10),
+            work,
+            final_height: Height(final_height),
+        }
+    }
+
+    fn block(n: u8) -> BlockHash {
+        BlockHash(Hash([n; 32]))
+    }
+
+    fn limit() -> u32 {
+        u32::try_from(limits::MAX_BLOCKS_PER_REPLY).expect("fits")
+    }
+
+    fn request(peer: u64, after: Option<BlockHash>) -> SyncAction {
+        SyncAction::Request {
+            peer,
+            after,
+            limit: limit(),
+        }
+    }
+
+    fn drain(sync: &mut SyncState) -> Vec<SyncAction> {
+        std::iter::from_fn(|| sync.poll_action()).collect()
+    }
+
+    /// A state with peers `1..=n` up, each announcing a tip that beats ours.
+    fn syncing_from(n: u64) -> SyncState {
+        let mut sync = SyncState::new();
+        for peer in 1..=n {
+            sync.handle_peer_up(peer, &tip(0, 2), &tip(0, 1));
+        }
+        sync
+    }
+
+    #[test]
+    fn a_peer_whose_tip_does_not_beat_ours_is_not_synced_from() {
+        let mut sync = SyncState::new();
+        sync.handle_peer_up(1, &tip(0, 5), &tip(0, 5)); // the same tip
+        sync.handle_peer_up(2, &tip(0, 4), &tip(0, 5)); // less work
+        sync.handle_peer_up(3, &tip(1, 9), &tip(2, 5)); // more work, lower final block
+        assert_eq!(drain(&mut sync), vec![]);
+        assert_eq!(sync.load(), 0);
+    }
+
+    #[test]
+    fn a_peer_with_a_higher_final_height_is_synced_from_even_with_less_work() {
+        let mut sync = SyncState::new();
+        sync.handle_peer_up(1, &tip(3, 1), &tip(2, 100));
+        assert_eq!(drain(&mut sync), vec![request(1, None)]);
+        assert!(sync.in_flight(1));
+    }
+
+    #[test]
+    fn pipelining_never_holds_more_than_sync_batches() {
+        let peers = 2 * limits::SYNC_BATCHES as u64;
+        let mut sync = syncing_from(peers);
+        // Only the first `SYNC_BATCHES` peers are asked; the others wait, in order.
+        let first = drain(&mut sync);
+        let expected: Vec<SyncAction> = (1..=limits::SYNC_BATCHES as u64)
+            .map(|peer| request(peer, None))
+            .collect();
+        assert_eq!(first, expected);
+        assert!(sync.is_deferred(limits::SYNC_BATCHES as u64 + 1));
+
+        // A driver playing peers and the verifier in a fixed pseudo-random order: it
+        // counts what is held itself (requests sent and unanswered, batches being
+        // verified) and checks the bound after every input.
+        let mut in_flight: Vec<u64> = first
+            .iter()
+            .map(|SyncAction::Request { peer, .. }| *peer)
+            .collect();
+        let mut verifying: VecDeque<u64> = VecDeque::new();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next_block = 0u8;
+        for _ in 0..2_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let reply = !in_flight.is_empty() && (verifying.is_empty() || seed.is_multiple_of(2));
+            if reply {
+                let peer =
+                    in_flight.remove(usize::try_from(seed % 7).expect("small") % in_flight.len());
+                next_block = next_block.wrapping_add(1);
+                // Mostly full batches, sometimes the empty reply that ends a sync.
+                let last = (!seed.is_multiple_of(5)).then(|| block(next_block));
+                match sync.handle_blocks(peer, last) {
+                    Batch::Verify => verifying.push_back(peer),
+                    Batch::Complete => assert!(last.is_none()),
+                    Batch::Unsolicited => panic!("peer {peer} had a request in flight"),
+                }
+            } else if let Some(peer) = verifying.pop_front() {
+                sync.handle_verified(peer, seed.is_multiple_of(11));
+            } else {
+                // Nothing held: start again with everyone.
+                assert_eq!(
+                    sync.request_sync_all(),
+                    usize::try_from(peers).expect("small")
+                );
+            }
+            for SyncAction::Request { peer, .. } in drain(&mut sync) {
+                assert!(!in_flight.contains(&peer), "one request per peer at a time");
+                in_flight.push(peer);
+            }
+            let held = in_flight.len() + verifying.len();
+            assert!(held <= limits::SYNC_BATCHES, "{held} batches held");
+            assert_eq!(sync.load(), held);
+        }
+    }
+
+    #[test]
+    fn a_departing_peers_room_goes_to_deferred_requests() {
+        let mut sync = syncing_from(limits::SYNC_BATCHES as u64 + 2);
+        drain(&mut sync);
+        let waiting = limits::SYNC_BATCHES as u64 + 1;
+        assert!(sync.is_deferred(waiting));
+        // A peer without a request in flight frees no room.
+        sync.handle_peer_up(99, &tip(0, 1), &tip(0, 1));
+        sync.handle_peer_down(99);
+        assert_eq!(drain(&mut sync), vec![]);
+        // Peer 2's unanswered request frees room for the first waiting peer only.
+        sync.handle_peer_down(2);
+        assert_eq!(drain(&mut sync), vec![request(waiting, None)]);
+        assert!(!sync.is_deferred(waiting));
+        assert!(sync.is_deferred(waiting + 1));
+        assert_eq!(sync.load(), limits::SYNC_BATCHES);
+    }
+
+    #[test]
+    fn a_deferred_request_keeps_the_block_it_continues_after() {
+        let mut sync = syncing_from(limits::SYNC_BATCHES as u64);
+        drain(&mut sync);
+        // Peer 1's batch takes a place while verified: its next request waits.
+        assert_eq!(sync.handle_blocks(1, Some(block(1))), Batch::Verify);
+        assert_eq!(drain(&mut sync), vec![]);
+        assert!(sync.is_deferred(1));
+        sync.handle_verified(1, false);
+        assert_eq!(drain(&mut sync), vec![request(1, Some(block(1)))]);
+    }
+
+    #[test]
+    fn a_batch_that_left_orphans_resyncs_after_the_request_in_flight() {
+        let mut sync = syncing_from(1);
+        drain(&mut sync);
+        // The batch goes to verification and the next request out at once.
+        assert_eq!(sync.handle_blocks(1, Some(block(1))), Batch::Verify);
+        assert_eq!(drain(&mut sync), vec![request(1, Some(block(1)))]);
+        // Applied, it left orphans: the request in flight is awaited, not doubled.
+        sync.handle_verified(1, true);
+        assert_eq!(drain(&mut sync), vec![]);
+        // Its reply is continued from our locator rather than after its last block.
+        assert_eq!(sync.handle_blocks(1, Some(block(2))), Batch::Verify);
+        assert_eq!(drain(&mut sync), vec![request(1, None)]);
+        // Once; then pipelining continues after the last block again.
+        sync.handle_verified(1, false);
+        assert_eq!(sync.handle_blocks(1, Some(block(3))), Batch::Verify);
+        assert_eq!(drain(&mut sync), vec![request(1, Some(block(3)))]);
+    }
+
+    #[test]
+    fn a_batch_that_left_orphans_resyncs_at_once_when_nothing_is_in_flight() {
+        let mut sync = syncing_from(1);
+        drain(&mut sync);
+        assert_eq!(sync.handle_blocks(1, Some(block(1))), Batch::Verify);
+        drain(&mut sync);
+        // The peer has nothing more, then the batch turns out not to connect.
+        assert_eq!(sync.handle_blocks(1, None), Batch::Complete);
+        sync.handle_verified(1, true);
+        assert_eq!(drain(&mut sync), vec![request(1, None)]);
+    }
+
+    #[test]
+    fn replies_nobody_asked_for_are_ignored() {
+        let mut sync = SyncState::new();
+        assert_eq!(sync.handle_blocks(1, Some(block(1))), Batch::Unsolicited);
+        sync.handle_peer_up(1, &tip(0, 1), &tip(0, 1));
+        assert_eq!(sync.handle_blocks(1, Some(block(1))), Batch::Unsolicited);
+        assert_eq!(sync.handle_blocks(1, None), Batch::Unsolicited);
+        assert_eq!(drain(&mut sync), vec![]);
+        assert_eq!(sync.load(), 0);
+    }
+
+    #[test]
+    fn a_sync_request_waits_for_the_reply_in_flight() {
+        let mut sync = syncing_from(1);
+        drain(&mut sync);
+        sync.request_sync(1);
+        assert_eq!(sync.request_sync_all(), 1);
+        assert_eq!(drain(&mut sync), vec![]);
+        assert_eq!(sync.handle_blocks(1, None), Batch::Complete);
+        sync.request_sync(1);
+        assert_eq!(drain(&mut sync), vec![request(1, None)]);
+    }
+
+    #[test]
+    fn a_departed_peers_batch_keeps_its_place_until_verified() {
+        let mut sync = syncing_from(limits::SYNC_BATCHES as u64 + 1);
+        drain(&mut sync);
+        let waiting = limits::SYNC_BATCHES as u64 + 1;
+        // Peer 1's batch takes the place its request held: its next request waits too.
+        assert_eq!(sync.handle_blocks(1, Some(block(1))), Batch::Verify);
+        assert_eq!(drain(&mut sync), vec![]);
+        // Peer 1 leaves with nothing in flight: its batch still holds a place.
+        sync.handle_peer_down(1);
+        assert_eq!(drain(&mut sync), vec![]);
+        assert_eq!(sync.load(), limits::SYNC_BATCHES);
+        // Verified (and dropped by the driver), the batch frees it for the waiting peer;
+        // the departed peer is not asked again.
+        sync.handle_verified(1, true);
+        assert_eq!(drain(&mut sync), vec![request(waiting, None)]);
+        assert_eq!(sync.load(), limits::SYNC_BATCHES);
     }
 }
