@@ -2,17 +2,22 @@
 //! jobs and [`NodeHandle`]s talk to it over bounded channels.
 //!
 //! This file holds the actor only (the handle and its types are in `handle.rs`, the
-//! sockets in `net.rs`, the reload in `reload.rs`, peer decisions in `peers.rs`). It is
-//! longer than 800 lines because the actor is one type whose handlers share its state
-//! (ledger, sessions, the sync pipeline, mining); cutting its `impl` across files would
-//! hide that, not remove it. The sync decisions are the next to leave it.
+//! sockets in `net.rs`, the reload in `reload.rs`, peer decisions in `peers.rs`, sync
+//! decisions in `sync.rs`). It is longer than 800 lines because the actor is one type
+//! whose handlers share its state (ledger, sessions, the sync pipeline's verifier and
+//! batch application, mining); cutting its `impl` across files would hide that, not
+//! remove it.
 //!
 //! The ledger task is the only place where ledger state changes, so no lock guards it.
-//! Network decisions are plain structs that take time as an argument: de-duplication
-//! and which faults are misbehaviour in the crate's `gossip` module; peer admission,
-//! bans and dial choices in the `PeerTable` of the `peers` module, whose actions
-//! (disconnect, ban, dial) this task carries out in `drive_peers`, and each dialer's
-//! back-off in its `Redialer`. This module wires them to the sessions and the ledger.
+//! Network decisions are plain structs that take time as an argument, or need none:
+//! de-duplication and which faults are misbehaviour in the crate's `gossip` module;
+//! peer admission, bans and dial choices in the `PeerTable` of the `peers` module, whose
+//! actions (disconnect, ban, dial) this task carries out in `drive_peers`, and each
+//! dialer's back-off in its `Redialer`; whom to sync from, when and how many batches at
+//! once in the `SyncState` of the `sync` module, whose requests this task sends in
+//! `drive_sync` with the ledger's locator. Each handler feeds its input to the state
+//! machine, then drains its actions. This module wires them to the sessions and the
+//! ledger.
 //!
 //! # Observed and claimed addresses
 //!
