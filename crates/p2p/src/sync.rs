@@ -75,8 +75,8 @@ struct PeerSync {
 /// - after each input, polls [`poll_action`](Self::poll_action) until it returns `None`
 ///   and carries out every [`SyncAction`] in order; the state has already counted the
 ///   requests it asked for;
-/// - reads it through queries ([`load`](Self::load), [`is_deferred`](Self::is_deferred),
-///   [`in_flight`](Self::in_flight)) that change nothing.
+/// - reads it through queries that change nothing: [`load`](Self::load), and in unit
+///   tests `is_deferred` and `in_flight`.
 ///
 /// Inputs about one session come in the order the session lived: `handle_peer_up`
 /// before anything else about it, `handle_peer_down` last; inputs about unknown
