@@ -302,6 +302,19 @@ mod tests {
     }
 
     #[test]
+    fn on_equal_work_the_smaller_hash_is_synced_from() {
+        let with_hash = |byte| TipInfo {
+            hash: BlockHash(Hash([byte; 32])),
+            ..tip(1, 5)
+        };
+        let mut sync = SyncState::new();
+        sync.handle_peer_up(1, &with_hash(9), &with_hash(3));
+        assert_eq!(drain(&mut sync), vec![]);
+        sync.handle_peer_up(2, &with_hash(1), &with_hash(3));
+        assert_eq!(drain(&mut sync), vec![request(2, None)]);
+    }
+
+    #[test]
     fn pipelining_never_holds_more_than_sync_batches() {
         let peers = 2 * limits::SYNC_BATCHES as u64;
         let mut sync = syncing_from(peers);
