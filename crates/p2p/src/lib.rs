@@ -29,10 +29,11 @@
 //! | `protocol.rs`, `limits.rs` | wire | messages, codec, every limit |
 //! | `gossip.rs` | decisions (pure) | de-duplication, ban list, duplicate rule, offences, back-off |
 //! | `peers.rs` | decisions (pure) | `PeerTable`: admission, bans, dial choices as actions; `Redialer` |
+//! | `sync.rs` | decisions (pure) | `SyncState`: whom to sync from, requests in flight and deferred, pipelining under [`limits::SYNC_BATCHES`], as actions |
 //! | `session.rs` | one peer (I/O) | framed stream, timed handshake, read/write loop |
 //! | `store.rs` | storage | [`BlockStore`], [`RedbStore`], [`MemoryStore`] |
 //! | `reload.rs` | storage, at start | [`open_ledger`], [`reload`](fn@reload), [`ReloadReport`] |
-//! | `node.rs` | the actor | the ledger task: sessions' events and commands in, frames and events out |
+//! | `node.rs` | the actor | the ledger task: sessions' events and commands in, frames and events out; carries out the peer and sync actions |
 //! | `net.rs` | network I/O | listener, dialers with back-off, one task per connection |
 //! | `serve.rs` | storage I/O | the storage thread reading `GetBlocks` replies off the actor |
 //! | `handle.rs` | surface | [`NodeConfig`], [`NodeEvent`], errors, [`NodeHandle`], [`spawn`], [`run`] |
@@ -204,6 +205,7 @@ mod reload;
 mod serve;
 pub mod session;
 pub mod store;
+mod sync;
 
 pub use gossip::Offence;
 pub use node::{

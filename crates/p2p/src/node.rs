@@ -2,17 +2,22 @@
 //! jobs and [`NodeHandle`]s talk to it over bounded channels.
 //!
 //! This file holds the actor only (the handle and its types are in `handle.rs`, the
-//! sockets in `net.rs`, the reload in `reload.rs`, peer decisions in `peers.rs`). It is
-//! longer than 800 lines because the actor is one type whose handlers share its state
-//! (ledger, sessions, the sync pipeline, mining); cutting its `impl` across files would
-//! hide that, not remove it. The sync decisions are the next to leave it.
+//! sockets in `net.rs`, the reload in `reload.rs`, peer decisions in `peers.rs`, sync
+//! decisions in `sync.rs`). It is longer than 800 lines because the actor is one type
+//! whose handlers share its state (ledger, sessions, the sync pipeline's verifier and
+//! batch application, mining); cutting its `impl` across files would hide that, not
+//! remove it.
 //!
 //! The ledger task is the only place where ledger state changes, so no lock guards it.
-//! Network decisions are plain structs that take time as an argument: de-duplication
-//! and which faults are misbehaviour in the crate's `gossip` module; peer admission,
-//! bans and dial choices in the `PeerTable` of the `peers` module, whose actions
-//! (disconnect, ban, dial) this task carries out in `drive_peers`, and each dialer's
-//! back-off in its `Redialer`. This module wires them to the sessions and the ledger.
+//! Network decisions are plain structs that take time as an argument, or need none:
+//! de-duplication and which faults are misbehaviour in the crate's `gossip` module;
+//! peer admission, bans and dial choices in the `PeerTable` of the `peers` module, whose
+//! actions (disconnect, ban, dial) this task carries out in `drive_peers`, and each
+//! dialer's back-off in its `Redialer`; whom to sync from, when and how many batches at
+//! once in the `SyncState` of the `sync` module, whose requests this task sends in
+//! `drive_sync` with the ledger's locator. Each handler feeds its input to the state
+//! machine, then drains its actions. This module wires them to the sessions and the
+//! ledger.
 //!
 //! # Observed and claimed addresses
 //!
@@ -89,6 +94,7 @@ use crate::protocol::{Hello, Message, TipInfo};
 use crate::serve::{ServeJob, Served, Storage, reply_frame};
 use crate::session::{Direction, PeerInfo, SessionEvent};
 use crate::store::{BlockStore, StoreError};
+use crate::sync::{Batch, SyncAction, SyncState};
 
 /// A session as [`gossip::admit`] sees it.
 fn link(info: &PeerInfo) -> gossip::Link {
@@ -123,15 +129,6 @@ pub(crate) fn tip_info<P: Policy, S: BlockStore<P::Payload>>(ledger: &Ledger<P, 
 struct Peer {
     info: PeerInfo,
     outbound: mpsc::Sender<Bytes>,
-    /// `GetBlocks` requests sent and not yet answered: at most one, whose reply
-    /// continues the sync.
-    inflight: u32,
-    /// A sync request held back by [`limits::SYNC_BATCHES`], sent once a batch has been
-    /// applied: after the given block, or from our locator for `None`.
-    deferred: Option<Option<BlockHash>>,
-    /// A batch from this peer left orphans while a request was in flight: the next
-    /// request starts from our locator rather than after the reply being awaited.
-    resync: bool,
 }
 
 /// A sync batch on its way to signature verification, off the ledger task.
@@ -173,10 +170,11 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     mining: Option<MiningJob<P::Error>>,
     next_job: u64,
     mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
+    /// Whom to sync from, when and how much; this task carries out its
+    /// [`SyncAction`]s.
+    sync: SyncState,
     /// Sync batches for the verifier task, in the order they arrived.
     to_verify: mpsc::Sender<SyncBatch<P::Payload>>,
-    /// Batches sent to the verifier and not yet applied.
-    sync_queued: usize,
     /// The store failed to make applied blocks durable: the node stops with it.
     failure: Option<StoreError>,
     /// Reads `GetBlocks` replies off this task. Declared last: dropped after the
@@ -209,7 +207,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     let (to_node, mut session_rx) = mpsc::channel(limits::NODE_INPUT_QUEUE);
     let (mined_tx, mut mined_rx) = mpsc::channel(4);
     // Every batch in these queues counts against `limits::SYNC_BATCHES`, so they never
-    // fill (see `NodeTask::sync_load`).
+    // fill (see `SyncState::load`).
     let (to_verify, verify_rx) = mpsc::channel(limits::SYNC_BATCHES);
     let (verified_tx, mut verified_rx) = mpsc::channel(limits::SYNC_BATCHES);
     // `Storage` keeps at most this many replies outstanding, so the thread never waits.
@@ -257,8 +255,8 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         mining: None,
         next_job: 0,
         mined_tx,
+        sync: SyncState::new(),
         to_verify,
-        sync_queued: 0,
         failure: None,
         storage: Storage::start(served_tx),
     };
@@ -375,11 +373,9 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 let _ = reply.send(peers);
             }
             Command::Sync(reply) => {
-                let ids: Vec<u64> = self.peers.keys().copied().collect();
-                for id in &ids {
-                    self.request_blocks(*id, None);
-                }
-                let _ = reply.send(ids.len());
+                let peers = self.sync.request_sync_all();
+                self.drive_sync();
+                let _ = reply.send(peers);
             }
             Command::Connect(addr) => {
                 self.table.connect(addr);
@@ -407,7 +403,6 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 error,
             } => match id.and_then(|id| self.remove_peer(id)) {
                 Some(peer) => {
-                    self.after_peer_left(peer.inflight);
                     let inbound = peer.info.direction == Direction::Inbound;
                     let offence = error.as_ref().and_then(gossip::session_offence);
                     match offence {
@@ -474,15 +469,13 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         info!(peer = %info.addr, name = %info.name, height = %info.tip.height, "peer up");
         // Tells a dialer the session was kept; its task may be gone already.
         let _ = kept.send(());
-        let more_work = gossip::beats(&info.tip, &tip_info(&self.ledger));
+        self.sync
+            .handle_peer_up(id, &info.tip, &tip_info(&self.ledger));
         self.peers.insert(
             id,
             Peer {
                 info: info.clone(),
                 outbound,
-                inflight: 0,
-                deferred: None,
-                resync: false,
             },
         );
         self.publish_connected();
@@ -490,9 +483,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         if self.shared.config.peer_exchange {
             self.send(id, &Message::GetPeers);
         }
-        if more_work {
-            self.request_blocks(id, None);
-        }
+        // The sync request, if the peer's tip wins, goes after `GetPeers`.
+        self.drive_sync();
     }
 
     fn on_message(&mut self, id: u64, message: Message<P::Payload>) {
@@ -628,7 +620,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             }
             BlockStatus::Orphan { .. } => {
                 if let Some(id) = from {
-                    self.request_blocks(id, None);
+                    self.sync.request_sync(id);
+                    self.drive_sync();
                 }
                 Ok(status)
             }
@@ -743,11 +736,16 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         self.shared.set_connected(self.table.reached());
     }
 
-    /// Removes session `id` from the sessions and the peer table.
+    /// Removes session `id` from the sessions, the peer table and the sync; sends the
+    /// sync requests that waited for the room it held.
     fn remove_peer(&mut self, id: u64) -> Option<Peer> {
         self.table.handle_down(id);
         let removed = self.peers.remove(&id);
         self.publish_connected();
+        if removed.is_some() {
+            self.sync.handle_peer_down(id);
+            self.drive_sync();
+        }
         removed
     }
 
@@ -761,20 +759,12 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     fn drop_peer(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
         if let Some(peer) = self.peers.remove(&id) {
             self.publish_connected();
-            let inflight = peer.inflight;
             self.emit(NodeEvent::PeerDown {
                 info: peer.info,
                 reason,
             });
-            self.after_peer_left(inflight);
-        }
-    }
-
-    /// A peer with `inflight` unanswered requests left: the room they held in
-    /// [`limits::SYNC_BATCHES`] goes to requests that waited for it.
-    fn after_peer_left(&mut self, inflight: u32) {
-        if inflight > 0 {
-            self.resume_deferred();
+            self.sync.handle_peer_down(id);
+            self.drive_sync();
         }
     }
 
@@ -795,57 +785,20 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         self.drive_peers();
     }
 
-    /// Sync batches held now (see [`limits::SYNC_BATCHES`]): requested from peers and
-    /// not yet answered, or received and not yet applied.
-    fn sync_load(&self) -> usize {
-        let requested: usize = self
-            .peers
-            .values()
-            .map(|p| usize::try_from(p.inflight).unwrap_or(usize::MAX))
-            .sum();
-        self.sync_queued.saturating_add(requested)
-    }
-
-    /// Asks peer `id` for the blocks after our best chain, or after `after` when
-    /// pipelining behind a batch not yet applied. Does nothing while a request to the
-    /// peer is in flight (its reply continues the sync), and defers the request while
-    /// [`limits::SYNC_BATCHES`] batches are held.
-    fn request_blocks(&mut self, id: u64, after: Option<BlockHash>) {
-        let load = self.sync_load();
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if peer.inflight > 0 {
-            return;
-        }
-        if load >= limits::SYNC_BATCHES {
-            peer.deferred = Some(after);
-            return;
-        }
-        peer.deferred = None;
-        peer.inflight += 1;
-        let mut locator = self.ledger.locator();
-        if let Some(after) = after {
-            locator.insert(0, after);
-            locator.truncate(limits::MAX_LOCATOR_HASHES);
-        }
-        let limit = u32::try_from(limits::MAX_BLOCKS_PER_REPLY).unwrap_or(u32::MAX);
-        self.send(id, &Message::GetBlocks { locator, limit });
-    }
-
-    /// Sends the requests held back by [`limits::SYNC_BATCHES`], while there is room.
-    fn resume_deferred(&mut self) {
-        let mut waiting: Vec<(u64, Option<BlockHash>)> = self
-            .peers
-            .iter()
-            .filter_map(|(id, p)| p.deferred.map(|after| (*id, after)))
-            .collect();
-        waiting.sort_unstable_by_key(|(id, _)| *id);
-        for (id, after) in waiting {
-            if self.sync_load() >= limits::SYNC_BATCHES {
-                return;
+    /// Carries out the sync decisions, in order (see [`SyncState`]): sends each
+    /// `GetBlocks` with this node's locator, headed by the block to continue after.
+    fn drive_sync(&mut self) {
+        while let Some(action) = self.sync.poll_action() {
+            match action {
+                SyncAction::Request { peer, after, limit } => {
+                    let mut locator = self.ledger.locator();
+                    if let Some(after) = after {
+                        locator.insert(0, after);
+                        locator.truncate(limits::MAX_LOCATOR_HASHES);
+                    }
+                    self.send(peer, &Message::GetBlocks { locator, limit });
+                }
             }
-            self.request_blocks(id, after);
         }
     }
 
@@ -881,63 +834,61 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// A sync batch arrived: asks for the next one at once (pipelining), and hands
     /// this one to the verifier task; [`NodeTask::on_verified`] applies it.
     fn on_blocks(&mut self, id: u64, blocks: Vec<Block<P::Payload>>) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if peer.inflight == 0 {
-            debug!(peer = %peer.info.addr, "ignoring unsolicited blocks");
-            return;
-        }
-        peer.inflight -= 1;
-        if blocks.is_empty() {
+        match self.sync.handle_blocks(id, blocks.last().map(Block::hash)) {
+            Batch::Unsolicited => {
+                if let Some(peer) = self.peers.get(&id) {
+                    debug!(peer = %peer.info.addr, "ignoring unsolicited blocks");
+                }
+                return;
+            }
             // The peer has nothing after what was asked: this sync is complete.
-            return;
+            Batch::Complete => return,
+            Batch::Verify => {}
         }
-        // The peer prepares the next batch while this one is verified and applied; it
-        // answers with an empty one when it has no more.
-        let next = if std::mem::take(&mut peer.resync) {
-            None
-        } else {
-            blocks.last().map(Block::hash)
-        };
         let blocks: Vec<Arc<Block<P::Payload>>> = blocks.into_iter().map(Arc::new).collect();
-        self.sync_queued += 1;
         match self.to_verify.try_send(SyncBatch { peer: id, blocks }) {
             Ok(()) => {}
             Err(
                 mpsc::error::TrySendError::Full(batch) | mpsc::error::TrySendError::Closed(batch),
             ) => {
                 // Not expected (the queue has room for every batch held, and the
-                // verifier runs as long as the node): verify here instead.
+                // verifier runs as long as the node): verify here instead. The next
+                // request is decided already, so orphans in this batch resync after
+                // its reply, as when the verifier task does the work.
                 warn!("sync verification queue unavailable, verifying on the ledger task");
                 let screen = ledger_core::Screen::new(self.ledger.genesis());
                 let blocks = screen.prepare_and_verify(&batch.blocks);
                 self.on_verified(VerifiedBatch { peer: id, blocks });
             }
         }
-        self.request_blocks(id, next);
+        // The peer prepares the next batch while this one is verified and applied; it
+        // answers with an empty one when it has no more.
+        self.drive_sync();
     }
 
     /// A sync batch whose signatures were verified: applies it if its peer is still
     /// connected, then sends the requests that waited for room.
     fn on_verified(&mut self, batch: VerifiedBatch<P::Payload>) {
-        self.sync_queued = self.sync_queued.saturating_sub(1);
-        if self.peers.contains_key(&batch.peer) {
-            self.apply_batch(batch.peer, batch.blocks);
+        let orphaned = if self.peers.contains_key(&batch.peer) {
+            self.apply_batch(batch.peer, batch.blocks)
         } else {
             // The peer left or was banned (maybe for an earlier batch): drop what it sent.
             debug!(
                 peer = batch.peer,
                 "dropping a sync batch from a departed peer"
             );
-        }
-        self.resume_deferred();
+            false
+        };
+        self.sync.handle_verified(batch.peer, orphaned);
+        self.drive_sync();
     }
 
     /// Submits a verified sync batch parents first under one durable store commit, then
     /// reports and announces what it added: nothing of it is announced before it is
-    /// durable. Stops at the first invalid block and punishes the peer for it.
-    fn apply_batch(&mut self, id: u64, blocks: Vec<PreparedBlock<P::Payload>>) {
+    /// durable. Stops at the first invalid block and punishes the peer for it. Returns
+    /// whether the batch, all valid and durable, left orphans: it does not connect to
+    /// our chain, and the peer is to be asked again from our locator.
+    fn apply_batch(&mut self, id: u64, blocks: Vec<PreparedBlock<P::Payload>>) -> bool {
         let now = self.now();
         let old_tip = self.ledger.tip().hash;
         let mut outcomes: Vec<BlockOutcome<P::Error>> = Vec::with_capacity(blocks.len());
@@ -965,7 +916,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             // announce or serve them.
             error!(error = %failure, "the store failed to commit a sync batch; stopping");
             self.failure = Some(failure);
-            return;
+            return false;
         }
         for outcome in outcomes {
             self.after_blocks(
@@ -979,7 +930,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             if let Some(offence) = gossip::block_offence(&error) {
                 self.punish(id, offence);
             }
-            return;
+            return false;
         }
         // Peers other than the source hear of the new tip only: one that lacks its
         // ancestors fetches them by locator.
@@ -987,15 +938,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         if tip != old_tip {
             self.announce(&[tip], Some(id));
         }
-        if orphaned {
-            // The batch does not connect to our chain: ask again from our locator, now
-            // or after the reply in flight.
-            match self.peers.get_mut(&id) {
-                Some(peer) if peer.inflight > 0 => peer.resync = true,
-                Some(_) => self.request_blocks(id, None),
-                None => {}
-            }
-        }
+        orphaned
     }
 
     fn start_mining(
