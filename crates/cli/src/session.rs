@@ -605,22 +605,8 @@ impl<B: Backend> Session<B> {
         let id = PrescriptionId::from_random_bytes(fresh_uuid_bytes());
         let now = self.backend.now();
         let prescribed = self.backend.query(move |ledger| {
-            let state = ledger.state().app();
-            // The results this patient's earlier prescriptions have not used yet: the
-            // ones this prescription reads, whose lab gets paid.
-            let cited: Vec<TxId> = state
-                .patient(&patient)
-                .into_iter()
-                .flat_map(|p| &p.prescriptions)
-                .filter_map(|id| state.prescription(id))
-                .flat_map(|p| p.based_on.iter().copied())
-                .collect();
-            let based_on = state
-                .lab_results(&patient)
-                .into_iter()
-                .map(|(id, _)| id)
-                .filter(|id| !cited.contains(id))
-                .collect();
+            // The results this prescription reads, whose lab gets paid.
+            let based_on = ledger.state().app().unpaid_lab_results(&patient);
             let prescription = Prescription {
                 prescription_id: id,
                 patient_id: patient,
