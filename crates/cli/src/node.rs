@@ -13,15 +13,17 @@ use anyhow::{Context, bail};
 use health_workflow::{Credentials, Event, EventError, HealthPolicy, demo_genesis, is_demo};
 use ledger_core::{Genesis, Keypair, TxError, TxId};
 use p2p::store::RedbStore;
-use p2p::{NodeConfig, NodeEvent, NodeHandle, open_ledger, spawn};
+use p2p::{NodeConfig, NodeEvent, NodeHandle, PeerInfo, open_ledger, spawn};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{NodeArgs, Role};
 use crate::chaingen::bind_genesis;
 use crate::input::{Input, Line, Printer};
-use crate::session::{Backend, Conversation, Flow, HealthTx, Logins, Session};
-use crate::{command, tools, views};
+use crate::session::{
+    Backend, Conversation, Flow, HealthTx, Logins, MineOutcome, Mined, Session, SyncRequest,
+};
+use crate::{command, tools};
 
 /// The node handle type of this network.
 pub type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
@@ -52,55 +54,32 @@ impl Backend for NodeBackend {
         Ok(self.runtime.block_on(self.handle.submit_transaction(tx))?)
     }
 
-    fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>> {
+    fn mine(&self, keys: &Keypair) -> anyhow::Result<MineOutcome> {
         let pending = self.query(|ledger| ledger.mempool().len())?;
         if pending == 0 {
-            return Ok(vec![
-                "Nothing to mine: no pending transactions.".to_string(),
-            ]);
+            return Ok(MineOutcome::NothingPending);
         }
         let mined = match self.runtime.block_on(self.handle.mine(keys.clone()))? {
             Ok(mined) => mined,
-            Err(e) => return Ok(vec![format!("Error: mining failed: {e}")]),
+            Err(e) => return Ok(MineOutcome::Failed(e)),
         };
         let hash = mined.hash;
-        let mut lines = vec![format!("Mined block #{} {}", mined.height, mined.hash)];
-        let details = self.query(move |ledger| match ledger.block(&hash) {
-            Ok(Some(block)) => views::block_lines(ledger.genesis(), &block)
-                .into_iter()
-                .skip(1)
-                .collect(),
-            _ => Vec::new(),
-        })?;
-        lines.extend(details);
-        Ok(lines)
+        let block = self.query(move |ledger| ledger.block(&hash).ok().flatten())?;
+        Ok(MineOutcome::Mined(Mined {
+            height: mined.height,
+            hash,
+            block,
+        }))
     }
 
-    fn peers(&self) -> anyhow::Result<Vec<String>> {
-        let peers = self.runtime.block_on(self.handle.peers())?;
-        if peers.is_empty() {
-            return Ok(vec!["No connected peers.".to_string()]);
-        }
-        let mut lines = vec![format!("Connected peers ({}):", peers.len())];
-        for peer in peers {
-            let listen = peer
-                .listen_addr
-                .map_or_else(String::new, |a| format!(", listening on {a}"));
-            lines.push(format!(
-                "  {} at {}{listen}, {:?}, tip #{} when connected",
-                peer.name, peer.addr, peer.direction, peer.tip.height
-            ));
-        }
-        Ok(lines)
+    fn peers(&self) -> anyhow::Result<Vec<PeerInfo>> {
+        Ok(self.runtime.block_on(self.handle.peers())?)
     }
 
-    fn sync(&self) -> anyhow::Result<Vec<String>> {
+    fn sync(&self) -> anyhow::Result<SyncRequest> {
         let asked = self.runtime.block_on(self.handle.sync())?;
-        let tip = self.query(|ledger| ledger.tip())?;
-        Ok(vec![format!(
-            "Asked {asked} peer(s) for blocks after #{}; new blocks are reported as they arrive.",
-            tip.height
-        )])
+        let after = self.query(|ledger| ledger.tip().height)?;
+        Ok(SyncRequest { asked, after })
     }
 }
 

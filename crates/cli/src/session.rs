@@ -8,10 +8,11 @@
 use std::path::PathBuf;
 
 use health_workflow::{
-    Actor, Credentials, EventError, HealthLedger, LoginError, OrderId, PatientId, Prescription,
-    PrescriptionId, Role as MemberRole, TestOrder, records,
+    Actor, Credentials, EventError, HealthLedger, HealthPolicy, LoginError, OrderId, PatientId,
+    Prescription, PrescriptionId, Role as MemberRole, TestOrder, records,
 };
-use ledger_core::{BodyStore, Keypair, Timestamp, TxError, TxId};
+use ledger_core::{BlockHash, BodyStore, Height, Keypair, SharedBlock, Timestamp, TxError, TxId};
+use p2p::{MineError, PeerInfo};
 use rand::Rng;
 
 use crate::args::Role;
@@ -36,20 +37,48 @@ pub trait Backend {
     /// Submits a transaction; the inner error is the ledger's refusal.
     fn submit(&self, tx: HealthTx) -> anyhow::Result<Result<TxId, TxError<EventError>>>;
 
-    /// Mines a block of the pending transactions, produced by `keys`; returns its lines
-    /// to show (or why nothing was mined).
-    fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>>;
+    /// Mines a block of the pending transactions, produced by `keys`: the block, or
+    /// why nothing was mined.
+    fn mine(&self, keys: &Keypair) -> anyhow::Result<MineOutcome>;
 
-    /// Lines describing the connected peers.
-    fn peers(&self) -> anyhow::Result<Vec<String>>;
+    /// The connected peers.
+    fn peers(&self) -> anyhow::Result<Vec<PeerInfo>>;
 
-    /// Asks the peers for blocks this node lacks; lines to show.
-    fn sync(&self) -> anyhow::Result<Vec<String>>;
+    /// Asks the peers for blocks this node lacks; whom it asked.
+    fn sync(&self) -> anyhow::Result<SyncRequest>;
 
     /// The current time.
     fn now(&self) -> Timestamp {
         crate::tools::now()
     }
+}
+
+/// A block mined by [`Backend::mine`].
+pub struct Mined {
+    /// Its height.
+    pub height: Height,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// The block, if the ledger could read it back.
+    pub block: Option<SharedBlock<HealthPolicy>>,
+}
+
+/// What [`Backend::mine`] did.
+pub enum MineOutcome {
+    /// Nothing was mined: no transaction is pending.
+    NothingPending,
+    /// The node could not mine a block.
+    Failed(MineError<EventError>),
+    /// A block was mined and added to the chain.
+    Mined(Mined),
+}
+
+/// A request for missing blocks sent by [`Backend::sync`].
+pub struct SyncRequest {
+    /// How many peers were asked.
+    pub asked: usize,
+    /// The height of this node's tip: the peers are asked for the blocks after it.
+    pub after: Height,
 }
 
 /// The person at the prompt.
@@ -243,10 +272,10 @@ impl<B: Backend> Session<B> {
             Command::History => match self.patient {
                 None => refuse("no active patient: use set_patient <ID> first"),
                 Some((id, _)) => {
-                    let lines = self
+                    let history = self
                         .backend
-                        .query(move |ledger| views::history_lines(ledger, &id))?;
-                    say_all(io, &lines);
+                        .query(move |ledger| views::history(ledger, &id))?;
+                    say_all(io, &views::history_lines(&history));
                     Ok(())
                 }
             },
@@ -255,55 +284,51 @@ impl<B: Backend> Session<B> {
                     .user_keys
                     .clone()
                     .unwrap_or_else(|| self.producer.clone());
-                let lines = self.backend.mine(&keys)?;
-                say_all(io, &lines);
+                let outcome = self.backend.mine(&keys)?;
+                let genesis = match outcome {
+                    MineOutcome::Mined(_) => {
+                        Some(self.backend.query(|ledger| ledger.genesis().clone())?)
+                    }
+                    _ => None,
+                };
+                say_all(io, &views::mine_lines(genesis.as_ref(), &outcome));
                 Ok(())
             }
             Command::Chain => {
-                let lines = self.backend.query(views::chain_lines)?;
-                say_all(io, &lines);
+                let chain = self.backend.query(views::chain)?;
+                say_all(io, &views::chain_lines(&chain));
                 Ok(())
             }
             Command::Pending => {
-                let lines = self.backend.query(views::pending_lines)?;
-                say_all(io, &lines);
+                let pending = self.backend.query(views::pending)?;
+                say_all(io, &views::pending_lines(&pending));
                 Ok(())
             }
             Command::Balances => {
-                let lines = self.backend.query(views::balance_lines)?;
+                let balances = self.backend.query(health_workflow::balances)?;
                 io.say("E-cash balances:");
-                say_all(io, &lines);
+                say_all(io, &views::balance_lines(&balances));
                 Ok(())
             }
             Command::Peers => {
-                let lines = self.backend.peers()?;
-                say_all(io, &lines);
+                let peers = self.backend.peers()?;
+                say_all(io, &views::peer_lines(&peers));
                 Ok(())
             }
             Command::Sync => {
-                let lines = self.backend.sync()?;
-                say_all(io, &lines);
+                let request = self.backend.sync()?;
+                say_all(io, &views::sync_lines(&request));
                 Ok(())
             }
             Command::RecalcBalances => {
-                let (lines, balances) = self.backend.query(|ledger| {
-                    let lines = match ledger.replay_from_genesis() {
-                        Ok(state) if &state == ledger.state() => vec![format!(
-                            "Recalculated balances from genesis over {} blocks: they match the \
-                             incremental state.",
-                            ledger.tip().height
-                        )],
-                        Ok(_) => vec![
-                            "Recalculated balances from genesis: they DIFFER from the \
-                             incremental state!"
-                                .to_string(),
-                        ],
-                        Err(e) => vec![format!("Recalculating from genesis failed: {e}")],
-                    };
-                    (lines, views::balance_lines(ledger))
+                let (recalculation, balances) = self.backend.query(|ledger| {
+                    (
+                        views::recalculate(ledger),
+                        health_workflow::balances(ledger),
+                    )
                 })?;
-                say_all(io, &lines);
-                say_all(io, &balances);
+                say_all(io, &views::recalculation_lines(&recalculation));
+                say_all(io, &views::balance_lines(&balances));
                 Ok(())
             }
             Command::Exit => Ok(()),
@@ -547,20 +572,20 @@ impl<B: Backend> Session<B> {
     ) -> Outcome {
         let actor = self.user_for("perform_test", Role::Lab)?;
         let (patient, patient_name) = self.active_patient()?;
-        let orders: Vec<(OrderId, String)> = self.backend.query(move |ledger| {
-            ledger
-                .state()
-                .app()
-                .open_orders(&patient)
-                .into_iter()
-                .map(|o| {
-                    (
-                        o.id,
-                        format!("{} ordered at {}", o.test_name, views::time(o.ordered.time)),
-                    )
-                })
-                .collect()
-        })?;
+        let orders: Vec<(OrderId, String)> = self
+            .backend
+            .query(move |ledger| {
+                ledger
+                    .state()
+                    .app()
+                    .open_orders(&patient)
+                    .into_iter()
+                    .map(|o| (o.id, o.test_name.clone(), o.ordered.time))
+                    .collect::<Vec<_>>()
+            })?
+            .into_iter()
+            .map(|(id, test, ordered)| (id, format!("{test} ordered at {}", views::time(ordered))))
+            .collect();
         if orders.is_empty() {
             return refuse(format!(
                 "no open test order for {patient_name} (is the consultation mined?)"
@@ -590,8 +615,8 @@ impl<B: Backend> Session<B> {
         let (patient, patient_name) = self.active_patient()?;
         let history = self
             .backend
-            .query(move |ledger| views::history_lines(ledger, &patient))?;
-        say_all(io, &history);
+            .query(move |ledger| views::history(ledger, &patient))?;
+        say_all(io, &views::history_lines(&history));
         let [medication, dosage, instructions] = given;
         let Some(medication) = medication.or_else(|| io.ask("Medication: ")) else {
             return refuse("prescription abandoned");
@@ -646,25 +671,23 @@ impl<B: Backend> Session<B> {
     ) -> Outcome {
         let actor = self.user_for("fill", Role::Pharmacy)?;
         let (patient, patient_name) = self.active_patient()?;
-        let open: Vec<(PrescriptionId, String)> = self.backend.query(move |ledger| {
-            ledger
-                .state()
-                .app()
-                .unfilled_prescriptions(&patient)
-                .into_iter()
-                .map(|p| {
-                    let label = match records::prescription(ledger, &p.id) {
-                        Ok(Some(text)) => format!(
-                            "{} {} ({})",
-                            text.medication, text.dosage, text.instructions
-                        ),
-                        Ok(None) => String::new(),
-                        Err(e) => format!("(cannot read its text: {e})"),
-                    };
-                    (p.id, label)
-                })
-                .collect()
-        })?;
+        let open: Vec<(PrescriptionId, String)> = self
+            .backend
+            .query(move |ledger| {
+                ledger
+                    .state()
+                    .app()
+                    .unfilled_prescriptions(&patient)
+                    .into_iter()
+                    .map(|p| {
+                        let text = records::prescription(ledger, &p.id).map_err(|e| e.to_string());
+                        (p.id, text)
+                    })
+                    .collect::<Vec<_>>()
+            })?
+            .into_iter()
+            .map(|(id, text)| (id, views::prescription_label(&text)))
+            .collect();
         if open.is_empty() {
             return refuse(format!(
                 "no open prescription for {patient_name} (is the prescription mined?)"
@@ -803,20 +826,27 @@ mod tests {
             Ok(self.0.borrow_mut().submit_transaction(tx, NOW))
         }
 
-        fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>> {
+        fn mine(&self, keys: &Keypair) -> anyhow::Result<MineOutcome> {
             let mut ledger = self.0.borrow_mut();
             let block = ledger.mine_block(keys, NOW);
             let height = block.header.height;
+            let hash = block.hash();
             ledger.submit_block(block, NOW).into_result()?;
-            Ok(vec![format!("Mined block #{height}")])
+            let block = ledger.block(&hash).ok().flatten();
+            Ok(MineOutcome::Mined(Mined {
+                height,
+                hash,
+                block,
+            }))
         }
 
-        fn peers(&self) -> anyhow::Result<Vec<String>> {
-            Ok(vec!["No peers.".into()])
+        fn peers(&self) -> anyhow::Result<Vec<PeerInfo>> {
+            Ok(Vec::new())
         }
 
-        fn sync(&self) -> anyhow::Result<Vec<String>> {
-            Ok(vec!["Nothing to sync.".into()])
+        fn sync(&self) -> anyhow::Result<SyncRequest> {
+            let after = self.0.borrow().tip().height;
+            Ok(SyncRequest { asked: 0, after })
         }
 
         fn now(&self) -> Timestamp {
