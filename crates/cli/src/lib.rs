@@ -38,11 +38,13 @@
 //!
 //! - [`args`]: the command line (clap).
 //! - [`command`]: the REPL's command language (syntax table there), parsed without I/O.
-//! - [`session`]: what each command does, over a [`session::Backend`] (a running node,
-//!   or a plain ledger in tests) and a [`session::Conversation`] (the person).
-//! - [`views`]: text views of the chain, pending transactions, balances and history.
+//! - [`repl`]: the REPL's state ([`repl::Repl`]) and what each command does, over a
+//!   [`repl::Backend`] (a running node, or a plain ledger in tests), which returns data,
+//!   and a [`repl::Conversation`] (the person).
+//! - [`views`]: reads the chain, pending transactions, balances and history off a
+//!   ledger, and turns them and the backend's answers into the lines the REPL prints.
 //! - [`input`]: terminal (rustyline) or scripted input, and printing above the prompt.
-//! - [`node`]: running a node (p2p) with or without the REPL; signals; the registry.
+//! - [`launch`]: starting a node (p2p) with or without the REPL; signals; the registry.
 //! - [`keyfile`]: passphrase-encrypted signing keys (argon2id + XChaCha20-Poly1305).
 //! - [`roster`]: the roster CSV format and the genesis built from it.
 //! - [`tools`]: `keygen` and `genesis`, and reading genesis and key files.
@@ -66,9 +68,9 @@ pub mod chaingen;
 pub mod command;
 pub mod input;
 pub mod keyfile;
-pub mod node;
+pub mod launch;
+pub mod repl;
 pub mod roster;
-pub mod session;
 pub mod tools;
 pub mod views;
 
@@ -89,10 +91,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keygen(args) => tools::keygen(&args),
         Command::Genesis(args) => tools::genesis(&args),
-        Command::Doctor(args) => node::run(Some(args::Role::Doctor), args),
-        Command::Lab(args) => node::run(Some(args::Role::Lab), args),
-        Command::Pharmacy(args) => node::run(Some(args::Role::Pharmacy), args),
-        Command::Node(args) => node::run(None, args),
+        Command::Doctor(args) => launch::run(Some(args::NodeRole::Doctor), args),
+        Command::Lab(args) => launch::run(Some(args::NodeRole::Lab), args),
+        Command::Pharmacy(args) => launch::run(Some(args::NodeRole::Pharmacy), args),
+        Command::Node(args) => launch::run(None, args),
         Command::Generate(args) => chaingen::generate(&args),
         Command::Verify(args) => chaingen::verify(&args),
     }

@@ -4,7 +4,7 @@
 //! Reading and showing are apart: the readers (`chain`, `pending`, `history`,
 //! `recalculate`, `find_patient`) take a ledger and return data, run wherever the
 //! ledger lives; the `*_lines` functions turn that data, or what a
-//! [`Backend`](crate::session::Backend) returned, into the lines the REPL prints.
+//! [`Backend`](crate::repl::Backend) returned, into the lines the REPL prints.
 
 use health_workflow::{
     Balance, Event, HealthLedger, HealthPolicy, HealthState, PatientId, Prescription,
@@ -16,7 +16,7 @@ use ledger_core::{
 };
 use p2p::PeerInfo;
 
-use crate::session::{MineOutcome, SyncRequest};
+use crate::repl::{MineOutcome, SyncRequest};
 
 /// The first 8 hex digits of a UUID, as shown in prompts and lists.
 pub fn short_uuid(id: &uuid::Uuid) -> String {

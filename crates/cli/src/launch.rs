@@ -10,19 +10,19 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use health_workflow::{Credentials, Event, EventError, HealthPolicy, demo_genesis, is_demo};
+use health_workflow::{
+    Credentials, Event, EventError, HealthPolicy, HealthTx, demo_genesis, is_demo,
+};
 use ledger_core::{Genesis, Keypair, TxError, TxId};
 use p2p::store::RedbStore;
 use p2p::{NodeConfig, NodeEvent, NodeHandle, PeerInfo, open_ledger, spawn};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{NodeArgs, Role};
+use crate::args::{NodeArgs, NodeRole};
 use crate::chaingen::bind_genesis;
 use crate::input::{Input, Line, Printer};
-use crate::session::{
-    Backend, Conversation, Flow, HealthTx, Logins, MineOutcome, Mined, Session, SyncRequest,
-};
+use crate::repl::{Backend, Conversation, Flow, Logins, MineOutcome, Mined, Repl, SyncRequest};
 use crate::{command, tools};
 
 /// The node handle type of this network.
@@ -137,7 +137,7 @@ struct Network {
 /// The demo key that produces a node's blocks while nobody is logged in: its role's
 /// demo member (`dr_alice` on a doctor node, and so on); a node without a role takes
 /// the member its name points to, in turn.
-pub(crate) fn demo_producer(role: Option<Role>, name: &str) -> Keypair {
+pub(crate) fn demo_producer(role: Option<NodeRole>, name: &str) -> Keypair {
     let member = |wanted: health_workflow::Role| {
         health_workflow::demo::DEMO_USERS
             .iter()
@@ -155,7 +155,7 @@ pub(crate) fn demo_producer(role: Option<Role>, name: &str) -> Keypair {
     health_workflow::demo_keypair(username)
 }
 
-fn network(args: &NodeArgs, name: &str, role: Option<Role>) -> anyhow::Result<Network> {
+fn network(args: &NodeArgs, name: &str, role: Option<NodeRole>) -> anyhow::Result<Network> {
     match (&args.genesis, &args.key) {
         (Some(genesis_path), Some(key_path)) => {
             let genesis = tools::read_genesis(genesis_path)?;
@@ -222,7 +222,7 @@ fn resolve_peers(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
 
 /// Runs a node; with a `role`, its REPL on standard input, otherwise until Ctrl-C or
 /// SIGTERM.
-pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
+pub fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -231,7 +231,7 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
     const NODE_PORT: u16 = 5000;
     let port = args
         .port
-        .unwrap_or_else(|| role.map_or(NODE_PORT, Role::default_port));
+        .unwrap_or_else(|| role.map_or(NODE_PORT, NodeRole::default_port));
     let host = args.host.clone();
     let listener = runtime.block_on(async {
         tokio::net::TcpListener::bind((host.as_str(), port))
@@ -305,7 +305,7 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
             handle: handle.clone(),
             runtime: runtime.handle().clone(),
         };
-        let mut session = Session::new(backend, role, name, network.logins, network.producer);
+        let mut session = Repl::new(backend, role, name, network.logins, network.producer);
         let result = repl(&mut session, input, &data_dir.join(HISTORY_FILE));
         shutdown.cancel();
         runtime.block_on(join)??;
@@ -322,18 +322,14 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
 pub const HISTORY_FILE: &str = "repl_history.txt";
 
 /// Reads and runs commands until `exit` or the end of input.
-fn repl(
-    session: &mut Session<NodeBackend>,
-    input: &mut Input,
-    history: &Path,
-) -> anyhow::Result<()> {
+fn repl(session: &mut Repl<NodeBackend>, input: &mut Input, history: &Path) -> anyhow::Result<()> {
     input.load_history(history);
     let result = repl_loop(session, input);
     input.save_history(history);
     result
 }
 
-fn repl_loop(session: &mut Session<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
+fn repl_loop(session: &mut Repl<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
     loop {
         let prompt = session.prompt();
         let line = match input.command(&prompt)? {

@@ -1,6 +1,6 @@
-//! One REPL session: who is logged in, the active patient, and what each command does.
+//! One REPL ([`Repl`]): who is logged in, the active patient, and what each command does.
 //!
-//! The session talks to the ledger only through a [`Backend`] (a running node in the
+//! The REPL talks to the ledger only through a [`Backend`] (a running node in the
 //! binary, a plain in-memory ledger in unit tests) and to the person only through a
 //! [`Conversation`] (questions and answers, output lines), so every command and every
 //! wrong input can be tested without a terminal or a network.
@@ -8,22 +8,19 @@
 use std::path::PathBuf;
 
 use health_workflow::{
-    Actor, Credentials, EventError, HealthLedger, HealthPolicy, LoginError, OrderId, PatientId,
-    Prescription, PrescriptionId, Role as MemberRole, TestOrder, records,
+    Actor, Credentials, EventError, HealthLedger, HealthPolicy, HealthTx, LoginError, OrderId,
+    PatientId, Prescription, PrescriptionId, TestOrder, records,
 };
 use ledger_core::{BlockHash, BodyStore, Height, Keypair, SharedBlock, Timestamp, TxError, TxId};
 use p2p::{MineError, PeerInfo};
 use rand::Rng;
 
-use crate::args::Role;
+use crate::args::NodeRole;
 use crate::command::{self, Command, parse_yes_no, usage};
 use crate::keyfile;
 use crate::views;
 
-/// A transaction of this network.
-pub type HealthTx = health_workflow::HealthTx;
-
-/// What a session needs from the ledger it works on.
+/// What a REPL needs from the ledger it works on.
 pub trait Backend {
     /// Where the ledger keeps block bodies.
     type Store: BodyStore<health_workflow::Event> + 'static;
@@ -115,9 +112,9 @@ pub enum Flow {
 }
 
 /// The state of one REPL.
-pub struct Session<B> {
+pub struct Repl<B> {
     backend: B,
-    role: Role,
+    role: NodeRole,
     node_name: String,
     logins: Logins,
     user: Option<Actor>,
@@ -158,17 +155,17 @@ fn fresh_uuid_bytes() -> [u8; 16] {
     bytes
 }
 
-impl<B: Backend> Session<B> {
-    /// A session of a `role` node named `node_name`; blocks mined while nobody is
+impl<B: Backend> Repl<B> {
+    /// The REPL of a `role` node named `node_name`; blocks mined while nobody is
     /// logged in are produced by `producer`, otherwise by the logged-in user.
     pub fn new(
         backend: B,
-        role: Role,
+        role: NodeRole,
         node_name: String,
         logins: Logins,
         producer: Keypair,
     ) -> Self {
-        Session {
+        Repl {
             backend,
             role,
             node_name,
@@ -203,7 +200,7 @@ impl<B: Backend> Session<B> {
         )
     }
 
-    /// Parses and runs one line. Every failure is reported as one line and the session
+    /// Parses and runs one line. Every failure is reported as one line and the REPL
     /// goes on; only `exit` (or a failed backend) ends it.
     pub fn handle_line(&mut self, line: &str, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
         match command::parse(line) {
@@ -344,7 +341,7 @@ impl<B: Backend> Session<B> {
         lines.push(format!("  {:<50} log in", usage::LOGIN));
         lines.push(format!("  {:<50} log out", "logout"));
         match self.role {
-            Role::Doctor => {
+            NodeRole::Doctor => {
                 lines.push(format!("  {:<50} register a new patient", usage::REGISTER));
                 lines.push(format!(
                     "  {:<50} record a consultation, optionally order a blood test",
@@ -355,11 +352,11 @@ impl<B: Backend> Session<B> {
                     usage::PRESCRIBE
                 ));
             }
-            Role::Lab => lines.push(format!(
+            NodeRole::Lab => lines.push(format!(
                 "  {:<50} record the results of a test order",
                 usage::PERFORM_TEST
             )),
-            Role::Pharmacy => lines.push(format!(
+            NodeRole::Pharmacy => lines.push(format!(
                 "  {:<50} mark a prescription as filled",
                 usage::FILL
             )),
@@ -389,13 +386,13 @@ impl<B: Backend> Session<B> {
 
     fn role_name(&self) -> &'static str {
         match self.role {
-            Role::Doctor => "Doctor",
-            Role::Lab => "Lab",
-            Role::Pharmacy => "Pharmacy",
+            NodeRole::Doctor => "Doctor",
+            NodeRole::Lab => "Lab",
+            NodeRole::Pharmacy => "Pharmacy",
         }
     }
 
-    fn member_role(&self) -> MemberRole {
+    fn member_role(&self) -> health_workflow::Role {
         self.role.member_role()
     }
 
@@ -472,12 +469,12 @@ impl<B: Backend> Session<B> {
     }
 
     /// The logged-in user, who must be allowed to run `command`.
-    fn user_for(&self, command: &str, role: Role) -> Outcome<Actor> {
+    fn user_for(&self, command: &str, role: NodeRole) -> Outcome<Actor> {
         if self.role != role {
             let (needed, article) = match role {
-                Role::Doctor => ("Doctor", "a"),
-                Role::Lab => ("Lab", "a"),
-                Role::Pharmacy => ("Pharmacy", "a"),
+                NodeRole::Doctor => ("Doctor", "a"),
+                NodeRole::Lab => ("Lab", "a"),
+                NodeRole::Pharmacy => ("Pharmacy", "a"),
             };
             return refuse(format!(
                 "'{command}' is {article} {needed} command; this is the {} node",
@@ -508,7 +505,7 @@ impl<B: Backend> Session<B> {
     }
 
     fn register(&mut self, name: Option<String>, io: &mut dyn Conversation) -> Outcome {
-        let actor = self.user_for("register", Role::Doctor)?;
+        let actor = self.user_for("register", NodeRole::Doctor)?;
         let Some(name) = name.or_else(|| io.ask("Patient name: ")) else {
             return refuse("registration abandoned");
         };
@@ -534,7 +531,7 @@ impl<B: Backend> Session<B> {
         order_test: Option<bool>,
         io: &mut dyn Conversation,
     ) -> Outcome {
-        let actor = self.user_for("consult", Role::Doctor)?;
+        let actor = self.user_for("consult", NodeRole::Doctor)?;
         let (patient, patient_name) = self.active_patient()?;
         let Some(notes) = notes.or_else(|| io.ask("Consultation notes: ")) else {
             return refuse("consultation abandoned");
@@ -570,7 +567,7 @@ impl<B: Backend> Session<B> {
         results: Option<String>,
         io: &mut dyn Conversation,
     ) -> Outcome {
-        let actor = self.user_for("perform_test", Role::Lab)?;
+        let actor = self.user_for("perform_test", NodeRole::Lab)?;
         let (patient, patient_name) = self.active_patient()?;
         let orders: Vec<(OrderId, String)> = self
             .backend
@@ -611,7 +608,7 @@ impl<B: Backend> Session<B> {
     }
 
     fn prescribe(&mut self, given: [Option<String>; 3], io: &mut dyn Conversation) -> Outcome {
-        let actor = self.user_for("prescribe", Role::Doctor)?;
+        let actor = self.user_for("prescribe", NodeRole::Doctor)?;
         let (patient, patient_name) = self.active_patient()?;
         let history = self
             .backend
@@ -669,7 +666,7 @@ impl<B: Backend> Session<B> {
         confirm: Option<bool>,
         io: &mut dyn Conversation,
     ) -> Outcome {
-        let actor = self.user_for("fill", Role::Pharmacy)?;
+        let actor = self.user_for("fill", NodeRole::Pharmacy)?;
         let (patient, patient_name) = self.active_patient()?;
         let open: Vec<(PrescriptionId, String)> = self
             .backend
@@ -880,18 +877,18 @@ mod tests {
         )
     }
 
-    fn session(ledger: &RefCell<HealthLedger>, role: Role) -> Session<Local<'_>> {
-        Session::new(
+    fn session(ledger: &RefCell<HealthLedger>, role: NodeRole) -> Repl<Local<'_>> {
+        Repl::new(
             Local(ledger),
             role,
             role.default_node_name(5000),
             Logins::Demo(Credentials::demo()),
-            crate::node::demo_producer(Some(role), ""),
+            crate::launch::demo_producer(Some(role), ""),
         )
     }
 
     /// Runs `line` and returns what it printed.
-    fn run(session: &mut Session<Local<'_>>, line: &str) -> Vec<String> {
+    fn run(session: &mut Repl<Local<'_>>, line: &str) -> Vec<String> {
         let mut script = Script::default();
         let flow = session
             .handle_line(line, &mut script)
@@ -900,7 +897,7 @@ mod tests {
         script.out
     }
 
-    fn one_error(session: &mut Session<Local<'_>>, line: &str, expected: &str) {
+    fn one_error(session: &mut Repl<Local<'_>>, line: &str, expected: &str) {
         let out = run(session, line);
         assert_eq!(out.len(), 1, "{line}: {out:?}");
         assert!(out[0].starts_with("Error: "), "{line}: {out:?}");
@@ -918,9 +915,9 @@ mod tests {
     #[test]
     fn the_walkthrough_pays_the_original_amounts() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
-        let mut pharm = session(&ledger, Role::Pharmacy);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
+        let mut pharm = session(&ledger, NodeRole::Pharmacy);
         assert_eq!(doc.prompt(), "Doc@DoctorNode-5000 (No Patient) > ");
 
         run(&mut doc, "login dr_alice password123");
@@ -984,7 +981,7 @@ mod tests {
     #[test]
     fn questions_are_asked_when_answers_are_missing() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
+        let mut doc = session(&ledger, NodeRole::Doctor);
         let mut script = Script {
             answers: ["dr_alice", "password123"].map(String::from).into(),
             ..Script::default()
@@ -1010,8 +1007,8 @@ mod tests {
     #[test]
     fn wrong_input_gets_one_clear_line() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
         one_error(&mut doc, "launch", "unknown command 'launch'");
         one_error(&mut doc, "register Jane", "not logged in");
         one_error(&mut doc, "perform_test x", "is a Lab command");
@@ -1043,7 +1040,7 @@ mod tests {
         run(&mut lab, "login lab_tech_bob labpass");
         run(&mut lab, &format!("set_patient {id}"));
         one_error(&mut lab, "perform_test ok", "no open test order");
-        let mut pharm = session(&ledger, Role::Pharmacy);
+        let mut pharm = session(&ledger, NodeRole::Pharmacy);
         run(&mut pharm, "login pharm_charlie pharmpass");
         run(&mut pharm, &format!("set_patient {id}"));
         one_error(&mut pharm, "fill y", "no open prescription");
@@ -1088,8 +1085,8 @@ mod tests {
     #[test]
     fn several_open_orders_are_listed_and_one_is_chosen() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
         run(&mut doc, "login dr_alice password123");
         run(&mut lab, "login lab_tech_bob labpass");
         let id = patient_id(&run(&mut doc, "register Ann"));
@@ -1137,8 +1134,8 @@ mod tests {
             .parameters
             .insert(health_workflow::PARAM_REWARD_LAB_RESULT.to_string(), 0);
         let ledger = RefCell::new(Ledger::new(genesis, HealthPolicy).expect("valid genesis"));
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
         run(&mut doc, "login dr_alice password123");
         run(&mut lab, "login lab_tech_bob labpass");
         let id = patient_id(&run(&mut doc, "register Ann"));
