@@ -38,7 +38,7 @@ pub enum Command {
 /// The kind of node a REPL serves (`healthchain doctor|lab|pharmacy`), as opposed to
 /// a member's roster role ([`health_workflow::Role`], see [`NodeRole::member_role`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NodeRole {
+pub(crate) enum NodeRole {
     /// Doctor: registers patients, consults, prescribes.
     Doctor,
     /// Diagnostic Lab: records test results.
@@ -49,7 +49,7 @@ pub enum NodeRole {
 
 impl NodeRole {
     /// The roster role of the members who use a node of this role.
-    pub fn member_role(self) -> health_workflow::Role {
+    pub(crate) fn member_role(self) -> health_workflow::Role {
         match self {
             NodeRole::Doctor => health_workflow::Role::Doctor,
             NodeRole::Lab => health_workflow::Role::LabTechnician,
@@ -58,7 +58,7 @@ impl NodeRole {
     }
 
     /// The prefix of the prompt (`Doc`, `Lab`, `Pharm`).
-    pub fn prompt_prefix(self) -> &'static str {
+    pub(crate) fn prompt_prefix(self) -> &'static str {
         match self {
             NodeRole::Doctor => "Doc",
             NodeRole::Lab => "Lab",
@@ -68,7 +68,7 @@ impl NodeRole {
 
     /// The port a node of this role listens on unless told otherwise, as in the
     /// original walkthrough.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             NodeRole::Doctor => 5001,
             NodeRole::Lab => 5002,
@@ -77,7 +77,7 @@ impl NodeRole {
     }
 
     /// The default node name for a port: `DoctorNode-5001`, `LabNode-5002`, ...
-    pub fn default_node_name(self, port: u16) -> String {
+    pub(crate) fn default_node_name(self, port: u16) -> String {
         let kind = match self {
             NodeRole::Doctor => "Doctor",
             NodeRole::Lab => "Lab",

@@ -26,16 +26,16 @@ use crate::repl::{Backend, Conversation, Flow, Logins, MineOutcome, Mined, Repl,
 use crate::{command, tools};
 
 /// The node handle type of this network.
-pub type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
+pub(crate) type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
 
 /// File name of the patient registry CSV in the data directory.
-pub const REGISTRY_FILE: &str = "patient_registry.csv";
+pub(crate) const REGISTRY_FILE: &str = "patient_registry.csv";
 
 /// Longest the registry CSV lags the chain while blocks keep arriving.
 const REGISTRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The session backend of a running node: every call is a message to the node task.
-pub struct NodeBackend {
+pub(crate) struct NodeBackend {
     handle: Handle,
     runtime: tokio::runtime::Handle,
 }
@@ -222,7 +222,7 @@ fn resolve_peers(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
 
 /// Runs a node; with a `role`, its REPL on standard input, otherwise until Ctrl-C or
 /// SIGTERM.
-pub fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -319,7 +319,7 @@ pub fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> {
 }
 
 /// File in the data directory keeping the terminal's command history.
-pub const HISTORY_FILE: &str = "repl_history.txt";
+pub(crate) const HISTORY_FILE: &str = "repl_history.txt";
 
 /// Reads and runs commands until `exit` or the end of input.
 fn repl(session: &mut Repl<NodeBackend>, input: &mut Input, history: &Path) -> anyhow::Result<()> {

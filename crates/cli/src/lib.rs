@@ -34,19 +34,20 @@
 //! read line by line, so a session can be scripted; the node stops at the end of input.
 //! Logs go to standard error, filtered by `RUST_LOG`.
 //!
-//! Modules:
+//! Modules (`args`, `command`, `keyfile`, `tools` and `chaingen` are public, for the
+//! binary and the tests; the others are private to the crate):
 //!
 //! - [`args`]: the command line (clap).
 //! - [`command`]: the REPL's command language (syntax table there), parsed without I/O.
-//! - [`repl`]: the REPL's state ([`repl::Repl`]) and what each command does, over a
-//!   [`repl::Backend`] (a running node, or a plain ledger in tests), which returns data,
-//!   and a [`repl::Conversation`] (the person).
-//! - [`views`]: reads the chain, pending transactions, balances and history off a
+//! - `repl`: the REPL's state (`Repl`) and what each command does, over a
+//!   `Backend` (a running node, or a plain ledger in tests), which returns data,
+//!   and a `Conversation` (the person).
+//! - `views`: reads the chain, pending transactions, balances and history off a
 //!   ledger, and turns them and the backend's answers into the lines the REPL prints.
-//! - [`input`]: terminal (rustyline) or scripted input, and printing above the prompt.
-//! - [`launch`]: starting a node (p2p) with or without the REPL; signals; the registry.
+//! - `input`: terminal (rustyline) or scripted input, and printing above the prompt.
+//! - `launch`: starting a node (p2p) with or without the REPL; signals; the registry.
 //! - [`keyfile`]: passphrase-encrypted signing keys (argon2id + XChaCha20-Poly1305).
-//! - [`roster`]: the roster CSV format and the genesis built from it.
+//! - `roster`: the roster CSV format and the genesis built from it.
 //! - [`tools`]: `keygen` and `genesis`, and reading genesis and key files.
 //! - [`chaingen`]: `generate` and `verify`.
 //!
@@ -66,13 +67,13 @@
 pub mod args;
 pub mod chaingen;
 pub mod command;
-pub mod input;
+mod input;
 pub mod keyfile;
-pub mod launch;
-pub mod repl;
-pub mod roster;
+mod launch;
+mod repl;
+mod roster;
 pub mod tools;
-pub mod views;
+mod views;
 
 use args::{Cli, Command};
 

@@ -21,7 +21,7 @@ use crate::keyfile;
 use crate::views;
 
 /// What a REPL needs from the ledger it works on.
-pub trait Backend {
+pub(crate) trait Backend {
     /// Where the ledger keeps block bodies.
     type Store: BodyStore<health_workflow::Event> + 'static;
 
@@ -51,17 +51,17 @@ pub trait Backend {
 }
 
 /// A block mined by [`Backend::mine`].
-pub struct Mined {
+pub(crate) struct Mined {
     /// Its height.
-    pub height: Height,
+    pub(crate) height: Height,
     /// Its hash.
-    pub hash: BlockHash,
+    pub(crate) hash: BlockHash,
     /// The block, if the ledger could read it back.
-    pub block: Option<SharedBlock<HealthPolicy>>,
+    pub(crate) block: Option<SharedBlock<HealthPolicy>>,
 }
 
 /// What [`Backend::mine`] did.
-pub enum MineOutcome {
+pub(crate) enum MineOutcome {
     /// Nothing was mined: no transaction is pending.
     NothingPending,
     /// The node could not mine a block.
@@ -71,15 +71,15 @@ pub enum MineOutcome {
 }
 
 /// A request for missing blocks sent by [`Backend::sync`].
-pub struct SyncRequest {
+pub(crate) struct SyncRequest {
     /// How many peers were asked.
-    pub asked: usize,
+    pub(crate) asked: usize,
     /// The height of this node's tip: the peers are asked for the blocks after it.
-    pub after: Height,
+    pub(crate) after: Height,
 }
 
 /// The person at the prompt.
-pub trait Conversation {
+pub(crate) trait Conversation {
     /// Asks a question; `None` if the input ended or the question was abandoned.
     fn ask(&mut self, question: &str) -> Option<String>;
     /// Asks for a secret (not echoed on a terminal).
@@ -89,7 +89,7 @@ pub trait Conversation {
 }
 
 /// How users prove who they are on this node.
-pub enum Logins {
+pub(crate) enum Logins {
     /// The demo network: the original project's logins, checked against argon2 hashes,
     /// signing with the published demo keys.
     Demo(Credentials),
@@ -104,7 +104,7 @@ pub enum Logins {
 
 /// Whether the REPL goes on after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// Read the next command.
     Continue,
     /// Leave.
@@ -112,7 +112,7 @@ pub enum Flow {
 }
 
 /// The state of one REPL.
-pub struct Repl<B> {
+pub(crate) struct Repl<B> {
     backend: B,
     role: NodeRole,
     node_name: String,
@@ -158,7 +158,7 @@ fn fresh_uuid_bytes() -> [u8; 16] {
 impl<B: Backend> Repl<B> {
     /// The REPL of a `role` node named `node_name`; blocks mined while nobody is
     /// logged in are produced by `producer`, otherwise by the logged-in user.
-    pub fn new(
+    pub(crate) fn new(
         backend: B,
         role: NodeRole,
         node_name: String,
@@ -177,14 +177,9 @@ impl<B: Backend> Repl<B> {
         }
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &B {
-        &self.backend
-    }
-
     /// The prompt: `Doc@DoctorNode-5001 (No Patient) > `, with the logged-in user after
     /// the role (`Doc:dr_alice@...`) and the active patient's name and short id.
-    pub fn prompt(&self) -> String {
+    pub(crate) fn prompt(&self) -> String {
         let user = self
             .user
             .as_ref()
@@ -202,7 +197,11 @@ impl<B: Backend> Repl<B> {
 
     /// Parses and runs one line. Every failure is reported as one line and the REPL
     /// goes on; only `exit` (or a failed backend) ends it.
-    pub fn handle_line(&mut self, line: &str, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
+    pub(crate) fn handle_line(
+        &mut self,
+        line: &str,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Flow> {
         match command::parse(line) {
             Ok(None) => Ok(Flow::Continue),
             Ok(Some(command)) => self.execute(command, io),
@@ -214,7 +213,11 @@ impl<B: Backend> Repl<B> {
     }
 
     /// Runs one command.
-    pub fn execute(&mut self, command: Command, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
+    pub(crate) fn execute(
+        &mut self,
+        command: Command,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Flow> {
         if command == Command::Exit {
             io.say("Shutting down the node.");
             return Ok(Flow::Exit);

@@ -19,12 +19,12 @@ use p2p::PeerInfo;
 use crate::repl::{MineOutcome, SyncRequest};
 
 /// The first 8 hex digits of a UUID, as shown in prompts and lists.
-pub fn short_uuid(id: &uuid::Uuid) -> String {
+pub(crate) fn short_uuid(id: &uuid::Uuid) -> String {
     id.simple().to_string()[..8].to_string()
 }
 
 /// A timestamp as `2025-03-26 14:05:09 UTC`.
-pub fn time(timestamp: Timestamp) -> String {
+pub(crate) fn time(timestamp: Timestamp) -> String {
     i64::try_from(timestamp.millis())
         .ok()
         .and_then(chrono::DateTime::from_timestamp_millis)
@@ -41,7 +41,7 @@ fn name_in(genesis: &Genesis, account: &AccountId) -> String {
 }
 
 /// One line describing an event, in the original project's terms.
-pub fn describe_event(event: &Event) -> String {
+pub(crate) fn describe_event(event: &Event) -> String {
     match event {
         Event::PatientRegistration(r) => format!(
             "PATIENT_REGISTRATION patient {} '{}'",
@@ -82,7 +82,7 @@ pub fn describe_event(event: &Event) -> String {
 }
 
 /// One line describing a transaction.
-pub fn describe_tx(genesis: &Genesis, tx: &Transaction<Event>) -> String {
+pub(crate) fn describe_tx(genesis: &Genesis, tx: &Transaction<Event>) -> String {
     let author = name_in(genesis, &tx.author);
     match &tx.body {
         TxBody::Transfer { to, amount } => format!(
@@ -94,7 +94,7 @@ pub fn describe_tx(genesis: &Genesis, tx: &Transaction<Event>) -> String {
 }
 
 /// One line describing a reward entry.
-pub fn describe_reward(genesis: &Genesis, reward: &Reward) -> String {
+pub(crate) fn describe_reward(genesis: &Genesis, reward: &Reward) -> String {
     format!(
         "REWARD {} -> {} {} (for {:#})",
         name_in(genesis, &genesis.reserve),
@@ -105,7 +105,7 @@ pub fn describe_reward(genesis: &Genesis, reward: &Reward) -> String {
 }
 
 /// The lines of one block: a header line, then its transactions and rewards.
-pub fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String> {
+pub(crate) fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String> {
     let header = &block.header;
     let mut lines = vec![format!(
         "Block #{} {} prev {:#} at {} by {} ({} txs, {} rewards)",
@@ -136,7 +136,7 @@ pub fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String> {
 type StoredBlock = Result<Option<SharedBlock<HealthPolicy>>, String>;
 
 /// The best chain as read from a ledger: what [`chain_lines`] shows.
-pub struct ChainView {
+pub(crate) struct ChainView {
     genesis: Genesis,
     genesis_hash: BlockHash,
     /// Every block after genesis on the best chain, or why it cannot be read.
@@ -145,7 +145,7 @@ pub struct ChainView {
 }
 
 /// Reads the best chain, genesis first.
-pub fn chain<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> ChainView {
+pub(crate) fn chain<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> ChainView {
     ChainView {
         genesis: ledger.genesis().clone(),
         genesis_hash: ledger.genesis_hash(),
@@ -160,7 +160,7 @@ pub fn chain<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> ChainView {
 }
 
 /// The whole best chain, genesis first.
-pub fn chain_lines(chain: &ChainView) -> Vec<String> {
+pub(crate) fn chain_lines(chain: &ChainView) -> Vec<String> {
     let genesis = &chain.genesis;
     let mut lines = vec![format!(
         "Block #0 {} genesis of network '{}'{}",
@@ -194,13 +194,13 @@ pub fn chain_lines(chain: &ChainView) -> Vec<String> {
 }
 
 /// The pending transactions as read from a ledger: what [`pending_lines`] shows.
-pub struct PendingView {
+pub(crate) struct PendingView {
     genesis: Genesis,
     txs: Vec<(TxId, Transaction<Event>)>,
 }
 
 /// Reads the pending transactions.
-pub fn pending<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> PendingView {
+pub(crate) fn pending<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> PendingView {
     PendingView {
         genesis: ledger.genesis().clone(),
         txs: ledger.mempool().map(|p| (p.id, p.tx.clone())).collect(),
@@ -208,7 +208,7 @@ pub fn pending<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> PendingView {
 }
 
 /// The pending transactions.
-pub fn pending_lines(pending: &PendingView) -> Vec<String> {
+pub(crate) fn pending_lines(pending: &PendingView) -> Vec<String> {
     if pending.txs.is_empty() {
         return vec!["No pending transactions.".to_string()];
     }
@@ -224,7 +224,7 @@ pub fn pending_lines(pending: &PendingView) -> Vec<String> {
 
 /// `username: amount`, one line per account, in the order given (sorted by name by
 /// [`health_workflow::balances`]).
-pub fn balance_lines(balances: &[Balance]) -> Vec<String> {
+pub(crate) fn balance_lines(balances: &[Balance]) -> Vec<String> {
     balances
         .iter()
         .map(|b| format!("{}: {}", b.name, b.amount))
@@ -236,7 +236,7 @@ pub fn balance_lines(balances: &[Balance]) -> Vec<String> {
 type RecordedHistory = Result<Vec<(RecordedEvent, String)>, String>;
 
 /// A patient's history as read from a ledger: what [`history_lines`] shows.
-pub struct HistoryView {
+pub(crate) struct HistoryView {
     patient: PatientId,
     /// The registered patient's name and recorded events (each with its author's
     /// username), or why they cannot be read; `None` for a patient not mined yet.
@@ -246,7 +246,10 @@ pub struct HistoryView {
 }
 
 /// Reads a patient's events in chain order, then those still pending.
-pub fn history<B: BodyStore<Event>>(ledger: &HealthLedger<B>, patient: &PatientId) -> HistoryView {
+pub(crate) fn history<B: BodyStore<Event>>(
+    ledger: &HealthLedger<B>,
+    patient: &PatientId,
+) -> HistoryView {
     let state = ledger.state().app();
     let pending = ledger
         .mempool()
@@ -278,7 +281,7 @@ pub fn history<B: BodyStore<Event>>(ledger: &HealthLedger<B>, patient: &PatientI
 }
 
 /// A patient's events in chain order.
-pub fn history_lines(history: &HistoryView) -> Vec<String> {
+pub(crate) fn history_lines(history: &HistoryView) -> Vec<String> {
     let patient = &history.patient;
     let mut lines = match &history.recorded {
         Some((name, events)) => {
@@ -314,7 +317,7 @@ pub fn history_lines(history: &HistoryView) -> Vec<String> {
 
 /// What `mine` shows: the new block's header line and its contents, or why nothing
 /// was mined. `genesis` names the members in a mined block.
-pub fn mine_lines(genesis: Option<&Genesis>, outcome: &MineOutcome) -> Vec<String> {
+pub(crate) fn mine_lines(genesis: Option<&Genesis>, outcome: &MineOutcome) -> Vec<String> {
     match outcome {
         MineOutcome::NothingPending => {
             vec!["Nothing to mine: no pending transactions.".to_string()]
@@ -331,7 +334,7 @@ pub fn mine_lines(genesis: Option<&Genesis>, outcome: &MineOutcome) -> Vec<Strin
 }
 
 /// The connected peers.
-pub fn peer_lines(peers: &[PeerInfo]) -> Vec<String> {
+pub(crate) fn peer_lines(peers: &[PeerInfo]) -> Vec<String> {
     if peers.is_empty() {
         return vec!["No connected peers.".to_string()];
     }
@@ -349,7 +352,7 @@ pub fn peer_lines(peers: &[PeerInfo]) -> Vec<String> {
 }
 
 /// What `sync` shows.
-pub fn sync_lines(request: &SyncRequest) -> Vec<String> {
+pub(crate) fn sync_lines(request: &SyncRequest) -> Vec<String> {
     vec![format!(
         "Asked {} peer(s) for blocks after #{}; new blocks are reported as they arrive.",
         request.asked, request.after
@@ -357,7 +360,7 @@ pub fn sync_lines(request: &SyncRequest) -> Vec<String> {
 }
 
 /// Balances recomputed from genesis, compared with the incremental state.
-pub enum Recalculation {
+pub(crate) enum Recalculation {
     /// They match, over a chain of this height.
     Matches(Height),
     /// They differ.
@@ -367,7 +370,7 @@ pub enum Recalculation {
 }
 
 /// Recomputes the state from genesis and compares it with the ledger's.
-pub fn recalculate<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Recalculation {
+pub(crate) fn recalculate<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Recalculation {
     match ledger.replay_from_genesis() {
         Ok(state) if &state == ledger.state() => Recalculation::Matches(ledger.tip().height),
         Ok(_) => Recalculation::Differs,
@@ -376,7 +379,7 @@ pub fn recalculate<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Recalculati
 }
 
 /// What `recalc_balances` shows before the balances.
-pub fn recalculation_lines(recalculation: &Recalculation) -> Vec<String> {
+pub(crate) fn recalculation_lines(recalculation: &Recalculation) -> Vec<String> {
     vec![match recalculation {
         Recalculation::Matches(height) => format!(
             "Recalculated balances from genesis over {height} blocks: they match the \
@@ -390,7 +393,9 @@ pub fn recalculation_lines(recalculation: &Recalculation) -> Vec<String> {
 }
 
 /// A prescription's text as listed by `fill`: `medication dosage (instructions)`.
-pub fn prescription_label<E: std::fmt::Display>(text: &Result<Option<Prescription>, E>) -> String {
+pub(crate) fn prescription_label<E: std::fmt::Display>(
+    text: &Result<Option<Prescription>, E>,
+) -> String {
     match text {
         Ok(Some(text)) => format!(
             "{} {} ({})",
@@ -403,7 +408,7 @@ pub fn prescription_label<E: std::fmt::Display>(text: &Result<Option<Prescriptio
 
 /// Why `set_patient` cannot pick a patient.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PatientLookupError {
+pub(crate) enum PatientLookupError {
     /// Neither a UUID nor a hex prefix.
     #[error("'{0}' is not a patient id (a UUID, or the first characters of one)")]
     Malformed(String),
@@ -417,7 +422,7 @@ pub enum PatientLookupError {
 
 /// Finds a patient by full id or by a prefix of at least 4 hex digits, among confirmed
 /// patients and registrations still pending. Returns the id and the name.
-pub fn find_patient<B: BodyStore<Event>>(
+pub(crate) fn find_patient<B: BodyStore<Event>>(
     ledger: &HealthLedger<B>,
     text: &str,
 ) -> Result<(PatientId, String), PatientLookupError> {
