@@ -35,9 +35,10 @@ pub enum Command {
     Verify(VerifyArgs),
 }
 
-/// The role a REPL node serves.
+/// The kind of node a REPL serves (`healthchain doctor|lab|pharmacy`), as opposed to
+/// a member's roster role ([`health_workflow::Role`], see [`NodeRole::member_role`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Role {
+pub(crate) enum NodeRole {
     /// Doctor: registers patients, consults, prescribes.
     Doctor,
     /// Diagnostic Lab: records test results.
@@ -46,41 +47,41 @@ pub enum Role {
     Pharmacy,
 }
 
-impl Role {
+impl NodeRole {
     /// The roster role of the members who use a node of this role.
-    pub fn member_role(self) -> health_workflow::Role {
+    pub(crate) fn member_role(self) -> health_workflow::Role {
         match self {
-            Role::Doctor => health_workflow::Role::Doctor,
-            Role::Lab => health_workflow::Role::LabTechnician,
-            Role::Pharmacy => health_workflow::Role::Pharmacist,
+            NodeRole::Doctor => health_workflow::Role::Doctor,
+            NodeRole::Lab => health_workflow::Role::LabTechnician,
+            NodeRole::Pharmacy => health_workflow::Role::Pharmacist,
         }
     }
 
     /// The prefix of the prompt (`Doc`, `Lab`, `Pharm`).
-    pub fn prompt_prefix(self) -> &'static str {
+    pub(crate) fn prompt_prefix(self) -> &'static str {
         match self {
-            Role::Doctor => "Doc",
-            Role::Lab => "Lab",
-            Role::Pharmacy => "Pharm",
+            NodeRole::Doctor => "Doc",
+            NodeRole::Lab => "Lab",
+            NodeRole::Pharmacy => "Pharm",
         }
     }
 
     /// The port a node of this role listens on unless told otherwise, as in the
     /// original walkthrough.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
-            Role::Doctor => 5001,
-            Role::Lab => 5002,
-            Role::Pharmacy => 5003,
+            NodeRole::Doctor => 5001,
+            NodeRole::Lab => 5002,
+            NodeRole::Pharmacy => 5003,
         }
     }
 
     /// The default node name for a port: `DoctorNode-5001`, `LabNode-5002`, ...
-    pub fn default_node_name(self, port: u16) -> String {
+    pub(crate) fn default_node_name(self, port: u16) -> String {
         let kind = match self {
-            Role::Doctor => "Doctor",
-            Role::Lab => "Lab",
-            Role::Pharmacy => "Pharmacy",
+            NodeRole::Doctor => "Doctor",
+            NodeRole::Lab => "Lab",
+            NodeRole::Pharmacy => "Pharmacy",
         };
         format!("{kind}Node-{port}")
     }
@@ -269,9 +270,12 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(Role::Doctor.default_node_name(5001), "DoctorNode-5001");
-        assert_eq!(Role::Lab.default_node_name(5002), "LabNode-5002");
-        assert_eq!(Role::Pharmacy.default_node_name(5003), "PharmacyNode-5003");
+        assert_eq!(NodeRole::Doctor.default_node_name(5001), "DoctorNode-5001");
+        assert_eq!(NodeRole::Lab.default_node_name(5002), "LabNode-5002");
+        assert_eq!(
+            NodeRole::Pharmacy.default_node_name(5003),
+            "PharmacyNode-5003"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub const GENESIS_FILE: &str = "genesis.bin";
 const GENERATE_POW_BITS: u8 = 4;
 
 /// Writes the genesis file of a data directory, or checks that the one there matches.
-pub fn bind_genesis(data_dir: &Path, genesis: &Genesis) -> anyhow::Result<()> {
+pub(crate) fn bind_genesis(data_dir: &Path, genesis: &Genesis) -> anyhow::Result<()> {
     let path = data_dir.join(GENESIS_FILE);
     if path.exists() {
         let existing = tools::read_genesis(&path)?;
@@ -144,7 +144,7 @@ fn random_id(rng: &mut impl Rng) -> [u8; 16] {
 }
 
 /// `healthchain generate`.
-pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     if args.blocks == 0 || args.txs_per_block == 0 {
         bail!("--blocks and --txs-per-block must be at least 1");
     }
@@ -330,28 +330,28 @@ impl<P> BodyStore<P> for Discard {
 
 /// What `verify` found.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// Blocks checked.
-    pub blocks: u64,
+    pub(crate) blocks: u64,
     /// Transactions in them.
-    pub transactions: u64,
+    pub(crate) transactions: u64,
     /// Wall-clock seconds.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// The signature floor, when asked for.
-    pub floor: Option<FloorReport>,
+    pub(crate) floor: Option<FloorReport>,
 }
 
 /// The same signatures batch-verified with nothing else around them.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FloorReport {
+pub(crate) struct FloorReport {
     /// Signatures verified (producers' and transactions').
-    pub signatures: u64,
+    pub(crate) signatures: u64,
     /// Seconds spent verifying them, excluding reading and preparing them.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
 }
 
 /// `healthchain verify`.
-pub fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     if args.reload {
         return reload(&args.data_dir);
     }
@@ -601,7 +601,11 @@ fn read_stored(
 
 /// Re-validates the chain stored in `data_dir` from its genesis; with `floor`, then
 /// measures batch verification of the same signatures alone.
-pub fn verify_dir(data_dir: &Path, signatures: bool, floor: bool) -> anyhow::Result<VerifyReport> {
+pub(crate) fn verify_dir(
+    data_dir: &Path,
+    signatures: bool,
+    floor: bool,
+) -> anyhow::Result<VerifyReport> {
     let genesis_path = data_dir.join(GENESIS_FILE);
     if !genesis_path.exists() {
         bail!(

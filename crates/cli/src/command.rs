@@ -129,25 +129,25 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Usage lines, also used by `help`.
-pub mod usage {
+pub(crate) mod usage {
     /// `login`.
-    pub const LOGIN: &str = "login [USERNAME [PASSWORD]]";
+    pub(crate) const LOGIN: &str = "login [USERNAME [PASSWORD]]";
     /// `register`.
-    pub const REGISTER: &str = "register [NAME...]";
+    pub(crate) const REGISTER: &str = "register [NAME...]";
     /// `consult`.
-    pub const CONSULT: &str = "consult [--test y|n] [NOTES...]";
+    pub(crate) const CONSULT: &str = "consult [--test y|n] [NOTES...]";
     /// `perform_test`.
-    pub const PERFORM_TEST: &str = "perform_test [--order N] [RESULTS...]";
+    pub(crate) const PERFORM_TEST: &str = "perform_test [--order N] [RESULTS...]";
     /// `prescribe`.
-    pub const PRESCRIBE: &str = "prescribe [MEDICATION [DOSAGE [INSTRUCTIONS...]]]";
+    pub(crate) const PRESCRIBE: &str = "prescribe [MEDICATION [DOSAGE [INSTRUCTIONS...]]]";
     /// `fill`.
-    pub const FILL: &str = "fill [--prescription N] [y|n]";
+    pub(crate) const FILL: &str = "fill [--prescription N] [y|n]";
     /// `set_patient`.
-    pub const SET_PATIENT: &str = "set_patient ID";
+    pub(crate) const SET_PATIENT: &str = "set_patient ID";
 }
 
 /// Splits a line into words, honouring double quotes.
-pub fn split_words(line: &str) -> Result<Vec<String>, ParseError> {
+pub(crate) fn split_words(line: &str) -> Result<Vec<String>, ParseError> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut in_word = false;
@@ -192,7 +192,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, ParseError> {
 
 /// Whether a line may be kept in the command history: not a `login` that carries a
 /// password.
-pub fn may_remember(line: &str) -> bool {
+pub(crate) fn may_remember(line: &str) -> bool {
     if line.trim().is_empty() {
         return false;
     }
@@ -203,7 +203,7 @@ pub fn may_remember(line: &str) -> bool {
 }
 
 /// Reads a yes/no answer (`y`, `yes`, `n`, `no`, any case).
-pub fn parse_yes_no(text: &str) -> Option<bool> {
+pub(crate) fn parse_yes_no(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Some(true),
         "n" | "no" => Some(false),

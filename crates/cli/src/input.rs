@@ -19,7 +19,7 @@ use rustyline::{Config, Editor, ExternalPrinter, Helper};
 
 /// What reading a line gave.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Line {
+pub(crate) enum Line {
     /// A line, without its line ending.
     Text(String),
     /// Ctrl-C on a terminal: abandon the current input.
@@ -29,7 +29,7 @@ pub enum Line {
 }
 
 /// A source of lines: a terminal with line editing, or plain standard input.
-pub enum Input {
+pub(crate) enum Input {
     /// Interactive terminal.
     Terminal(Box<Editor<Masking, DefaultHistory>>),
     /// Script or pipe.
@@ -38,7 +38,7 @@ pub enum Input {
 
 impl Input {
     /// Line editing when standard input and output are terminals, plain lines otherwise.
-    pub fn from_stdin() -> Input {
+    pub(crate) fn from_stdin() -> Input {
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
             let config = Config::builder().auto_add_history(false).build();
             if let Ok(mut editor) = Editor::with_config(config) {
@@ -49,13 +49,8 @@ impl Input {
         Input::Plain(std::io::stdin().lock())
     }
 
-    /// Whether this is an interactive terminal.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, Input::Terminal(_))
-    }
-
     /// A printer for messages that arrive while a line is being read.
-    pub fn printer(&mut self) -> Printer {
+    pub(crate) fn printer(&mut self) -> Printer {
         if let Input::Terminal(editor) = self
             && let Ok(printer) = editor.create_external_printer()
         {
@@ -67,19 +62,19 @@ impl Input {
     }
 
     /// Reads a command line, showing `prompt` on a terminal.
-    pub fn command(&mut self, prompt: &str) -> std::io::Result<Line> {
+    pub(crate) fn command(&mut self, prompt: &str) -> std::io::Result<Line> {
         self.read(prompt, false)
     }
 
     /// Adds a line to the history (terminal only).
-    pub fn remember(&mut self, line: &str) {
+    pub(crate) fn remember(&mut self, line: &str) {
         if let Input::Terminal(editor) = self {
             let _ = editor.add_history_entry(line);
         }
     }
 
     /// Loads the history from `path`, if it exists (terminal only).
-    pub fn load_history(&mut self, path: &std::path::Path) {
+    pub(crate) fn load_history(&mut self, path: &std::path::Path) {
         if let Input::Terminal(editor) = self
             && path.exists()
         {
@@ -88,7 +83,7 @@ impl Input {
     }
 
     /// Saves the history to `path` (terminal only).
-    pub fn save_history(&mut self, path: &std::path::Path) {
+    pub(crate) fn save_history(&mut self, path: &std::path::Path) {
         if let Input::Terminal(editor) = self
             && let Err(e) = editor.save_history(path)
         {
@@ -97,12 +92,12 @@ impl Input {
     }
 
     /// Reads the answer to a question (not kept in the history).
-    pub fn answer(&mut self, question: &str) -> std::io::Result<Line> {
+    pub(crate) fn answer(&mut self, question: &str) -> std::io::Result<Line> {
         self.read(question, false)
     }
 
     /// Reads a secret; on a terminal the typed characters are hidden.
-    pub fn secret(&mut self, question: &str) -> std::io::Result<Line> {
+    pub(crate) fn secret(&mut self, question: &str) -> std::io::Result<Line> {
         self.read(question, true)
     }
 
@@ -140,13 +135,13 @@ impl Input {
 
 /// Prints messages that arrive from the node while the REPL waits for input.
 #[derive(Clone, Default)]
-pub struct Printer {
+pub(crate) struct Printer {
     external: Option<Arc<Mutex<Box<dyn ExternalPrinter + Send>>>>,
 }
 
 impl Printer {
     /// Prints one message (one or more lines) above the prompt, or as plain lines.
-    pub fn print(&self, message: impl Into<String>) {
+    pub(crate) fn print(&self, message: impl Into<String>) {
         let message = message.into();
         if let Some(external) = &self.external
             && let Ok(mut printer) = external.lock()
@@ -159,7 +154,7 @@ impl Printer {
 }
 
 /// rustyline helper that hides what is typed while `masking` is on (passwords).
-pub struct Masking {
+pub(crate) struct Masking {
     masking: bool,
 }
 

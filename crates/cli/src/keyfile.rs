@@ -32,7 +32,7 @@ const SEED_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = MAGIC.len() + 1 + 12 + SALT_LEN + NONCE_LEN + 32;
 /// Size of a version-1 key file.
-pub const FILE_LEN: usize = HEADER_LEN + SEED_LEN + TAG_LEN;
+pub(crate) const FILE_LEN: usize = HEADER_LEN + SEED_LEN + TAG_LEN;
 
 /// Upper bounds on the argon2 cost a file may ask for, so that a crafted file cannot make
 /// opening it take gigabytes of memory or hours of work.
@@ -147,14 +147,16 @@ pub fn seal(keys: &Keypair, passphrase: &str, cost: KdfCost) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// The public key stored in a key file, read without the passphrase.
-pub fn public_key(bytes: &[u8]) -> Result<AccountId, KeyFileError> {
+/// The public key stored in a key file, read without the passphrase. Only the tests
+/// read the header alone: the binary always opens the whole file.
+#[cfg(test)]
+fn public_key(bytes: &[u8]) -> Result<AccountId, KeyFileError> {
     let header = Header::parse(bytes)?;
     Ok(header.account)
 }
 
 /// Decrypts a key file's bytes with `passphrase`.
-pub fn open(bytes: &[u8], passphrase: &str) -> Result<Keypair, KeyFileError> {
+pub(crate) fn open(bytes: &[u8], passphrase: &str) -> Result<Keypair, KeyFileError> {
     let header = Header::parse(bytes)?;
     let key = header.cost.derive(passphrase, &header.salt)?;
     let cipher = XChaCha20Poly1305::new(&key.into());
@@ -179,7 +181,7 @@ pub fn open(bytes: &[u8], passphrase: &str) -> Result<Keypair, KeyFileError> {
 }
 
 /// Writes a new key file; refuses to overwrite an existing file.
-pub fn write_new(path: &Path, keys: &Keypair, passphrase: &str) -> Result<(), KeyFileError> {
+pub(crate) fn write_new(path: &Path, keys: &Keypair, passphrase: &str) -> Result<(), KeyFileError> {
     use std::io::Write;
     let bytes = seal(keys, passphrase, KdfCost::DEFAULT)?;
     let mut options = std::fs::OpenOptions::new();
@@ -196,7 +198,7 @@ pub fn write_new(path: &Path, keys: &Keypair, passphrase: &str) -> Result<(), Ke
 }
 
 /// Reads and decrypts a key file.
-pub fn read(path: &Path, passphrase: &str) -> Result<Keypair, KeyFileError> {
+pub(crate) fn read(path: &Path, passphrase: &str) -> Result<Keypair, KeyFileError> {
     let bytes = std::fs::read(path)?;
     open(&bytes, passphrase)
 }

@@ -34,17 +34,20 @@
 //! read line by line, so a session can be scripted; the node stops at the end of input.
 //! Logs go to standard error, filtered by `RUST_LOG`.
 //!
-//! Modules:
+//! Modules (`args`, `command`, `keyfile`, `tools` and `chaingen` are public, for the
+//! binary and the tests; the others are private to the crate):
 //!
 //! - [`args`]: the command line (clap).
 //! - [`command`]: the REPL's command language (syntax table there), parsed without I/O.
-//! - [`session`]: what each command does, over a [`session::Backend`] (a running node,
-//!   or a plain ledger in tests) and a [`session::Conversation`] (the person).
-//! - [`views`]: text views of the chain, pending transactions, balances and history.
-//! - [`input`]: terminal (rustyline) or scripted input, and printing above the prompt.
-//! - [`node`]: running a node (p2p) with or without the REPL; signals; the registry.
+//! - `repl`: the REPL's state (`Repl`) and what each command does, over a
+//!   `Backend` (a running node, or a plain ledger in tests), which returns data,
+//!   and a `Conversation` (the person).
+//! - `views`: reads the chain, pending transactions, balances and history off a
+//!   ledger, and turns them and the backend's answers into the lines the REPL prints.
+//! - `input`: terminal (rustyline) or scripted input, and printing above the prompt.
+//! - `launch`: starting a node (p2p) with or without the REPL; signals; the registry.
 //! - [`keyfile`]: passphrase-encrypted signing keys (argon2id + XChaCha20-Poly1305).
-//! - [`roster`]: the roster CSV format and the genesis built from it.
+//! - `roster`: the roster CSV format and the genesis built from it.
 //! - [`tools`]: `keygen` and `genesis`, and reading genesis and key files.
 //! - [`chaingen`]: `generate` and `verify`.
 //!
@@ -64,13 +67,13 @@
 pub mod args;
 pub mod chaingen;
 pub mod command;
-pub mod input;
+mod input;
 pub mod keyfile;
-pub mod node;
-pub mod roster;
-pub mod session;
+mod launch;
+mod repl;
+mod roster;
 pub mod tools;
-pub mod views;
+mod views;
 
 use args::{Cli, Command};
 
@@ -89,10 +92,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keygen(args) => tools::keygen(&args),
         Command::Genesis(args) => tools::genesis(&args),
-        Command::Doctor(args) => node::run(Some(args::Role::Doctor), args),
-        Command::Lab(args) => node::run(Some(args::Role::Lab), args),
-        Command::Pharmacy(args) => node::run(Some(args::Role::Pharmacy), args),
-        Command::Node(args) => node::run(None, args),
+        Command::Doctor(args) => launch::run(Some(args::NodeRole::Doctor), args),
+        Command::Lab(args) => launch::run(Some(args::NodeRole::Lab), args),
+        Command::Pharmacy(args) => launch::run(Some(args::NodeRole::Pharmacy), args),
+        Command::Node(args) => launch::run(None, args),
         Command::Generate(args) => chaingen::generate(&args),
         Command::Verify(args) => chaingen::verify(&args),
     }

@@ -24,7 +24,7 @@ use health_workflow::{PARAM_LAB_PAYMENT, PARAM_REWARD_FILL, PARAM_REWARD_LAB_RES
 /// Why a roster cannot become a genesis.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RosterError {
+pub(crate) enum RosterError {
     /// The file is not readable CSV.
     #[error("roster is not valid CSV: {0}")]
     Csv(#[from] csv::Error),
@@ -59,11 +59,11 @@ pub enum RosterError {
 }
 
 /// The header a roster file must have.
-pub const HEADER: &str = "username,display_name,role,public_key_hex,balance";
+pub(crate) const HEADER: &str = "username,display_name,role,public_key_hex,balance";
 
 /// Who may produce blocks on a new network.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Producers {
+pub(crate) enum Producers {
     /// The roster's clinical members (doctors, lab technicians, pharmacists).
     #[default]
     CareTeam,
@@ -76,27 +76,30 @@ pub enum Producers {
 
 /// Network-wide settings given on the command line.
 #[derive(Debug, Clone)]
-pub struct NetworkSettings {
+pub(crate) struct NetworkSettings {
     /// Network name.
-    pub network: String,
+    pub(crate) network: String,
     /// Proof-of-work difficulty.
-    pub pow_bits: u8,
+    pub(crate) pow_bits: u8,
     /// Initial e-cash of the reserve.
-    pub reserve_supply: u64,
+    pub(crate) reserve_supply: u64,
     /// Who may produce blocks.
-    pub producers: Producers,
+    pub(crate) producers: Producers,
     /// Genesis time.
-    pub timestamp: Timestamp,
+    pub(crate) timestamp: Timestamp,
     /// Reward to the ordering doctor when a lab result is recorded.
-    pub reward_lab_result: u64,
+    pub(crate) reward_lab_result: u64,
     /// Reward to the prescribing doctor when a prescription is filled.
-    pub reward_fill: u64,
+    pub(crate) reward_fill: u64,
     /// What a doctor pays the lab for results a prescription is based on.
-    pub lab_payment: u64,
+    pub(crate) lab_payment: u64,
 }
 
 /// Reads a roster and builds the genesis it describes.
-pub fn build_genesis(input: impl Read, settings: &NetworkSettings) -> Result<Genesis, RosterError> {
+pub(crate) fn build_genesis(
+    input: impl Read,
+    settings: &NetworkSettings,
+) -> Result<Genesis, RosterError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(input);

@@ -12,10 +12,10 @@ use crate::keyfile;
 use crate::roster::{self, NetworkSettings, Producers};
 
 /// Environment variable holding a key file's passphrase, for scripts.
-pub const PASSPHRASE_ENV: &str = "HEALTHCHAIN_PASSPHRASE";
+pub(crate) const PASSPHRASE_ENV: &str = "HEALTHCHAIN_PASSPHRASE";
 
 /// Writes a new encrypted key file and prints its public key.
-pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
+pub(crate) fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
     if args.out.exists() {
         bail!("{} already exists; choose another file", args.out.display());
     }
@@ -29,7 +29,7 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
 }
 
 /// Builds a genesis file from a roster and prints the network's genesis hash.
-pub fn genesis(args: &GenesisArgs) -> anyhow::Result<()> {
+pub(crate) fn genesis(args: &GenesisArgs) -> anyhow::Result<()> {
     if args.out.exists() {
         bail!("{} already exists; choose another file", args.out.display());
     }
@@ -73,7 +73,7 @@ pub fn genesis(args: &GenesisArgs) -> anyhow::Result<()> {
 }
 
 /// Writes a genesis file (its canonical encoding).
-pub fn write_genesis(path: &Path, genesis: &Genesis) -> anyhow::Result<()> {
+pub(crate) fn write_genesis(path: &Path, genesis: &Genesis) -> anyhow::Result<()> {
     std::fs::write(path, genesis.encode()).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -86,13 +86,13 @@ pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
 
 /// Reads and decrypts a key file, getting the passphrase from `passphrase_file`, the
 /// environment or the terminal.
-pub fn read_key(path: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<Keypair> {
+pub(crate) fn read_key(path: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<Keypair> {
     let passphrase = passphrase(passphrase_file, false)?;
     keyfile::read(path, &passphrase).with_context(|| format!("opening key file {}", path.display()))
 }
 
 /// The current time.
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let millis = chrono::Utc::now().timestamp_millis();
     Timestamp(u64::try_from(millis).unwrap_or(0))
 }

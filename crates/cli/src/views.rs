@@ -1,18 +1,30 @@
 //! What the REPL shows: text views of a ledger (chain, pending transactions, balances,
-//! patient history), and the lookups behind `set_patient`. Pure functions of a ledger.
+//! patient history), and the lookups behind `set_patient`.
+//!
+//! Reading and showing are apart: the readers (`chain`, `pending`, `history`,
+//! `recalculate`, `find_patient`) take a ledger and return data, run wherever the
+//! ledger lives; the `*_lines` functions turn that data, or what a
+//! [`Backend`](crate::repl::Backend) returned, into the lines the REPL prints.
 
 use health_workflow::{
-    Event, HealthLedger, HealthState, PatientId, RecordedEvent, balances, records, username_of,
+    Balance, Event, HealthLedger, HealthPolicy, HealthState, PatientId, Prescription,
+    RecordedEvent, records, username_of,
 };
-use ledger_core::{AccountId, Block, BodyStore, Genesis, Reward, Timestamp, Transaction, TxBody};
+use ledger_core::{
+    AccountId, Block, BlockHash, BodyStore, Genesis, Height, Reward, SharedBlock, Timestamp, Tip,
+    Transaction, TxBody, TxId,
+};
+use p2p::PeerInfo;
+
+use crate::repl::{MineOutcome, SyncRequest};
 
 /// The first 8 hex digits of a UUID, as shown in prompts and lists.
-pub fn short_uuid(id: &uuid::Uuid) -> String {
+pub(crate) fn short_uuid(id: &uuid::Uuid) -> String {
     id.simple().to_string()[..8].to_string()
 }
 
 /// A timestamp as `2025-03-26 14:05:09 UTC`.
-pub fn time(timestamp: Timestamp) -> String {
+pub(crate) fn time(timestamp: Timestamp) -> String {
     i64::try_from(timestamp.millis())
         .ok()
         .and_then(chrono::DateTime::from_timestamp_millis)
@@ -29,7 +41,7 @@ fn name_in(genesis: &Genesis, account: &AccountId) -> String {
 }
 
 /// One line describing an event, in the original project's terms.
-pub fn describe_event(event: &Event) -> String {
+pub(crate) fn describe_event(event: &Event) -> String {
     match event {
         Event::PatientRegistration(r) => format!(
             "PATIENT_REGISTRATION patient {} '{}'",
@@ -70,7 +82,7 @@ pub fn describe_event(event: &Event) -> String {
 }
 
 /// One line describing a transaction.
-pub fn describe_tx(genesis: &Genesis, tx: &Transaction<Event>) -> String {
+pub(crate) fn describe_tx(genesis: &Genesis, tx: &Transaction<Event>) -> String {
     let author = name_in(genesis, &tx.author);
     match &tx.body {
         TxBody::Transfer { to, amount } => format!(
@@ -82,7 +94,7 @@ pub fn describe_tx(genesis: &Genesis, tx: &Transaction<Event>) -> String {
 }
 
 /// One line describing a reward entry.
-pub fn describe_reward(genesis: &Genesis, reward: &Reward) -> String {
+pub(crate) fn describe_reward(genesis: &Genesis, reward: &Reward) -> String {
     format!(
         "REWARD {} -> {} {} (for {:#})",
         name_in(genesis, &genesis.reserve),
@@ -93,7 +105,7 @@ pub fn describe_reward(genesis: &Genesis, reward: &Reward) -> String {
 }
 
 /// The lines of one block: a header line, then its transactions and rewards.
-pub fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String> {
+pub(crate) fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String> {
     let header = &block.header;
     let mut lines = vec![format!(
         "Block #{} {} prev {:#} at {} by {} ({} txs, {} rewards)",
@@ -120,12 +132,39 @@ pub fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String> {
     lines
 }
 
+/// A block body read from the store: absent, or why it could not be read.
+type StoredBlock = Result<Option<SharedBlock<HealthPolicy>>, String>;
+
+/// The best chain as read from a ledger: what [`chain_lines`] shows.
+pub(crate) struct ChainView {
+    genesis: Genesis,
+    genesis_hash: BlockHash,
+    /// Every block after genesis on the best chain, or why it cannot be read.
+    blocks: Vec<(BlockHash, StoredBlock)>,
+    tip: Tip,
+}
+
+/// Reads the best chain, genesis first.
+pub(crate) fn chain<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> ChainView {
+    ChainView {
+        genesis: ledger.genesis().clone(),
+        genesis_hash: ledger.genesis_hash(),
+        blocks: ledger
+            .main_chain()
+            .iter()
+            .skip(1)
+            .map(|hash| (*hash, ledger.block(hash).map_err(|e| e.to_string())))
+            .collect(),
+        tip: ledger.tip(),
+    }
+}
+
 /// The whole best chain, genesis first.
-pub fn chain_lines<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Vec<String> {
-    let genesis = ledger.genesis();
+pub(crate) fn chain_lines(chain: &ChainView) -> Vec<String> {
+    let genesis = &chain.genesis;
     let mut lines = vec![format!(
         "Block #0 {} genesis of network '{}'{}",
-        ledger.genesis_hash(),
+        chain.genesis_hash,
         genesis.network,
         if health_workflow::is_demo(genesis) {
             " (DEMO)"
@@ -133,14 +172,14 @@ pub fn chain_lines<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Vec<String>
             ""
         }
     )];
-    for hash in ledger.main_chain().iter().skip(1) {
-        match ledger.block(hash) {
-            Ok(Some(block)) => lines.extend(block_lines(genesis, &block)),
+    for (hash, block) in &chain.blocks {
+        match block {
+            Ok(Some(block)) => lines.extend(block_lines(genesis, block)),
             Ok(None) => lines.push(format!("Block {hash}: body not available")),
             Err(e) => lines.push(format!("Block {hash}: cannot read it: {e}")),
         }
     }
-    let tip = ledger.tip();
+    let tip = &chain.tip;
     lines.push(format!("Chain height {} tip {}", tip.height, tip.hash));
     lines.push(match &genesis.producers {
         Some(producers) => format!(
@@ -154,51 +193,107 @@ pub fn chain_lines<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Vec<String>
     lines
 }
 
+/// The pending transactions as read from a ledger: what [`pending_lines`] shows.
+pub(crate) struct PendingView {
+    genesis: Genesis,
+    txs: Vec<(TxId, Transaction<Event>)>,
+}
+
+/// Reads the pending transactions.
+pub(crate) fn pending<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> PendingView {
+    PendingView {
+        genesis: ledger.genesis().clone(),
+        txs: ledger.mempool().map(|p| (p.id, p.tx.clone())).collect(),
+    }
+}
+
 /// The pending transactions.
-pub fn pending_lines<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Vec<String> {
-    let genesis = ledger.genesis();
-    let pending = ledger.mempool();
-    if pending.len() == 0 {
+pub(crate) fn pending_lines(pending: &PendingView) -> Vec<String> {
+    if pending.txs.is_empty() {
         return vec!["No pending transactions.".to_string()];
     }
-    let mut lines = vec![format!("{} pending transaction(s):", pending.len())];
-    lines.extend(pending.map(|p| format!("  tx {:#} {}", p.id, describe_tx(genesis, &p.tx))));
+    let mut lines = vec![format!("{} pending transaction(s):", pending.txs.len())];
+    lines.extend(
+        pending
+            .txs
+            .iter()
+            .map(|(id, tx)| format!("  tx {id:#} {}", describe_tx(&pending.genesis, tx))),
+    );
     lines
 }
 
-/// `username: amount`, one line per account, sorted by name.
-pub fn balance_lines<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Vec<String> {
-    balances(ledger)
-        .into_iter()
+/// `username: amount`, one line per account, in the order given (sorted by name by
+/// [`health_workflow::balances`]).
+pub(crate) fn balance_lines(balances: &[Balance]) -> Vec<String> {
+    balances
+        .iter()
         .map(|b| format!("{}: {}", b.name, b.amount))
         .collect()
 }
 
-/// A patient's events in chain order.
-pub fn history_lines<B: BodyStore<Event>>(
+/// A patient's recorded events, each with its author's username, or why they cannot
+/// be read.
+type RecordedHistory = Result<Vec<(RecordedEvent, String)>, String>;
+
+/// A patient's history as read from a ledger: what [`history_lines`] shows.
+pub(crate) struct HistoryView {
+    patient: PatientId,
+    /// The registered patient's name and recorded events (each with its author's
+    /// username), or why they cannot be read; `None` for a patient not mined yet.
+    recorded: Option<(String, RecordedHistory)>,
+    /// The patient's events still pending.
+    pending: Vec<Event>,
+}
+
+/// Reads a patient's events in chain order, then those still pending.
+pub(crate) fn history<B: BodyStore<Event>>(
     ledger: &HealthLedger<B>,
     patient: &PatientId,
-) -> Vec<String> {
+) -> HistoryView {
     let state = ledger.state().app();
-    let pending: Vec<&Event> = ledger
+    let pending = ledger
         .mempool()
         .filter_map(|p| match &p.tx.body {
-            TxBody::App(event) if event.patient_id() == Some(*patient) => Some(event),
+            TxBody::App(event) if event.patient_id() == Some(*patient) => Some(event.clone()),
             _ => None,
         })
         .collect();
-    let mut lines = match state.patient(patient) {
-        Some(record) => {
-            let mut lines = vec![format!("History of {} ({}):", record.name, record.id)];
-            match records::patient_history(ledger, patient) {
+    let recorded = state.patient(patient).map(|record| {
+        let events = records::patient_history(ledger, patient)
+            .map(|events| {
+                events
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|event| {
+                        let author = username_of(ledger, &event.recorded.author);
+                        (event, author)
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string());
+        (record.name.clone(), events)
+    });
+    HistoryView {
+        patient: *patient,
+        recorded,
+        pending,
+    }
+}
+
+/// A patient's events in chain order.
+pub(crate) fn history_lines(history: &HistoryView) -> Vec<String> {
+    let patient = &history.patient;
+    let mut lines = match &history.recorded {
+        Some((name, events)) => {
+            let mut lines = vec![format!("History of {name} ({patient}):")];
+            match events {
                 Ok(events) => {
-                    for RecordedEvent { recorded, event } in events.unwrap_or_default() {
+                    for (RecordedEvent { recorded, event }, author) in events {
                         lines.push(format!(
-                            "  #{} {} {} by {}",
+                            "  #{} {} {} by {author}",
                             recorded.height,
                             time(recorded.time),
-                            describe_event(&event),
-                            username_of(ledger, &recorded.author)
+                            describe_event(event),
                         ));
                     }
                 }
@@ -206,22 +301,114 @@ pub fn history_lines<B: BodyStore<Event>>(
             }
             lines
         }
-        None if pending.is_empty() => {
+        None if history.pending.is_empty() => {
             return vec![format!("No events for patient {patient} on this node.")];
         }
         None => vec![format!("History of patient {patient} (not mined yet):")],
     };
     lines.extend(
-        pending
-            .into_iter()
+        history
+            .pending
+            .iter()
             .map(|event| format!("  pending {}", describe_event(event))),
     );
     lines
 }
 
+/// What `mine` shows: the new block's header line and its contents, or why nothing
+/// was mined. `genesis` names the members in a mined block.
+pub(crate) fn mine_lines(genesis: Option<&Genesis>, outcome: &MineOutcome) -> Vec<String> {
+    match outcome {
+        MineOutcome::NothingPending => {
+            vec!["Nothing to mine: no pending transactions.".to_string()]
+        }
+        MineOutcome::Failed(e) => vec![format!("Error: mining failed: {e}")],
+        MineOutcome::Mined(mined) => {
+            let mut lines = vec![format!("Mined block #{} {}", mined.height, mined.hash)];
+            if let (Some(genesis), Some(block)) = (genesis, &mined.block) {
+                lines.extend(block_lines(genesis, block).into_iter().skip(1));
+            }
+            lines
+        }
+    }
+}
+
+/// The connected peers.
+pub(crate) fn peer_lines(peers: &[PeerInfo]) -> Vec<String> {
+    if peers.is_empty() {
+        return vec!["No connected peers.".to_string()];
+    }
+    let mut lines = vec![format!("Connected peers ({}):", peers.len())];
+    for peer in peers {
+        let listen = peer
+            .listen_addr
+            .map_or_else(String::new, |a| format!(", listening on {a}"));
+        lines.push(format!(
+            "  {} at {}{listen}, {:?}, tip #{} when connected",
+            peer.name, peer.addr, peer.direction, peer.tip.height
+        ));
+    }
+    lines
+}
+
+/// What `sync` shows.
+pub(crate) fn sync_lines(request: &SyncRequest) -> Vec<String> {
+    vec![format!(
+        "Asked {} peer(s) for blocks after #{}; new blocks are reported as they arrive.",
+        request.asked, request.after
+    )]
+}
+
+/// Balances recomputed from genesis, compared with the incremental state.
+pub(crate) enum Recalculation {
+    /// They match, over a chain of this height.
+    Matches(Height),
+    /// They differ.
+    Differs,
+    /// Replaying the chain failed.
+    Failed(String),
+}
+
+/// Recomputes the state from genesis and compares it with the ledger's.
+pub(crate) fn recalculate<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Recalculation {
+    match ledger.replay_from_genesis() {
+        Ok(state) if &state == ledger.state() => Recalculation::Matches(ledger.tip().height),
+        Ok(_) => Recalculation::Differs,
+        Err(e) => Recalculation::Failed(e.to_string()),
+    }
+}
+
+/// What `recalc_balances` shows before the balances.
+pub(crate) fn recalculation_lines(recalculation: &Recalculation) -> Vec<String> {
+    vec![match recalculation {
+        Recalculation::Matches(height) => format!(
+            "Recalculated balances from genesis over {height} blocks: they match the \
+             incremental state."
+        ),
+        Recalculation::Differs => "Recalculated balances from genesis: they DIFFER from the \
+                                   incremental state!"
+            .to_string(),
+        Recalculation::Failed(e) => format!("Recalculating from genesis failed: {e}"),
+    }]
+}
+
+/// A prescription's text as listed by `fill`: `medication dosage (instructions)`.
+pub(crate) fn prescription_label<E: std::fmt::Display>(
+    text: &Result<Option<Prescription>, E>,
+) -> String {
+    match text {
+        Ok(Some(text)) => format!(
+            "{} {} ({})",
+            text.medication, text.dosage, text.instructions
+        ),
+        Ok(None) => String::new(),
+        Err(e) => format!("(cannot read its text: {e})"),
+    }
+}
+
 /// Why `set_patient` cannot pick a patient.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PatientLookupError {
+pub(crate) enum PatientLookupError {
     /// Neither a UUID nor a hex prefix.
     #[error("'{0}' is not a patient id (a UUID, or the first characters of one)")]
     Malformed(String),
@@ -235,7 +422,7 @@ pub enum PatientLookupError {
 
 /// Finds a patient by full id or by a prefix of at least 4 hex digits, among confirmed
 /// patients and registrations still pending. Returns the id and the name.
-pub fn find_patient<B: BodyStore<Event>>(
+pub(crate) fn find_patient<B: BodyStore<Event>>(
     ledger: &HealthLedger<B>,
     text: &str,
 ) -> Result<(PatientId, String), PatientLookupError> {
@@ -289,7 +476,7 @@ mod tests {
     fn balances_are_sorted_lines() {
         let ledger = ledger();
         assert_eq!(
-            balance_lines(&ledger),
+            balance_lines(&health_workflow::balances(&ledger)),
             [
                 "SYSTEM_BANK_001: 1000000",
                 "dr_alice: 0",
@@ -321,15 +508,35 @@ mod tests {
             find_patient(&ledger, "0000"),
             Err(PatientLookupError::NotFound(_))
         ));
-        assert!(pending_lines(&ledger)[1].contains("PATIENT_REGISTRATION"));
+        assert!(pending_lines(&pending(&ledger))[1].contains("PATIENT_REGISTRATION"));
         let block = ledger.mine_block(&alice_keys(), now);
         ledger
             .submit_block(block, now)
             .into_result()
             .expect("valid block");
-        let chain = chain_lines(&ledger);
+        let chain = chain_lines(&chain(&ledger));
         assert!(chain.iter().any(|l| l.contains("Jane Doe")));
-        assert!(history_lines(&ledger, &id)[1].contains("PATIENT_REGISTRATION"));
+        assert!(history_lines(&history(&ledger, &id))[1].contains("PATIENT_REGISTRATION"));
+    }
+
+    #[test]
+    fn backend_answers_read_as_before() {
+        assert_eq!(
+            mine_lines(None, &MineOutcome::NothingPending),
+            ["Nothing to mine: no pending transactions."]
+        );
+        assert_eq!(peer_lines(&[]), ["No connected peers."]);
+        assert_eq!(
+            sync_lines(&SyncRequest {
+                asked: 2,
+                after: ledger_core::Height(7)
+            }),
+            ["Asked 2 peer(s) for blocks after #7; new blocks are reported as they arrive."]
+        );
+        assert_eq!(
+            recalculation_lines(&Recalculation::Differs),
+            ["Recalculated balances from genesis: they DIFFER from the incremental state!"]
+        );
     }
 
     fn alice_keys() -> ledger_core::Keypair {

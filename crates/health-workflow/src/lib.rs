@@ -37,7 +37,9 @@
 //! - Prescribing pays each lab technician whose results the prescription is based on
 //!   once per prescription (not once per result), from the doctor's balance including
 //!   pending transfers; what the doctor cannot afford is reported in [`Prescribed`]
-//!   and the prescription stands.
+//!   and the prescription stands. A new prescription is based on the patient's results
+//!   that no recorded prescription cites yet ([`HealthState::unpaid_lab_results`]), so
+//!   no result is paid twice.
 //! - Building a transaction ([`Actor`]) checks only what needs no chain state (role,
 //!   text limits, id versions) and uses the author's next nonce: submit each
 //!   transaction before building the next one by the same user.

@@ -5,7 +5,7 @@
 //! text of events (notes, results, medication) stays in the block bodies, which live
 //! in the block store. [`records`](crate::records) reads it back by these indexes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ledger_core::{AccountId, Height, Timestamp, TxId};
 
@@ -190,6 +190,31 @@ impl HealthState {
             .collect()
     }
 
+    /// The lab results a new prescription for `patient` is based on, oldest first: the
+    /// patient's results that none of their recorded prescriptions is based on yet.
+    ///
+    /// This is the rule for which results are still unpaid: a prescription pays the lab
+    /// for the results it is based on ([`Actor::prescribe`](crate::Actor::prescribe)),
+    /// so a result cited by an earlier prescription has been paid for and is left out.
+    /// Only recorded (mined) prescriptions count; empty for an unknown patient.
+    pub fn unpaid_lab_results(&self, patient: &PatientId) -> Vec<TxId> {
+        let Some(record) = self.patients.get(patient) else {
+            return Vec::new();
+        };
+        let cited: HashSet<TxId> = record
+            .prescriptions
+            .iter()
+            .filter_map(|id| self.prescriptions.get(id))
+            .flat_map(|p| p.based_on.iter().copied())
+            .collect();
+        record
+            .results
+            .iter()
+            .filter(|id| self.results.contains_key(id) && !cited.contains(id))
+            .copied()
+            .collect()
+    }
+
     /// A prescription.
     pub fn prescription(&self, id: &PrescriptionId) -> Option<&PrescriptionRecord> {
         self.prescriptions.get(id).map(Box::as_ref)
@@ -214,6 +239,164 @@ impl HistoryEntry {
             tx_id: recorded.tx_id,
             height: recorded.height,
             kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn tx_id(n: u64) -> TxId {
+        TxId::from_hex(&format!("{n:064x}")).expect("64 hex digits")
+    }
+
+    fn recorded(n: u64) -> Recorded {
+        Recorded {
+            tx_id: tx_id(n),
+            height: Height(n),
+            time: Timestamp(n),
+            author: AccountId([0; 32]),
+        }
+    }
+
+    fn patient_id(n: u8) -> PatientId {
+        PatientId::from_random_bytes([n; 16])
+    }
+
+    /// A state with one patient and `results` lab results (ids 1..=results).
+    fn state_with_results(patient: PatientId, results: u64) -> HealthState {
+        let mut state = HealthState::default();
+        let mut record = Patient {
+            id: patient,
+            name: "Ann".to_string(),
+            registered: recorded(0),
+            history: Vec::new(),
+            orders: Vec::new(),
+            results: Vec::new(),
+            prescriptions: Vec::new(),
+        };
+        for n in 1..=results {
+            record.results.push(tx_id(n));
+            state.results.insert(
+                tx_id(n),
+                Box::new(LabResult {
+                    patient_id: patient,
+                    order_id: OrderId::from_random_bytes([n as u8; 16]),
+                    recorded: recorded(n),
+                }),
+            );
+        }
+        state.patients.insert(patient, Box::new(record));
+        state.registrations.push(patient);
+        state
+    }
+
+    /// Records a prescription for `patient` based on `based_on`.
+    fn prescribe(state: &mut HealthState, patient: PatientId, n: u8, based_on: Vec<TxId>) {
+        let id = PrescriptionId::from_random_bytes([n; 16]);
+        state.prescriptions.insert(
+            id,
+            Box::new(PrescriptionRecord {
+                id,
+                patient_id: patient,
+                based_on,
+                prescribed: recorded(1000 + u64::from(n)),
+                filled: None,
+            }),
+        );
+        state
+            .patients
+            .get_mut(&patient)
+            .expect("the patient is registered")
+            .prescriptions
+            .push(id);
+    }
+
+    #[test]
+    fn unknown_patient_has_no_unpaid_results() {
+        let state = state_with_results(patient_id(1), 2);
+        assert!(state.unpaid_lab_results(&patient_id(2)).is_empty());
+    }
+
+    #[test]
+    fn results_cited_by_a_prescription_are_paid() {
+        let patient = patient_id(1);
+        let mut state = state_with_results(patient, 3);
+        assert_eq!(
+            state.unpaid_lab_results(&patient),
+            [tx_id(1), tx_id(2), tx_id(3)]
+        );
+        prescribe(&mut state, patient, 1, vec![tx_id(2)]);
+        assert_eq!(state.unpaid_lab_results(&patient), [tx_id(1), tx_id(3)]);
+        prescribe(&mut state, patient, 2, vec![tx_id(1), tx_id(3)]);
+        assert!(state.unpaid_lab_results(&patient).is_empty());
+    }
+
+    #[test]
+    fn another_patients_prescriptions_do_not_count() {
+        let ann = patient_id(1);
+        let mut state = state_with_results(ann, 1);
+        let bob = patient_id(2);
+        state.patients.insert(
+            bob,
+            Box::new(Patient {
+                id: bob,
+                name: "Bob".to_string(),
+                registered: recorded(0),
+                history: Vec::new(),
+                orders: Vec::new(),
+                results: Vec::new(),
+                prescriptions: Vec::new(),
+            }),
+        );
+        prescribe(&mut state, bob, 1, vec![tx_id(1)]);
+        assert_eq!(state.unpaid_lab_results(&ann), [tx_id(1)]);
+    }
+
+    proptest! {
+        /// Prescribing again and again, each prescription based on the unpaid results
+        /// of its time, with new results arriving in between: no result is paid twice,
+        /// and every result is paid by the next prescription after it arrives.
+        #[test]
+        fn no_result_is_ever_paid_twice(arrivals in proptest::collection::vec(0u64..4, 1..12)) {
+            let patient = patient_id(1);
+            let mut state = state_with_results(patient, 0);
+            let mut next_result = 1;
+            let mut paid: Vec<TxId> = Vec::new();
+            for (n, arriving) in arrivals.into_iter().enumerate() {
+                let mut arrived = Vec::new();
+                for _ in 0..arriving {
+                    let id = tx_id(next_result);
+                    next_result += 1;
+                    state.results.insert(
+                        id,
+                        Box::new(LabResult {
+                            patient_id: patient,
+                            order_id: OrderId::from_random_bytes([0; 16]),
+                            recorded: recorded(0),
+                        }),
+                    );
+                    state
+                        .patients
+                        .get_mut(&patient)
+                        .expect("the patient is registered")
+                        .results
+                        .push(id);
+                    arrived.push(id);
+                }
+                let unpaid = state.unpaid_lab_results(&patient);
+                prop_assert_eq!(&unpaid, &arrived);
+                for id in &unpaid {
+                    prop_assert!(!paid.contains(id), "{id:?} paid twice");
+                }
+                paid.extend(&unpaid);
+                let n = u8::try_from(n).expect("fewer than 256 prescriptions");
+                prescribe(&mut state, patient, n, unpaid);
+            }
+            prop_assert_eq!(paid.len() as u64, next_result - 1);
         }
     }
 }

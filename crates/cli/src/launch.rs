@@ -10,30 +10,32 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use health_workflow::{Credentials, Event, EventError, HealthPolicy, demo_genesis, is_demo};
+use health_workflow::{
+    Credentials, Event, EventError, HealthPolicy, HealthTx, demo_genesis, is_demo,
+};
 use ledger_core::{Genesis, Keypair, TxError, TxId};
 use p2p::store::RedbStore;
-use p2p::{NodeConfig, NodeEvent, NodeHandle, open_ledger, spawn};
+use p2p::{NodeConfig, NodeEvent, NodeHandle, PeerInfo, open_ledger, spawn};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{NodeArgs, Role};
+use crate::args::{NodeArgs, NodeRole};
 use crate::chaingen::bind_genesis;
 use crate::input::{Input, Line, Printer};
-use crate::session::{Backend, Conversation, Flow, HealthTx, Logins, Session};
-use crate::{command, tools, views};
+use crate::repl::{Backend, Conversation, Flow, Logins, MineOutcome, Mined, Repl, SyncRequest};
+use crate::{command, tools};
 
 /// The node handle type of this network.
-pub type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
+pub(crate) type Handle = NodeHandle<HealthPolicy, RedbStore<Event>>;
 
 /// File name of the patient registry CSV in the data directory.
-pub const REGISTRY_FILE: &str = "patient_registry.csv";
+pub(crate) const REGISTRY_FILE: &str = "patient_registry.csv";
 
 /// Longest the registry CSV lags the chain while blocks keep arriving.
 const REGISTRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The session backend of a running node: every call is a message to the node task.
-pub struct NodeBackend {
+pub(crate) struct NodeBackend {
     handle: Handle,
     runtime: tokio::runtime::Handle,
 }
@@ -52,55 +54,32 @@ impl Backend for NodeBackend {
         Ok(self.runtime.block_on(self.handle.submit_transaction(tx))?)
     }
 
-    fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>> {
+    fn mine(&self, keys: &Keypair) -> anyhow::Result<MineOutcome> {
         let pending = self.query(|ledger| ledger.mempool().len())?;
         if pending == 0 {
-            return Ok(vec![
-                "Nothing to mine: no pending transactions.".to_string(),
-            ]);
+            return Ok(MineOutcome::NothingPending);
         }
         let mined = match self.runtime.block_on(self.handle.mine(keys.clone()))? {
             Ok(mined) => mined,
-            Err(e) => return Ok(vec![format!("Error: mining failed: {e}")]),
+            Err(e) => return Ok(MineOutcome::Failed(e)),
         };
         let hash = mined.hash;
-        let mut lines = vec![format!("Mined block #{} {}", mined.height, mined.hash)];
-        let details = self.query(move |ledger| match ledger.block(&hash) {
-            Ok(Some(block)) => views::block_lines(ledger.genesis(), &block)
-                .into_iter()
-                .skip(1)
-                .collect(),
-            _ => Vec::new(),
-        })?;
-        lines.extend(details);
-        Ok(lines)
+        let block = self.query(move |ledger| ledger.block(&hash).ok().flatten())?;
+        Ok(MineOutcome::Mined(Mined {
+            height: mined.height,
+            hash,
+            block,
+        }))
     }
 
-    fn peers(&self) -> anyhow::Result<Vec<String>> {
-        let peers = self.runtime.block_on(self.handle.peers())?;
-        if peers.is_empty() {
-            return Ok(vec!["No connected peers.".to_string()]);
-        }
-        let mut lines = vec![format!("Connected peers ({}):", peers.len())];
-        for peer in peers {
-            let listen = peer
-                .listen_addr
-                .map_or_else(String::new, |a| format!(", listening on {a}"));
-            lines.push(format!(
-                "  {} at {}{listen}, {:?}, tip #{} when connected",
-                peer.name, peer.addr, peer.direction, peer.tip.height
-            ));
-        }
-        Ok(lines)
+    fn peers(&self) -> anyhow::Result<Vec<PeerInfo>> {
+        Ok(self.runtime.block_on(self.handle.peers())?)
     }
 
-    fn sync(&self) -> anyhow::Result<Vec<String>> {
+    fn sync(&self) -> anyhow::Result<SyncRequest> {
         let asked = self.runtime.block_on(self.handle.sync())?;
-        let tip = self.query(|ledger| ledger.tip())?;
-        Ok(vec![format!(
-            "Asked {asked} peer(s) for blocks after #{}; new blocks are reported as they arrive.",
-            tip.height
-        )])
+        let after = self.query(|ledger| ledger.tip().height)?;
+        Ok(SyncRequest { asked, after })
     }
 }
 
@@ -158,7 +137,7 @@ struct Network {
 /// The demo key that produces a node's blocks while nobody is logged in: its role's
 /// demo member (`dr_alice` on a doctor node, and so on); a node without a role takes
 /// the member its name points to, in turn.
-pub(crate) fn demo_producer(role: Option<Role>, name: &str) -> Keypair {
+pub(crate) fn demo_producer(role: Option<NodeRole>, name: &str) -> Keypair {
     let member = |wanted: health_workflow::Role| {
         health_workflow::demo::DEMO_USERS
             .iter()
@@ -176,7 +155,7 @@ pub(crate) fn demo_producer(role: Option<Role>, name: &str) -> Keypair {
     health_workflow::demo_keypair(username)
 }
 
-fn network(args: &NodeArgs, name: &str, role: Option<Role>) -> anyhow::Result<Network> {
+fn network(args: &NodeArgs, name: &str, role: Option<NodeRole>) -> anyhow::Result<Network> {
     match (&args.genesis, &args.key) {
         (Some(genesis_path), Some(key_path)) => {
             let genesis = tools::read_genesis(genesis_path)?;
@@ -243,7 +222,7 @@ fn resolve_peers(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
 
 /// Runs a node; with a `role`, its REPL on standard input, otherwise until Ctrl-C or
 /// SIGTERM.
-pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -252,7 +231,7 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
     const NODE_PORT: u16 = 5000;
     let port = args
         .port
-        .unwrap_or_else(|| role.map_or(NODE_PORT, Role::default_port));
+        .unwrap_or_else(|| role.map_or(NODE_PORT, NodeRole::default_port));
     let host = args.host.clone();
     let listener = runtime.block_on(async {
         tokio::net::TcpListener::bind((host.as_str(), port))
@@ -326,7 +305,7 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
             handle: handle.clone(),
             runtime: runtime.handle().clone(),
         };
-        let mut session = Session::new(backend, role, name, network.logins, network.producer);
+        let mut session = Repl::new(backend, role, name, network.logins, network.producer);
         let result = repl(&mut session, input, &data_dir.join(HISTORY_FILE));
         shutdown.cancel();
         runtime.block_on(join)??;
@@ -340,21 +319,17 @@ pub fn run(role: Option<Role>, args: NodeArgs) -> anyhow::Result<()> {
 }
 
 /// File in the data directory keeping the terminal's command history.
-pub const HISTORY_FILE: &str = "repl_history.txt";
+pub(crate) const HISTORY_FILE: &str = "repl_history.txt";
 
 /// Reads and runs commands until `exit` or the end of input.
-fn repl(
-    session: &mut Session<NodeBackend>,
-    input: &mut Input,
-    history: &Path,
-) -> anyhow::Result<()> {
+fn repl(session: &mut Repl<NodeBackend>, input: &mut Input, history: &Path) -> anyhow::Result<()> {
     input.load_history(history);
     let result = repl_loop(session, input);
     input.save_history(history);
     result
 }
 
-fn repl_loop(session: &mut Session<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
+fn repl_loop(session: &mut Repl<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
     loop {
         let prompt = session.prompt();
         let line = match input.command(&prompt)? {

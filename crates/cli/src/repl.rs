@@ -1,6 +1,6 @@
-//! One REPL session: who is logged in, the active patient, and what each command does.
+//! One REPL ([`Repl`]): who is logged in, the active patient, and what each command does.
 //!
-//! The session talks to the ledger only through a [`Backend`] (a running node in the
+//! The REPL talks to the ledger only through a [`Backend`] (a running node in the
 //! binary, a plain in-memory ledger in unit tests) and to the person only through a
 //! [`Conversation`] (questions and answers, output lines), so every command and every
 //! wrong input can be tested without a terminal or a network.
@@ -8,22 +8,20 @@
 use std::path::PathBuf;
 
 use health_workflow::{
-    Actor, Credentials, EventError, HealthLedger, LoginError, OrderId, PatientId, Prescription,
-    PrescriptionId, Role as MemberRole, TestOrder, records,
+    Actor, Credentials, EventError, HealthLedger, HealthPolicy, HealthTx, LoginError, OrderId,
+    PatientId, Prescription, PrescriptionId, TestOrder, records,
 };
-use ledger_core::{BodyStore, Keypair, Timestamp, TxError, TxId};
+use ledger_core::{BlockHash, BodyStore, Height, Keypair, SharedBlock, Timestamp, TxError, TxId};
+use p2p::{MineError, PeerInfo};
 use rand::Rng;
 
-use crate::args::Role;
+use crate::args::NodeRole;
 use crate::command::{self, Command, parse_yes_no, usage};
 use crate::keyfile;
 use crate::views;
 
-/// A transaction of this network.
-pub type HealthTx = health_workflow::HealthTx;
-
-/// What a session needs from the ledger it works on.
-pub trait Backend {
+/// What a REPL needs from the ledger it works on.
+pub(crate) trait Backend {
     /// Where the ledger keeps block bodies.
     type Store: BodyStore<health_workflow::Event> + 'static;
 
@@ -36,15 +34,15 @@ pub trait Backend {
     /// Submits a transaction; the inner error is the ledger's refusal.
     fn submit(&self, tx: HealthTx) -> anyhow::Result<Result<TxId, TxError<EventError>>>;
 
-    /// Mines a block of the pending transactions, produced by `keys`; returns its lines
-    /// to show (or why nothing was mined).
-    fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>>;
+    /// Mines a block of the pending transactions, produced by `keys`: the block, or
+    /// why nothing was mined.
+    fn mine(&self, keys: &Keypair) -> anyhow::Result<MineOutcome>;
 
-    /// Lines describing the connected peers.
-    fn peers(&self) -> anyhow::Result<Vec<String>>;
+    /// The connected peers.
+    fn peers(&self) -> anyhow::Result<Vec<PeerInfo>>;
 
-    /// Asks the peers for blocks this node lacks; lines to show.
-    fn sync(&self) -> anyhow::Result<Vec<String>>;
+    /// Asks the peers for blocks this node lacks; whom it asked.
+    fn sync(&self) -> anyhow::Result<SyncRequest>;
 
     /// The current time.
     fn now(&self) -> Timestamp {
@@ -52,8 +50,36 @@ pub trait Backend {
     }
 }
 
+/// A block mined by [`Backend::mine`].
+pub(crate) struct Mined {
+    /// Its height.
+    pub(crate) height: Height,
+    /// Its hash.
+    pub(crate) hash: BlockHash,
+    /// The block, if the ledger could read it back.
+    pub(crate) block: Option<SharedBlock<HealthPolicy>>,
+}
+
+/// What [`Backend::mine`] did.
+pub(crate) enum MineOutcome {
+    /// Nothing was mined: no transaction is pending.
+    NothingPending,
+    /// The node could not mine a block.
+    Failed(MineError<EventError>),
+    /// A block was mined and added to the chain.
+    Mined(Mined),
+}
+
+/// A request for missing blocks sent by [`Backend::sync`].
+pub(crate) struct SyncRequest {
+    /// How many peers were asked.
+    pub(crate) asked: usize,
+    /// The height of this node's tip: the peers are asked for the blocks after it.
+    pub(crate) after: Height,
+}
+
 /// The person at the prompt.
-pub trait Conversation {
+pub(crate) trait Conversation {
     /// Asks a question; `None` if the input ended or the question was abandoned.
     fn ask(&mut self, question: &str) -> Option<String>;
     /// Asks for a secret (not echoed on a terminal).
@@ -63,7 +89,7 @@ pub trait Conversation {
 }
 
 /// How users prove who they are on this node.
-pub enum Logins {
+pub(crate) enum Logins {
     /// The demo network: the original project's logins, checked against argon2 hashes,
     /// signing with the published demo keys.
     Demo(Credentials),
@@ -78,7 +104,7 @@ pub enum Logins {
 
 /// Whether the REPL goes on after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// Read the next command.
     Continue,
     /// Leave.
@@ -86,9 +112,9 @@ pub enum Flow {
 }
 
 /// The state of one REPL.
-pub struct Session<B> {
+pub(crate) struct Repl<B> {
     backend: B,
-    role: Role,
+    role: NodeRole,
     node_name: String,
     logins: Logins,
     user: Option<Actor>,
@@ -129,17 +155,17 @@ fn fresh_uuid_bytes() -> [u8; 16] {
     bytes
 }
 
-impl<B: Backend> Session<B> {
-    /// A session of a `role` node named `node_name`; blocks mined while nobody is
+impl<B: Backend> Repl<B> {
+    /// The REPL of a `role` node named `node_name`; blocks mined while nobody is
     /// logged in are produced by `producer`, otherwise by the logged-in user.
-    pub fn new(
+    pub(crate) fn new(
         backend: B,
-        role: Role,
+        role: NodeRole,
         node_name: String,
         logins: Logins,
         producer: Keypair,
     ) -> Self {
-        Session {
+        Repl {
             backend,
             role,
             node_name,
@@ -151,14 +177,9 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &B {
-        &self.backend
-    }
-
     /// The prompt: `Doc@DoctorNode-5001 (No Patient) > `, with the logged-in user after
     /// the role (`Doc:dr_alice@...`) and the active patient's name and short id.
-    pub fn prompt(&self) -> String {
+    pub(crate) fn prompt(&self) -> String {
         let user = self
             .user
             .as_ref()
@@ -174,9 +195,13 @@ impl<B: Backend> Session<B> {
         )
     }
 
-    /// Parses and runs one line. Every failure is reported as one line and the session
+    /// Parses and runs one line. Every failure is reported as one line and the REPL
     /// goes on; only `exit` (or a failed backend) ends it.
-    pub fn handle_line(&mut self, line: &str, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
+    pub(crate) fn handle_line(
+        &mut self,
+        line: &str,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Flow> {
         match command::parse(line) {
             Ok(None) => Ok(Flow::Continue),
             Ok(Some(command)) => self.execute(command, io),
@@ -188,7 +213,11 @@ impl<B: Backend> Session<B> {
     }
 
     /// Runs one command.
-    pub fn execute(&mut self, command: Command, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
+    pub(crate) fn execute(
+        &mut self,
+        command: Command,
+        io: &mut dyn Conversation,
+    ) -> anyhow::Result<Flow> {
         if command == Command::Exit {
             io.say("Shutting down the node.");
             return Ok(Flow::Exit);
@@ -243,10 +272,10 @@ impl<B: Backend> Session<B> {
             Command::History => match self.patient {
                 None => refuse("no active patient: use set_patient <ID> first"),
                 Some((id, _)) => {
-                    let lines = self
+                    let history = self
                         .backend
-                        .query(move |ledger| views::history_lines(ledger, &id))?;
-                    say_all(io, &lines);
+                        .query(move |ledger| views::history(ledger, &id))?;
+                    say_all(io, &views::history_lines(&history));
                     Ok(())
                 }
             },
@@ -255,55 +284,51 @@ impl<B: Backend> Session<B> {
                     .user_keys
                     .clone()
                     .unwrap_or_else(|| self.producer.clone());
-                let lines = self.backend.mine(&keys)?;
-                say_all(io, &lines);
+                let outcome = self.backend.mine(&keys)?;
+                let genesis = match outcome {
+                    MineOutcome::Mined(_) => {
+                        Some(self.backend.query(|ledger| ledger.genesis().clone())?)
+                    }
+                    _ => None,
+                };
+                say_all(io, &views::mine_lines(genesis.as_ref(), &outcome));
                 Ok(())
             }
             Command::Chain => {
-                let lines = self.backend.query(views::chain_lines)?;
-                say_all(io, &lines);
+                let chain = self.backend.query(views::chain)?;
+                say_all(io, &views::chain_lines(&chain));
                 Ok(())
             }
             Command::Pending => {
-                let lines = self.backend.query(views::pending_lines)?;
-                say_all(io, &lines);
+                let pending = self.backend.query(views::pending)?;
+                say_all(io, &views::pending_lines(&pending));
                 Ok(())
             }
             Command::Balances => {
-                let lines = self.backend.query(views::balance_lines)?;
+                let balances = self.backend.query(health_workflow::balances)?;
                 io.say("E-cash balances:");
-                say_all(io, &lines);
+                say_all(io, &views::balance_lines(&balances));
                 Ok(())
             }
             Command::Peers => {
-                let lines = self.backend.peers()?;
-                say_all(io, &lines);
+                let peers = self.backend.peers()?;
+                say_all(io, &views::peer_lines(&peers));
                 Ok(())
             }
             Command::Sync => {
-                let lines = self.backend.sync()?;
-                say_all(io, &lines);
+                let request = self.backend.sync()?;
+                say_all(io, &views::sync_lines(&request));
                 Ok(())
             }
             Command::RecalcBalances => {
-                let (lines, balances) = self.backend.query(|ledger| {
-                    let lines = match ledger.replay_from_genesis() {
-                        Ok(state) if &state == ledger.state() => vec![format!(
-                            "Recalculated balances from genesis over {} blocks: they match the \
-                             incremental state.",
-                            ledger.tip().height
-                        )],
-                        Ok(_) => vec![
-                            "Recalculated balances from genesis: they DIFFER from the \
-                             incremental state!"
-                                .to_string(),
-                        ],
-                        Err(e) => vec![format!("Recalculating from genesis failed: {e}")],
-                    };
-                    (lines, views::balance_lines(ledger))
+                let (recalculation, balances) = self.backend.query(|ledger| {
+                    (
+                        views::recalculate(ledger),
+                        health_workflow::balances(ledger),
+                    )
                 })?;
-                say_all(io, &lines);
-                say_all(io, &balances);
+                say_all(io, &views::recalculation_lines(&recalculation));
+                say_all(io, &views::balance_lines(&balances));
                 Ok(())
             }
             Command::Exit => Ok(()),
@@ -319,7 +344,7 @@ impl<B: Backend> Session<B> {
         lines.push(format!("  {:<50} log in", usage::LOGIN));
         lines.push(format!("  {:<50} log out", "logout"));
         match self.role {
-            Role::Doctor => {
+            NodeRole::Doctor => {
                 lines.push(format!("  {:<50} register a new patient", usage::REGISTER));
                 lines.push(format!(
                     "  {:<50} record a consultation, optionally order a blood test",
@@ -330,11 +355,11 @@ impl<B: Backend> Session<B> {
                     usage::PRESCRIBE
                 ));
             }
-            Role::Lab => lines.push(format!(
+            NodeRole::Lab => lines.push(format!(
                 "  {:<50} record the results of a test order",
                 usage::PERFORM_TEST
             )),
-            Role::Pharmacy => lines.push(format!(
+            NodeRole::Pharmacy => lines.push(format!(
                 "  {:<50} mark a prescription as filled",
                 usage::FILL
             )),
@@ -364,13 +389,13 @@ impl<B: Backend> Session<B> {
 
     fn role_name(&self) -> &'static str {
         match self.role {
-            Role::Doctor => "Doctor",
-            Role::Lab => "Lab",
-            Role::Pharmacy => "Pharmacy",
+            NodeRole::Doctor => "Doctor",
+            NodeRole::Lab => "Lab",
+            NodeRole::Pharmacy => "Pharmacy",
         }
     }
 
-    fn member_role(&self) -> MemberRole {
+    fn member_role(&self) -> health_workflow::Role {
         self.role.member_role()
     }
 
@@ -447,12 +472,12 @@ impl<B: Backend> Session<B> {
     }
 
     /// The logged-in user, who must be allowed to run `command`.
-    fn user_for(&self, command: &str, role: Role) -> Outcome<Actor> {
+    fn user_for(&self, command: &str, role: NodeRole) -> Outcome<Actor> {
         if self.role != role {
             let (needed, article) = match role {
-                Role::Doctor => ("Doctor", "a"),
-                Role::Lab => ("Lab", "a"),
-                Role::Pharmacy => ("Pharmacy", "a"),
+                NodeRole::Doctor => ("Doctor", "a"),
+                NodeRole::Lab => ("Lab", "a"),
+                NodeRole::Pharmacy => ("Pharmacy", "a"),
             };
             return refuse(format!(
                 "'{command}' is {article} {needed} command; this is the {} node",
@@ -483,7 +508,7 @@ impl<B: Backend> Session<B> {
     }
 
     fn register(&mut self, name: Option<String>, io: &mut dyn Conversation) -> Outcome {
-        let actor = self.user_for("register", Role::Doctor)?;
+        let actor = self.user_for("register", NodeRole::Doctor)?;
         let Some(name) = name.or_else(|| io.ask("Patient name: ")) else {
             return refuse("registration abandoned");
         };
@@ -509,7 +534,7 @@ impl<B: Backend> Session<B> {
         order_test: Option<bool>,
         io: &mut dyn Conversation,
     ) -> Outcome {
-        let actor = self.user_for("consult", Role::Doctor)?;
+        let actor = self.user_for("consult", NodeRole::Doctor)?;
         let (patient, patient_name) = self.active_patient()?;
         let Some(notes) = notes.or_else(|| io.ask("Consultation notes: ")) else {
             return refuse("consultation abandoned");
@@ -545,22 +570,22 @@ impl<B: Backend> Session<B> {
         results: Option<String>,
         io: &mut dyn Conversation,
     ) -> Outcome {
-        let actor = self.user_for("perform_test", Role::Lab)?;
+        let actor = self.user_for("perform_test", NodeRole::Lab)?;
         let (patient, patient_name) = self.active_patient()?;
-        let orders: Vec<(OrderId, String)> = self.backend.query(move |ledger| {
-            ledger
-                .state()
-                .app()
-                .open_orders(&patient)
-                .into_iter()
-                .map(|o| {
-                    (
-                        o.id,
-                        format!("{} ordered at {}", o.test_name, views::time(o.ordered.time)),
-                    )
-                })
-                .collect()
-        })?;
+        let orders: Vec<(OrderId, String)> = self
+            .backend
+            .query(move |ledger| {
+                ledger
+                    .state()
+                    .app()
+                    .open_orders(&patient)
+                    .into_iter()
+                    .map(|o| (o.id, o.test_name.clone(), o.ordered.time))
+                    .collect::<Vec<_>>()
+            })?
+            .into_iter()
+            .map(|(id, test, ordered)| (id, format!("{test} ordered at {}", views::time(ordered))))
+            .collect();
         if orders.is_empty() {
             return refuse(format!(
                 "no open test order for {patient_name} (is the consultation mined?)"
@@ -586,12 +611,12 @@ impl<B: Backend> Session<B> {
     }
 
     fn prescribe(&mut self, given: [Option<String>; 3], io: &mut dyn Conversation) -> Outcome {
-        let actor = self.user_for("prescribe", Role::Doctor)?;
+        let actor = self.user_for("prescribe", NodeRole::Doctor)?;
         let (patient, patient_name) = self.active_patient()?;
         let history = self
             .backend
-            .query(move |ledger| views::history_lines(ledger, &patient))?;
-        say_all(io, &history);
+            .query(move |ledger| views::history(ledger, &patient))?;
+        say_all(io, &views::history_lines(&history));
         let [medication, dosage, instructions] = given;
         let Some(medication) = medication.or_else(|| io.ask("Medication: ")) else {
             return refuse("prescription abandoned");
@@ -605,22 +630,8 @@ impl<B: Backend> Session<B> {
         let id = PrescriptionId::from_random_bytes(fresh_uuid_bytes());
         let now = self.backend.now();
         let prescribed = self.backend.query(move |ledger| {
-            let state = ledger.state().app();
-            // The results this patient's earlier prescriptions have not used yet: the
-            // ones this prescription reads, whose lab gets paid.
-            let cited: Vec<TxId> = state
-                .patient(&patient)
-                .into_iter()
-                .flat_map(|p| &p.prescriptions)
-                .filter_map(|id| state.prescription(id))
-                .flat_map(|p| p.based_on.iter().copied())
-                .collect();
-            let based_on = state
-                .lab_results(&patient)
-                .into_iter()
-                .map(|(id, _)| id)
-                .filter(|id| !cited.contains(id))
-                .collect();
+            // The results this prescription reads, whose lab gets paid.
+            let based_on = ledger.state().app().unpaid_lab_results(&patient);
             let prescription = Prescription {
                 prescription_id: id,
                 patient_id: patient,
@@ -658,27 +669,25 @@ impl<B: Backend> Session<B> {
         confirm: Option<bool>,
         io: &mut dyn Conversation,
     ) -> Outcome {
-        let actor = self.user_for("fill", Role::Pharmacy)?;
+        let actor = self.user_for("fill", NodeRole::Pharmacy)?;
         let (patient, patient_name) = self.active_patient()?;
-        let open: Vec<(PrescriptionId, String)> = self.backend.query(move |ledger| {
-            ledger
-                .state()
-                .app()
-                .unfilled_prescriptions(&patient)
-                .into_iter()
-                .map(|p| {
-                    let label = match records::prescription(ledger, &p.id) {
-                        Ok(Some(text)) => format!(
-                            "{} {} ({})",
-                            text.medication, text.dosage, text.instructions
-                        ),
-                        Ok(None) => String::new(),
-                        Err(e) => format!("(cannot read its text: {e})"),
-                    };
-                    (p.id, label)
-                })
-                .collect()
-        })?;
+        let open: Vec<(PrescriptionId, String)> = self
+            .backend
+            .query(move |ledger| {
+                ledger
+                    .state()
+                    .app()
+                    .unfilled_prescriptions(&patient)
+                    .into_iter()
+                    .map(|p| {
+                        let text = records::prescription(ledger, &p.id).map_err(|e| e.to_string());
+                        (p.id, text)
+                    })
+                    .collect::<Vec<_>>()
+            })?
+            .into_iter()
+            .map(|(id, text)| (id, views::prescription_label(&text)))
+            .collect();
         if open.is_empty() {
             return refuse(format!(
                 "no open prescription for {patient_name} (is the prescription mined?)"
@@ -817,20 +826,27 @@ mod tests {
             Ok(self.0.borrow_mut().submit_transaction(tx, NOW))
         }
 
-        fn mine(&self, keys: &Keypair) -> anyhow::Result<Vec<String>> {
+        fn mine(&self, keys: &Keypair) -> anyhow::Result<MineOutcome> {
             let mut ledger = self.0.borrow_mut();
             let block = ledger.mine_block(keys, NOW);
             let height = block.header.height;
+            let hash = block.hash();
             ledger.submit_block(block, NOW).into_result()?;
-            Ok(vec![format!("Mined block #{height}")])
+            let block = ledger.block(&hash).ok().flatten();
+            Ok(MineOutcome::Mined(Mined {
+                height,
+                hash,
+                block,
+            }))
         }
 
-        fn peers(&self) -> anyhow::Result<Vec<String>> {
-            Ok(vec!["No peers.".into()])
+        fn peers(&self) -> anyhow::Result<Vec<PeerInfo>> {
+            Ok(Vec::new())
         }
 
-        fn sync(&self) -> anyhow::Result<Vec<String>> {
-            Ok(vec!["Nothing to sync.".into()])
+        fn sync(&self) -> anyhow::Result<SyncRequest> {
+            let after = self.0.borrow().tip().height;
+            Ok(SyncRequest { asked: 0, after })
         }
 
         fn now(&self) -> Timestamp {
@@ -864,18 +880,18 @@ mod tests {
         )
     }
 
-    fn session(ledger: &RefCell<HealthLedger>, role: Role) -> Session<Local<'_>> {
-        Session::new(
+    fn session(ledger: &RefCell<HealthLedger>, role: NodeRole) -> Repl<Local<'_>> {
+        Repl::new(
             Local(ledger),
             role,
             role.default_node_name(5000),
             Logins::Demo(Credentials::demo()),
-            crate::node::demo_producer(Some(role), ""),
+            crate::launch::demo_producer(Some(role), ""),
         )
     }
 
     /// Runs `line` and returns what it printed.
-    fn run(session: &mut Session<Local<'_>>, line: &str) -> Vec<String> {
+    fn run(session: &mut Repl<Local<'_>>, line: &str) -> Vec<String> {
         let mut script = Script::default();
         let flow = session
             .handle_line(line, &mut script)
@@ -884,7 +900,7 @@ mod tests {
         script.out
     }
 
-    fn one_error(session: &mut Session<Local<'_>>, line: &str, expected: &str) {
+    fn one_error(session: &mut Repl<Local<'_>>, line: &str, expected: &str) {
         let out = run(session, line);
         assert_eq!(out.len(), 1, "{line}: {out:?}");
         assert!(out[0].starts_with("Error: "), "{line}: {out:?}");
@@ -902,9 +918,9 @@ mod tests {
     #[test]
     fn the_walkthrough_pays_the_original_amounts() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
-        let mut pharm = session(&ledger, Role::Pharmacy);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
+        let mut pharm = session(&ledger, NodeRole::Pharmacy);
         assert_eq!(doc.prompt(), "Doc@DoctorNode-5000 (No Patient) > ");
 
         run(&mut doc, "login dr_alice password123");
@@ -968,7 +984,7 @@ mod tests {
     #[test]
     fn questions_are_asked_when_answers_are_missing() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
+        let mut doc = session(&ledger, NodeRole::Doctor);
         let mut script = Script {
             answers: ["dr_alice", "password123"].map(String::from).into(),
             ..Script::default()
@@ -994,8 +1010,8 @@ mod tests {
     #[test]
     fn wrong_input_gets_one_clear_line() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
         one_error(&mut doc, "launch", "unknown command 'launch'");
         one_error(&mut doc, "register Jane", "not logged in");
         one_error(&mut doc, "perform_test x", "is a Lab command");
@@ -1027,7 +1043,7 @@ mod tests {
         run(&mut lab, "login lab_tech_bob labpass");
         run(&mut lab, &format!("set_patient {id}"));
         one_error(&mut lab, "perform_test ok", "no open test order");
-        let mut pharm = session(&ledger, Role::Pharmacy);
+        let mut pharm = session(&ledger, NodeRole::Pharmacy);
         run(&mut pharm, "login pharm_charlie pharmpass");
         run(&mut pharm, &format!("set_patient {id}"));
         one_error(&mut pharm, "fill y", "no open prescription");
@@ -1072,8 +1088,8 @@ mod tests {
     #[test]
     fn several_open_orders_are_listed_and_one_is_chosen() {
         let ledger = ledger();
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
         run(&mut doc, "login dr_alice password123");
         run(&mut lab, "login lab_tech_bob labpass");
         let id = patient_id(&run(&mut doc, "register Ann"));
@@ -1121,8 +1137,8 @@ mod tests {
             .parameters
             .insert(health_workflow::PARAM_REWARD_LAB_RESULT.to_string(), 0);
         let ledger = RefCell::new(Ledger::new(genesis, HealthPolicy).expect("valid genesis"));
-        let mut doc = session(&ledger, Role::Doctor);
-        let mut lab = session(&ledger, Role::Lab);
+        let mut doc = session(&ledger, NodeRole::Doctor);
+        let mut lab = session(&ledger, NodeRole::Lab);
         run(&mut doc, "login dr_alice password123");
         run(&mut lab, "login lab_tech_bob labpass");
         let id = patient_id(&run(&mut doc, "register Ann"));
