@@ -212,6 +212,21 @@ mod tests {
     }
 
     #[test]
+    fn an_account_prints_as_hex_and_parses_back() {
+        let account = Keypair::from_seed([5; 32]).account();
+        let text = account.to_string();
+        assert_eq!(text.len(), 64);
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(AccountId::from_hex(&text), Ok(account));
+        assert_eq!(text.parse::<AccountId>(), Ok(account));
+        assert!(AccountId::from_hex(&text[..62]).is_err());
+        assert!(AccountId::from_hex(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
     fn signature_encodes_as_64_raw_bytes() {
         let sig = Signature([3; 64]);
         let bytes = crate::codec::encode(&sig);
