@@ -227,6 +227,19 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_shows_its_own_bytes() {
+        let sig = Keypair::from_seed([6; 32]).sign(b"shown");
+        let bytes = *sig.as_bytes();
+        assert_eq!(bytes, sig.0);
+        assert_ne!(bytes, [0; 64]);
+        let text = sig.to_string();
+        assert_eq!(text.len(), 128);
+        let debug = format!("{sig:?}");
+        assert!(debug.starts_with("Signature(") && text.starts_with(&debug[10..debug.len() - 1]));
+        assert!(format!("{:?}", Keypair::from_seed([6; 32])).contains("Keypair"));
+    }
+
+    #[test]
     fn signature_encodes_as_64_raw_bytes() {
         let sig = Signature([3; 64]);
         let bytes = crate::codec::encode(&sig);
