@@ -75,7 +75,7 @@ impl Chain {
     }
 
     fn append(&mut self, block: healthchain::ledger_core::Block<Event>) {
-        let outcome = self.ledger.submit_block(block, Timestamp(self.time));
+        let outcome = self.ledger.submit(block, Timestamp(self.time));
         assert!(outcome.tip_changed(), "every block extends the chain");
     }
 }

@@ -95,7 +95,7 @@ fn build_chain(blocks: usize) -> Chain {
         let block = ledger.mine_block(&keys[height % keys.len()], now);
         out.push(Arc::new(block.clone()));
         ledger
-            .submit_block(block, now)
+            .submit(block, now)
             .into_result()
             .expect("generated block is valid");
     }
@@ -121,7 +121,7 @@ fn validate_structure(chain: &Chain) -> Ledger<TransfersOnly> {
     let mut ledger = Ledger::new(chain.genesis.clone(), TransfersOnly).expect("valid genesis");
     // As a reloading node does: blocks hashed on every core, then applied in order.
     for prepared in prepare_blocks(&chain.blocks) {
-        let outcome = ledger.submit_stored_prepared(prepared);
+        let outcome = ledger.submit(ledger_core::BlockInput::StoredPrepared(prepared), ledger_core::Timestamp(0));
         assert!(outcome.tip_changed(), "every block extends the chain");
     }
     ledger

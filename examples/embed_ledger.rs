@@ -118,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         again.expect_err("the policy refuses it")
     );
     let block = ledger.mine_block(&ada, now()?);
-    ledger.submit_block(block, now()?).into_result()?;
+    ledger.submit(block, now()?).into_result()?;
 
     // Block 2: Bob tips Ada 3 of his 5 coins.
     let tip = TxBody::Transfer {
@@ -131,11 +131,11 @@ fn main() -> anyhow::Result<()> {
         now()?,
     )?;
     let block = ledger.mine_block(&bob, now()?);
-    ledger.submit_block(block, now()?).into_result()?;
+    ledger.submit(block, now()?).into_result()?;
 
     // Block 3: empty; any producer with valid work may extend the chain.
     let block = ledger.mine_block(&bob, now()?);
-    ledger.submit_block(block, now()?).into_result()?;
+    ledger.submit(block, now()?).into_result()?;
 
     println!("height {}", ledger.tip().height);
     for (name, keys) in [("ada", &ada), ("bob", &bob)] {

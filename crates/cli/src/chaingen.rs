@@ -18,7 +18,7 @@ use health_workflow::{
     PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, Rates, TestOrder,
 };
 use ledger_core::{
-    Amount, Block, BlockHash, BlockOutcome, BlockStatus, BodyStore, Genesis, Height, Keypair,
+    Amount, Block, BlockHash, BlockOutcome, BlockStatus, BodySource, Genesis, Height, Keypair,
     Ledger, PreparedBlock, SignatureSet, Timestamp, Transaction, TxBody, TxId,
 };
 use p2p::store::{BlockStore, RedbStore, StoreError};
@@ -291,7 +291,7 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
             total_txs += 1;
         }
         let block = ledger.mine_block(&actors.doctor, time);
-        let outcome = ledger.submit_block(block, time);
+        let outcome = ledger.submit(block, time);
         if outcome.status != BlockStatus::Accepted {
             let reason = outcome
                 .invalid
@@ -316,7 +316,7 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
 /// it back, so holding every body in memory would only cost memory.
 struct Discard;
 
-impl<P> BodyStore<P> for Discard {
+impl<P> BodySource<P> for Discard {
     type Error = std::convert::Infallible;
 
     fn put(&mut self, _: &BlockHash, _: &Arc<Block<P>>) -> Result<(), Self::Error> {
@@ -684,7 +684,7 @@ pub(crate) fn verify_dir(
             'chunks: for chunk in chunks {
                 for prepared in chunk? {
                     let block = Arc::clone(prepared.block());
-                    if check(&block, ledger.submit_stored_prepared(prepared)).is_break() {
+                    if check(&block, ledger.submit(ledger_core::BlockInput::StoredPrepared(prepared), ledger_core::Timestamp(0))).is_break() {
                         break 'chunks;
                     }
                 }

@@ -11,7 +11,7 @@ use health_workflow::{
     Actor, Credentials, EventError, HealthLedger, HealthPolicy, HealthTx, LoginError, OrderId,
     PatientId, Prescription, PrescriptionId, TestOrder, records,
 };
-use ledger_core::{BlockHash, BodyStore, Height, Keypair, SharedBlock, Timestamp, TxError, TxId};
+use ledger_core::{BlockHash, BodySource, Height, Keypair, SharedBlock, Timestamp, TxError, TxId};
 use p2p::{MineError, PeerInfo};
 use rand::Rng;
 
@@ -23,7 +23,7 @@ use crate::views;
 /// What a REPL needs from the ledger it works on.
 pub(crate) trait Backend {
     /// Where the ledger keeps block bodies.
-    type Store: BodyStore<health_workflow::Event> + 'static;
+    type Store: BodySource<health_workflow::Event> + 'static;
 
     /// Runs `f` on the ledger and returns its result.
     fn query<R: Send + 'static>(

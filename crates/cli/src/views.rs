@@ -11,7 +11,7 @@ use health_workflow::{
     RecordedEvent, records, username_of,
 };
 use ledger_core::{
-    AccountId, Block, BlockHash, BodyStore, Genesis, Height, Reward, SharedBlock, Timestamp, Tip,
+    AccountId, Block, BlockHash, BodySource, Genesis, Height, Reward, SharedBlock, Timestamp, Tip,
     Transaction, TxBody, TxId,
 };
 use p2p::PeerInfo;
@@ -145,7 +145,7 @@ pub(crate) struct ChainView {
 }
 
 /// Reads the best chain, genesis first.
-pub(crate) fn chain<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> ChainView {
+pub(crate) fn chain<B: BodySource<Event>>(ledger: &HealthLedger<B>) -> ChainView {
     ChainView {
         genesis: ledger.genesis().clone(),
         genesis_hash: ledger.genesis_hash(),
@@ -200,7 +200,7 @@ pub(crate) struct PendingView {
 }
 
 /// Reads the pending transactions.
-pub(crate) fn pending<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> PendingView {
+pub(crate) fn pending<B: BodySource<Event>>(ledger: &HealthLedger<B>) -> PendingView {
     PendingView {
         genesis: ledger.genesis().clone(),
         txs: ledger.mempool().map(|p| (p.id, p.tx.clone())).collect(),
@@ -246,7 +246,7 @@ pub(crate) struct HistoryView {
 }
 
 /// Reads a patient's events in chain order, then those still pending.
-pub(crate) fn history<B: BodyStore<Event>>(
+pub(crate) fn history<B: BodySource<Event>>(
     ledger: &HealthLedger<B>,
     patient: &PatientId,
 ) -> HistoryView {
@@ -370,7 +370,7 @@ pub(crate) enum Recalculation {
 }
 
 /// Recomputes the state from genesis and compares it with the ledger's.
-pub(crate) fn recalculate<B: BodyStore<Event>>(ledger: &HealthLedger<B>) -> Recalculation {
+pub(crate) fn recalculate<B: BodySource<Event>>(ledger: &HealthLedger<B>) -> Recalculation {
     match ledger.replay_from_genesis() {
         Ok(state) if &state == ledger.state() => Recalculation::Matches(ledger.tip().height),
         Ok(_) => Recalculation::Differs,
@@ -422,7 +422,7 @@ pub(crate) enum PatientLookupError {
 
 /// Finds a patient by full id or by a prefix of at least 4 hex digits, among confirmed
 /// patients and registrations still pending. Returns the id and the name.
-pub(crate) fn find_patient<B: BodyStore<Event>>(
+pub(crate) fn find_patient<B: BodySource<Event>>(
     ledger: &HealthLedger<B>,
     text: &str,
 ) -> Result<(PatientId, String), PatientLookupError> {
@@ -511,7 +511,7 @@ mod tests {
         assert!(pending_lines(&pending(&ledger))[1].contains("PATIENT_REGISTRATION"));
         let block = ledger.mine_block(&alice_keys(), now);
         ledger
-            .submit_block(block, now)
+            .submit(block, now)
             .into_result()
             .expect("valid block");
         let chain = chain_lines(&chain(&ledger));

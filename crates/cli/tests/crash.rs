@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use common::{Proc, binary};
 use health_workflow::Event;
 use healthchain_cli::keyfile::{self, KdfCost};
-use ledger_core::{BlockHash, BodyStore};
+use ledger_core::{BlockHash, BodySource};
 use p2p::store::{BlockStore, RedbStore};
 
 /// Passphrase of the key file both nodes run with (and of the victim's `login`).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::binary;
 use health_workflow::Event;
-use ledger_core::{BodyStore, TxBody};
+use ledger_core::{BodySource, TxBody};
 use p2p::store::{BlockStore, RedbStore};
 
 fn generate(dir: &Path, blocks: u32, txs: u32) {

@@ -78,7 +78,7 @@
 //!
 //! // mine (any key may produce a block on the demo network)
 //! let block = ledger.mine_block(&demo::demo_keypair("dr_alice"), now);
-//! ledger.submit_block(block, now).into_result()?;
+//! ledger.submit(block, now).into_result()?;
 //!
 //! let state = ledger.state().app();
 //! assert_eq!(state.history(&patient).map(|h| h.len()), Some(2));

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ledger_core::{Block, BodyStore, Height, Ledger, TxBody, TxId};
+use ledger_core::{Block, BodySource, Height, Ledger, TxBody, TxId};
 
 use crate::event::{Event, Prescription};
 use crate::ids::{PatientId, PrescriptionId};
@@ -54,7 +54,7 @@ pub enum RecordError<E: std::error::Error + 'static> {
 }
 
 /// The best-chain block at `height`, read from the store.
-fn block_at<B: BodyStore<Event>>(
+fn block_at<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     height: Height,
 ) -> Result<Arc<Block<Event>>, RecordError<B::Error>> {
@@ -98,7 +98,7 @@ fn event_in<E: std::error::Error>(
 
 /// The event carried by transaction `tx_id` of the best-chain block at `height`, as
 /// recorded in a [`Recorded`] or a [`HistoryEntry`] of the confirmed state.
-pub fn recorded_event<B: BodyStore<Event>>(
+pub fn recorded_event<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     height: Height,
     tx_id: &TxId,
@@ -109,7 +109,7 @@ pub fn recorded_event<B: BodyStore<Event>>(
 /// A patient's confirmed history with each event's text, time and author, in chain
 /// order; `None` for a patient the confirmed state does not know. Reads each block
 /// holding one of the patient's events once.
-pub fn patient_history<B: BodyStore<Event>>(
+pub fn patient_history<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     patient: &PatientId,
 ) -> Result<Option<Vec<RecordedEvent>>, RecordError<B::Error>> {
@@ -132,7 +132,7 @@ pub fn patient_history<B: BodyStore<Event>>(
 
 /// A confirmed prescription's text (medication, dosage, instructions, results read),
 /// read from its block; `None` if the confirmed state has no such prescription.
-pub fn prescription<B: BodyStore<Event>>(
+pub fn prescription<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     id: &PrescriptionId,
 ) -> Result<Option<Prescription>, RecordError<B::Error>> {
@@ -167,7 +167,7 @@ mod tests {
     #[error("disk on fire")]
     struct DiskError;
 
-    impl BodyStore<Event> for Lossy {
+    impl BodySource<Event> for Lossy {
         type Error = DiskError;
         fn put(&mut self, _: &BlockHash, _: &Arc<Block<Event>>) -> Result<(), DiskError> {
             Ok(())
@@ -178,7 +178,7 @@ mod tests {
     }
 
     /// A ledger on `bodies` with one registered patient, mined at height 1.
-    fn registered<B: BodyStore<Event>>(bodies: B) -> (Ledger<HealthPolicy, B>, PatientId, TxId) {
+    fn registered<B: BodySource<Event>>(bodies: B) -> (Ledger<HealthPolicy, B>, PatientId, TxId) {
         let genesis = DemoGenesisBuilder::new().pow_bits(0).build();
         let mut ledger = Ledger::with_store(genesis, HealthPolicy, bodies).expect("valid genesis");
         let now = Timestamp(DEMO_GENESIS_TIME.millis() + 1_000);
@@ -190,7 +190,7 @@ mod tests {
         let id = ledger.submit_transaction(tx, now).expect("accepted");
         let block = ledger.mine_block(&demo_keypair("dr_alice"), now);
         ledger
-            .submit_block(block, now)
+            .submit(block, now)
             .into_result()
             .expect("valid block");
         (ledger, patient, id)

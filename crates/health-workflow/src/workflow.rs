@@ -6,7 +6,7 @@
 //! [`Ledger::submit_transaction`], in the order returned.
 
 use ledger_core::{
-    AccountId, Amount, BodyStore, Keypair, Ledger, Member, Timestamp, Transaction, TxBody, TxId,
+    AccountId, Amount, BodySource, Keypair, Ledger, Member, Timestamp, Transaction, TxBody, TxId,
 };
 
 use crate::event::{
@@ -130,7 +130,7 @@ pub struct Actor {
 
 impl Actor {
     /// The member `username` of the ledger's network, signing with `keys`.
-    pub fn new<B: BodyStore<Event>>(
+    pub fn new<B: BodySource<Event>>(
         ledger: &Ledger<HealthPolicy, B>,
         username: &str,
         keys: Keypair,
@@ -174,7 +174,7 @@ impl Actor {
 
     /// Signs `event` with the next nonce after checking what needs no chain state (the
     /// role and the event's form). Chain rules are checked when it is submitted.
-    pub fn sign_event<B: BodyStore<Event>>(
+    pub fn sign_event<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         event: Event,
@@ -183,7 +183,7 @@ impl Actor {
         self.sign_event_with_nonce(ledger, event, ledger.next_nonce(&self.account()), now)
     }
 
-    fn sign_event_with_nonce<B: BodyStore<Event>>(
+    fn sign_event_with_nonce<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         event: Event,
@@ -208,7 +208,7 @@ impl Actor {
     }
 
     /// Registers a new patient under `patient_id` (a fresh UUID v4 the caller draws).
-    pub fn register<B: BodyStore<Event>>(
+    pub fn register<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         patient_id: PatientId,
@@ -224,7 +224,7 @@ impl Actor {
 
     /// Records a consultation, optionally ordering a test ([`TestOrder::blood_test`]
     /// for the default one).
-    pub fn consult<B: BodyStore<Event>>(
+    pub fn consult<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         patient_id: PatientId,
@@ -242,7 +242,7 @@ impl Actor {
 
     /// Records the results of test order `order`, or of the patient's oldest open
     /// order (confirmed on the chain) when `order` is `None`.
-    pub fn perform_test<B: BodyStore<Event>>(
+    pub fn perform_test<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         patient_id: PatientId,
@@ -271,7 +271,7 @@ impl Actor {
     /// Prescribes, and signs the payment of [`Rates::lab_payment`] to each lab
     /// technician whose results `prescription.based_on` names, as far as this doctor's
     /// balance (pending transfers included) allows. See [`Prescribed`].
-    pub fn prescribe<B: BodyStore<Event>>(
+    pub fn prescribe<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         prescription: Prescription,
@@ -331,7 +331,7 @@ impl Actor {
     }
 
     /// Fills prescription `prescription_id`.
-    pub fn fill<B: BodyStore<Event>>(
+    pub fn fill<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         prescription_id: PrescriptionId,
@@ -342,12 +342,12 @@ impl Actor {
     }
 }
 
-fn state<B: BodyStore<Event>>(ledger: &Ledger<HealthPolicy, B>) -> &HealthState {
+fn state<B: BodySource<Event>>(ledger: &Ledger<HealthPolicy, B>) -> &HealthState {
     ledger.state().app()
 }
 
 /// Who recorded lab result `result`: from the confirmed state, else from the mempool.
-fn result_author<B: BodyStore<Event>>(
+fn result_author<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     result: &TxId,
 ) -> Option<AccountId> {
@@ -361,7 +361,7 @@ fn result_author<B: BodyStore<Event>>(
 }
 
 /// The username of `account` in the roster, or its hex form if it is not a member.
-pub fn username_of<B: BodyStore<Event>>(
+pub fn username_of<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     account: &AccountId,
 ) -> String {
@@ -374,7 +374,7 @@ pub fn username_of<B: BodyStore<Event>>(
 /// The balance of `account` once the pending transfers are mined: the confirmed
 /// balance plus pending transfers to it, minus pending transfers from it. (Rewards are
 /// only paid when a block is made, so they do not count yet.)
-pub fn pending_balance<B: BodyStore<Event>>(
+pub fn pending_balance<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     account: &AccountId,
 ) -> Amount {
@@ -408,7 +408,7 @@ pub struct Balance {
 /// Confirmed balances by username, sorted by name: one line per roster member (the
 /// reserve `SYSTEM_BANK_001` included), with zero for those holding nothing, then any
 /// account outside the roster that holds e-cash, named by its hex form.
-pub fn balances<B: BodyStore<Event>>(ledger: &Ledger<HealthPolicy, B>) -> Vec<Balance> {
+pub fn balances<B: BodySource<Event>>(ledger: &Ledger<HealthPolicy, B>) -> Vec<Balance> {
     let genesis = ledger.genesis();
     let mut lines: Vec<Balance> = genesis
         .roster

@@ -264,7 +264,7 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
         let now = net.now();
         let block = rival.mine_block(&health_workflow::demo_keypair("lab_tech_bob"), now);
         let _ = rival
-            .submit_block(block.clone(), now)
+            .submit(block.clone(), now)
             .into_result()
             .expect("valid");
         blocks.push(block);
@@ -273,7 +273,7 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
         let now = net.now();
         let _ = net
             .ledger
-            .submit_block(block, now)
+            .submit(block, now)
             .into_result()
             .expect("valid rival block");
     }

@@ -267,14 +267,6 @@ pub enum BlockError<E> {
         /// The block.
         block: BlockHash,
     },
-    /// The block store failed; the block was not accepted.
-    #[error("block {block} could not be stored: {source}")]
-    Store {
-        /// The block.
-        block: BlockHash,
-        /// The store's error.
-        source: StoreFailure,
-    },
 }
 
 impl<E> BlockError<E> {
@@ -295,15 +287,8 @@ impl<E> BlockError<E> {
             | BlockError::RewardMissing { block, .. }
             | BlockError::RewardUnexpected { block, .. }
             | BlockError::RewardMismatch { block, .. }
-            | BlockError::KnownInvalid { block }
-            | BlockError::Store { block, .. } => *block,
+            | BlockError::KnownInvalid { block } => *block,
         }
-    }
-
-    /// Whether the fault lies with the block itself (and so with whoever sent it), as
-    /// opposed to this node's storage.
-    pub fn is_invalid_block(&self) -> bool {
-        !matches!(self, BlockError::Store { .. })
     }
 }
 
@@ -334,6 +319,21 @@ pub enum ProduceError {
         /// That block's height.
         height: Height,
     },
+}
+
+/// This node could not read the body of a block it holds (its store failed, lost the
+/// block, or returned another block): a fault of the node, not a verdict on the block.
+///
+/// The ledger stops the work that needed the body and keeps its best chain as it was
+/// when it can (see [`BlockOutcome::fault`](crate::BlockOutcome::fault)). A node should
+/// stop on it, as it would on any failing disk, and resync what it lacks on restart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read block {block} from this node's store: {source}")]
+pub struct BodyFault {
+    /// The block whose body was needed.
+    pub block: BlockHash,
+    /// What the store reported.
+    pub source: StoreFailure,
 }
 
 /// A failure of the block store, kept with its source error.

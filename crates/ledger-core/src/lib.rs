@@ -1,8 +1,10 @@
 //! `ledger-core`: the pure ledger of healthchain, usable with rules of your own.
 //!
 //! No sockets, files, clocks or background threads: time comes in as an argument
-//! (`now`), randomness as an argument (key generation), and block bodies live behind
-//! the [`BodyStore`] trait. The crate knows:
+//! (`now`), randomness as an argument (key generation), and stored block bodies are
+//! read through the read-only [`BodySource`] trait: the ledger decides, the runtime
+//! around it persists what the ledger reports ([`Ledger::unstored_block`]). The crate
+//! knows:
 //!
 //! - **Identities and hashes**: [`Hash`](struct@Hash) (SHA-256) and its distinct uses [`BlockHash`]
 //!   and [`TxId`]; [`AccountId`] (an ed25519 public key), [`Signature`], [`Keypair`];
@@ -28,7 +30,7 @@
 //!   the signatures of the next batch on every core while the previous batch is
 //!   applied and the one after it is read, encoding each transaction once; [`prepare_blocks`] computes what a
 //!   block's bytes alone determine (ids, Merkle root, size) off the ledger, for
-//!   [`Ledger::submit_prepared`] and [`Ledger::submit_stored_prepared`].
+//!   [`Ledger::submit`] with [`BlockInput::Prepared`] or [`BlockInput::StoredPrepared`].
 //!
 //! Validation runs cheapest check first: limits, proof of work, parent, height and
 //! time, producer, Merkle root, signatures (producer, then transactions, in one batch),
@@ -97,7 +99,7 @@
 //! );
 //! ledger.submit_transaction(note, now)?;
 //! let block = ledger.mine_block(&alice, now);
-//! ledger.submit_block(block, now).into_result()?;
+//! ledger.submit(block, now).into_result()?;
 //!
 //! assert_eq!(ledger.state().app(), &vec!["hello".to_string()]);
 //! assert_eq!(ledger.balance(&alice.account()), Amount(1));
@@ -128,18 +130,19 @@ pub use block::{
     Block, BlockHeader, BlockTemplate, HEADER_BYTES, MineStatus, Reward, mine_header,
     verify_inclusion, work,
 };
-pub use error::{BlockError, ProduceError, StoreFailure, TxError};
+pub use error::{BlockError, BodyFault, ProduceError, StoreFailure, TxError};
 pub use genesis::{Genesis, GenesisError, Member};
 pub use hash::{BlockHash, Hash, HexError, TxId};
 pub use keys::{AccountId, Keypair, Signature, verify_signature};
 pub use ledger::{
-    BlockOutcome, BlockStatus, Ledger, ReplayError, SharedBlock, Tip, TipChange, ValidatedBlock,
+    BlockInput, BlockOutcome, BlockStatus, Ledger, ReplayError, SharedBlock, Tip, TipChange,
+    ValidatedBlock,
 };
 pub use mempool::PendingTx;
 pub use policy::{Applied, Policy, TxContext};
 pub use prepared::{PreparedBlock, prepare_blocks};
 pub use state::ChainState;
-pub use store::{BodyStore, MemoryBodies};
+pub use store::{BodySource, MemoryBodies};
 pub use tx::{Transaction, TxBody};
 pub use units::{Amount, Height, Timestamp};
 pub use verify::{Preverified, Screen, SignatureSet, prepare_and_verify, preverify};

@@ -5,8 +5,8 @@
 //! Merkle root and the block's encoded size. [`prepare_blocks`] does that for many
 //! blocks at once, on every core with the `parallel` feature, so a bulk importer can
 //! run it beside the ledger (on a reader thread, say) and hand the results to
-//! [`Ledger::submit_prepared`](crate::Ledger::submit_prepared) or
-//! [`Ledger::submit_stored_prepared`](crate::Ledger::submit_stored_prepared), which then
+//! [`Ledger::submit`](crate::Ledger::submit) (as [`BlockInput::Prepared`](crate::BlockInput::Prepared) or
+//! [`BlockInput::StoredPrepared`](crate::BlockInput::StoredPrepared)), which then
 //! skip it. The fields are private and only this module fills them, so a prepared
 //! block always describes the block it holds.
 
@@ -111,7 +111,7 @@ impl Digest {
 /// A block with what its bytes alone determine already computed: its hash, encoded
 /// size, transaction ids and Merkle root. Made by [`PreparedBlock::new`] or
 /// [`prepare_blocks`]; submitted with
-/// [`Ledger::submit_prepared`](crate::Ledger::submit_prepared).
+/// [`Ledger::submit`](crate::Ledger::submit).
 ///
 /// Preparing checks nothing by itself: the ledger still compares the computed Merkle
 /// root with the header, the size with the limits, and so on.

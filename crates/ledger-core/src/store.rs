@@ -1,8 +1,18 @@
-//! Where the ledger keeps block bodies.
+//! Where the ledger reads block bodies.
 //!
-//! The [`Ledger`](crate::Ledger) keeps headers and state in memory and reaches block
-//! bodies through [`BodyStore`], so a node can keep them on disk. [`MemoryBodies`] keeps
-//! them in memory, for tests and embedders that need no persistence.
+//! The [`Ledger`](crate::Ledger) keeps headers and state in memory. It never writes
+//! anywhere: a block it accepts stays in its memory, listed by
+//! [`Ledger::unstored_block`](crate::Ledger::unstored_block), until the runtime around it
+//! has made the block durable and says so with
+//! [`Ledger::mark_stored`](crate::Ledger::mark_stored). From then on the ledger reads
+//! the body, when a branch switch or a replay needs it, through the read-only
+//! [`BodySource`] it was given. [`MemoryBodies`] is a source in memory, for tests and
+//! for embedders that need no persistence (who never call `mark_stored`, so the ledger
+//! keeps every body itself).
+//!
+//! A failure to read is this node's fault, never a verdict on a block: it reaches the
+//! caller as a [`BodyFault`](crate::BodyFault), not as a
+//! [`BlockError`](crate::BlockError).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -11,18 +21,13 @@ use std::sync::Arc;
 use crate::block::Block;
 use crate::hash::BlockHash;
 
-/// Storage for the bodies of every block the ledger has accepted.
-///
-/// `put` must make the block durable before it returns if the store is persistent:
-/// the ledger treats a returned `Ok` as "this block survives a crash".
-pub trait BodyStore<P> {
-    /// The store's error.
+/// Read access to the bodies of blocks the ledger has accepted and the runtime has
+/// stored (see the [module docs](self)).
+pub trait BodySource<P> {
+    /// Why a read failed.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Stores a block under its hash.
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<P>>) -> Result<(), Self::Error>;
-
-    /// Reads a block, or `None` if the store does not have it.
+    /// Reads a block, or `None` if the source does not have it.
     fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<P>>>, Self::Error>;
 }
 
@@ -41,6 +46,15 @@ impl<P> Default for MemoryBodies<P> {
 }
 
 impl<P> MemoryBodies<P> {
+    /// Adds a block under its hash (for a source prepared before the ledger is built,
+    /// such as a store reloaded with [`BlockInput::Stored`](crate::BlockInput::Stored)).
+    pub fn insert(&mut self, block: Arc<Block<P>>)
+    where
+        P: serde::Serialize,
+    {
+        self.blocks.insert(block.hash(), block);
+    }
+
     /// Number of blocks held.
     pub fn len(&self) -> usize {
         self.blocks.len()
@@ -52,13 +66,8 @@ impl<P> MemoryBodies<P> {
     }
 }
 
-impl<P> BodyStore<P> for MemoryBodies<P> {
+impl<P> BodySource<P> for MemoryBodies<P> {
     type Error = Infallible;
-
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<P>>) -> Result<(), Infallible> {
-        self.blocks.insert(*hash, Arc::clone(block));
-        Ok(())
-    }
 
     fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<P>>>, Infallible> {
         Ok(self.blocks.get(hash).cloned())

@@ -312,7 +312,7 @@ pub fn preverify<T: Serialize + Send + Sync>(
 /// their signatures for the network named by `genesis`, batched and on every core,
 /// from the same encodings. Pure, like [`preverify`]: run it off the ledger (a
 /// syncing node's verifier task, say) and hand the blocks to
-/// [`Ledger::submit_prepared`](crate::Ledger::submit_prepared). A block whose
+/// [`Ledger::submit`](crate::Ledger::submit). A block whose
 /// signatures all verified carries that fact, for this genesis only; the ledger checks
 /// the others' signatures itself (and refuses the bad ones as usual).
 pub fn prepare_and_verify<T: Serialize + Send + Sync>(

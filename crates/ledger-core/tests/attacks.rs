@@ -8,8 +8,8 @@ mod common;
 
 use common::*;
 use ledger_core::{
-    AccountId, Amount, BlockError, BlockHeader, BlockStatus, BodyStore, MemoryBodies, Screen,
-    Signature, Timestamp, Transaction, TxError,
+    AccountId, Amount, BlockError, BlockHeader, BlockStatus, MemoryBodies, Screen, Signature,
+    Timestamp, Transaction, TxError,
 };
 
 type Tx = TestTx;
@@ -34,7 +34,7 @@ fn refused_in_block(
         ledger.genesis().pow_bits,
     );
     let state = ledger.state().clone();
-    let outcome = ledger.submit_block(block, late());
+    let outcome = ledger.submit(block, late());
     assert_eq!(outcome.status, BlockStatus::Invalid);
     assert_eq!(ledger.tip(), tip);
     assert_eq!(ledger.state(), &state);
@@ -267,9 +267,12 @@ fn a_reorg_never_returns_a_transaction_whose_signature_fails_to_the_mempool() {
     );
     let stored = std::sync::Arc::new(stored);
     let mut bodies = MemoryBodies::default();
-    bodies.put(&stored.hash(), &stored).unwrap();
+    bodies.insert(std::sync::Arc::clone(&stored));
     let mut ledger = ledger_core::Ledger::with_store(common::genesis(0), Counter, bodies).unwrap();
-    let outcome = ledger.submit_stored_block(stored);
+    let outcome = ledger.submit(
+        ledger_core::BlockInput::Stored(stored),
+        ledger_core::Timestamp(0),
+    );
     assert_eq!(outcome.status, BlockStatus::Accepted);
     // A heavier branch abandons it: the honest transaction comes back, the forged one
     // is dropped with its reason, so it is never relayed.
@@ -291,8 +294,8 @@ fn a_reorg_never_returns_a_transaction_whose_signature_fails_to_the_mempool() {
         vec![],
         0,
     );
-    let mut changes = ledger.submit_block(one, late()).tip_changes;
-    changes.extend(ledger.submit_block(two.clone(), late()).tip_changes);
+    let mut changes = ledger.submit(one, late()).tip_changes;
+    changes.extend(ledger.submit(two.clone(), late()).tip_changes);
     assert_eq!(ledger.tip().hash, two.hash());
     let change = changes.iter().find(|c| c.is_reorg()).expect("a reorg");
     assert_eq!(change.returned, vec![honest.id()]);
@@ -378,12 +381,12 @@ fn screened_blocks_are_prepared_and_then_judged_by_the_ledger() {
         "every block is prepared, screened or not"
     );
     let mut prepared = prepared.into_iter();
-    let refused = ledger.submit_prepared(prepared.next().unwrap(), late());
+    let refused = ledger.submit(prepared.next().unwrap(), late());
     assert!(matches!(
         refused.invalid[0].1,
         BlockError::UnauthorisedProducer { .. }
     ));
-    let accepted = ledger.submit_prepared(prepared.next().unwrap(), late());
+    let accepted = ledger.submit(prepared.next().unwrap(), late());
     assert_eq!(accepted.status, BlockStatus::Accepted);
     assert_eq!(ledger.tip().hash, honest.hash());
 }

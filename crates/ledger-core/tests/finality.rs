@@ -113,7 +113,7 @@ fn an_outsiders_heavier_chain_is_refused_before_its_body_is_checked() {
         .into_iter()
         .map(|b| remine(b, &outsider, BITS))
         .collect();
-    let outcome = ledger.submit_block(attack[0].clone(), clock.now());
+    let outcome = ledger.submit(attack[0].clone(), clock.now());
     assert_eq!(outcome.status, BlockStatus::Invalid);
     assert!(
         matches!(
@@ -126,7 +126,7 @@ fn an_outsiders_heavier_chain_is_refused_before_its_body_is_checked() {
     // Later blocks of the outsider's chain wait as orphans of a refused block, or are
     // refused as its descendants: never on the best chain.
     for block in &attack[1..] {
-        let status = ledger.submit_block(block.clone(), clock.now()).status;
+        let status = ledger.submit(block.clone(), clock.now()).status;
         assert_ne!(status, BlockStatus::Accepted);
     }
     assert_eq!(ledger.tip().height, Height(2));
@@ -146,7 +146,7 @@ fn a_member_with_a_hundred_times_the_work_cannot_revert_a_final_block() {
     // C forks below the final block and out-works the others a hundredfold.
     let fork = &honest[1];
     let attack = branch(fork.hash(), 2, c, 100 * honest.len(), &mut clock);
-    let first = ledger.submit_block(attack[0].clone(), clock.now());
+    let first = ledger.submit(attack[0].clone(), clock.now());
     assert!(
         matches!(
             first.invalid[0].1,
@@ -157,7 +157,7 @@ fn a_member_with_a_hundred_times_the_work_cannot_revert_a_final_block() {
         first.invalid
     );
     for block in &attack[1..] {
-        let outcome = ledger.submit_block(block.clone(), clock.now());
+        let outcome = ledger.submit(block.clone(), clock.now());
         assert_eq!(outcome.status, BlockStatus::Invalid);
     }
     assert_eq!(
@@ -171,7 +171,7 @@ fn a_member_with_a_hundred_times_the_work_cannot_revert_a_final_block() {
     let mut fresh = ledger_with(&members_genesis(), &honest, clock.now());
     let late_attack = branch(fork.hash(), 2, c, 20, &mut clock);
     for block in late_attack.iter().rev() {
-        let _ = fresh.submit_block(block.clone(), clock.now());
+        let _ = fresh.submit(block.clone(), clock.now());
     }
     assert_eq!(fresh.tip().hash, honest.last().expect("five blocks").hash());
 
@@ -224,11 +224,11 @@ fn a_one_against_two_partition_heals_to_the_majority_without_losing_a_final_bloc
 
     // The partition heals: each side sends the other everything it has.
     for block in &majority {
-        let _ = lone.submit_block(block.clone(), clock.now());
+        let _ = lone.submit(block.clone(), clock.now());
     }
     let mut refused = 0;
     for block in &alone {
-        let outcome = pair.submit_block(block.clone(), clock.now());
+        let outcome = pair.submit(block.clone(), clock.now());
         if outcome.status == BlockStatus::Invalid {
             refused += 1;
         }
@@ -351,7 +351,7 @@ impl Network {
                 }
             });
         for (to, block) in arrived {
-            let _ = self.views[to].submit_block(block, now);
+            let _ = self.views[to].submit(block, now);
         }
         let keys = keys();
         let view = &mut self.views[producer];
@@ -371,7 +371,7 @@ impl Network {
     fn deliver_everything(&mut self) {
         let now = self.clock.tick();
         for (to, block, _) in std::mem::take(&mut self.inflight) {
-            let _ = self.views[to].submit_block(block, now);
+            let _ = self.views[to].submit(block, now);
         }
     }
 }
@@ -404,10 +404,10 @@ proptest! {
         let mut in_order = members_ledger();
         let mut out_of_order = members_ledger();
         for block in &net.all {
-            let _ = in_order.submit_block(block.clone(), now);
+            let _ = in_order.submit(block.clone(), now);
         }
         for block in &shuffled {
-            let _ = out_of_order.submit_block(block.clone(), now);
+            let _ = out_of_order.submit(block.clone(), now);
         }
         let tip = in_order.tip().hash;
         let final_hash = in_order.final_hash();

@@ -98,7 +98,7 @@ fn block_entry(bytes: &[u8]) -> Result<(), TestCaseError> {
     let tip = ledger.tip();
     let state = ledger.state().clone();
     let genuine = block == fixture.next_block;
-    let outcome = ledger.submit_block(block, fixture.now);
+    let outcome = ledger.submit(block, fixture.now);
     if genuine {
         prop_assert_eq!(outcome.status, BlockStatus::Accepted);
     } else {

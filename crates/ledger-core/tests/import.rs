@@ -125,10 +125,7 @@ fn prepared_submission_equals_plain_submission() {
             p.encoded_len(),
             ledger_core::codec::encoded_len(&**p.block())
         );
-        assert_eq!(
-            prepared.submit_prepared(p, late()).status,
-            BlockStatus::Accepted
-        );
+        assert_eq!(prepared.submit(p, late()).status, BlockStatus::Accepted);
     }
     assert_eq!(prepared.tip(), one_by_one.tip());
     assert_eq!(prepared.state(), one_by_one.state());
@@ -136,7 +133,10 @@ fn prepared_submission_equals_plain_submission() {
     // A node's own store: the same, signatures not checked again.
     let mut stored = Ledger::new(genesis, Counter).expect("valid genesis");
     for p in prepare_blocks(&blocks) {
-        assert!(accepted(&stored.submit_stored_prepared(p)));
+        assert!(accepted(&stored.submit(
+            ledger_core::BlockInput::StoredPrepared(p),
+            ledger_core::Timestamp(0)
+        )));
     }
     assert_eq!(stored.tip(), one_by_one.tip());
     assert_eq!(stored.state(), one_by_one.state());
@@ -171,11 +171,9 @@ fn prepared_blocks_are_refused_exactly_as_plain_ones() {
         let mut plain = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
         let mut prepared = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
         for ledger in [&mut plain, &mut prepared] {
-            assert!(accepted(
-                &ledger.submit_block(Block::clone(&blocks[0]), late())
-            ));
+            assert!(accepted(&ledger.submit(Block::clone(&blocks[0]), late())));
         }
-        let expected = plain.submit_block(block.clone(), late());
+        let expected = plain.submit(block.clone(), late());
         assert_eq!(expected.status, BlockStatus::Invalid);
         assert!(matches!(
             expected.invalid[0].1,
@@ -185,7 +183,7 @@ fn prepared_blocks_are_refused_exactly_as_plain_ones() {
                     ..
                 }
         ));
-        let found = prepared.submit_prepared(PreparedBlock::new(Arc::new(block)), late());
+        let found = prepared.submit(PreparedBlock::new(Arc::new(block)), late());
         assert_eq!(found.status, expected.status);
         assert_eq!(found.invalid, expected.invalid);
         assert_eq!(prepared.tip(), plain.tip());
@@ -229,7 +227,7 @@ fn blocks_verified_off_the_ledger_are_trusted_only_for_their_network() {
     let net = genesis.hash();
     let mut ledger = Ledger::new(genesis.clone(), Counter).expect("valid genesis");
     for prepared in prepare_and_verify(&net, &blocks[..2]) {
-        assert!(accepted(&ledger.submit_prepared(prepared, late())));
+        assert!(accepted(&ledger.submit(prepared, late())));
     }
 
     let mut forged = Block::clone(&blocks[2]);
@@ -241,7 +239,7 @@ fn blocks_verified_off_the_ledger_are_trusted_only_for_their_network() {
     let forged = Arc::new(reseal(forged, &producer, 0));
     let bad_tx = forged.transactions[0].id();
     let [prepared] = <[_; 1]>::try_from(prepare_and_verify(&net, &[forged])).expect("one");
-    let outcome = ledger.submit_prepared(prepared, late());
+    let outcome = ledger.submit(prepared, late());
     assert_eq!(outcome.status, BlockStatus::Invalid);
     assert!(matches!(
         outcome.invalid[0].1,
@@ -256,7 +254,7 @@ fn blocks_verified_off_the_ledger_are_trusted_only_for_their_network() {
     // the signatures itself; they are genuine here, so the block is accepted.
     let other = ledger_core::BlockHash(ledger_core::Hash::of(b"another network"));
     let [prepared] = <[_; 1]>::try_from(prepare_and_verify(&other, &blocks[2..3])).expect("one");
-    assert!(accepted(&ledger.submit_prepared(prepared, late())));
+    assert!(accepted(&ledger.submit(prepared, late())));
     assert_eq!(ledger.tip().hash, blocks[2].hash());
     assert_consistent(&ledger);
 }

@@ -7,12 +7,12 @@
 mod common;
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use ledger_core::{
-    Amount, Block, BlockError, BlockHash, BlockStatus, BodyStore, Genesis, Keypair, Ledger,
+    Amount, Block, BlockError, BlockHash, BlockStatus, BodySource, Genesis, Keypair, Ledger,
     MemoryBodies, Reward, Timestamp, Transaction, TxBody, TxError, limits, verify_inclusion,
 };
 
@@ -21,7 +21,7 @@ type Error = BlockError<OpError>;
 fn reject(ledger: &mut TestLedger, block: TestBlock, now: Timestamp) -> Error {
     let before = ledger.state().clone();
     let tip = ledger.tip();
-    let outcome = ledger.submit_block(block, now);
+    let outcome = ledger.submit(block, now);
     assert_eq!(outcome.status, BlockStatus::Invalid);
     assert_eq!(ledger.tip(), tip, "an invalid block must not move the tip");
     assert_eq!(
@@ -99,7 +99,7 @@ fn block_before_its_parent_is_rejected() {
         vec![],
         2,
     );
-    assert!(accepted(&ledger.submit_block(same, late())));
+    assert!(accepted(&ledger.submit(same, late())));
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn unauthorised_producer_is_rejected() {
         matches!(error, BlockError::UnauthorisedProducer { producer, .. } if producer == k[1].account())
     );
     let block = on_genesis(&ledger, &k[0], vec![], vec![]);
-    assert!(accepted(&ledger.submit_block(block, late())));
+    assert!(accepted(&ledger.submit(block, late())));
 }
 
 #[test]
@@ -323,7 +323,7 @@ fn transaction_replayed_on_another_network_is_rejected() {
     );
     // And the home network's block is meaningless there: its parent is unknown.
     assert!(matches!(
-        other.submit_block(block, late()).status,
+        other.submit(block, late()).status,
         BlockStatus::Orphan { .. }
     ));
 }
@@ -637,7 +637,7 @@ fn reward_entries_must_be_exactly_those_earned() {
         BlockError::RewardMismatch { index: 0, .. }
     ));
 
-    assert!(accepted(&ledger.submit_block(block(earned), late())));
+    assert!(accepted(&ledger.submit(block(earned), late())));
     assert_eq!(
         ledger.balance(&k[1].account()),
         Amount(FUNDS + CLAIM_REWARD)
@@ -700,13 +700,13 @@ fn known_invalid_blocks_and_their_descendants_are_refused() {
     );
     // The grandchild waits as an orphan; the child too.
     assert!(
-        matches!(ledger.submit_block(grandchild.clone(), late()).status, BlockStatus::Orphan { missing } if missing == child.hash())
+        matches!(ledger.submit(grandchild.clone(), late()).status, BlockStatus::Orphan { missing } if missing == child.hash())
     );
     assert!(matches!(
-        ledger.submit_block(child.clone(), late()).status,
+        ledger.submit(child.clone(), late()).status,
         BlockStatus::Orphan { .. }
     ));
-    let outcome = ledger.submit_block(bad.clone(), late());
+    let outcome = ledger.submit(bad.clone(), late());
     assert_eq!(outcome.status, BlockStatus::Invalid);
     let invalid: Vec<BlockHash> = outcome.invalid.iter().map(|(h, _)| *h).collect();
     assert!(
@@ -775,7 +775,7 @@ fn a_block_from_elsewhere_clears_the_mempool_of_its_transactions_and_conflicts()
     submit_tx(&mut here, conflicting.clone(), now);
     submit_tx(&mut there, theirs, now);
     let block = mine_and_submit(&mut there, &k[0], now);
-    let outcome = here.submit_block(block, now);
+    let outcome = here.submit(block, now);
     assert!(accepted(&outcome));
     let change = &outcome.tip_changes[0];
     assert!(!change.is_reorg());
@@ -802,7 +802,7 @@ fn children_before_parents_are_connected_when_the_parent_arrives() {
     }
     let mut ledger = ledger(2);
     for block in blocks[1..].iter().rev() {
-        let outcome = ledger.submit_block(block.clone(), clock.now());
+        let outcome = ledger.submit(block.clone(), clock.now());
         assert_eq!(
             outcome.status,
             BlockStatus::Orphan {
@@ -814,10 +814,10 @@ fn children_before_parents_are_connected_when_the_parent_arrives() {
     assert!(ledger.knows_block(&blocks[3].hash()));
     // Resubmitting an orphan is a duplicate.
     assert_eq!(
-        ledger.submit_block(blocks[2].clone(), clock.now()).status,
+        ledger.submit(blocks[2].clone(), clock.now()).status,
         BlockStatus::Duplicate
     );
-    let outcome = ledger.submit_block(blocks[0].clone(), clock.now());
+    let outcome = ledger.submit(blocks[0].clone(), clock.now());
     assert!(accepted(&outcome));
     assert_eq!(
         outcome.accepted,
@@ -827,7 +827,7 @@ fn children_before_parents_are_connected_when_the_parent_arrives() {
     assert_eq!(ledger.tip(), source.tip());
     assert_eq!(ledger.state(), source.state());
     assert_eq!(
-        ledger.submit_block(blocks[0].clone(), clock.now()).status,
+        ledger.submit(blocks[0].clone(), clock.now()).status,
         BlockStatus::Duplicate
     );
     assert_consistent(&ledger);
@@ -844,7 +844,7 @@ fn a_corrupted_parent_does_not_condemn_its_waiting_children() {
     let child = mine_and_submit(&mut source, &k[1], clock.tick());
     let mut ledger = ledger(2);
     assert!(matches!(
-        ledger.submit_block(child.clone(), late()).status,
+        ledger.submit(child.clone(), late()).status,
         BlockStatus::Orphan { .. }
     ));
     // The parent's header with a body it does not commit to.
@@ -854,7 +854,7 @@ fn a_corrupted_parent_does_not_condemn_its_waiting_children() {
         reject(&mut ledger, corrupted, late()),
         BlockError::MerkleMismatch { .. }
     ));
-    let outcome = ledger.submit_block(parent, late());
+    let outcome = ledger.submit(parent, late());
     assert!(accepted(&outcome), "{:?}", outcome.invalid);
     assert_eq!(ledger.tip().hash, child.hash());
 }
@@ -935,11 +935,11 @@ fn invalid_block_five_deep_keeps_the_valid_prefix_when_it_has_more_work() {
     // Children first: everything waits until b1 arrives, then connects in one go.
     for block in b[1..].iter().rev() {
         assert!(matches!(
-            ledger.submit_block(block.clone(), late()).status,
+            ledger.submit(block.clone(), late()).status,
             BlockStatus::Orphan { .. }
         ));
     }
-    let outcome = ledger.submit_block(b[0].clone(), late());
+    let outcome = ledger.submit(b[0].clone(), late());
     assert_eq!(outcome.status, BlockStatus::Accepted);
     let invalid: Vec<BlockHash> = outcome.invalid.iter().map(|(h, _)| *h).collect();
     for bad in &b[4..] {
@@ -985,7 +985,7 @@ fn invalid_block_five_deep_does_not_switch_when_the_valid_prefix_has_less_work()
     let (b, _) = branch_with_invalid_fifth(&mut clock);
     let mut reported_invalid = Vec::new();
     for block in &b {
-        let outcome = ledger.submit_block(block.clone(), late());
+        let outcome = ledger.submit(block.clone(), late());
         reported_invalid.extend(outcome.invalid.iter().map(|(h, _)| *h));
         assert!(
             outcome.tip_changes.is_empty(),
@@ -1002,14 +1002,14 @@ fn invalid_block_five_deep_does_not_switch_when_the_valid_prefix_has_less_work()
     // The valid prefix stays in the tree: extending it past A switches to it.
     let (mut valid_b, _) = chain(0, &k[1], "", &mut clock);
     for block in &b[..4] {
-        assert!(accepted(&valid_b.submit_block(block.clone(), late())));
+        assert!(accepted(&valid_b.submit(block.clone(), late())));
     }
     let now = clock.tick();
     let b5 = mine_and_submit(&mut valid_b, &k[1], now);
     let b6 = mine_and_submit(&mut valid_b, &k[1], now);
     // b5 ties with A (the smaller tip hash wins), b6 beats it: one of them switches.
-    let mut changes = ledger.submit_block(b5, late()).tip_changes;
-    changes.extend(ledger.submit_block(b6.clone(), late()).tip_changes);
+    let mut changes = ledger.submit(b5, late()).tip_changes;
+    changes.extend(ledger.submit(b6.clone(), late()).tip_changes);
     assert!(changes.iter().any(|c| c.is_reorg()));
     assert_eq!(ledger.tip().hash, b6.hash());
     assert_eq!(ledger.state(), valid_b.state());
@@ -1018,57 +1018,119 @@ fn invalid_block_five_deep_does_not_switch_when_the_valid_prefix_has_less_work()
 
 // ----- block store -------------------------------------------------------------------------
 
-/// In-memory bodies whose writes can be made to fail.
-#[derive(Default)]
+/// Bodies in memory, filled by the test as a runtime would fill its store, whose reads
+/// can be made to fail.
+#[derive(Default, Clone)]
 struct FlakyStore {
-    inner: MemoryBodies<Op>,
+    inner: Arc<Mutex<MemoryBodies<Op>>>,
     failing: Arc<AtomicBool>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("disk full")]
-struct DiskFull;
-
-impl BodyStore<Op> for FlakyStore {
-    type Error = DiskFull;
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<Op>>) -> Result<(), DiskFull> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(DiskFull);
+impl FlakyStore {
+    /// Stores what the ledger reports unstored, and tells it so, as a runtime does.
+    fn persist(&self, ledger: &mut Ledger<Counter, FlakyStore>, accepted: &[BlockHash]) {
+        for hash in accepted {
+            let block = ledger
+                .unstored_block(hash)
+                .expect("accepted, not yet stored");
+            self.inner.lock().unwrap().insert(Arc::clone(block));
         }
-        let Ok(()) = self.inner.put(hash, block) as Result<(), Infallible>;
-        Ok(())
+        ledger.mark_stored(accepted.iter().copied());
     }
-    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<Op>>>, DiskFull> {
-        let Ok(block) = self.inner.get(hash) as Result<_, Infallible>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("disk unreadable")]
+struct DiskError;
+
+impl BodySource<Op> for FlakyStore {
+    type Error = DiskError;
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<Op>>>, DiskError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(DiskError);
+        }
+        let Ok(block) = self.inner.lock().unwrap().get(hash) as Result<_, Infallible>;
         Ok(block)
     }
 }
 
 #[test]
-fn a_store_failure_rejects_the_block_without_condemning_it() {
+fn the_ledger_writes_nothing_and_keeps_accepted_bodies_until_they_are_stored() {
     let k = keys();
-    let failing = Arc::new(AtomicBool::new(true));
-    let store = FlakyStore {
-        inner: MemoryBodies::default(),
-        failing: Arc::clone(&failing),
-    };
-    let mut ledger = Ledger::with_store(genesis(2), Counter, store).unwrap();
-    let block = raw_block(
-        ledger.genesis_hash(),
-        1,
-        Clock::new().now(),
-        &k[0],
-        vec![],
-        vec![],
-        2,
+    let store = FlakyStore::default();
+    let mut ledger = Ledger::with_store(genesis(2), Counter, store.clone()).unwrap();
+    let now = Clock::new().now();
+    let block = ledger.mine_block(&k[0], now);
+    let outcome = ledger.submit(block.clone(), now);
+    assert_eq!(outcome.accepted, vec![block.hash()]);
+    // Accepted and readable, but nothing was written: the runtime stores it.
+    assert!(store.inner.lock().unwrap().is_empty());
+    assert_eq!(ledger.unstored_count(), 1);
+    assert_eq!(
+        ledger.block(&block.hash()).unwrap().as_deref(),
+        Some(&block)
     );
-    let outcome = ledger.submit_block(block.clone(), late());
-    let error = outcome.into_result().unwrap_err();
-    assert!(matches!(error, BlockError::Store { .. }));
-    assert!(!error.is_invalid_block());
-    assert_eq!(ledger.tip().hash, ledger.genesis_hash());
-    failing.store(false, Ordering::SeqCst);
-    submit_as_tip(&mut ledger, &block, late());
+    store.persist(&mut ledger, &outcome.accepted);
+    assert_eq!(ledger.unstored_count(), 0);
+    assert!(ledger.unstored_block(&block.hash()).is_none());
+    // From now on the body comes from the source: a failing source fails the read.
+    assert!(ledger.block(&block.hash()).unwrap().is_some());
+    store.failing.store(true, Ordering::SeqCst);
+    assert!(ledger.block(&block.hash()).is_err());
+    // A block reloaded from the store is not handed back to be stored again.
+    store.failing.store(false, Ordering::SeqCst);
+    let mut reloaded = Ledger::with_store(genesis(2), Counter, store.clone()).unwrap();
+    let stored = Arc::new(block.clone());
+    let outcome = reloaded.submit(ledger_core::BlockInput::Stored(stored), late());
+    assert_eq!(outcome.accepted, vec![block.hash()]);
+    assert_eq!(reloaded.unstored_count(), 0);
+}
+
+#[test]
+fn a_store_that_cannot_read_is_a_fault_of_the_node_not_a_verdict_on_a_block() {
+    let k = keys();
+    let store = FlakyStore::default();
+    let mut ledger = Ledger::with_store(genesis(2), Counter, store.clone()).unwrap();
+    let mut clock = Clock::new();
+    let now = clock.tick();
+    let a1 = ledger.mine_block(&k[0], now);
+    let outcome = ledger.submit(a1.clone(), now);
+    store.persist(&mut ledger, &outcome.accepted);
+    // A rival branch, two blocks long: switching to it needs a1's body to disconnect it.
+    let mut rival = self::ledger(2);
+    let b1 = mine_and_submit(&mut rival, &k[1], now);
+    let b2 = mine_and_submit(&mut rival, &k[1], clock.tick());
+    let b3 = mine_and_submit(&mut rival, &k[1], clock.tick());
+
+    store.failing.store(true, Ordering::SeqCst);
+    let mut faults = Vec::new();
+    for block in [&b1, &b2] {
+        let outcome = ledger.submit(block.clone(), late());
+        // In the tree, found valid, and nobody blamed.
+        assert_eq!(outcome.status, BlockStatus::Accepted);
+        assert_eq!(outcome.accepted, vec![block.hash()]);
+        assert!(outcome.invalid.is_empty(), "{:?}", outcome.invalid);
+        faults.extend(outcome.fault);
+    }
+    let fault = faults.first().expect("the switch needed a1's body");
+    assert_eq!(fault.block, a1.hash());
+    assert!(fault.to_string().contains("disk unreadable"), "{fault}");
+    // The best chain stays as it was, and nothing is remembered as invalid.
+    assert_eq!(ledger.tip().hash, a1.hash());
+    assert!(ledger.knows_block(&b2.hash()));
+    assert!(ledger.is_unstored(&b1.hash()) && ledger.is_unstored(&b2.hash()));
+
+    // The disk recovers: the next block switches to the rival branch.
+    store.failing.store(false, Ordering::SeqCst);
+    let outcome = ledger.submit(b3.clone(), late());
+    assert!(outcome.fault.is_none());
+    assert_eq!(ledger.tip(), rival.tip());
+    assert_eq!(ledger.state(), rival.state());
+    assert!(outcome.tip_changes.iter().any(|c| c.is_reorg()));
+    assert_eq!(
+        ledger.replay_from_genesis().as_ref().ok(),
+        Some(ledger.state())
+    );
 }
 
 // ----- deep reorganisation -----------------------------------------------------------------
@@ -1088,7 +1150,7 @@ fn a_switch_deeper_than_the_undo_window_replays_from_genesis() {
     let depth = limits::MAX_UNDO_DEPTH + 2;
     for _ in 0..depth {
         let block = a.mine_block(&k[0], now);
-        assert!(accepted(&a.submit_block(block, now)));
+        assert!(accepted(&a.submit(block, now)));
     }
     let mut b = Ledger::new(genesis.clone(), Counter).unwrap();
     let rival =
@@ -1097,12 +1159,12 @@ fn a_switch_deeper_than_the_undo_window_replays_from_genesis() {
     let mut branch = Vec::new();
     for _ in 0..=depth {
         let block = b.mine_block(&k[1], now);
-        assert!(accepted(&b.submit_block(block.clone(), now)));
+        assert!(accepted(&b.submit(block.clone(), now)));
         branch.push(block);
     }
     let mut changes = Vec::new();
     for block in branch {
-        let outcome = a.submit_block(block, now);
+        let outcome = a.submit(block, now);
         assert!(accepted(&outcome), "{:?}", outcome.invalid);
         changes.extend(outcome.tip_changes);
     }
@@ -1194,11 +1256,14 @@ fn a_ledger_reloads_from_its_store_without_rechecking_signatures() {
     let mut store = MemoryBodies::default();
     let stored: Vec<Arc<TestBlock>> = blocks.iter().map(|b| Arc::new(b.clone())).collect();
     for block in &stored {
-        let Ok(()) = store.put(&block.hash(), block);
+        store.insert(Arc::clone(block));
     }
     let mut reloaded = Ledger::with_store(genesis(2), Counter, store).unwrap();
     for block in &stored {
-        let outcome = reloaded.submit_stored_block(Arc::clone(block));
+        let outcome = reloaded.submit(
+            ledger_core::BlockInput::Stored(Arc::clone(block)),
+            ledger_core::Timestamp(0),
+        );
         assert!(accepted(&outcome), "{:?}", outcome.invalid);
     }
     assert_eq!(reloaded.tip(), original.tip());
@@ -1319,7 +1384,7 @@ fn templates_respect_the_reward_limit_when_a_payload_earns_many() {
     let block = ledger.mine_block(&k[0], now);
     assert_eq!(block.transactions.len(), 2);
     assert_eq!(block.rewards.len(), 3 + usize::from(half));
-    let outcome = ledger.submit_block(block, now);
+    let outcome = ledger.submit(block, now);
     assert!(
         outcome.status == BlockStatus::Accepted,
         "{:?}",
@@ -1328,7 +1393,7 @@ fn templates_respect_the_reward_limit_when_a_payload_earns_many() {
     // The rest follow in the next block.
     let block = ledger.mine_block(&k[0], now);
     assert_eq!(block.rewards.len(), usize::from(half) + 2);
-    assert!(ledger.submit_block(block, now).status == BlockStatus::Accepted);
+    assert!(ledger.submit(block, now).status == BlockStatus::Accepted);
     assert_eq!(ledger.mempool().len(), 0);
     assert_eq!(*ledger.state().app(), 4);
 }
@@ -1345,13 +1410,16 @@ fn an_untrusted_orphan_is_fully_checked_even_when_a_stored_parent_unlocks_it() {
 
     let mut store = MemoryBodies::default();
     let stored = Arc::new(b1.clone());
-    let Ok(()) = store.put(&stored.hash(), &stored);
+    store.insert(Arc::clone(&stored));
     let mut ledger = Ledger::with_store(genesis(2), Counter, store).unwrap();
     assert!(matches!(
-        ledger.submit_block(b2.clone(), late()).status,
+        ledger.submit(b2.clone(), late()).status,
         BlockStatus::Orphan { .. }
     ));
-    let outcome = ledger.submit_stored_block(stored);
+    let outcome = ledger.submit(
+        ledger_core::BlockInput::Stored(stored),
+        ledger_core::Timestamp(0),
+    );
     assert_eq!(outcome.accepted, vec![b1.hash()]);
     let (hash, error) = outcome
         .invalid
@@ -1400,17 +1468,17 @@ fn orphans_waiting_below_an_invalid_block_are_discarded_when_it_is_found_out() {
     let z = losing(y.hash(), 3, &k[1], vec![]);
     let w = losing(z.hash(), 4, &k[1], vec![]);
     for block in [&x, &y, &y2] {
-        assert!(accepted(&ledger.submit_block(block.clone(), late())));
+        assert!(accepted(&ledger.submit(block.clone(), late())));
     }
     assert!(matches!(
-        ledger.submit_block(w.clone(), late()).status,
+        ledger.submit(w.clone(), late()).status,
         BlockStatus::Orphan { .. }
     ));
-    let outcome = ledger.submit_block(v.clone(), late());
+    let outcome = ledger.submit(v.clone(), late());
     assert_eq!(outcome.status, BlockStatus::Invalid);
     assert_eq!(ledger.tip().hash, a2);
     // Z's parent Y went with X: Z is refused at once, and W, waiting for Z, with it.
-    let outcome = ledger.submit_block(z.clone(), late());
+    let outcome = ledger.submit(z.clone(), late());
     assert_eq!(outcome.status, BlockStatus::Invalid);
     assert!(outcome.invalid.iter().any(|(h, _)| *h == w.hash()));
     assert_eq!(ledger.orphan_count(), 0);
@@ -1428,11 +1496,11 @@ fn into_result_gives_the_submitted_blocks_own_reason_when_orphans_fall_with_it()
     let bad = on_genesis(&ledger, &k[0], vec![overdraw.clone()], vec![]);
     let child = raw_block(bad.hash(), 2, Clock::new().now(), &k[0], vec![], vec![], 2);
     assert!(matches!(
-        ledger.submit_block(child, late()).status,
+        ledger.submit(child, late()).status,
         BlockStatus::Orphan { .. }
     ));
     let error = ledger
-        .submit_block(bad.clone(), late())
+        .submit(bad.clone(), late())
         .into_result()
         .unwrap_err();
     assert_eq!(error.block(), bad.hash());
@@ -1464,7 +1532,7 @@ fn a_mangled_copy_of_an_orphan_does_not_take_the_genuine_ones_place() {
     let mut resigned = child.clone();
     resigned.signature = k[3].sign(&block_signing_message(&child.hash()));
     for copy in [emptied, resigned] {
-        let outcome = ledger.submit_block(copy, late());
+        let outcome = ledger.submit(copy, late());
         assert_eq!(
             outcome.status,
             BlockStatus::Invalid,
@@ -1473,14 +1541,14 @@ fn a_mangled_copy_of_an_orphan_does_not_take_the_genuine_ones_place() {
         );
         assert_eq!(ledger.orphan_count(), 0);
     }
-    let outcome = ledger.submit_block(child.clone(), late());
+    let outcome = ledger.submit(child.clone(), late());
     assert_eq!(
         outcome.status,
         BlockStatus::Orphan {
             missing: parent.hash()
         }
     );
-    assert!(accepted(&ledger.submit_block(parent, late())));
+    assert!(accepted(&ledger.submit(parent, late())));
     assert_eq!(ledger.tip().hash, child.hash());
     assert_eq!(ledger.state(), source.state());
 }
@@ -1536,7 +1604,7 @@ fn a_reorganisation_never_grows_the_mempool_past_its_capacity() {
     }
     let mut changes = Vec::new();
     for block in c {
-        changes.extend(ledger.submit_block(block, late()).tip_changes);
+        changes.extend(ledger.submit(block, late()).tip_changes);
     }
     let reorg = changes
         .iter()

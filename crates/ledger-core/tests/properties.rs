@@ -13,8 +13,8 @@ use std::sync::{Arc, OnceLock};
 use common::*;
 use ledger_core::{
     AccountId, Amount, Block, BlockError, BlockHash, BlockHeader, BlockOutcome, BlockStatus,
-    BodyStore, Genesis, Hash, Height, Keypair, Ledger, Member, MemoryBodies, Reward, Signature,
-    Timestamp, Transaction, TxBody, TxError, TxId, codec, limits,
+    Genesis, Hash, Height, Keypair, Ledger, Member, MemoryBodies, Reward, Signature, Timestamp,
+    Transaction, TxBody, TxError, TxId, codec, limits,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -306,7 +306,7 @@ fn flip_and_check(bit: usize) -> Result<(), TestCaseError> {
     prop_assert_ne!(&flipped, genuine);
     let mut ledger = ledger(TAMPER_BITS);
     let before = ledger.state().clone();
-    let outcome = ledger.submit_block(flipped, late());
+    let outcome = ledger.submit(flipped, late());
     prop_assert!(
         matches!(
             outcome.status,
@@ -318,7 +318,7 @@ fn flip_and_check(bit: usize) -> Result<(), TestCaseError> {
     );
     prop_assert_eq!(ledger.tip().hash, ledger.genesis_hash());
     prop_assert_eq!(ledger.state(), &before);
-    let outcome = ledger.submit_block(genuine.clone(), late());
+    let outcome = ledger.submit(genuine.clone(), late());
     prop_assert_eq!(
         outcome.status,
         BlockStatus::Accepted,
@@ -497,7 +497,7 @@ proptest! {
             }
             let tip = ledger.tip();
             let block = raw_block(tip.hash, tip.height.0 + 1, clock.tick(), &k[0], txs, vec![], 0);
-            let outcome = ledger.submit_block(block, clock.now());
+            let outcome = ledger.submit(block, clock.now());
             match expected {
                 Ok(()) => {
                     prop_assert_eq!(outcome.status, BlockStatus::Accepted, "{:?}", outcome.invalid);
@@ -534,12 +534,12 @@ proptest! {
             prop_assert_eq!(got, expected);
             if i % 7 == 6 {
                 let block = mine_and_submit(&mut ledger, &k[i % KEYS], clock.tick());
-                prop_assert!(accepted(&follower.submit_block(block, clock.now())));
+                prop_assert!(accepted(&follower.submit(block, clock.now())));
                 model.assert_matches(&ledger)?;
             }
         }
         let block = mine_and_submit(&mut ledger, &k[0], clock.tick());
-        prop_assert!(accepted(&follower.submit_block(block, clock.now())));
+        prop_assert!(accepted(&follower.submit(block, clock.now())));
         model.assert_matches(&ledger)?;
         prop_assert_eq!(ledger.state(), follower.state());
         assert_consistent(&ledger);
@@ -605,7 +605,7 @@ proptest! {
                 }
                 Action::Mine { producer } => {
                     let block = mine_and_submit(&mut ledger, &k[producer], clock.tick());
-                    let outcome = follower.submit_block(block, clock.now());
+                    let outcome = follower.submit(block, clock.now());
                     prop_assert!(accepted(&outcome), "{:?}", outcome.invalid);
                     prop_assert_eq!(supply(ledger.state()), total);
                     prop_assert_eq!(ledger.state(), follower.state());
@@ -803,7 +803,7 @@ fn feed(
             chunk.iter().map(|&i| Arc::new(blocks[i].clone())).collect();
         ledger.preverify_signatures(&chunk);
         for block in chunk {
-            let outcome = ledger.submit_block((*block).clone(), late());
+            let outcome = ledger.submit((*block).clone(), late());
             prop_assert!(
                 invalid.contains(&block.hash())
                     || matches!(
@@ -891,12 +891,15 @@ fn reload(
         let Ok(Some(body)) = ledger.block(&block.hash()) else {
             continue;
         };
-        let Ok(()) = store.put(&block.hash(), &body);
+        store.insert(Arc::clone(&body));
         stored.push(body);
     }
     let mut reloaded = Ledger::with_store(genesis.clone(), Counter, store).unwrap();
     for body in stored {
-        let _ = reloaded.submit_stored_block(body);
+        let _ = reloaded.submit(
+            ledger_core::BlockInput::Stored(body),
+            ledger_core::Timestamp(0),
+        );
     }
     prop_assert_eq!(reloaded.tip(), ledger.tip());
     prop_assert_eq!(reloaded.state(), ledger.state());
@@ -949,7 +952,7 @@ fn grow(
             let _ = ledger.submit_transaction(tx, now);
         }
         let block = ledger.mine_block(producer, now);
-        assert!(accepted(&ledger.submit_block(block.clone(), now)));
+        assert!(accepted(&ledger.submit(block.clone(), now)));
         blocks.push(block);
     }
     (blocks, ledger)
@@ -960,7 +963,7 @@ fn grow(
 fn submit_all(ledger: &mut TestLedger, blocks: &[TestBlock]) -> Result<bool, TestCaseError> {
     let mut reorg = false;
     for block in blocks {
-        let outcome = ledger.submit_block(block.clone(), late());
+        let outcome = ledger.submit(block.clone(), late());
         prop_assert!(outcome.invalid.is_empty(), "{:?}", outcome.invalid);
         assert_nothing_lost(ledger, &outcome)?;
         prop_assert_eq!(&ledger.replay_from_genesis().unwrap(), ledger.state());
@@ -1057,7 +1060,7 @@ proptest! {
         let mempool_a: Vec<TxId> = ledger.mempool().map(|p| p.id).collect();
         let mut invalid = Vec::new();
         for block in &b {
-            let outcome = ledger.submit_block(block.clone(), late());
+            let outcome = ledger.submit(block.clone(), late());
             invalid.extend(outcome.invalid.iter().map(|(h, _)| *h));
             assert_nothing_lost(&ledger, &outcome)?;
             prop_assert_eq!(&ledger.replay_from_genesis().unwrap(), ledger.state());

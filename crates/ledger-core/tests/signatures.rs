@@ -833,7 +833,7 @@ fn submit_by(
             for parent in parents {
                 submit_accepted(ledger, parent, late());
             }
-            ledger.submit_block(last.clone(), late())
+            ledger.submit(last.clone(), late())
         }
         Route::Imported => ledger
             .import_blocks(&shared, late())
@@ -842,7 +842,7 @@ fn submit_by(
         Route::Prepared => {
             let mut outcomes: Vec<_> = prepare_and_verify(&genesis, &shared)
                 .into_iter()
-                .map(|prepared| ledger.submit_prepared(prepared, late()))
+                .map(|prepared| ledger.submit(prepared, late()))
                 .collect();
             outcomes.pop().expect("one outcome per block")
         }
@@ -951,7 +951,7 @@ fn a_crafted_producer_signature_gets_one_verdict_with_or_without_its_parent() {
 
                 // The child first, as an orphan, then its parent.
                 let mut orphan = ledger(0);
-                let outcome = orphan.submit_block(child.clone(), late());
+                let outcome = orphan.submit(child.clone(), late());
                 if craft.valid() {
                     assert_eq!(
                         outcome.status,
@@ -964,7 +964,7 @@ fn a_crafted_producer_signature_gets_one_verdict_with_or_without_its_parent() {
                 } else {
                     assert_eq!(outcome.into_result().err(), Some(refused()), "{context}");
                 }
-                let outcome = orphan.submit_block(parent.clone(), late());
+                let outcome = orphan.submit(parent.clone(), late());
                 assert_eq!(outcome.status, BlockStatus::Accepted, "{context}");
                 assert_eq!(outcome.accepted.contains(&hash), craft.valid(), "{context}");
                 let tip = if craft.valid() { hash } else { parent.hash() };

@@ -600,7 +600,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     ) -> Result<BlockStatus, BlockError<P::Error>> {
         let now = self.now();
         let hash = block.hash();
-        let outcome = self.ledger.submit_block(block, now);
+        let outcome = self.ledger.submit(block, now);
         let status = outcome.status;
         let own_error = outcome
             .invalid
@@ -898,7 +898,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         for block in blocks {
             let hash = block.hash();
             self.seen_blocks.insert(hash);
-            let outcome = self.ledger.submit_prepared(block, now);
+            let outcome = self.ledger.submit(block, now);
             let status = outcome.status;
             if status == BlockStatus::Invalid {
                 let own = outcome.invalid.iter().find(|(h, _)| *h == hash);

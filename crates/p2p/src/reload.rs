@@ -50,7 +50,7 @@ impl<E> ReloadReport<E> {
 }
 
 /// Reloads every block of the ledger's store into the ledger, parents first, through
-/// [`Ledger::submit_stored_prepared`]: hashes, links and state are checked again,
+/// [`BlockInput::StoredPrepared`](ledger_core::BlockInput::StoredPrepared): hashes, links and state are checked again,
 /// signatures (verified before the block was stored) are not. A block that fails is
 /// reported, not served. Call it on a fresh ledger built on the store.
 ///
@@ -147,7 +147,7 @@ fn reload_one<P: Policy, S: BlockStore<P::Payload>>(
         }
     };
     let prev = prepared.block().header.prev;
-    let outcome = ledger.submit_stored_prepared(prepared);
+    let outcome = ledger.submit(ledger_core::BlockInput::StoredPrepared(prepared), ledger_core::Timestamp(0));
     match outcome.status {
         BlockStatus::Accepted | BlockStatus::Duplicate => report.loaded += 1,
         BlockStatus::Orphan { missing } => {

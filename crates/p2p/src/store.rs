@@ -1,7 +1,7 @@
 //! Durable block storage: the [`BlockStore`] trait, a redb implementation in the
 //! node's data directory and an in-memory one for tests.
 //!
-//! A store extends the ledger's [`BodyStore`] (which must be durable when `put`
+//! A store extends the ledger's [`BodySource`] (which must be durable when `put`
 //! returns) with what a restart needs: the stored blocks in height order, so that
 //! they can be handed back to the ledger parent first. It may also group the puts of
 //! a sync batch under one durable commit ([`BlockStore::begin_batch`]).
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ledger_core::{Block, BlockHash, BodyStore, Hash, Height, codec};
+use ledger_core::{Block, BlockHash, BodySource, Hash, Height, codec};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -58,7 +58,7 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 }
 
 /// A block store a node can restart from.
-pub trait BlockStore<T>: BodyStore<T, Error = StoreError> + Send + 'static {
+pub trait BlockStore<T>: BodySource<T, Error = StoreError> + Send + 'static {
     /// Hashes of every stored block by increasing height (so every block comes after
     /// its parent), with the height each was stored at.
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError>;
@@ -160,7 +160,7 @@ impl<T> MemoryStore<T> {
     }
 }
 
-impl<T> BodyStore<T> for MemoryStore<T> {
+impl<T> BodySource<T> for MemoryStore<T> {
     type Error = StoreError;
 
     fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
@@ -352,7 +352,7 @@ fn height_key(height: Height, hash: &BlockHash) -> [u8; 40] {
     key
 }
 
-impl<T: Serialize + DeserializeOwned> BodyStore<T> for RedbStore<T> {
+impl<T: Serialize + DeserializeOwned> BodySource<T> for RedbStore<T> {
     type Error = StoreError;
 
     fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
@@ -478,7 +478,7 @@ mod tests {
                 let block = ledger.mine_block(&keys, Timestamp(i * 1000));
                 let hash = block.hash();
                 ledger
-                    .submit_block(block, Timestamp(i * 1000))
+                    .submit(block, Timestamp(i * 1000))
                     .into_result()
                     .expect("valid block");
                 ledger.block(&hash).expect("memory").expect("stored")

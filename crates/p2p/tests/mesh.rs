@@ -105,7 +105,7 @@ async fn a_node_syncing_from_two_peers_at_once_shares_its_sync_batches_and_catch
     };
     let mut copy = ledger();
     for block in blocks_of(&chain) {
-        copy.submit_block(block, now())
+        copy.submit(block, now())
             .into_result()
             .expect("valid chain");
     }

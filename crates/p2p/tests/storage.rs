@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use ledger_core::{Block, BlockError, BlockHash, BodyStore, Height, Ledger};
+use ledger_core::{Block, BlockError, BlockHash, BodySource, Height, Ledger};
 use p2p::{BlockStore, MemoryStore, MineError, NodeEvent, RedbStore, ReloadFailure, StoreError};
 
 /// A memory store whose writes fail while `failing` is set, as a full or broken disk
@@ -19,7 +19,7 @@ struct FlakyStore {
     failing: Arc<AtomicBool>,
 }
 
-impl BodyStore<String> for FlakyStore {
+impl BodySource<String> for FlakyStore {
     type Error = StoreError;
 
     fn put(&mut self, hash: &BlockHash, block: &Arc<Block<String>>) -> Result<(), StoreError> {
@@ -49,7 +49,7 @@ struct UncommittableStore {
     inner: MemoryStore<String>,
 }
 
-impl BodyStore<String> for UncommittableStore {
+impl BodySource<String> for UncommittableStore {
     type Error = StoreError;
 
     fn put(&mut self, hash: &BlockHash, block: &Arc<Block<String>>) -> Result<(), StoreError> {
@@ -311,7 +311,7 @@ async fn a_corrupted_block_is_reported_not_served_and_fetched_again() {
     let mut source = ledger();
     for block in &blocks {
         source
-            .submit_block(block.clone(), now())
+            .submit(block.clone(), now())
             .into_result()
             .expect("valid chain");
     }

@@ -33,7 +33,7 @@ impl Backend for Local<'_> {
         let block = ledger.mine_block(keys, NOW);
         let height = block.header.height;
         let hash = block.hash();
-        ledger.submit_block(block, NOW).into_result()?;
+        ledger.submit(block, NOW).into_result()?;
         let block = ledger.block(&hash).ok().flatten();
         Ok(MineOutcome::Mined(Mined {
             height,

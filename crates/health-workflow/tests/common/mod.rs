@@ -88,7 +88,7 @@ impl Net {
         let now = self.now();
         let block = self.ledger.mine_block(&producer(), now);
         self.ledger
-            .submit_block(block.clone(), now)
+            .submit(block.clone(), now)
             .into_result()
             .expect("a block mined from the mempool is valid");
         block
@@ -138,7 +138,7 @@ impl Net {
     pub fn reject(&mut self, block: Block<Event>) -> BlockError<EventError> {
         let now = self.now();
         self.ledger
-            .submit_block(block, now)
+            .submit(block, now)
             .into_result()
             .expect_err("the crafted block must be invalid")
     }

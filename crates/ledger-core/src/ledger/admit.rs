@@ -11,13 +11,13 @@ use crate::limits;
 use crate::mempool::PendingTx;
 use crate::policy::Policy;
 use crate::state::{Rules, Slot, Undo};
-use crate::store::BodyStore;
+use crate::store::BodySource;
 use crate::tx::{Transaction, signing_message, unsigned_part};
 use crate::units::Timestamp;
 
 use super::Ledger;
 
-impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
+impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
     /// Validates a transaction against the tip and the pending ones, and adds it to
     /// the mempool.
     pub fn submit_transaction(

@@ -13,57 +13,75 @@ use crate::hash::BlockHash;
 use crate::limits;
 use crate::policy::Policy;
 use crate::prepared::{Digest, PreparedBlock};
-use crate::store::BodyStore;
+use crate::store::BodySource;
 use crate::units::Timestamp;
 use crate::verify::{self, Preverified, Remember};
 
 use super::orphans::Orphan;
+use super::tree::Stop;
 use super::{BlockOutcome, BlockStatus, Ledger, Origin};
 
-impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
-    /// Validates a block and adds it to the tree; switches the best chain if it now
-    /// leads to more work. A block with an unknown parent is kept as an orphan (see
-    /// [`BlockStatus::Orphan`]) and connected once the parent arrives.
+/// A block for [`Ledger::submit`], saying where it comes from, which decides what is
+/// checked, and what was computed ahead.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum BlockInput<T> {
+    /// From a peer or a user: every check.
+    Fresh(Block<T>),
+    /// From a peer or a user, prepared ahead (see [`prepare_blocks`](crate::prepare_blocks)
+    /// and [`Screen::prepare_and_verify`](crate::Screen::prepare_and_verify), which
+    /// also preverifies its signatures): every check, without encoding and hashing its
+    /// transactions again.
+    Prepared(PreparedBlock<T>),
+    /// Returned by this node's own store, where only fully verified blocks are put:
+    /// hashes, links and every state rule are checked again, signatures and the clock
+    /// are not, and the ledger does not ask for it to be stored again.
+    Stored(Arc<Block<T>>),
+    /// [`BlockInput::Stored`], prepared ahead.
+    StoredPrepared(PreparedBlock<T>),
+}
+
+impl<T> From<Block<T>> for BlockInput<T> {
+    fn from(block: Block<T>) -> Self {
+        BlockInput::Fresh(block)
+    }
+}
+
+impl<T> From<PreparedBlock<T>> for BlockInput<T> {
+    fn from(prepared: PreparedBlock<T>) -> Self {
+        BlockInput::Prepared(prepared)
+    }
+}
+
+impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
+    /// Brings in one block: validates it and adds it to the tree, and switches the best
+    /// chain if it now ranks higher. A block with an unknown parent is kept as an
+    /// orphan (see [`BlockStatus::Orphan`]) and connected once the parent arrives.
+    /// Every accepted block that did not come from the store waits in memory to be
+    /// stored (see [`Ledger::unstored_block`]).
+    ///
+    /// `now` is this node's clock, which bounds a fresh block's timestamp; a stored
+    /// block is judged at its own timestamp instead.
     #[must_use = "the outcome says whether the block was valid and what changed"]
-    pub fn submit_block(
+    pub fn submit(
         &mut self,
-        block: Block<P::Payload>,
+        input: impl Into<BlockInput<P::Payload>>,
         now: Timestamp,
     ) -> BlockOutcome<P::Error> {
-        self.submit(Arc::new(block), now, Origin::Untrusted)
-    }
-
-    /// Like [`Ledger::submit_block`] for a block this node's own store returned: the
-    /// store only ever holds fully verified blocks, so signatures and the clock are not
-    /// checked again, while hashes, links and every state rule are, and the block is
-    /// not written back.
-    #[must_use = "the outcome says whether the stored block was still valid"]
-    pub fn submit_stored_block(&mut self, block: Arc<Block<P::Payload>>) -> BlockOutcome<P::Error> {
-        let now = block.header.timestamp;
-        self.submit(block, now, Origin::OwnStore)
-    }
-
-    /// Like [`Ledger::submit_block`] for a block prepared ahead (see
-    /// [`prepare_blocks`](crate::prepare_blocks)): every check and the same outcome,
-    /// without encoding and hashing its transactions again.
-    #[must_use = "the outcome says whether the block was valid and what changed"]
-    pub fn submit_prepared(
-        &mut self,
-        prepared: PreparedBlock<P::Payload>,
-        now: Timestamp,
-    ) -> BlockOutcome<P::Error> {
-        self.submit_prepared_as(prepared, now, Origin::Untrusted)
-    }
-
-    /// Like [`Ledger::submit_stored_block`] for a block prepared ahead: hashes, links
-    /// and every state rule checked, signatures not, nothing encoded again.
-    #[must_use = "the outcome says whether the stored block was still valid"]
-    pub fn submit_stored_prepared(
-        &mut self,
-        prepared: PreparedBlock<P::Payload>,
-    ) -> BlockOutcome<P::Error> {
-        let now = prepared.block.header.timestamp;
-        self.submit_prepared_as(prepared, now, Origin::OwnStore)
+        match input.into() {
+            BlockInput::Fresh(block) => self.submit_arc(Arc::new(block), now, Origin::Untrusted),
+            BlockInput::Prepared(prepared) => {
+                self.submit_prepared_as(prepared, now, Origin::Untrusted)
+            }
+            BlockInput::Stored(block) => {
+                let now = block.header.timestamp;
+                self.submit_arc(block, now, Origin::OwnStore)
+            }
+            BlockInput::StoredPrepared(prepared) => {
+                let now = prepared.block.header.timestamp;
+                self.submit_prepared_as(prepared, now, Origin::OwnStore)
+            }
+        }
     }
 
     pub(super) fn submit_prepared_as(
@@ -174,7 +192,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 || {
                     for prepared in current.drain(..) {
                         let block = Arc::clone(prepared.block());
-                        let outcome = self.submit_prepared(prepared, now);
+                        let outcome = self.submit(prepared, now);
                         each(&block, outcome)?;
                     }
                     ControlFlow::Continue(())
@@ -193,7 +211,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
     }
 
-    pub(super) fn submit(
+    pub(super) fn submit_arc(
         &mut self,
         block: Arc<Block<P::Payload>>,
         now: Timestamp,
@@ -203,7 +221,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         self.submit_with(block, hash, None, now, origin)
     }
 
-    /// [`Ledger::submit`] with the block's hash, and its digest when it was prepared.
+    /// [`Ledger::submit_arc`] with the block's hash, and its digest when it was prepared.
     pub(super) fn submit_with(
         &mut self,
         block: Arc<Block<P::Payload>>,
@@ -218,6 +236,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             accepted: Vec::new(),
             tip_changes: Vec::new(),
             invalid: Vec::new(),
+            fault: None,
         };
         if self.tree.contains_key(&hash) || self.orphans.blocks.contains_key(&hash) {
             outcome.status = BlockStatus::Duplicate;
@@ -262,7 +281,17 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let mut queue = VecDeque::from([(block, hash, digest, origin, now)]);
         while let Some((block, hash, digest, origin, at)) = queue.pop_front() {
             let is_first = hash == outcome.hash;
-            match self.accept(block, hash, digest, at, origin, &mut outcome) {
+            let accepted = match self.accept(block, hash, digest, at, origin, &mut outcome) {
+                Ok(()) => Ok(()),
+                // The block is in the tree; only a branch switch it called for waits.
+                // Its orphans are taken in as usual, so that nothing is lost.
+                Err(Stop::Fault(fault)) => {
+                    outcome.fault.get_or_insert(fault);
+                    Ok(())
+                }
+                Err(Stop::Invalid(error)) => Err(error),
+            };
+            match accepted {
                 Ok(()) => {
                     outcome.accepted.push(hash);
                     for child in self.orphans.children_of(&hash) {
@@ -339,8 +368,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
 /// before the body is known to match the header (size limits, the Merkle root itself),
 /// a bad producer signature, or a timestamp ahead of this node's clock (which time
 /// cures) may concern only this copy: remembering it would let anyone get a valid
-/// block refused everywhere by sending a mangled copy first. A store failure is this
-/// node's fault, not the block's.
+/// block refused everywhere by sending a mangled copy first.
 pub(super) fn condemns_hash<E>(error: &BlockError<E>) -> bool {
     !matches!(
         error,
@@ -349,7 +377,6 @@ pub(super) fn condemns_hash<E>(error: &BlockError<E>) -> bool {
             | BlockError::FromTheFuture { .. }
             | BlockError::BadProducerSignature { .. }
             | BlockError::MerkleMismatch { .. }
-            | BlockError::Store { .. }
     )
 }
 

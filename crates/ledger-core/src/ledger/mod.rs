@@ -6,13 +6,14 @@
 //! - `mod.rs`: the [`Ledger`] struct, construction, queries, and the outcome types.
 //! - `admit.rs`: mempool admission ([`Ledger::submit_transaction`]) and re-checking the
 //!   pool after the best chain changes.
-//! - `import.rs`: block submission ([`Ledger::submit_block`] and its stored and
-//!   prepared variants), the orphan hand-off, and the bulk import pipeline
-//!   ([`Ledger::import_blocks`], [`Ledger::import_stream`]).
+//! - `import.rs`: the one entry point for a block ([`Ledger::submit`], whose
+//!   [`BlockInput`] says whether it is fresh, stored or prepared), the orphan
+//!   hand-off, and the bulk import pipeline built on it ([`Ledger::import_blocks`],
+//!   [`Ledger::import_stream`]).
 //! - `validate.rs`: the checks a block passes, cheap to expensive, and
 //!   [`Ledger::validate_block`].
 //! - `tree.rs`: the block tree, finality, fork choice, branch switches, the memory of
-//!   invalid blocks, and replay from genesis.
+//!   invalid blocks, the bodies waiting to be stored, and replay from genesis.
 //! - `orphans.rs`: the bounded pool of blocks waiting for their parent.
 //! - `produce.rs`: [`Ledger::may_produce`], block templates and mining.
 
@@ -23,12 +24,14 @@ mod produce;
 mod tree;
 mod validate;
 
+pub use import::BlockInput;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::block::{Block, BlockHeader};
 use crate::bounded::BoundedSet;
-use crate::error::{BlockError, TxError};
+use crate::error::{BlockError, BodyFault, TxError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::{BlockHash, TxId};
 use crate::keys::AccountId;
@@ -36,7 +39,7 @@ use crate::limits;
 use crate::mempool::{Mempool, PendingTx};
 use crate::policy::Policy;
 use crate::state::{ChainState, Undo};
-use crate::store::{BodyStore, MemoryBodies};
+use crate::store::{BodySource, MemoryBodies};
 use crate::units::{Amount, Height, Timestamp};
 use crate::verify::KeyCache;
 
@@ -46,15 +49,32 @@ use tree::{Entry, Finality};
 /// A block body shared between the ledger, its store and its callers.
 pub type SharedBlock<P> = Arc<Block<<P as Policy>::Payload>>;
 
-/// A block the ledger has fully validated against its parent's state.
+/// A block this ledger has checked: everything a block is checked against its parent
+/// for (limits, work, links, producer, Merkle root, signatures), with its hash and
+/// transaction ids computed once.
 ///
-/// Only the ledger creates one: decoding gives a [`Block`], validation turns it into
-/// this type.
+/// Only the ledger creates one: decoding gives a [`Block`], checking turns it into
+/// this type, and nothing else enters the block tree or the best chain, where the
+/// state rules are applied to it. [`Ledger::validate_block`] returns one that also
+/// passed the state rules on the tip.
 #[derive(Clone, Debug)]
 pub struct ValidatedBlock<T> {
     block: Arc<Block<T>>,
     hash: BlockHash,
     ids: Arc<[TxId]>,
+}
+
+impl<T: serde::Serialize> ValidatedBlock<T> {
+    /// A block of this ledger's tree read back from memory or the store: it was checked
+    /// on entry, and its hash was checked on reading.
+    fn of_stored(block: Arc<Block<T>>) -> Self {
+        let ids: Arc<[TxId]> = block.transactions.iter().map(|tx| tx.id()).collect();
+        ValidatedBlock {
+            hash: block.hash(),
+            block,
+            ids,
+        }
+    }
 }
 
 impl<T> ValidatedBlock<T> {
@@ -133,7 +153,7 @@ pub enum BlockStatus {
     Invalid,
 }
 
-/// The result of [`Ledger::submit_block`].
+/// The result of [`Ledger::submit`].
 #[derive(Clone, Debug)]
 pub struct BlockOutcome<E> {
     /// The submitted block's hash.
@@ -146,6 +166,11 @@ pub struct BlockOutcome<E> {
     pub tip_changes: Vec<TipChange<E>>,
     /// Blocks found invalid while processing (this one, an ancestor, or an orphan).
     pub invalid: Vec<(BlockHash, BlockError<E>)>,
+    /// This node could not read a block body it holds, so processing stopped early:
+    /// blocks listed in [`BlockOutcome::accepted`] are in the tree, but a branch switch
+    /// they called for did not happen (the best chain is as it was) and orphans they
+    /// would have unlocked still wait. Not a verdict on any block; the node should stop.
+    pub fault: Option<BodyFault>,
 }
 
 impl<E: Clone> BlockOutcome<E> {
@@ -188,6 +213,9 @@ pub enum ReplayError<E> {
     /// A stored block does not match the chain (wrong hash or link) or is invalid.
     #[error("replay failed: {0}")]
     Block(#[from] BlockError<E>),
+    /// The store failed to read a block of the best chain.
+    #[error("replay failed: {0}")]
+    Unreadable(#[from] BodyFault),
 }
 
 /// Where a submitted block comes from, which decides what is re-checked.
@@ -203,9 +231,11 @@ enum Origin {
 /// The ledger of one network: every valid block it has seen, the best chain among
 /// them, the state that chain implies, and the pool of pending transactions.
 ///
-/// Generic over the application [`Policy`] `P` and the [`BodyStore`] `B` that holds
-/// block bodies. Never reads a clock: operations that depend on time take `now`.
-pub struct Ledger<P: Policy, B: BodyStore<P::Payload> = MemoryBodies<<P as Policy>::Payload>> {
+/// Generic over the application [`Policy`] `P` and the [`BodySource`] `B` it reads
+/// stored block bodies from. Never reads a clock: operations that depend on time take
+/// `now`. Never writes: blocks it accepts wait in memory until the runtime stores them
+/// (see [`Ledger::unstored_block`] and [`Ledger::mark_stored`]).
+pub struct Ledger<P: Policy, B: BodySource<P::Payload> = MemoryBodies<<P as Policy>::Payload>> {
     policy: P,
     genesis: Genesis,
     genesis_hash: BlockHash,
@@ -232,22 +262,27 @@ pub struct Ledger<P: Policy, B: BodyStore<P::Payload> = MemoryBodies<<P as Polic
     /// Producer signatures verified, by [`producer_key`](crate::verify::producer_key).
     producer_sigs: BoundedSet<crate::Hash>,
     keys: KeyCache,
-    bodies: B,
+    /// Where stored bodies are read.
+    source: B,
+    /// Bodies of blocks accepted into the tree that the runtime has not reported
+    /// stored: every read looks here before `source`.
+    unstored: HashMap<BlockHash, SharedBlock<P>>,
 }
 
 impl<P: Policy> Ledger<P> {
-    /// A ledger for the network `genesis`, keeping block bodies in memory.
+    /// A ledger for the network `genesis` with no store: it keeps every block body it
+    /// accepts in memory.
     pub fn new(genesis: Genesis, policy: P) -> Result<Self, GenesisError> {
         Ledger::with_store(genesis, policy, MemoryBodies::default())
     }
 }
 
-impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
-    /// A ledger for the network `genesis` keeping block bodies in `bodies`.
+impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
+    /// A ledger for the network `genesis` that reads stored block bodies from `source`.
     ///
-    /// The store's existing content is not read: reload stored blocks with
-    /// [`Ledger::submit_stored_block`].
-    pub fn with_store(genesis: Genesis, policy: P, bodies: B) -> Result<Self, GenesisError> {
+    /// The source's existing content is not read: reload stored blocks with
+    /// [`BlockInput::Stored`].
+    pub fn with_store(genesis: Genesis, policy: P, source: B) -> Result<Self, GenesisError> {
         genesis.check()?;
         let genesis_hash = genesis.hash();
         let members = genesis
@@ -292,7 +327,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             sigs: BoundedSet::new(limits::MAX_SIG_CACHE),
             producer_sigs: BoundedSet::new(limits::MAX_SIG_CACHE),
             keys: KeyCache::default(),
-            bodies,
+            source,
+            unstored: HashMap::new(),
         })
     }
 
@@ -313,9 +349,37 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         &self.policy
     }
 
-    /// The block-body store.
+    /// The source stored block bodies are read from.
     pub fn store(&self) -> &B {
-        &self.bodies
+        &self.source
+    }
+
+    /// The body of a block this ledger accepted (it is in [`BlockOutcome::accepted`])
+    /// and that has not been reported stored with [`Ledger::mark_stored`]: what the
+    /// runtime is to write. `None` for blocks that came from the store itself
+    /// ([`BlockInput::Stored`]) and for blocks already stored.
+    pub fn unstored_block(&self, hash: &BlockHash) -> Option<&SharedBlock<P>> {
+        self.unstored.get(hash)
+    }
+
+    /// Whether `hash` is a block of the tree still waiting to be stored (see
+    /// [`Ledger::unstored_block`]).
+    pub fn is_unstored(&self, hash: &BlockHash) -> bool {
+        self.unstored.contains_key(hash)
+    }
+
+    /// Number of blocks waiting to be stored.
+    pub fn unstored_count(&self) -> usize {
+        self.unstored.len()
+    }
+
+    /// The runtime made these blocks durable in the [`BodySource`]: the ledger drops
+    /// its own copies and reads them from the source from now on. Hashes it does not
+    /// hold are ignored.
+    pub fn mark_stored(&mut self, hashes: impl IntoIterator<Item = BlockHash>) {
+        for hash in hashes {
+            self.unstored.remove(&hash);
+        }
     }
 
     /// The best chain's tip.
@@ -402,9 +466,12 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         self.tree.len()
     }
 
-    /// A block's body from the store.
+    /// A block's body: from memory while it waits to be stored, else from the source.
     pub fn block(&self, hash: &BlockHash) -> Result<Option<SharedBlock<P>>, B::Error> {
-        self.bodies.get(hash)
+        match self.unstored.get(hash) {
+            Some(block) => Ok(Some(Arc::clone(block))),
+            None => self.source.get(hash),
+        }
     }
 
     /// The pending transactions, in the order they would be mined.

@@ -10,7 +10,7 @@ use crate::limits;
 use crate::merkle::merkle_root;
 use crate::policy::Policy;
 use crate::state::{Rules, Slot};
-use crate::store::BodyStore;
+use crate::store::BodySource;
 use crate::units::{Height, Timestamp};
 
 use super::Ledger;
@@ -28,7 +28,7 @@ const TEMPLATE_HEADROOM: usize = 4096;
 // The header, a 64-byte signature and two 8-byte length prefixes fit in the headroom.
 const _: () = assert!(crate::HEADER_BYTES + 64 + 2 * 8 <= TEMPLATE_HEADROOM);
 
-impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
+impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
     /// Whether `producer` may produce on the current tip: it must be an authorised
     /// producer, and it must not have built on a block that the best chain has left
     /// (its *lock*, the parent of its highest block), unless the best chain holds that

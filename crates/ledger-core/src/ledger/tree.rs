@@ -8,18 +8,40 @@ use std::sync::Arc;
 
 use crate::block::{Block, BlockHeader, work};
 use crate::codec;
-use crate::error::{BlockError, StoreFailure};
+use crate::error::{BlockError, BodyFault, StoreFailure};
 use crate::hash::{BlockHash, TxId};
 use crate::limits;
 use crate::mempool::PendingTx;
 use crate::policy::Policy;
 use crate::prepared::Digest;
 use crate::state::{ChainState, Rules, Slot};
-use crate::store::BodyStore;
+use crate::store::BodySource;
 use crate::units::{Height, Timestamp};
 
-use super::validate::{CheckedBlock, compare_rewards, tx_error};
-use super::{BlockOutcome, Ledger, Origin, ReplayError, TipChange};
+use super::validate::{compare_rewards, tx_error};
+use super::{BlockOutcome, Ledger, Origin, ReplayError, SharedBlock, TipChange, ValidatedBlock};
+
+/// Why adding a block to the tree stopped: a verdict on a block, or this node's
+/// failure to read a body it holds, which says nothing about any block.
+#[derive(Debug)]
+pub(super) enum Stop<E> {
+    /// A block is invalid.
+    Invalid(BlockError<E>),
+    /// A body could not be read.
+    Fault(BodyFault),
+}
+
+impl<E> From<BlockError<E>> for Stop<E> {
+    fn from(error: BlockError<E>) -> Self {
+        Stop::Invalid(error)
+    }
+}
+
+impl<E> From<BodyFault> for Stop<E> {
+    fn from(fault: BodyFault) -> Self {
+        Stop::Fault(fault)
+    }
+}
 
 /// A node of the block tree: what is kept resident for every known block.
 #[derive(Clone, Debug)]
@@ -77,8 +99,11 @@ impl Finality {
     }
 }
 
-impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
-    /// Adds a block whose parent is in the tree; runs fork choice.
+impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
+    /// Adds a block whose parent is in the tree; runs fork choice. A block from outside
+    /// waits in memory for the runtime to store it (see [`Ledger::unstored_block`]).
+    ///
+    /// On [`Stop::Fault`] the block is in the tree and the best chain is as it was.
     pub(super) fn accept(
         &mut self,
         block: Arc<Block<P::Payload>>,
@@ -87,29 +112,24 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         now: Timestamp,
         origin: Origin,
         outcome: &mut BlockOutcome<P::Error>,
-    ) -> Result<(), BlockError<P::Error>> {
+    ) -> Result<(), Stop<P::Error>> {
         if self.invalid.contains(&block.header.prev) {
             self.mark_invalid(hash);
-            return Err(BlockError::KnownInvalid { block: hash });
+            return Err(BlockError::KnownInvalid { block: hash }.into());
         }
         if let Err(error) = self.check_final(&block.header.prev, hash) {
             self.remember_if_condemned(hash, &error);
-            return Err(error);
+            return Err(error.into());
         }
         let checked = match self.check_in_context(block, hash, digest, now, origin) {
             Ok(checked) => checked,
             Err(error) => {
                 self.remember_if_condemned(hash, &error);
-                return Err(error);
+                return Err(error.into());
             }
         };
-        if origin == Origin::Untrusted
-            && let Err(e) = self.bodies.put(&hash, &checked.block)
-        {
-            return Err(BlockError::Store {
-                block: hash,
-                source: StoreFailure::new(e),
-            });
+        if origin == Origin::Untrusted {
+            self.unstored.insert(hash, Arc::clone(&checked.block));
         }
         let header = checked.block.header.clone();
         let parent = &self.tree[&header.prev];
@@ -203,14 +223,15 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
 
     /// Makes `target` the tip: disconnects down to the fork point, connects the branch.
     /// If a branch block turns out invalid it and its descendants are removed, and the
-    /// best of the old chain and the valid part of the branch is kept.
+    /// best of the old chain and the valid part of the branch is kept. If a body cannot
+    /// be read, the old chain is kept.
     pub(super) fn switch_to(
         &mut self,
         target: BlockHash,
-        mut in_hand: Option<CheckedBlock<P::Payload>>,
+        mut in_hand: Option<ValidatedBlock<P::Payload>>,
         now: Timestamp,
         outcome: &mut BlockOutcome<P::Error>,
-    ) -> Result<(), BlockError<P::Error>> {
+    ) -> Result<(), Stop<P::Error>> {
         let old_tip = self.tip().hash;
         let mut branch = Vec::new();
         let mut cursor = target;
@@ -220,10 +241,6 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
         branch.reverse();
         let fork = self.tree[&cursor].height;
-        let store_err = |hash: BlockHash, e: B::Error| BlockError::Store {
-            block: hash,
-            source: StoreFailure::new(e),
-        };
 
         // Disconnect.
         let disconnected: Vec<BlockHash> = self.chain[fork.0 as usize + 1..]
@@ -233,12 +250,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             .collect();
         let mut abandoned = Vec::new();
         for hash in &disconnected {
-            let body = self
-                .bodies
-                .get(hash)
-                .map_err(|e| store_err(*hash, e))?
-                .ok_or_else(|| missing_body(*hash))?;
-            abandoned.push(body);
+            abandoned.push(self.body(hash)?);
         }
         self.rewind_to(fork)?;
 
@@ -251,8 +263,8 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                 Some(checked) => checked,
                 None => match self.load_checked(hash) {
                     Ok(checked) => checked,
-                    Err(e) => {
-                        failure = Some(e);
+                    Err(fault) => {
+                        failure = Some(Stop::Fault(fault));
                         break;
                     }
                 },
@@ -263,28 +275,33 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
                     mined_ids.push(Arc::clone(&checked.ids));
                 }
                 Err(error) => {
-                    failure = Some(error);
+                    failure = Some(Stop::Invalid(error));
                     break;
                 }
             }
         }
 
-        if let Some(error) = &failure {
-            if error.is_invalid_block() {
-                self.remove_invalid_subtree(error.block(), outcome);
-            }
-            // Keep the valid part of the branch only if it beats the old chain.
-            let keep = self.tip().hash != old_tip
-                && !connected.is_empty()
-                && self.rank(&self.tip().hash) > self.rank(&old_tip);
+        if let Some(stop) = failure.take() {
+            // Keep the valid part of a branch that holds an invalid block only if it
+            // beats the old chain; after a fault, keep the old chain.
+            let keep = match &stop {
+                Stop::Invalid(error) => {
+                    self.remove_invalid_subtree(error.block(), outcome);
+                    self.tip().hash != old_tip
+                        && !connected.is_empty()
+                        && self.rank(&self.tip().hash) > self.rank(&old_tip)
+                }
+                Stop::Fault(_) => false,
+            };
             if !keep {
                 self.rewind_to(fork)?;
-                for body in abandoned.iter().rev() {
-                    let checked = self.load_checked(&body.hash())?;
+                for body in abandoned.into_iter().rev() {
+                    let checked = ValidatedBlock::of_stored(body);
                     self.connect(&checked)?;
                 }
-                return Err(error.clone());
+                return Err(stop);
             }
+            failure = Some(stop);
         }
 
         // Mempool: mined transactions leave, abandoned ones come back. (With neither
@@ -325,15 +342,16 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         }
     }
 
-    /// Reads a stored block of the tree back as checked (it was checked on entry).
-    pub(super) fn load_checked(
-        &self,
-        hash: &BlockHash,
-    ) -> Result<CheckedBlock<P::Payload>, BlockError<P::Error>> {
+    /// The body of a block of the tree: from memory while it waits to be stored, else
+    /// from the source, which must return the block that hashes to `hash`.
+    pub(super) fn body(&self, hash: &BlockHash) -> Result<SharedBlock<P>, BodyFault> {
+        if let Some(block) = self.unstored.get(hash) {
+            return Ok(Arc::clone(block));
+        }
         let block = self
-            .bodies
+            .source
             .get(hash)
-            .map_err(|e| BlockError::Store {
+            .map_err(|e| BodyFault {
                 block: *hash,
                 source: StoreFailure::new(e),
             })?
@@ -341,18 +359,21 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         if block.hash() != *hash {
             return Err(missing_body(*hash));
         }
-        let ids: Arc<[TxId]> = block.transactions.iter().map(|tx| tx.id()).collect();
-        Ok(CheckedBlock {
-            block,
-            hash: *hash,
-            ids,
-        })
+        Ok(block)
+    }
+
+    /// Reads a block of the tree back as checked (it was checked on entry).
+    pub(super) fn load_checked(
+        &self,
+        hash: &BlockHash,
+    ) -> Result<ValidatedBlock<P::Payload>, BodyFault> {
+        Ok(ValidatedBlock::of_stored(self.body(hash)?))
     }
 
     /// Applies a checked block on top of the tip: every state rule, then the rewards.
     pub(super) fn connect(
         &mut self,
-        checked: &CheckedBlock<P::Payload>,
+        checked: &ValidatedBlock<P::Payload>,
     ) -> Result<(), BlockError<P::Error>> {
         let undo = self.execute_checked(checked)?;
         self.chain.push(checked.hash);
@@ -371,7 +392,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
 
     /// Disconnects best-chain blocks down to `height`, using undo records, or by
     /// replaying from genesis when they were pruned.
-    pub(super) fn rewind_to(&mut self, height: Height) -> Result<(), BlockError<P::Error>> {
+    pub(super) fn rewind_to(&mut self, height: Height) -> Result<(), Stop<P::Error>> {
         let keep = height.0 as usize + 1;
         if self.chain[keep..].iter().all(|h| self.undo.contains_key(h)) {
             while self.chain.len() > keep {
@@ -384,8 +405,9 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         self.chain.truncate(keep);
         self.undo.clear();
         self.state = self.replay(keep).map_err(|e| match e {
-            ReplayError::MissingBody(h) => missing_body(h),
-            ReplayError::Block(b) => b,
+            ReplayError::MissingBody(h) => Stop::Fault(missing_body(h)),
+            ReplayError::Block(b) => Stop::Invalid(b),
+            ReplayError::Unreadable(fault) => Stop::Fault(fault),
         })?;
         Ok(())
     }
@@ -394,17 +416,14 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     pub(super) fn replay(&self, len: usize) -> Result<ChainState<P::State>, ReplayError<P::Error>> {
         let mut state = ChainState::genesis(&self.policy, &self.genesis);
         for (height, hash) in self.chain.iter().enumerate().take(len).skip(1) {
-            let block = self
-                .bodies
-                .get(hash)
-                .map_err(|e| {
-                    ReplayError::Block(BlockError::Store {
-                        block: *hash,
-                        source: StoreFailure::new(e),
-                    })
-                })?
-                .ok_or(ReplayError::MissingBody(*hash))?;
-            if block.hash() != *hash || block.header.prev != self.chain[height - 1] {
+            let block = match self.body(hash) {
+                Ok(block) => block,
+                Err(fault) if fault.source.0.is::<MissingBody>() => {
+                    return Err(ReplayError::MissingBody(*hash));
+                }
+                Err(fault) => return Err(fault.into()),
+            };
+            if block.header.prev != self.chain[height - 1] {
                 return Err(ReplayError::MissingBody(*hash));
             }
             let ids: Vec<TxId> = block.transactions.iter().map(|tx| tx.id()).collect();
@@ -443,6 +462,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let mut stack = vec![bad];
         while let Some(hash) = stack.pop() {
             self.mark_invalid(hash);
+            self.unstored.remove(&hash);
             if let Some(entry) = self.tree.remove(&hash)
                 && let Some(siblings) = self.children.get_mut(&entry.parent)
             {
@@ -456,10 +476,10 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
     }
 }
 
-/// A best-chain body is missing or does not hash to its key: the store lost or
+/// A body of the tree is missing or does not hash to its key: the store lost or
 /// corrupted it.
-pub(super) fn missing_body<E>(hash: BlockHash) -> BlockError<E> {
-    BlockError::Store {
+pub(super) fn missing_body(hash: BlockHash) -> BodyFault {
+    BodyFault {
         block: hash,
         source: StoreFailure::new(MissingBody(hash)),
     }

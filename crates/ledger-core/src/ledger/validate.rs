@@ -14,22 +14,14 @@ use crate::merkle::merkle_root;
 use crate::policy::Policy;
 use crate::prepared::Digest;
 use crate::state::{Rules, Slot, Undo};
-use crate::store::BodyStore;
+use crate::store::BodySource;
 use crate::tx::{Transaction, signed_parts, unsigned_part};
 use crate::units::Timestamp;
 use crate::verify::{self, SigItems};
 
 use super::{Ledger, Origin, ValidatedBlock};
 
-/// A block that passed every check that does not need state (limits, work, links,
-/// producer, Merkle root, signatures): it may enter the block tree.
-pub(super) struct CheckedBlock<T> {
-    pub(super) block: Arc<Block<T>>,
-    pub(super) hash: BlockHash,
-    pub(super) ids: Arc<[TxId]>,
-}
-
-impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
+impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
     /// Checks before a block waits for its parent that need no parent: the producer is
     /// authorised, the body is the one the header names (Merkle root) and the producer
     /// signed it. Otherwise a mangled copy could hold the genuine block's place in the
@@ -116,7 +108,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         digest: Option<Digest>,
         now: Timestamp,
         origin: Origin,
-    ) -> Result<CheckedBlock<P::Payload>, BlockError<P::Error>> {
+    ) -> Result<ValidatedBlock<P::Payload>, BlockError<P::Error>> {
         let header = &block.header;
         let parent = &self.tree[&header.prev];
         let expected = parent.height.next();
@@ -242,14 +234,14 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
             }
             self.producer_sigs.insert(producer_key);
         }
-        Ok(CheckedBlock { block, hash, ids })
+        Ok(ValidatedBlock { block, hash, ids })
     }
 
     /// Runs a block's state rules on the current state; on success the state includes
     /// the block and its undo record is returned.
     pub(super) fn execute_checked(
         &mut self,
-        checked: &CheckedBlock<P::Payload>,
+        checked: &ValidatedBlock<P::Payload>,
     ) -> Result<Undo<P::Undo>, BlockError<P::Error>> {
         let block = &checked.block;
         let hash = checked.hash;
@@ -292,11 +284,7 @@ impl<P: Policy, B: BodyStore<P::Payload>> Ledger<P, B> {
         let checked = self.check_in_context(block, hash, None, now, Origin::Untrusted)?;
         let undo = self.execute_checked(&checked)?;
         self.state.revert(&self.policy, undo);
-        Ok(ValidatedBlock {
-            block: checked.block,
-            hash: checked.hash,
-            ids: checked.ids,
-        })
+        Ok(checked)
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ledger_core::merkle::merkle_root;
 use ledger_core::{
     AccountId, Amount, Applied, Block, BlockHash, BlockHeader, BlockOutcome, BlockStatus,
-    BodyStore, ChainState, Genesis, Height, Keypair, Ledger, Member, Policy, Reward, Timestamp,
+    BodySource, ChainState, Genesis, Height, Keypair, Ledger, Member, Policy, Reward, Timestamp,
     Transaction, TxBody, TxContext, TxId, mine_header,
 };
 use serde::{Deserialize, Serialize};
@@ -334,12 +334,12 @@ pub fn submit_tx(ledger: &mut TestLedger, tx: TestTx, now: Timestamp) {
 }
 
 /// Submits `block`, expecting it to be accepted.
-pub fn submit_accepted<B: BodyStore<Op>>(
+pub fn submit_accepted<B: BodySource<Op>>(
     ledger: &mut Ledger<Counter, B>,
     block: &TestBlock,
     now: Timestamp,
 ) {
-    let outcome = ledger.submit_block(block.clone(), now);
+    let outcome = ledger.submit(block.clone(), now);
     assert_eq!(
         outcome.status,
         BlockStatus::Accepted,
@@ -349,7 +349,7 @@ pub fn submit_accepted<B: BodyStore<Op>>(
 }
 
 /// Submits `block`, expecting it to be accepted and to become the tip.
-pub fn submit_as_tip<B: BodyStore<Op>>(
+pub fn submit_as_tip<B: BodySource<Op>>(
     ledger: &mut Ledger<Counter, B>,
     block: &TestBlock,
     now: Timestamp,

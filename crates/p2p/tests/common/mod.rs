@@ -153,7 +153,7 @@ pub(crate) fn grow<S: BlockStore<String>>(ledger: &mut Ledger<Notes, S>, blocks:
         }
         let block: Block<String> = ledger.mine_block(&miner, now);
         ledger
-            .submit_block(block, now)
+            .submit(block, now)
             .into_result()
             .expect("mined block is valid");
     }
