@@ -121,7 +121,10 @@ fn validate_structure(chain: &Chain) -> Ledger<TransfersOnly> {
     let mut ledger = Ledger::new(chain.genesis.clone(), TransfersOnly).expect("valid genesis");
     // As a reloading node does: blocks hashed on every core, then applied in order.
     for prepared in prepare_blocks(&chain.blocks) {
-        let outcome = ledger.submit(ledger_core::BlockInput::StoredPrepared(prepared), ledger_core::Timestamp(0));
+        let outcome = ledger.submit(
+            ledger_core::BlockInput::StoredPrepared(prepared),
+            ledger_core::Timestamp(0),
+        );
         assert!(outcome.tip_changed(), "every block extends the chain");
     }
     ledger

@@ -299,6 +299,16 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
                 .map_or_else(|| format!("{:?}", outcome.status), |(_, e)| e.to_string());
             bail!("generated block {} was refused: {reason}", b + 1);
         }
+        // The ledger writes nothing: each accepted block is committed here.
+        for hash in &outcome.accepted {
+            if let Some(block) = ledger.unstored_block(hash) {
+                ledger
+                    .store()
+                    .put(block)
+                    .with_context(|| format!("writing block {hash}"))?;
+            }
+        }
+        ledger.mark_stored(outcome.accepted);
         progress.set(b + 1);
     }
     progress.finish();
@@ -312,16 +322,13 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A body store that keeps nothing: `verify` checks each block once and never reads
-/// it back, so holding every body in memory would only cost memory.
+/// A body source with nothing in it: `verify` checks each block of a store once,
+/// along one chain, and never reads one back, so the ledger keeps no body (see
+/// [`Ledger::retain_unstored`]) and holding every body in memory would only cost memory.
 struct Discard;
 
 impl<P> BodySource<P> for Discard {
     type Error = std::convert::Infallible;
-
-    fn put(&mut self, _: &BlockHash, _: &Arc<Block<P>>) -> Result<(), Self::Error> {
-        Ok(())
-    }
 
     fn get(&self, _: &BlockHash) -> Result<Option<Arc<Block<P>>>, Self::Error> {
         Ok(None)
@@ -630,6 +637,7 @@ pub(crate) fn verify_dir(
     );
     let genesis_hash = genesis.hash();
     let mut ledger = Ledger::with_store(genesis, HealthPolicy, Discard)?;
+    ledger.retain_unstored(false);
     let now = tools::now();
     let mut progress = Progress::new(stored.len() as u64, "verifying");
     let started = Instant::now();
@@ -684,7 +692,15 @@ pub(crate) fn verify_dir(
             'chunks: for chunk in chunks {
                 for prepared in chunk? {
                     let block = Arc::clone(prepared.block());
-                    if check(&block, ledger.submit(ledger_core::BlockInput::StoredPrepared(prepared), ledger_core::Timestamp(0))).is_break() {
+                    if check(
+                        &block,
+                        ledger.submit(
+                            ledger_core::BlockInput::StoredPrepared(prepared),
+                            ledger_core::Timestamp(0),
+                        ),
+                    )
+                    .is_break()
+                    {
                         break 'chunks;
                     }
                 }

@@ -99,7 +99,7 @@ fn a_tampered_block_is_reported_by_hash_and_height() {
         let mut block = Arc::unwrap_or_clone(store.get(&hash).expect("reads").expect("present"));
         // Someone edits a recorded transaction; the header (and so the key) stays.
         block.transactions[0].nonce += 1_000;
-        store.put(&hash, &Arc::new(block)).expect("writes");
+        store.put(&Arc::new(block)).expect("writes");
         store.close().expect("closes");
         hash
     };

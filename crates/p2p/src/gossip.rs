@@ -287,15 +287,12 @@ pub(crate) fn tx_offence<E: Clone>(error: &TxError<E>) -> Option<Offence<E>> {
 
 /// Whether a refused block proves its sender misbehaves: every invalidity does (blocks
 /// are checked against their own parent, not our tip), except a timestamp ahead of our
-/// clock (clocks differ) and our own storage failing.
+/// clock (clocks differ) and a branch that conflicts with our final block.
 pub(crate) fn block_offence<E: Clone>(error: &BlockError<E>) -> Option<Offence<E>> {
     match error {
-        // A block from the future may be fine later; a store failure is ours; a branch
-        // that conflicts with our final block is what an honest node cut off from the
-        // majority builds.
-        BlockError::FromTheFuture { .. }
-        | BlockError::Store { .. }
-        | BlockError::ConflictsWithFinal { .. } => None,
+        // A block from the future may be fine later; a branch that conflicts with our
+        // final block is what an honest node cut off from the majority builds.
+        BlockError::FromTheFuture { .. } | BlockError::ConflictsWithFinal { .. } => None,
         _ => Some(Offence::InvalidBlock(error.clone())),
     }
 }

@@ -243,6 +243,12 @@ pub enum NodeError {
     /// The block store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store could not read back a block this node holds.
+    #[error(transparent)]
+    Unreadable(#[from] ledger_core::BodyFault),
+    /// The block writer thread could not be started.
+    #[error("cannot start the block writer thread: {0}")]
+    Writer(std::io::Error),
     /// The node task panicked or was aborted.
     #[error("node task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -479,8 +485,9 @@ impl<P: Policy, S: BlockStore<P::Payload>> RunningNode<P, S> {
 /// Starts a node on `listener` with `ledger` (reloaded already, see [`open_ledger`](crate::open_ledger))
 /// and returns its handle; it runs until `shutdown` is cancelled.
 ///
-/// Must be called within a tokio runtime. Store writes happen on the ledger task, so
-/// use the multi-threaded runtime.
+/// Must be called within a tokio runtime; the multi-threaded one lets signature
+/// verification and mining use every core. Store writes and reads happen on threads
+/// of their own.
 pub fn spawn<P: Policy, S: BlockStore<P::Payload>>(
     listener: TcpListener,
     config: NodeConfig,

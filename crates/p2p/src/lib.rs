@@ -200,6 +200,7 @@ pub mod limits;
 mod net;
 pub mod node;
 mod peers;
+mod persist;
 pub mod protocol;
 mod reload;
 mod serve;
@@ -215,4 +216,4 @@ pub use node::{
 };
 pub use protocol::{Hello, Message, TipInfo};
 pub use session::{Connection, Direction, PeerInfo, Session, SessionConfig, SessionError};
-pub use store::{BlockReader, BlockStore, MemoryStore, RedbStore, StoreError};
+pub use store::{BlockReader, BlockStore, BlockWriter, MemoryStore, RedbStore, StoreError};

@@ -9,6 +9,10 @@
 //! remove it.
 //!
 //! The ledger task is the only place where ledger state changes, so no lock guards it.
+//! It does no disk I/O: the ledger writes nothing, the blocks it accepts go to a writer
+//! thread through the `WriteQueue` of the `persist` module, and what depends on them
+//! being durable (reports, announcements, replies) runs when they are; `GetBlocks`
+//! replies are read by the storage thread of the `serve` module.
 //! Network decisions are plain structs that take time as an argument, or need none:
 //! de-duplication and which faults are misbehaviour in the crate's `gossip` module;
 //! peer admission, bans and dial choices in the `PeerTable` of the `peers` module, whose
@@ -73,6 +77,8 @@ use ledger_core::{
     Block, BlockError, BlockHash, BlockOutcome, BlockStatus, Keypair, Ledger, MineStatus, Policy,
     PreparedBlock, Timestamp, TipChange, Transaction, TxError, TxId,
 };
+
+use crate::persist::{WriteAction, WriteQueue, Writer, Written};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -93,7 +99,7 @@ use crate::peers::{PeerAction, PeerTable, Redial};
 use crate::protocol::{Hello, Message, TipInfo};
 use crate::serve::{ServeJob, Served, Storage, reply_frame};
 use crate::session::{Direction, PeerInfo, SessionEvent};
-use crate::store::{BlockStore, StoreError};
+use crate::store::BlockStore;
 use crate::sync::{Batch, SyncAction, SyncState};
 
 /// A session as [`gossip::admit`] sees it.
@@ -156,6 +162,29 @@ struct MinedBlock<T> {
     block: Block<T>,
 }
 
+/// What waits for the blocks accepted before it to be durable (see `crate::persist`).
+enum AfterStore<P: Policy> {
+    /// Report what a submission did, and announce `announce` to every peer but
+    /// `from`'s.
+    Report {
+        accepted: Vec<BlockHash>,
+        tip_changes: Vec<TipChange<P::Error>>,
+        invalid: Vec<(BlockHash, BlockError<P::Error>)>,
+        from: Option<u64>,
+        announce: Vec<BlockHash>,
+    },
+    /// Answer a handle's `SubmitBlock`.
+    Submitted {
+        reply: oneshot::Sender<Result<BlockStatus, BlockError<P::Error>>>,
+        result: Result<BlockStatus, BlockError<P::Error>>,
+    },
+    /// Answer a mining job.
+    Mined {
+        reply: oneshot::Sender<Result<Mined, MineError<P::Error>>>,
+        result: Result<Mined, MineError<P::Error>>,
+    },
+}
+
 /// The ledger task's state.
 struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     ledger: Ledger<P, S>,
@@ -175,8 +204,12 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     sync: SyncState,
     /// Sync batches for the verifier task, in the order they arrived.
     to_verify: mpsc::Sender<SyncBatch<P::Payload>>,
-    /// The store failed to make applied blocks durable: the node stops with it.
-    failure: Option<StoreError>,
+    /// Orders the writes of accepted blocks and what waits for them.
+    writes: WriteQueue<P::Payload, AfterStore<P>>,
+    /// Carries out the writes, one at a time, off this task.
+    writer: Writer<P::Payload>,
+    /// The store failed: the node stops with it.
+    failure: Option<NodeError>,
     /// Reads `GetBlocks` replies off this task. Declared last: dropped after the
     /// ledger, it waits for the read under way (see [`Storage`]).
     storage: Storage<P::Payload>,
@@ -212,6 +245,22 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     let (verified_tx, mut verified_rx) = mpsc::channel(limits::SYNC_BATCHES);
     // `Storage` keeps at most this many replies outstanding, so the thread never waits.
     let (served_tx, mut served_rx) = mpsc::channel(limits::SERVE_QUEUE);
+    // The write queue keeps at most one write outstanding.
+    let (written_tx, mut written_rx) = mpsc::channel(1);
+    let writer = Writer::start(ledger.store().writer()?, written_tx).map_err(NodeError::Writer)?;
+    let mut ledger = ledger;
+    // A ledger may come with blocks accepted before the node had it (built by a tool
+    // or a test): they are stored before the node serves or announces anything.
+    let unstored: Vec<_> = ledger.unstored_blocks().cloned().collect();
+    if !unstored.is_empty() {
+        let hashes: Vec<BlockHash> = unstored.iter().map(|b| b.hash()).collect();
+        writer.write(unstored)?;
+        match written_rx.recv().await {
+            Some(Ok(())) => ledger.mark_stored(hashes),
+            Some(Err(failure)) => return Err(failure.into()),
+            None => return Err(NodeError::Store(crate::store::StoreError::Closed)),
+        }
+    }
     let shared = Arc::new(Shared {
         session: config.session,
         hello: hello_rx,
@@ -257,6 +306,8 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         mined_tx,
         sync: SyncState::new(),
         to_verify,
+        writes: WriteQueue::default(),
+        writer,
         failure: None,
         storage: Storage::start(served_tx),
     };
@@ -269,9 +320,10 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
             Some(mined) = mined_rx.recv() => node.on_mined(mined),
             Some(batch) = verified_rx.recv() => node.on_verified(batch),
             Some(served) = served_rx.recv() => node.on_served(served),
+            Some(written) = written_rx.recv() => node.on_written(written),
         }
         if let Some(failure) = node.failure.take() {
-            result = Err(NodeError::Store(failure));
+            result = Err(failure);
             break;
         }
     }
@@ -287,11 +339,21 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     drop(mined_rx);
     drop(verified_rx);
     drop(served_rx);
+    // Blocks accepted and not yet handed to the writer are written now (unless the
+    // store failed); dropping the node then waits for the writer thread. What waited
+    // for them is not run: nobody hears of a block as the node stops.
+    let unwritten = node.writes.take_unwritten();
+    if result.is_ok() && !unwritten.is_empty() {
+        if let Err(e) = node.writer.write(unwritten) {
+            warn!(error = %e, "cannot write the last accepted blocks");
+        }
+    }
+    drop(written_rx);
     // Children stop on the token, also when the loop ended on a store failure.
     token.cancel();
     shared.tracker.close();
     shared.tracker.wait().await;
-    // Dropping the ledger closes the store; every accepted block was committed already.
+    // Dropping the writer waits for its last write; dropping the ledger closes the store.
     drop(node);
     result
 }
@@ -361,8 +423,9 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 let _ = reply.send(result);
             }
             Command::SubmitBlock { block, reply } => {
+                // Answered once the block, if accepted, is durable.
                 let result = self.handle_block(block, None);
-                let _ = reply.send(result);
+                self.after_store(&[], AfterStore::Submitted { reply, result });
             }
             Command::Mine { keys, reply } => self.start_mining(keys, reply),
             Command::Query(query) => query(&self.ledger),
@@ -607,13 +670,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             .iter()
             .find(|(h, _)| *h == hash)
             .map(|(_, e)| e.clone());
-        self.after_blocks(
-            &outcome.accepted,
-            outcome.tip_changes,
-            &outcome.invalid,
-            from,
-        );
-        self.announce(&outcome.accepted, from);
+        let announce = outcome.accepted.clone();
+        self.report_after_store(outcome, from, announce);
         match status {
             BlockStatus::Invalid => {
                 Err(own_error.unwrap_or(BlockError::KnownInvalid { block: hash }))
@@ -629,8 +687,95 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
+    /// Queues the blocks a submission accepted for writing, with its report (and the
+    /// announcement of `announce`) to run once they are durable. A read fault of the
+    /// ledger stops the node.
+    fn report_after_store(
+        &mut self,
+        outcome: BlockOutcome<P::Error>,
+        from: Option<u64>,
+        announce: Vec<BlockHash>,
+    ) {
+        if let Some(fault) = outcome.fault {
+            error!(error = %fault, "the store failed a read; stopping");
+            self.failure.get_or_insert(NodeError::Unreadable(fault));
+        }
+        let accepted = outcome.accepted;
+        let then = AfterStore::Report {
+            accepted: accepted.clone(),
+            tip_changes: outcome.tip_changes,
+            invalid: outcome.invalid,
+            from,
+            announce,
+        };
+        self.after_store(&accepted, then);
+    }
+
+    /// Hands the accepted blocks the ledger holds unstored to the write queue, with
+    /// `then` to run once they and every block before them are durable.
+    fn after_store(&mut self, accepted: &[BlockHash], then: AfterStore<P>) {
+        let blocks: Vec<_> = accepted
+            .iter()
+            .filter_map(|hash| {
+                let block = self.ledger.unstored_block(hash)?;
+                Some((*hash, Arc::clone(block)))
+            })
+            .collect();
+        self.writes.handle_accepted(blocks, then);
+        self.drive_writes();
+    }
+
+    /// The writer thread finished a write.
+    fn on_written(&mut self, written: Written) {
+        if let Err(failure) = written {
+            // After a failed commit nothing since the last good one can be trusted:
+            // stop rather than report, announce or serve the blocks.
+            error!(error = %failure, "the store failed to write accepted blocks; stopping");
+            self.failure.get_or_insert(NodeError::Store(failure));
+            return;
+        }
+        self.writes.handle_written();
+        self.drive_writes();
+    }
+
+    /// Carries out the write queue's actions, in order (see [`WriteQueue`]).
+    fn drive_writes(&mut self) {
+        while let Some(action) = self.writes.poll_action() {
+            match action {
+                WriteAction::Write(blocks) => {
+                    if let Err(failure) = self.writer.write(blocks) {
+                        self.failure.get_or_insert(NodeError::Store(failure));
+                    }
+                }
+                WriteAction::Stored(hashes) => self.ledger.mark_stored(hashes),
+                WriteAction::Run(then) => self.run_after_store(then),
+            }
+        }
+    }
+
+    fn run_after_store(&mut self, then: AfterStore<P>) {
+        match then {
+            AfterStore::Report {
+                accepted,
+                tip_changes,
+                invalid,
+                from,
+                announce,
+            } => {
+                self.after_blocks(&accepted, tip_changes, &invalid, from);
+                self.announce(&announce, from);
+            }
+            AfterStore::Submitted { reply, result } => {
+                let _ = reply.send(result);
+            }
+            AfterStore::Mined { reply, result } => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
     /// Events, mining cancellation, the `Hello` tip and re-relay of returned
-    /// transactions after blocks entered the tree.
+    /// transactions after blocks entered the tree and the store.
     fn after_blocks(
         &mut self,
         accepted: &[BlockHash],
@@ -684,7 +829,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
-    /// Sends the given blocks (from the store) to every peer but `except`.
+    /// Sends the given blocks (stored already) to every peer but `except`.
     fn announce(&mut self, hashes: &[BlockHash], except: Option<u64>) {
         for hash in hashes {
             match self.ledger.block(hash) {
@@ -810,6 +955,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             .unwrap_or(usize::MAX)
             .min(limits::MAX_BLOCKS_PER_REPLY);
         let mut hashes = self.ledger.hashes_after(locator, limit);
+        // Blocks still on their way to the disk are not served, as they are not
+        // announced: the reply stops before the first one.
+        if let Some(end) = hashes.iter().position(|h| self.ledger.is_unstored(h)) {
+            hashes.truncate(end);
+        }
         if let Some(reader) = self.ledger.store().reader() {
             let job = ServeJob {
                 peer: id,
@@ -883,18 +1033,17 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         self.drive_sync();
     }
 
-    /// Submits a verified sync batch parents first under one durable store commit, then
-    /// reports and announces what it added: nothing of it is announced before it is
-    /// durable. Stops at the first invalid block and punishes the peer for it. Returns
-    /// whether the batch, all valid and durable, left orphans: it does not connect to
-    /// our chain, and the peer is to be asked again from our locator.
+    /// Submits a verified sync batch parents first; what it added is written as one
+    /// durable commit (with whatever else waits) and reported and announced after
+    /// that: nothing of it is announced before it is durable. Stops at the first
+    /// invalid block and punishes the peer for it. Returns whether the batch, all
+    /// valid, left orphans: it does not connect to our chain, and the peer is to be
+    /// asked again from our locator.
     fn apply_batch(&mut self, id: u64, blocks: Vec<PreparedBlock<P::Payload>>) -> bool {
         let now = self.now();
         let old_tip = self.ledger.tip().hash;
-        let mut outcomes: Vec<BlockOutcome<P::Error>> = Vec::with_capacity(blocks.len());
         let mut fault = None;
         let mut orphaned = false;
-        self.ledger.store().begin_batch();
         for block in blocks {
             let hash = block.hash();
             self.seen_blocks.insert(hash);
@@ -906,25 +1055,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     Some(own.map_or(BlockError::KnownInvalid { block: hash }, |(_, e)| e.clone()));
             }
             orphaned |= matches!(status, BlockStatus::Orphan { .. });
-            outcomes.push(outcome);
+            // Peers hear of the new tip only, below.
+            self.report_after_store(outcome, Some(id), Vec::new());
             if fault.is_some() {
                 break;
             }
-        }
-        if let Err(failure) = self.ledger.store().commit_batch() {
-            // The ledger holds blocks the store cannot make durable: stop rather than
-            // announce or serve them.
-            error!(error = %failure, "the store failed to commit a sync batch; stopping");
-            self.failure = Some(failure);
-            return false;
-        }
-        for outcome in outcomes {
-            self.after_blocks(
-                &outcome.accepted,
-                outcome.tip_changes,
-                &outcome.invalid,
-                Some(id),
-            );
         }
         if let Some(error) = fault {
             if let Some(offence) = gossip::block_offence(&error) {
@@ -936,7 +1071,14 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         // ancestors fetches them by locator.
         let tip = self.ledger.tip().hash;
         if tip != old_tip {
-            self.announce(&[tip], Some(id));
+            let announce = AfterStore::Report {
+                accepted: Vec::new(),
+                tip_changes: Vec::new(),
+                invalid: Vec::new(),
+                from: Some(id),
+                announce: vec![tip],
+            };
+            self.after_store(&[], announce);
         }
         orphaned
     }
@@ -995,7 +1137,9 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             Ok(_) => Err(MineError::TipChanged),
             Err(error) => Err(MineError::Rejected(error)),
         };
-        let _ = job.reply.send(result);
+        // Answered once the block is durable.
+        let reply = job.reply;
+        self.after_store(&[], AfterStore::Mined { reply, result });
     }
 }
 

@@ -147,7 +147,10 @@ fn reload_one<P: Policy, S: BlockStore<P::Payload>>(
         }
     };
     let prev = prepared.block().header.prev;
-    let outcome = ledger.submit(ledger_core::BlockInput::StoredPrepared(prepared), ledger_core::Timestamp(0));
+    let outcome = ledger.submit(
+        ledger_core::BlockInput::StoredPrepared(prepared),
+        ledger_core::Timestamp(0),
+    );
     match outcome.status {
         BlockStatus::Accepted | BlockStatus::Duplicate => report.loaded += 1,
         BlockStatus::Orphan { missing } => {

@@ -1,15 +1,15 @@
 //! Durable block storage: the [`BlockStore`] trait, a redb implementation in the
 //! node's data directory and an in-memory one for tests.
 //!
-//! A store extends the ledger's [`BodySource`] (which must be durable when `put`
-//! returns) with what a restart needs: the stored blocks in height order, so that
-//! they can be handed back to the ledger parent first. It may also group the puts of
-//! a sync batch under one durable commit ([`BlockStore::begin_batch`]).
+//! A store extends the ledger's read-only [`BodySource`] with what the runtime needs
+//! around the ledger: a [`BlockWriter`] that makes blocks durable from the node's
+//! writer thread, a [`BlockReader`] for serving blocks from another thread, and the
+//! stored blocks in height order, so that a restart hands them back to the ledger
+//! parent first. The ledger itself never writes (see `crate::persist`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use ledger_core::{Block, BlockHash, BodySource, Hash, Height, codec};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -57,28 +57,15 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Database(e.into())
 }
 
-/// A block store a node can restart from.
+/// A block store a node can run on and restart from.
 pub trait BlockStore<T>: BodySource<T, Error = StoreError> + Send + 'static {
     /// Hashes of every stored block by increasing height (so every block comes after
     /// its parent), with the height each was stored at.
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError>;
 
-    /// Starts a batch of puts that [`BlockStore::commit_batch`] makes durable together:
-    /// until then `put` may return before its block is durable (it is readable at once),
-    /// so the caller must not treat a block put in the batch as stored (announce it,
-    /// report it) before `commit_batch` returns `Ok`. A crash before that leaves the
-    /// store as it was at its last durable commit. Takes `&self` because the ledger
-    /// owns the store and lends it only shared. The default does nothing: every put
-    /// stays durable on its own.
-    fn begin_batch(&self) {}
-
-    /// Makes every block put since [`BlockStore::begin_batch`] durable, and ends the
-    /// batch (later puts are durable on their own again). On `Err` the batch's blocks
-    /// may not survive a crash although the ledger holds them: the caller must stop
-    /// using the store. Without a batch under way it does nothing.
-    fn commit_batch(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
+    /// A handle that writes blocks from another thread (the node's writer thread)
+    /// while the store itself is read by the ledger.
+    fn writer(&self) -> Result<Box<dyn BlockWriter<T>>, StoreError>;
 
     /// Makes everything written durable and releases the store, for a caller that
     /// owns it and wants it released before dropping it; later calls fail with
@@ -90,11 +77,18 @@ pub trait BlockStore<T>: BodySource<T, Error = StoreError> + Send + 'static {
 
     /// A handle that reads the same blocks from another thread while the store itself
     /// is in use (a restart reads and hashes blocks ahead while the ledger applies
-    /// earlier ones), or `None` if this store has none: callers then read through the
-    /// store itself.
+    /// earlier ones, and the node serves `GetBlocks` from one), or `None` if this
+    /// store has none: callers then read through the store itself.
     fn reader(&self) -> Option<Box<dyn BlockReader<T>>> {
         None
     }
+}
+
+/// Writes blocks into a [`BlockStore`] from another thread: see [`BlockStore::writer`].
+pub trait BlockWriter<T>: Send {
+    /// Writes `blocks` (each under its hash, at its height) in one commit, durable when
+    /// this returns `Ok`. On `Err` none of them may be counted on: a node stops.
+    fn write(&mut self, blocks: &[Arc<Block<T>>]) -> Result<(), StoreError>;
 }
 
 /// Reads blocks of a [`BlockStore`] from another thread: see [`BlockStore::reader`].
@@ -160,24 +154,42 @@ impl<T> MemoryStore<T> {
     }
 }
 
-impl<T> BodySource<T> for MemoryStore<T> {
-    type Error = StoreError;
-
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
+impl<T: serde::Serialize> MemoryStore<T> {
+    /// Stores a block under its hash.
+    pub fn put(&self, block: &Arc<Block<T>>) {
         let mut inner = self.lock();
-        inner.order.insert((block.header.height, *hash));
-        inner.blocks.insert(*hash, Arc::clone(block));
+        let hash = block.hash();
+        inner.order.insert((block.header.height, hash));
+        inner.blocks.insert(hash, Arc::clone(block));
+    }
+}
+
+impl<T: serde::Serialize + Send + Sync + 'static> BlockWriter<T> for MemoryStore<T> {
+    fn write(&mut self, blocks: &[Arc<Block<T>>]) -> Result<(), StoreError> {
+        for block in blocks {
+            self.put(block);
+        }
         Ok(())
     }
+}
+
+impl<T> BodySource<T> for MemoryStore<T> {
+    type Error = StoreError;
 
     fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
         Ok(self.lock().blocks.get(hash).cloned())
     }
 }
 
-impl<T: Send + Sync + 'static> BlockStore<T> for MemoryStore<T> {
+impl<T: serde::Serialize + Send + Sync + 'static> BlockStore<T> for MemoryStore<T> {
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
         Ok(self.lock().order.iter().copied().collect())
+    }
+
+    fn writer(&self) -> Result<Box<dyn BlockWriter<T>>, StoreError> {
+        Ok(Box::new(MemoryStore {
+            inner: Arc::clone(&self.inner),
+        }))
     }
 
     fn reader(&self) -> Option<Box<dyn BlockReader<T>>> {
@@ -195,24 +207,16 @@ const BY_HEIGHT: TableDefinition<'_, &[u8; 40], ()> = TableDefinition::new("bloc
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "blocks.redb";
 
-/// Blocks in a redb database in the node's data directory: every `put` is one
-/// committed (fsynced) write transaction, so a block is durable when it returns, and
-/// a crash at any point leaves the last committed state.
-///
-/// Within a batch ([`BlockStore::begin_batch`]) the puts go into one write
-/// transaction, which this store's reads see, and [`BlockStore::commit_batch`] commits
-/// it: a sync batch costs one commit and one fsync instead of one per block. Dropping
-/// the store with a batch under way abandons the batch, as a crash would.
+/// Blocks in a redb database in the node's data directory: each write is one
+/// committed (fsynced) write transaction, so its blocks are durable when it returns,
+/// and a crash at any point leaves the last committed state. The node's writer thread
+/// writes a group of blocks per transaction ([`BlockStore::writer`]), so a sync batch
+/// or a burst of gossip costs one commit and one fsync.
 pub struct RedbStore<T> {
-    /// The write transaction of the batch under way, opened by its first put. Declared
-    /// before `db` so that it is dropped (abandoned) before the database.
-    batch: Mutex<Option<WriteTransaction>>,
-    /// Shared with the [`BlockReader`]s handed out, which keep the file open while
-    /// they live.
+    /// Shared with the [`BlockReader`]s and [`BlockWriter`]s handed out, which keep
+    /// the file open while they live.
     db: Option<Arc<Database>>,
     path: PathBuf,
-    /// Whether a batch is under way.
-    batching: AtomicBool,
     _payload: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -263,10 +267,8 @@ impl<T> RedbStore<T> {
         tx.open_table(BY_HEIGHT).map_err(|e| open_err(e.into()))?;
         tx.commit().map_err(|e| open_err(e.into()))?;
         Ok(RedbStore {
-            batch: Mutex::new(None),
             db: Some(Arc::new(db)),
             path,
-            batching: AtomicBool::new(false),
             _payload: std::marker::PhantomData,
         })
     }
@@ -280,12 +282,24 @@ impl<T> RedbStore<T> {
         self.db.as_deref().ok_or(StoreError::Closed)
     }
 
-    /// The batch's write transaction, if a batch has one open.
-    fn batch(&self) -> MutexGuard<'_, Option<WriteTransaction>> {
-        // A panic while holding the lock leaves either no transaction or an open one,
-        // both usable, so a poisoned lock is still usable.
-        self.batch.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Writes one block, durable when it returns (for tools and tests; a node writes
+    /// through its [`BlockWriter`]).
+    pub fn put(&self, block: &Arc<Block<T>>) -> Result<(), StoreError>
+    where
+        T: Serialize,
+    {
+        write_blocks(self.db()?, std::slice::from_ref(block))
     }
+}
+
+/// Writes `blocks` in one committed write transaction.
+fn write_blocks<T: Serialize>(db: &Database, blocks: &[Arc<Block<T>>]) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(db_err)?;
+    for block in blocks {
+        let bytes = codec::encode(&**block);
+        insert_block(&tx, &block.hash(), block.header.height, &bytes)?;
+    }
+    tx.commit().map_err(db_err)
 }
 
 /// Writes `block` (encoded as `bytes`) into the tables of `tx`.
@@ -355,30 +369,21 @@ fn height_key(height: Height, hash: &BlockHash) -> [u8; 40] {
 impl<T: Serialize + DeserializeOwned> BodySource<T> for RedbStore<T> {
     type Error = StoreError;
 
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<T>>) -> Result<(), StoreError> {
-        let bytes = codec::encode(&**block);
-        let height = block.header.height;
-        if self.batching.load(Ordering::Relaxed) {
-            // Committed by `commit_batch`, before anyone is told the block is stored.
-            let db = self.db.as_ref().ok_or(StoreError::Closed)?;
-            let batch = self.batch.get_mut().unwrap_or_else(PoisonError::into_inner);
-            let tx = match batch {
-                Some(tx) => tx,
-                None => batch.insert(db.begin_write().map_err(db_err)?),
-            };
-            return insert_block(tx, hash, height, &bytes);
-        }
-        let tx = self.db()?.begin_write().map_err(db_err)?;
-        insert_block(&tx, hash, height, &bytes)?;
-        tx.commit().map_err(db_err)
-    }
-
     fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<T>>>, StoreError> {
-        if let Some(tx) = self.batch().as_ref() {
-            return read_block(&tx.open_table(BLOCKS).map_err(db_err)?, hash);
-        }
         let tx = self.db()?.begin_read().map_err(db_err)?;
         read_block(&tx.open_table(BLOCKS).map_err(db_err)?, hash)
+    }
+}
+
+/// The [`BlockWriter`] of a [`RedbStore`].
+struct RedbWriter<T> {
+    db: Arc<Database>,
+    _payload: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize> BlockWriter<T> for RedbWriter<T> {
+    fn write(&mut self, blocks: &[Arc<Block<T>>]) -> Result<(), StoreError> {
+        write_blocks(&self.db, blocks)
     }
 }
 
@@ -397,31 +402,22 @@ impl<T: Serialize + DeserializeOwned> BlockReader<T> for RedbReader<T> {
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> BlockStore<T> for RedbStore<T> {
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
-        if let Some(tx) = self.batch().as_ref() {
-            return list_blocks(&tx.open_table(BY_HEIGHT).map_err(db_err)?);
-        }
         let tx = self.db()?.begin_read().map_err(db_err)?;
         list_blocks(&tx.open_table(BY_HEIGHT).map_err(db_err)?)
     }
 
-    fn begin_batch(&self) {
-        self.batching.store(true, Ordering::Relaxed);
-    }
-
-    fn commit_batch(&self) -> Result<(), StoreError> {
-        self.batching.store(false, Ordering::Relaxed);
-        match self.batch().take() {
-            Some(tx) => tx.commit().map_err(db_err),
-            None => Ok(()),
-        }
+    fn writer(&self) -> Result<Box<dyn BlockWriter<T>>, StoreError> {
+        Ok(Box::new(RedbWriter {
+            db: Arc::clone(self.db.as_ref().ok_or(StoreError::Closed)?),
+            _payload: std::marker::PhantomData,
+        }))
     }
 
     fn close(&mut self) -> Result<(), StoreError> {
-        // A batch left open is committed first; every other put is durable already.
-        let committed = self.commit_batch();
-        // Dropping the database releases the file (once no reader holds it).
+        // Every write is durable already. Dropping the database releases the file
+        // (once no reader or writer holds it).
         self.db = None;
-        committed
+        Ok(())
     }
 
     fn reader(&self) -> Option<Box<dyn BlockReader<T>>> {
@@ -491,9 +487,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let blocks = chain();
         {
-            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            let store = RedbStore::<u8>::open(dir.path()).expect("opens");
             for block in blocks.iter().rev() {
-                store.put(&block.hash(), block).expect("put");
+                store.put(block).expect("put");
             }
         }
         let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
@@ -510,30 +506,23 @@ mod tests {
     }
 
     #[test]
-    fn a_committed_batch_is_readable_at_once_and_kept_across_reopen() {
+    fn a_write_from_another_thread_is_one_commit_kept_across_reopen() {
         let dir = tempfile::tempdir().expect("temp dir");
         let blocks = chain();
         {
-            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
-            store.begin_batch();
-            for block in &blocks[..2] {
-                store.put(&block.hash(), block).expect("put");
-                // Readable before the batch is committed.
+            let store = RedbStore::<u8>::open(dir.path()).expect("opens");
+            let mut writer = store.writer().expect("a writer");
+            let group = blocks.clone();
+            std::thread::spawn(move || writer.write(&group).expect("writes"))
+                .join()
+                .expect("the writer thread ends");
+            // Readable through the store at once.
+            for block in &blocks {
                 assert_eq!(
                     store.get(&block.hash()).expect("get").as_deref(),
                     Some(&**block)
                 );
             }
-            assert_eq!(
-                store.stored().expect("lists").len(),
-                2,
-                "the batch is listed before it is committed"
-            );
-            store.commit_batch().expect("commits");
-            // After the batch, a put is durable on its own again.
-            store.put(&blocks[2].hash(), &blocks[2]).expect("put");
-            // Without a batch under way, committing one does nothing.
-            store.commit_batch().expect("nothing to commit");
         }
         let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
         let expected: Vec<_> = blocks.iter().map(|b| (b.header.height, b.hash())).collect();
@@ -541,51 +530,32 @@ mod tests {
     }
 
     #[test]
-    fn closing_commits_a_batch_left_open() {
+    fn a_closed_store_refuses_reads_and_new_writers() {
         let dir = tempfile::tempdir().expect("temp dir");
         let blocks = chain();
         {
             let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
-            store.begin_batch();
-            store.put(&blocks[0].hash(), &blocks[0]).expect("put");
+            store.put(&blocks[0]).expect("put");
             store.close().expect("closes");
             assert!(matches!(
                 store.get(&blocks[0].hash()),
                 Err(StoreError::Closed)
             ));
+            assert!(matches!(store.writer(), Err(StoreError::Closed)));
         }
         let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
         assert_eq!(
             store.stored().expect("lists"),
             vec![(Height(1), blocks[0].hash())]
         );
-    }
-
-    #[test]
-    fn a_store_dropped_mid_batch_keeps_only_what_was_committed() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let blocks = chain();
-        {
-            let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
-            store.put(&blocks[0].hash(), &blocks[0]).expect("put");
-            store.begin_batch();
-            store.put(&blocks[1].hash(), &blocks[1]).expect("put");
-            // Dropped as a crash would leave it: the batch is never committed.
-        }
-        let store = RedbStore::<u8>::open(dir.path()).expect("reopens");
-        assert_eq!(
-            store.stored().expect("lists"),
-            vec![(Height(1), blocks[0].hash())]
-        );
-        assert_eq!(store.get(&blocks[1].hash()).expect("get"), None);
     }
 
     #[test]
     fn memory_store_clones_share_blocks() {
         let blocks = chain();
-        let mut a = MemoryStore::new();
+        let a = MemoryStore::new();
         let b = a.clone();
-        a.put(&blocks[0].hash(), &blocks[0]).expect("put");
+        a.put(&blocks[0]);
         assert_eq!(b.len(), 1);
         assert_eq!(
             b.stored().expect("lists"),
@@ -597,9 +567,9 @@ mod tests {
     fn a_corrupted_block_is_reported_and_not_served() {
         let dir = tempfile::tempdir().expect("temp dir");
         let blocks = chain();
-        let mut store = RedbStore::<u8>::open(dir.path()).expect("opens");
+        let store = RedbStore::<u8>::open(dir.path()).expect("opens");
         for block in &blocks {
-            store.put(&block.hash(), block).expect("put");
+            store.put(block).expect("put");
         }
         // Flip a byte of block 2 on disk.
         let victim = blocks[1].hash();

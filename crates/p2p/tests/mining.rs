@@ -67,7 +67,7 @@ async fn tip_change_cancels_mining_without_stalling_the_node() {
     assert_eq!(node.handle.tip().await.expect("running").height.0, 0);
     let status = node
         .handle
-        .submit(competing.clone())
+        .submit_block(competing.clone())
         .await
         .expect("running")
         .expect("valid block");

@@ -8,31 +8,44 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use ledger_core::{Block, BlockError, BlockHash, BodySource, Height, Ledger};
-use p2p::{BlockStore, MemoryStore, MineError, NodeEvent, RedbStore, ReloadFailure, StoreError};
+use ledger_core::{Block, BlockHash, BodySource, Height, Ledger};
+use p2p::{BlockStore, BlockWriter, MemoryStore, NodeEvent, RedbStore, ReloadFailure, StoreError};
 
 /// A memory store whose writes fail while `failing` is set, as a full or broken disk
-/// would.
+/// (a failed fsync) would.
 #[derive(Clone, Default)]
 struct FlakyStore {
     inner: MemoryStore<String>,
     failing: Arc<AtomicBool>,
 }
 
+impl FlakyStore {
+    fn failing() -> Self {
+        let store = FlakyStore::default();
+        store.failing.store(true, Ordering::SeqCst);
+        store
+    }
+}
+
 impl BodySource<String> for FlakyStore {
     type Error = StoreError;
 
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<String>>) -> Result<(), StoreError> {
+    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<String>>>, StoreError> {
+        self.inner.get(hash)
+    }
+}
+
+impl BlockWriter<String> for FlakyStore {
+    fn write(&mut self, blocks: &[Arc<Block<String>>]) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Database(redb::Error::Io(
                 std::io::Error::other("injected write failure"),
             )));
         }
-        self.inner.put(hash, block)
-    }
-
-    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<String>>>, StoreError> {
-        self.inner.get(hash)
+        for block in blocks {
+            self.inner.put(block);
+        }
+        Ok(())
     }
 }
 
@@ -40,36 +53,9 @@ impl BlockStore<String> for FlakyStore {
     fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
         self.inner.stored()
     }
-}
 
-/// A memory store whose batches never become durable: `commit_batch` fails, as an
-/// fsync on a failing disk would.
-#[derive(Clone, Default)]
-struct UncommittableStore {
-    inner: MemoryStore<String>,
-}
-
-impl BodySource<String> for UncommittableStore {
-    type Error = StoreError;
-
-    fn put(&mut self, hash: &BlockHash, block: &Arc<Block<String>>) -> Result<(), StoreError> {
-        self.inner.put(hash, block)
-    }
-
-    fn get(&self, hash: &BlockHash) -> Result<Option<Arc<Block<String>>>, StoreError> {
-        self.inner.get(hash)
-    }
-}
-
-impl BlockStore<String> for UncommittableStore {
-    fn stored(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
-        self.inner.stored()
-    }
-
-    fn commit_batch(&self) -> Result<(), StoreError> {
-        Err(StoreError::Database(redb::Error::Io(
-            std::io::Error::other("injected commit failure"),
-        )))
+    fn writer(&self) -> Result<Box<dyn BlockWriter<String>>, StoreError> {
+        Ok(Box::new(self.clone()))
     }
 }
 
@@ -79,7 +65,7 @@ async fn a_sync_batch_the_store_cannot_commit_stops_the_node_before_it_is_report
     grow(&mut source, 5);
     let honest = start_with(config("honest"), source).await;
     let ledger =
-        Ledger::with_store(genesis(), Notes, UncommittableStore::default()).expect("valid genesis");
+        Ledger::with_store(genesis(), Notes, FlakyStore::failing()).expect("valid genesis");
     let mut cfg = config("victim");
     cfg.peers = vec![honest.addr];
     let mut victim = start_with(cfg, ledger).await;
@@ -92,7 +78,7 @@ async fn a_sync_batch_the_store_cannot_commit_stops_the_node_before_it_is_report
     match result {
         Err(p2p::NodeError::Store(error)) => {
             assert!(
-                error.to_string().contains("injected commit failure"),
+                error.to_string().contains("injected write failure"),
                 "{error}"
             );
         }
@@ -116,73 +102,69 @@ async fn a_sync_batch_the_store_cannot_commit_stops_the_node_before_it_is_report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_store_write_refuses_the_block_and_the_node_keeps_serving() {
+async fn a_failing_store_write_stops_the_node_before_the_block_is_heard_of_and_a_restart_recovers()
+{
     let store = FlakyStore::default();
     let ledger = Ledger::with_store(genesis(), Notes, store.clone()).expect("valid genesis");
-    let victim = start_with(config("victim"), ledger).await;
+    let mut victim = start_with(config("victim"), ledger).await;
     let honest = start("honest", vec![victim.addr]).await;
     wait_peers(&victim.handle, 1).await;
     wait_peers(&honest.handle, 1).await;
-    let mut events = victim.handle.subscribe();
+    let mut events = victim.node.events();
+    let mut honest_events = honest.handle.subscribe();
 
+    // A block mined here cannot be written: the node stops with the store's error
+    // instead of answering, reporting or announcing it.
     store.failing.store(true, Ordering::SeqCst);
-    // A block from a peer: refused with a store error, the peer not blamed.
-    let b1 = mine(&honest.handle, &bob()).await;
-    let rejected = wait_event(&mut events, "the store failure", |e| {
-        matches!(e, NodeEvent::BlockRejected { .. })
-    })
-    .await;
-    match rejected {
-        NodeEvent::BlockRejected { error, from } => {
-            assert!(
-                matches!(&error, BlockError::Store { block, .. } if *block == b1.hash),
-                "{error}"
-            );
+    let mined = victim.handle.mine(alice()).await;
+    assert!(
+        matches!(mined, Err(_) | Ok(Err(p2p::MineError::Stopped))),
+        "{mined:?}"
+    );
+    let result = tokio::time::timeout(WAIT, victim.node.join())
+        .await
+        .expect("the node stops");
+    match result {
+        Err(p2p::NodeError::Store(error)) => {
             assert!(
                 error.to_string().contains("injected write failure"),
                 "{error}"
             );
-            assert!(from.is_some());
         }
-        _ => unreachable!("matched above"),
-    }
-    // No half-written state: not in the tree, not stored, state as before.
-    let (known, height, replay_ok) = victim
-        .handle
-        .query(move |l| {
-            (
-                l.knows_block(&b1.hash),
-                l.tip().height,
-                l.replay_from_genesis().is_ok_and(|s| &s == l.state()),
-            )
-        })
-        .await
-        .expect("running");
-    assert!(!known);
-    assert_eq!(height, Height(0));
-    assert!(replay_ok);
-    assert!(store.inner.is_empty());
-    // A block mined here is refused with the same clear error.
-    match victim.handle.mine(alice()).await.expect("running") {
-        Err(MineError::Rejected(BlockError::Store { .. })) => {}
         other => panic!("expected a store error, got {other:?}"),
     }
+    loop {
+        match events.try_recv() {
+            Ok(NodeEvent::BlockAccepted { hash, .. }) => panic!("{hash} reported as stored"),
+            Ok(NodeEvent::TipChanged(change)) => panic!("tip {} reported", change.new_tip),
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
     assert!(store.inner.is_empty());
-    // The node keeps serving: transactions still flow both ways, the peer stays.
-    let id = victim
-        .handle
-        .submit_transaction(note(&alice(), 1, "disk trouble"))
-        .await
-        .expect("running")
-        .expect("valid note");
-    wait_pending(&honest.handle, id).await;
-    assert_eq!(victim.handle.peers().await.expect("running").len(), 1);
+    // The peer never heard of the block, and keeps running.
+    while let Ok(event) = honest_events.try_recv() {
+        assert!(
+            !matches!(event, NodeEvent::BlockAccepted { .. }),
+            "{event:?}"
+        );
+    }
+    assert_eq!(
+        honest.handle.tip().await.expect("running").height,
+        Height(0)
+    );
 
-    // The disk recovers: the next block makes the node fetch the one it lost.
+    // The disk recovers: a node restarted on the same store catches up with its peer.
     store.failing.store(false, Ordering::SeqCst);
-    let b2 = mine(&honest.handle, &bob()).await;
-    wait_tip(&victim.handle, b2.hash).await;
-    assert_eq!(store.inner.len(), 2);
+    let b1 = mine(&honest.handle, &bob()).await;
+    let (ledger, report) =
+        p2p::open_ledger(genesis(), Notes, store.clone()).expect("the store reopens");
+    assert_eq!(report.loaded, 0);
+    let mut cfg = config("victim");
+    cfg.peers = vec![honest.addr];
+    let victim = start_with(cfg, ledger).await;
+    wait_tip(&victim.handle, b1.hash).await;
+    assert_eq!(store.inner.len(), 1);
     assert_eq!(
         balances(&victim.handle).await,
         balances(&honest.handle).await
@@ -280,6 +262,12 @@ async fn a_corrupted_block_is_reported_not_served_and_fetched_again() {
     let store = RedbStore::<String>::open(dir.path()).expect("opens");
     let mut disk = Ledger::with_store(genesis(), Notes, store).expect("valid genesis");
     grow(&mut disk, 5);
+    // Stored as a node would store them: the ledger itself writes nothing.
+    let unstored: Vec<_> = disk.unstored_blocks().cloned().collect();
+    for block in &unstored {
+        disk.store().put(block).expect("writes");
+    }
+    disk.mark_stored(unstored.iter().map(|b| b.hash()));
     let chain: Vec<BlockHash> = disk.main_chain().to_vec();
     let blocks: Vec<Block<String>> = chain[1..]
         .iter()

@@ -267,6 +267,8 @@ pub struct Ledger<P: Policy, B: BodySource<P::Payload> = MemoryBodies<<P as Poli
     /// Bodies of blocks accepted into the tree that the runtime has not reported
     /// stored: every read looks here before `source`.
     unstored: HashMap<BlockHash, SharedBlock<P>>,
+    /// Whether accepted bodies are kept in `unstored` (see [`Ledger::retain_unstored`]).
+    retain: bool,
 }
 
 impl<P: Policy> Ledger<P> {
@@ -329,6 +331,7 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
             keys: KeyCache::default(),
             source,
             unstored: HashMap::new(),
+            retain: true,
         })
     }
 
@@ -368,9 +371,27 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
         self.unstored.contains_key(hash)
     }
 
+    /// Every block waiting to be stored, in no particular order: what a runtime that
+    /// takes over a ledger built without it (a test's, a tool's) must write first.
+    pub fn unstored_blocks(&self) -> impl ExactSizeIterator<Item = &SharedBlock<P>> {
+        self.unstored.values()
+    }
+
     /// Number of blocks waiting to be stored.
     pub fn unstored_count(&self) -> usize {
         self.unstored.len()
+    }
+
+    /// Whether the ledger keeps the body of each block it accepts until it is reported
+    /// stored (`true`, the default). With `false` it keeps none, and the caller vouches
+    /// that its source holds every block it submits: a tool that verifies a store,
+    /// reading each block from that store, needs no second copy in memory. A branch
+    /// switch that needs a body the source lacks is then a [`BodyFault`].
+    pub fn retain_unstored(&mut self, retain: bool) {
+        self.retain = retain;
+        if !retain {
+            self.unstored.clear();
+        }
     }
 
     /// The runtime made these blocks durable in the [`BodySource`]: the ledger drops

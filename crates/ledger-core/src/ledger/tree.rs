@@ -128,7 +128,7 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
                 return Err(error.into());
             }
         };
-        if origin == Origin::Untrusted {
+        if origin == Origin::Untrusted && self.retain {
             self.unstored.insert(hash, Arc::clone(&checked.block));
         }
         let header = checked.block.header.clone();
