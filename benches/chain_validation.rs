@@ -122,6 +122,7 @@ fn validate_structure(chain: &Chain) -> Ledger<TransfersOnly> {
     // As a reloading node does: blocks hashed on every core, then applied in order.
     for prepared in prepare_blocks(&chain.blocks) {
         let outcome = ledger.submit(
+            // A stored block is judged at its own time: no clock is read.
             ledger_core::BlockInput::StoredPrepared(prepared),
             ledger_core::Timestamp(0),
         );

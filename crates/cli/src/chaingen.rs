@@ -695,6 +695,7 @@ pub(crate) fn verify_dir(
                     if check(
                         &block,
                         ledger.submit(
+                            // A stored block is judged at its own time: no clock is read.
                             ledger_core::BlockInput::StoredPrepared(prepared),
                             ledger_core::Timestamp(0),
                         ),

@@ -878,7 +878,7 @@ fn check_fork_choice(
 
 /// Restarts a node: a fresh ledger over a store holding what `ledger` stored, fed the
 /// stored blocks children first (so they wait as orphans) through
-/// `submit_stored_block`, must reach the same tip and state.
+/// `submit` as `BlockInput::Stored`, must reach the same tip and state.
 fn reload(
     genesis: &Genesis,
     ledger: &TestLedger,

@@ -796,12 +796,12 @@ fn the_mempool_gives_the_same_verdict() {
 /// How a block reaches the ledger.
 #[derive(Clone, Copy, Debug)]
 enum Route {
-    /// `submit_block` on a fresh ledger: every signature checked in the block's batch.
+    /// `submit` on a fresh ledger: every signature checked in the block's batch.
     Cold,
-    /// `submit_block` after the block's honest transactions entered the mempool, so
+    /// `submit` after the block's honest transactions entered the mempool, so
     /// their signatures are cached and only the crafted one is checked.
     WarmMempool,
-    /// `submit_block` after `preverify_signatures` on the block.
+    /// `submit` after `preverify_signatures` on the block.
     WarmPreverified,
     /// `import_blocks`, which verifies ahead of validation.
     Imported,

@@ -42,22 +42,24 @@
 //! its handshake (`session`), then the session task reads frames under the frame
 //! limit and decodes each into a [`Message`] (`protocol`, with a byte limit); a
 //! `Block` goes as a session event over the bounded node queue to the ledger task
-//! (`node`), which drops what it has seen (`gossip`), submits the block to the
-//! [`Ledger`](ledger_core::Ledger), and the ledger writes it through its
-//! [`BlockStore`] before accepting it. Only then does the task emit
-//! [`NodeEvent::BlockAccepted`] and put the block's frame on every other session's
-//! bounded outbound queue; an invalid block instead costs its sender a ban. A `Blocks`
-//! batch (sync) is first prepared and its signatures verified on the blocking pool, then
-//! applied on the ledger task under one durable store commit before any of it is
-//! reported or announced. Serving goes the other way: for a `GetBlocks` the ledger
-//! task picks the best-chain hashes and a storage thread (`serve`) reads the committed
-//! blocks through a [`BlockReader`] and encodes the reply, off the ledger task.
+//! (`node`), which drops what it has seen (`gossip`) and submits the block to the
+//! [`Ledger`](ledger_core::Ledger). The ledger decides and writes nothing: it keeps an
+//! accepted block in memory, and the task hands it to its write queue (`persist`),
+//! whose writer thread commits it through the store's [`BlockWriter`] together with
+//! whatever else was accepted meanwhile. Once the commit is durable the task emits
+//! [`NodeEvent::BlockAccepted`] and puts the block's frame on every other session's
+//! bounded outbound queue; an invalid block instead costs its sender a ban at once. A
+//! `Blocks` batch (sync) is first prepared and its signatures verified on the blocking
+//! pool, then applied on the ledger task, written as one commit, and reported and
+//! announced after it. Serving goes the other way: for a `GetBlocks` the ledger task
+//! picks the best-chain hashes that are durable and a storage thread (`serve`) reads
+//! them through a [`BlockReader`] and encodes the reply, off the ledger task.
 //!
 //! Start a node with [`spawn`] (it returns a [`RunningNode`] with its handle) or
 //! [`run`] (no handle, until shut down). The
 //! [`CancellationToken`](tokio_util::sync::CancellationToken) passed to either shuts
-//! everything down: listener, dialers, sessions, mining, then the store is closed
-//! (every accepted block was committed already, so there is nothing to flush).
+//! everything down: listener, dialers, sessions, mining; accepted blocks not yet
+//! written are written, the writer thread is waited for, then the store is closed.
 //!
 //! What the node decides about peers:
 //!
@@ -97,15 +99,15 @@
 //!   blocks after the first locator entry this node knows (genesis if none), whatever
 //!   the limit or order asked; a `Blocks` reply nobody asked for is ignored; blocks
 //!   with unknown parents wait in the ledger's bounded orphan pool.
-//! - **Storage failures**: a block the store fails to write is not accepted (a
-//!   [`NodeEvent::BlockRejected`] with [`BlockError::Store`](ledger_core::BlockError),
-//!   or [`MineError::Rejected`] for a mined one), nothing of it is kept, and its
-//!   sender is not blamed; the node keeps serving, and fetches the block again by
-//!   locator once a later block arrives without its parent. A stored block that fails
-//!   its checks on start is reported in the [`ReloadReport`] and not served; the node
-//!   syncs it (and what follows it) again from peers, overwriting the bad copy. If the
-//!   durable commit of a sync batch fails, the ledger holds blocks the store could not
-//!   keep: the node stops with [`NodeError::Store`] rather than serve them.
+//! - **Storage failures** are the node's, never a verdict on a block or its sender.
+//!   If a write fails, the ledger holds blocks the store could not keep: the node
+//!   stops with [`NodeError::Store`] before reporting, announcing or serving any of
+//!   them (after a failed fsync nothing since the last good commit can be trusted), and
+//!   a restart reloads what is durable and fetches the rest from peers. A read the
+//!   ledger needs for a branch switch that fails stops it the same way
+//!   ([`NodeError::Unreadable`]). A stored block that fails its checks on start is
+//!   reported in the [`ReloadReport`] and not served; the node syncs it (and what
+//!   follows it) again from peers, overwriting the bad copy.
 //!
 //! The mempool is not persisted: pending transactions are lost on restart (their
 //! authors may resubmit them), blocks are not.

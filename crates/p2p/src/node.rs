@@ -339,16 +339,17 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     drop(mined_rx);
     drop(verified_rx);
     drop(served_rx);
+    drop(written_rx);
     // Blocks accepted and not yet handed to the writer are written now (unless the
     // store failed); dropping the node then waits for the writer thread. What waited
     // for them is not run: nobody hears of a block as the node stops.
     let unwritten = node.writes.take_unwritten();
-    if result.is_ok() && !unwritten.is_empty() {
-        if let Err(e) = node.writer.write(unwritten) {
-            warn!(error = %e, "cannot write the last accepted blocks");
-        }
+    if result.is_ok()
+        && !unwritten.is_empty()
+        && let Err(e) = node.writer.write(unwritten)
+    {
+        warn!(error = %e, "cannot write the last accepted blocks");
     }
-    drop(written_rx);
     // Children stop on the token, also when the loop ended on a store failure.
     token.cancel();
     shared.tracker.close();

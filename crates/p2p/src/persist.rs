@@ -165,11 +165,11 @@ impl<T: Send + Sync + 'static> Writer<T> {
         let thread = std::thread::Builder::new()
             .name("p2p-writer".into())
             .spawn(move || {
+                // Every write handed over is carried out, also once nobody listens
+                // for the result (a node stopping writes its last blocks so).
                 while let Ok(blocks) = queue.recv() {
                     let result = writer.write(&blocks);
-                    if done.blocking_send(result).is_err() {
-                        return;
-                    }
+                    let _ = done.blocking_send(result);
                 }
             })?;
         Ok(Writer {

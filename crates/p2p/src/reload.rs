@@ -49,9 +49,9 @@ impl<E> ReloadReport<E> {
     }
 }
 
-/// Reloads every block of the ledger's store into the ledger, parents first, through
-/// [`BlockInput::StoredPrepared`](ledger_core::BlockInput::StoredPrepared): hashes, links and state are checked again,
-/// signatures (verified before the block was stored) are not. A block that fails is
+/// Reloads every block of the ledger's store into the ledger, parents first, as
+/// [`BlockInput::StoredPrepared`](ledger_core::BlockInput::StoredPrepared): hashes, links
+/// and state are checked again, signatures (verified before the block was stored) are not. A block that fails is
 /// reported, not served. Call it on a fresh ledger built on the store.
 ///
 /// With a store that has a [`reader`](BlockStore::reader), a reader thread reads,
@@ -148,6 +148,7 @@ fn reload_one<P: Policy, S: BlockStore<P::Payload>>(
     };
     let prev = prepared.block().header.prev;
     let outcome = ledger.submit(
+        // A stored block is judged at its own time: no clock is read.
         ledger_core::BlockInput::StoredPrepared(prepared),
         ledger_core::Timestamp(0),
     );
