@@ -71,7 +71,7 @@ fn block(genesis: &BlockHash, forged: bool) -> Arc<Block<()>> {
 }
 
 fn bench(c: &mut Criterion) {
-    let genesis = BlockHash(Hash::of(b"signature bench network"));
+    let genesis = BlockHash::from_hash(Hash::of(b"signature bench network"));
     let valid = [block(&genesis, false)];
     let invalid = [block(&genesis, true)];
     let accept = || {

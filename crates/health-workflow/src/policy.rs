@@ -414,7 +414,7 @@ mod tests {
     ) -> Result<Applied<HealthUndo>, EventError> {
         let author = demo_keypair(username).account();
         let ctx = TxContext {
-            tx_id: TxId(Hash::of(&[n])),
+            tx_id: TxId::from_hash(Hash::of(&[n])),
             author,
             member: genesis.member(&author),
             height: Height(u64::from(n)),
@@ -431,7 +431,7 @@ mod tests {
         let patient = PatientId::from_random_bytes([1; 16]);
         let order = OrderId::from_random_bytes([2; 16]);
         let prescription = PrescriptionId::from_random_bytes([3; 16]);
-        let result = TxId(Hash::of(&[3]));
+        let result = TxId::from_hash(Hash::of(&[3]));
         let steps = [
             (
                 "dr_alice",

@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn an_index_that_names_another_transaction_is_reported() {
         let (ledger, _, _) = registered(MemoryBodies::default());
-        let stranger = TxId(Hash::of(b"not in that block"));
+        let stranger = TxId::from_hash(Hash::of(b"not in that block"));
         assert!(matches!(
             recorded_event(&ledger, Height(1), &stranger),
             Err(RecordError::NotInBlock {

@@ -5,7 +5,7 @@ use health_workflow::{
     DoctorConsultation, Event, LabTestResult, OrderId, PatientId, PatientRegistration,
     Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
 };
-use ledger_core::{Hash, TxId, codec};
+use ledger_core::{TxId, codec};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -57,7 +57,7 @@ fn every_event_kind_encodes_byte_exactly() {
                 medication: "m".into(),
                 dosage: "d".into(),
                 instructions: "i".into(),
-                based_on: vec![TxId(Hash([0x44; 32]))],
+                based_on: vec![TxId::from_byte_array([0x44; 32])],
             }),
             "03000000\
              1000000000000000 3333333333334333b333333333333333\

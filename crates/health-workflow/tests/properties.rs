@@ -190,7 +190,10 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                     .iter()
                     .map(|i| {
                         newest(&seen.results, *i).unwrap_or_else(|| {
-                            (TxId(ledger_core::Hash::of(&[*i as u8])), net.patient_id())
+                            (
+                                TxId::from_hash(ledger_core::Hash::of(&[*i as u8])),
+                                net.patient_id(),
+                            )
                         })
                     })
                     .collect();

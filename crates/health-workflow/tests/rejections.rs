@@ -275,7 +275,7 @@ fn reused_ids() {
 fn prescriptions_must_name_existing_distinct_results_of_their_patient() {
     let mut s = scene();
     let (patient, result) = (s.patient, s.result);
-    let unknown = TxId(ledger_core::Hash::of(b"no such result"));
+    let unknown = TxId::from_hash(ledger_core::Hash::of(b"no such result"));
     let id = s.net.prescription_id();
     let p = Event::Prescription(prescription(patient, id, vec![unknown]));
     assert_eq!(
@@ -404,7 +404,7 @@ fn extra_reward_entry() {
 }
 
 fn unearned_cause() -> TxId {
-    TxId(ledger_core::Hash::of(b"nothing earned this"))
+    TxId::from_hash(ledger_core::Hash::of(b"nothing earned this"))
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub const HEADER_BYTES: usize = 120;
 impl BlockHeader {
     /// The block hash.
     pub fn hash(&self) -> BlockHash {
-        BlockHash(Hash::of(&codec::encode(self)))
+        BlockHash::from_hash(Hash::of(&codec::encode(self)))
     }
 
     /// Whether `hash` has at least `pow_bits` leading zero bits.
@@ -110,7 +110,7 @@ impl<P: Serialize> Block<P> {
 
 /// The Merkle entries of a block from its transaction ids and rewards.
 pub(crate) fn merkle_entries(ids: impl Iterator<Item = TxId>, rewards: &[Reward]) -> Vec<Hash> {
-    ids.map(|id| id.0)
+    ids.map(|id| *id.hash())
         .chain(rewards.iter().map(Reward::entry_hash))
         .collect()
 }
@@ -206,7 +206,7 @@ pub fn mine_header(header: &mut BlockHeader, pow_bits: u8, iterations: u64) -> O
     let nonce_at = bytes.len() - 8;
     for _ in 0..iterations {
         bytes[nonce_at..].copy_from_slice(&header.nonce.to_le_bytes());
-        let hash = BlockHash(Hash::of(&bytes));
+        let hash = BlockHash::from_hash(Hash::of(&bytes));
         if BlockHeader::meets_target(&hash, pow_bits) {
             return Some(hash);
         }
@@ -222,7 +222,7 @@ mod tests {
     fn header() -> BlockHeader {
         BlockHeader {
             height: Height(1),
-            prev: BlockHash(Hash::of(b"g")),
+            prev: BlockHash::from_hash(Hash::of(b"g")),
             merkle_root: Hash::ZERO,
             timestamp: Timestamp(1),
             producer: AccountId([1; 32]),

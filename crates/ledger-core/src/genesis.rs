@@ -108,7 +108,7 @@ pub enum GenesisError {
 impl Genesis {
     /// The network's name: hash of the genesis encoding.
     pub fn hash(&self) -> BlockHash {
-        BlockHash(Hash::of(&codec::encode(self)))
+        BlockHash::from_hash(Hash::of(&codec::encode(self)))
     }
 
     /// The canonical encoding, for writing a genesis file.

@@ -10,11 +10,21 @@ use sha2::{Digest, Sha256};
 /// Displays as lowercase hex; `{:#}` (alternate) shows the first 12 hex digits, the
 /// short form for humans.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
-pub struct Hash(#[serde(with = "crate::codec::words")] pub [u8; 32]);
+pub struct Hash(#[serde(with = "crate::codec::words")] [u8; 32]);
 
 impl Hash {
     /// The all-zero hash.
     pub const ZERO: Hash = Hash([0; 32]);
+
+    /// The hash with these bytes (read from storage or the wire, say).
+    pub const fn from_byte_array(bytes: [u8; 32]) -> Hash {
+        Hash(bytes)
+    }
+
+    /// The bytes.
+    pub const fn to_byte_array(self) -> [u8; 32] {
+        self.0
+    }
 
     /// SHA-256 of `bytes`.
     pub fn of(bytes: &[u8]) -> Hash {
@@ -128,9 +138,24 @@ macro_rules! hash_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
-        pub struct $name(pub crate::hash::Hash);
+        pub struct $name(crate::hash::Hash);
 
         impl $name {
+            /// Names this digest as this kind of hash.
+            pub const fn from_hash(hash: crate::hash::Hash) -> Self {
+                $name(hash)
+            }
+
+            /// The hash with these bytes (read from storage or the wire, say).
+            pub const fn from_byte_array(bytes: [u8; 32]) -> Self {
+                $name(crate::hash::Hash::from_byte_array(bytes))
+            }
+
+            /// The bytes.
+            pub const fn to_byte_array(self) -> [u8; 32] {
+                self.0.to_byte_array()
+            }
+
             /// The underlying digest.
             pub fn hash(&self) -> &crate::hash::Hash {
                 &self.0

@@ -35,7 +35,9 @@ impl AccountId {
     /// An account derived from `label` by hashing, for which no one knows a signing key:
     /// it can receive and (through consensus rules only) pay, but never sign.
     pub fn unspendable(label: &str) -> AccountId {
-        AccountId(crate::Hash::of_parts(&[b"healthchain/unspendable/", label.as_bytes()]).0)
+        AccountId(
+            crate::Hash::of_parts(&[b"healthchain/unspendable/", label.as_bytes()]).to_byte_array(),
+        )
     }
 
     /// The raw key bytes.

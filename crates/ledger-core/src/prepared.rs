@@ -80,7 +80,7 @@ impl Digest {
             encoded.clear();
             codec::encode_into(tx, &mut encoded);
             body_size += encoded.len();
-            let id = TxId(Hash::of(&encoded));
+            let id = TxId::from_hash(Hash::of(&encoded));
             if encoded.len() > limits::MAX_TX_BYTES {
                 malformed.get_or_insert((index, Malformed::TooLarge(encoded.len())));
             }

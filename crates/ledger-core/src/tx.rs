@@ -87,7 +87,7 @@ impl<P: Serialize> Transaction<P> {
 
     /// The transaction id: hash of the signed encoding.
     pub fn id(&self) -> TxId {
-        TxId(Hash::of(&self.encode()))
+        TxId::from_hash(Hash::of(&self.encode()))
     }
 
     /// The bytes the signature covers, on the network named by `genesis`.
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn signature_covers_genesis_and_fields() {
         let keys = Keypair::from_seed([1; 32]);
-        let net = BlockHash(Hash::of(b"net"));
+        let net = BlockHash::from_hash(Hash::of(b"net"));
         let tx: Transaction<()> = Transaction::new_signed(
             &net,
             &keys,
@@ -137,7 +137,7 @@ mod tests {
             &tx.signing_bytes(&net),
             &tx.signature
         ));
-        let other = BlockHash(Hash::of(b"other"));
+        let other = BlockHash::from_hash(Hash::of(b"other"));
         assert!(!verify_signature(
             &tx.author,
             &tx.signing_bytes(&other),

@@ -57,7 +57,7 @@ fn preverify_counts_only_valid_signatures() {
     assert_eq!(all.len(), expected);
     // On another network the transaction signatures do not verify; the producers' do
     // (they sign the block hash, which already names the network through its links).
-    let other = ledger_core::BlockHash(ledger_core::Hash::of(b"another network"));
+    let other = ledger_core::BlockHash::from_hash(ledger_core::Hash::of(b"another network"));
     assert_eq!(preverify(&other, &blocks).len(), blocks.len());
 }
 
@@ -252,7 +252,7 @@ fn blocks_verified_off_the_ledger_are_trusted_only_for_their_network() {
 
     // Verified for another network: the flag does not carry over, so this ledger checks
     // the signatures itself; they are genuine here, so the block is accepted.
-    let other = ledger_core::BlockHash(ledger_core::Hash::of(b"another network"));
+    let other = ledger_core::BlockHash::from_hash(ledger_core::Hash::of(b"another network"));
     let [prepared] = <[_; 1]>::try_from(prepare_and_verify(&other, &blocks[2..3])).expect("one");
     assert!(accepted(&ledger.submit(prepared, late())));
     assert_eq!(ledger.tip().hash, blocks[2].hash());

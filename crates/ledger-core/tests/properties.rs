@@ -71,7 +71,7 @@ fn transaction() -> impl Strategy<Value = TestTx> {
     )
         .prop_map(|(author, nonce, time, body, network, forged)| {
             let mut tx = Transaction::new_signed(
-                &BlockHash(Hash(network)),
+                &BlockHash::from_byte_array(network),
                 &keys()[author],
                 nonce,
                 Timestamp(time),
@@ -95,8 +95,8 @@ fn header() -> impl Strategy<Value = BlockHeader> {
     )
         .prop_map(|(height, prev, root, time, producer, nonce)| BlockHeader {
             height: Height(height),
-            prev: BlockHash(Hash(prev)),
-            merkle_root: Hash(root),
+            prev: BlockHash::from_byte_array(prev),
+            merkle_root: Hash::from_byte_array(root),
             timestamp: Timestamp(time),
             producer,
             nonce,
@@ -107,7 +107,7 @@ fn reward() -> impl Strategy<Value = Reward> {
     (account(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(to, a, cause)| Reward {
         to,
         amount: Amount(a),
-        cause: TxId(Hash(cause)),
+        cause: TxId::from_byte_array(cause),
     })
 }
 
@@ -205,7 +205,7 @@ proptest! {
     #[test]
     fn transactions_round_trip_canonically(tx in transaction()) {
         assert_canonical(&tx, limits::MAX_TX_BYTES)?;
-        prop_assert_eq!(tx.id(), TxId(Hash::of(&tx.encode())));
+        prop_assert_eq!(tx.id(), TxId::from_hash(Hash::of(&tx.encode())));
     }
 
     /// Hashes, account ids and signatures are their bytes, no more: the golden
@@ -215,10 +215,10 @@ proptest! {
         bytes in any::<[u8; 32]>(),
         signature in vec(any::<u8>(), 64),
     ) {
-        prop_assert_eq!(codec::encode(&Hash(bytes)), bytes.to_vec());
+        prop_assert_eq!(codec::encode(&Hash::from_byte_array(bytes)), bytes.to_vec());
         prop_assert_eq!(codec::encode(&AccountId(bytes)), bytes.to_vec());
         prop_assert_eq!(codec::decode::<AccountId>(&bytes, 32), Ok(AccountId(bytes)));
-        prop_assert_eq!(codec::decode::<TxId>(&bytes, 32), Ok(TxId(Hash(bytes))));
+        prop_assert_eq!(codec::decode::<TxId>(&bytes, 32), Ok(TxId::from_byte_array(bytes)));
         let signature = Signature(signature.clone().try_into().unwrap());
         prop_assert_eq!(codec::encode(&signature), signature.0.to_vec());
         prop_assert_eq!(codec::decode::<Signature>(&signature.0, 64), Ok(signature));

@@ -500,10 +500,10 @@ mod tests {
 
     #[test]
     fn offences() {
-        let tx = TxId(Hash::of(b"t"));
+        let tx = TxId::from_hash(Hash::of(b"t"));
         assert!(tx_offence::<()>(&TxError::BadSignature { tx }).is_some());
         assert!(tx_offence::<()>(&TxError::Duplicate { tx }).is_none());
-        let block = ledger_core::BlockHash(Hash::of(b"b"));
+        let block = ledger_core::BlockHash::from_hash(Hash::of(b"b"));
         assert!(block_offence::<()>(&BlockError::BadProducerSignature { block }).is_some());
         assert!(
             block_offence::<()>(&BlockError::FromTheFuture {
@@ -527,7 +527,7 @@ mod tests {
     #[test]
     fn a_higher_final_block_beats_more_work() {
         let tip = |final_height, work| TipInfo {
-            hash: ledger_core::BlockHash(Hash([1; 32])),
+            hash: ledger_core::BlockHash::from_byte_array([1; 32]),
             height: ledger_core::Height(9),
             work,
             final_height: ledger_core::Height(final_height),
@@ -540,7 +540,7 @@ mod tests {
     #[test]
     fn fork_choice_on_announced_tips() {
         let tip = |work, byte| TipInfo {
-            hash: ledger_core::BlockHash(Hash([byte; 32])),
+            hash: ledger_core::BlockHash::from_byte_array([byte; 32]),
             height: ledger_core::Height(1),
             work,
             final_height: ledger_core::Height(0),

@@ -213,11 +213,11 @@ mod tests {
     fn hello() -> Hello {
         Hello {
             protocol_version: limits::PROTOCOL_VERSION,
-            genesis: BlockHash(Hash::of(b"g")),
+            genesis: BlockHash::from_hash(Hash::of(b"g")),
             node_name: "a".into(),
             listen_addr: Some("127.0.0.1:5001".parse().expect("valid address")),
             tip: TipInfo {
-                hash: BlockHash(Hash::of(b"t")),
+                hash: BlockHash::from_hash(Hash::of(b"t")),
                 height: Height(3),
                 work: 48,
                 final_height: ledger_core::Height(0),
@@ -230,7 +230,7 @@ mod tests {
         let messages: Vec<Message<String>> = vec![
             Message::Hello(hello()),
             Message::GetBlocks {
-                locator: vec![BlockHash(Hash::of(b"x"))],
+                locator: vec![BlockHash::from_hash(Hash::of(b"x"))],
                 limit: 5,
             },
             Message::Blocks(vec![]),
@@ -250,7 +250,7 @@ mod tests {
         let block = |n: u64| Block::<String> {
             header: ledger_core::BlockHeader {
                 height: Height(n),
-                prev: BlockHash(Hash::of(&n.to_le_bytes())),
+                prev: BlockHash::from_hash(Hash::of(&n.to_le_bytes())),
                 merkle_root: Hash::of(b"m"),
                 timestamp: ledger_core::Timestamp(n * 10),
                 producer: ledger_core::AccountId::default(),

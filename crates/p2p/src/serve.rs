@@ -171,7 +171,7 @@ mod tests {
         ServeJob {
             peer,
             // Not stored: the reply stops there, empty.
-            hashes: vec![BlockHash(Hash::ZERO)],
+            hashes: vec![BlockHash::from_hash(Hash::ZERO)],
             reader: Box::new(MemoryStore::<u8>::new()),
         }
     }

@@ -417,7 +417,7 @@ mod tests {
     fn hello(genesis: &[u8], version: u32) -> Hello {
         Hello {
             protocol_version: version,
-            genesis: BlockHash(Hash::of(genesis)),
+            genesis: BlockHash::from_hash(Hash::of(genesis)),
             node_name: "n".into(),
             listen_addr: None,
             tip: TipInfo {

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ledger_core::{Block, BlockHash, BodySource, Hash, Height, codec};
+use ledger_core::{Block, BlockHash, BodySource, Height, codec};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -354,7 +354,10 @@ fn list_blocks(
         height.copy_from_slice(&key[..8]);
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&key[8..]);
-        out.push((Height(u64::from_be_bytes(height)), BlockHash(Hash(hash))));
+        out.push((
+            Height(u64::from_be_bytes(height)),
+            BlockHash::from_byte_array(hash),
+        ));
     }
     Ok(out)
 }

@@ -243,11 +243,11 @@ impl SyncState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger_core::{Hash, Height};
+    use ledger_core::Height;
 
     fn tip(final_height: u64, work: u128) -> TipInfo {
         TipInfo {
-            hash: BlockHash(Hash([7; 32])),
+            hash: BlockHash::from_byte_array([7; 32]),
             height: Height(10),
             work,
             final_height: Height(final_height),
@@ -255,7 +255,7 @@ mod tests {
     }
 
     fn block(n: u8) -> BlockHash {
-        BlockHash(Hash([n; 32]))
+        BlockHash::from_byte_array([n; 32])
     }
 
     fn limit() -> u32 {
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn on_equal_work_the_smaller_hash_is_synced_from() {
         let with_hash = |byte| TipInfo {
-            hash: BlockHash(Hash([byte; 32])),
+            hash: BlockHash::from_byte_array([byte; 32]),
             ..tip(1, 5)
         };
         let mut sync = SyncState::new();

@@ -255,7 +255,7 @@ async fn block_before_hello_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_with_another_genesis_is_refused() {
     let mut fx = fixture(limits::MAX_INBOUND).await;
-    let elsewhere = BlockHash(Hash::of(b"another network"));
+    let elsewhere = BlockHash::from_hash(Hash::of(b"another network"));
     let local = send_raw(fx.victim.addr, &encode(Message::Hello(hello(elsewhere)))).await;
     let reason = fx.refused(local).await;
     assert!(
@@ -822,7 +822,7 @@ async fn get_blocks_replies_are_bounded_whatever_is_asked() {
     let tip = *main.last().expect("non-empty");
     let fx = fixture_on(config("victim"), chain).await;
     let mut stream = handshaken(fx.victim.addr, None).await;
-    let junk = BlockHash(Hash::of(b"nowhere"));
+    let junk = BlockHash::from_hash(Hash::of(b"nowhere"));
     let max = limits::MAX_BLOCKS_PER_REPLY;
     let cases: Vec<(Vec<BlockHash>, u32, Vec<BlockHash>)> = vec![
         // A million blocks after genesis: one full batch.
@@ -878,7 +878,7 @@ async fn ten_thousand_orphans_keep_the_pool_bounded() {
     let orphans: Vec<ledger_core::Block<String>> = (0..10_000u32)
         .map(|i| {
             let mut t = template.clone();
-            t.header.prev = BlockHash(Hash::of(&i.to_le_bytes()));
+            t.header.prev = BlockHash::from_hash(Hash::of(&i.to_le_bytes()));
             t.header.height = Height(2 + u64::from(i % 7));
             while t.mine(1 << 16) == ledger_core::MineStatus::Continue {}
             t.seal(&carol()).expect("mined")

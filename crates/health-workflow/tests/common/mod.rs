@@ -126,7 +126,7 @@ impl Net {
         let entries: Vec<Hash> = template
             .transactions
             .iter()
-            .map(|tx| tx.id().0)
+            .map(|tx| *tx.id().hash())
             .chain(template.rewards.iter().map(Reward::entry_hash))
             .collect();
         template.header.merkle_root = merkle_root(&entries);

@@ -26,7 +26,7 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
         now: Timestamp,
     ) -> Result<TxId, TxError<P::Error>> {
         let encoded = codec::encode(&tx);
-        let id = TxId(crate::Hash::of(&encoded));
+        let id = TxId::from_hash(crate::Hash::of(&encoded));
         if encoded.len() > limits::MAX_TX_BYTES {
             return Err(TxError::TooLarge {
                 tx: id,

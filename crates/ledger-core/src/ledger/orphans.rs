@@ -99,7 +99,7 @@ mod tests {
         let block = Block {
             header: BlockHeader {
                 height: Height(n),
-                prev: BlockHash(Hash::of(&n.to_le_bytes())),
+                prev: BlockHash::from_hash(Hash::of(&n.to_le_bytes())),
                 merkle_root: Hash::ZERO,
                 timestamp: Timestamp(0),
                 producer: AccountId::default(),
