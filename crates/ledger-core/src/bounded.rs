@@ -3,7 +3,9 @@
 //! The ledger remembers several things only as long as memory allows: signatures it
 //! already verified, blocks it found invalid, blocks waiting for their parent. Each is a
 //! [`BoundedSet`]; forgetting is always safe for them (a forgotten signature is verified
-//! again, a forgotten invalid block is refused again on its merits).
+//! again, a forgotten invalid block is refused again on its merits). It is public so
+//! that a runtime's own bounded memories (a node's "seen" sets for gossip) are the same
+//! type.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -15,7 +17,7 @@ use std::hash::Hash;
 /// front or the queue grows past twice the capacity, when the queue is compacted, so
 /// memory stays `O(capacity)` however keys come and go.
 #[derive(Debug)]
-pub(crate) struct BoundedSet<K> {
+pub struct BoundedSet<K> {
     capacity: usize,
     /// Each member with the sequence number of its insertion.
     members: HashMap<K, u64>,
@@ -28,7 +30,7 @@ pub(crate) struct BoundedSet<K> {
 
 impl<K: Hash + Eq + Copy> BoundedSet<K> {
     /// An empty set that holds at most `capacity` keys.
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         BoundedSet {
             capacity,
             members: HashMap::new(),
@@ -38,13 +40,13 @@ impl<K: Hash + Eq + Copy> BoundedSet<K> {
     }
 
     /// Whether `key` is in the set.
-    pub(crate) fn contains(&self, key: &K) -> bool {
+    pub fn contains(&self, key: &K) -> bool {
         self.members.contains_key(key)
     }
 
     /// Adds `key` unless present; when the set was full, forgets its oldest key and
     /// returns it.
-    pub(crate) fn insert(&mut self, key: K) -> Option<K> {
+    pub fn insert(&mut self, key: K) -> Option<K> {
         if self.members.contains_key(&key) {
             return None;
         }
@@ -64,13 +66,23 @@ impl<K: Hash + Eq + Copy> BoundedSet<K> {
         }
     }
 
+    /// Adds `key` unless present (forgetting the oldest key when full); whether it was
+    /// new: how a gossip layer tells a message it has not seen yet.
+    pub fn record(&mut self, key: K) -> bool {
+        if self.contains(&key) {
+            return false;
+        }
+        self.insert(key);
+        true
+    }
+
     /// Removes `key`; whether it was present.
-    pub(crate) fn remove(&mut self, key: &K) -> bool {
+    pub fn remove(&mut self, key: &K) -> bool {
         self.members.remove(key).is_some()
     }
 
     /// Removes and returns the oldest key, if any.
-    pub(crate) fn pop_oldest(&mut self) -> Option<K> {
+    pub fn pop_oldest(&mut self) -> Option<K> {
         while let Some((key, seq)) = self.order.pop_front() {
             if self.members.get(&key) == Some(&seq) {
                 self.members.remove(&key);

@@ -130,6 +130,7 @@ pub use block::{
     Block, BlockHeader, BlockTemplate, HEADER_BYTES, MineStatus, Reward, mine_header,
     verify_inclusion, work,
 };
+pub use bounded::BoundedSet;
 pub use error::{BlockError, BodyFault, ProduceError, StoreFailure, TxError};
 pub use genesis::{Genesis, GenesisError, Member};
 pub use hash::{BlockHash, Hash, HexError, TxId};

@@ -3,8 +3,7 @@
 //! peer to keep ([`admit`]), and which faults are a peer's misbehaviour. Unit-tested
 //! without a network.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::Hash;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -14,42 +13,9 @@ use crate::limits;
 use crate::protocol::TipInfo;
 use crate::session::{Direction, SessionError};
 
-/// A set that remembers the most recent `capacity` insertions.
-#[derive(Debug)]
-pub(crate) struct Seen<K> {
-    set: HashSet<K>,
-    order: VecDeque<K>,
-    capacity: usize,
-}
-
-impl<K: Hash + Eq + Copy> Seen<K> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Seen {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// Records `key`; `true` if it was not already remembered.
-    pub(crate) fn insert(&mut self, key: K) -> bool {
-        if !self.set.insert(key) {
-            return false;
-        }
-        self.order.push_back(key);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-
-    #[cfg(test)]
-    pub(crate) fn contains(&self, key: &K) -> bool {
-        self.set.contains(key)
-    }
-}
+/// What a node has seen lately (transaction and block ids), so that it relays each once:
+/// the ledger's bounded set, which forgets the oldest first.
+pub(crate) type Seen<K> = ledger_core::BoundedSet<K>;
 
 /// Longest ban the list stores: a century is forever for a running node.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -343,10 +309,10 @@ mod tests {
     #[test]
     fn seen_forgets_oldest() {
         let mut seen = Seen::new(2);
-        assert!(seen.insert(1));
-        assert!(!seen.insert(1));
-        assert!(seen.insert(2));
-        assert!(seen.insert(3));
+        assert!(seen.record(1));
+        assert!(!seen.record(1));
+        assert!(seen.record(2));
+        assert!(seen.record(3));
         assert!(!seen.contains(&1));
         assert!(seen.contains(&3));
     }
