@@ -114,6 +114,10 @@ pub struct NodeArgs {
     /// also that user's login password.
     #[arg(long, requires = "genesis")]
     pub key: Option<PathBuf>,
+    /// Serve the HTTP API, metrics and block explorer on this address (`8001` means
+    /// `127.0.0.1:8001`; off unless given).
+    #[arg(long, value_name = "ADDR", value_parser = crate::api::parse_api_addr)]
+    pub api: Option<std::net::SocketAddr>,
     /// Read the key file's passphrase from this file (first line) instead of asking.
     /// The environment variable `HEALTHCHAIN_PASSPHRASE` works as well.
     #[arg(long)]

@@ -275,6 +275,12 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
         data_dir.display(),
         tip.height
     );
+    if let Some(addr) = args.api {
+        let bound = runtime
+            .block_on(crate::api::start(handle.clone(), addr, shutdown.clone()))
+            .with_context(|| format!("cannot serve the API on {addr}"))?;
+        println!("API, metrics and block explorer on http://{bound}/");
+    }
 
     let mut input = role.map(|_| Input::from_stdin());
     let printer = input.as_mut().map_or_else(Printer::default, Input::printer);

@@ -64,6 +64,7 @@
 //! # Ok::<(), healthchain_cli::command::ParseError>(())
 //! ```
 
+mod api;
 pub mod args;
 pub mod chaingen;
 pub mod command;

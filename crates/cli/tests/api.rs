@@ -1,0 +1,361 @@
+//! The HTTP API of a running `healthchain doctor --api`: every endpoint against a chain
+//! grown through the REPL, the live event stream, metrics, the OpenAPI document, the
+//! explorer page, and bad input of every kind answered with a typed error while the
+//! node keeps serving.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Proc;
+use health_workflow::{Event, PatientId, PatientRegistration, demo_genesis, demo_keypair};
+use ledger_core::{Timestamp, Transaction, TxBody, codec};
+use serde_json::Value;
+
+/// An HTTP answer: status, content type and body.
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// A typed refusal: the status and the JSON error kind.
+    fn refusal(&self) -> (u16, String) {
+        let kind = self.json()["error"]
+            .as_str()
+            .expect("an error kind")
+            .to_string();
+        (self.status, kind)
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+fn request(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(addr).expect("the API accepts a connection");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("writes");
+    // A refused oversized body may be cut short by the server: that is its answer.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn get(addr: &str, path: &str) -> Answer {
+    request(addr, "GET", path, "text/plain", b"")
+}
+
+/// A `text/event-stream` subscription, read event by event.
+struct Events {
+    reader: BufReader<TcpStream>,
+}
+
+impl Events {
+    fn open(addr: &str, path: &str) -> Events {
+        let mut stream = TcpStream::connect(addr).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+        stream.write_all(head.as_bytes()).expect("writes");
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a status line");
+        assert!(line.contains(" 200 "), "{line}");
+        Events { reader }
+    }
+
+    /// The next event named `name` (others are skipped), as JSON.
+    fn next(&mut self, name: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut event = String::new();
+        loop {
+            assert!(Instant::now() < deadline, "no '{name}' event in time");
+            let mut line = String::new();
+            self.reader
+                .read_line(&mut line)
+                .expect("the stream stays open");
+            let line = line.trim_end();
+            if let Some(rest) = line.strip_prefix("event: ") {
+                event = rest.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ")
+                && event == name
+            {
+                return serde_json::from_str(data).expect("JSON data");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8").to_string();
+    let mut doc = Proc::start(
+        "doctor",
+        &[
+            "doctor",
+            "--port",
+            "0",
+            "--id",
+            "DoctorNode-1",
+            "--data-dir",
+            &data,
+            "--api",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = doc.expect_contains("block explorer on http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .expect("an address")
+        .trim_end_matches('/')
+        .to_string();
+
+    // An empty chain.
+    let status = get(&addr, "/status");
+    assert_eq!(status.status, 200);
+    assert!(status.content_type.starts_with("application/json"));
+    let status = status.json();
+    assert_eq!(status["network"], "healthchain-demo");
+    assert_eq!(status["height"], 0);
+
+    // Block #1 through the REPL: a registration.
+    doc.run("login dr_alice password123", "Logged in as dr_alice");
+    doc.send("register Jane Doe");
+    let patient = doc.expect_prefix("Patient ID: ")["Patient ID: ".len()..].to_string();
+    doc.run("mine", "Mined block #1 ");
+
+    let status = get(&addr, "/status").json();
+    assert_eq!(status["height"], 1);
+    let list = get(&addr, "/blocks").json();
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["height"], 1);
+    assert_eq!(list[0]["producer_name"], "dr_alice");
+    assert_eq!(list[0]["transactions"], 1);
+    let hash = list[0]["hash"].as_str().expect("a hash").to_string();
+    assert_eq!(hash.len(), 64);
+
+    let by_height = get(&addr, "/blocks/1").json();
+    let by_hash = get(&addr, &format!("/blocks/{hash}")).json();
+    assert_eq!(by_height, by_hash);
+    let tx = &by_height["transactions"][0];
+    assert_eq!(tx["kind"], "PatientRegistration");
+    assert_eq!(tx["fields"]["name"], "Jane Doe");
+    assert_eq!(tx["author_name"], "dr_alice");
+    assert_eq!(tx["signature_valid"], true);
+    assert_eq!(tx["patient_id"], patient.as_str());
+    let tx_id = tx["id"].as_str().expect("an id").to_string();
+
+    let found = get(&addr, &format!("/txs/{tx_id}")).json();
+    assert_eq!(found["height"], 1);
+    assert_eq!(found["index"], 0);
+    assert_eq!(found["block"], hash.as_str());
+    let history = get(&addr, &format!("/patients/{patient}")).json();
+    assert_eq!(history["events"].as_array().map(Vec::len), Some(1));
+    let accounts = get(&addr, "/accounts").json();
+    assert!(
+        accounts
+            .as_array()
+            .expect("an array")
+            .iter()
+            .any(|a| a["username"] == "dr_alice" && a["role"] == "doctor")
+    );
+    assert_eq!(get(&addr, "/mempool").json()["count"], 0);
+
+    // Bad input: typed errors with the right status, nothing else.
+    let refused = |path: &str| get(&addr, path).refusal();
+    assert_eq!(refused("/blocks?limit=101"), (400, "bad_request".into()));
+    assert_eq!(refused("/blocks?limit=0"), (400, "bad_request".into()));
+    assert_eq!(refused("/blocks?limit=lots"), (400, "bad_request".into()));
+    assert_eq!(
+        refused("/blocks?from=99999999999999999999"),
+        (400, "bad_request".into())
+    );
+    assert_eq!(refused("/blocks/999"), (404, "not_found".into()));
+    assert_eq!(refused("/blocks/zz"), (400, "bad_request".into()));
+    assert_eq!(
+        refused(&format!("/blocks/{}", "0".repeat(64))),
+        (404, "not_found".into())
+    );
+    assert_eq!(refused("/txs/123"), (400, "bad_request".into()));
+    assert_eq!(
+        refused(&format!("/txs/{}", "a".repeat(64))),
+        (404, "not_found".into())
+    );
+    assert_eq!(refused("/patients/12"), (400, "bad_request".into()));
+    assert_eq!(refused("/no/such/thing"), (404, "not_found".into()));
+    let post = |content_type: &str, body: &[u8]| {
+        request(&addr, "POST", "/txs", content_type, body).refusal()
+    };
+    assert_eq!(
+        post("application/octet-stream", b"not a transaction"),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        post("application/json", b"{\"nonce\": 1}"),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        post("application/octet-stream", &vec![0u8; 300_000]),
+        (413, "too_large".into())
+    );
+
+    // A signed transaction, as canonical bytes: accepted and pending.
+    let genesis = demo_genesis();
+    let keys = demo_keypair("dr_alice");
+    let registration = |nonce: u64, seed: u8| {
+        Transaction::new_signed(
+            &genesis.hash(),
+            &keys,
+            nonce,
+            Timestamp(health_workflow::demo::DEMO_GENESIS_TIME.millis() + 10_000),
+            TxBody::App(Event::PatientRegistration(PatientRegistration {
+                patient_id: PatientId::from_random_bytes([seed; 16]),
+                name: "John Roe".into(),
+            })),
+        )
+    };
+    let signed = registration(2, 9);
+    let answer = request(
+        &addr,
+        "POST",
+        "/txs",
+        "application/octet-stream",
+        &codec::encode(&signed),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["id"], signed.id().to_string().as_str());
+    let pending = get(&addr, &format!("/txs/{}", signed.id())).json();
+    assert_eq!(pending["pending"], true);
+    assert_eq!(get(&addr, "/mempool").json()["count"], 1);
+    // The same again, and one with a forged signature: refused by the node, typed.
+    let (status, kind) = request(
+        &addr,
+        "POST",
+        "/txs",
+        "application/octet-stream",
+        &codec::encode(&signed),
+    )
+    .refusal();
+    assert_eq!(status, 422);
+    assert!(kind.starts_with("refused:"), "{kind}");
+    let mut forged = registration(3, 10);
+    forged.nonce = 4;
+    let json = serde_json::to_vec(&forged).expect("serialises");
+    assert_eq!(
+        post("application/json", &json),
+        (422, "refused:BadSignature".into())
+    );
+
+    // The event stream: the backlog from height 1, then a block mined meanwhile.
+    let mut events = Events::open(&addr, "/events?from=1");
+    assert_eq!(events.next("block")["height"], 1);
+    doc.run("mine", "Mined block #2 ");
+    let live = events.next("block");
+    assert_eq!(live["height"], 2);
+    assert_eq!(live["transactions"], 1);
+
+    // Metrics, the OpenAPI document and the explorer page.
+    let metrics = get(&addr, "/metrics");
+    assert_eq!(metrics.status, 200);
+    for line in [
+        "healthchain_consensus_height 2",
+        "healthchain_mempool_size 0",
+        "healthchain_consensus_blocks_accepted_total 2",
+    ] {
+        assert!(metrics.body.contains(line), "{line} in\n{}", metrics.body);
+    }
+    assert!(
+        metrics
+            .body
+            .contains("healthchain_mempool_txs_refused_total{reason=\"BadSignature\"} 1"),
+        "{}",
+        metrics.body
+    );
+    let openapi = get(&addr, "/openapi.json").json();
+    assert!(
+        openapi["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('3'))
+    );
+    for path in [
+        "/status",
+        "/blocks",
+        "/blocks/{id}",
+        "/txs",
+        "/events",
+        "/metrics",
+    ] {
+        assert!(openapi["paths"].get(path).is_some(), "{path} documented");
+    }
+    let page = get(&addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.content_type.starts_with("text/html"));
+    assert!(page.body.contains("id=\"blocks\""));
+    for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!page.body.contains(external), "the page loads {external}");
+    }
+
+    // The node still serves after all that.
+    assert_eq!(get(&addr, "/status").json()["height"], 2);
+    doc.send("exit");
+    assert!(doc.wait(), "the node exits cleanly");
+}
