@@ -320,6 +320,7 @@ fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
         "healthchain_consensus_height 2",
         "healthchain_mempool_size 0",
         "healthchain_consensus_blocks_accepted_total 2",
+        "healthchain_consensus_block_validation_seconds_count 2",
     ] {
         assert!(metrics.body.contains(line), "{line} in\n{}", metrics.body);
     }

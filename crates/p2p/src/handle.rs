@@ -154,6 +154,16 @@ pub enum NodeEvent<E> {
         /// The peer it came from.
         from: Option<SocketAddr>,
     },
+    /// The ledger task validated a submitted block (with any orphans it unlocked),
+    /// whatever the verdict: how long that took, for metrics.
+    BlockValidated {
+        /// Its hash.
+        hash: BlockHash,
+        /// Blocks added to the tree by it (0 for a refused or orphaned block).
+        accepted: usize,
+        /// Time spent in the ledger.
+        elapsed: std::time::Duration,
+    },
     /// The best chain changed; `change.is_reorg()` tells a branch switch, and
     /// `returned`/`dropped` say what became of the abandoned transactions.
     TipChanged(TipChange<E>),

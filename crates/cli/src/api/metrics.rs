@@ -50,6 +50,7 @@ pub(crate) struct Metrics {
     reorgs: Counter,
     bans: Counter,
     block_interval: Histogram,
+    block_validation: Histogram,
     /// Time of the last tip seen, for the block interval.
     last_tip: Mutex<Option<(Height, Timestamp)>>,
 }
@@ -71,6 +72,8 @@ impl Metrics {
             bans: Counter::default(),
             // 0.25 s to about 17 minutes.
             block_interval: Histogram::new(exponential_buckets(0.25, 2.0, 13)),
+            // 50 microseconds to about 3 seconds.
+            block_validation: Histogram::new(exponential_buckets(0.000_05, 3.0, 11)),
             last_tip: Mutex::new(None),
             registry: Registry::default(),
         };
@@ -131,6 +134,11 @@ impl Metrics {
                 "Time between the timestamps of consecutive best-chain tips",
                 metrics.block_interval.clone(),
             );
+            registry.register(
+                "consensus_block_validation_seconds",
+                "Time the ledger took to validate a submitted block, with the orphans it unlocked",
+                metrics.block_validation.clone(),
+            );
         };
         register(&mut registry);
         Metrics {
@@ -156,6 +164,9 @@ impl Metrics {
             }
             NodeEvent::PeerBanned { .. } => {
                 self.bans.inc();
+            }
+            NodeEvent::BlockValidated { elapsed, .. } => {
+                self.block_validation.observe(elapsed.as_secs_f64());
             }
             NodeEvent::TipChanged(change) if change.is_reorg() => {
                 self.reorgs.inc();

@@ -81,7 +81,13 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     ) -> Result<BlockStatus, BlockError<P::Error>> {
         let now = self.now();
         let hash = block.hash();
+        let started = std::time::Instant::now();
         let outcome = self.ledger.submit(block, now);
+        self.emit(NodeEvent::BlockValidated {
+            hash: outcome.hash,
+            accepted: outcome.accepted.len(),
+            elapsed: started.elapsed(),
+        });
         let status = outcome.status;
         let own_error = outcome
             .invalid
@@ -275,7 +281,13 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         for block in blocks {
             let hash = block.hash();
             self.seen_blocks.insert(hash);
+            let started = std::time::Instant::now();
             let outcome = self.ledger.submit(block, now);
+            self.emit(NodeEvent::BlockValidated {
+                hash: outcome.hash,
+                accepted: outcome.accepted.len(),
+                elapsed: started.elapsed(),
+            });
             let status = outcome.status;
             if status == BlockStatus::Invalid {
                 let own = outcome.invalid.iter().find(|(h, _)| *h == hash);
