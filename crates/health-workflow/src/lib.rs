@@ -95,6 +95,7 @@ mod policy;
 pub mod records;
 mod registry;
 mod role;
+pub mod seal;
 mod state;
 mod workflow;
 

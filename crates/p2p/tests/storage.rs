@@ -162,8 +162,15 @@ async fn a_failing_store_write_stops_the_node_before_the_block_is_heard_of_and_a
     assert_eq!(report.loaded, 0);
     let mut cfg = config("victim");
     cfg.peers = vec![honest.addr];
-    let victim = start_with(cfg, ledger).await;
-    wait_tip(&victim.handle, b1.hash).await;
+    let mut victim = start_with(cfg, ledger).await;
+    let mut events = victim.node.events();
+    // Reported accepted only once it is durable.
+    wait_event(
+        &mut events,
+        "b1 stored",
+        |e| matches!(e, NodeEvent::BlockAccepted { hash, .. } if *hash == b1.hash),
+    )
+    .await;
     assert_eq!(store.inner.len(), 1);
     assert_eq!(
         balances(&victim.handle).await,

@@ -1,0 +1,711 @@
+//! Sealing a clinical body to the members who may read it.
+//!
+//! A body (what a person wrote: a name, notes, results, medication) is encrypted once
+//! under a fresh random data key with XChaCha20-Poly1305, bound by associated data to
+//! its event: the network, the author, the patient, the event kind and the body id. The
+//! data key is wrapped to each reader with HPKE (RFC 9180: X25519, HKDF-SHA256,
+//! ChaCha20-Poly1305, base mode), to the reader's own X25519 encryption key, never to
+//! its ed25519 signing key.
+//!
+//! What may go on a public chain is the [`SealedRef`]: the body id, a salted commitment
+//! `SHA-256(domain ‖ salt ‖ body)`, and the ciphertext's hash and length. The salt
+//! travels inside the ciphertext, so only a reader can check the commitment, and equal
+//! bodies give unrelated commitments. A [`SealedBody`] (ciphertext, nonce, wraps) is
+//! checked against its reference before it is kept ([`SealedBody::check`]), and opening
+//! it ([`SealedBody::open`]) checks the wrap, the binding and the commitment: a body
+//! changed, moved onto another event, or opened with another key is refused, typed.
+//!
+//! Keys and plaintext live in buffers that are zeroed when dropped.
+//!
+//! ```
+//! use health_workflow::seal::{Binding, EncryptionKey, Reader, seal};
+//! use health_workflow::{EventKind, PatientId};
+//! use ledger_core::{BlockHash, Keypair};
+//!
+//! # fn main() -> Result<(), health_workflow::seal::SealError> {
+//! let mut rng = chacha20::ChaCha20Rng::from_seed([7; 32]);
+//! # use rand_core::SeedableRng;
+//! let doctor = Keypair::from_seed([1; 32]).account();
+//! let lab_key = EncryptionKey::generate(&mut rng);
+//! let lab = Reader { account: Keypair::from_seed([2; 32]).account(), key: lab_key.public() };
+//! let binding = Binding::new(
+//!     BlockHash::default(),
+//!     doctor,
+//!     PatientId::from_random_bytes([3; 16]),
+//!     EventKind::DoctorConsultation,
+//! );
+//! let (reference, sealed) = seal(b"test: full blood count", &binding, &[lab], &mut rng)?;
+//! sealed.check(&reference)?;
+//! let body = sealed.open(&reference, &binding, &lab.account, &lab_key)?;
+//! assert_eq!(&body[..], b"test: full blood count");
+//! # Ok(())
+//! # }
+//! ```
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hpke::aead::ChaCha20Poly1305;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use ledger_core::{AccountId, BlockHash, Hash};
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::event::EventKind;
+use crate::ids::PatientId;
+
+/// Domain of the body commitment.
+pub const COMMITMENT_DOMAIN: &[u8] = b"healthchain/body-commitment/v1";
+/// Domain of the associated data binding a ciphertext to its event.
+pub const BINDING_DOMAIN: &[u8] = b"healthchain/body-binding/v1";
+/// HPKE `info` of a wrapped data key.
+pub const WRAP_INFO: &[u8] = b"healthchain/body-key/v1";
+/// Bytes of the commitment salt, carried inside the ciphertext.
+pub const SALT_BYTES: usize = 32;
+/// Largest body that may be sealed.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Most readers a body may be sealed to.
+pub const MAX_READERS: usize = 64;
+
+/// Why sealing or opening failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The body is larger than [`MAX_BODY_BYTES`].
+    #[error("a body of {size} bytes is above the {MAX_BODY_BYTES}-byte limit")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+    },
+    /// More readers than [`MAX_READERS`], or none.
+    #[error("a body is sealed to 1 to {MAX_READERS} readers, not {count}")]
+    Readers {
+        /// How many were given.
+        count: usize,
+    },
+    /// A reader's encryption key is not a valid X25519 public key.
+    #[error("the encryption key of {account} is not a valid X25519 key")]
+    BadReaderKey {
+        /// The reader.
+        account: AccountId,
+    },
+    /// The ciphertext is not the one the reference names (hash, length or body id).
+    #[error("the sealed body does not match its reference: {what}")]
+    Mismatch {
+        /// What differs.
+        what: &'static str,
+    },
+    /// The body is not sealed to this account.
+    #[error("the body is not sealed to {account}")]
+    NotAReader {
+        /// The account that asked.
+        account: AccountId,
+    },
+    /// The wrapped data key does not open with this encryption key.
+    #[error("the data key does not open with this encryption key")]
+    WrongKey,
+    /// The ciphertext does not decrypt under its event's binding: it was changed, or
+    /// moved onto another event.
+    #[error("the body does not decrypt for this event: changed, or moved from another event")]
+    Binding,
+    /// The decrypted body does not match the commitment on the chain.
+    #[error("the body does not match its commitment")]
+    Commitment,
+    /// Encryption failed.
+    #[error("encryption failed")]
+    Encrypt,
+}
+
+/// A member's X25519 encryption key (secret part), zeroed when dropped.
+pub struct EncryptionKey {
+    secret: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptionKey({})", self.public())
+    }
+}
+
+/// A member's X25519 encryption key (public part), listed in the genesis beside the
+/// member's signing key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EncryptionPublicKey([u8; 32]);
+
+impl std::fmt::Display for EncryptionPublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for EncryptionPublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptionPublicKey({self})")
+    }
+}
+
+impl EncryptionPublicKey {
+    /// The key with these bytes.
+    pub const fn from_byte_array(bytes: [u8; 32]) -> Self {
+        EncryptionPublicKey(bytes)
+    }
+
+    /// The bytes.
+    pub const fn to_byte_array(self) -> [u8; 32] {
+        self.0
+    }
+
+    fn hpke(&self) -> Option<<X25519HkdfSha256 as Kem>::PublicKey> {
+        <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(&self.0).ok()
+    }
+}
+
+impl EncryptionKey {
+    /// A fresh random key.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut seed[..]);
+        Self::from_seed(&seed)
+    }
+
+    /// The key derived from 32 secret bytes (RFC 9180's `DeriveKeyPair`).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        let (secret, _) = X25519HkdfSha256::derive_keypair(seed);
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        bytes.copy_from_slice(&secret.to_bytes());
+        EncryptionKey { secret: bytes }
+    }
+
+    /// The public part, for the genesis and for senders.
+    pub fn public(&self) -> EncryptionPublicKey {
+        let secret = self.hpke();
+        let public = X25519HkdfSha256::sk_to_pk(&secret);
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(&public.to_bytes());
+        EncryptionPublicKey(bytes)
+    }
+
+    fn hpke(&self) -> <X25519HkdfSha256 as Kem>::PrivateKey {
+        <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(&self.secret[..])
+            .expect("32 bytes are an X25519 secret key")
+    }
+}
+
+/// A member a body is sealed to: its signing account and its encryption key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reader {
+    /// The member's signing account.
+    pub account: AccountId,
+    /// The member's encryption key.
+    pub key: EncryptionPublicKey,
+}
+
+/// What a ciphertext is bound to: a body decrypts only for the event it was sealed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    genesis: BlockHash,
+    author: AccountId,
+    patient: PatientId,
+    kind: EventKind,
+}
+
+impl Binding {
+    /// The binding of a body of an event of `kind` about `patient`, written by `author`
+    /// on the network `genesis`.
+    pub fn new(genesis: BlockHash, author: AccountId, patient: PatientId, kind: EventKind) -> Self {
+        Binding {
+            genesis,
+            author,
+            patient,
+            kind,
+        }
+    }
+
+    /// The associated data for the body `body_id`, and for a wrap to `reader`.
+    fn bytes(&self, body_id: &[u8; 16], reader: Option<&AccountId>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(BINDING_DOMAIN.len() + 32 * 4 + 16 + 1);
+        out.extend_from_slice(BINDING_DOMAIN);
+        out.extend_from_slice(self.genesis.hash().as_bytes());
+        out.extend_from_slice(self.author.as_bytes());
+        out.extend_from_slice(self.patient.uuid().as_bytes());
+        out.push(self.kind as u8);
+        out.extend_from_slice(body_id);
+        if let Some(reader) = reader {
+            out.extend_from_slice(reader.as_bytes());
+        }
+        out
+    }
+}
+
+/// What the chain holds of a sealed body: enough to check a delivered body, nothing of
+/// its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedRef {
+    /// A random id naming the body.
+    pub body_id: [u8; 16],
+    /// `SHA-256(COMMITMENT_DOMAIN ‖ salt ‖ body)`.
+    pub commitment: Hash,
+    /// SHA-256 of the ciphertext.
+    pub ciphertext_hash: Hash,
+    /// Length of the ciphertext in bytes.
+    pub ciphertext_len: u32,
+}
+
+/// The data key wrapped to one reader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wrap {
+    /// The reader.
+    pub reader: AccountId,
+    /// HPKE's encapsulated key.
+    pub encapped: [u8; 32],
+    /// The data key, sealed with HPKE (32 bytes and a 16-byte tag).
+    pub wrapped_key: Vec<u8>,
+}
+
+/// A sealed body as a vault keeps it and nodes deliver it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedBody {
+    /// The body id, as in the reference.
+    pub body_id: [u8; 16],
+    /// The XChaCha20-Poly1305 nonce.
+    pub nonce: [u8; 24],
+    /// `salt ‖ body`, encrypted under the data key.
+    pub ciphertext: Vec<u8>,
+    /// The data key, wrapped to each reader.
+    pub wraps: Vec<Wrap>,
+}
+
+fn commitment(salt: &[u8], body: &[u8]) -> Hash {
+    Hash::of_parts(&[COMMITMENT_DOMAIN, salt, body])
+}
+
+/// Seals `body` for the event `binding` to `readers`: returns what the chain holds and
+/// what the vaults keep.
+pub fn seal(
+    body: &[u8],
+    binding: &Binding,
+    readers: &[Reader],
+    rng: &mut impl CryptoRng,
+) -> Result<(SealedRef, SealedBody), SealError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(SealError::TooLarge { size: body.len() });
+    }
+    if readers.is_empty() || readers.len() > MAX_READERS {
+        return Err(SealError::Readers {
+            count: readers.len(),
+        });
+    }
+    let mut body_id = [0u8; 16];
+    rng.fill_bytes(&mut body_id);
+    let mut data_key = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut data_key[..]);
+    let mut nonce = [0u8; 24];
+    rng.fill_bytes(&mut nonce);
+    let mut plaintext = Zeroizing::new(vec![0u8; SALT_BYTES + body.len()]);
+    rng.fill_bytes(&mut plaintext[..SALT_BYTES]);
+    plaintext[SALT_BYTES..].copy_from_slice(body);
+    let commitment = commitment(&plaintext[..SALT_BYTES], body);
+    let aad = binding.bytes(&body_id, None);
+    let ciphertext = XChaCha20Poly1305::new(&(*data_key).into())
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| SealError::Encrypt)?;
+    let mut wraps = Vec::with_capacity(readers.len());
+    for reader in readers {
+        let key = reader.key.hpke().ok_or(SealError::BadReaderKey {
+            account: reader.account,
+        })?;
+        let aad = binding.bytes(&body_id, Some(&reader.account));
+        let (encapped, wrapped_key) = hpke::single_shot_seal_with_rng::<
+            ChaCha20Poly1305,
+            HkdfSha256,
+            X25519HkdfSha256,
+        >(
+            &OpModeS::Base, &key, WRAP_INFO, &data_key[..], &aad, rng
+        )
+        .map_err(|_| SealError::Encrypt)?;
+        let mut encapped_bytes = [0u8; 32];
+        encapped_bytes.copy_from_slice(&encapped.to_bytes());
+        wraps.push(Wrap {
+            reader: reader.account,
+            encapped: encapped_bytes,
+            wrapped_key,
+        });
+    }
+    let reference = SealedRef {
+        body_id,
+        commitment,
+        ciphertext_hash: Hash::of(&ciphertext),
+        ciphertext_len: u32::try_from(ciphertext.len())
+            .map_err(|_| SealError::TooLarge { size: body.len() })?,
+    };
+    Ok((
+        reference,
+        SealedBody {
+            body_id,
+            nonce,
+            ciphertext,
+            wraps,
+        },
+    ))
+}
+
+impl SealedBody {
+    /// Whether this is the body `reference` names (id, ciphertext length and hash):
+    /// what a vault checks before it keeps a delivered body, without reading it.
+    pub fn check(&self, reference: &SealedRef) -> Result<(), SealError> {
+        if self.body_id != reference.body_id {
+            return Err(SealError::Mismatch { what: "body id" });
+        }
+        if u32::try_from(self.ciphertext.len()).ok() != Some(reference.ciphertext_len) {
+            return Err(SealError::Mismatch {
+                what: "ciphertext length",
+            });
+        }
+        if Hash::of(&self.ciphertext) != reference.ciphertext_hash {
+            return Err(SealError::Mismatch {
+                what: "ciphertext hash",
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `account` is among the readers.
+    pub fn is_sealed_to(&self, account: &AccountId) -> bool {
+        self.wraps.iter().any(|w| w.reader == *account)
+    }
+
+    /// Opens the body as `reader` with its encryption key `key`, for the event
+    /// `binding`, checking it against `reference`. The plaintext is zeroed when dropped.
+    pub fn open(
+        &self,
+        reference: &SealedRef,
+        binding: &Binding,
+        reader: &AccountId,
+        key: &EncryptionKey,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        self.check(reference)?;
+        let wrap = self
+            .wraps
+            .iter()
+            .find(|w| w.reader == *reader)
+            .ok_or(SealError::NotAReader { account: *reader })?;
+        let encapped = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&wrap.encapped)
+            .map_err(|_| SealError::WrongKey)?;
+        let aad = binding.bytes(&self.body_id, Some(reader));
+        let mut data_key = Zeroizing::new(
+            hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
+                &OpModeR::Base,
+                &key.hpke(),
+                &encapped,
+                WRAP_INFO,
+                &wrap.wrapped_key,
+                &aad,
+            )
+            .map_err(|_| SealError::WrongKey)?,
+        );
+        let Ok(key_bytes) = <[u8; 32]>::try_from(&data_key[..]) else {
+            return Err(SealError::WrongKey);
+        };
+        let mut key_bytes = Zeroizing::new(key_bytes);
+        data_key.zeroize();
+        let aad = binding.bytes(&self.body_id, None);
+        let plaintext = Zeroizing::new(
+            XChaCha20Poly1305::new(&(*key_bytes).into())
+                .decrypt(
+                    &XNonce::from(self.nonce),
+                    Payload {
+                        msg: &self.ciphertext,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| SealError::Binding)?,
+        );
+        key_bytes.zeroize();
+        if plaintext.len() < SALT_BYTES {
+            return Err(SealError::Commitment);
+        }
+        let (salt, body) = plaintext.split_at(SALT_BYTES);
+        if commitment(salt, body) != reference.commitment {
+            return Err(SealError::Commitment);
+        }
+        Ok(Zeroizing::new(body.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::Keypair;
+    use rand_core::SeedableRng;
+
+    fn rng(seed: u8) -> chacha20::ChaCha20Rng {
+        chacha20::ChaCha20Rng::from_seed([seed; 32])
+    }
+
+    struct Member {
+        account: AccountId,
+        key: EncryptionKey,
+    }
+
+    impl Member {
+        fn new(seed: u8) -> Member {
+            Member {
+                account: Keypair::from_seed([seed; 32]).account(),
+                key: EncryptionKey::from_seed(&[seed.wrapping_add(100); 32]),
+            }
+        }
+
+        fn reader(&self) -> Reader {
+            Reader {
+                account: self.account,
+                key: self.key.public(),
+            }
+        }
+    }
+
+    fn binding(patient: u8, kind: EventKind) -> Binding {
+        Binding::new(
+            BlockHash::from_byte_array([9; 32]),
+            Keypair::from_seed([1; 32]).account(),
+            PatientId::from_random_bytes([patient; 16]),
+            kind,
+        )
+    }
+
+    const NOTES: &[u8] = b"Persistent fatigue, pale; order a full blood count";
+
+    #[test]
+    fn a_reader_opens_what_was_sealed_to_it_and_no_one_else_does() {
+        let (doctor, lab, pharmacy) = (Member::new(1), Member::new(2), Member::new(3));
+        let event = binding(7, EventKind::DoctorConsultation);
+        let (reference, sealed) =
+            seal(NOTES, &event, &[doctor.reader(), lab.reader()], &mut rng(1)).expect("seals");
+        sealed.check(&reference).expect("matches its reference");
+        for reader in [&doctor, &lab] {
+            let body = sealed
+                .open(&reference, &event, &reader.account, &reader.key)
+                .expect("a reader opens it");
+            assert_eq!(&body[..], NOTES);
+        }
+        assert!(!sealed.is_sealed_to(&pharmacy.account));
+        assert_eq!(
+            sealed.open(&reference, &event, &pharmacy.account, &pharmacy.key),
+            Err(SealError::NotAReader {
+                account: pharmacy.account
+            })
+        );
+        // The clear text is nowhere in what is kept or published.
+        let kept = format!("{reference:?}{sealed:?}");
+        assert!(!kept.contains("fatigue"));
+        let window = NOTES.len().min(12);
+        assert!(
+            !sealed
+                .ciphertext
+                .windows(window)
+                .any(|w| w == &NOTES[..window])
+        );
+    }
+
+    #[test]
+    fn equal_bodies_give_unrelated_commitments_and_ciphertexts() {
+        let lab = Member::new(2);
+        let event = binding(7, EventKind::LabTestResult);
+        let (a, sealed_a) = seal(NOTES, &event, &[lab.reader()], &mut rng(1)).expect("seals");
+        let (b, sealed_b) = seal(NOTES, &event, &[lab.reader()], &mut rng(2)).expect("seals");
+        assert_ne!(a.commitment, b.commitment);
+        assert_ne!(a.ciphertext_hash, b.ciphertext_hash);
+        assert_ne!(sealed_a.ciphertext, sealed_b.ciphertext);
+        // Nor does a commitment equal the plain hash of the body.
+        assert_ne!(a.commitment, Hash::of(NOTES));
+    }
+
+    #[test]
+    fn a_changed_ciphertext_salt_or_body_is_refused() {
+        let lab = Member::new(2);
+        let event = binding(7, EventKind::LabTestResult);
+        let (reference, sealed) = seal(NOTES, &event, &[lab.reader()], &mut rng(1)).expect("seals");
+        // One flipped ciphertext bit: the reference catches it before any key is used.
+        let mut changed = sealed.clone();
+        changed.ciphertext[40] ^= 1;
+        assert_eq!(
+            changed.check(&reference),
+            Err(SealError::Mismatch {
+                what: "ciphertext hash"
+            })
+        );
+        let mut shorter = sealed.clone();
+        shorter.ciphertext.pop();
+        assert_eq!(
+            shorter.check(&reference),
+            Err(SealError::Mismatch {
+                what: "ciphertext length"
+            })
+        );
+        // A forger who also rewrites the reference's hash still fails the AEAD: a
+        // changed salt (the first bytes) or a changed body.
+        for at in [0, SALT_BYTES + 3] {
+            let mut forged = sealed.clone();
+            forged.ciphertext[at] ^= 1;
+            let forged_ref = SealedRef {
+                ciphertext_hash: Hash::of(&forged.ciphertext),
+                ..reference
+            };
+            assert_eq!(
+                forged.open(&forged_ref, &event, &lab.account, &lab.key),
+                Err(SealError::Binding)
+            );
+        }
+        // A reference whose commitment names another body is refused after opening.
+        let other = SealedRef {
+            commitment: commitment(&[0; SALT_BYTES], NOTES),
+            ..reference
+        };
+        assert_eq!(
+            sealed.open(&other, &event, &lab.account, &lab.key),
+            Err(SealError::Commitment)
+        );
+        let moved_id = SealedRef {
+            body_id: [0; 16],
+            ..reference
+        };
+        assert_eq!(
+            sealed.check(&moved_id),
+            Err(SealError::Mismatch { what: "body id" })
+        );
+    }
+
+    #[test]
+    fn the_wrong_key_fails() {
+        let (lab, intruder) = (Member::new(2), Member::new(4));
+        let event = binding(7, EventKind::LabTestResult);
+        let (reference, sealed) = seal(NOTES, &event, &[lab.reader()], &mut rng(1)).expect("seals");
+        // The lab's wrap, opened with another key.
+        assert_eq!(
+            sealed.open(&reference, &event, &lab.account, &intruder.key),
+            Err(SealError::WrongKey)
+        );
+        // A wrap relabelled for the intruder does not open with its key either: the
+        // wrap is bound to its reader.
+        let mut relabelled = sealed.clone();
+        relabelled.wraps[0].reader = intruder.account;
+        assert_eq!(
+            relabelled.open(&reference, &event, &intruder.account, &intruder.key),
+            Err(SealError::WrongKey)
+        );
+        // A changed wrapped key fails as well.
+        let mut damaged = sealed.clone();
+        damaged.wraps[0].wrapped_key[0] ^= 1;
+        assert_eq!(
+            damaged.open(&reference, &event, &lab.account, &lab.key),
+            Err(SealError::WrongKey)
+        );
+    }
+
+    #[test]
+    fn a_ciphertext_moved_onto_another_event_fails_its_binding() {
+        let lab = Member::new(2);
+        let event = binding(7, EventKind::LabTestResult);
+        let (reference, sealed) = seal(NOTES, &event, &[lab.reader()], &mut rng(1)).expect("seals");
+        let elsewhere = [
+            binding(8, EventKind::LabTestResult),
+            binding(7, EventKind::DoctorConsultation),
+            Binding::new(
+                BlockHash::from_byte_array([8; 32]),
+                event.author,
+                event.patient,
+                event.kind,
+            ),
+            Binding::new(
+                event.genesis,
+                Keypair::from_seed([5; 32]).account(),
+                event.patient,
+                event.kind,
+            ),
+        ];
+        for other in elsewhere {
+            // The wrap is bound too, so the data key does not even come out.
+            assert_eq!(
+                sealed.open(&reference, &other, &lab.account, &lab.key),
+                Err(SealError::WrongKey),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_and_bad_keys_are_refused() {
+        let lab = Member::new(2);
+        let event = binding(7, EventKind::LabTestResult);
+        let big = vec![b'x'; MAX_BODY_BYTES + 1];
+        assert_eq!(
+            seal(&big, &event, &[lab.reader()], &mut rng(1)).map(|_| ()),
+            Err(SealError::TooLarge { size: big.len() })
+        );
+        assert_eq!(
+            seal(NOTES, &event, &[], &mut rng(1)).map(|_| ()),
+            Err(SealError::Readers { count: 0 })
+        );
+        let many = vec![lab.reader(); MAX_READERS + 1];
+        assert_eq!(
+            seal(NOTES, &event, &many, &mut rng(1)).map(|_| ()),
+            Err(SealError::Readers {
+                count: MAX_READERS + 1
+            })
+        );
+        // An empty body seals and opens.
+        let (reference, sealed) = seal(b"", &event, &[lab.reader()], &mut rng(3)).expect("seals");
+        let opened = sealed
+            .open(&reference, &event, &lab.account, &lab.key)
+            .expect("opens");
+        assert!(opened.is_empty());
+    }
+
+    #[test]
+    fn encryption_keys_are_apart_from_signing_keys_and_stable_from_a_seed() {
+        let a = EncryptionKey::from_seed(&[5; 32]);
+        let b = EncryptionKey::from_seed(&[5; 32]);
+        assert_eq!(a.public(), b.public());
+        assert_ne!(
+            a.public().to_byte_array(),
+            *Keypair::from_seed([5; 32]).account().as_bytes()
+        );
+        let generated = EncryptionKey::generate(&mut rng(9));
+        assert_ne!(generated.public(), a.public());
+        assert!(format!("{a:?}").starts_with("EncryptionKey("));
+    }
+
+    proptest::proptest! {
+        /// Any body to any subset of readers: every reader gets it back exactly, every
+        /// other member is refused.
+        #[test]
+        fn sealing_round_trips_for_readers_only(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            readers in proptest::collection::btree_set(0u8..6, 1..6),
+            seed in proptest::num::u8::ANY,
+        ) {
+            let members: Vec<Member> = (0..6).map(|i| Member::new(i + 10)).collect();
+            let chosen: Vec<Reader> = readers.iter().map(|&i| members[i as usize].reader()).collect();
+            let event = binding(seed, EventKind::Prescription);
+            let (reference, sealed) = seal(&body, &event, &chosen, &mut rng(seed)).expect("seals");
+            for (i, member) in members.iter().enumerate() {
+                let opened = sealed.open(&reference, &event, &member.account, &member.key);
+                if readers.contains(&(i as u8)) {
+                    proptest::prop_assert_eq!(&opened.expect("a reader opens")[..], &body[..]);
+                } else {
+                    proptest::prop_assert!(opened.is_err());
+                }
+            }
+        }
+    }
+}
