@@ -487,6 +487,20 @@ mod tests {
             assert_eq!(state, after);
         }
         assert_eq!(state.history(&patient).map(<[_]>::len), Some(5));
+        // The lab result is listed for its patient, answering its order, by the lab.
+        let results = state.lab_results(&patient);
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].1.order_id, order);
+        assert_eq!(results[0].1.patient_id, patient);
+        assert_eq!(
+            results[0].1.recorded.author,
+            demo_keypair("lab_tech_bob").account()
+        );
+        assert!(
+            state
+                .lab_results(&PatientId::from_random_bytes([9; 16]))
+                .is_empty()
+        );
         while let Some(undo) = undos.pop() {
             HealthPolicy.undo(&mut state, undo);
             assert_eq!(Some(&state), snapshots.last());

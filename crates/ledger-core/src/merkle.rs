@@ -20,13 +20,11 @@ fn node(left: &Hash, right: &Hash) -> Hash {
     Hash::of_parts(&[&[0x01], left.as_bytes(), right.as_bytes()])
 }
 
-/// Largest power of two strictly less than `n` (for `n >= 2`).
+/// Largest power of two strictly less than `n` (for `n >= 2`): the highest bit of
+/// `n - 1`, in closed form (no loop to run away).
 fn split(n: usize) -> usize {
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
+    debug_assert!(n >= 2);
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
 /// The Merkle root of `entries`; the root of no entries is the hash of nothing.
@@ -37,7 +35,12 @@ pub fn merkle_root(entries: &[Hash]) -> Hash {
     // Bottom-up: hash the leaves, then combine level by level. Combining adjacent pairs
     // and carrying an odd last node up unchanged yields exactly the RFC 6962 tree.
     let mut level: Vec<Hash> = entries.iter().map(leaf).collect();
-    while level.len() > 1 {
+    // Each pass halves the level (rounding up), so a slice of any length is done in at
+    // most `usize::BITS` passes: the bound is explicit.
+    for _ in 0..usize::BITS {
+        if level.len() <= 1 {
+            break;
+        }
         let mut next = Vec::with_capacity(level.len().div_ceil(2));
         for pair in level.chunks(2) {
             match pair {
@@ -115,11 +118,12 @@ pub fn verify_proof(root: &Hash, entry: &Hash, proof: &MerkleProof) -> bool {
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node(p, &r);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
+            if fn_ & 1 == 0 && fn_ != 0 {
+                // Right-shift both until `fn_` is odd (RFC 9162's inner loop, in
+                // closed form).
+                let shift = fn_.trailing_zeros();
+                fn_ >>= shift;
+                sn >>= shift;
             }
         } else {
             r = node(&r, p);
@@ -163,6 +167,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn split_is_the_largest_power_of_two_below() {
+        for n in 2..300usize {
+            let k = split(n);
+            assert!(
+                k.is_power_of_two() && k < n && 2 * k >= n,
+                "n = {n}, k = {k}"
+            );
+        }
+        assert_eq!(split(usize::MAX), 1 << (usize::BITS - 1));
     }
 
     #[test]

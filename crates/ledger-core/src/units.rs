@@ -89,5 +89,27 @@ mod tests {
         assert_eq!(Amount(u64::MAX).checked_add(Amount(1)), None);
         assert_eq!(Amount(1).checked_sub(Amount(2)), None);
         assert_eq!(Amount(5).checked_sub(Amount(2)), Some(Amount(3)));
+        assert_eq!(Amount(5).checked_add(Amount(2)), Some(Amount(7)));
+        assert_eq!(Amount(5).checked_sub(Amount(5)), Some(Amount::ZERO));
+    }
+
+    #[test]
+    fn accessors_return_the_value() {
+        assert_eq!(Amount(1_100).units(), 1_100);
+        assert_eq!(Timestamp(1_742_947_200_000).millis(), 1_742_947_200_000);
+        assert_eq!(Height(7).next(), Height(8));
+        assert_eq!(Height(u64::MAX).next(), Height(u64::MAX));
+        assert_eq!(Timestamp(10).plus_millis(5), Timestamp(15));
+        assert_eq!(Timestamp(u64::MAX).plus_millis(5), Timestamp(u64::MAX));
+    }
+
+    #[test]
+    fn quantities_display_as_people_read_them() {
+        assert_eq!(Amount(998_800).to_string(), "998800");
+        assert_eq!(Height(42).to_string(), "42");
+        assert_eq!(Timestamp(1_500).to_string(), "1500ms");
+        // Width and alignment pass through to the number.
+        assert_eq!(format!("{:>6}", Amount(700)), "   700");
+        assert_eq!(format!("{:<4}|", Height(3)), "3   |");
     }
 }

@@ -1656,3 +1656,48 @@ fn the_last_possible_nonce_is_usable_and_ends_the_account() {
         Err(TxError::StaleNonce { .. })
     ));
 }
+
+// ----- what the policy and callers see -----------------------------------------------------
+
+#[test]
+fn the_policy_sees_each_authors_roster_entry_and_the_state_lists_every_balance() {
+    let k = keys();
+    let mut ledger = ledger(2);
+    let now = Clock::new().now();
+    send(&mut ledger, &k[0], TxBody::App(Op::Add(1)), now);
+    send(&mut ledger, &k[1], TxBody::App(Op::Add(2)), now);
+    // Not in the roster: the policy is told so (no roster entry).
+    send(&mut ledger, &k[3], TxBody::App(Op::Add(3)), now);
+    send(&mut ledger, &k[4], pay(k[0].account(), 10), now);
+    mine_and_submit(&mut ledger, &k[2], now);
+
+    let seen = &ledger.state().app().roles_seen;
+    assert_eq!(
+        seen.get(&k[0].account()).map(String::as_str),
+        Some("doctor")
+    );
+    assert_eq!(seen.get(&k[1].account()).map(String::as_str), Some("lab"));
+    assert!(!seen.contains_key(&k[3].account()), "{seen:?}");
+    assert_eq!(seen.len(), 2);
+
+    // Every account that holds e-cash is listed, with the amount `balance` gives, and
+    // the list adds up to the supply.
+    let listed: std::collections::BTreeMap<_, _> = ledger
+        .state()
+        .balances()
+        .map(|(account, amount)| (*account, *amount))
+        .collect();
+    for key in &k {
+        assert_eq!(
+            listed.get(&key.account()).copied().unwrap_or(Amount::ZERO),
+            ledger.balance(&key.account())
+        );
+    }
+    assert_eq!(
+        listed.get(&k[4].account()),
+        Some(&Amount(FUNDS - 10)),
+        "the payer's transfer is in the list"
+    );
+    let total: u64 = listed.values().map(|a| a.units()).sum();
+    assert_eq!(total, genesis_supply(ledger.genesis()));
+}
