@@ -118,13 +118,12 @@ pub fn verify_proof(root: &Hash, entry: &Hash, proof: &MerkleProof) -> bool {
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node(p, &r);
-            if fn_ & 1 == 0 && fn_ != 0 {
-                // Right-shift both until `fn_` is odd (RFC 9162's inner loop, in
-                // closed form).
-                let shift = fn_.trailing_zeros();
-                fn_ >>= shift;
-                sn >>= shift;
-            }
+            // Right-shift both until `fn_` is odd (RFC 9162's inner loop, in closed
+            // form; nothing to do when it is odd already). `fn_` is not zero here: it
+            // is odd, or equal to `sn`, which is not zero.
+            let shift = fn_.trailing_zeros();
+            fn_ >>= shift;
+            sn >>= shift;
         } else {
             r = node(&r, p);
         }
