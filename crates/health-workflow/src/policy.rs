@@ -510,6 +510,16 @@ mod tests {
     }
 
     #[test]
+    fn a_patients_first_record_takes_room_for_one() {
+        let mut list = Vec::new();
+        push_compact(&mut list, 1u64);
+        assert_eq!(list.capacity(), 1);
+        push_compact(&mut list, 2);
+        assert_eq!(list, [1, 2]);
+        assert!(list.capacity() >= 2);
+    }
+
+    #[test]
     fn rewards_go_to_the_ordering_and_the_prescribing_doctor() {
         let genesis = demo_genesis();
         let rates = Rates::of(&genesis);
