@@ -277,6 +277,12 @@ impl Preverified {
         self.len() == 0
     }
 
+    /// The network (genesis hash) these signatures were verified for: a ledger of
+    /// another network ignores them.
+    pub fn genesis(&self) -> BlockHash {
+        self.genesis
+    }
+
     /// Whether the signature of the transaction `id` verified.
     pub fn has_tx(&self, id: &TxId) -> bool {
         self.txs.contains(id)

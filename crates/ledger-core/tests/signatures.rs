@@ -1109,3 +1109,66 @@ fn a_chain_mined_the_ordinary_way_still_verifies() {
         assert_consistent(&imported);
     }
 }
+
+#[test]
+fn preverified_signatures_name_their_network_and_count_what_verified() {
+    let genesis = ledger(0).genesis_hash();
+    let none = preverify::<Op>(&genesis, &[]);
+    assert!(none.is_empty());
+    assert_eq!(none.len(), 0);
+    assert_eq!(none.genesis(), genesis);
+
+    let honest = honest_txs(&genesis, 4);
+    let k = keys();
+    let block = raw_block(
+        genesis,
+        1,
+        Clock::new().now(),
+        &k[0],
+        honest.clone(),
+        vec![],
+        0,
+    );
+    let verified = preverify(&genesis, &[Arc::new(block.clone())]);
+    assert!(!verified.is_empty());
+    // Four transactions and the producer.
+    assert_eq!(verified.len(), 5);
+    assert_eq!(verified.genesis(), genesis);
+    assert!(honest.iter().all(|tx| verified.has_tx(&tx.id())));
+    // Checked for another network, the same block's signatures name that network (and
+    // verify nothing, since they were signed for this one).
+    let other = BlockHash::from_byte_array([0xee; 32]);
+    let elsewhere = preverify(&other, &[Arc::new(block)]);
+    assert_eq!(elsewhere.genesis(), other);
+    assert!(!honest.iter().any(|tx| elsewhere.has_tx(&tx.id())));
+}
+
+#[test]
+fn a_signature_set_counts_every_signature_usable_or_not() {
+    let genesis = ledger(0).genesis_hash();
+    let empty = SignatureSet::of_blocks::<Op>(&genesis, &[]);
+    assert!(empty.is_empty() && empty.len() == 0 && empty.verify());
+    let honest = honest_txs(&genesis, 4);
+    let k = keys();
+    let block = raw_block(
+        genesis,
+        1,
+        Clock::new().now(),
+        &k[0],
+        honest.clone(),
+        vec![],
+        0,
+    );
+    let set = SignatureSet::of_blocks(&genesis, &[Arc::new(block)]);
+    assert_eq!(set.len(), 5, "four transactions and the producer");
+    assert!(!set.is_empty() && set.verify());
+    // An author whose key is not a point is counted, and fails the set.
+    let mut stray = honest[0].clone();
+    stray.author = not_a_point();
+    let mut txs = honest.clone();
+    txs.push(stray);
+    let block = raw_block(genesis, 1, Clock::new().now(), &k[0], txs, vec![], 0);
+    let set = SignatureSet::of_blocks(&genesis, &[Arc::new(block)]);
+    assert_eq!(set.len(), 6);
+    assert!(!set.verify());
+}
