@@ -673,6 +673,27 @@ mod tests {
     }
 
     #[test]
+    fn the_key_cache_keeps_the_keys_it_decompressed() {
+        let mut cache = KeyCache::default();
+        let (a, b) = (
+            Keypair::from_seed([1; 32]).account(),
+            Keypair::from_seed([2; 32]).account(),
+        );
+        assert!(cache.get(&a).is_some());
+        assert!(cache.get(&b).is_some());
+        assert!(cache.get(&a).is_some());
+        assert_eq!(cache.keys.len(), 2);
+        // A key that is not a usable point is refused and not kept (about half of all
+        // 32-byte strings are not points; the first such pattern is found at once).
+        let bad = (0u8..=255)
+            .map(|i| AccountId::from_hex(&format!("{i:02x}").repeat(32)).expect("hex"))
+            .find(|a| !a.is_usable())
+            .expect("some pattern is not a usable key");
+        assert!(cache.get(&bad).is_none());
+        assert_eq!(cache.keys.len(), 2);
+    }
+
+    #[test]
     fn valid_signatures_pass_as_one_batch() {
         let keys = [Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32])];
         let items = signed(&keys, 40, &[]);

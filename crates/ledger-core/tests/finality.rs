@@ -417,3 +417,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn with_four_producers_finality_needs_three_of_them() {
+    let keys = keys();
+    let (a, b, c, d) = (&keys[0], &keys[1], &keys[2], &keys[3]);
+    let mut genesis = genesis(BITS);
+    genesis.producers = Some(keys[..4].iter().map(Keypair::account).collect());
+    let mut ledger = Ledger::new(genesis, Counter).expect("valid genesis");
+    let mut clock = Clock::new();
+    // A majority of four is three: two producers building on block 1 are not enough.
+    extend(&mut ledger, &[a, b, c], &mut clock);
+    assert_eq!(
+        ledger.final_height(),
+        Height(0),
+        "only B and C built on block 1"
+    );
+    extend(&mut ledger, &[d], &mut clock);
+    assert_eq!(
+        ledger.final_height(),
+        Height(1),
+        "B, C and D built on block 1"
+    );
+    extend(&mut ledger, &[a], &mut clock);
+    assert_eq!(
+        ledger.final_height(),
+        Height(2),
+        "C, D and A built on block 2"
+    );
+}
