@@ -235,6 +235,42 @@ fn too_many_entries_is_rejected() {
 }
 
 #[test]
+fn entry_limits_count_transactions_and_rewards_apart_and_allow_the_limit_itself() {
+    let k = keys();
+    let mut ledger = ledger(0);
+    let tx = tx(&ledger, &k[1], pay(k[2].account(), 1), late());
+    let reward = Reward {
+        to: k[0].account(),
+        amount: Amount(1),
+        cause: Default::default(),
+    };
+    let over = on_genesis(
+        &ledger,
+        &k[0],
+        vec![tx.clone(); limits::MAX_TXS_PER_BLOCK + 1],
+        vec![],
+    );
+    let error = reject(&mut ledger, over, late());
+    assert!(
+        matches!(error, BlockError::TooManyEntries { count, .. } if count == limits::MAX_TXS_PER_BLOCK + 1),
+        "{error}"
+    );
+    // Exactly the limit is not too many: these blocks fail on something else (the
+    // repeated transaction, the unearned rewards).
+    for (txs, rewards) in [
+        (vec![tx.clone(); limits::MAX_TXS_PER_BLOCK], vec![]),
+        (vec![], vec![reward; limits::MAX_REWARDS_PER_BLOCK]),
+    ] {
+        let at_limit = on_genesis(&ledger, &k[0], txs, rewards);
+        let error = reject(&mut ledger, at_limit, late());
+        assert!(
+            !matches!(error, BlockError::TooManyEntries { .. }),
+            "{error}"
+        );
+    }
+}
+
+#[test]
 fn too_large_block_and_transaction_are_rejected() {
     let k = keys();
     let mut ledger = ledger(0);
@@ -1700,4 +1736,84 @@ fn the_policy_sees_each_authors_roster_entry_and_the_state_lists_every_balance()
     );
     let total: u64 = listed.values().map(|a| a.units()).sum();
     assert_eq!(total, genesis_supply(ledger.genesis()));
+}
+
+#[test]
+fn a_branch_that_fails_beyond_a_better_valid_prefix_keeps_the_prefix() {
+    // Reached after a switch to the prefix could not read a body: the ledger stayed on
+    // the old chain, and the next block extends the branch with an invalid one.
+    let k = keys();
+    let store = FlakyStore::default();
+    let mut ledger = Ledger::with_store(genesis(2), Counter, store.clone()).unwrap();
+    let mut clock = Clock::new();
+    let now = clock.tick();
+    let a1 = ledger.mine_block(&k[0], now);
+    let outcome = ledger.submit(a1.clone(), now);
+    store.persist(&mut ledger, &outcome.accepted);
+    let mut rival = self::ledger(2);
+    let b1 = mine_and_submit(&mut rival, &k[1], now);
+    let b2 = mine_and_submit(&mut rival, &k[1], clock.tick());
+    // Well formed and signed, but an overdraft on the branch.
+    let overdraft = tx(
+        &rival,
+        &k[3],
+        pay(k[0].account(), FUNDS * 100),
+        clock.tick(),
+    );
+    let b3 = raw_block(
+        b2.hash(),
+        3,
+        clock.tick(),
+        &k[1],
+        vec![overdraft],
+        vec![],
+        2,
+    );
+
+    store.failing.store(true, Ordering::SeqCst);
+    let mut faulted = false;
+    for block in [&b1, &b2] {
+        faulted |= ledger.submit(block.clone(), late()).fault.is_some();
+    }
+    assert!(faulted);
+    assert_eq!(ledger.tip().hash, a1.hash());
+
+    store.failing.store(false, Ordering::SeqCst);
+    let outcome = ledger.submit(b3.clone(), late());
+    assert_eq!(outcome.status, BlockStatus::Invalid);
+    assert!(outcome.invalid.iter().any(|(h, _)| *h == b3.hash()));
+    // The valid part of the branch beats the old chain, and stays.
+    assert_eq!(ledger.tip(), rival.tip());
+    assert_eq!(ledger.state(), rival.state());
+    assert!(
+        outcome
+            .tip_changes
+            .iter()
+            .any(|c| c.is_reorg() && c.new_tip == b2.hash())
+    );
+    assert!(
+        ledger.height_of(&b3.hash()).is_none(),
+        "the invalid block left the tree"
+    );
+}
+
+#[test]
+fn replay_tells_a_lost_body_from_an_unreadable_store() {
+    let k = keys();
+    let store = FlakyStore::default();
+    let mut ledger = Ledger::with_store(genesis(2), Counter, store.clone()).unwrap();
+    let now = Clock::new().now();
+    let a1 = ledger.mine_block(&k[0], now);
+    let outcome = ledger.submit(a1.clone(), now);
+    // Reported stored, but the store lost it.
+    ledger.mark_stored(outcome.accepted.iter().copied());
+    assert!(
+        matches!(ledger.replay_from_genesis(), Err(ledger_core::ReplayError::MissingBody(h)) if h == a1.hash())
+    );
+    store.inner.lock().unwrap().insert(Arc::new(a1.clone()));
+    assert!(ledger.replay_from_genesis().is_ok());
+    store.failing.store(true, Ordering::SeqCst);
+    assert!(
+        matches!(ledger.replay_from_genesis(), Err(ledger_core::ReplayError::Unreadable(f)) if f.block == a1.hash())
+    );
 }
