@@ -149,6 +149,9 @@ impl SigItems {
     /// feature; failed batches are settled in one pass each.
     pub(crate) fn validity(&self) -> Vec<bool> {
         let len = self.items.len();
+        // One batch, from `start`, of at most `size` signatures: the same bounds on
+        // either path.
+        let batch = |start: usize, size: usize| self.validity_of(start..(start + size).min(len));
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
@@ -163,7 +166,7 @@ impl SigItems {
             let starts: Vec<usize> = (0..len).step_by(size).collect();
             starts
                 .par_iter()
-                .map(|&start| self.validity_of(start..(start + size).min(len)))
+                .map(|&start| batch(start, size))
                 .flatten_iter()
                 .collect()
         }
@@ -171,9 +174,7 @@ impl SigItems {
         {
             (0..len)
                 .step_by(limits::SIGNATURE_BATCH)
-                .flat_map(|start| {
-                    self.validity_of(start..(start + limits::SIGNATURE_BATCH).min(len))
-                })
+                .flat_map(|start| batch(start, limits::SIGNATURE_BATCH))
                 .collect()
         }
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use ledger_core::{
     Amount, Block, BlockError, BlockHash, BlockStatus, BodySource, Genesis, Keypair, Ledger,
-    MemoryBodies, Reward, Timestamp, Transaction, TxBody, TxError, limits, verify_inclusion,
+    MemoryBodies, Reward, Timestamp, Transaction, TxBody, TxError, codec, limits, verify_inclusion,
 };
 
 type Error = BlockError<OpError>;
@@ -306,6 +306,35 @@ fn too_large_block_and_transaction_are_rejected() {
         ledger.submit_transaction(huge, late()),
         Err(TxError::TooLarge { .. })
     ));
+}
+
+#[test]
+fn a_block_of_exactly_the_size_limit_is_not_too_large() {
+    let k = keys();
+    let mut ledger = ledger(0);
+    // One note grown until the block's encoding is exactly the limit (the note itself
+    // is far above the transaction limit, which is checked later).
+    let block_of = |len: usize, ledger: &TestLedger| {
+        let tx = signed(ledger, &k[0], 1, TxBody::App(Op::Note("n".repeat(len))));
+        on_genesis(ledger, &k[0], vec![tx], vec![])
+    };
+    let mut len = limits::MAX_BLOCK_BYTES - 1_000;
+    let mut block = block_of(len, &ledger);
+    for _ in 0..4 {
+        let size = codec::encoded_len(&block);
+        if size == limits::MAX_BLOCK_BYTES {
+            break;
+        }
+        len = (len + limits::MAX_BLOCK_BYTES).saturating_sub(size);
+        block = block_of(len, &ledger);
+    }
+    assert_eq!(codec::encoded_len(&block), limits::MAX_BLOCK_BYTES);
+    let error = reject(&mut ledger, block, late());
+    assert!(!matches!(error, BlockError::TooLarge { .. }), "{error}");
+    let one_more = block_of(len + 1, &ledger);
+    assert_eq!(codec::encoded_len(&one_more), limits::MAX_BLOCK_BYTES + 1);
+    let error = reject(&mut ledger, one_more, late());
+    assert!(matches!(error, BlockError::TooLarge { .. }), "{error}");
 }
 
 // ----- transaction failures inside blocks ------------------------------------------------
