@@ -1147,7 +1147,8 @@ fn preverified_signatures_name_their_network_and_count_what_verified() {
 fn a_signature_set_counts_every_signature_usable_or_not() {
     let genesis = ledger(0).genesis_hash();
     let empty = SignatureSet::of_blocks::<Op>(&genesis, &[]);
-    assert!(empty.is_empty() && empty.len() == 0 && empty.verify());
+    assert!(empty.is_empty() && empty.verify());
+    assert_eq!(empty.len(), 0);
     let honest = honest_txs(&genesis, 4);
     let k = keys();
     let block = raw_block(
