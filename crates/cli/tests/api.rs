@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::Proc;
+use common::start_api_doctor;
 use health_workflow::{Event, PatientId, PatientRegistration, demo_genesis, demo_keypair};
 use ledger_core::{Timestamp, Transaction, TxBody, codec};
 use serde_json::Value;
@@ -145,28 +145,7 @@ impl Events {
 #[test]
 fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_str().expect("utf-8").to_string();
-    let mut doc = Proc::start(
-        "doctor",
-        &[
-            "doctor",
-            "--port",
-            "0",
-            "--id",
-            "DoctorNode-1",
-            "--data-dir",
-            &data,
-            "--api",
-            "127.0.0.1:0",
-        ],
-    );
-    let line = doc.expect_contains("block explorer on http://");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .expect("an address")
-        .trim_end_matches('/')
-        .to_string();
+    let (mut doc, addr) = start_api_doctor(dir.path());
 
     // An empty chain.
     let status = get(&addr, "/status");

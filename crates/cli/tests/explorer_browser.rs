@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::Proc;
+use common::start_api_doctor;
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket, stream::MaybeTlsStream};
 
@@ -163,28 +163,8 @@ fn the_explorer_shows_blocks_details_search_and_live_updates_in_chromium() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_str().expect("utf-8").to_string();
-    let mut doc = Proc::start(
-        "doctor",
-        &[
-            "doctor",
-            "--port",
-            "0",
-            "--id",
-            "DoctorNode-1",
-            "--data-dir",
-            &data,
-            "--api",
-            "127.0.0.1:0",
-        ],
-    );
-    let line = doc.expect_contains("block explorer on http://");
-    let url = line
-        .split(" on ")
-        .nth(1)
-        .expect("an address")
-        .trim()
-        .to_string();
+    let (mut doc, addr) = start_api_doctor(dir.path());
+    let url = format!("http://{addr}/");
     // Two blocks before the page opens.
     doc.run("login dr_alice password123", "Logged in as dr_alice");
     doc.send("register Jane Doe");

@@ -42,8 +42,8 @@ use utoipa::OpenApi;
 use crate::launch::Handle;
 use metrics::Metrics;
 use views::{
-    AccountView, BlockDetail, BlockSummary, MempoolView, PatientEvent, PatientView, Status,
-    Submitted, TxLocation, TxView,
+    AccountView, BlockDetail, BlockHead, BlockSummary, MempoolView, PatientEvent, PatientView,
+    Status, Submitted, TxLocation, TxView,
 };
 
 /// Most blocks one `GET /blocks` lists.
@@ -199,6 +199,7 @@ struct ApiState {
     ),
     components(schemas(
         Status,
+        BlockHead,
         BlockSummary,
         BlockDetail,
         TxView,
@@ -683,7 +684,7 @@ async fn stream_events(
             };
             for block in &blocks {
                 let summary = BlockSummary::of(&genesis, block);
-                last = summary.height;
+                last = summary.head.height;
                 if !send(block_event(&summary)) {
                     return;
                 }
@@ -706,8 +707,8 @@ async fn stream_events(
                 };
                 for block in &blocks {
                     let summary = BlockSummary::of(&genesis, block);
-                    if summary.height > last || change.is_reorg() {
-                        last = last.max(summary.height);
+                    if summary.head.height > last || change.is_reorg() {
+                        last = last.max(summary.head.height);
                         if !send(block_event(&summary)) {
                             return;
                         }

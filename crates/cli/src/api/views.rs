@@ -29,9 +29,9 @@ pub(crate) struct Status {
     pub(crate) mempool_bytes: usize,
 }
 
-/// A block without its transactions (`GET /blocks`, and the `block` event).
+/// What every view of a block starts with.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct BlockSummary {
+pub(crate) struct BlockHead {
     /// Block height.
     pub(crate) height: u64,
     /// Block hash (64 hex digits).
@@ -46,6 +46,14 @@ pub(crate) struct BlockSummary {
     pub(crate) producer_name: Option<String>,
     /// Producer's role, when a roster member.
     pub(crate) producer_role: Option<String>,
+}
+
+/// A block without its transactions (`GET /blocks`, and the `block` event).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct BlockSummary {
+    /// Height, hash, parent, time and producer.
+    #[serde(flatten)]
+    pub(crate) head: BlockHead,
     /// Number of transactions.
     pub(crate) transactions: usize,
     /// Number of reward entries.
@@ -68,20 +76,9 @@ pub(crate) struct RewardView {
 /// A block with its transactions and rewards (`GET /blocks/{id}`).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BlockDetail {
-    /// Block height.
-    pub(crate) height: u64,
-    /// Block hash.
-    pub(crate) hash: String,
-    /// Parent hash.
-    pub(crate) prev: String,
-    /// Block time, Unix milliseconds.
-    pub(crate) timestamp: u64,
-    /// Producer account.
-    pub(crate) producer: String,
-    /// Producer's username, when a roster member.
-    pub(crate) producer_name: Option<String>,
-    /// Producer's role, when a roster member.
-    pub(crate) producer_role: Option<String>,
+    /// Height, hash, parent, time and producer.
+    #[serde(flatten)]
+    pub(crate) head: BlockHead,
     /// Merkle root over the transaction ids and reward entries.
     pub(crate) merkle_root: String,
     /// Proof-of-work nonce.
@@ -192,11 +189,11 @@ fn member(genesis: &Genesis, account: &ledger_core::AccountId) -> (Option<String
     }
 }
 
-impl BlockSummary {
-    pub(crate) fn of(genesis: &Genesis, block: &Block<Event>) -> Self {
+impl BlockHead {
+    fn of(genesis: &Genesis, block: &Block<Event>) -> Self {
         let header = &block.header;
         let (producer_name, producer_role) = member(genesis, &header.producer);
-        BlockSummary {
+        BlockHead {
             height: header.height.0,
             hash: block.hash().to_string(),
             prev: header.prev.to_string(),
@@ -204,6 +201,14 @@ impl BlockSummary {
             producer: header.producer.to_string(),
             producer_name,
             producer_role,
+        }
+    }
+}
+
+impl BlockSummary {
+    pub(crate) fn of(genesis: &Genesis, block: &Block<Event>) -> Self {
+        BlockSummary {
+            head: BlockHead::of(genesis, block),
             transactions: block.transactions.len(),
             rewards: block.rewards.len(),
         }
@@ -212,18 +217,10 @@ impl BlockSummary {
 
 impl BlockDetail {
     pub(crate) fn of(genesis: &Genesis, block: &Block<Event>) -> Self {
-        let header = &block.header;
-        let (producer_name, producer_role) = member(genesis, &header.producer);
         BlockDetail {
-            height: header.height.0,
-            hash: block.hash().to_string(),
-            prev: header.prev.to_string(),
-            timestamp: header.timestamp.millis(),
-            producer: header.producer.to_string(),
-            producer_name,
-            producer_role,
-            merkle_root: header.merkle_root.to_string(),
-            nonce: header.nonce,
+            head: BlockHead::of(genesis, block),
+            merkle_root: block.header.merkle_root.to_string(),
+            nonce: block.header.nonce,
             transactions: block
                 .transactions
                 .iter()

@@ -252,3 +252,32 @@ pub fn start_node(role: &str, name: &str, data_dir: &Path, peers: &[String]) -> 
         .to_string();
     (proc, addr)
 }
+
+/// Starts a doctor node with the HTTP API on a free loopback port; returns it with the
+/// API's address (`127.0.0.1:PORT`).
+pub fn start_api_doctor(data_dir: &Path) -> (Proc, String) {
+    let dir = data_dir.to_str().expect("utf-8 temp path").to_string();
+    let mut proc = Proc::start(
+        "doctor",
+        &[
+            "doctor",
+            "--port",
+            "0",
+            "--id",
+            "DoctorNode-1",
+            "--data-dir",
+            &dir,
+            "--api",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = proc.expect_contains("block explorer on http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .expect("the start-up line names the API address")
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    (proc, addr)
+}

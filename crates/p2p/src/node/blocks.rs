@@ -73,6 +73,23 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
+    /// Submits a block to the ledger and reports how long the ledger took
+    /// ([`NodeEvent::BlockValidated`]).
+    fn submit_timed(
+        &mut self,
+        block: impl Into<ledger_core::BlockInput<P::Payload>>,
+        now: ledger_core::Timestamp,
+    ) -> BlockOutcome<P::Error> {
+        let started = std::time::Instant::now();
+        let outcome = self.ledger.submit(block, now);
+        self.emit(NodeEvent::BlockValidated {
+            hash: outcome.hash,
+            accepted: outcome.accepted.len(),
+            elapsed: started.elapsed(),
+        });
+        outcome
+    }
+
     /// Submits a block from a peer (`from`) or a handle; announces what it adds.
     pub(super) fn handle_block(
         &mut self,
@@ -81,13 +98,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     ) -> Result<BlockStatus, BlockError<P::Error>> {
         let now = self.now();
         let hash = block.hash();
-        let started = std::time::Instant::now();
-        let outcome = self.ledger.submit(block, now);
-        self.emit(NodeEvent::BlockValidated {
-            hash: outcome.hash,
-            accepted: outcome.accepted.len(),
-            elapsed: started.elapsed(),
-        });
+        let outcome = self.submit_timed(block, now);
         let status = outcome.status;
         let own_error = outcome
             .invalid
@@ -281,13 +292,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         for block in blocks {
             let hash = block.hash();
             self.seen_blocks.insert(hash);
-            let started = std::time::Instant::now();
-            let outcome = self.ledger.submit(block, now);
-            self.emit(NodeEvent::BlockValidated {
-                hash: outcome.hash,
-                accepted: outcome.accepted.len(),
-                elapsed: started.elapsed(),
-            });
+            let outcome = self.submit_timed(block, now);
             let status = outcome.status;
             if status == BlockStatus::Invalid {
                 let own = outcome.invalid.iter().find(|(h, _)| *h == hash);
