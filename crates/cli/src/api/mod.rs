@@ -11,21 +11,19 @@
 //! reach a node (a peer can sync it), and the API shows nothing a peer could not get;
 //! it listens on 127.0.0.1 unless told otherwise.
 
+mod events;
+mod listener;
 mod metrics;
 mod views;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -33,9 +31,8 @@ use health_workflow::{EventError, HealthTx, PatientId};
 use ledger_core::{BlockHash, SharedBlock, TxError, TxId, codec, limits};
 use p2p::{BlockStore, NodeEvent};
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -194,7 +191,7 @@ struct ApiState {
         accounts,
         mempool,
         submit_tx,
-        events,
+        events::events,
         metrics_text
     ),
     components(schemas(
@@ -235,7 +232,7 @@ pub(crate) async fn start(
         shutdown: shutdown.clone(),
     };
     let app = router(state);
-    let listener = Capped {
+    let listener = listener::Capped {
         listener,
         permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
     };
@@ -268,7 +265,7 @@ fn router(state: ApiState) -> Router {
             REQUEST_TIMEOUT,
         ))
         // The event stream lives as long as its subscriber: no request timeout.
-        .route("/events", get(events))
+        .route("/events", get(events::events))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -609,131 +606,6 @@ async fn submit_tx(
     }
 }
 
-/// `GET /events` parameters.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-struct Resume {
-    /// Replay best-chain blocks from this height (at most 1,000) before live events.
-    from: Option<u64>,
-}
-
-/// Server-sent events: `block` (a block summary) for each block joining the best
-/// chain, `tx` (`{"id"}`) for each transaction entering the mempool, and `lagged`
-/// before the stream ends when the subscriber fell behind (resume with `?from=`).
-#[utoipa::path(get, path = "/events", params(Resume), responses(
-    (status = 200, description = "text/event-stream"), (status = 503, description = "too many subscribers")))]
-async fn events(
-    State(state): State<ApiState>,
-    resume: Result<Query<Resume>, QueryRejection>,
-) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let Query(resume) = resume?;
-    let permit = Arc::clone(&state.subscribers)
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Busy)?;
-    let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-    // Subscribed before the backlog is read, so no block falls between the two.
-    let live = state.handle.subscribe();
-    tokio::spawn(stream_events(state, resume.from, live, tx, permit));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok(event), rx))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
-}
-
-/// Feeds one subscriber: the backlog from `from`, then live events, until it leaves,
-/// falls behind, or the node stops.
-async fn stream_events(
-    state: ApiState,
-    from: Option<u64>,
-    mut live: broadcast::Receiver<NodeEvent<EventError>>,
-    out: mpsc::Sender<SseEvent>,
-    _permit: OwnedSemaphorePermit,
-) {
-    let send = |event: SseEvent| match out.try_send(event) {
-        Ok(()) => true,
-        // Full: the subscriber is too slow; dropping it ends its stream.
-        Err(_) => false,
-    };
-    let block_event = |summary: &BlockSummary| {
-        SseEvent::default()
-            .event("block")
-            .json_data(summary)
-            .unwrap_or_else(|_| SseEvent::default().event("block"))
-    };
-    let mut last = 0u64;
-    if let Some(from) = from {
-        let backlog = state
-            .handle
-            .query(move |ledger| {
-                let chain = ledger.main_chain();
-                let start = usize::try_from(from.max(1)).unwrap_or(usize::MAX);
-                let hashes: Vec<BlockHash> = chain
-                    .iter()
-                    .skip(start)
-                    .take(MAX_BACKLOG as usize)
-                    .copied()
-                    .collect();
-                (ledger.genesis().clone(), hashes)
-            })
-            .await;
-        let Ok((genesis, hashes)) = backlog else {
-            return;
-        };
-        for chunk in hashes.chunks(MAX_BLOCKS_PER_PAGE as usize) {
-            let Ok(blocks) = read_blocks(&state.handle, chunk.to_vec()).await else {
-                return;
-            };
-            for block in &blocks {
-                let summary = BlockSummary::of(&genesis, block);
-                last = summary.head.height;
-                if !send(block_event(&summary)) {
-                    return;
-                }
-            }
-        }
-    }
-    loop {
-        let event = tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = out.closed() => return,
-            event = live.recv() => event,
-        };
-        match event {
-            Ok(NodeEvent::TipChanged(change)) => {
-                let Ok(genesis) = state.handle.query(|l| l.genesis().clone()).await else {
-                    return;
-                };
-                let Ok(blocks) = read_blocks(&state.handle, change.connected.clone()).await else {
-                    continue;
-                };
-                for block in &blocks {
-                    let summary = BlockSummary::of(&genesis, block);
-                    if summary.head.height > last || change.is_reorg() {
-                        last = last.max(summary.head.height);
-                        if !send(block_event(&summary)) {
-                            return;
-                        }
-                    }
-                }
-            }
-            Ok(NodeEvent::TxAccepted { id, .. }) => {
-                let event = SseEvent::default()
-                    .event("tx")
-                    .data(serde_json::json!({ "id": id.to_string() }).to_string());
-                if !send(event) {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let resume = serde_json::json!({ "resume_from": last + 1 }).to_string();
-                let _ = send(SseEvent::default().event("lagged").data(resume));
-                return;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
 /// Prometheus metrics, text exposition format.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiError> {
@@ -776,93 +648,6 @@ async fn feed_metrics(handle: Handle, metrics: Arc<Metrics>, shutdown: Cancellat
             Err(broadcast::error::RecvError::Lagged(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
-    }
-}
-
-/// A listener that holds at most [`MAX_CONNECTIONS`] connections open: it accepts the
-/// next one only when one has closed.
-struct Capped {
-    listener: TcpListener,
-    permits: Arc<Semaphore>,
-}
-
-/// A connection holding its place under the cap.
-struct CappedStream {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl axum::serve::Listener for Capped {
-    type Io = CappedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .expect("the connection semaphore is never closed");
-        loop {
-            match self.listener.accept().await {
-                Ok((stream, addr)) => {
-                    return (
-                        CappedStream {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!(error = %e, "the API cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
-}
-
-impl AsyncRead for CappedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CappedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }
 
