@@ -111,6 +111,36 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn record_says_whether_a_key_is_new() {
+        let mut set = BoundedSet::new(2);
+        assert!(set.record(1));
+        assert!(!set.record(1));
+        assert!(set.record(2));
+        assert!(set.record(3));
+        assert!(!set.contains(&1), "the oldest is forgotten");
+        assert!(!set.record(3));
+    }
+
+    #[test]
+    fn the_queue_is_compacted_only_past_twice_the_capacity() {
+        let mut set = BoundedSet::new(4);
+        for k in 0..4 {
+            set.insert(k);
+        }
+        for k in 0..4 {
+            assert!(set.remove(&k));
+        }
+        // Removed keys stay queued until the queue grows past twice the capacity.
+        for k in 4..8 {
+            set.insert(k);
+        }
+        assert_eq!(set.queued(), 8, "exactly twice the capacity: not yet");
+        set.insert(8);
+        assert_eq!(set.len(), 4);
+        assert!(set.queued() <= 5, "compacted to the live keys");
+    }
+
+    #[test]
     fn a_full_set_forgets_its_oldest_key() {
         let mut set = BoundedSet::new(3);
         for k in 0..3 {
