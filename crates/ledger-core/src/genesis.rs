@@ -8,6 +8,7 @@ use crate::codec;
 use crate::hash::{BlockHash, Hash};
 use crate::keys::AccountId;
 use crate::limits;
+use crate::sealed::MemberEncryption;
 use crate::units::{Amount, Timestamp};
 
 /// A member of the network's roster: an account with an application-level role.
@@ -24,6 +25,9 @@ pub struct Member {
     pub display_name: String,
     /// Application role label, interpreted by the policy.
     pub role: String,
+    /// The member's encryption key, bound to its signing key, for the bodies sealed to
+    /// it; `None` for an account that reads nothing (the reserve).
+    pub encryption: Option<MemberEncryption>,
 }
 
 /// Everything that defines a network. Its hash, [`Genesis::hash`], names the network:
@@ -80,6 +84,12 @@ pub enum GenesisError {
     /// A roster text field is empty or too long.
     #[error("roster entry '{username}' has an empty or over-long field")]
     MemberText {
+        /// The entry.
+        username: String,
+    },
+    /// A roster entry's encryption key is not bound to its account by its signature.
+    #[error("the encryption key of roster entry '{username}' is not signed by its account")]
+    EncryptionKeyBinding {
         /// The entry.
         username: String,
     },
@@ -180,6 +190,13 @@ impl Genesis {
             }
             if !accounts.insert(m.account) || !names.insert(m.username.as_str()) {
                 return Err(GenesisError::DuplicateMember {
+                    username: m.username.clone(),
+                });
+            }
+            if let Some(encryption) = &m.encryption
+                && !encryption.is_bound_to(&self.network, &m.account)
+            {
+                return Err(GenesisError::EncryptionKeyBinding {
                     username: m.username.clone(),
                 });
             }

@@ -120,6 +120,7 @@ mod mempool;
 pub mod merkle;
 mod policy;
 mod prepared;
+pub mod sealed;
 mod state;
 mod store;
 mod tx;

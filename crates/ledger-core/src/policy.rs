@@ -7,6 +7,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::genesis::{Genesis, Member};
 use crate::hash::TxId;
 use crate::keys::AccountId;
+use crate::sealed::SealedRef;
 use crate::units::{Amount, Height, Timestamp};
 
 /// What a policy sees about the transaction it is asked to apply.
@@ -80,4 +81,12 @@ pub trait Policy: Send + Sync + 'static {
 
     /// Reverts one `apply`, given what it returned. Called newest first.
     fn undo(&self, state: &mut Self::State, undo: Self::Undo);
+
+    /// The sealed bodies `payload` refers to, for the runtime that keeps and delivers
+    /// them ([`sealed`](crate::sealed)). No validation rule reads a body; by default a
+    /// payload refers to none.
+    fn sealed_refs(&self, payload: &Self::Payload) -> Vec<SealedRef> {
+        let _ = payload;
+        Vec::new()
+    }
 }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use common::Op;
 use ledger_core::merkle::merkle_root;
+use ledger_core::sealed::{EncryptionPublicKey, MemberEncryption};
 use ledger_core::{
     AccountId, Amount, Block, BlockHash, BlockHeader, Genesis, HEADER_BYTES, Hash, Height, Keypair,
     Member, Reward, Signature, Timestamp, Transaction, TxBody, TxId, codec, verify_signature,
@@ -55,7 +56,11 @@ const GENESIS: &str = concat!(
     "0200000000000000",
     "4472", // display name "Dr"
     "0600000000000000",
-    "646f63746f72",     // role "doctor"
+    "646f63746f72", // role "doctor"
+    "01",           // encryption: Some
+    "0909090909090909090909090909090909090909090909090909090909090909", // its X25519 key
+    "e540f3d8d3de1903b23d40cb0e4ac25a55ce1fbfa90aa08fbd28e2157e230cbc", // binding signature
+    "892e2ac8417ecbbf27cba473ad912a2b8443050bb08379aeb8c6f63847ea6407",
     "0200000000000000", // balances: two entries
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
     "e803000000000000", // 1_000
@@ -67,7 +72,7 @@ const GENESIS: &str = concat!(
     "636c61696d5f726577617264", // "claim_reward"
     "0500000000000000",         // 5
 );
-const GENESIS_HASH: &str = "5650d3c53dd9dc69e73948287c2cea525a903bbe9526535081dd3f3c58e39627";
+const GENESIS_HASH: &str = "e6234a159f9ff9deae7cfdc70cb98353ac0aa3b9115aacdda23ace3f43ab7400";
 
 const TRANSFER_TX: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // author k1
@@ -76,10 +81,10 @@ const TRANSFER_TX: &str = concat!(
     "00000000",         // TxBody::Transfer
     "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394", // to k2
     "fa00000000000000", // amount 250
-    "d4a2f40aafaa7a9806e2b59c8c106fb82a9e7090a83284b9e720f1aa2f3dccae", // signature
-    "676ecb80dd7e6dba819800cee166da37f3b341d3f2c876f106a9f5675ce2e10d",
+    "2ea874659a0978cdc1e1f951a465cf19fd6fdd516c9a403e2ef29c559ed6190d", // signature
+    "ff056d722b0974652db25d931b55340b3c53aa681885b5bd2c4fe575acadcf0c",
 );
-const TRANSFER_TX_ID: &str = "b4a74259a7379c8df1f2e3e86232ccdfb32c2420753ba51244ebb1d234e4e41b";
+const TRANSFER_TX_ID: &str = "e57f3dd4039ebf9b6f593a555d0e7437e63907758b9a7421e10b3dea0f762470";
 
 const APP_TX: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // author k1
@@ -88,38 +93,38 @@ const APP_TX: &str = concat!(
     "01000000",         // TxBody::App
     "01000000",         // Op::Claim (the test payload's second variant)
     "0201",             // token 0x0102, u16
-    "c40cf2d07ed9739063f2e409e9d1844b89982a97c11b268c47a3fe0e92afb055", // signature
-    "ecb6642d5cc6eaadf8f0479f6c72aeee0515d972fd40b8a1ea4af48c9e731705",
+    "7de8cf0e3194ec8f309a34612394bb27accd1af7f2a3dd41f21d731c7dd80f5f", // signature
+    "bad3575bc937019de489c4691e2235a3ae2a4f43261f51f03995e0bc7c70760a",
 );
-const APP_TX_ID: &str = "3a51e482f8fca87e3d93df9f9854b257fba0a6274e3b697e87952e6862568a1c";
+const APP_TX_ID: &str = "fe3273b326c7380e3ca25317518662cf3f3b6d746ffb1eb3844e64ed78060577";
 
 const REWARD: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // to k1
     "0500000000000000",                                                 // amount 5
-    "3a51e482f8fca87e3d93df9f9854b257fba0a6274e3b697e87952e6862568a1c", // cause: APP_TX_ID
+    "fe3273b326c7380e3ca25317518662cf3f3b6d746ffb1eb3844e64ed78060577", // cause: APP_TX_ID
 );
 /// SHA-256 of `"healthchain/reward"` followed by `REWARD`.
-const REWARD_ENTRY: &str = "71b85d247af4e80b9fb2a3276cbe40fc996086565075452aa293483d03de9788";
+const REWARD_ENTRY: &str = "946ce481fbc21275932bfbfde9df4c87225822ee19a01ef99c9e5394348eee02";
 
 /// RFC 6962 root over [TRANSFER_TX_ID, APP_TX_ID, REWARD_ENTRY]:
 /// `H(01 || H(01 || H(00 || a) || H(00 || b)) || H(00 || c))`.
-const MERKLE_ROOT: &str = "fd7c8c4e4b5c6780ff88bc99e610271fda9731e921f95ea35834639ca3566467";
+const MERKLE_ROOT: &str = "aef46362d190620e30ef9ce48e6053c2f9a92f519e91fee02e19ade854cc01f9";
 
 const HEADER: &str = concat!(
     "0100000000000000",                                                 // height 1
-    "5650d3c53dd9dc69e73948287c2cea525a903bbe9526535081dd3f3c58e39627", // prev: GENESIS_HASH
-    "fd7c8c4e4b5c6780ff88bc99e610271fda9731e921f95ea35834639ca3566467", // MERKLE_ROOT
+    "e6234a159f9ff9deae7cfdc70cb98353ac0aa3b9115aacdda23ace3f43ab7400", // prev: GENESIS_HASH
+    "aef46362d190620e30ef9ce48e6053c2f9a92f519e91fee02e19ade854cc01f9", // MERKLE_ROOT
     "d06fe5cf8b010000", // timestamp 1_700_000_002_000 = 0x018bcfe56fd0
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // producer k1
-    "0000000000000000", // nonce 0 (already meets 4 bits)
+    "1500000000000000", // nonce 21, the first that meets 4 bits
 );
 /// SHA-256 of `HEADER`; four leading zero bits.
-const BLOCK_HASH: &str = "0f8c0ffcfc0f4a08805d99bed8b04a06848e4474a922a0b09d7cbcc186a21bc5";
+const BLOCK_HASH: &str = "0f376edb9a2bb8cb6e3231a97ad6d27f8bf0ef3c1024666e07f879bfe65e9557";
 
 /// Producer signature over `"healthchain/blk/" || BLOCK_HASH`.
 const BLOCK_SIGNATURE: &str = concat!(
-    "6903daf429a2a85408e8d8f556ddf02dfe89b53c54b30cce2d4fb778ce78aa71",
-    "0602041d6d1f3dcc8b81aca6c7dc6f0cc69faa5edd904842d3500333dc3a2304",
+    "da7aac58d731dcfe52a84ef3fbd69310bd5d7bc3dd137d51984cff89de4c709e",
+    "7e3985dbead9dc38c5ef433116dacbcd84539dde10d15f67adb84c29f3228106",
 );
 
 // ----- helpers ---------------------------------------------------------------------------
@@ -163,6 +168,11 @@ fn golden_genesis() -> Genesis {
             username: "dr".into(),
             display_name: "Dr".into(),
             role: "doctor".into(),
+            encryption: Some(MemberEncryption::bind(
+                "golden",
+                &k1(),
+                EncryptionPublicKey::from_byte_array([9; 32]),
+            )),
         }],
         balances: vec![(k1().account(), Amount(1_000)), (reserve, Amount(500))],
         reserve,
@@ -213,7 +223,7 @@ fn header() -> BlockHeader {
             merkle_root: Hash::ZERO,
             timestamp: Timestamp(1_700_000_002_000),
             producer: k1().account(),
-            nonce: 0,
+            nonce: 21,
         },
         signature: Signature::default(),
         transactions: vec![transfer_tx(), app_tx()],

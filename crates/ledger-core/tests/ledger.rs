@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use ledger_core::sealed::{EncryptionPublicKey, MemberEncryption};
 use ledger_core::{
     Amount, Block, BlockError, BlockHash, BlockStatus, BodySource, Genesis, Keypair, Ledger,
     MemoryBodies, Reward, Timestamp, Transaction, TxBody, TxError, codec, limits, verify_inclusion,
@@ -1288,6 +1289,20 @@ fn genesis_is_checked() {
         check(&|g| g.roster[1].account = g.roster[0].account),
         GenesisError::DuplicateMember { .. }
     ));
+    // An encryption key must be signed by the member's own signing key, on this
+    // network: one signed by another member, or for another network, is refused.
+    let key = EncryptionPublicKey::from_byte_array([5; 32]);
+    assert!(matches!(
+        check(
+            &|g| g.roster[0].encryption = Some(MemberEncryption::bind(&g.network, &keys()[1], key))
+        ),
+        GenesisError::EncryptionKeyBinding { .. }
+    ));
+    assert!(matches!(
+        check(&|g| g.roster[0].encryption =
+            Some(MemberEncryption::bind("elsewhere", &keys()[0], key))),
+        GenesisError::EncryptionKeyBinding { .. }
+    ));
     let first = keys()[0].account();
     assert!(
         matches!(check(&|g| g.balances.push((first, Amount(1)))), GenesisError::DuplicateBalance { account } if account == first)
@@ -1300,6 +1315,7 @@ fn genesis_is_checked() {
     let mut edge = genesis(limits::MAX_POW_BITS);
     edge.network = "n".repeat(limits::MAX_NETWORK_NAME);
     edge.roster[0].role = "r".repeat(limits::MAX_ROSTER_TEXT);
+    edge.roster[0].encryption = Some(MemberEncryption::bind(&edge.network, &keys()[0], key));
     assert_eq!(edge.check(), Ok(()));
     assert_eq!(Genesis::decode(&edge.encode()), Ok(edge));
 }

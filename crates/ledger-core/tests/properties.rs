@@ -133,6 +133,7 @@ fn arbitrary_genesis() -> impl Strategy<Value = Genesis> {
             username,
             display_name,
             role,
+            encryption: None,
         },
     );
     (

@@ -241,6 +241,7 @@ pub fn genesis(pow_bits: u8) -> Genesis {
             username: format!("user{i}"),
             display_name: format!("User {i}"),
             role: role.to_string(),
+            encryption: None,
         })
         .collect();
     let mut balances: Vec<(AccountId, Amount)> =
