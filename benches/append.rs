@@ -26,7 +26,8 @@ use healthchain::health_workflow::demo::DemoGenesisBuilder;
 use healthchain::health_workflow::{
     Event, HealthLedger, HealthPolicy, PatientId, PatientRegistration, demo_keypair, records,
 };
-use healthchain::ledger_core::{Keypair, Ledger, Timestamp, Transaction, TxBody};
+use healthchain::ledger_core::sealed::{BodyId, SealedRef};
+use healthchain::ledger_core::{Hash, Keypair, Ledger, Timestamp, Transaction, TxBody};
 use support::median;
 
 /// Registrations in each block of the base chains (kept small so building them is
@@ -47,9 +48,17 @@ impl Chain {
     fn registration(&mut self) -> Transaction<Event> {
         self.next_id += 1;
         let patient = PatientId::from_random_bytes(self.next_id.to_le_bytes());
+        // A realistic sealed reference: bodies are off the validation path, so its
+        // content does not matter to what is measured.
+        let reference = SealedRef {
+            body_id: BodyId::from_byte_array(self.next_id.to_le_bytes()),
+            commitment: Hash::of(&self.next_id.to_le_bytes()),
+            ciphertext_hash: Hash::of(&self.next_id.to_be_bytes()),
+            ciphertext_len: 96,
+        };
         let event = Event::PatientRegistration(PatientRegistration {
             patient_id: patient,
-            name: format!("Patient {}", self.next_id),
+            demographics: reference,
         });
         let nonce = self.ledger.next_nonce(&self.doctor.account());
         Transaction::new_signed(

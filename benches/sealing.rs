@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use healthchain::health_workflow::seal::{Binding, EncryptionKey, Reader, seal};
+use healthchain::health_workflow::seal::{Binding, EncryptionKey, OpenSealed, Reader, seal};
 use healthchain::health_workflow::{EventKind, PatientId};
 use healthchain::ledger_core::{BlockHash, Keypair};
 use rand_core::SeedableRng;

@@ -15,13 +15,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
+use healthchain::health_workflow::seal::{EncryptionKey, SealedBody};
 use healthchain::health_workflow::{
-    Actor, Credentials, Event, HealthPolicy, OrderId, PatientId, Prescription, PrescriptionId,
-    TestOrder, balances, demo_genesis, demo_keypair, records, username_of, write_registry,
+    Actor, BodyReader, Credentials, Event, HealthPolicy, OrderId, PatientId, PrescriptionDraft,
+    PrescriptionId, Reading, Section, TestRequest, Written, balances, demo_genesis, demo_keypair,
+    records, username_of, write_registry,
 };
-use healthchain::ledger_core::{Amount, Genesis, Timestamp, Transaction};
+use healthchain::ledger_core::{Amount, Genesis, Hash, Timestamp, Transaction, TxBody};
 use healthchain::p2p::store::MemoryStore;
-use healthchain::p2p::{MineError, NodeConfig, NodeHandle, RunningNode, open_ledger, spawn};
+use healthchain::p2p::{MineError, NodeConfig, NodeHandle, RunningNode, Vault, open_ledger, spawn};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -37,6 +39,30 @@ struct Node {
     handle: Handle,
     running: RunningNode<HealthPolicy, MemoryStore<Event>>,
     actor: Actor,
+    /// The user's encryption key, which opens what is sealed to them.
+    key: EncryptionKey,
+    /// The sealed bodies this node keeps.
+    vault: Vault,
+    /// The network.
+    genesis: healthchain::ledger_core::BlockHash,
+}
+
+impl Node {
+    /// Keeps a written event's sealed bodies in this node's vault.
+    fn keep(&self, tx: &Transaction<Event>, bodies: &[SealedBody]) -> anyhow::Result<()> {
+        if let TxBody::App(event) = &tx.body {
+            for ((_, reference), body) in event.sealed().iter().zip(bodies) {
+                self.vault.keep(reference, body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the bodies of `written` and returns its transaction.
+    fn written(&self, written: Written) -> anyhow::Result<Transaction<Event>> {
+        self.keep(&written.tx, &written.bodies)?;
+        Ok(written.tx)
+    }
 }
 
 fn now() -> Timestamp {
@@ -75,6 +101,7 @@ async fn start(
         .verify(genesis, username, password)
         .with_context(|| format!("logging in {username}"))?;
     let keys = demo_keypair(&member.username);
+    let key = EncryptionKey::of_member(&keys);
     let actor = handle
         .query({
             let username = member.username.clone();
@@ -92,6 +119,9 @@ async fn start(
         handle,
         running,
         actor,
+        key,
+        vault: Vault::memory(),
+        genesis: genesis.hash(),
     })
 }
 
@@ -202,6 +232,49 @@ async fn mine(node: &Node, all: &[&Node]) -> anyhow::Result<()> {
     .await
 }
 
+/// What `node`'s user reads of `section` of a recorded event: the clear body, if it
+/// is sealed to them and the node holds it.
+fn read_as(
+    node: &Node,
+    recorded: &healthchain::health_workflow::RecordedEvent,
+    section: Section,
+) -> Option<healthchain::health_workflow::Body> {
+    let reader = BodyReader::new(node.genesis, node.actor.account(), &node.key);
+    let vault = |h: &Hash| node.vault.get(h).ok().flatten();
+    match reader.read(&recorded.recorded.author, &recorded.event, section, vault)? {
+        Reading::Clear(body) => Some(body),
+        _ => None,
+    }
+}
+
+/// One line per sealed section of the patient's history: what `node`'s user reads.
+async fn readable(node: &Node, patient: PatientId) -> anyhow::Result<Vec<String>> {
+    let events = node
+        .handle
+        .query(move |l| records::patient_history(l, &patient))
+        .await??
+        .unwrap_or_default();
+    let mut lines = vec![format!(
+        "  {} ({}):",
+        node.name,
+        node.actor.member().username
+    )];
+    for recorded in &events {
+        for (section, _) in recorded.event.sealed() {
+            let shown = match read_as(node, recorded, section) {
+                Some(body) => format!("reads '{}'", body.summary()),
+                None => format!("(sealed: {section})"),
+            };
+            lines.push(format!(
+                "    {:<20} {:<18} {shown}",
+                recorded.event.kind().to_string(),
+                section.to_string()
+            ));
+        }
+    }
+    Ok(lines)
+}
+
 async fn print_balances(node: &Node) -> anyhow::Result<Vec<(String, Amount)>> {
     let table = node
         .handle
@@ -277,19 +350,20 @@ async fn main() -> anyhow::Result<()> {
     let alice = doctor.actor.clone();
     let register = doctor
         .handle
-        .query(move |l| alice.register(l, patient, "Jane Doe", now()))
+        .query(move |l| alice.register(l, patient, "Jane Doe", now(), &mut rand::rng()))
         .await??;
-    submit(&doctor, &all, vec![register]).await?;
+    submit(&doctor, &all, vec![doctor.written(register)?]).await?;
     println!("Patient ID: {patient}");
     let alice = doctor.actor.clone();
     let consult = doctor
         .handle
         .query(move |l| {
             let notes = "Fatigue for two weeks; check blood count.";
-            alice.consult(l, patient, notes, Some(TestOrder::blood_test(order)), now())
+            let test = Some(TestRequest::blood_test(order));
+            alice.consult(l, patient, notes, test, now(), &mut rand::rng())
         })
         .await??;
-    submit(&doctor, &all, vec![consult]).await?;
+    submit(&doctor, &all, vec![doctor.written(consult)?]).await?;
     println!("consultation recorded, blood test ordered (order {order})");
 
     step("2. Lab node mines block #1 (registration and consultation)");
@@ -299,8 +373,12 @@ async fn main() -> anyhow::Result<()> {
     let bob = lab.actor.clone();
     let result = lab
         .handle
-        .query(move |l| bob.perform_test(l, patient, None, "Hemoglobin 13.5 g/dL; normal", now()))
+        .query(move |l| {
+            let results = "Hemoglobin 13.5 g/dL; normal";
+            bob.perform_test(l, patient, None, results, now(), &mut rand::rng())
+        })
         .await??;
+    let result = lab.written(result)?;
     let result_id = result.id();
     submit(&lab, &all, vec![result]).await?;
     println!("lab result recorded ({result_id:#})");
@@ -318,7 +396,7 @@ async fn main() -> anyhow::Result<()> {
     let prescribed = doctor
         .handle
         .query(move |l| {
-            let prescription = Prescription {
+            let draft = PrescriptionDraft {
                 prescription_id: PrescriptionId::from(Uuid::new_v4()),
                 patient_id: patient,
                 medication: "Iron supplement".into(),
@@ -326,9 +404,10 @@ async fn main() -> anyhow::Result<()> {
                 instructions: "once a day with food".into(),
                 based_on: vec![result_id],
             };
-            alice.prescribe(l, prescription, now())
+            alice.prescribe(l, draft, now(), &mut rand::rng())
         })
         .await??;
+    doctor.keep(&prescribed.prescription, &prescribed.bodies)?;
     for payment in &prescribed.payments {
         match &payment.transfer {
             Ok(_) => println!(
@@ -415,12 +494,26 @@ async fn main() -> anyhow::Result<()> {
         println!("{line}");
     }
 
-    step("Patient registry (patient_registry.csv)");
+    step("What each node can read of Jane Doe's records");
+    for node in all {
+        for line in readable(node, patient).await? {
+            println!("{line}");
+        }
+    }
+
+    step("Patient registry (patient_registry.csv, at the doctor's node)");
+    let events = doctor
+        .handle
+        .query(move |l| records::patient_history(l, &patient))
+        .await??
+        .unwrap_or_default();
+    let registration = events.first().context("the patient is registered")?.clone();
+    let name = read_as(&doctor, &registration, Section::Demographics).map(|b| b.summary());
     let csv = doctor
         .handle
-        .query(|l| {
+        .query(move |l| {
             let mut out = Vec::new();
-            write_registry(l.state().app(), l.genesis(), &mut out).map(|()| out)
+            write_registry(l.state().app(), l.genesis(), |_| name.clone(), &mut out).map(|()| out)
         })
         .await??;
     print!("{}", String::from_utf8_lossy(&csv));

@@ -2,7 +2,10 @@
 //! full re-validation of a data directory from its genesis.
 //!
 //! A data directory holds the block store (`blocks.redb`) and the genesis it belongs
-//! to ([`GENESIS_FILE`]), so `verify` knows the network without being told.
+//! to ([`GENESIS_FILE`]), so `verify` knows the network without being told. `verify`
+//! never opens the vault of sealed bodies: no rule reads a body, so a chain verifies
+//! with the vault deleted. A generated chain has none: its events carry real sealed
+//! references whose bodies were sealed to no one.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -13,9 +16,11 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use health_workflow::demo::{DemoGenesisBuilder, demo_keypair};
+use health_workflow::seal::{Binding, SealedRef, seal_to_no_one};
 use health_workflow::{
-    DoctorConsultation, Event, EventError, HealthPolicy, LabTestResult, OrderId, PatientId,
-    PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, Rates, TestOrder,
+    Body, DoctorConsultation, Event, EventError, EventKind, HealthPolicy, LabTestResult, OrderId,
+    PatientId, PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, Rates,
+    TestOrder,
 };
 use ledger_core::{
     Amount, Block, BlockHash, BlockOutcome, BlockStatus, BodySource, Genesis, Height, Keypair,
@@ -137,6 +142,20 @@ const MEDICATIONS: [(&str, &str, &str); 4] = [
     ("Ibuprofen", "400 mg", "every 8 hours as needed"),
 ];
 
+/// A reference to `body`, sealed for an event of `kind` about `patient` by `author` to
+/// no one: a generated chain has real references of realistic size, and no vault.
+fn sealed(
+    genesis: BlockHash,
+    author: &Keypair,
+    patient: PatientId,
+    kind: EventKind,
+    body: &Body,
+    rng: &mut impl rand::CryptoRng,
+) -> anyhow::Result<SealedRef> {
+    let binding = Binding::new(genesis, author.account(), patient, kind);
+    seal_to_no_one(&body.encode(), &binding, rng).context("sealing a generated body")
+}
+
 fn random_id(rng: &mut impl Rng) -> [u8; 16] {
     let mut bytes = [0u8; 16];
     rng.fill_bytes(&mut bytes);
@@ -205,40 +224,75 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
                 continue;
             };
             let n = total_txs as usize;
+            let patient = episode.patient;
+            let mut seal_as = |who: &Keypair, kind, body: Body| {
+                sealed(genesis_hash, who, patient, kind, &body, &mut rng)
+            };
             let (who, body) = match episode.step {
                 0 => (
                     0,
                     TxBody::App(Event::PatientRegistration(PatientRegistration {
-                        patient_id: episode.patient,
-                        name: NAMES[n % NAMES.len()].to_string(),
+                        patient_id: patient,
+                        demographics: seal_as(
+                            &actors.doctor,
+                            EventKind::PatientRegistration,
+                            Body::Demographics {
+                                name: NAMES[n % NAMES.len()].to_string(),
+                            },
+                        )?,
                     })),
                 ),
-                1 => (
-                    0,
-                    TxBody::App(Event::DoctorConsultation(DoctorConsultation {
-                        patient_id: episode.patient,
+                1 => {
+                    let kind = EventKind::DoctorConsultation;
+                    let notes = Body::Notes {
                         notes: "Fatigue for two weeks; pale; order blood count.".to_string(),
-                        test_order: Some(TestOrder::blood_test(episode.order)),
-                    })),
-                ),
+                    };
+                    let test = Body::TestOrder {
+                        test_name: health_workflow::DEFAULT_TEST_NAME.to_string(),
+                    };
+                    (
+                        0,
+                        TxBody::App(Event::DoctorConsultation(DoctorConsultation {
+                            patient_id: patient,
+                            notes: seal_as(&actors.doctor, kind, notes)?,
+                            test_order: Some(TestOrder {
+                                order_id: episode.order,
+                                test: seal_as(&actors.doctor, kind, test)?,
+                            }),
+                        })),
+                    )
+                }
                 2 => (
                     1,
                     TxBody::App(Event::LabTestResult(LabTestResult {
-                        patient_id: episode.patient,
+                        patient_id: patient,
                         order_id: episode.order,
-                        results: format!("Hb {}.{} g/dL; WBC 6.1; PLT 250", 11 + n % 5, n % 10),
+                        results: seal_as(
+                            &actors.lab,
+                            EventKind::LabTestResult,
+                            Body::Results {
+                                results: format!(
+                                    "Hb {}.{} g/dL; WBC 6.1; PLT 250",
+                                    11 + n % 5,
+                                    n % 10
+                                ),
+                            },
+                        )?,
                     })),
                 ),
                 3 => {
                     let (medication, dosage, instructions) = MEDICATIONS[n % MEDICATIONS.len()];
+                    let details = Body::Prescription {
+                        medication: medication.to_string(),
+                        dosage: dosage.to_string(),
+                        instructions: instructions.to_string(),
+                    };
                     (
                         0,
                         TxBody::App(Event::Prescription(Prescription {
                             prescription_id: episode.prescription,
-                            patient_id: episode.patient,
-                            medication: medication.to_string(),
-                            dosage: dosage.to_string(),
-                            instructions: instructions.to_string(),
+                            patient_id: patient,
+                            details: seal_as(&actors.doctor, EventKind::Prescription, details)?,
                             based_on: episode.result.into_iter().collect(),
                         })),
                     )

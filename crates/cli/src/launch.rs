@@ -10,12 +10,14 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use health_workflow::seal::{Binding, EncryptionKey};
 use health_workflow::{
-    Credentials, Event, EventError, HealthPolicy, HealthTx, demo_genesis, is_demo,
+    BodyReader, Credentials, Event, EventError, EventKind, HealthPolicy, HealthTx, Section,
+    demo_genesis, is_demo,
 };
 use ledger_core::{Genesis, Keypair, TxError, TxId};
 use p2p::store::RedbStore;
-use p2p::{NodeConfig, NodeEvent, NodeHandle, PeerInfo, open_ledger, spawn};
+use p2p::{NodeConfig, NodeEvent, NodeHandle, PeerInfo, Vault, open_ledger, spawn};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -252,6 +254,8 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
     bind_genesis(&data_dir, &network.genesis)?;
     let store = RedbStore::open(&data_dir)
         .with_context(|| format!("opening the block store in {}", data_dir.display()))?;
+    let vault = Vault::open(&data_dir)
+        .with_context(|| format!("opening the vault in {}", data_dir.display()))?;
     let (ledger, report) = open_ledger(network.genesis.clone(), HealthPolicy, store)
         .with_context(|| format!("loading the chain stored in {}", data_dir.display()))?;
     for (hash, failure) in &report.failed {
@@ -289,7 +293,11 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
         handle.clone(),
         events,
         printer,
-        registry,
+        Registry {
+            path: registry,
+            vault: vault.clone(),
+            reader: network.producer.clone(),
+        },
         shutdown.clone(),
     ));
 
@@ -311,7 +319,7 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
             handle: handle.clone(),
             runtime: runtime.handle().clone(),
         };
-        let mut session = Repl::new(backend, role, name, network.logins, network.producer);
+        let mut session = Repl::new(backend, role, name, network.logins, network.producer, vault);
         let result = repl(&mut session, input, &data_dir.join(HISTORY_FILE));
         shutdown.cancel();
         runtime.block_on(join)??;
@@ -432,12 +440,20 @@ impl Signals {
     }
 }
 
+/// Where the registry CSV goes, and who reads the names in it: the node's own member,
+/// from the node's vault.
+struct Registry {
+    path: PathBuf,
+    vault: Vault,
+    reader: Keypair,
+}
+
 /// Prints node events and keeps the registry CSV up to date.
 async fn report_events(
     handle: Handle,
     mut events: tokio::sync::broadcast::Receiver<NodeEvent<EventError>>,
     printer: Printer,
-    registry: PathBuf,
+    registry: Registry,
     shutdown: CancellationToken,
 ) {
     write_registry(&handle, &registry).await;
@@ -525,26 +541,51 @@ fn describe(event: &NodeEvent<EventError>) -> Option<String> {
 }
 
 /// Rewrites the registry CSV from the node's chain (through a temporary file, so a
-/// reader never sees half a file).
-async fn write_registry(handle: &Handle, path: &Path) {
-    let csv = handle
+/// reader never sees half a file). The ledger's task only copies the public rows and
+/// each registration's sealed name; the names are opened from the vault, and the file
+/// written, on a blocking thread.
+async fn write_registry(handle: &Handle, registry: &Registry) {
+    let rows = handle
         .query(|ledger| {
-            let mut bytes = Vec::new();
-            health_workflow::write_registry(ledger.state().app(), ledger.genesis(), &mut bytes)
-                .map(|()| bytes)
+            let state = ledger.state().app();
+            let rows = health_workflow::registry_rows(state, ledger.genesis(), |_| None);
+            let sealed: Vec<_> = state
+                .patients()
+                .map(|p| (p.registered.author, p.id, p.demographics))
+                .collect();
+            (ledger.genesis_hash(), rows, sealed)
         })
         .await;
-    let bytes = match csv {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => {
-            tracing::warn!("cannot build the patient registry: {e}");
-            return;
-        }
-        Err(_) => return,
+    let Ok((genesis, mut rows, sealed)) = rows else {
+        return;
     };
-    let temp = path.with_extension("csv.tmp");
-    let written = std::fs::write(&temp, &bytes).and_then(|()| std::fs::rename(&temp, path));
-    if let Err(e) = written {
-        tracing::warn!("cannot write {}: {e}", path.display());
+    let path = registry.path.clone();
+    let vault = registry.vault.clone();
+    let reader = registry.reader.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let key = EncryptionKey::of_member(&reader);
+        let opener = BodyReader::new(genesis, reader.account(), &key);
+        for (row, (author, patient, demographics)) in rows.iter_mut().zip(sealed) {
+            let binding = Binding::new(genesis, author, patient, EventKind::PatientRegistration);
+            let reading = opener.read_sealed(&binding, Section::Demographics, &demographics, |h| {
+                vault.get(h).ok().flatten()
+            });
+            if let Some(body) = reading.clear() {
+                row.patient_name = body.summary();
+            }
+        }
+        let mut bytes = Vec::new();
+        health_workflow::write_rows(&rows, &mut bytes)
+            .map_err(|e| format!("cannot build the patient registry: {e}"))?;
+        let temp = path.with_extension("csv.tmp");
+        std::fs::write(&temp, &bytes)
+            .and_then(|()| std::fs::rename(&temp, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("{e}"),
+        Err(e) => tracing::warn!("writing the patient registry failed: {e}"),
     }
 }

@@ -71,6 +71,7 @@ pub mod command;
 mod input;
 pub mod keyfile;
 mod launch;
+mod lens;
 mod repl;
 mod roster;
 pub mod tools;

@@ -7,17 +7,23 @@
 
 use std::path::PathBuf;
 
+use health_workflow::seal::EncryptionKey;
 use health_workflow::{
-    Actor, Credentials, EventError, HealthLedger, HealthPolicy, HealthTx, LoginError, OrderId,
-    PatientId, Prescription, PrescriptionId, TestOrder, records,
+    Actor, BodyReader, Credentials, Event, EventError, HealthLedger, HealthPolicy, HealthTx,
+    LoginError, OrderId, PatientId, PrescriptionDraft, PrescriptionId, Section, TestRequest,
+    Written, records,
 };
-use ledger_core::{BlockHash, BodySource, Height, Keypair, SharedBlock, Timestamp, TxError, TxId};
-use p2p::{MineError, PeerInfo};
+use ledger_core::{
+    AccountId, BlockHash, BodySource, Height, Keypair, SharedBlock, Timestamp, TxBody, TxError,
+    TxId,
+};
+use p2p::{MineError, PeerInfo, Vault};
 use rand::Rng;
 
 use crate::args::NodeRole;
 use crate::command::{self, Command, parse_yes_no, usage};
 use crate::keyfile;
+use crate::lens::{Lens, sealed_marker};
 use crate::views;
 
 /// What a REPL needs from the ledger it works on.
@@ -120,8 +126,13 @@ pub(crate) struct Repl<B> {
     user: Option<Actor>,
     /// The logged-in user's key: blocks mined while someone is logged in are theirs.
     user_keys: Option<Keypair>,
+    /// The logged-in user's encryption key and network, which open what is sealed to
+    /// them.
+    user_reader: Option<(EncryptionKey, BlockHash)>,
     patient: Option<(PatientId, String)>,
     producer: Keypair,
+    /// The node's sealed bodies: those it wrote and those delivered to it.
+    vault: Vault,
 }
 
 /// Why a command did not complete.
@@ -164,6 +175,7 @@ impl<B: Backend> Repl<B> {
         node_name: String,
         logins: Logins,
         producer: Keypair,
+        vault: Vault,
     ) -> Self {
         Repl {
             backend,
@@ -172,9 +184,31 @@ impl<B: Backend> Repl<B> {
             logins,
             user: None,
             user_keys: None,
+            user_reader: None,
             patient: None,
             producer,
+            vault,
         }
+    }
+
+    /// What the logged-in user may read; nothing when nobody is logged in.
+    fn lens(&self) -> Lens<'_> {
+        match (&self.user, &self.user_reader) {
+            (Some(user), Some((key, genesis))) => Lens::new(
+                BodyReader::new(*genesis, user.account(), key),
+                user.role(),
+                &self.vault,
+            ),
+            _ => Lens::sealed(&self.vault),
+        }
+    }
+
+    /// The name of the patient a registration names, as the logged-in user may read
+    /// it.
+    fn patient_name(&self, registration: Option<&(AccountId, Event)>) -> String {
+        registration
+            .and_then(|(author, event)| self.lens().body(author, event, Section::Demographics))
+            .map_or_else(|| sealed_marker(Section::Demographics), |b| b.summary())
     }
 
     /// The prompt: `Doc@DoctorNode-5001 (No Patient) > `, with the logged-in user after
@@ -241,6 +275,7 @@ impl<B: Backend> Repl<B> {
             Command::Login { username, password } => self.login(username, password, io),
             Command::Logout => {
                 self.user_keys = None;
+                self.user_reader = None;
                 match self.user.take() {
                     Some(user) => io.say(&format!("Logged out {}.", user.member().username)),
                     None => io.say("Nobody is logged in."),
@@ -261,10 +296,11 @@ impl<B: Backend> Repl<B> {
                 confirm,
             } => self.fill(prescription, confirm, io),
             Command::SetPatient { id } => {
-                let (id, name) = self
+                let (id, registration) = self
                     .backend
                     .query(move |ledger| views::find_patient(ledger, &id))?
                     .map_err(refused)?;
+                let name = self.patient_name(registration.as_ref());
                 io.say(&format!("Active patient: {name} ({id})"));
                 self.patient = Some((id, name));
                 Ok(())
@@ -275,7 +311,7 @@ impl<B: Backend> Repl<B> {
                     let history = self
                         .backend
                         .query(move |ledger| views::history(ledger, &id))?;
-                    say_all(io, &views::history_lines(&history));
+                    say_all(io, &views::history_lines(&history, &self.lens()));
                     Ok(())
                 }
             },
@@ -291,17 +327,20 @@ impl<B: Backend> Repl<B> {
                     }
                     _ => None,
                 };
-                say_all(io, &views::mine_lines(genesis.as_ref(), &outcome));
+                say_all(
+                    io,
+                    &views::mine_lines(genesis.as_ref(), &self.lens(), &outcome),
+                );
                 Ok(())
             }
             Command::Chain => {
                 let chain = self.backend.query(views::chain)?;
-                say_all(io, &views::chain_lines(&chain));
+                say_all(io, &views::chain_lines(&chain, &self.lens()));
                 Ok(())
             }
             Command::Pending => {
                 let pending = self.backend.query(views::pending)?;
-                say_all(io, &views::pending_lines(&pending));
+                say_all(io, &views::pending_lines(&pending, &self.lens()));
                 Ok(())
             }
             Command::Balances => {
@@ -418,7 +457,9 @@ impl<B: Backend> Repl<B> {
         let Some(password) = password.or_else(|| io.ask_secret("Password: ")) else {
             return refuse("login abandoned");
         };
-        let genesis = self.backend.query(|ledger| ledger.genesis().clone())?;
+        let (genesis, genesis_hash) = self
+            .backend
+            .query(|ledger| (ledger.genesis().clone(), ledger.genesis_hash()))?;
         let keys = match &self.logins {
             Logins::Demo(credentials) => {
                 let member =
@@ -466,6 +507,7 @@ impl<B: Backend> Repl<B> {
             actor.member().username,
             actor.member().display_name
         ));
+        self.user_reader = Some((EncryptionKey::of_member(&keys), genesis_hash));
         self.user = Some(actor);
         self.user_keys = Some(keys);
         Ok(())
@@ -496,6 +538,24 @@ impl<B: Backend> Repl<B> {
             .ok_or_else(|| refused("no active patient: use set_patient <ID> first"))
     }
 
+    /// Keeps a written event's sealed bodies in the vault, then submits it: a body is
+    /// never missing for a transaction this node accepted.
+    fn submit_written(&self, written: Written) -> Outcome<Vec<TxId>> {
+        self.keep_bodies(&written.tx, &written.bodies)?;
+        self.submit_all(vec![written.tx])
+    }
+
+    fn keep_bodies(&self, tx: &HealthTx, bodies: &[health_workflow::seal::SealedBody]) -> Outcome {
+        if let TxBody::App(event) = &tx.body {
+            for ((section, reference), body) in event.sealed().iter().zip(bodies) {
+                self.vault
+                    .keep(reference, body)
+                    .map_err(|e| Failure::Fatal(anyhow::anyhow!("keeping the {section}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     fn submit_all(&self, txs: Vec<HealthTx>) -> Outcome<Vec<TxId>> {
         let mut ids = Vec::new();
         for tx in txs {
@@ -516,11 +576,11 @@ impl<B: Backend> Repl<B> {
         let id = PatientId::from_random_bytes(fresh_uuid_bytes());
         let now = self.backend.now();
         let patient_name = name.clone();
-        let tx = self
+        let written = self
             .backend
-            .query(move |ledger| actor.register(ledger, id, &patient_name, now))?
+            .query(move |ledger| actor.register(ledger, id, &patient_name, now, &mut rand::rng()))?
             .map_err(refused)?;
-        self.submit_all(vec![tx])?;
+        self.submit_written(written)?;
         io.say(&format!("Patient {name} registered (pending until mined)."));
         io.say(&format!("Patient ID: {id}"));
         io.say(&format!("Active patient: {name} ({id})"));
@@ -547,14 +607,16 @@ impl<B: Backend> Repl<B> {
             },
         };
         let order = order_test
-            .then(|| TestOrder::blood_test(OrderId::from_random_bytes(fresh_uuid_bytes())));
+            .then(|| TestRequest::blood_test(OrderId::from_random_bytes(fresh_uuid_bytes())));
         let order_line = order.as_ref().map(|o| o.order_id);
         let now = self.backend.now();
-        let tx = self
+        let written = self
             .backend
-            .query(move |ledger| actor.consult(ledger, patient, notes.trim(), order, now))?
+            .query(move |ledger| {
+                actor.consult(ledger, patient, notes.trim(), order, now, &mut rand::rng())
+            })?
             .map_err(refused)?;
-        self.submit_all(vec![tx])?;
+        self.submit_written(written)?;
         io.say(&format!(
             "Consultation of {patient_name} recorded (pending until mined)."
         ));
@@ -572,19 +634,29 @@ impl<B: Backend> Repl<B> {
     ) -> Outcome {
         let actor = self.user_for("perform_test", NodeRole::Lab)?;
         let (patient, patient_name) = self.active_patient()?;
-        let orders: Vec<(OrderId, String)> = self
-            .backend
-            .query(move |ledger| {
-                ledger
-                    .state()
-                    .app()
-                    .open_orders(&patient)
-                    .into_iter()
-                    .map(|o| (o.id, o.test_name.clone(), o.ordered.time))
-                    .collect::<Vec<_>>()
-            })?
+        let open = self.backend.query(move |ledger| {
+            ledger
+                .state()
+                .app()
+                .open_orders(&patient)
+                .into_iter()
+                .map(|o| {
+                    let consultation =
+                        records::recorded_event(ledger, o.ordered.height, &o.ordered.tx_id).ok();
+                    (o.id, consultation, o.ordered.time)
+                })
+                .collect::<Vec<_>>()
+        })?;
+        let lens = self.lens();
+        let orders: Vec<(OrderId, String)> = open
             .into_iter()
-            .map(|(id, test, ordered)| (id, format!("{test} ordered at {}", views::time(ordered))))
+            .map(|(id, consultation, ordered)| {
+                let test = consultation.map_or_else(
+                    || sealed_marker(Section::TestOrder),
+                    |c| lens.plain(&c.recorded.author, &c.event, Section::TestOrder),
+                );
+                (id, format!("{test} ordered at {}", views::time(ordered)))
+            })
             .collect();
         if orders.is_empty() {
             return refuse(format!(
@@ -596,13 +668,14 @@ impl<B: Backend> Repl<B> {
             return refuse("test abandoned");
         };
         let now = self.backend.now();
-        let tx = self
+        let written = self
             .backend
             .query(move |ledger| {
-                actor.perform_test(ledger, patient, Some(order), results.trim(), now)
+                let results = results.trim();
+                actor.perform_test(ledger, patient, Some(order), results, now, &mut rand::rng())
             })?
             .map_err(refused)?;
-        self.submit_all(vec![tx])?;
+        self.submit_written(written)?;
         io.say(&format!(
             "Lab result for {patient_name} recorded (pending until mined; the ordering doctor \
              is rewarded in that block)."
@@ -616,7 +689,7 @@ impl<B: Backend> Repl<B> {
         let history = self
             .backend
             .query(move |ledger| views::history(ledger, &patient))?;
-        say_all(io, &views::history_lines(&history));
+        say_all(io, &views::history_lines(&history, &self.lens()));
         let [medication, dosage, instructions] = given;
         let Some(medication) = medication.or_else(|| io.ask("Medication: ")) else {
             return refuse("prescription abandoned");
@@ -632,7 +705,7 @@ impl<B: Backend> Repl<B> {
         let prescribed = self.backend.query(move |ledger| {
             // The results this prescription reads, whose lab gets paid.
             let based_on = ledger.state().app().unpaid_lab_results(&patient);
-            let prescription = Prescription {
+            let draft = PrescriptionDraft {
                 prescription_id: id,
                 patient_id: patient,
                 medication: medication.trim().to_string(),
@@ -640,9 +713,10 @@ impl<B: Backend> Repl<B> {
                 instructions: instructions.trim().to_string(),
                 based_on,
             };
-            actor.prescribe(ledger, prescription, now)
+            actor.prescribe(ledger, draft, now, &mut rand::rng())
         })?;
         let prescribed = prescribed.map_err(refused)?;
+        self.keep_bodies(&prescribed.prescription, &prescribed.bodies)?;
         let txs: Vec<HealthTx> = prescribed.transactions().cloned().collect();
         self.submit_all(txs)?;
         io.say(&format!(
@@ -671,22 +745,25 @@ impl<B: Backend> Repl<B> {
     ) -> Outcome {
         let actor = self.user_for("fill", NodeRole::Pharmacy)?;
         let (patient, patient_name) = self.active_patient()?;
-        let open: Vec<(PrescriptionId, String)> = self
-            .backend
-            .query(move |ledger| {
-                ledger
-                    .state()
-                    .app()
-                    .unfilled_prescriptions(&patient)
-                    .into_iter()
-                    .map(|p| {
-                        let text = records::prescription(ledger, &p.id).map_err(|e| e.to_string());
-                        (p.id, text)
-                    })
-                    .collect::<Vec<_>>()
-            })?
+        let unfilled = self.backend.query(move |ledger| {
+            ledger
+                .state()
+                .app()
+                .unfilled_prescriptions(&patient)
+                .into_iter()
+                .map(|p| {
+                    let at = &p.prescribed;
+                    let recorded = records::recorded_event(ledger, at.height, &at.tx_id)
+                        .map(Some)
+                        .map_err(|e| e.to_string());
+                    (p.id, recorded)
+                })
+                .collect::<Vec<_>>()
+        })?;
+        let lens = self.lens();
+        let open: Vec<(PrescriptionId, String)> = unfilled
             .into_iter()
-            .map(|(id, text)| (id, views::prescription_label(&text)))
+            .map(|(id, recorded)| (id, views::prescription_label(&lens, &recorded)))
             .collect();
         if open.is_empty() {
             return refuse(format!(

@@ -3,23 +3,38 @@
 //! The roster is a CSV file with this header and one line per member:
 //!
 //! ```text
-//! username,display_name,role,public_key_hex,balance
-//! dr_alice,Dr. Alice,doctor,5c1b...e3 (64 hex digits),0
-//! lab_tech_bob,Bob (Lab),lab_technician,9f02...41,0
-//! pharm_charlie,Charlie (Pharmacy),pharmacist,77aa...0c,0
+//! username,display_name,role,public_key_hex,balance,encryption_key_hex
+//! dr_alice,Dr. Alice,doctor,5c1b...e3 (64 hex digits),0,80f1...07 (192 hex digits)
+//! lab_tech_bob,Bob (Lab),lab_technician,9f02...41,0,1a2b...9c
+//! pharm_charlie,Charlie (Pharmacy),pharmacist,77aa...0c,0,c3d4...5e
 //! ```
 //!
-//! `role` is one of `doctor`, `lab_technician`, `pharmacist`; `public_key_hex` is the
-//! key `healthchain keygen` printed for that member; `balance` is the member's initial
-//! e-cash. The reserve account `SYSTEM_BANK_001`, which pays the rewards and which no
+//! `role` is one of `doctor`, `lab_technician`, `pharmacist`; `public_key_hex` and
+//! `encryption_key_hex` are the two keys `healthchain keygen` printed for that member
+//! (the second is the member's X25519 encryption key with the signature that binds it
+//! to the first; a member's sealed records are encrypted to it); `balance` is the
+//! member's initial e-cash. The reserve account `SYSTEM_BANK_001`, which pays the rewards and which no
 //! one can sign for, is added with the supply given on the command line.
 
 use std::io::Read;
 
+use ledger_core::sealed::MemberEncryption;
 use ledger_core::{AccountId, Amount, Genesis, Member, Timestamp};
 
 use health_workflow::demo::{self, RESERVE_USERNAME as RESERVE_NAME};
 use health_workflow::{PARAM_LAB_PAYMENT, PARAM_REWARD_FILL, PARAM_REWARD_LAB_RESULT, Role};
+
+/// Reads an `encryption_key_hex` cell: 96 bytes in hex.
+fn parse_encryption(text: &str) -> Option<MemberEncryption> {
+    if text.len() != 192 || !text.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 96];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(MemberEncryption::from_bytes(&bytes))
+}
 
 /// Why a roster cannot become a genesis.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +74,8 @@ pub(crate) enum RosterError {
 }
 
 /// The header a roster file must have.
-pub(crate) const HEADER: &str = "username,display_name,role,public_key_hex,balance";
+pub(crate) const HEADER: &str =
+    "username,display_name,role,public_key_hex,balance,encryption_key_hex";
 
 /// Who may produce blocks on a new network.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -117,8 +133,8 @@ pub(crate) fn build_genesis(
         let record = record?;
         let line = record.position().map_or(0, |p| p.line());
         let bad = |problem: String| RosterError::Line { line, problem };
-        if record.len() != 5 {
-            return Err(bad(format!("expected 5 fields, found {}", record.len())));
+        if record.len() != 6 {
+            return Err(bad(format!("expected 6 fields, found {}", record.len())));
         }
         let field = |i: usize| record.get(i).unwrap_or_default().to_string();
         let (username, display_name, role) = (field(0), field(1), field(2));
@@ -144,11 +160,20 @@ pub(crate) fn build_genesis(
         if balance > 0 {
             balances.push((account, Amount(balance)));
         }
+        let encryption = parse_encryption(&field(5))
+            .filter(|e| e.is_bound_to(&account) && health_workflow::seal::is_usable_key(&e.key))
+            .ok_or_else(|| {
+                bad(
+                    "encryption key is not the 192 hex digits keygen printed for this member's key"
+                        .into(),
+                )
+            })?;
         roster.push(Member {
             account,
             username,
             display_name,
             role,
+            encryption: Some(encryption),
         });
     }
     if roster.is_empty() {
@@ -215,17 +240,25 @@ mod tests {
         Keypair::from_seed([n; 32]).account().to_string()
     }
 
+    fn enc(n: u8) -> String {
+        crate::tools::encryption_entry_hex(&Keypair::from_seed([n; 32]))
+    }
+
     #[test]
     fn builds_a_genesis() {
         let csv = format!(
-            "{HEADER}\ndr_a,Dr. A,doctor,{},10\nlab_b,\"Lab, B\",lab_technician,{},0\n",
+            "{HEADER}\ndr_a,Dr. A,doctor,{},10,{}\nlab_b,\"Lab, B\",lab_technician,{},0,{}\n",
             key(1),
-            key(2)
+            enc(1),
+            key(2),
+            enc(2)
         );
         let genesis = build_genesis(csv.as_bytes(), &settings()).expect("valid roster");
         assert_eq!(genesis.network, "clinic");
         assert_eq!(genesis.roster.len(), 3);
         assert_eq!(genesis.roster[1].display_name, "Lab, B");
+        // Each member's encryption key, bound to its signing key, is in the roster.
+        assert!(genesis.roster[..2].iter().all(|m| m.encryption.is_some()));
         assert_eq!(genesis.supply().expect("no overflow"), Amount(5_010));
         assert_eq!(genesis.producers.as_ref().map(Vec::len), Some(2));
         let bytes = genesis.encode();
@@ -235,9 +268,11 @@ mod tests {
     #[test]
     fn producers_are_the_care_team_unless_named_or_open() {
         let csv = format!(
-            "{HEADER}\ndr_a,Dr. A,doctor,{},10\nlab_b,Lab B,lab_technician,{},0\n",
+            "{HEADER}\ndr_a,Dr. A,doctor,{},10,{}\nlab_b,Lab B,lab_technician,{},0,{}\n",
             key(1),
-            key(2)
+            enc(1),
+            key(2),
+            enc(2)
         );
         let with = |producers| NetworkSettings {
             producers,
@@ -266,15 +301,26 @@ mod tests {
         let cases = [
             "user,name\n".to_string(),
             format!("{HEADER}\n"),
-            format!("{HEADER}\na,A,surgeon,{},0\n", key(1)),
-            format!("{HEADER}\na,A,doctor,abcd,0\n"),
-            format!("{HEADER}\na,A,doctor,{},lots\n", key(1)),
+            format!("{HEADER}\na,A,surgeon,{},0,{}\n", key(1), enc(1)),
+            format!("{HEADER}\na,A,doctor,abcd,0,{}\n", enc(1)),
+            // An encryption key that is not bound to the member's signing key.
+            format!("{HEADER}\na,A,doctor,{},0,{}\n", key(1), enc(2)),
+            format!("{HEADER}\na,A,doctor,{},0,00ff\n", key(1)),
+            // The old five-column roster, without encryption keys.
+            format!("{HEADER}\na,A,doctor,{},0\n", key(1)).replace(",encryption_key_hex", ""),
+            format!("{HEADER}\na,A,doctor,{},lots,{}\n", key(1), enc(1)),
             format!(
-                "{HEADER}\na,A,doctor,{},0\na,B,doctor,{},0\n",
+                "{HEADER}\na,A,doctor,{},0,{}\na,B,doctor,{},0,{}\n",
                 key(1),
-                key(2)
+                enc(1),
+                key(2),
+                enc(2)
             ),
-            format!("{HEADER}\n{RESERVE_NAME},A,doctor,{},0\n", key(1)),
+            format!(
+                "{HEADER}\n{RESERVE_NAME},A,doctor,{},0,{}\n",
+                key(1),
+                enc(1)
+            ),
         ];
         for csv in cases {
             assert!(build_genesis(csv.as_bytes(), &settings()).is_err(), "{csv}");

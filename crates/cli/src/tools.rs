@@ -25,7 +25,19 @@ pub(crate) fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("Key file: {}", args.out.display());
     println!("Public key: {}", keys.account());
+    println!("Encryption key: {}", encryption_entry_hex(&keys));
     Ok(())
+}
+
+/// The member's encryption key and the signature binding it to the signing key, in hex:
+/// the roster's `encryption_key_hex` column.
+pub(crate) fn encryption_entry_hex(keys: &Keypair) -> String {
+    health_workflow::seal::EncryptionKey::of_member(keys)
+        .roster_entry(keys)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Builds a genesis file from a roster and prints the network's genesis hash.

@@ -7,8 +7,8 @@
 //! [`Backend`](crate::repl::Backend) returned, into the lines the REPL prints.
 
 use health_workflow::{
-    Balance, Event, HealthLedger, HealthPolicy, HealthState, PatientId, Prescription,
-    RecordedEvent, records, username_of,
+    Balance, Event, HealthLedger, HealthPolicy, HealthState, PatientId, RecordedEvent, Section,
+    records, username_of,
 };
 use ledger_core::{
     AccountId, Block, BlockHash, BodySource, Genesis, Height, Reward, SharedBlock, Timestamp, Tip,
@@ -16,6 +16,7 @@ use ledger_core::{
 };
 use p2p::PeerInfo;
 
+use crate::lens::Lens;
 use crate::repl::{MineOutcome, SyncRequest};
 
 /// The first 8 hex digits of a UUID, as shown in prompts and lists.
@@ -40,56 +41,60 @@ fn name_in(genesis: &Genesis, account: &AccountId) -> String {
         .map_or_else(|| format!("{account:#}"), |m| m.username.clone())
 }
 
-/// One line describing an event, in the original project's terms.
-pub(crate) fn describe_event(event: &Event) -> String {
+/// One line describing an event by `author`, in the original project's terms, with
+/// each sealed section as `lens` reads it.
+pub(crate) fn describe_event(lens: &Lens<'_>, author: &AccountId, event: &Event) -> String {
+    let text = |section| lens.text(author, event, section);
     match event {
         Event::PatientRegistration(r) => format!(
-            "PATIENT_REGISTRATION patient {} '{}'",
+            "PATIENT_REGISTRATION patient {} {}",
             short_uuid(&r.patient_id.uuid()),
-            r.name
+            text(Section::Demographics)
         ),
         Event::DoctorConsultation(c) => format!(
-            "DOCTOR_CONSULTATION patient {} notes '{}'{}",
+            "DOCTOR_CONSULTATION patient {} notes {}{}",
             short_uuid(&c.patient_id.uuid()),
-            c.notes,
+            text(Section::Notes),
             c.test_order.as_ref().map_or_else(String::new, |o| format!(
                 ", ordered {} (order {})",
-                o.test_name,
+                text(Section::TestOrder),
                 short_uuid(&o.order_id.uuid())
             ))
         ),
         Event::LabTestResult(r) => format!(
-            "LAB_TEST_RESULT patient {} order {} results '{}'",
+            "LAB_TEST_RESULT patient {} order {} results {}",
             short_uuid(&r.patient_id.uuid()),
             short_uuid(&r.order_id.uuid()),
-            r.results
+            text(Section::Results)
         ),
         Event::Prescription(p) => format!(
-            "PRESCRIPTION {} patient {} '{}' '{}' '{}' based on {} result(s)",
+            "PRESCRIPTION {} patient {} {} based on {} result(s)",
             short_uuid(&p.prescription_id.uuid()),
             short_uuid(&p.patient_id.uuid()),
-            p.medication,
-            p.dosage,
-            p.instructions,
+            text(Section::Prescription),
             p.based_on.len()
         ),
         Event::PrescriptionFilled(f) => format!(
             "PRESCRIPTION_FILLED prescription {}",
             short_uuid(&f.prescription_id.uuid())
         ),
+        Event::EncryptionKeyRotation(r) => format!(
+            "ENCRYPTION_KEY_ROTATION new key {}",
+            &r.key.to_string()[..16]
+        ),
         other => format!("{:?}", other.kind()),
     }
 }
 
 /// One line describing a transaction.
-pub(crate) fn describe_tx(genesis: &Genesis, tx: &Transaction<Event>) -> String {
+pub(crate) fn describe_tx(genesis: &Genesis, lens: &Lens<'_>, tx: &Transaction<Event>) -> String {
     let author = name_in(genesis, &tx.author);
     match &tx.body {
         TxBody::Transfer { to, amount } => format!(
             "TRANSFER_ECASH {author} -> {} {amount}",
             name_in(genesis, to)
         ),
-        TxBody::App(event) => format!("{} by {author}", describe_event(event)),
+        TxBody::App(event) => format!("{} by {author}", describe_event(lens, &tx.author, event)),
     }
 }
 
@@ -105,7 +110,7 @@ pub(crate) fn describe_reward(genesis: &Genesis, reward: &Reward) -> String {
 }
 
 /// The lines of one block: a header line, then its transactions and rewards.
-pub(crate) fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String> {
+pub(crate) fn block_lines(genesis: &Genesis, lens: &Lens<'_>, block: &Block<Event>) -> Vec<String> {
     let header = &block.header;
     let mut lines = vec![format!(
         "Block #{} {} prev {:#} at {} by {} ({} txs, {} rewards)",
@@ -121,7 +126,7 @@ pub(crate) fn block_lines(genesis: &Genesis, block: &Block<Event>) -> Vec<String
         block
             .transactions
             .iter()
-            .map(|tx| format!("  tx {:#} {}", tx.id(), describe_tx(genesis, tx))),
+            .map(|tx| format!("  tx {:#} {}", tx.id(), describe_tx(genesis, lens, tx))),
     );
     lines.extend(
         block
@@ -160,7 +165,7 @@ pub(crate) fn chain<B: BodySource<Event>>(ledger: &HealthLedger<B>) -> ChainView
 }
 
 /// The whole best chain, genesis first.
-pub(crate) fn chain_lines(chain: &ChainView) -> Vec<String> {
+pub(crate) fn chain_lines(chain: &ChainView, lens: &Lens<'_>) -> Vec<String> {
     let genesis = &chain.genesis;
     let mut lines = vec![format!(
         "Block #0 {} genesis of network '{}'{}",
@@ -174,7 +179,7 @@ pub(crate) fn chain_lines(chain: &ChainView) -> Vec<String> {
     )];
     for (hash, block) in &chain.blocks {
         match block {
-            Ok(Some(block)) => lines.extend(block_lines(genesis, block)),
+            Ok(Some(block)) => lines.extend(block_lines(genesis, lens, block)),
             Ok(None) => lines.push(format!("Block {hash}: body not available")),
             Err(e) => lines.push(format!("Block {hash}: cannot read it: {e}")),
         }
@@ -208,7 +213,7 @@ pub(crate) fn pending<B: BodySource<Event>>(ledger: &HealthLedger<B>) -> Pending
 }
 
 /// The pending transactions.
-pub(crate) fn pending_lines(pending: &PendingView) -> Vec<String> {
+pub(crate) fn pending_lines(pending: &PendingView, lens: &Lens<'_>) -> Vec<String> {
     if pending.txs.is_empty() {
         return vec!["No pending transactions.".to_string()];
     }
@@ -217,7 +222,7 @@ pub(crate) fn pending_lines(pending: &PendingView) -> Vec<String> {
         pending
             .txs
             .iter()
-            .map(|(id, tx)| format!("  tx {id:#} {}", describe_tx(&pending.genesis, tx))),
+            .map(|(id, tx)| format!("  tx {id:#} {}", describe_tx(&pending.genesis, lens, tx))),
     );
     lines
 }
@@ -238,11 +243,11 @@ type RecordedHistory = Result<Vec<(RecordedEvent, String)>, String>;
 /// A patient's history as read from a ledger: what [`history_lines`] shows.
 pub(crate) struct HistoryView {
     patient: PatientId,
-    /// The registered patient's name and recorded events (each with its author's
-    /// username), or why they cannot be read; `None` for a patient not mined yet.
-    recorded: Option<(String, RecordedHistory)>,
-    /// The patient's events still pending.
-    pending: Vec<Event>,
+    /// The registered patient's recorded events (each with its author's username), or
+    /// why they cannot be read; `None` for a patient not mined yet.
+    recorded: Option<RecordedHistory>,
+    /// The patient's events still pending, with their authors.
+    pending: Vec<(AccountId, Event)>,
 }
 
 /// Reads a patient's events in chain order, then those still pending.
@@ -254,12 +259,14 @@ pub(crate) fn history<B: BodySource<Event>>(
     let pending = ledger
         .mempool()
         .filter_map(|p| match &p.tx.body {
-            TxBody::App(event) if event.patient_id() == Some(*patient) => Some(event.clone()),
+            TxBody::App(event) if event.patient_id() == Some(*patient) => {
+                Some((p.tx.author, event.clone()))
+            }
             _ => None,
         })
         .collect();
-    let recorded = state.patient(patient).map(|record| {
-        let events = records::patient_history(ledger, patient)
+    let recorded = state.patient(patient).map(|_| {
+        records::patient_history(ledger, patient)
             .map(|events| {
                 events
                     .unwrap_or_default()
@@ -270,8 +277,7 @@ pub(crate) fn history<B: BodySource<Event>>(
                     })
                     .collect()
             })
-            .map_err(|e| e.to_string());
-        (record.name.clone(), events)
+            .map_err(|e| e.to_string())
     });
     HistoryView {
         patient: *patient,
@@ -281,10 +287,17 @@ pub(crate) fn history<B: BodySource<Event>>(
 }
 
 /// A patient's events in chain order.
-pub(crate) fn history_lines(history: &HistoryView) -> Vec<String> {
+pub(crate) fn history_lines(history: &HistoryView, lens: &Lens<'_>) -> Vec<String> {
     let patient = &history.patient;
     let mut lines = match &history.recorded {
-        Some((name, events)) => {
+        Some(events) => {
+            let name = events
+                .as_ref()
+                .ok()
+                .and_then(|events| events.first())
+                .map_or_else(String::new, |(first, _)| {
+                    lens.text(&first.recorded.author, &first.event, Section::Demographics)
+                });
             let mut lines = vec![format!("History of {name} ({patient}):")];
             match events {
                 Ok(events) => {
@@ -293,7 +306,7 @@ pub(crate) fn history_lines(history: &HistoryView) -> Vec<String> {
                             "  #{} {} {} by {author}",
                             recorded.height,
                             time(recorded.time),
-                            describe_event(event),
+                            describe_event(lens, &recorded.author, event),
                         ));
                     }
                 }
@@ -310,14 +323,18 @@ pub(crate) fn history_lines(history: &HistoryView) -> Vec<String> {
         history
             .pending
             .iter()
-            .map(|event| format!("  pending {}", describe_event(event))),
+            .map(|(author, event)| format!("  pending {}", describe_event(lens, author, event))),
     );
     lines
 }
 
 /// What `mine` shows: the new block's header line and its contents, or why nothing
 /// was mined. `genesis` names the members in a mined block.
-pub(crate) fn mine_lines(genesis: Option<&Genesis>, outcome: &MineOutcome) -> Vec<String> {
+pub(crate) fn mine_lines(
+    genesis: Option<&Genesis>,
+    lens: &Lens<'_>,
+    outcome: &MineOutcome,
+) -> Vec<String> {
     match outcome {
         MineOutcome::NothingPending => {
             vec!["Nothing to mine: no pending transactions.".to_string()]
@@ -326,7 +343,7 @@ pub(crate) fn mine_lines(genesis: Option<&Genesis>, outcome: &MineOutcome) -> Ve
         MineOutcome::Mined(mined) => {
             let mut lines = vec![format!("Mined block #{} {}", mined.height, mined.hash)];
             if let (Some(genesis), Some(block)) = (genesis, &mined.block) {
-                lines.extend(block_lines(genesis, block).into_iter().skip(1));
+                lines.extend(block_lines(genesis, lens, block).into_iter().skip(1));
             }
             lines
         }
@@ -392,17 +409,15 @@ pub(crate) fn recalculation_lines(recalculation: &Recalculation) -> Vec<String> 
     }]
 }
 
-/// A prescription's text as listed by `fill`: `medication dosage (instructions)`.
+/// A prescription as listed by `fill`: its text as `lens` reads it.
 pub(crate) fn prescription_label<E: std::fmt::Display>(
-    text: &Result<Option<Prescription>, E>,
+    lens: &Lens<'_>,
+    recorded: &Result<Option<RecordedEvent>, E>,
 ) -> String {
-    match text {
-        Ok(Some(text)) => format!(
-            "{} {} ({})",
-            text.medication, text.dosage, text.instructions
-        ),
+    match recorded {
+        Ok(Some(p)) => lens.plain(&p.recorded.author, &p.event, Section::Prescription),
         Ok(None) => String::new(),
-        Err(e) => format!("(cannot read its text: {e})"),
+        Err(e) => format!("(cannot read it: {e})"),
     }
 }
 
@@ -420,49 +435,70 @@ pub(crate) enum PatientLookupError {
     Ambiguous(String),
 }
 
+/// A patient found by [`find_patient`]: the id, and the registration (its author and
+/// event) from which the name is read, where the reader may.
+pub(crate) type FoundPatient = (PatientId, Option<(AccountId, Event)>);
+
 /// Finds a patient by full id or by a prefix of at least 4 hex digits, among confirmed
-/// patients and registrations still pending. Returns the id and the name.
+/// patients and registrations still pending. Returns the id and the registration; only
+/// the registration of the patient found is read from its block.
 pub(crate) fn find_patient<B: BodySource<Event>>(
     ledger: &HealthLedger<B>,
     text: &str,
-) -> Result<(PatientId, String), PatientLookupError> {
+) -> Result<FoundPatient, PatientLookupError> {
     let text = text.trim();
     let state: &HealthState = ledger.state().app();
-    let pending = ledger.mempool().filter_map(|p| match &p.tx.body {
-        TxBody::App(Event::PatientRegistration(r)) => Some((r.patient_id, r.name.clone())),
-        _ => None,
-    });
-    let all: Vec<(PatientId, String)> = state
-        .patients()
-        .map(|p| (p.id, p.name.clone()))
-        .chain(pending)
+    let pending: Vec<(PatientId, (AccountId, Event))> = ledger
+        .mempool()
+        .filter_map(|p| match &p.tx.body {
+            TxBody::App(event @ Event::PatientRegistration(r)) => {
+                Some((r.patient_id, (p.tx.author, event.clone())))
+            }
+            _ => None,
+        })
         .collect();
-    if let Ok(id) = text.parse::<PatientId>() {
-        return all
+    let ids = state
+        .patients()
+        .map(|p| p.id)
+        .chain(pending.iter().map(|(id, _)| *id));
+    let found = if let Ok(id) = text.parse::<PatientId>() {
+        ids.into_iter()
+            .find(|p| *p == id)
+            .ok_or_else(|| PatientLookupError::NotFound(text.to_string()))?
+    } else {
+        let prefix: String = text.chars().filter(|c| *c != '-').collect::<String>();
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) || prefix.len() > 32 {
+            return Err(PatientLookupError::Malformed(text.to_string()));
+        }
+        let mut matches = ids.filter(|p| p.uuid().simple().to_string().starts_with(&prefix));
+        match (matches.next(), matches.next()) {
+            (Some(found), None) => found,
+            (None, _) => return Err(PatientLookupError::NotFound(text.to_string())),
+            (Some(_), Some(_)) => return Err(PatientLookupError::Ambiguous(text.to_string())),
+        }
+    };
+    let registration = match state.patient(&found) {
+        Some(p) => records::recorded_event(ledger, p.registered.height, &p.registered.tx_id)
+            .ok()
+            .map(|r| (r.recorded.author, r.event)),
+        None => pending
             .into_iter()
-            .find(|(p, _)| *p == id)
-            .ok_or_else(|| PatientLookupError::NotFound(text.to_string()));
-    }
-    let prefix: String = text.chars().filter(|c| *c != '-').collect::<String>();
-    let prefix = prefix.to_ascii_lowercase();
-    if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) || prefix.len() > 32 {
-        return Err(PatientLookupError::Malformed(text.to_string()));
-    }
-    let mut matches = all
-        .into_iter()
-        .filter(|(p, _)| p.uuid().simple().to_string().starts_with(&prefix));
-    match (matches.next(), matches.next()) {
-        (Some(found), None) => Ok(found),
-        (None, _) => Err(PatientLookupError::NotFound(text.to_string())),
-        (Some(_), Some(_)) => Err(PatientLookupError::Ambiguous(text.to_string())),
-    }
+            .find(|(id, _)| *id == found)
+            .map(|(_, registration)| registration),
+    };
+    Ok((found, registration))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use health_workflow::{Actor, demo::DemoGenesisBuilder, demo_keypair};
+    use health_workflow::{
+        Actor, BodyReader, Role, demo::DemoGenesisBuilder, demo_encryption_key, demo_keypair,
+    };
     use ledger_core::Ledger;
+    use p2p::Vault;
+    use rand::SeedableRng;
 
     fn ledger() -> HealthLedger {
         Ledger::new(
@@ -492,12 +528,33 @@ mod tests {
         let alice = Actor::new(&ledger, "dr_alice", demo_keypair("dr_alice")).expect("member");
         let now = Timestamp(1_800_000_000_000);
         let id = PatientId::from_random_bytes([0xab; 16]);
-        let tx = alice.register(&ledger, id, "Jane Doe", now).expect("signs");
-        ledger.submit_transaction(tx, now).expect("valid");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let written = alice
+            .register(&ledger, id, "Jane Doe", now, &mut rng)
+            .expect("signs");
+        let vault = Vault::memory();
+        let Some(TxBody::App(event)) = Some(&written.tx.body) else {
+            unreachable!("a registration is an event")
+        };
+        for ((_, reference), body) in event.sealed().iter().zip(&written.bodies) {
+            vault.keep(reference, body).expect("matches");
+        }
+        ledger.submit_transaction(written.tx, now).expect("valid");
+        let key = demo_encryption_key("dr_alice");
+        let reader = BodyReader::new(ledger.genesis_hash(), alice_keys().account(), &key);
+        let lens = Lens::new(reader, Role::Doctor, &vault);
+        let nobody = Lens::sealed(&vault);
         let full = id.to_string();
+        let (found, registration) = find_patient(&ledger, &full).expect("found");
+        assert_eq!(found, id);
+        let (author, event) = registration.expect("pending registration");
         assert_eq!(
-            find_patient(&ledger, &full),
-            Ok((id, "Jane Doe".to_string()))
+            lens.text(&author, &event, Section::Demographics),
+            "'Jane Doe'"
+        );
+        assert_eq!(
+            nobody.text(&author, &event, Section::Demographics),
+            "(sealed: demographics)"
         );
         assert_eq!(find_patient(&ledger, &full[..8]).map(|p| p.0), Ok(id));
         assert!(matches!(
@@ -508,21 +565,37 @@ mod tests {
             find_patient(&ledger, "0000"),
             Err(PatientLookupError::NotFound(_))
         ));
-        assert!(pending_lines(&pending(&ledger))[1].contains("PATIENT_REGISTRATION"));
+        assert!(pending_lines(&pending(&ledger), &lens)[1].contains("'Jane Doe'"));
+        assert!(pending_lines(&pending(&ledger), &nobody)[1].contains("(sealed: demographics)"));
         let block = ledger.mine_block(&alice_keys(), now);
         ledger
             .submit(block, now)
             .into_result()
             .expect("valid block");
-        let chain = chain_lines(&chain(&ledger));
-        assert!(chain.iter().any(|l| l.contains("Jane Doe")));
-        assert!(history_lines(&history(&ledger, &id))[1].contains("PATIENT_REGISTRATION"));
+        let chain_view = chain(&ledger);
+        assert!(
+            chain_lines(&chain_view, &lens)
+                .iter()
+                .any(|l| l.contains("Jane Doe"))
+        );
+        assert!(
+            !chain_lines(&chain_view, &nobody)
+                .iter()
+                .any(|l| l.contains("Jane"))
+        );
+        let history_view = history(&ledger, &id);
+        assert!(history_lines(&history_view, &lens)[0].contains("Jane Doe"));
+        assert!(history_lines(&history_view, &lens)[1].contains("PATIENT_REGISTRATION"));
+        assert!(history_lines(&history_view, &nobody)[0].contains("(sealed: demographics)"));
+        let (_, confirmed) = find_patient(&ledger, &full[..8]).expect("found");
+        assert!(confirmed.is_some(), "read back from its block");
     }
 
     #[test]
     fn backend_answers_read_as_before() {
+        let vault = Vault::memory();
         assert_eq!(
-            mine_lines(None, &MineOutcome::NothingPending),
+            mine_lines(None, &Lens::sealed(&vault), &MineOutcome::NothingPending),
             ["Nothing to mine: no pending transactions."]
         );
         assert_eq!(peer_lines(&[]), ["No connected peers."]);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::start_api_doctor;
 use health_workflow::{Event, PatientId, PatientRegistration, demo_genesis, demo_keypair};
-use ledger_core::{Timestamp, Transaction, TxBody, codec};
+use ledger_core::sealed::{BodyId, SealedRef};
+use ledger_core::{Hash, Timestamp, Transaction, TxBody, codec};
 use serde_json::Value;
 
 /// An HTTP answer: status, content type and body.
@@ -177,7 +178,11 @@ fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
     assert_eq!(by_height, by_hash);
     let tx = &by_height["transactions"][0];
     assert_eq!(tx["kind"], "PatientRegistration");
-    assert_eq!(tx["fields"]["name"], "Jane Doe");
+    // The API serves no clinical text: the name is sealed, shown as a marker and the
+    // hash of its ciphertext.
+    assert_eq!(tx["fields"]["name"], "(sealed: demographics)");
+    assert_eq!(tx["fields"]["name_body"].as_str().map(str::len), Some(64));
+    assert!(!get(&addr, "/blocks/1").body.contains("Jane"));
     assert_eq!(tx["author_name"], "dr_alice");
     assert_eq!(tx["signature_valid"], true);
     assert_eq!(tx["patient_id"], patient.as_str());
@@ -248,7 +253,13 @@ fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
             Timestamp(health_workflow::demo::DEMO_GENESIS_TIME.millis() + 10_000),
             TxBody::App(Event::PatientRegistration(PatientRegistration {
                 patient_id: PatientId::from_random_bytes([seed; 16]),
-                name: "John Roe".into(),
+                // An integrator seals the name first; the node checks only the reference.
+                demographics: SealedRef {
+                    body_id: BodyId::from_byte_array([seed; 16]),
+                    commitment: Hash::of(b"commitment"),
+                    ciphertext_hash: Hash::of(&[seed]),
+                    ciphertext_len: 80,
+                },
             })),
         )
     };

@@ -6,7 +6,12 @@ mod common;
 
 use common::{Proc, binary};
 
-fn keygen(dir: &std::path::Path, name: &str, passphrase_file: &std::path::Path) -> String {
+/// Makes a key file; returns the public key and the encryption key keygen printed.
+fn keygen(
+    dir: &std::path::Path,
+    name: &str,
+    passphrase_file: &std::path::Path,
+) -> (String, String) {
     let output = binary()
         .args(["keygen", "--out"])
         .arg(dir.join(format!("{name}.key")))
@@ -16,11 +21,14 @@ fn keygen(dir: &std::path::Path, name: &str, passphrase_file: &std::path::Path) 
         .expect("keygen runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{stdout}");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Public key: "))
-        .expect("keygen prints the public key")
-        .to_string()
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("keygen prints '{prefix}': {stdout}"))
+            .to_string()
+    };
+    (line("Public key: "), line("Encryption key: "))
 }
 
 #[test]
@@ -28,9 +36,11 @@ fn a_network_of_its_own() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pass = dir.path().join("pass.txt");
     std::fs::write(&pass, "correct horse battery\n").expect("write");
-    let alice = keygen(dir.path(), "alice", &pass);
-    let bob = keygen(dir.path(), "bob", &pass);
+    let (alice, alice_encryption) = keygen(dir.path(), "alice", &pass);
+    let (bob, bob_encryption) = keygen(dir.path(), "bob", &pass);
     assert_ne!(alice, bob);
+    assert_eq!(alice_encryption.len(), 192);
+    assert_ne!(alice_encryption, bob_encryption);
 
     // The same file again is refused.
     let again = binary()
@@ -46,9 +56,9 @@ fn a_network_of_its_own() {
     std::fs::write(
         &roster,
         format!(
-            "username,display_name,role,public_key_hex,balance\n\
-             alice,Dr. Alice Martin,doctor,{alice},50\n\
-             bob,Bob Lee,lab_technician,{bob},0\n"
+            "username,display_name,role,public_key_hex,balance,encryption_key_hex\n\
+             alice,Dr. Alice Martin,doctor,{alice},50,{alice_encryption}\n\
+             bob,Bob Lee,lab_technician,{bob},0,{bob_encryption}\n"
         ),
     )
     .expect("write");
@@ -139,6 +149,13 @@ fn a_network_of_its_own() {
         chain.contains(&"Final height 0 (blocks that 2 of the 2 producers have built on can never be reverted)".to_string()),
         "{chain:?}"
     );
+    // Alice reads the name she sealed, from her node's vault.
+    assert!(
+        chain
+            .iter()
+            .any(|l| l.contains("PATIENT_REGISTRATION") && l.contains("'Carol King'")),
+        "{chain:?}"
+    );
     let lines = node.collect("balances", "bob: ");
     assert!(lines.contains(&"alice: 50".to_string()), "{lines:?}");
     assert!(
@@ -147,6 +164,14 @@ fn a_network_of_its_own() {
     );
     node.send("exit");
     assert!(node.wait());
+    // The block store holds the name only sealed; the vault holds it only encrypted.
+    for file in ["blocks.redb", "vault.redb"] {
+        let bytes = std::fs::read(data.join(file)).expect("the node wrote it");
+        assert!(
+            !bytes.windows(10).any(|w| w == b"Carol King"),
+            "{file} holds the name in the clear"
+        );
+    }
 
     // A demo node refuses the data directory of another network.
     let output = binary()

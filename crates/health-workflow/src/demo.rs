@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use ledger_core::sealed::MemberEncryption;
 use ledger_core::{AccountId, Amount, Genesis, Keypair, Member, Timestamp};
 use sha2::{Digest, Sha256};
 
@@ -15,6 +16,7 @@ use crate::policy::{
     PARAM_REWARD_FILL, PARAM_REWARD_LAB_RESULT,
 };
 use crate::role::Role;
+use crate::seal::EncryptionKey;
 
 /// Username of the reserve account that pays rewards, as in the original project.
 pub const RESERVE_USERNAME: &str = "SYSTEM_BANK_001";
@@ -82,6 +84,7 @@ pub fn reserve_member() -> Member {
         username: RESERVE_USERNAME.to_string(),
         display_name: RESERVE_DISPLAY_NAME.to_string(),
         role: Role::System.label().to_string(),
+        encryption: None,
     }
 }
 
@@ -95,6 +98,13 @@ pub fn demo_keypair(username: &str) -> Keypair {
         .finalize()
         .into();
     Keypair::from_seed(seed)
+}
+
+/// The DEMO encryption key of `username`: the one
+/// [`EncryptionKey::of_member`] derives from its [`demo_keypair`]. Anyone can derive
+/// it: DEMO only.
+pub fn demo_encryption_key(username: &str) -> EncryptionKey {
+    EncryptionKey::of_member(&demo_keypair(username))
 }
 
 /// Builds a DEMO genesis; [`demo_genesis`] is the default one.
@@ -139,7 +149,8 @@ impl DemoGenesisBuilder {
         self
     }
 
-    /// The genesis: the [`DEMO_USERS`] with their [`demo_keypair`]s, the reserve in the
+    /// The genesis: the [`DEMO_USERS`] with their [`demo_keypair`]s and
+    /// [`demo_encryption_key`]s, the reserve in the
     /// roster and holding the supply, default rewards and payment, and the care team
     /// ([`clinical_producers`]) as the only authorised block producers.
     pub fn build(self) -> Genesis {
@@ -150,6 +161,10 @@ impl DemoGenesisBuilder {
                 username: u.username.to_string(),
                 display_name: u.display_name.to_string(),
                 role: u.role.label().to_string(),
+                encryption: Some(MemberEncryption::bind(
+                    &demo_keypair(u.username),
+                    demo_encryption_key(u.username).public(),
+                )),
             })
             .collect();
         roster.push(reserve_member());

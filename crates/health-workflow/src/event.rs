@@ -6,86 +6,89 @@ use ledger_core::{AccountId, TxId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::body::Section;
 use crate::ids::{OrderId, PatientId, PrescriptionId};
 use crate::limits;
+use crate::seal::{BodyId, EncryptionPublicKey, MAX_CIPHERTEXT_LEN, SealedRef};
 
 /// The test ordered when a consultation does not name one.
 pub const DEFAULT_TEST_NAME: &str = "Blood Test";
 
-/// A doctor registers a new patient.
+/// A doctor registers a new patient. The name is sealed
+/// ([`Section::Demographics`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientRegistration {
-    /// The new patient's id (UUID v4, unused so far).
+    /// The new patient's id (UUID v4, unused so far): the patient's pseudonym.
     pub patient_id: PatientId,
-    /// The patient's name (1 to [`MAX_PATIENT_NAME`](limits::MAX_PATIENT_NAME) bytes).
-    pub name: String,
+    /// The sealed name.
+    pub demographics: SealedRef,
 }
 
-/// A test a doctor orders during a consultation.
+/// A test a doctor orders during a consultation. What to test is sealed
+/// ([`Section::TestOrder`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestOrder {
     /// The order's id (UUID v4, unused so far); the lab result names it.
     pub order_id: OrderId,
-    /// What to test (1 to [`MAX_TEST_NAME`](limits::MAX_TEST_NAME) bytes).
-    pub test_name: String,
+    /// The sealed test name.
+    pub test: SealedRef,
 }
 
-impl TestOrder {
-    /// An order for the default test, [`DEFAULT_TEST_NAME`].
-    pub fn blood_test(order_id: OrderId) -> TestOrder {
-        TestOrder {
-            order_id,
-            test_name: DEFAULT_TEST_NAME.to_string(),
-        }
-    }
-}
-
-/// A doctor sees a registered patient and may order a test.
+/// A doctor sees a registered patient and may order a test. The notes are sealed
+/// ([`Section::Notes`]), even when empty.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoctorConsultation {
     /// The patient seen.
     pub patient_id: PatientId,
-    /// Free-text notes (at most [`MAX_NOTES`](limits::MAX_NOTES) bytes; may be empty).
-    pub notes: String,
+    /// The sealed notes.
+    pub notes: SealedRef,
     /// The test ordered, if any.
     pub test_order: Option<TestOrder>,
 }
 
-/// A lab technician records the result of an open test order.
+/// A lab technician records the result of an open test order. The results are sealed
+/// ([`Section::Results`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabTestResult {
     /// The patient tested: the one the order was made for.
     pub patient_id: PatientId,
     /// The open order this result answers.
     pub order_id: OrderId,
-    /// The results (1 to [`MAX_RESULTS`](limits::MAX_RESULTS) bytes).
-    pub results: String,
+    /// The sealed results.
+    pub results: SealedRef,
 }
 
-/// A doctor prescribes medication, possibly based on lab results.
+/// A doctor prescribes medication, possibly based on lab results. Medication, dosage
+/// and instructions are sealed ([`Section::Prescription`]); which results it is based
+/// on is public, since it decides who is paid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prescription {
     /// The prescription's id (UUID v4, unused so far); the fill names it.
     pub prescription_id: PrescriptionId,
     /// The patient it is for.
     pub patient_id: PatientId,
-    /// Medication (1 to [`MAX_MEDICATION`](limits::MAX_MEDICATION) bytes).
-    pub medication: String,
-    /// Dosage (1 to [`MAX_DOSAGE`](limits::MAX_DOSAGE) bytes).
-    pub dosage: String,
-    /// Instructions (at most [`MAX_INSTRUCTIONS`](limits::MAX_INSTRUCTIONS) bytes).
-    pub instructions: String,
+    /// The sealed medication, dosage and instructions.
+    pub details: SealedRef,
     /// The lab results read, each named by the id of the transaction that recorded it,
     /// all of this patient, without repeats, at most
     /// [`MAX_BASED_ON`](limits::MAX_BASED_ON). Their technicians are paid.
     pub based_on: Vec<TxId>,
 }
 
-/// A pharmacist fills a prescription.
+/// A pharmacist fills a prescription. A fill carries nothing sealed: what it hands out
+/// is the prescription's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrescriptionFilled {
     /// The prescription filled: existing and not filled before.
     pub prescription_id: PrescriptionId,
+}
+
+/// A member replaces its encryption key: bodies written from the next block on are
+/// sealed to the new key. The transaction's signature binds the key to the member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionKeyRotation {
+    /// The member's new X25519 encryption key.
+    pub key: EncryptionPublicKey,
 }
 
 /// A clinical event: the payload of an application transaction.
@@ -105,6 +108,8 @@ pub enum Event {
     Prescription(Prescription),
     /// See [`PrescriptionFilled`].
     PrescriptionFilled(PrescriptionFilled),
+    /// See [`EncryptionKeyRotation`].
+    EncryptionKeyRotation(EncryptionKeyRotation),
 }
 
 /// The kind of an [`Event`], for permissions and messages.
@@ -121,16 +126,19 @@ pub enum EventKind {
     Prescription,
     /// [`Event::PrescriptionFilled`].
     PrescriptionFilled,
+    /// [`Event::EncryptionKeyRotation`].
+    EncryptionKeyRotation,
 }
 
 impl EventKind {
-    /// Every kind, in workflow order.
-    pub const ALL: [EventKind; 5] = [
+    /// Every kind, in workflow order, then the key rotation.
+    pub const ALL: [EventKind; 6] = [
         EventKind::PatientRegistration,
         EventKind::DoctorConsultation,
         EventKind::LabTestResult,
         EventKind::Prescription,
         EventKind::PrescriptionFilled,
+        EventKind::EncryptionKeyRotation,
     ];
 
     /// The name used in the original project (`PATIENT_REGISTRATION`, ...).
@@ -141,6 +149,7 @@ impl EventKind {
             EventKind::LabTestResult => "LAB_TEST_RESULT",
             EventKind::Prescription => "PRESCRIPTION",
             EventKind::PrescriptionFilled => "PRESCRIPTION_FILLED",
+            EventKind::EncryptionKeyRotation => "ENCRYPTION_KEY_ROTATION",
         }
     }
 }
@@ -170,7 +179,7 @@ pub enum EventError {
         /// The event refused.
         event: EventKind,
     },
-    /// A required text field is empty.
+    /// A required text field is empty (checked before a body is sealed).
     #[error("{field} must not be empty")]
     EmptyText {
         /// The field.
@@ -278,6 +287,28 @@ pub enum EventError {
         /// The prescription id.
         prescription: PrescriptionId,
     },
+    /// A sealed reference announces a ciphertext above the largest a body seals to.
+    #[error("a sealed {section} of {len} bytes is above the {max}-byte limit")]
+    SealedTooLarge {
+        /// The section.
+        section: Section,
+        /// The announced ciphertext length.
+        len: u32,
+        /// The limit.
+        max: usize,
+    },
+    /// Two sections of one event name the same body.
+    #[error("body {body} is named twice in one event")]
+    RepeatedBody {
+        /// The body id.
+        body: BodyId,
+    },
+    /// A key rotation names a key no body can be sealed to (a low-order point).
+    #[error("encryption key {key} cannot be sealed to")]
+    UnusableEncryptionKey {
+        /// The key given.
+        key: EncryptionPublicKey,
+    },
     /// A fill names a prescription that was already filled.
     #[error("prescription {prescription} was already filled by transaction {fill}")]
     AlreadyFilled {
@@ -286,20 +317,6 @@ pub enum EventError {
         /// The transaction that filled it.
         fill: TxId,
     },
-}
-
-fn text(field: &'static str, value: &str, required: bool, max: usize) -> Result<(), EventError> {
-    if required && value.is_empty() {
-        return Err(EventError::EmptyText { field });
-    }
-    if value.len() > max {
-        return Err(EventError::TextTooLong {
-            field,
-            len: value.len(),
-            max,
-        });
-    }
-    Ok(())
 }
 
 fn v4(field: &'static str, id: Uuid) -> Result<(), EventError> {
@@ -319,6 +336,7 @@ impl Event {
             Event::LabTestResult(_) => EventKind::LabTestResult,
             Event::Prescription(_) => EventKind::Prescription,
             Event::PrescriptionFilled(_) => EventKind::PrescriptionFilled,
+            Event::EncryptionKeyRotation(_) => EventKind::EncryptionKeyRotation,
         }
     }
 
@@ -329,36 +347,66 @@ impl Event {
             Event::DoctorConsultation(e) => Some(e.patient_id),
             Event::LabTestResult(e) => Some(e.patient_id),
             Event::Prescription(e) => Some(e.patient_id),
-            Event::PrescriptionFilled(_) => None,
+            Event::PrescriptionFilled(_) | Event::EncryptionKeyRotation(_) => None,
         }
     }
 
-    /// Checks what needs no chain state: text lengths, id versions, list sizes.
-    pub fn check_form(&self) -> Result<(), EventError> {
+    /// The sealed bodies it refers to, each with its section, in order.
+    pub fn sealed(&self) -> Vec<(Section, SealedRef)> {
         match self {
-            Event::PatientRegistration(e) => {
-                v4("patient id", e.patient_id.0)?;
-                text("patient name", &e.name, true, limits::MAX_PATIENT_NAME)
-            }
+            Event::PatientRegistration(e) => vec![(Section::Demographics, e.demographics)],
             Event::DoctorConsultation(e) => {
-                text("notes", &e.notes, false, limits::MAX_NOTES)?;
+                let mut refs = vec![(Section::Notes, e.notes)];
                 if let Some(order) = &e.test_order {
-                    v4("order id", order.order_id.0)?;
-                    text("test name", &order.test_name, true, limits::MAX_TEST_NAME)?;
+                    refs.push((Section::TestOrder, order.test));
                 }
-                Ok(())
+                refs
             }
-            Event::LabTestResult(e) => text("results", &e.results, true, limits::MAX_RESULTS),
+            Event::LabTestResult(e) => vec![(Section::Results, e.results)],
+            Event::Prescription(e) => vec![(Section::Prescription, e.details)],
+            Event::PrescriptionFilled(_) | Event::EncryptionKeyRotation(_) => Vec::new(),
+        }
+    }
+
+    /// The sealed body of `section`, if the event has one.
+    pub fn sealed_section(&self, section: Section) -> Option<SealedRef> {
+        self.sealed()
+            .into_iter()
+            .find(|(s, _)| *s == section)
+            .map(|(_, r)| r)
+    }
+
+    /// Checks what needs no chain state: id versions, list sizes, and that each sealed
+    /// reference is of a possible size and names its own body. (The text inside the
+    /// bodies is checked before sealing, [`Body::check_form`](crate::Body::check_form):
+    /// no validator can read it.)
+    pub fn check_form(&self) -> Result<(), EventError> {
+        let sealed = self.sealed();
+        for (i, (section, reference)) in sealed.iter().enumerate() {
+            if reference.ciphertext_len as usize > MAX_CIPHERTEXT_LEN {
+                return Err(EventError::SealedTooLarge {
+                    section: *section,
+                    len: reference.ciphertext_len,
+                    max: MAX_CIPHERTEXT_LEN,
+                });
+            }
+            if sealed[..i]
+                .iter()
+                .any(|(_, r)| r.body_id == reference.body_id)
+            {
+                return Err(EventError::RepeatedBody {
+                    body: reference.body_id,
+                });
+            }
+        }
+        match self {
+            Event::PatientRegistration(e) => v4("patient id", e.patient_id.0),
+            Event::DoctorConsultation(e) => match &e.test_order {
+                Some(order) => v4("order id", order.order_id.0),
+                None => Ok(()),
+            },
             Event::Prescription(e) => {
                 v4("prescription id", e.prescription_id.0)?;
-                text("medication", &e.medication, true, limits::MAX_MEDICATION)?;
-                text("dosage", &e.dosage, true, limits::MAX_DOSAGE)?;
-                text(
-                    "instructions",
-                    &e.instructions,
-                    false,
-                    limits::MAX_INSTRUCTIONS,
-                )?;
                 if e.based_on.len() > limits::MAX_BASED_ON {
                     return Err(EventError::TooManyResults {
                         count: e.based_on.len(),
@@ -367,7 +415,14 @@ impl Event {
                 }
                 Ok(())
             }
-            Event::PrescriptionFilled(_) => Ok(()),
+            // A member rotating to a key no one can seal to would stop the others
+            // writing anything it should read.
+            Event::EncryptionKeyRotation(r) if !crate::seal::is_usable_key(&r.key) => {
+                Err(EventError::UnusableEncryptionKey { key: r.key })
+            }
+            Event::LabTestResult(_)
+            | Event::PrescriptionFilled(_)
+            | Event::EncryptionKeyRotation(_) => Ok(()),
         }
     }
 }
@@ -375,35 +430,47 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger_core::Hash;
 
-    fn registration(name: &str) -> Event {
-        Event::PatientRegistration(PatientRegistration {
-            patient_id: PatientId::from_random_bytes([1; 16]),
-            name: name.to_string(),
-        })
+    fn sealed(n: u8, len: u32) -> SealedRef {
+        SealedRef {
+            body_id: BodyId::from_byte_array([n; 16]),
+            commitment: Hash::of(&[n]),
+            ciphertext_hash: Hash::of(&[n, 1]),
+            ciphertext_len: len,
+        }
     }
 
     #[test]
-    fn form_checks_text_limits_and_id_versions() {
-        assert_eq!(registration("Jane Doe").check_form(), Ok(()));
-        assert_eq!(
-            registration("").check_form(),
-            Err(EventError::EmptyText {
-                field: "patient name"
+    fn form_checks_id_versions_and_sealed_sizes() {
+        let registration = |id: PatientId, len: u32| {
+            Event::PatientRegistration(PatientRegistration {
+                patient_id: id,
+                demographics: sealed(1, len),
             })
-        );
-        let long = "x".repeat(limits::MAX_PATIENT_NAME + 1);
+        };
+        let patient = PatientId::from_random_bytes([1; 16]);
+        assert_eq!(registration(patient, 80).check_form(), Ok(()));
         assert!(matches!(
-            registration(&long).check_form(),
-            Err(EventError::TextTooLong { .. })
+            registration(PatientId(Uuid::nil()), 80).check_form(),
+            Err(EventError::NotUuidV4 { .. })
         ));
-        let nil = Event::PatientRegistration(PatientRegistration {
-            patient_id: PatientId(Uuid::nil()),
-            name: "Jane".into(),
+        let too_large = u32::try_from(MAX_CIPHERTEXT_LEN + 1).expect("fits");
+        assert!(matches!(
+            registration(patient, too_large).check_form(),
+            Err(EventError::SealedTooLarge { .. })
+        ));
+        let same_body_twice = Event::DoctorConsultation(DoctorConsultation {
+            patient_id: patient,
+            notes: sealed(2, 80),
+            test_order: Some(TestOrder {
+                order_id: OrderId::from_random_bytes([3; 16]),
+                test: sealed(2, 90),
+            }),
         });
         assert!(matches!(
-            nil.check_form(),
-            Err(EventError::NotUuidV4 { .. })
+            same_body_twice.check_form(),
+            Err(EventError::RepeatedBody { .. })
         ));
     }
 
@@ -411,11 +478,18 @@ mod tests {
     fn events_round_trip_through_the_canonical_codec() {
         let event = Event::DoctorConsultation(DoctorConsultation {
             patient_id: PatientId::from_random_bytes([2; 16]),
-            notes: "headache".into(),
-            test_order: Some(TestOrder::blood_test(OrderId::from_random_bytes([3; 16]))),
+            notes: sealed(4, 70),
+            test_order: Some(TestOrder {
+                order_id: OrderId::from_random_bytes([3; 16]),
+                test: sealed(5, 60),
+            }),
         });
         let bytes = ledger_core::codec::encode(&event);
         let back: Event = ledger_core::codec::decode(&bytes, 1024).expect("just encoded");
         assert_eq!(back, event);
+        assert_eq!(
+            back.sealed().iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [Section::Notes, Section::TestOrder]
+        );
     }
 }

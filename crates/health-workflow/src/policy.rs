@@ -10,6 +10,7 @@ use crate::event::{
 };
 use crate::ids::{OrderId, PatientId, PrescriptionId};
 use crate::role::Role;
+use crate::seal::{EncryptionPublicKey, SealedRef};
 use crate::state::{
     HealthState, HistoryEntry, LabResult, Order, Patient, PrescriptionRecord, Recorded,
 };
@@ -105,6 +106,8 @@ pub enum HealthUndo {
     Prescribed(PatientId, PrescriptionId),
     /// A prescription of this patient was filled.
     Filled(PatientId, PrescriptionId),
+    /// A member's encryption key was replaced; this was the one before.
+    KeyRotated(AccountId, Option<EncryptionPublicKey>),
 }
 
 const UNDO_ORDER: &str = "undo reverts the latest apply, whose records still exist";
@@ -171,7 +174,7 @@ impl HealthState {
         history.push(HistoryEntry::of(at, EventKind::PatientRegistration));
         slot.insert(Box::new(Patient {
             id: r.patient_id,
-            name: r.name.clone(),
+            demographics: r.demographics,
             registered: at,
             history,
             orders: Vec::new(),
@@ -197,7 +200,6 @@ impl HealthState {
             slot.insert(Box::new(Order {
                 id: o.order_id,
                 patient_id: c.patient_id,
-                test_name: o.test_name.clone(),
                 ordered: at,
                 result: None,
             }));
@@ -335,8 +337,14 @@ impl Policy for HealthPolicy {
     type Undo = HealthUndo;
     type Error = EventError;
 
-    fn genesis_state(&self, _genesis: &Genesis) -> HealthState {
-        HealthState::default()
+    fn genesis_state(&self, genesis: &Genesis) -> HealthState {
+        let mut state = HealthState::default();
+        for member in &genesis.roster {
+            if let Some(encryption) = &member.encryption {
+                state.encryption_keys.insert(member.account, encryption.key);
+            }
+        }
+        state
     }
 
     fn apply(
@@ -360,7 +368,15 @@ impl Policy for HealthPolicy {
             Event::PrescriptionFilled(f) => state
                 .fill(f, at)
                 .map(|done| rewarded(done, Rates::reward_fill_of(ctx.genesis))),
+            Event::EncryptionKeyRotation(r) => {
+                let before = state.encryption_keys.insert(ctx.author, r.key);
+                Ok(Applied::new(HealthUndo::KeyRotated(ctx.author, before)))
+            }
         }
+    }
+
+    fn sealed_refs(&self, event: &Event) -> Vec<SealedRef> {
+        event.sealed().into_iter().map(|(_, r)| r).collect()
     }
 
     fn undo(&self, state: &mut HealthState, undo: HealthUndo) {
@@ -393,6 +409,14 @@ impl Policy for HealthPolicy {
                     .expect(UNDO_ORDER)
                     .filled = None;
             }
+            HealthUndo::KeyRotated(account, before) => match before {
+                Some(key) => {
+                    state.encryption_keys.insert(account, key);
+                }
+                None => {
+                    state.encryption_keys.remove(&account);
+                }
+            },
         }
     }
 }
@@ -403,7 +427,18 @@ mod tests {
 
     use super::*;
     use crate::demo::{demo_genesis, demo_keypair};
-    use crate::event::TestOrder;
+    use crate::event::{EncryptionKeyRotation, TestOrder};
+    use crate::seal::BodyId;
+
+    /// A reference to a body no one here reads: the rules never look inside.
+    fn sealed(n: u8) -> SealedRef {
+        SealedRef {
+            body_id: BodyId::from_byte_array([n; 16]),
+            commitment: Hash::of(&[n]),
+            ciphertext_hash: Hash::of(&[n, n]),
+            ciphertext_len: 64,
+        }
+    }
 
     fn apply(
         genesis: &Genesis,
@@ -437,15 +472,18 @@ mod tests {
                 "dr_alice",
                 Event::PatientRegistration(PatientRegistration {
                     patient_id: patient,
-                    name: "Jane".into(),
+                    demographics: sealed(1),
                 }),
             ),
             (
                 "dr_alice",
                 Event::DoctorConsultation(DoctorConsultation {
                     patient_id: patient,
-                    notes: "n".into(),
-                    test_order: Some(TestOrder::blood_test(order)),
+                    notes: sealed(2),
+                    test_order: Some(TestOrder {
+                        order_id: order,
+                        test: sealed(3),
+                    }),
                 }),
             ),
             (
@@ -453,7 +491,7 @@ mod tests {
                 Event::LabTestResult(LabTestResult {
                     patient_id: patient,
                     order_id: order,
-                    results: "r".into(),
+                    results: sealed(4),
                 }),
             ),
             (
@@ -461,9 +499,7 @@ mod tests {
                 Event::Prescription(Prescription {
                     prescription_id: prescription,
                     patient_id: patient,
-                    medication: "m".into(),
-                    dosage: "d".into(),
-                    instructions: String::new(),
+                    details: sealed(5),
                     based_on: vec![result],
                 }),
             ),
@@ -471,6 +507,12 @@ mod tests {
                 "pharm_charlie",
                 Event::PrescriptionFilled(PrescriptionFilled {
                     prescription_id: prescription,
+                }),
+            ),
+            (
+                "lab_tech_bob",
+                Event::EncryptionKeyRotation(EncryptionKeyRotation {
+                    key: EncryptionPublicKey::from_byte_array([7; 32]),
                 }),
             ),
         ];
@@ -481,10 +523,16 @@ mod tests {
             snapshots.push(state.clone());
             let applied = apply(&genesis, &mut state, user, n, event).expect("valid step");
             undos.push(applied.undo);
-            // Applying the same event again fails and changes nothing.
+            // Applying the same event again fails and changes nothing (a rotation to
+            // the key already in force is no error, and changes nothing either).
             let after = state.clone();
-            assert!(apply(&genesis, &mut state, user, n, event).is_err());
-            assert_eq!(state, after);
+            let again = apply(&genesis, &mut state, user, n, event);
+            if event.kind() == EventKind::EncryptionKeyRotation {
+                assert_eq!(state, after);
+            } else {
+                assert!(again.is_err());
+                assert_eq!(state, after);
+            }
         }
         assert_eq!(state.history(&patient).map(<[_]>::len), Some(5));
         // The lab result is listed for its patient, answering its order, by the lab.
@@ -531,17 +579,20 @@ mod tests {
         let order = OrderId::from_random_bytes([2; 16]);
         let register = Event::PatientRegistration(PatientRegistration {
             patient_id: patient,
-            name: "Jane".into(),
+            demographics: sealed(1),
         });
         let consult = Event::DoctorConsultation(DoctorConsultation {
             patient_id: patient,
-            notes: String::new(),
-            test_order: Some(TestOrder::blood_test(order)),
+            notes: sealed(2),
+            test_order: Some(TestOrder {
+                order_id: order,
+                test: sealed(3),
+            }),
         });
         let result = Event::LabTestResult(LabTestResult {
             patient_id: patient,
             order_id: order,
-            results: "r".into(),
+            results: sealed(4),
         });
         for (n, event) in [(1, &register), (2, &consult)] {
             let applied = apply(&genesis, &mut state, "dr_alice", n, event).expect("valid");

@@ -1,17 +1,23 @@
 //! Events read back from the block store by the state's indexes.
 //!
 //! [`HealthState`] keeps where each event was recorded (block height and transaction
-//! id), not its text: notes, results and medication stay in the block bodies. These
-//! functions read them back, one block per distinct height, so their cost depends on
+//! id); the events themselves (public facts and sealed references) stay in the blocks.
+//! These functions read them back, one block per distinct height, so their cost depends on
 //! the patient's number of events, not on the length of the chain.
+//!
+//! An event holds public facts; what people wrote is sealed. A [`BodyReader`] (a
+//! member's account and encryption key) opens the sections sealed to it from the
+//! bodies its vault holds, and says [`Reading::Sealed`] for the rest.
 
 use std::sync::Arc;
 
-use ledger_core::{Block, BodySource, Height, Ledger, TxBody, TxId};
+use ledger_core::{AccountId, Block, BlockHash, BodySource, Hash, Height, Ledger, TxBody, TxId};
 
+use crate::body::{Body, BodyError, Section};
 use crate::event::{Event, Prescription};
 use crate::ids::{PatientId, PrescriptionId};
 use crate::policy::HealthPolicy;
+use crate::seal::{Binding, EncryptionKey, OpenSealed, SealError, SealedBody, SealedRef};
 use crate::state::{HealthState, HistoryEntry, Recorded};
 
 /// An event read back from its block, with where and by whom it was recorded.
@@ -106,7 +112,7 @@ pub fn recorded_event<B: BodySource<Event>>(
     event_in(&*block_at(ledger, height)?, tx_id)
 }
 
-/// A patient's confirmed history with each event's text, time and author, in chain
+/// A patient's confirmed history with each event, its time and author, in chain
 /// order; `None` for a patient the confirmed state does not know. Reads each block
 /// holding one of the patient's events once.
 pub fn patient_history<B: BodySource<Event>>(
@@ -130,7 +136,7 @@ pub fn patient_history<B: BodySource<Event>>(
     Ok(Some(events))
 }
 
-/// A confirmed prescription's text (medication, dosage, instructions, results read),
+/// A confirmed prescription (its sealed details and the results it reads),
 /// read from its block; `None` if the confirmed state has no such prescription.
 pub fn prescription<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
@@ -149,13 +155,133 @@ pub fn prescription<B: BodySource<Event>>(
     }
 }
 
+/// What a reader sees of one sealed section of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reading {
+    /// The clear text.
+    Clear(Body),
+    /// Sealed to others: this reader has no wrap for it (or no key at all).
+    Sealed,
+    /// The body is not in the vault (not sealed to this node, or not received yet).
+    Missing,
+    /// The body is in the vault but does not open as it should: the binding, the
+    /// commitment or its form is wrong.
+    Refused(ReadError),
+}
+
+/// Why a body sealed to the reader could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// Opening failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The clear text is not a body of its section.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+}
+
+impl Reading {
+    /// The clear body, if this is one.
+    pub fn clear(&self) -> Option<&Body> {
+        match self {
+            Reading::Clear(body) => Some(body),
+            _ => None,
+        }
+    }
+}
+
+/// A member reading sealed bodies: its account and its encryption key, on one network.
+#[derive(Debug)]
+pub struct BodyReader<'a> {
+    genesis: BlockHash,
+    account: AccountId,
+    key: &'a EncryptionKey,
+}
+
+impl<'a> BodyReader<'a> {
+    /// `account`, with its encryption key `key`, on the network `genesis`.
+    pub fn new(genesis: BlockHash, account: AccountId, key: &'a EncryptionKey) -> Self {
+        BodyReader {
+            genesis,
+            account,
+            key,
+        }
+    }
+
+    /// The account reading.
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+
+    /// Reads `section` of `event`, written by `author`, from `vault` (looked up by the
+    /// ciphertext hash on the chain). `None` if the event has no such section.
+    pub fn read(
+        &self,
+        author: &AccountId,
+        event: &Event,
+        section: Section,
+        vault: impl Fn(&Hash) -> Option<SealedBody>,
+    ) -> Option<Reading> {
+        let reference = event.sealed_section(section)?;
+        let patient = event.patient_id()?;
+        let binding = Binding::new(self.genesis, *author, patient, event.kind());
+        Some(self.read_sealed(&binding, section, &reference, vault))
+    }
+
+    /// Reads the body `reference` names, sealed in `section` of the event `binding`
+    /// describes, from `vault`: [`BodyReader::read`] when the event itself is not at
+    /// hand (a [`Patient`](crate::Patient)'s `demographics`, say).
+    pub fn read_sealed(
+        &self,
+        binding: &Binding,
+        section: Section,
+        reference: &SealedRef,
+        vault: impl Fn(&Hash) -> Option<SealedBody>,
+    ) -> Reading {
+        let Some(body) = vault(&reference.ciphertext_hash) else {
+            return Reading::Missing;
+        };
+        if !body.is_sealed_to(&self.account) {
+            return Reading::Sealed;
+        }
+        let read = body
+            .open(reference, binding, &self.account, self.key)
+            .map_err(ReadError::from)
+            .and_then(|clear| Body::decode(&clear, section).map_err(ReadError::from));
+        match read {
+            Ok(body) => Reading::Clear(body),
+            Err(error) => Reading::Refused(error),
+        }
+    }
+}
+
+/// Reads `section` of `event` as `reader` (none: a node holding no member key), from
+/// `vault`: [`BodyReader::read`], or [`Reading::Sealed`] without a reader.
+pub fn read_section(
+    reader: Option<&BodyReader<'_>>,
+    author: &AccountId,
+    event: &Event,
+    section: Section,
+    vault: impl Fn(&Hash) -> Option<SealedBody>,
+) -> Option<Reading> {
+    match reader {
+        Some(reader) => reader.read(author, event, section, vault),
+        None => event.sealed_section(section).map(|_| Reading::Sealed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ledger_core::{BlockHash, Hash, MemoryBodies, Timestamp};
 
     use super::*;
-    use crate::demo::{DEMO_GENESIS_TIME, DemoGenesisBuilder, demo_keypair};
+    use crate::demo::{DEMO_GENESIS_TIME, DemoGenesisBuilder, demo_encryption_key, demo_keypair};
     use crate::workflow::Actor;
+    use rand_core::SeedableRng;
+
+    type Vault = std::collections::HashMap<Hash, SealedBody>;
 
     /// A source that lost the bodies it was given, or fails to read them.
     #[derive(Default)]
@@ -174,35 +300,96 @@ mod tests {
         }
     }
 
-    /// A ledger on `bodies` with one registered patient, mined at height 1.
-    fn registered<B: BodySource<Event>>(bodies: B) -> (Ledger<HealthPolicy, B>, PatientId, TxId) {
+    /// A ledger on `bodies` with one registered patient, mined at height 1, and the
+    /// vault of its sealed bodies.
+    fn registered_with_vault<B: BodySource<Event>>(
+        bodies: B,
+    ) -> (Ledger<HealthPolicy, B>, PatientId, TxId, Vault) {
         let genesis = DemoGenesisBuilder::new().pow_bits(0).build();
         let mut ledger = Ledger::with_store(genesis, HealthPolicy, bodies).expect("valid genesis");
         let now = Timestamp(DEMO_GENESIS_TIME.millis() + 1_000);
         let alice = Actor::new(&ledger, "dr_alice", demo_keypair("dr_alice")).expect("member");
         let patient = PatientId::from_random_bytes([7; 16]);
-        let tx = alice
-            .register(&ledger, patient, "Jane Doe", now)
+        let mut rng = chacha20::ChaCha20Rng::from_seed([3; 32]);
+        let written = alice
+            .register(&ledger, patient, "Jane Doe", now, &mut rng)
             .expect("valid");
-        let id = ledger.submit_transaction(tx, now).expect("accepted");
+        let vault = written
+            .bodies
+            .iter()
+            .map(|b| (Hash::of(&b.ciphertext), b.clone()))
+            .collect();
+        let id = ledger
+            .submit_transaction(written.tx, now)
+            .expect("accepted");
         let block = ledger.mine_block(&demo_keypair("dr_alice"), now);
         ledger
             .submit(block, now)
             .into_result()
             .expect("valid block");
+        (ledger, patient, id, vault)
+    }
+
+    fn registered<B: BodySource<Event>>(bodies: B) -> (Ledger<HealthPolicy, B>, PatientId, TxId) {
+        let (ledger, patient, id, _) = registered_with_vault(bodies);
         (ledger, patient, id)
     }
 
     #[test]
     fn events_are_read_back_from_their_blocks() {
-        let (ledger, patient, id) = registered(MemoryBodies::default());
+        let (ledger, patient, id, vault) = registered_with_vault(MemoryBodies::default());
         let history = patient_history(&ledger, &patient)
             .expect("readable")
             .expect("known");
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].recorded.tx_id, id);
         assert_eq!(history[0].recorded.height, Height(1));
-        assert!(matches!(&history[0].event, Event::PatientRegistration(r) if r.name == "Jane Doe"));
+        let event = &history[0];
+        let author = event.recorded.author;
+        let from_vault = |h: &Hash| vault.get(h).cloned();
+        // The care team reads the name; the event itself holds none of it.
+        for member in ["dr_alice", "lab_tech_bob", "pharm_charlie"] {
+            let key = demo_encryption_key(member);
+            let reader =
+                BodyReader::new(ledger.genesis_hash(), demo_keypair(member).account(), &key);
+            let reading = reader.read(&author, &event.event, Section::Demographics, from_vault);
+            assert_eq!(
+                reading.as_ref().and_then(Reading::clear),
+                Some(&Body::Demographics {
+                    name: "Jane Doe".into()
+                }),
+                "{member}"
+            );
+        }
+        assert!(!format!("{:?}", event.event).contains("Jane"));
+        // Without a member key, or without the body, it stays sealed.
+        assert_eq!(
+            read_section(
+                None,
+                &author,
+                &event.event,
+                Section::Demographics,
+                from_vault
+            ),
+            Some(Reading::Sealed)
+        );
+        let key = demo_encryption_key("dr_alice");
+        let reader = BodyReader::new(ledger.genesis_hash(), author, &key);
+        assert_eq!(
+            reader.read(&author, &event.event, Section::Demographics, |_| None),
+            Some(Reading::Missing)
+        );
+        assert_eq!(
+            reader.read(&author, &event.event, Section::Notes, from_vault),
+            None
+        );
+        // The body opens only for its own event: read as another author's, it is
+        // refused.
+        let other = demo_keypair("lab_tech_bob").account();
+        assert!(matches!(
+            reader.read(&other, &event.event, Section::Demographics, from_vault),
+            Some(Reading::Refused(_))
+        ));
         let other = PatientId::from_random_bytes([8; 16]);
         assert!(matches!(patient_history(&ledger, &other), Ok(None)));
     }

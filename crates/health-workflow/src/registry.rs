@@ -6,6 +6,9 @@
 //! `timestamp` is the registration block's time in RFC 3339, UTC, with milliseconds
 //! (`2025-03-26T09:30:00.000Z`), formatted here so the crate needs no date library.
 //!
+//! Names are sealed on the chain: a node writes them only where it may read the
+//! patient's demographics, and [`SEALED_NAME`] elsewhere.
+//!
 //! The file is meant to be opened in spreadsheets, which run a cell starting with `=`,
 //! `+`, `-`, `@`, a tab or a carriage return as a formula. Such cells are written with
 //! a leading `'`, which spreadsheets display as text; a cell that itself starts with
@@ -17,10 +20,13 @@ use std::io;
 use ledger_core::{Genesis, Timestamp};
 
 use crate::ids::PatientId;
-use crate::state::HealthState;
+use crate::state::{HealthState, Patient};
 
 /// The header row.
 pub const REGISTRY_HEADER: [&str; 4] = ["patient_id", "patient_name", "registered_by", "timestamp"];
+
+/// The `patient_name` of a patient whose name this node may not read.
+pub const SEALED_NAME: &str = "(sealed: demographics)";
 
 /// Why the registry could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -47,13 +53,19 @@ pub struct RegistryRow {
     pub timestamp: String,
 }
 
-/// The registry rows of `state`, in registration order.
-pub fn registry_rows(state: &HealthState, genesis: &Genesis) -> Vec<RegistryRow> {
+/// The registry rows of `state`, in registration order, each patient's name as
+/// `name_of` reads it (the name is sealed: only nodes that may read demographics have
+/// it), [`SEALED_NAME`] where it returns `None`.
+pub fn registry_rows(
+    state: &HealthState,
+    genesis: &Genesis,
+    mut name_of: impl FnMut(&Patient) -> Option<String>,
+) -> Vec<RegistryRow> {
     state
         .patients()
         .map(|p| RegistryRow {
             patient_id: p.id,
-            patient_name: p.name.clone(),
+            patient_name: name_of(p).unwrap_or_else(|| SEALED_NAME.to_string()),
             registered_by: genesis
                 .member(&p.registered.author)
                 .map_or_else(|| p.registered.author.to_string(), |m| m.username.clone()),
@@ -67,11 +79,19 @@ pub fn registry_rows(state: &HealthState, genesis: &Genesis) -> Vec<RegistryRow>
 pub fn write_registry<W: io::Write>(
     state: &HealthState,
     genesis: &Genesis,
+    name_of: impl FnMut(&Patient) -> Option<String>,
     out: W,
 ) -> Result<(), RegistryError> {
+    write_rows(&registry_rows(state, genesis, name_of), out)
+}
+
+/// Writes registry `rows` as CSV (header included) to `out`, escaping cells a
+/// spreadsheet would read as formulas: for a front end that reads the names apart from
+/// the ledger (from [`registry_rows`] built with no names, say).
+pub fn write_rows<W: io::Write>(rows: &[RegistryRow], out: W) -> Result<(), RegistryError> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(REGISTRY_HEADER)?;
-    for row in registry_rows(state, genesis) {
+    for row in rows {
         let id = row.patient_id.to_string();
         writer.write_record([
             escape_cell(&id).as_ref(),

@@ -49,7 +49,8 @@ impl Role {
     }
 
     /// Whether this role may record events of `kind`: doctors register, consult and
-    /// prescribe, lab technicians record results, pharmacists fill.
+    /// prescribe, lab technicians record results, pharmacists fill; every member of the
+    /// care team may rotate its own encryption key.
     pub fn may_record(self, kind: EventKind) -> bool {
         matches!(
             (self, kind),
@@ -60,6 +61,10 @@ impl Role {
                     | EventKind::Prescription
             ) | (Role::LabTechnician, EventKind::LabTestResult)
                 | (Role::Pharmacist, EventKind::PrescriptionFilled)
+                | (
+                    Role::Doctor | Role::LabTechnician | Role::Pharmacist,
+                    EventKind::EncryptionKeyRotation
+                )
         )
     }
 }

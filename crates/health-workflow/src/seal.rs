@@ -12,13 +12,13 @@
 //! travels inside the ciphertext, so only a reader can check the commitment, and equal
 //! bodies give unrelated commitments. A [`SealedBody`] (ciphertext, nonce, wraps) is
 //! checked against its reference before it is kept ([`SealedBody::check`]), and opening
-//! it ([`SealedBody::open`]) checks the wrap, the binding and the commitment: a body
+//! it ([`OpenSealed::open`]) checks the wrap, the binding and the commitment: a body
 //! changed, moved onto another event, or opened with another key is refused, typed.
 //!
 //! Keys and plaintext live in buffers that are zeroed when dropped.
 //!
 //! ```
-//! use health_workflow::seal::{Binding, EncryptionKey, Reader, seal};
+//! use health_workflow::seal::{Binding, EncryptionKey, OpenSealed, Reader, seal};
 //! use health_workflow::{EventKind, PatientId};
 //! use ledger_core::{BlockHash, Keypair};
 //!
@@ -48,9 +48,11 @@ use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use ledger_core::sealed::BodyMismatch;
+pub use ledger_core::sealed::{BodyId, EncryptionPublicKey, SealedBody, SealedRef, Wrap};
 use ledger_core::{AccountId, BlockHash, Hash};
 use rand_core::CryptoRng;
-use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::event::EventKind;
@@ -60,12 +62,18 @@ use crate::ids::PatientId;
 pub const COMMITMENT_DOMAIN: &[u8] = b"healthchain/body-commitment/v1";
 /// Domain of the associated data binding a ciphertext to its event.
 pub const BINDING_DOMAIN: &[u8] = b"healthchain/body-binding/v1";
+/// Domain of a member's encryption key derived from its signing secret.
+pub const MEMBER_KEY_DOMAIN: &[u8] = b"healthchain/member-encryption-key/v1";
 /// HPKE `info` of a wrapped data key.
 pub const WRAP_INFO: &[u8] = b"healthchain/body-key/v1";
 /// Bytes of the commitment salt, carried inside the ciphertext.
 pub const SALT_BYTES: usize = 32;
 /// Largest body that may be sealed.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Largest ciphertext a body seals to: the salt, the largest body, and the tag.
+pub const MAX_CIPHERTEXT_LEN: usize = SALT_BYTES + MAX_BODY_BYTES + TAG_BYTES;
+/// Bytes of the authentication tag.
+const TAG_BYTES: usize = 16;
 /// Most readers a body may be sealed to.
 pub const MAX_READERS: usize = 64;
 
@@ -92,11 +100,8 @@ pub enum SealError {
         account: AccountId,
     },
     /// The ciphertext is not the one the reference names (hash, length or body id).
-    #[error("the sealed body does not match its reference: {what}")]
-    Mismatch {
-        /// What differs.
-        what: &'static str,
-    },
+    #[error("the sealed body does not match its reference: {0}")]
+    Mismatch(#[from] BodyMismatch),
     /// The body is not sealed to this account.
     #[error("the body is not sealed to {account}")]
     NotAReader {
@@ -129,40 +134,8 @@ impl std::fmt::Debug for EncryptionKey {
     }
 }
 
-/// A member's X25519 encryption key (public part), listed in the genesis beside the
-/// member's signing key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct EncryptionPublicKey([u8; 32]);
-
-impl std::fmt::Display for EncryptionPublicKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for EncryptionPublicKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EncryptionPublicKey({self})")
-    }
-}
-
-impl EncryptionPublicKey {
-    /// The key with these bytes.
-    pub const fn from_byte_array(bytes: [u8; 32]) -> Self {
-        EncryptionPublicKey(bytes)
-    }
-
-    /// The bytes.
-    pub const fn to_byte_array(self) -> [u8; 32] {
-        self.0
-    }
-
-    fn hpke(&self) -> Option<<X25519HkdfSha256 as Kem>::PublicKey> {
-        <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(&self.0).ok()
-    }
+fn hpke_public(key: &EncryptionPublicKey) -> Option<<X25519HkdfSha256 as Kem>::PublicKey> {
+    <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(&key.to_byte_array()).ok()
 }
 
 impl EncryptionKey {
@@ -181,19 +154,68 @@ impl EncryptionKey {
         EncryptionKey { secret: bytes }
     }
 
+    /// The encryption key of the member who holds `signing`: an X25519 key derived
+    /// from the signing secret with its own domain (`SHA-256(domain ‖ secret)`, then
+    /// RFC 9180's `DeriveKeyPair`). It is a separate key: nothing signed with the
+    /// ed25519 key decrypts with it or the other way round, and the member's key file
+    /// holds one secret for both. A rotated key ([`EncryptionKeyRotation`]) is a
+    /// fresh one instead.
+    ///
+    /// [`EncryptionKeyRotation`]: crate::EncryptionKeyRotation
+    pub fn of_member(signing: &ledger_core::Keypair) -> Self {
+        let mut secret = Zeroizing::new(signing.seed());
+        let seed = Zeroizing::new(<[u8; 32]>::from(
+            sha2::Sha256::new()
+                .chain_update(MEMBER_KEY_DOMAIN)
+                .chain_update(&secret[..])
+                .finalize(),
+        ));
+        secret.zeroize();
+        Self::from_seed(&seed)
+    }
+
+    /// This key's entry for a roster: the public part, bound to `signing`'s account.
+    pub fn roster_entry(
+        &self,
+        signing: &ledger_core::Keypair,
+    ) -> ledger_core::sealed::MemberEncryption {
+        ledger_core::sealed::MemberEncryption::bind(signing, self.public())
+    }
+
     /// The public part, for the genesis and for senders.
     pub fn public(&self) -> EncryptionPublicKey {
         let secret = self.hpke();
         let public = X25519HkdfSha256::sk_to_pk(&secret);
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(&public.to_bytes());
-        EncryptionPublicKey(bytes)
+        EncryptionPublicKey::from_byte_array(bytes)
     }
 
     fn hpke(&self) -> <X25519HkdfSha256 as Kem>::PrivateKey {
         <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(&self.secret[..])
             .expect("32 bytes are an X25519 secret key")
     }
+}
+
+/// Whether a body can be sealed to `key`: it is an X25519 public key of which HPKE
+/// accepts an encapsulation (not one of the low-order points, whose shared secret is
+/// zero). Checked by a trial encapsulation, about the cost of one wrap.
+pub fn is_usable_key(key: &EncryptionPublicKey) -> bool {
+    use rand_core::SeedableRng;
+    let Some(public) = hpke_public(key) else {
+        return false;
+    };
+    // The trial wrap is thrown away: a fixed generator is enough.
+    let mut rng = chacha20::ChaCha20Rng::from_seed([0; 32]);
+    hpke::single_shot_seal_with_rng::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
+        &OpModeS::Base,
+        &public,
+        WRAP_INFO,
+        b"",
+        b"",
+        &mut rng,
+    )
+    .is_ok()
 }
 
 /// A member a body is sealed to: its signing account and its encryption key.
@@ -227,57 +249,19 @@ impl Binding {
     }
 
     /// The associated data for the body `body_id`, and for a wrap to `reader`.
-    fn bytes(&self, body_id: &[u8; 16], reader: Option<&AccountId>) -> Vec<u8> {
+    fn bytes(&self, body_id: &BodyId, reader: Option<&AccountId>) -> Vec<u8> {
         let mut out = Vec::with_capacity(BINDING_DOMAIN.len() + 32 * 4 + 16 + 1);
         out.extend_from_slice(BINDING_DOMAIN);
         out.extend_from_slice(self.genesis.hash().as_bytes());
         out.extend_from_slice(self.author.as_bytes());
         out.extend_from_slice(self.patient.uuid().as_bytes());
         out.push(self.kind as u8);
-        out.extend_from_slice(body_id);
+        out.extend_from_slice(&body_id.to_byte_array());
         if let Some(reader) = reader {
             out.extend_from_slice(reader.as_bytes());
         }
         out
     }
-}
-
-/// What the chain holds of a sealed body: enough to check a delivered body, nothing of
-/// its content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealedRef {
-    /// A random id naming the body.
-    pub body_id: [u8; 16],
-    /// `SHA-256(COMMITMENT_DOMAIN ‖ salt ‖ body)`.
-    pub commitment: Hash,
-    /// SHA-256 of the ciphertext.
-    pub ciphertext_hash: Hash,
-    /// Length of the ciphertext in bytes.
-    pub ciphertext_len: u32,
-}
-
-/// The data key wrapped to one reader.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Wrap {
-    /// The reader.
-    pub reader: AccountId,
-    /// HPKE's encapsulated key.
-    pub encapped: [u8; 32],
-    /// The data key, sealed with HPKE (32 bytes and a 16-byte tag).
-    pub wrapped_key: Vec<u8>,
-}
-
-/// A sealed body as a vault keeps it and nodes deliver it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealedBody {
-    /// The body id, as in the reference.
-    pub body_id: [u8; 16],
-    /// The XChaCha20-Poly1305 nonce.
-    pub nonce: [u8; 24],
-    /// `salt ‖ body`, encrypted under the data key.
-    pub ciphertext: Vec<u8>,
-    /// The data key, wrapped to each reader.
-    pub wraps: Vec<Wrap>,
 }
 
 fn commitment(salt: &[u8], body: &[u8]) -> Hash {
@@ -300,8 +284,32 @@ pub fn seal(
             count: readers.len(),
         });
     }
-    let mut body_id = [0u8; 16];
-    rng.fill_bytes(&mut body_id);
+    seal_unchecked(body, binding, readers, rng)
+}
+
+/// Seals `body` for the event `binding` to no one: the data key is dropped, so no one
+/// can ever open it. For synthetic chains (benchmarks, `healthchain generate`), whose
+/// events need real references of realistic size and no readers.
+pub fn seal_to_no_one(
+    body: &[u8],
+    binding: &Binding,
+    rng: &mut impl CryptoRng,
+) -> Result<SealedRef, SealError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(SealError::TooLarge { size: body.len() });
+    }
+    seal_unchecked(body, binding, &[], rng).map(|(reference, _)| reference)
+}
+
+fn seal_unchecked(
+    body: &[u8],
+    binding: &Binding,
+    readers: &[Reader],
+    rng: &mut impl CryptoRng,
+) -> Result<(SealedRef, SealedBody), SealError> {
+    let mut id = [0u8; 16];
+    rng.fill_bytes(&mut id);
+    let body_id = BodyId::from_byte_array(id);
     let mut data_key = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(&mut data_key[..]);
     let mut nonce = [0u8; 24];
@@ -322,7 +330,7 @@ pub fn seal(
         .map_err(|_| SealError::Encrypt)?;
     let mut wraps = Vec::with_capacity(readers.len());
     for reader in readers {
-        let key = reader.key.hpke().ok_or(SealError::BadReaderKey {
+        let key = hpke_public(&reader.key).ok_or(SealError::BadReaderKey {
             account: reader.account,
         })?;
         let aad = binding.bytes(&body_id, Some(&reader.account));
@@ -360,34 +368,21 @@ pub fn seal(
     ))
 }
 
-impl SealedBody {
-    /// Whether this is the body `reference` names (id, ciphertext length and hash):
-    /// what a vault checks before it keeps a delivered body, without reading it.
-    pub fn check(&self, reference: &SealedRef) -> Result<(), SealError> {
-        if self.body_id != reference.body_id {
-            return Err(SealError::Mismatch { what: "body id" });
-        }
-        if u32::try_from(self.ciphertext.len()).ok() != Some(reference.ciphertext_len) {
-            return Err(SealError::Mismatch {
-                what: "ciphertext length",
-            });
-        }
-        if Hash::of(&self.ciphertext) != reference.ciphertext_hash {
-            return Err(SealError::Mismatch {
-                what: "ciphertext hash",
-            });
-        }
-        Ok(())
-    }
-
-    /// Whether `account` is among the readers.
-    pub fn is_sealed_to(&self, account: &AccountId) -> bool {
-        self.wraps.iter().any(|w| w.reader == *account)
-    }
-
+/// Opening a [`SealedBody`] with a reader's key.
+pub trait OpenSealed {
     /// Opens the body as `reader` with its encryption key `key`, for the event
     /// `binding`, checking it against `reference`. The plaintext is zeroed when dropped.
-    pub fn open(
+    fn open(
+        &self,
+        reference: &SealedRef,
+        binding: &Binding,
+        reader: &AccountId,
+        key: &EncryptionKey,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError>;
+}
+
+impl OpenSealed for SealedBody {
+    fn open(
         &self,
         reference: &SealedRef,
         binding: &Binding,
@@ -538,20 +533,10 @@ mod tests {
         // One flipped ciphertext bit: the reference catches it before any key is used.
         let mut changed = sealed.clone();
         changed.ciphertext[40] ^= 1;
-        assert_eq!(
-            changed.check(&reference),
-            Err(SealError::Mismatch {
-                what: "ciphertext hash"
-            })
-        );
+        assert_eq!(changed.check(&reference), Err(BodyMismatch::CiphertextHash));
         let mut shorter = sealed.clone();
         shorter.ciphertext.pop();
-        assert_eq!(
-            shorter.check(&reference),
-            Err(SealError::Mismatch {
-                what: "ciphertext length"
-            })
-        );
+        assert_eq!(shorter.check(&reference), Err(BodyMismatch::Length));
         // A forger who also rewrites the reference's hash still fails the AEAD: a
         // changed salt (the first bytes) or a changed body.
         for at in [0, SALT_BYTES + 3] {
@@ -576,13 +561,10 @@ mod tests {
             Err(SealError::Commitment)
         );
         let moved_id = SealedRef {
-            body_id: [0; 16],
+            body_id: BodyId::from_byte_array([0; 16]),
             ..reference
         };
-        assert_eq!(
-            sealed.check(&moved_id),
-            Err(SealError::Mismatch { what: "body id" })
-        );
+        assert_eq!(sealed.check(&moved_id), Err(BodyMismatch::BodyId));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The healthcare state the chain implies, with indexes for every query.
 //!
 //! The state holds what the rules need (who registered whom, which orders are open,
-//! which results and prescriptions exist) and where each event was recorded; the free
-//! text of events (notes, results, medication) stays in the block bodies, which live
-//! in the block store. [`records`](crate::records) reads it back by these indexes.
+//! which results and prescriptions exist, each member's encryption key) and where each
+//! event was recorded. It holds no clinical text: names, notes, tests, results and
+//! medication are sealed bodies, kept in the vaults of the nodes that may read them.
+//! [`records`](crate::records) reads events back from the blocks by these indexes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,6 +12,7 @@ use ledger_core::{AccountId, Height, Timestamp, TxId};
 
 use crate::event::EventKind;
 use crate::ids::{OrderId, PatientId, PrescriptionId};
+use crate::seal::{EncryptionPublicKey, SealedRef};
 
 /// Where and by whom an event was recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +30,7 @@ pub struct Recorded {
 /// One event of a patient's history, as indexed: which kind, and where to read it.
 ///
 /// The event itself is in the block at `height`; [`records::patient_history`]
-/// reads the history back with each event's text, time and author.
+/// reads the history back with each event, its time and author.
 ///
 /// [`records::patient_history`]: crate::records::patient_history
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +46,12 @@ pub struct HistoryEntry {
 /// A registered patient.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Patient {
-    /// The patient's id.
+    /// The patient's id: the pseudonym the chain knows the patient by. The name is
+    /// sealed in the registration.
     pub id: PatientId,
-    /// The name given at registration.
-    pub name: String,
+    /// The sealed name, as the registration names it: the registry and lookups open
+    /// it without reading the registration's block.
+    pub demographics: SealedRef,
     /// The registration: its transaction, block and registering doctor.
     pub registered: Recorded,
     /// Every event about this patient, in chain order (the registration first).
@@ -65,10 +69,8 @@ pub struct Patient {
 pub struct Order {
     /// The order's id.
     pub id: OrderId,
-    /// The patient to test.
+    /// The patient to test. What to test is sealed in the consultation.
     pub patient_id: PatientId,
-    /// What to test.
-    pub test_name: String,
     /// The consultation that ordered it.
     pub ordered: Recorded,
     /// The lab result that answered it, once there is one.
@@ -82,8 +84,9 @@ impl Order {
     }
 }
 
-/// A recorded lab result, named by the id of its transaction. Its text is read back
-/// from the block with [`records::recorded_event`](crate::records::recorded_event).
+/// A recorded lab result, named by the id of its transaction. The event (its sealed
+/// results) is read back from the block with
+/// [`records::recorded_event`](crate::records::recorded_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabResult {
     /// The patient tested.
@@ -94,8 +97,8 @@ pub struct LabResult {
     pub recorded: Recorded,
 }
 
-/// A prescription and whether it has been filled. Its text (medication, dosage,
-/// instructions) is read back from the block with
+/// A prescription and whether it has been filled. The event (its sealed medication,
+/// dosage and instructions) is read back from the block with
 /// [`records::prescription`](crate::records::prescription).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrescriptionRecord {
@@ -117,7 +120,7 @@ pub struct PrescriptionRecord {
 /// lookup, never a walk over the chain.
 ///
 /// It grows with the number of patients, orders, results and prescriptions (a few
-/// hundred bytes each), not with the text of the events: that stays in the blocks.
+/// hundred bytes each), and holds no clinical text: that is sealed, off the chain.
 ///
 /// Each record has its own allocation and the tables hold ids and pointers, so a
 /// growing table moves entries of a few dozen bytes, not whole records, and leaves
@@ -131,6 +134,9 @@ pub struct HealthState {
     pub(crate) orders: HashMap<OrderId, Box<Order>>,
     pub(crate) results: HashMap<TxId, Box<LabResult>>,
     pub(crate) prescriptions: HashMap<PrescriptionId, Box<PrescriptionRecord>>,
+    /// Each member's current encryption key: the genesis roster's, or the latest
+    /// rotation's.
+    pub(crate) encryption_keys: HashMap<AccountId, EncryptionPublicKey>,
 }
 
 impl HealthState {
@@ -220,6 +226,12 @@ impl HealthState {
         self.prescriptions.get(id).map(Box::as_ref)
     }
 
+    /// The encryption key bodies for `account` are sealed to now: the one its latest
+    /// rotation set, else the genesis roster's; `None` for an account with neither.
+    pub fn encryption_key(&self, account: &AccountId) -> Option<EncryptionPublicKey> {
+        self.encryption_keys.get(account).copied()
+    }
+
     /// A patient's prescriptions not yet filled, oldest first.
     pub fn unfilled_prescriptions(&self, patient: &PatientId) -> Vec<&PrescriptionRecord> {
         self.patients
@@ -262,6 +274,15 @@ mod tests {
         }
     }
 
+    fn sealed_ref() -> SealedRef {
+        SealedRef {
+            body_id: crate::seal::BodyId::from_byte_array([1; 16]),
+            commitment: ledger_core::Hash::of(b"c"),
+            ciphertext_hash: ledger_core::Hash::of(b"h"),
+            ciphertext_len: 64,
+        }
+    }
+
     fn patient_id(n: u8) -> PatientId {
         PatientId::from_random_bytes([n; 16])
     }
@@ -271,7 +292,7 @@ mod tests {
         let mut state = HealthState::default();
         let mut record = Patient {
             id: patient,
-            name: "Ann".to_string(),
+            demographics: sealed_ref(),
             registered: recorded(0),
             history: Vec::new(),
             orders: Vec::new(),
@@ -344,7 +365,7 @@ mod tests {
             bob,
             Box::new(Patient {
                 id: bob,
-                name: "Bob".to_string(),
+                demographics: sealed_ref(),
                 registered: recorded(0),
                 history: Vec::new(),
                 orders: Vec::new(),

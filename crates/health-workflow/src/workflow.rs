@@ -8,14 +8,18 @@
 use ledger_core::{
     AccountId, Amount, BodySource, Keypair, Ledger, Member, Timestamp, Transaction, TxBody, TxId,
 };
+use rand_core::CryptoRng;
 
+use crate::body::{Body, Section};
+use crate::consent::ConsentTable;
 use crate::event::{
-    DoctorConsultation, Event, EventError, LabTestResult, PatientRegistration, Prescription,
-    PrescriptionFilled, TestOrder,
+    DEFAULT_TEST_NAME, DoctorConsultation, EncryptionKeyRotation, Event, EventError, EventKind,
+    LabTestResult, PatientRegistration, Prescription, PrescriptionFilled, TestOrder,
 };
 use crate::ids::{OrderId, PatientId, PrescriptionId};
 use crate::policy::{HealthPolicy, Rates};
 use crate::role::Role;
+use crate::seal::{Binding, EncryptionPublicKey, SealError, SealedBody, SealedRef, seal};
 use crate::state::HealthState;
 
 /// A transaction of the healthcare network.
@@ -60,6 +64,15 @@ pub enum WorkflowError {
         /// The patient.
         patient: PatientId,
     },
+    /// A body could not be sealed (no reader has an encryption key, or a limit).
+    #[error("cannot seal the {section}: {source}")]
+    Seal {
+        /// The section.
+        section: Section,
+        /// Why.
+        #[source]
+        source: SealError,
+    },
     /// A lab result named by a prescription is neither confirmed nor pending.
     #[error("lab result {result} is not known to this node")]
     UnknownResult {
@@ -95,6 +108,52 @@ pub struct LabPayment {
     pub transfer: Result<HealthTx, NotPaid>,
 }
 
+/// A signed event and the bodies sealed for it: submit the transaction, and keep the
+/// bodies in the vault (and deliver them to their readers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The signed transaction.
+    pub tx: HealthTx,
+    /// Its sealed bodies, in the order of [`Event::sealed`].
+    pub bodies: Vec<SealedBody>,
+}
+
+/// A test to order in a consultation: the order's id and, sealed, what to test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRequest {
+    /// The order's id (a fresh UUID v4 the caller draws).
+    pub order_id: OrderId,
+    /// What to test.
+    pub test_name: String,
+}
+
+impl TestRequest {
+    /// An order for the default test, [`DEFAULT_TEST_NAME`].
+    pub fn blood_test(order_id: OrderId) -> TestRequest {
+        TestRequest {
+            order_id,
+            test_name: DEFAULT_TEST_NAME.to_string(),
+        }
+    }
+}
+
+/// A prescription to write: the public facts and, sealed, what is prescribed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrescriptionDraft {
+    /// The prescription's id (a fresh UUID v4 the caller draws).
+    pub prescription_id: PrescriptionId,
+    /// The patient it is for.
+    pub patient_id: PatientId,
+    /// Medication.
+    pub medication: String,
+    /// Dosage.
+    pub dosage: String,
+    /// Instructions (may be empty).
+    pub instructions: String,
+    /// The lab results read ([`HealthState::unpaid_lab_results`] for the usual choice).
+    pub based_on: Vec<TxId>,
+}
+
 /// A prescription and the payments it causes.
 ///
 /// Payments are one per lab technician whose results the prescription is based on
@@ -105,6 +164,8 @@ pub struct LabPayment {
 pub struct Prescribed {
     /// The prescription transaction.
     pub prescription: HealthTx,
+    /// Its sealed body.
+    pub bodies: Vec<SealedBody>,
     /// The payments, paid or not.
     pub payments: Vec<LabPayment>,
 }
@@ -120,12 +181,14 @@ impl Prescribed {
     }
 }
 
-/// A logged-in user acting on the ledger: their roster entry, role and signing key.
+/// A logged-in user acting on the ledger: their roster entry, role and signing key,
+/// and the consent table that says to whom what they write is sealed.
 #[derive(Clone, Debug)]
 pub struct Actor {
     member: Member,
     role: Role,
     keys: Keypair,
+    consent: ConsentTable,
 }
 
 impl Actor {
@@ -154,7 +217,52 @@ impl Actor {
             member: member.clone(),
             role,
             keys,
+            consent: ConsentTable::treatment(),
         })
+    }
+
+    /// Seals what this actor writes to the readers `consent` names instead of the
+    /// treatment default.
+    pub fn with_consent(mut self, consent: ConsentTable) -> Actor {
+        self.consent = consent;
+        self
+    }
+
+    /// Refuses an event of `kind` this actor's role may not record, before anything is
+    /// sealed.
+    fn may_record(&self, kind: EventKind) -> Result<(), WorkflowError> {
+        if self.role.may_record(kind) {
+            Ok(())
+        } else {
+            Err(EventError::NotPermitted {
+                role: self.member.role.clone(),
+                event: kind,
+            }
+            .into())
+        }
+    }
+
+    /// Seals `body` for an event of `kind` about `patient` to the readers the consent
+    /// table names for its category, after checking its text limits.
+    fn seal_body<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        kind: EventKind,
+        patient: PatientId,
+        body: &Body,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(SealedRef, SealedBody), WorkflowError> {
+        body.check_form()?;
+        let section = body.section();
+        let readers = self.consent.readers(
+            section.category(),
+            &self.account(),
+            ledger.genesis(),
+            state(ledger),
+        );
+        let binding = Binding::new(ledger.genesis_hash(), self.account(), patient, kind);
+        seal(&body.encode(), &binding, &readers, rng)
+            .map_err(|source| WorkflowError::Seal { section, source })
     }
 
     /// The roster entry.
@@ -207,37 +315,74 @@ impl Actor {
         ))
     }
 
-    /// Registers a new patient under `patient_id` (a fresh UUID v4 the caller draws).
+    /// Registers a new patient under `patient_id` (a fresh UUID v4 the caller draws),
+    /// the name sealed to the care team.
     pub fn register<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         patient_id: PatientId,
         name: &str,
         now: Timestamp,
-    ) -> Result<HealthTx, WorkflowError> {
+        rng: &mut impl CryptoRng,
+    ) -> Result<Written, WorkflowError> {
+        let kind = EventKind::PatientRegistration;
+        self.may_record(kind)?;
+        let body = Body::Demographics {
+            name: name.to_string(),
+        };
+        let (demographics, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
         let event = Event::PatientRegistration(PatientRegistration {
             patient_id,
-            name: name.to_string(),
+            demographics,
         });
-        self.sign_event(ledger, event, now)
+        Ok(Written {
+            tx: self.sign_event(ledger, event, now)?,
+            bodies: vec![sealed],
+        })
     }
 
-    /// Records a consultation, optionally ordering a test ([`TestOrder::blood_test`]
-    /// for the default one).
+    /// Records a consultation, optionally ordering a test ([`TestRequest::blood_test`]
+    /// for the default one). The notes are sealed to doctors, the test ordered to
+    /// doctors and the lab.
     pub fn consult<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
         patient_id: PatientId,
         notes: &str,
-        test_order: Option<TestOrder>,
+        test: Option<TestRequest>,
         now: Timestamp,
-    ) -> Result<HealthTx, WorkflowError> {
+        rng: &mut impl CryptoRng,
+    ) -> Result<Written, WorkflowError> {
+        let kind = EventKind::DoctorConsultation;
+        self.may_record(kind)?;
+        let body = Body::Notes {
+            notes: notes.to_string(),
+        };
+        let (notes, sealed_notes) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+        let mut bodies = vec![sealed_notes];
+        let test_order = match test {
+            Some(request) => {
+                let body = Body::TestOrder {
+                    test_name: request.test_name,
+                };
+                let (test, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+                bodies.push(sealed);
+                Some(TestOrder {
+                    order_id: request.order_id,
+                    test,
+                })
+            }
+            None => None,
+        };
         let event = Event::DoctorConsultation(DoctorConsultation {
             patient_id,
-            notes: notes.to_string(),
+            notes,
             test_order,
         });
-        self.sign_event(ledger, event, now)
+        Ok(Written {
+            tx: self.sign_event(ledger, event, now)?,
+            bodies,
+        })
     }
 
     /// Records the results of test order `order`, or of the patient's oldest open
@@ -249,7 +394,10 @@ impl Actor {
         order: Option<OrderId>,
         results: &str,
         now: Timestamp,
-    ) -> Result<HealthTx, WorkflowError> {
+        rng: &mut impl CryptoRng,
+    ) -> Result<Written, WorkflowError> {
+        let kind = EventKind::LabTestResult;
+        self.may_record(kind)?;
         let order_id = match order {
             Some(id) => id,
             None => state(ledger)
@@ -260,24 +408,54 @@ impl Actor {
                     patient: patient_id,
                 })?,
         };
+        let body = Body::Results {
+            results: results.to_string(),
+        };
+        let (results, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
         let event = Event::LabTestResult(LabTestResult {
             patient_id,
             order_id,
-            results: results.to_string(),
+            results,
         });
-        self.sign_event(ledger, event, now)
+        Ok(Written {
+            tx: self.sign_event(ledger, event, now)?,
+            bodies: vec![sealed],
+        })
     }
 
-    /// Prescribes, and signs the payment of [`Rates::lab_payment`] to each lab
-    /// technician whose results `prescription.based_on` names, as far as this doctor's
+    /// Prescribes (medication, dosage and instructions sealed to doctors and the
+    /// pharmacy), and signs the payment of [`Rates::lab_payment`] to each lab
+    /// technician whose results `draft.based_on` names, as far as this doctor's
     /// balance (pending transfers included) allows. See [`Prescribed`].
     pub fn prescribe<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
-        prescription: Prescription,
+        draft: PrescriptionDraft,
         now: Timestamp,
+        rng: &mut impl CryptoRng,
     ) -> Result<Prescribed, WorkflowError> {
-        let based_on = prescription.based_on.clone();
+        let kind = EventKind::Prescription;
+        self.may_record(kind)?;
+        let PrescriptionDraft {
+            prescription_id,
+            patient_id,
+            medication,
+            dosage,
+            instructions,
+            based_on,
+        } = draft;
+        let body = Body::Prescription {
+            medication,
+            dosage,
+            instructions,
+        };
+        let (details, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+        let prescription = Prescription {
+            prescription_id,
+            patient_id,
+            details,
+            based_on: based_on.clone(),
+        };
         let mut nonce = ledger.next_nonce(&self.account());
         // Signing first checks the form, which bounds `based_on`.
         let tx =
@@ -296,6 +474,7 @@ impl Actor {
         if amount == Amount::ZERO {
             return Ok(Prescribed {
                 prescription: tx,
+                bodies: vec![sealed],
                 payments,
             });
         }
@@ -326,6 +505,7 @@ impl Actor {
         }
         Ok(Prescribed {
             prescription: tx,
+            bodies: vec![sealed],
             payments,
         })
     }
@@ -338,6 +518,18 @@ impl Actor {
         now: Timestamp,
     ) -> Result<HealthTx, WorkflowError> {
         let event = Event::PrescriptionFilled(PrescriptionFilled { prescription_id });
+        self.sign_event(ledger, event, now)
+    }
+
+    /// Replaces this member's encryption key with `key`: bodies written once the
+    /// rotation is in a block are sealed to it. Keep the secret part before submitting.
+    pub fn rotate_encryption_key<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        key: EncryptionPublicKey,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::EncryptionKeyRotation(EncryptionKeyRotation { key });
         self.sign_event(ledger, event, now)
     }
 }

@@ -5,9 +5,9 @@ mod common;
 
 use common::{Net, block_policy_error, policy_error};
 use health_workflow::{
-    DoctorConsultation, Event, EventError, EventKind, LabTestResult, OrderId, PatientId,
-    PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
-    demo::demo_keypair,
+    DoctorConsultation, EncryptionKeyRotation, Event, EventError, EventKind, LabTestResult,
+    OrderId, PatientId, PatientRegistration, Prescription, PrescriptionDraft, PrescriptionFilled,
+    PrescriptionId, TestOrder, TestRequest, demo::demo_keypair, seal::EncryptionKey,
 };
 use ledger_core::{Keypair, TxId};
 
@@ -27,38 +27,58 @@ fn scene() -> Scene {
     let (answered, open_order) = (net.order_id(), net.order_id());
     let now = net.now();
     let alice = net.alice.clone();
-    let tx = alice
-        .register(&net.ledger, patient, "Jane", now)
+    let written = alice
+        .register(&net.ledger, patient, "Jane", now, &mut net.rng)
         .expect("valid");
+    let tx = net.keep(written);
     net.submit(tx).expect("accepted");
-    let order = Some(TestOrder::blood_test(answered));
-    let tx = alice
-        .consult(&net.ledger, patient, "a", order, now)
+    let order = Some(TestRequest::blood_test(answered));
+    let written = alice
+        .consult(&net.ledger, patient, "a", order, now, &mut net.rng)
         .expect("valid");
+    let tx = net.keep(written);
     net.submit(tx).expect("accepted");
     net.mine();
-    let tx = alice
+    let written = alice
         .consult(
             &net.ledger,
             patient,
             "b",
-            Some(TestOrder::blood_test(open_order)),
+            Some(TestRequest::blood_test(open_order)),
             now,
+            &mut net.rng,
         )
         .expect("valid");
+    let tx = net.keep(written);
     net.submit(tx).expect("accepted");
-    let tx = net
+    let written = net
         .bob
-        .perform_test(&net.ledger, patient, Some(answered), "ok", now)
+        .perform_test(
+            &net.ledger,
+            patient,
+            Some(answered),
+            "ok",
+            now,
+            &mut net.rng,
+        )
         .expect("valid");
+    let tx = net.keep(written);
     let result = net.submit(tx).expect("accepted");
     net.mine();
     let prescription = net.prescription_id();
     let prescribed = alice
         .prescribe(
             &net.ledger,
-            prescription_for(patient, prescription, result),
+            PrescriptionDraft {
+                prescription_id: prescription,
+                patient_id: patient,
+                medication: "Iron".into(),
+                dosage: "1 tablet".into(),
+                instructions: "daily".into(),
+                based_on: vec![result],
+            },
             now,
+            &mut net.rng,
         )
         .expect("valid");
     for tx in prescribed.transactions().cloned().collect::<Vec<_>>() {
@@ -74,40 +94,40 @@ fn scene() -> Scene {
     }
 }
 
-fn prescription_for(patient: PatientId, id: PrescriptionId, result: TxId) -> Prescription {
-    Prescription {
-        prescription_id: id,
-        patient_id: patient,
-        medication: "Iron".into(),
-        dosage: "1 tablet".into(),
-        instructions: "daily".into(),
-        based_on: vec![result],
-    }
-}
-
+/// A valid event of `kind` for the scene, whoever signs it; sealed sections are
+/// references to bodies no one reads (the rules never look inside).
 fn event(scene: &mut Scene, kind: EventKind) -> Event {
+    let net = &mut scene.net;
     match kind {
         EventKind::PatientRegistration => Event::PatientRegistration(PatientRegistration {
-            patient_id: scene.net.patient_id(),
-            name: "John".into(),
+            patient_id: net.patient_id(),
+            demographics: net.sealed_ref(),
         }),
         EventKind::DoctorConsultation => Event::DoctorConsultation(DoctorConsultation {
             patient_id: scene.patient,
-            notes: "follow-up".into(),
-            test_order: Some(TestOrder::blood_test(scene.net.order_id())),
+            notes: net.sealed_ref(),
+            test_order: Some(TestOrder {
+                order_id: net.order_id(),
+                test: net.sealed_ref(),
+            }),
         }),
         EventKind::LabTestResult => Event::LabTestResult(LabTestResult {
             patient_id: scene.patient,
             order_id: scene.open_order,
-            results: "normal".into(),
+            results: net.sealed_ref(),
         }),
-        EventKind::Prescription => Event::Prescription(prescription_for(
-            scene.patient,
-            scene.net.prescription_id(),
-            scene.result,
-        )),
+        EventKind::Prescription => Event::Prescription(Prescription {
+            prescription_id: net.prescription_id(),
+            patient_id: scene.patient,
+            details: net.sealed_ref(),
+            based_on: vec![scene.result],
+        }),
         EventKind::PrescriptionFilled => Event::PrescriptionFilled(PrescriptionFilled {
             prescription_id: scene.prescription,
+        }),
+        // A key no member holds yet, so recording it changes the state.
+        EventKind::EncryptionKeyRotation => Event::EncryptionKeyRotation(EncryptionKeyRotation {
+            key: EncryptionKey::from_seed(&[0x66; 32]).public(),
         }),
         _ => unreachable!("every kind is listed"),
     }
@@ -123,17 +143,21 @@ fn actors() -> Vec<(Keypair, Option<&'static str>, &'static [EventKind])> {
                 EventKind::PatientRegistration,
                 EventKind::DoctorConsultation,
                 EventKind::Prescription,
+                EventKind::EncryptionKeyRotation,
             ],
         ),
         (
             demo_keypair("lab_tech_bob"),
             Some("lab_technician"),
-            &[EventKind::LabTestResult],
+            &[EventKind::LabTestResult, EventKind::EncryptionKeyRotation],
         ),
         (
             demo_keypair("pharm_charlie"),
             Some("pharmacist"),
-            &[EventKind::PrescriptionFilled],
+            &[
+                EventKind::PrescriptionFilled,
+                EventKind::EncryptionKeyRotation,
+            ],
         ),
         (Keypair::from_seed([0x55; 32]), None, &[]),
     ]

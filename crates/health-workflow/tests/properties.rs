@@ -1,18 +1,20 @@
 //! Property: any sequence of workflow actions by any users (members in any role, and
 //! outsiders) keeps the e-cash supply constant, never lets an account pay more than it
 //! has, and yields the same state as a replay from genesis; switching to a longer
-//! rival chain undoes every event exactly.
+//! rival chain undoes every event exactly, key rotations included.
 
 mod common;
 
 use common::Net;
 use health_workflow::{
-    DoctorConsultation, Event, HealthState, LabTestResult, OrderId, PatientId, PatientRegistration,
-    Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
+    DoctorConsultation, EncryptionKeyRotation, Event, EventError, HealthPolicy, LabTestResult,
+    OrderId, PatientId, PatientRegistration, Prescription, PrescriptionDraft, PrescriptionFilled,
+    PrescriptionId, TestOrder, WorkflowError,
     demo::{DemoGenesisBuilder, demo_keypair},
     pending_balance,
+    seal::EncryptionKey,
 };
-use ledger_core::{Amount, Keypair, Transaction, TxBody, TxError, TxId};
+use ledger_core::{Amount, Keypair, Policy, Transaction, TxBody, TxError, TxId};
 use proptest::prelude::*;
 
 /// `None` picks what a well-behaved front end would (the user of the right role, the
@@ -49,6 +51,11 @@ enum Action {
         to: usize,
         amount: u64,
     },
+    /// `user` replaces its encryption key with the one derived from `seed`.
+    Rotate {
+        user: usize,
+        seed: u8,
+    },
     Mine,
 }
 
@@ -74,6 +81,7 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(user, prescription)| Action::Fill { user, prescription }),
         2 => (0..4usize, 0..5usize, 0..700u64)
             .prop_map(|(user, to, amount)| Action::Transfer { user, to, amount }),
+        1 => (0..4usize, 0..3u8).prop_map(|(user, seed)| Action::Rotate { user, seed }),
         3 => Just(Action::Mine),
     ]
 }
@@ -139,8 +147,32 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
             Action::Register { user, name } => {
                 let patient_id = net.patient_id();
                 seen.patients.push(patient_id);
-                let event = Event::PatientRegistration(PatientRegistration { patient_id, name });
-                (user.unwrap_or(0), event)
+                let user = user.unwrap_or(0);
+                if user == 0 {
+                    // The doctor's front end seals the name, refusing an empty one.
+                    let now = net.now();
+                    let alice = net.alice.clone();
+                    match alice.register(&net.ledger, patient_id, &name, now, &mut net.rng) {
+                        Ok(written) => {
+                            let tx = net.keep(written);
+                            prop_assert!(!name.is_empty());
+                            prop_assert!(net.submit(tx).is_ok(), "a fresh patient");
+                        }
+                        Err(error) => prop_assert_eq!(
+                            error,
+                            WorkflowError::Event(EventError::EmptyText {
+                                field: "patient name"
+                            })
+                        ),
+                    }
+                    continue;
+                }
+                let demographics = net.sealed_ref();
+                let event = Event::PatientRegistration(PatientRegistration {
+                    patient_id,
+                    demographics,
+                });
+                (user, event)
             }
             Action::Consult {
                 user,
@@ -150,11 +182,14 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                 let patient_id = newest(&seen.patients, patient.unwrap_or(0))
                     .unwrap_or_else(|| net.patient_id());
                 let test_order = order.then(|| {
-                    let id = net.order_id();
-                    seen.orders.push((id, patient_id));
-                    TestOrder::blood_test(id)
+                    let order_id = net.order_id();
+                    seen.orders.push((order_id, patient_id));
+                    TestOrder {
+                        order_id,
+                        test: net.sealed_ref(),
+                    }
                 });
-                let notes = "notes".to_string();
+                let notes = net.sealed_ref();
                 let event = Event::DoctorConsultation(DoctorConsultation {
                     patient_id,
                     notes,
@@ -173,7 +208,7 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                     None => ordered_for,
                     Some(i) => newest(&seen.patients, i).unwrap_or_else(|| net.patient_id()),
                 };
-                let results = "results".to_string();
+                let results = net.sealed_ref();
                 let event = Event::LabTestResult(LabTestResult {
                     patient_id,
                     order_id,
@@ -204,19 +239,22 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                 };
                 let prescription_id = net.prescription_id();
                 seen.prescriptions.push(prescription_id);
-                let p = Prescription {
-                    prescription_id,
-                    patient_id,
-                    medication: "m".into(),
-                    dosage: "d".into(),
-                    instructions: String::new(),
-                    based_on: based.iter().map(|(id, _)| *id).collect(),
-                };
+                let based_on: Vec<TxId> = based.iter().map(|(id, _)| *id).collect();
                 let user = user.unwrap_or(0);
                 if user == 0 {
                     // The doctor's front end: the prescription and the payments it can afford.
+                    let draft = PrescriptionDraft {
+                        prescription_id,
+                        patient_id,
+                        medication: "m".into(),
+                        dosage: "d".into(),
+                        instructions: String::new(),
+                        based_on,
+                    };
                     let now = net.now();
-                    if let Ok(prescribed) = net.alice.clone().prescribe(&net.ledger, p, now) {
+                    let alice = net.alice.clone();
+                    if let Ok(prescribed) = alice.prescribe(&net.ledger, draft, now, &mut net.rng) {
+                        common::keep_in(&mut net.vault, prescribed.bodies.clone());
                         let txs: Vec<_> = prescribed.transactions().cloned().collect();
                         if net.submit(txs[0].clone()).is_ok() {
                             for tx in &txs[1..] {
@@ -229,6 +267,12 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                     }
                     continue;
                 }
+                let p = Prescription {
+                    prescription_id,
+                    patient_id,
+                    details: net.sealed_ref(),
+                    based_on,
+                };
                 (user, Event::Prescription(p))
             }
             Action::Fill { user, prescription } => {
@@ -236,6 +280,21 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                     .unwrap_or_else(|| net.prescription_id());
                 let event = Event::PrescriptionFilled(PrescriptionFilled { prescription_id });
                 (user.unwrap_or(2), event)
+            }
+            Action::Rotate { user, seed } => {
+                let key = EncryptionKey::from_seed(&[seed; 32]).public();
+                let event = Event::EncryptionKeyRotation(EncryptionKeyRotation { key });
+                let account = keys[user].account();
+                let tx = net.raw(&keys[user], event);
+                if net.submit(tx).is_ok() {
+                    // Only a member may rotate, and a mined rotation is in force.
+                    prop_assert!(net.ledger.genesis().member(&account).is_some());
+                    net.mine();
+                    prop_assert_eq!(net.ledger.state().app().encryption_key(&account), Some(key));
+                } else {
+                    prop_assert_eq!(user, 3, "a member's rotation is accepted");
+                }
+                continue;
             }
         };
         let (user, event) = event;
@@ -281,7 +340,16 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
             .expect("valid rival block");
     }
     prop_assert_eq!(net.ledger.tip().hash, rival.tip().hash);
-    prop_assert_eq!(net.ledger.state().app(), &HealthState::default());
+    // Back to the genesis state: no patient, and each member's genesis key.
+    let genesis_state = HealthPolicy.genesis_state(net.ledger.genesis());
+    prop_assert_eq!(genesis_state.patient_count(), 0);
+    for member in &net.ledger.genesis().roster {
+        prop_assert_eq!(
+            genesis_state.encryption_key(&member.account),
+            member.encryption.map(|e| e.key)
+        );
+    }
+    prop_assert_eq!(net.ledger.state().app(), &genesis_state);
     prop_assert_eq!(net.ledger.state(), rival.state());
     prop_assert_eq!(net.ledger.balance(&reserve_account), Amount(reserve));
     Ok(())

@@ -6,7 +6,8 @@ mod common;
 use common::{Net, block_policy_error, policy_error};
 use health_workflow::{
     DoctorConsultation, Event, EventError, LabTestResult, OrderId, PatientId, PatientRegistration,
-    Prescription, PrescriptionFilled, PrescriptionId, TestOrder, demo::demo_keypair,
+    Prescription, PrescriptionDraft, PrescriptionFilled, PrescriptionId, TestOrder, TestRequest,
+    WorkflowError, demo::demo_keypair, limits, seal::MAX_CIPHERTEXT_LEN,
 };
 use ledger_core::{Amount, BlockError, Keypair, Reward, TxId};
 
@@ -28,28 +29,44 @@ fn scene() -> Scene {
     let patient = net.patient_id();
     let (answered, open_order) = (net.order_id(), net.order_id());
     let now = net.now();
-    let tx = alice
-        .register(&net.ledger, patient, "Jane", now)
+    let written = alice
+        .register(&net.ledger, patient, "Jane", now, &mut net.rng)
         .expect("valid");
+    let tx = net.keep(written);
     net.submit(tx).expect("accepted");
     for order in [answered, open_order] {
-        let order = Some(TestOrder::blood_test(order));
-        let tx = alice
-            .consult(&net.ledger, patient, "", order, now)
+        let order = Some(TestRequest::blood_test(order));
+        let written = alice
+            .consult(&net.ledger, patient, "", order, now, &mut net.rng)
             .expect("valid");
+        let tx = net.keep(written);
         net.submit(tx).expect("accepted");
     }
     net.mine();
-    let tx = net
+    let written = net
         .bob
-        .perform_test(&net.ledger, patient, Some(answered), "ok", now)
+        .perform_test(
+            &net.ledger,
+            patient,
+            Some(answered),
+            "ok",
+            now,
+            &mut net.rng,
+        )
         .expect("valid");
+    let tx = net.keep(written);
     let result = net.submit(tx).expect("accepted");
     net.mine();
     let (filled, unfilled) = (net.prescription_id(), net.prescription_id());
     for id in [filled, unfilled] {
-        let p = prescription(patient, id, vec![result]);
-        let prescribed = alice.prescribe(&net.ledger, p, now).expect("valid");
+        let prescribed = alice
+            .prescribe(
+                &net.ledger,
+                draft(patient, id, vec![result]),
+                now,
+                &mut net.rng,
+            )
+            .expect("valid");
         for tx in prescribed.transactions().cloned().collect::<Vec<_>>() {
             net.submit(tx).expect("accepted");
         }
@@ -69,8 +86,9 @@ fn scene() -> Scene {
     }
 }
 
-fn prescription(patient: PatientId, id: PrescriptionId, based_on: Vec<TxId>) -> Prescription {
-    Prescription {
+/// What a doctor's front end asks to prescribe.
+fn draft(patient: PatientId, id: PrescriptionId, based_on: Vec<TxId>) -> PrescriptionDraft {
+    PrescriptionDraft {
         prescription_id: id,
         patient_id: patient,
         medication: "Iron".into(),
@@ -78,6 +96,29 @@ fn prescription(patient: PatientId, id: PrescriptionId, based_on: Vec<TxId>) -> 
         instructions: String::new(),
         based_on,
     }
+}
+
+/// A raw prescription event, its details a reference to a body no one reads.
+fn prescription(
+    net: &mut Net,
+    patient: PatientId,
+    id: PrescriptionId,
+    based_on: Vec<TxId>,
+) -> Event {
+    Event::Prescription(Prescription {
+        prescription_id: id,
+        patient_id: patient,
+        details: net.sealed_ref(),
+        based_on,
+    })
+}
+
+/// A raw registration of `patient`, its name a reference to a body no one reads.
+fn registration(net: &mut Net, patient: PatientId) -> Event {
+    Event::PatientRegistration(PatientRegistration {
+        patient_id: patient,
+        demographics: net.sealed_ref(),
+    })
 }
 
 /// Submits `event` signed by `keys` to the mempool and, separately, in a crafted block;
@@ -109,11 +150,11 @@ fn pharmacy() -> Keypair {
     demo_keypair("pharm_charlie")
 }
 
-fn result_for(patient: PatientId, order: OrderId) -> Event {
+fn result_for(net: &mut Net, patient: PatientId, order: OrderId) -> Event {
     Event::LabTestResult(LabTestResult {
         patient_id: patient,
         order_id: order,
-        results: "again".into(),
+        results: net.sealed_ref(),
     })
 }
 
@@ -121,7 +162,7 @@ fn result_for(patient: PatientId, order: OrderId) -> Event {
 fn result_without_an_order() {
     let mut s = scene();
     let order = s.net.order_id();
-    let event = result_for(s.patient, order);
+    let event = result_for(&mut s.net, s.patient, order);
     let error = refuse(&mut s, &lab(), event);
     assert_eq!(error, EventError::UnknownOrder { order });
 }
@@ -129,7 +170,7 @@ fn result_without_an_order() {
 #[test]
 fn second_result_for_the_same_order() {
     let mut s = scene();
-    let event = result_for(s.patient, s.answered);
+    let event = result_for(&mut s.net, s.patient, s.answered);
     let error = refuse(&mut s, &lab(), event);
     assert_eq!(
         error,
@@ -143,9 +184,11 @@ fn second_result_for_the_same_order() {
 #[test]
 fn second_result_for_the_same_order_while_the_first_is_pending() {
     let mut s = scene();
-    let tx = s.net.raw(&lab(), result_for(s.patient, s.open_order));
+    let event = result_for(&mut s.net, s.patient, s.open_order);
+    let tx = s.net.raw(&lab(), event);
     let first = s.net.submit(tx).expect("the first result is accepted");
-    let tx = s.net.raw(&lab(), result_for(s.patient, s.open_order));
+    let event = result_for(&mut s.net, s.patient, s.open_order);
+    let tx = s.net.raw(&lab(), event);
     let error = s.net.submit(tx).expect_err("the second is refused");
     assert_eq!(
         policy_error(&error),
@@ -160,16 +203,11 @@ fn second_result_for_the_same_order_while_the_first_is_pending() {
 fn result_for_another_patients_order() {
     let mut s = scene();
     let other = s.net.patient_id();
-    let tx = s.net.raw(
-        &doctor(),
-        Event::PatientRegistration(PatientRegistration {
-            patient_id: other,
-            name: "John".into(),
-        }),
-    );
+    let event = registration(&mut s.net, other);
+    let tx = s.net.raw(&doctor(), event);
     s.net.submit(tx).expect("accepted");
     s.net.mine();
-    let event = result_for(other, s.open_order);
+    let event = result_for(&mut s.net, other, s.open_order);
     let error = refuse(&mut s, &lab(), event);
     assert_eq!(
         error,
@@ -228,14 +266,15 @@ fn events_for_an_unknown_patient() {
     let expected = EventError::UnknownPatient { patient };
     let consult = Event::DoctorConsultation(DoctorConsultation {
         patient_id: patient,
-        notes: String::new(),
+        notes: s.net.sealed_ref(),
         test_order: None,
     });
     assert_eq!(refuse(&mut s, &doctor(), consult), expected);
     let order = s.open_order;
-    assert_eq!(refuse(&mut s, &lab(), result_for(patient, order)), expected);
+    let result = result_for(&mut s.net, patient, order);
+    assert_eq!(refuse(&mut s, &lab(), result), expected);
     let id = s.net.prescription_id();
-    let p = Event::Prescription(prescription(patient, id, vec![]));
+    let p = prescription(&mut s.net, patient, id, vec![]);
     assert_eq!(refuse(&mut s, &doctor(), p), expected);
 }
 
@@ -243,10 +282,7 @@ fn events_for_an_unknown_patient() {
 fn reused_ids() {
     let mut s = scene();
     let patient = s.patient;
-    let again = Event::PatientRegistration(PatientRegistration {
-        patient_id: patient,
-        name: "Jane again".into(),
-    });
+    let again = registration(&mut s.net, patient);
     assert_eq!(
         refuse(&mut s, &doctor(), again),
         EventError::DuplicatePatient { patient }
@@ -254,15 +290,18 @@ fn reused_ids() {
     let order = s.answered;
     let consult = Event::DoctorConsultation(DoctorConsultation {
         patient_id: patient,
-        notes: String::new(),
-        test_order: Some(TestOrder::blood_test(order)),
+        notes: s.net.sealed_ref(),
+        test_order: Some(TestOrder {
+            order_id: order,
+            test: s.net.sealed_ref(),
+        }),
     });
     assert_eq!(
         refuse(&mut s, &doctor(), consult),
         EventError::DuplicateOrder { order }
     );
     let prescription_id = s.filled;
-    let p = Event::Prescription(prescription(patient, prescription_id, vec![]));
+    let p = prescription(&mut s.net, patient, prescription_id, vec![]);
     assert_eq!(
         refuse(&mut s, &doctor(), p),
         EventError::DuplicatePrescription {
@@ -277,27 +316,22 @@ fn prescriptions_must_name_existing_distinct_results_of_their_patient() {
     let (patient, result) = (s.patient, s.result);
     let unknown = TxId::from_hash(ledger_core::Hash::of(b"no such result"));
     let id = s.net.prescription_id();
-    let p = Event::Prescription(prescription(patient, id, vec![unknown]));
+    let p = prescription(&mut s.net, patient, id, vec![unknown]);
     assert_eq!(
         refuse(&mut s, &doctor(), p),
         EventError::UnknownResult { result: unknown }
     );
-    let p = Event::Prescription(prescription(patient, id, vec![result, result]));
+    let p = prescription(&mut s.net, patient, id, vec![result, result]);
     assert_eq!(
         refuse(&mut s, &doctor(), p),
         EventError::RepeatedResult { result }
     );
     let other = s.net.patient_id();
-    let tx = s.net.raw(
-        &doctor(),
-        Event::PatientRegistration(PatientRegistration {
-            patient_id: other,
-            name: "John".into(),
-        }),
-    );
+    let event = registration(&mut s.net, other);
+    let tx = s.net.raw(&doctor(), event);
     s.net.submit(tx).expect("accepted");
     s.net.mine();
-    let p = Event::Prescription(prescription(other, id, vec![result]));
+    let p = prescription(&mut s.net, other, id, vec![result]);
     assert_eq!(
         refuse(&mut s, &doctor(), p),
         EventError::ResultOfAnotherPatient {
@@ -308,25 +342,170 @@ fn prescriptions_must_name_existing_distinct_results_of_their_patient() {
     );
 }
 
+/// An edit of a prescription draft.
+type DraftEdit = fn(&mut PrescriptionDraft);
+
+/// The text error `written` was refused with, if it was refused for its text.
+fn text_error<T: std::fmt::Debug>(written: Result<T, WorkflowError>) -> EventError {
+    match written.expect_err("the text breaks a limit") {
+        WorkflowError::Event(error) => error,
+        other => panic!("refused for another reason: {other}"),
+    }
+}
+
+/// The policy cannot read a sealed body, so text limits are checked by the `Actor`
+/// before sealing: an empty or over-long field is refused there, with its own error,
+/// before anything is sealed or signed.
 #[test]
-fn over_long_text_is_refused() {
+fn empty_or_over_long_text_is_refused_before_sealing() {
     let mut s = scene();
-    let name = "x".repeat(health_workflow::limits::MAX_PATIENT_NAME + 1);
-    let patient_id = s.net.patient_id();
-    let event = Event::PatientRegistration(PatientRegistration { patient_id, name });
+    let net = &mut s.net;
+    let (alice, bob) = (net.alice.clone(), net.bob.clone());
+    let now = net.now();
+    let too_long = |max: usize| "x".repeat(max + 1);
+
+    let patient_id = net.patient_id();
+    let name = too_long(limits::MAX_PATIENT_NAME);
+    let error = text_error(alice.register(&net.ledger, patient_id, &name, now, &mut net.rng));
+    assert!(
+        matches!(error, EventError::TextTooLong { field: "patient name", len, max }
+            if len == name.len() && max == limits::MAX_PATIENT_NAME),
+        "{error}"
+    );
+    assert_eq!(
+        text_error(alice.register(&net.ledger, patient_id, "", now, &mut net.rng)),
+        EventError::EmptyText {
+            field: "patient name"
+        }
+    );
+
+    let notes = too_long(limits::MAX_NOTES);
+    let error = text_error(alice.consult(&net.ledger, s.patient, &notes, None, now, &mut net.rng));
+    assert!(
+        matches!(error, EventError::TextTooLong { field: "notes", .. }),
+        "{error}"
+    );
+    let order_id = net.order_id();
+    let test = |test_name: String| {
+        Some(TestRequest {
+            order_id,
+            test_name,
+        })
+    };
+    let empty = test(String::new());
+    assert_eq!(
+        text_error(alice.consult(&net.ledger, s.patient, "", empty, now, &mut net.rng)),
+        EventError::EmptyText { field: "test name" }
+    );
+    let long = test(too_long(limits::MAX_TEST_NAME));
+    let error = text_error(alice.consult(&net.ledger, s.patient, "", long, now, &mut net.rng));
+    assert!(
+        matches!(
+            error,
+            EventError::TextTooLong {
+                field: "test name",
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let open = Some(s.open_order);
+    assert_eq!(
+        text_error(bob.perform_test(&net.ledger, s.patient, open, "", now, &mut net.rng)),
+        EventError::EmptyText { field: "results" }
+    );
+    let results = too_long(limits::MAX_RESULTS);
+    let error =
+        text_error(bob.perform_test(&net.ledger, s.patient, open, &results, now, &mut net.rng));
+    assert!(
+        matches!(
+            error,
+            EventError::TextTooLong {
+                field: "results",
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    // Each edit empties (`true`) or overfills (`false`) one field of a valid draft.
+    let id = net.prescription_id();
+    let cases: [(DraftEdit, &str, bool); 5] = [
+        (|d| d.medication.clear(), "medication", true),
+        (|d| d.dosage.clear(), "dosage", true),
+        (
+            |d| d.medication = "x".repeat(limits::MAX_MEDICATION + 1),
+            "medication",
+            false,
+        ),
+        (
+            |d| d.dosage = "x".repeat(limits::MAX_DOSAGE + 1),
+            "dosage",
+            false,
+        ),
+        (
+            |d| d.instructions = "x".repeat(limits::MAX_INSTRUCTIONS + 1),
+            "instructions",
+            false,
+        ),
+    ];
+    for (edit, field, empty) in cases {
+        let mut d = draft(s.patient, id, vec![]);
+        edit(&mut d);
+        let error = text_error(alice.prescribe(&net.ledger, d, now, &mut net.rng));
+        match (&error, empty) {
+            (EventError::EmptyText { field: f }, true) => assert_eq!(*f, field),
+            (EventError::TextTooLong { field: f, .. }, false) => assert_eq!(*f, field),
+            _ => panic!("{field}: refused for another reason: {error}"),
+        }
+    }
+    // At the limit, a name passes.
+    let at_limit = "x".repeat(limits::MAX_PATIENT_NAME);
+    alice
+        .register(&net.ledger, patient_id, &at_limit, now, &mut net.rng)
+        .expect("a name at the limit");
+}
+
+/// What the policy still checks of a sealed section: its announced size and that no
+/// body is named twice in one event.
+#[test]
+fn oversized_or_repeated_sealed_bodies_are_refused() {
+    let mut s = scene();
+    let patient = s.net.patient_id();
+    let mut demographics = s.net.sealed_ref();
+    demographics.ciphertext_len = u32::try_from(MAX_CIPHERTEXT_LEN + 1).expect("fits a u32");
+    let event = Event::PatientRegistration(PatientRegistration {
+        patient_id: patient,
+        demographics,
+    });
     assert!(matches!(
         refuse(&mut s, &doctor(), event),
-        EventError::TextTooLong {
-            field: "patient name",
-            ..
-        }
+        EventError::SealedTooLarge { len, max, .. }
+            if len as usize == MAX_CIPHERTEXT_LEN + 1 && max == MAX_CIPHERTEXT_LEN
     ));
+    let notes = s.net.sealed_ref();
+    let consult = Event::DoctorConsultation(DoctorConsultation {
+        patient_id: s.patient,
+        notes,
+        test_order: Some(TestOrder {
+            order_id: s.net.order_id(),
+            test: notes,
+        }),
+    });
+    assert_eq!(
+        refuse(&mut s, &doctor(), consult),
+        EventError::RepeatedBody {
+            body: notes.body_id
+        }
+    );
 }
 
 /// A scene with a lab result pending, so the next block earns one reward.
 fn rewarding_scene() -> Scene {
     let mut s = scene();
-    let tx = s.net.raw(&lab(), result_for(s.patient, s.open_order));
+    let event = result_for(&mut s.net, s.patient, s.open_order);
+    let tx = s.net.raw(&lab(), event);
     s.net.submit(tx).expect("accepted");
     s
 }
@@ -417,23 +596,26 @@ fn no_reward_once_the_reserve_cannot_pay() {
     let patient = net.patient_id();
     let orders = [net.order_id(), net.order_id()];
     let now = net.now();
-    let tx = alice
-        .register(&net.ledger, patient, "Jane", now)
+    let written = alice
+        .register(&net.ledger, patient, "Jane", now, &mut net.rng)
         .expect("valid");
+    let tx = net.keep(written);
     net.submit(tx).expect("accepted");
     for order in orders {
-        let order = Some(TestOrder::blood_test(order));
-        let tx = alice
-            .consult(&net.ledger, patient, "", order, now)
+        let order = Some(TestRequest::blood_test(order));
+        let written = alice
+            .consult(&net.ledger, patient, "", order, now, &mut net.rng)
             .expect("valid");
+        let tx = net.keep(written);
         net.submit(tx).expect("accepted");
     }
     net.mine();
     for order in orders {
-        let tx = net
+        let written = net
             .bob
-            .perform_test(&net.ledger, patient, Some(order), "ok", now)
+            .perform_test(&net.ledger, patient, Some(order), "ok", now, &mut net.rng)
             .expect("valid");
+        let tx = net.keep(written);
         net.submit(tx).expect("accepted");
     }
     // Two results earn 500 each; the reserve of 600 pays only the first.

@@ -5,7 +5,8 @@ mod common;
 
 use common::Net;
 use health_workflow::{
-    Event, EventKind, NotPaid, Prescription, TestOrder, balances, demo::RESERVE_USERNAME, records,
+    Body, Event, EventKind, NotPaid, PrescriptionDraft, Reading, RecordedEvent, Section,
+    TestRequest, balances, demo::RESERVE_USERNAME, records,
 };
 use ledger_core::{Amount, Height};
 
@@ -38,14 +39,15 @@ fn walkthrough_with_exact_balances_block_by_block() {
     // Doctor: register, consult with a blood test order; then mine block 1.
     let patient = net.patient_id();
     let now = net.now();
-    let tx = net
+    let written = net
         .alice
-        .register(&net.ledger, patient, "Jane Doe", now)
+        .register(&net.ledger, patient, "Jane Doe", now, &mut net.rng)
         .expect("a doctor registers");
+    let tx = net.keep(written);
     net.submit(tx).expect("registration accepted");
-    let order = TestOrder::blood_test(net.order_id());
+    let order = TestRequest::blood_test(net.order_id());
     let now = net.now();
-    let tx = net
+    let written = net
         .alice
         .consult(
             &net.ledger,
@@ -53,8 +55,10 @@ fn walkthrough_with_exact_balances_block_by_block() {
             "fatigue, pale",
             Some(order.clone()),
             now,
+            &mut net.rng,
         )
         .expect("a doctor consults");
+    let tx = net.keep(written);
     net.submit(tx)
         .expect("consultation accepted before the registration is mined");
     let block = net.mine();
@@ -67,10 +71,18 @@ fn walkthrough_with_exact_balances_block_by_block() {
 
     // Lab: perform the test on the open order; block 2 pays the ordering doctor 500.
     let now = net.now();
-    let result_tx = net
+    let written = net
         .bob
-        .perform_test(&net.ledger, patient, None, "Hemoglobin 9.1 g/dL", now)
+        .perform_test(
+            &net.ledger,
+            patient,
+            None,
+            "Hemoglobin 9.1 g/dL",
+            now,
+            &mut net.rng,
+        )
         .expect("a lab technician records a result");
+    let result_tx = net.keep(written);
     let result_id = net.submit(result_tx).expect("result accepted");
     let block = net.mine();
     assert_eq!(block.rewards.len(), 1);
@@ -94,7 +106,7 @@ fn walkthrough_with_exact_balances_block_by_block() {
         .alice
         .prescribe(
             &net.ledger,
-            Prescription {
+            PrescriptionDraft {
                 prescription_id,
                 patient_id: patient,
                 medication: "Ferrous sulfate".into(),
@@ -103,8 +115,10 @@ fn walkthrough_with_exact_balances_block_by_block() {
                 based_on: vec![result_id],
             },
             now,
+            &mut net.rng,
         )
         .expect("a doctor prescribes");
+    common::keep_in(&mut net.vault, prescribed.bodies.clone());
     assert_eq!(prescribed.payments.len(), 1);
     assert_eq!(prescribed.payments[0].username, "lab_tech_bob");
     assert!(prescribed.payments[0].transfer.is_ok());
@@ -175,7 +189,17 @@ fn walkthrough_with_exact_balances_block_by_block() {
         let header = net.ledger.header(&hash).expect("a main-chain block");
         assert_eq!(read.recorded.time, header.timestamp);
     }
-    assert!(matches!(&events[0].event, Event::PatientRegistration(r) if r.name == "Jane Doe"));
+    // The name is sealed: the event holds none of it, the care team reads it.
+    assert!(matches!(&events[0].event, Event::PatientRegistration(_)));
+    assert!(!format!("{:?}", events[0].event).contains("Jane"));
+    assert_eq!(
+        net.read("lab_tech_bob", &events[0], Section::Demographics)
+            .as_ref()
+            .and_then(Reading::clear),
+        Some(&Body::Demographics {
+            name: "Jane Doe".into()
+        })
+    );
     assert_eq!(events[2].recorded.author, net.bob.account());
     let filled = state
         .prescription(&prescription_id)
@@ -184,7 +208,22 @@ fn walkthrough_with_exact_balances_block_by_block() {
     let text = records::prescription(&net.ledger, &prescription_id)
         .expect("its block is stored")
         .expect("a recorded prescription");
-    assert_eq!(text.medication, "Ferrous sulfate");
+    assert_eq!(text.based_on, [result_id]);
+    // What was prescribed is sealed too; the pharmacy that filled it reads it.
+    let prescription = RecordedEvent {
+        recorded: filled.prescribed,
+        event: Event::Prescription(text),
+    };
+    assert_eq!(
+        net.read("pharm_charlie", &prescription, Section::Prescription)
+            .as_ref()
+            .and_then(Reading::clear),
+        Some(&Body::Prescription {
+            medication: "Ferrous sulfate".into(),
+            dosage: "325 mg".into(),
+            instructions: "once a day with food".into(),
+        })
+    );
     assert!(state.unfilled_prescriptions(&patient).is_empty());
 
     // recalc_balances: a replay from genesis gives the same state.
@@ -198,23 +237,26 @@ fn walkthrough_with_exact_balances_block_by_block() {
 fn a_doctor_without_funds_still_prescribes_and_is_told_why_the_lab_is_unpaid() {
     let mut net = Net::new(0);
     let patient = net.patient_id();
-    let order = TestOrder::blood_test(net.order_id());
+    let order = TestRequest::blood_test(net.order_id());
     let now = net.now();
-    let tx = net
+    let written = net
         .alice
-        .register(&net.ledger, patient, "Jane", now)
+        .register(&net.ledger, patient, "Jane", now, &mut net.rng)
         .expect("register");
+    let tx = net.keep(written);
     net.submit(tx).expect("accepted");
-    let tx = net
+    let written = net
         .alice
-        .consult(&net.ledger, patient, "", Some(order), now)
+        .consult(&net.ledger, patient, "", Some(order), now, &mut net.rng)
         .expect("consult");
+    let tx = net.keep(written);
     net.submit(tx).expect("accepted");
     net.mine();
-    let tx = net
+    let written = net
         .bob
-        .perform_test(&net.ledger, patient, None, "normal", now)
+        .perform_test(&net.ledger, patient, None, "normal", now, &mut net.rng)
         .expect("result");
+    let tx = net.keep(written);
     let result = net.submit(tx).expect("accepted");
     // Not mined yet: the doctor has no reward, and the result is only pending.
     let prescription_id = net.prescription_id();
@@ -223,7 +265,7 @@ fn a_doctor_without_funds_still_prescribes_and_is_told_why_the_lab_is_unpaid() {
         .alice
         .prescribe(
             &net.ledger,
-            Prescription {
+            PrescriptionDraft {
                 prescription_id,
                 patient_id: patient,
                 medication: "Rest".into(),
@@ -232,6 +274,7 @@ fn a_doctor_without_funds_still_prescribes_and_is_told_why_the_lab_is_unpaid() {
                 based_on: vec![result],
             },
             now,
+            &mut net.rng,
         )
         .expect("prescribing does not need funds");
     assert_eq!(

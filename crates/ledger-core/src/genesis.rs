@@ -194,7 +194,7 @@ impl Genesis {
                 });
             }
             if let Some(encryption) = &m.encryption
-                && !encryption.is_bound_to(&self.network, &m.account)
+                && !encryption.is_bound_to(&m.account)
             {
                 return Err(GenesisError::EncryptionKeyBinding {
                     username: m.username.clone(),

@@ -216,30 +216,48 @@ pub struct MemberEncryption {
 }
 
 impl MemberEncryption {
-    /// What `account` signs to bind `key` to itself on the network named `network`.
-    pub fn message(network: &str, account: &AccountId, key: &EncryptionPublicKey) -> Vec<u8> {
-        let mut message = Vec::with_capacity(ENCRYPTION_KEY_DOMAIN.len() + network.len() + 72);
+    /// What `account` signs to bind `key` to itself: the domain, the account, the key.
+    ///
+    /// The network is not part of it, so a member can bind its key when it creates it
+    /// (`healthchain keygen`), before any genesis exists; the binding says only "this
+    /// encryption key is mine", which is as true on any network.
+    pub fn message(account: &AccountId, key: &EncryptionPublicKey) -> Vec<u8> {
+        let mut message = Vec::with_capacity(ENCRYPTION_KEY_DOMAIN.len() + 64);
         message.extend_from_slice(ENCRYPTION_KEY_DOMAIN);
-        message.extend_from_slice(&(network.len() as u64).to_le_bytes());
-        message.extend_from_slice(network.as_bytes());
         message.extend_from_slice(account.as_bytes());
         message.extend_from_slice(&key.0);
         message
     }
 
-    /// `key`, bound to `signer`'s account on the network `network`.
-    pub fn bind(network: &str, signer: &Keypair, key: EncryptionPublicKey) -> Self {
-        let binding = signer.sign(&Self::message(network, &signer.account(), &key));
+    /// `key`, bound to `signer`'s account.
+    pub fn bind(signer: &Keypair, key: EncryptionPublicKey) -> Self {
+        let binding = signer.sign(&Self::message(&signer.account(), &key));
         MemberEncryption { key, binding }
     }
 
-    /// Whether the binding is `account`'s signature over this key on `network`.
-    pub fn is_bound_to(&self, network: &str, account: &AccountId) -> bool {
-        verify_signature(
-            account,
-            &Self::message(network, account, &self.key),
-            &self.binding,
-        )
+    /// Whether the binding is `account`'s signature over this key.
+    pub fn is_bound_to(&self, account: &AccountId) -> bool {
+        verify_signature(account, &Self::message(account, &self.key), &self.binding)
+    }
+
+    /// The key and its binding as 96 bytes: what `healthchain keygen` prints in hex.
+    pub fn to_bytes(&self) -> [u8; 96] {
+        let mut bytes = [0u8; 96];
+        bytes[..32].copy_from_slice(&self.key.0);
+        bytes[32..].copy_from_slice(self.binding.as_bytes());
+        bytes
+    }
+
+    /// Reads back [`MemberEncryption::to_bytes`].
+    pub fn from_bytes(bytes: &[u8; 96]) -> Self {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes[..32]);
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&bytes[32..]);
+        MemberEncryption {
+            key: EncryptionPublicKey(key),
+            binding: Signature(signature),
+        }
     }
 }
 
@@ -297,16 +315,16 @@ mod tests {
     }
 
     #[test]
-    fn an_encryption_key_is_bound_to_one_account_on_one_network() {
+    fn an_encryption_key_is_bound_to_one_account() {
         let alice = Keypair::from_seed([1; 32]);
         let bob = Keypair::from_seed([2; 32]);
         let key = EncryptionPublicKey([6; 32]);
-        let bound = MemberEncryption::bind("net", &alice, key);
-        assert!(bound.is_bound_to("net", &alice.account()));
-        assert!(!bound.is_bound_to("net", &bob.account()));
-        assert!(!bound.is_bound_to("other", &alice.account()));
+        let bound = MemberEncryption::bind(&alice, key);
+        assert!(bound.is_bound_to(&alice.account()));
+        assert!(!bound.is_bound_to(&bob.account()));
         let mut swapped = bound;
         swapped.key = EncryptionPublicKey([7; 32]);
-        assert!(!swapped.is_bound_to("net", &alice.account()));
+        assert!(!swapped.is_bound_to(&alice.account()));
+        assert_eq!(MemberEncryption::from_bytes(&bound.to_bytes()), bound);
     }
 }

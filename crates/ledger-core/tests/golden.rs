@@ -59,8 +59,8 @@ const GENESIS: &str = concat!(
     "646f63746f72", // role "doctor"
     "01",           // encryption: Some
     "0909090909090909090909090909090909090909090909090909090909090909", // its X25519 key
-    "e540f3d8d3de1903b23d40cb0e4ac25a55ce1fbfa90aa08fbd28e2157e230cbc", // binding signature
-    "892e2ac8417ecbbf27cba473ad912a2b8443050bb08379aeb8c6f63847ea6407",
+    "7d20f41f73e295696d1d5466d68a661037a6bbffd7238d49af88f5e338cf90f3", // binding signature
+    "38cb7c9a011f449e3783185dbf47f1007d12b1e46306615bfbac2aba99991e0a",
     "0200000000000000", // balances: two entries
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
     "e803000000000000", // 1_000
@@ -72,7 +72,7 @@ const GENESIS: &str = concat!(
     "636c61696d5f726577617264", // "claim_reward"
     "0500000000000000",         // 5
 );
-const GENESIS_HASH: &str = "e6234a159f9ff9deae7cfdc70cb98353ac0aa3b9115aacdda23ace3f43ab7400";
+const GENESIS_HASH: &str = "1b254c29b8db02fb536672ec38ed12affcd3b862c455701fef3e53f46c9f4f05";
 
 const TRANSFER_TX: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // author k1
@@ -81,10 +81,10 @@ const TRANSFER_TX: &str = concat!(
     "00000000",         // TxBody::Transfer
     "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394", // to k2
     "fa00000000000000", // amount 250
-    "2ea874659a0978cdc1e1f951a465cf19fd6fdd516c9a403e2ef29c559ed6190d", // signature
-    "ff056d722b0974652db25d931b55340b3c53aa681885b5bd2c4fe575acadcf0c",
+    "4e020c0347c5c8565274a628ce9315e38e9e2cee3bae10be712ebffb080476b2", // signature
+    "1e0c673f8d7486de26c0c4b4034461165aee7ab855f1ed002eef00550abf7f0b",
 );
-const TRANSFER_TX_ID: &str = "e57f3dd4039ebf9b6f593a555d0e7437e63907758b9a7421e10b3dea0f762470";
+const TRANSFER_TX_ID: &str = "4eb79aab06a065b71c7893799581219d09353a6bffc6c4486405b62459148e0d";
 
 const APP_TX: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // author k1
@@ -93,38 +93,38 @@ const APP_TX: &str = concat!(
     "01000000",         // TxBody::App
     "01000000",         // Op::Claim (the test payload's second variant)
     "0201",             // token 0x0102, u16
-    "7de8cf0e3194ec8f309a34612394bb27accd1af7f2a3dd41f21d731c7dd80f5f", // signature
-    "bad3575bc937019de489c4691e2235a3ae2a4f43261f51f03995e0bc7c70760a",
+    "de900e79423ed1bac43dae61b02607a4eb0bd84f42d32449a742ef8132e83f31", // signature
+    "9f1aafc36af30652cd302e3cdb39a8ed745fc92d53cc065e76bd39c5fb1c3708",
 );
-const APP_TX_ID: &str = "fe3273b326c7380e3ca25317518662cf3f3b6d746ffb1eb3844e64ed78060577";
+const APP_TX_ID: &str = "a9dd65962fcead1c56c10167864d430fbf6de621b30199e526ced24a84214407";
 
 const REWARD: &str = concat!(
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // to k1
     "0500000000000000",                                                 // amount 5
-    "fe3273b326c7380e3ca25317518662cf3f3b6d746ffb1eb3844e64ed78060577", // cause: APP_TX_ID
+    "a9dd65962fcead1c56c10167864d430fbf6de621b30199e526ced24a84214407", // cause: APP_TX_ID
 );
 /// SHA-256 of `"healthchain/reward"` followed by `REWARD`.
-const REWARD_ENTRY: &str = "946ce481fbc21275932bfbfde9df4c87225822ee19a01ef99c9e5394348eee02";
+const REWARD_ENTRY: &str = "c893aad571a31a3e1df1001dea50abfc486339bd784054fb27a2c8f2be48ae2c";
 
 /// RFC 6962 root over [TRANSFER_TX_ID, APP_TX_ID, REWARD_ENTRY]:
 /// `H(01 || H(01 || H(00 || a) || H(00 || b)) || H(00 || c))`.
-const MERKLE_ROOT: &str = "aef46362d190620e30ef9ce48e6053c2f9a92f519e91fee02e19ade854cc01f9";
+const MERKLE_ROOT: &str = "b89140bb9242931feca71166a8cf45c88b301dea0b02e140687aafad3e5b73c4";
 
 const HEADER: &str = concat!(
     "0100000000000000",                                                 // height 1
-    "e6234a159f9ff9deae7cfdc70cb98353ac0aa3b9115aacdda23ace3f43ab7400", // prev: GENESIS_HASH
-    "aef46362d190620e30ef9ce48e6053c2f9a92f519e91fee02e19ade854cc01f9", // MERKLE_ROOT
+    "1b254c29b8db02fb536672ec38ed12affcd3b862c455701fef3e53f46c9f4f05", // prev: GENESIS_HASH
+    "b89140bb9242931feca71166a8cf45c88b301dea0b02e140687aafad3e5b73c4", // MERKLE_ROOT
     "d06fe5cf8b010000", // timestamp 1_700_000_002_000 = 0x018bcfe56fd0
     "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // producer k1
-    "1500000000000000", // nonce 21, the first that meets 4 bits
+    "0500000000000000", // nonce 5, the first that meets 4 bits
 );
 /// SHA-256 of `HEADER`; four leading zero bits.
-const BLOCK_HASH: &str = "0f376edb9a2bb8cb6e3231a97ad6d27f8bf0ef3c1024666e07f879bfe65e9557";
+const BLOCK_HASH: &str = "0fbd1e348ba9b2b493fa3c9dc19f9373e2de784e19c8559a24eab7764bed3a24";
 
 /// Producer signature over `"healthchain/blk/" || BLOCK_HASH`.
 const BLOCK_SIGNATURE: &str = concat!(
-    "da7aac58d731dcfe52a84ef3fbd69310bd5d7bc3dd137d51984cff89de4c709e",
-    "7e3985dbead9dc38c5ef433116dacbcd84539dde10d15f67adb84c29f3228106",
+    "36c323f507387af0e2e013e538fb8418da51c35c70b261e8fa4d049a142ad59d",
+    "eeec0060865f646789ad80e56fe69006e0187d5d48d8b16d1014bfa64153ca08",
 );
 
 // ----- helpers ---------------------------------------------------------------------------
@@ -169,7 +169,6 @@ fn golden_genesis() -> Genesis {
             display_name: "Dr".into(),
             role: "doctor".into(),
             encryption: Some(MemberEncryption::bind(
-                "golden",
                 &k1(),
                 EncryptionPublicKey::from_byte_array([9; 32]),
             )),
@@ -223,7 +222,7 @@ fn header() -> BlockHeader {
             merkle_root: Hash::ZERO,
             timestamp: Timestamp(1_700_000_002_000),
             producer: k1().account(),
-            nonce: 21,
+            nonce: 5,
         },
         signature: Signature::default(),
         transactions: vec![transfer_tx(), app_tx()],

@@ -1289,18 +1289,19 @@ fn genesis_is_checked() {
         check(&|g| g.roster[1].account = g.roster[0].account),
         GenesisError::DuplicateMember { .. }
     ));
-    // An encryption key must be signed by the member's own signing key, on this
-    // network: one signed by another member, or for another network, is refused.
+    // An encryption key must be signed by the member's own signing key: one signed by
+    // another member, or with its key swapped, is refused.
     let key = EncryptionPublicKey::from_byte_array([5; 32]);
     assert!(matches!(
-        check(
-            &|g| g.roster[0].encryption = Some(MemberEncryption::bind(&g.network, &keys()[1], key))
-        ),
+        check(&|g| g.roster[0].encryption = Some(MemberEncryption::bind(&keys()[1], key))),
         GenesisError::EncryptionKeyBinding { .. }
     ));
     assert!(matches!(
-        check(&|g| g.roster[0].encryption =
-            Some(MemberEncryption::bind("elsewhere", &keys()[0], key))),
+        check(&|g| {
+            let mut bound = MemberEncryption::bind(&keys()[0], key);
+            bound.key = EncryptionPublicKey::from_byte_array([6; 32]);
+            g.roster[0].encryption = Some(bound);
+        }),
         GenesisError::EncryptionKeyBinding { .. }
     ));
     let first = keys()[0].account();
@@ -1315,7 +1316,7 @@ fn genesis_is_checked() {
     let mut edge = genesis(limits::MAX_POW_BITS);
     edge.network = "n".repeat(limits::MAX_NETWORK_NAME);
     edge.roster[0].role = "r".repeat(limits::MAX_ROSTER_TEXT);
-    edge.roster[0].encryption = Some(MemberEncryption::bind(&edge.network, &keys()[0], key));
+    edge.roster[0].encryption = Some(MemberEncryption::bind(&keys()[0], key));
     assert_eq!(edge.check(), Ok(()));
     assert_eq!(Genesis::decode(&edge.encode()), Ok(edge));
 }

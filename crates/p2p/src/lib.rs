@@ -209,6 +209,7 @@ mod serve;
 pub mod session;
 pub mod store;
 mod sync;
+pub mod vault;
 
 pub use gossip::Offence;
 pub use node::{
@@ -219,3 +220,4 @@ pub use node::{
 pub use protocol::{Hello, Message, TipInfo};
 pub use session::{Connection, Direction, PeerInfo, Session, SessionConfig, SessionError};
 pub use store::{BlockReader, BlockStore, BlockWriter, MemoryStore, RedbStore, StoreError};
+pub use vault::{Vault, VaultError};

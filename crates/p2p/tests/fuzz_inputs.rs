@@ -18,6 +18,7 @@ use p2p::limits::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use p2p::protocol::{Hello, Message, MessageError, TipInfo, decode_message};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use rand_core::SeedableRng;
 use tokio_util::codec::Decoder;
 
 /// Cases per property: each is a handful of frames, so this stays well under a second.
@@ -29,14 +30,17 @@ fn messages() -> Vec<Message<Event>> {
     let mut ledger = Ledger::new(genesis, HealthPolicy).unwrap();
     let now = Timestamp(demo::DEMO_GENESIS_TIME.millis() + 60_000);
     let doctor = Actor::new(&ledger, "dr_alice", demo::demo_keypair("dr_alice")).unwrap();
+    let mut rng = chacha20::ChaCha20Rng::from_seed([1; 32]);
     let tx = doctor
         .register(
             &ledger,
             PatientId::from_random_bytes([1; 16]),
             "Jane Doe",
             now,
+            &mut rng,
         )
-        .unwrap();
+        .unwrap()
+        .tx;
     ledger.submit_transaction(tx.clone(), now).unwrap();
     let block = ledger.mine_block(&demo::demo_keypair("dr_alice"), now);
     let hello = Hello {

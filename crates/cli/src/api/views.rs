@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use health_workflow::{Event, HealthTx};
+use health_workflow::{Event, HealthTx, Section};
 use ledger_core::{Block, BlockHash, Genesis, Reward, TxBody, verify_signature};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -246,6 +246,18 @@ impl RewardView {
     }
 }
 
+/// The field name of a sealed section in a transaction's view.
+fn section_key(section: Section) -> &'static str {
+    match section {
+        Section::Demographics => "name",
+        Section::Notes => "notes",
+        Section::TestOrder => "test_name",
+        Section::Results => "results",
+        Section::Prescription => "prescription",
+        _ => "sealed",
+    }
+}
+
 impl TxView {
     pub(crate) fn of(genesis: &Genesis, tx: &HealthTx) -> Self {
         let (author_name, author_role) = member(genesis, &tx.author);
@@ -266,29 +278,30 @@ impl TxView {
                 ("Transfer".to_string(), None)
             }
             TxBody::App(event) => {
+                // Sealed sections show as markers with their reference: the API serves
+                // no clinical text (it has no caller to read it as).
+                for (section, reference) in event.sealed() {
+                    let key = section_key(section);
+                    put(key, crate::lens::sealed_marker(section));
+                    put(
+                        &format!("{key}_body"),
+                        reference.ciphertext_hash.to_string(),
+                    );
+                }
                 let patient = match event {
-                    Event::PatientRegistration(e) => {
-                        put("name", e.name.clone());
-                        Some(e.patient_id)
-                    }
+                    Event::PatientRegistration(e) => Some(e.patient_id),
                     Event::DoctorConsultation(e) => {
-                        put("notes", e.notes.clone());
                         if let Some(order) = &e.test_order {
                             put("order_id", order.order_id.to_string());
-                            put("test_name", order.test_name.clone());
                         }
                         Some(e.patient_id)
                     }
                     Event::LabTestResult(e) => {
                         put("order_id", e.order_id.to_string());
-                        put("results", e.results.clone());
                         Some(e.patient_id)
                     }
                     Event::Prescription(e) => {
                         put("prescription_id", e.prescription_id.to_string());
-                        put("medication", e.medication.clone());
-                        put("dosage", e.dosage.clone());
-                        put("instructions", e.instructions.clone());
                         let based_on: Vec<String> =
                             e.based_on.iter().map(ToString::to_string).collect();
                         put("based_on", based_on.join(","));
@@ -296,6 +309,10 @@ impl TxView {
                     }
                     Event::PrescriptionFilled(e) => {
                         put("prescription_id", e.prescription_id.to_string());
+                        None
+                    }
+                    Event::EncryptionKeyRotation(e) => {
+                        put("encryption_key", e.key.to_string());
                         None
                     }
                     // A kind this front end does not know yet: shown by kind only.

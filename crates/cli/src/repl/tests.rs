@@ -75,20 +75,37 @@ impl Conversation for Script {
     }
 }
 
-fn ledger() -> RefCell<HealthLedger> {
-    RefCell::new(
-        Ledger::new(DemoGenesisBuilder::new().pow_bits(0).build(), HealthPolicy)
-            .expect("valid demo genesis"),
-    )
+/// One node of a test: its ledger and its vault, shared by the test's sessions.
+struct Node {
+    ledger: RefCell<HealthLedger>,
+    vault: Vault,
 }
 
-fn session(ledger: &RefCell<HealthLedger>, role: NodeRole) -> Repl<Local<'_>> {
+impl std::ops::Deref for Node {
+    type Target = RefCell<HealthLedger>;
+    fn deref(&self) -> &Self::Target {
+        &self.ledger
+    }
+}
+
+fn ledger() -> Node {
+    Node {
+        ledger: RefCell::new(
+            Ledger::new(DemoGenesisBuilder::new().pow_bits(0).build(), HealthPolicy)
+                .expect("valid demo genesis"),
+        ),
+        vault: Vault::memory(),
+    }
+}
+
+fn session(node: &Node, role: NodeRole) -> Repl<Local<'_>> {
     Repl::new(
-        Local(ledger),
+        Local(&node.ledger),
         role,
         role.default_node_name(5000),
         Logins::Demo(Credentials::demo()),
         crate::launch::demo_producer(Some(role), ""),
+        node.vault.clone(),
     )
 }
 
@@ -338,7 +355,10 @@ fn insufficient_funds_is_reported() {
     genesis
         .parameters
         .insert(health_workflow::PARAM_REWARD_LAB_RESULT.to_string(), 0);
-    let ledger = RefCell::new(Ledger::new(genesis, HealthPolicy).expect("valid genesis"));
+    let ledger = Node {
+        ledger: RefCell::new(Ledger::new(genesis, HealthPolicy).expect("valid genesis")),
+        vault: Vault::memory(),
+    };
     let mut doc = session(&ledger, NodeRole::Doctor);
     let mut lab = session(&ledger, NodeRole::Lab);
     run(&mut doc, "login dr_alice password123");

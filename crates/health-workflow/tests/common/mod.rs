@@ -1,17 +1,40 @@
 //! Fixtures shared by the integration tests: a DEMO network on one in-memory ledger,
-//! its three users, a clock, fresh ids, and a block crafter for invalid blocks.
+//! its three users, a clock, fresh ids, a seeded random number generator for sealing,
+//! the vault of every body sealed, and a block crafter for invalid blocks.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::collections::HashMap;
+
+use chacha20::ChaCha20Rng;
 use health_workflow::demo::{self, DemoGenesisBuilder};
+use health_workflow::records::RecordedEvent;
+use health_workflow::seal::{BodyId, SealedBody, SealedRef};
 use health_workflow::{
-    Actor, Event, EventError, HealthLedger, HealthPolicy, HealthTx, OrderId, PatientId,
-    PrescriptionId,
+    Actor, BodyReader, Event, EventError, HealthLedger, HealthPolicy, HealthTx, OrderId, PatientId,
+    PrescriptionId, Reading, Section, Written,
 };
 use ledger_core::{
     Amount, Block, BlockError, BlockTemplate, Hash, Keypair, MineStatus, Reward, Timestamp,
     Transaction, TxBody, TxError, merkle::merkle_root,
 };
+use rand_core::SeedableRng;
+
+/// Sealed bodies by the hash of their ciphertext, as a node's vault keeps them.
+pub type Vault = HashMap<Hash, SealedBody>;
+
+/// Puts `bodies` into `vault`, each under the hash of its ciphertext (the
+/// `ciphertext_hash` of its reference on the chain).
+pub fn keep_in(vault: &mut Vault, bodies: impl IntoIterator<Item = SealedBody>) {
+    for body in bodies {
+        vault.insert(Hash::of(&body.ciphertext), body);
+    }
+}
+
+/// The seeded generator the tests seal with: the same bodies on every run.
+pub fn rng(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
 
 /// The key that produces the test blocks: the demo network's producers are its care
 /// team, and producing earns nothing.
@@ -24,6 +47,10 @@ pub struct Net {
     pub alice: Actor,
     pub bob: Actor,
     pub charlie: Actor,
+    /// What the actors seal with.
+    pub rng: ChaCha20Rng,
+    /// Every body sealed through [`Net::keep`].
+    pub vault: Vault,
     clock: u64,
     ids: u64,
 }
@@ -48,6 +75,8 @@ impl Net {
             alice,
             bob,
             charlie,
+            rng: rng(1),
+            vault: Vault::new(),
             clock: demo::DEMO_GENESIS_TIME.millis(),
             ids: 0,
         }
@@ -76,6 +105,38 @@ impl Net {
 
     pub fn prescription_id(&mut self) -> PrescriptionId {
         PrescriptionId::from_random_bytes(self.random_bytes())
+    }
+
+    /// A reference to a body no one can read, with a fresh body id: enough for events
+    /// signed with [`Net::raw`], since no rule looks inside a body.
+    pub fn sealed_ref(&mut self) -> SealedRef {
+        let id = self.random_bytes();
+        SealedRef {
+            body_id: BodyId::from_byte_array(id),
+            commitment: Hash::of(&id),
+            ciphertext_hash: Hash::of(&[&id[..], b"ciphertext"].concat()),
+            ciphertext_len: 64,
+        }
+    }
+
+    /// Keeps the bodies of `written` in the vault and returns its transaction.
+    pub fn keep(&mut self, written: Written) -> HealthTx {
+        keep_in(&mut self.vault, written.bodies);
+        written.tx
+    }
+
+    /// Reads `section` of `event` as the demo member `username`, with its demo
+    /// encryption key, from the vault.
+    pub fn read(&self, username: &str, event: &RecordedEvent, section: Section) -> Option<Reading> {
+        let key = demo::demo_encryption_key(username);
+        let reader = BodyReader::new(
+            self.ledger.genesis_hash(),
+            demo::demo_keypair(username).account(),
+            &key,
+        );
+        reader.read(&event.recorded.author, &event.event, section, |hash| {
+            self.vault.get(hash).cloned()
+        })
     }
 
     pub fn submit(&mut self, tx: HealthTx) -> Result<ledger_core::TxId, TxError<EventError>> {

@@ -1,0 +1,104 @@
+//! What the person at the prompt may read: the sealed sections of events opened with
+//! the logged-in member's encryption key, and a marker such as
+//! `(sealed: consultation notes)` everywhere else.
+//!
+//! A [`Lens`] reads bodies from the node's [`Vault`]; it never touches the ledger, so
+//! views call it where they turn data into lines, off the ledger's task.
+
+use health_workflow::{
+    Body, BodyReader, ConsentTable, Event, Reading, Role, Section, read_section,
+};
+use ledger_core::{AccountId, Hash};
+use p2p::Vault;
+
+/// The marker shown for a section the reader may not read.
+pub(crate) fn sealed_marker(section: Section) -> String {
+    format!("(sealed: {section})")
+}
+
+/// Opens sealed sections for one reader, or for nobody.
+pub(crate) struct Lens<'a> {
+    reader: Option<BodyReader<'a>>,
+    role: Option<Role>,
+    vault: &'a Vault,
+}
+
+impl<'a> Lens<'a> {
+    /// A lens that reads nothing: every section shows its marker.
+    pub(crate) fn sealed(vault: &'a Vault) -> Self {
+        Lens {
+            reader: None,
+            role: None,
+            vault,
+        }
+    }
+
+    /// A lens for `reader`, a member of role `role`, reading from `vault`.
+    pub(crate) fn new(reader: BodyReader<'a>, role: Role, vault: &'a Vault) -> Self {
+        Lens {
+            reader: Some(reader),
+            role: Some(role),
+            vault,
+        }
+    }
+
+    /// How `section` of `event`, written by `author`, reads: `None` if the event has no
+    /// such section.
+    pub(crate) fn reading(
+        &self,
+        author: &AccountId,
+        event: &Event,
+        section: Section,
+    ) -> Option<Result<Reading, String>> {
+        let failed = std::cell::RefCell::new(None);
+        let vault = |hash: &Hash| match self.vault.get(hash) {
+            Ok(body) => body,
+            Err(e) => {
+                *failed.borrow_mut() = Some(e.to_string());
+                None
+            }
+        };
+        let reading = read_section(self.reader.as_ref(), author, event, section, vault)?;
+        Some(match failed.into_inner() {
+            Some(error) => Err(error),
+            None => Ok(reading),
+        })
+    }
+
+    /// The clear body of `section`, if this reader may read it and has it.
+    pub(crate) fn body(&self, author: &AccountId, event: &Event, section: Section) -> Option<Body> {
+        match self.reading(author, event, section)? {
+            Ok(Reading::Clear(body)) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// `section` of `event` as shown: its text quoted, or a marker saying why not.
+    pub(crate) fn text(&self, author: &AccountId, event: &Event, section: Section) -> String {
+        match self.body(author, event, section) {
+            Some(body) => format!("'{}'", body.summary()),
+            None => self.plain(author, event, section),
+        }
+    }
+
+    /// `section` of `event` as shown in a list: its text as it is, or the marker.
+    pub(crate) fn plain(&self, author: &AccountId, event: &Event, section: Section) -> String {
+        match self.reading(author, event, section) {
+            None => String::new(),
+            Some(Ok(Reading::Clear(body))) => body.summary(),
+            Some(Ok(Reading::Missing)) if self.should_read(section) => {
+                format!("(not received yet: {section})")
+            }
+            Some(Ok(Reading::Refused(e))) => format!("(unreadable {section}: {e})"),
+            Some(Ok(_)) => sealed_marker(section),
+            Some(Err(e)) => format!("(vault unreadable: {e})"),
+        }
+    }
+
+    /// Whether the reader's role reads `section` under the treatment default: a body it
+    /// lacks is then one it has not received, rather than one sealed to others.
+    fn should_read(&self, section: Section) -> bool {
+        self.role
+            .is_some_and(|role| ConsentTable::treatment().may_read(role, section.category()))
+    }
+}
