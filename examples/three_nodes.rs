@@ -8,6 +8,10 @@
 //! the example checks that all three nodes agree on the tip and that dr_alice holds
 //! 1,100 e-cash and lab_tech_bob 100. It exits non-zero otherwise.
 //!
+//! What people wrote is sealed: the chain holds only public facts, and each node
+//! receives the bodies sealed to its user. The example prints what each node can and
+//! cannot read, and checks that it is exactly what the treatment consent allows.
+//!
 //! Run with `cargo run --example three_nodes`.
 
 use std::future::Future;
@@ -57,12 +61,6 @@ impl Node {
         }
         Ok(())
     }
-
-    /// Keeps the bodies of `written` and returns its transaction.
-    fn written(&self, written: Written) -> anyhow::Result<Transaction<Event>> {
-        self.keep(&written.tx, &written.bodies)?;
-        Ok(written.tx)
-    }
 }
 
 fn now() -> Timestamp {
@@ -91,16 +89,20 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let name = format!("{name}-{port}");
-    let mut config = NodeConfig::new(name.clone());
-    config.peers = peers;
-    let running = spawn(listener, config, ledger, shutdown.clone())
-        .with_context(|| format!("starting {name}"))?;
-    let handle = running.handle();
-
     let member = Credentials::demo()
         .verify(genesis, username, password)
         .with_context(|| format!("logging in {username}"))?;
     let keys = demo_keypair(&member.username);
+    let vault = Vault::memory();
+    let mut config = NodeConfig::new(name.clone());
+    config.peers = peers;
+    // The node proves its user's key to its peers, which then deliver it the sealed
+    // bodies sealed to that key, and keeps them in its vault.
+    config.member_key = Some(keys.clone());
+    config.vault = Some(vault.clone());
+    let running = spawn(listener, config, ledger, shutdown.clone())
+        .with_context(|| format!("starting {name}"))?;
+    let handle = running.handle();
     let key = EncryptionKey::of_member(&keys);
     let actor = handle
         .query({
@@ -120,7 +122,7 @@ async fn start(
         running,
         actor,
         key,
-        vault: Vault::memory(),
+        vault,
         genesis: genesis.hash(),
     })
 }
@@ -166,9 +168,29 @@ where
     }
 }
 
-/// Submits transactions at `node` and waits until every node has them pending.
-async fn submit(node: &Node, all: &[&Node], txs: Vec<Transaction<Event>>) -> anyhow::Result<()> {
-    let ids: Vec<_> = txs.iter().map(Transaction::id).collect();
+/// Submits a written event at `node`, with its sealed bodies (kept in its vault and
+/// delivered to the nodes they are sealed to), and waits until every node has it
+/// pending.
+async fn submit_written(node: &Node, all: &[&Node], written: Written) -> anyhow::Result<()> {
+    let id = written.tx.id();
+    node.keep(&written.tx, &written.bodies)?;
+    node.handle
+        .submit_sealed(written.tx, written.bodies)
+        .await?
+        .with_context(|| format!("{} refused a transaction", node.name))?;
+    submit(node, all, Vec::new(), vec![id]).await
+}
+
+/// Submits transactions at `node` and waits until every node has them (and the
+/// transactions `also` submitted before) pending.
+async fn submit(
+    node: &Node,
+    all: &[&Node],
+    txs: Vec<Transaction<Event>>,
+    also: Vec<healthchain::ledger_core::TxId>,
+) -> anyhow::Result<()> {
+    let mut ids: Vec<_> = txs.iter().map(Transaction::id).collect();
+    ids.extend(also);
     for tx in txs {
         node.handle
             .submit_transaction(tx)
@@ -247,8 +269,26 @@ fn read_as(
     }
 }
 
-/// One line per sealed section of the patient's history: what `node`'s user reads.
-async fn readable(node: &Node, patient: PatientId) -> anyhow::Result<Vec<String>> {
+/// The sections each member reads under the treatment-consent default: the doctor
+/// everything, the lab the name, the test ordered and its results, the pharmacy the
+/// name and the prescription.
+fn expected_reads(node: &Node) -> Vec<Section> {
+    match node.actor.member().username.as_str() {
+        "dr_alice" => vec![
+            Section::Demographics,
+            Section::Notes,
+            Section::TestOrder,
+            Section::Results,
+            Section::Prescription,
+        ],
+        "lab_tech_bob" => vec![Section::Demographics, Section::TestOrder, Section::Results],
+        _ => vec![Section::Demographics, Section::Prescription],
+    }
+}
+
+/// The sections of the patient's history `node`'s user reads, and one line per
+/// sealed section saying what it shows.
+async fn readable(node: &Node, patient: PatientId) -> anyhow::Result<(Vec<Section>, Vec<String>)> {
     let events = node
         .handle
         .query(move |l| records::patient_history(l, &patient))
@@ -259,10 +299,14 @@ async fn readable(node: &Node, patient: PatientId) -> anyhow::Result<Vec<String>
         node.name,
         node.actor.member().username
     )];
+    let mut reads = Vec::new();
     for recorded in &events {
         for (section, _) in recorded.event.sealed() {
             let shown = match read_as(node, recorded, section) {
-                Some(body) => format!("reads '{}'", body.summary()),
+                Some(body) => {
+                    reads.push(section);
+                    format!("reads '{}'", body.summary())
+                }
                 None => format!("(sealed: {section})"),
             };
             lines.push(format!(
@@ -272,7 +316,7 @@ async fn readable(node: &Node, patient: PatientId) -> anyhow::Result<Vec<String>
             ));
         }
     }
-    Ok(lines)
+    Ok((reads, lines))
 }
 
 async fn print_balances(node: &Node) -> anyhow::Result<Vec<(String, Amount)>> {
@@ -352,7 +396,7 @@ async fn main() -> anyhow::Result<()> {
         .handle
         .query(move |l| alice.register(l, patient, "Jane Doe", now(), &mut rand::rng()))
         .await??;
-    submit(&doctor, &all, vec![doctor.written(register)?]).await?;
+    submit_written(&doctor, &all, register).await?;
     println!("Patient ID: {patient}");
     let alice = doctor.actor.clone();
     let consult = doctor
@@ -363,7 +407,7 @@ async fn main() -> anyhow::Result<()> {
             alice.consult(l, patient, notes, test, now(), &mut rand::rng())
         })
         .await??;
-    submit(&doctor, &all, vec![doctor.written(consult)?]).await?;
+    submit_written(&doctor, &all, consult).await?;
     println!("consultation recorded, blood test ordered (order {order})");
 
     step("2. Lab node mines block #1 (registration and consultation)");
@@ -378,9 +422,8 @@ async fn main() -> anyhow::Result<()> {
             bob.perform_test(l, patient, None, results, now(), &mut rand::rng())
         })
         .await??;
-    let result = lab.written(result)?;
-    let result_id = result.id();
-    submit(&lab, &all, vec![result]).await?;
+    let result_id = result.tx.id();
+    submit_written(&lab, &all, result).await?;
     println!("lab result recorded ({result_id:#})");
 
     step("4. Pharmacy node mines block #2 (the lab result, and dr_alice's 500 reward)");
@@ -407,7 +450,7 @@ async fn main() -> anyhow::Result<()> {
             alice.prescribe(l, draft, now(), &mut rand::rng())
         })
         .await??;
-    doctor.keep(&prescribed.prescription, &prescribed.bodies)?;
+
     for payment in &prescribed.payments {
         match &payment.transfer {
             Ok(_) => println!(
@@ -417,7 +460,13 @@ async fn main() -> anyhow::Result<()> {
             Err(why) => println!("{} is not paid: {why}", payment.username),
         }
     }
-    submit(&doctor, &all, prescribed.transactions().cloned().collect()).await?;
+    let payments = prescribed.transactions().skip(1).cloned().collect();
+    let written = Written {
+        tx: prescribed.prescription.clone(),
+        bodies: prescribed.bodies.clone(),
+    };
+    submit_written(&doctor, &all, written).await?;
+    submit(&doctor, &all, payments, Vec::new()).await?;
 
     step("6. Lab node mines block #3 (prescription and payment)");
     mine(&lab, &all).await?;
@@ -440,7 +489,7 @@ async fn main() -> anyhow::Result<()> {
         .handle
         .query(move |l| charlie.fill(l, prescription_id, now()))
         .await??;
-    submit(&pharmacy, &all, vec![fill]).await?;
+    submit(&pharmacy, &all, vec![fill], Vec::new()).await?;
     println!("prescription {prescription_id} filled");
 
     step("8. Doctor node mines block #4 (the fill, and dr_alice's 700 reward)");
@@ -495,10 +544,24 @@ async fn main() -> anyhow::Result<()> {
     }
 
     step("What each node can read of Jane Doe's records");
+    // Bodies travel beside the chain: wait until each node holds what is sealed to it.
+    wait_until(&all, "every node holds the bodies sealed to it", || async {
+        for node in all {
+            let (reads, _) = readable(node, patient).await?;
+            if reads.len() < expected_reads(node).len() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    let mut privacy_ok = true;
     for node in all {
-        for line in readable(node, patient).await? {
+        let (reads, lines) = readable(node, patient).await?;
+        for line in lines {
             println!("{line}");
         }
+        privacy_ok &= reads == expected_reads(node);
     }
 
     step("Patient registry (patient_registry.csv, at the doctor's node)");
@@ -555,7 +618,13 @@ async fn main() -> anyhow::Result<()> {
     let alice_ok = table.contains(&("dr_alice".into(), Amount(1_100)));
     let bob_ok = table.contains(&("lab_tech_bob".into(), Amount(100)));
     println!("dr_alice 1100: {}", if alice_ok { "yes" } else { "NO" });
+
     println!("lab_tech_bob 100: {}", if bob_ok { "yes" } else { "NO" });
+    println!(
+        "each node reads exactly what the treatment consent lets it (the pharmacy no notes or \
+         results, the lab no notes or medication): {}",
+        if privacy_ok { "yes" } else { "NO" }
+    );
 
     shutdown.cancel();
     for node in [doctor, lab, pharmacy] {
@@ -566,6 +635,10 @@ async fn main() -> anyhow::Result<()> {
     ensure!(
         alice_ok && bob_ok,
         "the final balances are not the walkthrough's"
+    );
+    ensure!(
+        privacy_ok,
+        "a node reads more, or less, than its members are consented to"
     );
     println!("\nwalkthrough complete: all checks passed");
     Ok(())

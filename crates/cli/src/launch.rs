@@ -10,12 +10,13 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use health_workflow::seal::{Binding, EncryptionKey};
+use health_workflow::seal::{Binding, EncryptionKey, SealedBody};
 use health_workflow::{
-    BodyReader, Credentials, Event, EventError, EventKind, HealthPolicy, HealthTx, Section,
-    demo_genesis, is_demo,
+    BodyReader, Credentials, Event, EventError, EventKind, HealthPolicy, HealthTx, PatientId,
+    Section, demo_genesis, is_demo,
 };
-use ledger_core::{Genesis, Keypair, TxError, TxId};
+use ledger_core::sealed::SealedRef;
+use ledger_core::{AccountId, Genesis, Keypair, TxError, TxId};
 use p2p::store::RedbStore;
 use p2p::{NodeConfig, NodeEvent, NodeHandle, PeerInfo, Vault, open_ledger, spawn};
 use tokio::sync::watch;
@@ -54,6 +55,16 @@ impl Backend for NodeBackend {
 
     fn submit(&self, tx: HealthTx) -> anyhow::Result<Result<TxId, TxError<EventError>>> {
         Ok(self.runtime.block_on(self.handle.submit_transaction(tx))?)
+    }
+
+    fn submit_sealed(
+        &self,
+        tx: HealthTx,
+        bodies: Vec<SealedBody>,
+    ) -> anyhow::Result<Result<TxId, TxError<EventError>>> {
+        Ok(self
+            .runtime
+            .block_on(self.handle.submit_sealed(tx, bodies))?)
     }
 
     fn mine(&self, keys: &Keypair) -> anyhow::Result<MineOutcome> {
@@ -134,6 +145,8 @@ struct Network {
     logins: Logins,
     /// The key that produces blocks mined while nobody is logged in.
     producer: Keypair,
+    /// The roster key this node holds, if any.
+    member_key: Option<Keypair>,
 }
 
 /// The demo key that produces a node's blocks while nobody is logged in: its role's
@@ -185,6 +198,7 @@ fn network(args: &NodeArgs, name: &str, role: Option<NodeRole>) -> anyhow::Resul
             Ok(Network {
                 genesis,
                 producer: keys.clone(),
+                member_key: Some(keys.clone()),
                 logins: Logins::KeyFile {
                     path: key_path.clone(),
                     keys: Box::new(keys),
@@ -205,6 +219,7 @@ fn network(args: &NodeArgs, name: &str, role: Option<NodeRole>) -> anyhow::Resul
                 // Blocks mined before anyone logs in are produced under the key of the
                 // node's role on the demo network: only the care team produces blocks.
                 producer: demo_producer(role, name),
+                member_key: role.map(|_| demo_producer(role, name)),
             })
         }
     }
@@ -263,6 +278,12 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
     }
     let mut config = NodeConfig::new(name.clone());
     config.peers = resolve_peers(&args.peers)?;
+    // The node proves, and keeps bodies for, its user's roster key: the key file's on
+    // a real network, the role's demo member on the demo one. A node without either
+    // (`healthchain node` without `--key`) holds no roster key: it syncs and verifies
+    // the public chain and is served no sealed body.
+    config.member_key = network.member_key.clone();
+    config.vault = Some(vault.clone());
     let shutdown = CancellationToken::new();
     let (mut node, signals) = {
         let _context = runtime.enter();
@@ -296,7 +317,7 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
         Registry {
             path: registry,
             vault: vault.clone(),
-            reader: network.producer.clone(),
+            reader: network.member_key.clone(),
         },
         shutdown.clone(),
     ));
@@ -441,11 +462,11 @@ impl Signals {
 }
 
 /// Where the registry CSV goes, and who reads the names in it: the node's own member,
-/// from the node's vault.
+/// from the node's vault (nobody on a node holding no roster key).
 struct Registry {
     path: PathBuf,
     vault: Vault,
-    reader: Keypair,
+    reader: Option<Keypair>,
 }
 
 /// Prints node events and keeps the registry CSV up to date.
@@ -563,16 +584,8 @@ async fn write_registry(handle: &Handle, registry: &Registry) {
     let vault = registry.vault.clone();
     let reader = registry.reader.clone();
     let written = tokio::task::spawn_blocking(move || {
-        let key = EncryptionKey::of_member(&reader);
-        let opener = BodyReader::new(genesis, reader.account(), &key);
-        for (row, (author, patient, demographics)) in rows.iter_mut().zip(sealed) {
-            let binding = Binding::new(genesis, author, patient, EventKind::PatientRegistration);
-            let reading = opener.read_sealed(&binding, Section::Demographics, &demographics, |h| {
-                vault.get(h).ok().flatten()
-            });
-            if let Some(body) = reading.clear() {
-                row.patient_name = body.summary();
-            }
+        if let Some(reader) = reader {
+            open_names(&mut rows, sealed, genesis, &reader, &vault);
         }
         let mut bytes = Vec::new();
         health_workflow::write_rows(&rows, &mut bytes)
@@ -587,5 +600,26 @@ async fn write_registry(handle: &Handle, registry: &Registry) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("{e}"),
         Err(e) => tracing::warn!("writing the patient registry failed: {e}"),
+    }
+}
+
+/// Fills in the names of `rows` that `reader` may read, from `vault`.
+fn open_names(
+    rows: &mut [health_workflow::RegistryRow],
+    sealed: Vec<(AccountId, PatientId, SealedRef)>,
+    genesis: ledger_core::BlockHash,
+    reader: &Keypair,
+    vault: &Vault,
+) {
+    let key = EncryptionKey::of_member(reader);
+    let opener = BodyReader::new(genesis, reader.account(), &key);
+    for (row, (author, patient, demographics)) in rows.iter_mut().zip(sealed) {
+        let binding = Binding::new(genesis, author, patient, EventKind::PatientRegistration);
+        let reading = opener.read_sealed(&binding, Section::Demographics, &demographics, |h| {
+            vault.get(h).ok().flatten()
+        });
+        if let Some(body) = reading.clear() {
+            row.patient_name = body.summary();
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use health_workflow::seal::EncryptionKey;
+use health_workflow::seal::{EncryptionKey, SealedBody};
 use health_workflow::{
     Actor, BodyReader, Credentials, Event, EventError, HealthLedger, HealthPolicy, HealthTx,
     LoginError, OrderId, PatientId, PrescriptionDraft, PrescriptionId, Section, TestRequest,
@@ -39,6 +39,14 @@ pub(crate) trait Backend {
 
     /// Submits a transaction; the inner error is the ledger's refusal.
     fn submit(&self, tx: HealthTx) -> anyhow::Result<Result<TxId, TxError<EventError>>>;
+
+    /// Submits a transaction with its sealed bodies, already in the vault: the node
+    /// delivers them to the peers they are sealed to.
+    fn submit_sealed(
+        &self,
+        tx: HealthTx,
+        bodies: Vec<SealedBody>,
+    ) -> anyhow::Result<Result<TxId, TxError<EventError>>>;
 
     /// Mines a block of the pending transactions, produced by `keys`: the block, or
     /// why nothing was mined.
@@ -540,12 +548,15 @@ impl<B: Backend> Repl<B> {
 
     /// Keeps a written event's sealed bodies in the vault, then submits it: a body is
     /// never missing for a transaction this node accepted.
-    fn submit_written(&self, written: Written) -> Outcome<Vec<TxId>> {
+    fn submit_written(&self, written: Written) -> Outcome<TxId> {
         self.keep_bodies(&written.tx, &written.bodies)?;
-        self.submit_all(vec![written.tx])
+        match self.backend.submit_sealed(written.tx, written.bodies)? {
+            Ok(id) => Ok(id),
+            Err(e) => refuse(format!("transaction refused: {}", tx_reason(&e))),
+        }
     }
 
-    fn keep_bodies(&self, tx: &HealthTx, bodies: &[health_workflow::seal::SealedBody]) -> Outcome {
+    fn keep_bodies(&self, tx: &HealthTx, bodies: &[SealedBody]) -> Outcome {
         if let TxBody::App(event) = &tx.body {
             for ((section, reference), body) in event.sealed().iter().zip(bodies) {
                 self.vault
@@ -716,9 +727,12 @@ impl<B: Backend> Repl<B> {
             actor.prescribe(ledger, draft, now, &mut rand::rng())
         })?;
         let prescribed = prescribed.map_err(refused)?;
-        self.keep_bodies(&prescribed.prescription, &prescribed.bodies)?;
-        let txs: Vec<HealthTx> = prescribed.transactions().cloned().collect();
-        self.submit_all(txs)?;
+        self.submit_written(Written {
+            tx: prescribed.prescription.clone(),
+            bodies: prescribed.bodies.clone(),
+        })?;
+        let payments: Vec<HealthTx> = prescribed.transactions().skip(1).cloned().collect();
+        self.submit_all(payments)?;
         io.say(&format!(
             "Prescription {id} for {patient_name} recorded (pending until mined)."
         ));

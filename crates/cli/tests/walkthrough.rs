@@ -47,7 +47,7 @@ fn three_nodes_run_the_original_walkthrough() {
         "pharmacy",
         "PharmacyNode-3",
         dirs[2].path(),
-        &[doc_addr, lab_addr],
+        &[doc_addr.clone(), lab_addr],
     );
     for node in [&mut doc, &mut lab, &mut pharm] {
         node.poll("peers", "onnected peers", |l| {
@@ -176,6 +176,46 @@ fn three_nodes_run_the_original_walkthrough() {
     pharm.run("recalc_balances", "they match the incremental state");
     doc.run("history", "PRESCRIPTION_FILLED");
 
+    // What each user reads: the doctor everything, the lab the test ordered and its
+    // results but not the notes or the medication, the pharmacy the prescription but
+    // not the notes, the test or the results.
+    doc.run(
+        "history",
+        "notes 'Persistent fatigue, pale', ordered 'Blood Test'",
+    );
+    lab.run(
+        "history",
+        "notes (sealed: consultation notes), ordered 'Blood Test'",
+    );
+    lab.expect_contains("results 'Hb 13.5 g/dL, WBC 6.1'");
+    lab.expect_contains("(sealed: prescription)");
+    pharm.run(
+        "history",
+        "notes (sealed: consultation notes), ordered (sealed: test order)",
+    );
+    pharm.expect_contains("results (sealed: lab results)");
+    pharm.expect_contains("'Amoxicillin, 500 mg (three times a day for 7 days)'");
+
+    // A fourth node, holding no roster key, syncs the public chain and verifies it.
+    let observer_dir = tempfile::tempdir().expect("temp dir");
+    let doc_peer = doc_addr.clone();
+    let mut observer = common::Proc::start(
+        "observer",
+        &[
+            "node",
+            "--port",
+            "0",
+            "--id",
+            "Observer-4",
+            "--peers",
+            &doc_peer,
+            "--data-dir",
+            observer_dir.path().to_str().expect("utf-8"),
+        ],
+    );
+    observer.saw("* Chain tip is now block #4 ");
+    stop_headless(&mut observer);
+
     // The registry CSV follows the chain.
     let registry = std::fs::read_to_string(dirs[0].path().join("patient_registry.csv"))
         .expect("the doctor node writes the registry");
@@ -199,4 +239,77 @@ fn three_nodes_run_the_original_walkthrough() {
             node.name
         );
     }
+
+    // No clear text where it does not belong, byte for byte: no block store holds any
+    // of it; the pharmacy's directory holds no notes or results, the lab's no notes or
+    // medication; the observer's holds none at all, and its chain verifies to the same
+    // tip as the others'.
+    let notes = "Persistent fatigue";
+    let results = "Hb 13.5";
+    let medication = "Amoxicillin";
+    let all = [
+        "Jane Doe",
+        notes,
+        "Blood Test",
+        results,
+        medication,
+        "three times a day",
+    ];
+    for dir in &dirs {
+        assert_holds_none(&dir.path().join("blocks.redb"), &all);
+    }
+    assert_holds_none(dirs[2].path(), &[notes, results, "Blood Test"]);
+    assert_holds_none(dirs[1].path(), &[notes, medication]);
+    assert_holds_none(observer_dir.path(), &all);
+    let verified = common::binary()
+        .args(["verify", "--data-dir"])
+        .arg(observer_dir.path())
+        .output()
+        .expect("verify runs");
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{stdout}");
+    let tip_hash = tips[0]["Chain height 4 tip ".len()..].to_string();
+    assert!(
+        stdout.contains(&format!("Tip: height 4 hash {tip_hash}")),
+        "{stdout}"
+    );
+}
+
+/// Fails if any file under `path` (or `path` itself) holds any of `texts` as bytes.
+fn assert_holds_none(path: &std::path::Path, texts: &[&str]) {
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .expect("a readable directory")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    assert!(!files.is_empty(), "nothing to check in {}", path.display());
+    for file in files {
+        let bytes = std::fs::read(&file).expect("readable");
+        for text in texts {
+            assert!(
+                !bytes.windows(text.len()).any(|w| w == text.as_bytes()),
+                "{} holds '{text}'",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Stops a headless node with SIGTERM (on Unix; elsewhere by killing it).
+fn stop_headless(node: &mut common::Proc) {
+    #[cfg(unix)]
+    {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &node.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        assert!(node.wait(), "the observer exits cleanly");
+    }
+    #[cfg(not(unix))]
+    node.kill();
 }

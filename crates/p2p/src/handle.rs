@@ -21,6 +21,9 @@ use crate::node::{node_main, tip_info};
 use crate::protocol::TipInfo;
 use crate::session::{PeerInfo, SessionConfig, SessionError};
 use crate::store::{BlockStore, StoreError};
+use crate::vault::Vault;
+use ledger_core::Hash;
+use ledger_core::sealed::SealedBody;
 /// Where the node reads the time it passes to the ledger.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
@@ -70,6 +73,13 @@ pub struct NodeConfig {
     pub reconnect_max: Duration,
     /// The clock read for `now`.
     pub clock: Arc<dyn Clock>,
+    /// The roster key this node holds: its handshake proves it to peers, and sealed
+    /// bodies are kept and served for it. `None`: the node proves no key, keeps no
+    /// body, and is served none (it still syncs and verifies the public chain).
+    pub member_key: Option<Keypair>,
+    /// Where the node keeps the sealed bodies sealed to `member_key`; `None`: it
+    /// exchanges no bodies.
+    pub vault: Option<Vault>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -81,6 +91,11 @@ impl std::fmt::Debug for NodeConfig {
             .field("session", &self.session)
             .field("max_inbound", &self.max_inbound)
             .field("ban_duration", &self.ban_duration)
+            .field(
+                "member_key",
+                &self.member_key.as_ref().map(Keypair::account),
+            )
+            .field("vault", &self.vault.as_ref().and_then(Vault::path))
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +116,8 @@ impl NodeConfig {
             reconnect_min: limits::RECONNECT_MIN,
             reconnect_max: limits::RECONNECT_MAX,
             clock: Arc::new(SystemClock),
+            member_key: None,
+            vault: None,
         }
     }
 }
@@ -197,6 +214,28 @@ pub enum NodeEvent<E> {
         /// Why.
         reason: SessionError,
     },
+    /// Sealed bodies sealed to this node's key were kept in its vault.
+    BodiesKept {
+        /// Their ciphertext hashes.
+        hashes: Vec<Hash>,
+        /// The peer they came from.
+        from: Option<SocketAddr>,
+    },
+    /// A peer refused bodies this node asked for: they are not sealed to its key.
+    BodiesDenied {
+        /// Their ciphertext hashes.
+        hashes: Vec<Hash>,
+        /// The peer that refused them.
+        from: SocketAddr,
+    },
+    /// This node refused a peer bodies it asked for: they are not sealed to the key
+    /// its handshake proved (or it proved none).
+    BodiesRefused {
+        /// Their ciphertext hashes.
+        hashes: Vec<Hash>,
+        /// The peer that asked.
+        to: SocketAddr,
+    },
     /// An observed address was banned (on loopback that socket address, elsewhere its
     /// whole IP address; see the [`node`](crate::node) module).
     PeerBanned {
@@ -279,6 +318,11 @@ pub(crate) enum Command<P: Policy, S: BlockStore<P::Payload>> {
         keys: Keypair,
         reply: oneshot::Sender<Result<Mined, MineError<P::Error>>>,
     },
+    SubmitSealed {
+        tx: Transaction<P::Payload>,
+        bodies: Vec<SealedBody>,
+        reply: oneshot::Sender<Result<TxId, TxError<P::Error>>>,
+    },
     Query(Query<P, S>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Sync(oneshot::Sender<usize>),
@@ -341,6 +385,19 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
         tx: Transaction<P::Payload>,
     ) -> Result<Result<TxId, TxError<P::Error>>, NodeError> {
         self.ask(|reply| Command::SubmitTx { tx, reply }).await
+    }
+
+    /// Submits a transaction with its sealed bodies, already kept in this node's vault
+    /// by the caller: on success the transaction is in the mempool and relayed, and each
+    /// connected peer whose handshake proved a key gets the bodies sealed to that key,
+    /// right after the transaction.
+    pub async fn submit_sealed(
+        &self,
+        tx: Transaction<P::Payload>,
+        bodies: Vec<SealedBody>,
+    ) -> Result<Result<TxId, TxError<P::Error>>, NodeError> {
+        self.ask(|reply| Command::SubmitSealed { tx, bodies, reply })
+            .await
     }
 
     /// Submits a block as if a peer had sent it (without a peer to blame); an accepted

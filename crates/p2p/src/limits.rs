@@ -11,7 +11,17 @@ use std::time::Duration;
 /// Version of the wire protocol this node speaks; a peer announcing another one is
 /// refused during the handshake, since message layouts may differ. Version 2: one
 /// signature rule (ZIP-215), finality, and the final height in the announced tip.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 3: the handshake's key proof, and sealed bodies between nodes.
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Most sealed bodies (or body hashes) in one message; a sender splits longer lists.
+pub const MAX_BODIES_PER_MESSAGE: usize = 64;
+
+/// Most bodies a node waits for at once (ciphertext hashes it lacks and may read).
+pub const MAX_WANTED_BODIES: usize = 65_536;
+
+/// Most recent sealed references a node remembers, to check bodies pushed to it.
+pub const MAX_RECENT_REFS: usize = 100_000;
 
 /// Default largest frame (payload after the 4-byte length prefix), inclusive: twice
 /// the largest valid block, so any block fits with its envelope, while a length prefix

@@ -191,10 +191,13 @@ where
 {
     let _ = stream.set_nodelay(true);
     let connection = Connection::new(stream, addr, direction, &shared.session);
-    let hello = shared.hello.borrow().clone();
+    let mut hello = shared.hello.borrow().clone();
+    // Fresh for this connection: the peer's key proof signs it.
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut hello.challenge);
+    let key = shared.config.member_key.as_ref();
     let result = tokio::select! {
         () = shared.token.cancelled() => return Outcome::Failed,
-        result = connection.handshake::<T>(&hello, &shared.session) => result,
+        result = connection.handshake::<T>(&hello, &shared.session, key) => result,
     };
     let session = match result {
         Ok(session) => session,
@@ -229,6 +232,7 @@ where
         name: session.peer().node_name.clone(),
         direction,
         tip: session.peer().tip,
+        proven: session.proven(),
     };
     let (outbound, queue) = mpsc::channel(limits::OUTBOUND_QUEUE);
     let (kept, mut was_kept) = oneshot::channel();

@@ -76,9 +76,11 @@ use bytes::Bytes;
 use ledger_core::{Block, BlockHash, Ledger, Policy, PreparedBlock, Timestamp, TxId};
 
 mod blocks;
+mod bodies;
 
 use crate::persist::{WriteQueue, Writer};
 use blocks::AfterStore;
+use bodies::BodyExchange;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -187,6 +189,8 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     writer: Writer<P::Payload>,
     /// The store failed: the node stops with it.
     failure: Option<NodeError>,
+    /// Sealed bodies: what to push, pull, serve and keep (see [`bodies`]).
+    bodies: BodyExchange,
     /// Reads `GetBlocks` replies off this task. Declared last: dropped after the
     /// ledger, it waits for the read under way (see [`Storage`]).
     storage: Storage<P::Payload>,
@@ -212,6 +216,8 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         node_name: truncate_name(&config.name),
         listen_addr: Some(advertised),
         tip: tip_info(&ledger),
+        // Each connection draws its own.
+        challenge: [0; 32],
     };
     let (hello_tx, hello_rx) = watch::channel(hello);
     let (to_node, mut session_rx) = mpsc::channel(limits::NODE_INPUT_QUEUE);
@@ -224,6 +230,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     let (served_tx, mut served_rx) = mpsc::channel(limits::SERVE_QUEUE);
     // The write queue keeps at most one write outstanding.
     let (written_tx, mut written_rx) = mpsc::channel(1);
+    let (vault_tx, mut vault_rx) = bodies::vault_channel();
     let writer = Writer::start(ledger.store().writer()?, written_tx).map_err(NodeError::Writer)?;
     let mut ledger = ledger;
     // A ledger may come with blocks accepted before the node had it (built by a tool
@@ -286,6 +293,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         writes: WriteQueue::default(),
         writer,
         failure: None,
+        bodies: BodyExchange::new(bodies::keeper(&shared.config), vault_tx),
         storage: Storage::start(served_tx),
     };
     let mut result = Ok(());
@@ -298,6 +306,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
             Some(batch) = verified_rx.recv() => node.on_verified(batch),
             Some(served) = served_rx.recv() => node.on_served(served),
             Some(written) = written_rx.recv() => node.on_written(written),
+            Some(done) = vault_rx.recv() => node.on_vault_done(done),
         }
         if let Some(failure) = node.failure.take() {
             result = Err(failure);
@@ -317,6 +326,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     drop(verified_rx);
     drop(served_rx);
     drop(written_rx);
+    drop(vault_rx);
     // Blocks accepted and not yet handed to the writer are written now (unless the
     // store failed); dropping the node then waits for the writer thread. What waited
     // for them is not run: nobody hears of a block as the node stops.
@@ -398,6 +408,13 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         match command {
             Command::SubmitTx { tx, reply } => {
                 let result = self.handle_tx(tx, None);
+                let _ = reply.send(result);
+            }
+            Command::SubmitSealed { tx, bodies, reply } => {
+                let result = self.handle_tx(tx, None);
+                if result.is_ok() {
+                    self.push_bodies(&bodies);
+                }
                 let _ = reply.send(result);
             }
             Command::SubmitBlock { block, reply } => {
@@ -526,6 +543,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
         // The sync request, if the peer's tip wins, goes after `GetPeers`.
         self.drive_sync();
+        self.bodies_peer_up(id);
     }
 
     fn on_message(&mut self, id: u64, message: Message<P::Payload>) {
@@ -563,7 +581,10 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 self.send(id, &Message::Peers(addrs));
             }
             Message::Peers(addrs) => self.on_peers(addrs),
-            Message::Hello(_) | Message::Ping(_) | Message::Pong(_) => {
+            Message::Bodies(bodies) => self.on_bodies(id, bodies),
+            Message::GetBodies(hashes) => self.on_get_bodies(id, hashes),
+            Message::Denied(hashes) => self.on_denied(id, hashes),
+            Message::Hello(_) | Message::KeyProof(_) | Message::Ping(_) | Message::Pong(_) => {
                 // Sessions handle these; they never reach the node.
                 debug!(%from, "unexpected session message at the node");
             }

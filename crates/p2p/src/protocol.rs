@@ -13,7 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ledger_core::codec::{self, DecodeError};
-use ledger_core::{Block, BlockHash, Height, Transaction};
+use ledger_core::sealed::SealedBody;
+use ledger_core::{
+    AccountId, Block, BlockHash, Hash, Height, Keypair, Signature, Transaction, verify_signature,
+};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::limits;
@@ -44,6 +47,94 @@ pub struct Hello {
     pub listen_addr: Option<SocketAddr>,
     /// The sender's best chain.
     pub tip: TipInfo,
+    /// Random bytes, fresh for this connection, that the peer's [`KeyProof`] signs.
+    pub challenge: [u8; 32],
+}
+
+/// Domain of the handshake's key proof.
+pub const KEY_PROOF_DOMAIN: &[u8] = b"healthchain/p2p-key-proof/v1";
+
+/// The second handshake message: which roster key the sender holds, proven by a
+/// signature over both sides' challenges and the side the prover is on (the one that
+/// dialled, or the one that accepted), so it is bound to this connection: it cannot be
+/// replayed on another, nor reflected back to the node that made it, on this
+/// connection or on a second one to it. `account: None` says the sender holds no key.
+///
+/// On a plain TCP connection this proves the key to a peer that talks to the prover
+/// directly; an attacker who relays a whole session between two honest nodes (a
+/// man in the middle) is not stopped by it. Sealed bodies stay encrypted to their
+/// readers' keys whoever receives them, so such an attacker learns ciphertext only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyProof {
+    /// The key the sender proves it holds, if any.
+    pub account: Option<AccountId>,
+    /// The signature over [`KeyProof::message`] (zero without an account).
+    pub signature: Signature,
+}
+
+impl KeyProof {
+    /// What the holder of `account` signs: the domain, the network, the verifier's
+    /// challenge, then the prover's, whether the prover dialled, then the account.
+    pub fn message(
+        genesis: &BlockHash,
+        verifier_challenge: &[u8; 32],
+        prover_challenge: &[u8; 32],
+        prover_dialled: bool,
+        account: &AccountId,
+    ) -> Vec<u8> {
+        let mut message = Vec::with_capacity(KEY_PROOF_DOMAIN.len() + 129);
+        message.extend_from_slice(KEY_PROOF_DOMAIN);
+        message.extend_from_slice(genesis.hash().as_bytes());
+        message.extend_from_slice(verifier_challenge);
+        message.extend_from_slice(prover_challenge);
+        message.push(u8::from(prover_dialled));
+        message.extend_from_slice(account.as_bytes());
+        message
+    }
+
+    /// The proof `key` gives a peer that sent `theirs`, after sending `ours`, on a
+    /// connection this side dialled (`dialled`) or accepted.
+    pub fn sign(
+        key: Option<&Keypair>,
+        genesis: &BlockHash,
+        theirs: &[u8; 32],
+        ours: &[u8; 32],
+        dialled: bool,
+    ) -> KeyProof {
+        match key {
+            None => KeyProof {
+                account: None,
+                signature: Signature::default(),
+            },
+            Some(key) => {
+                let account = key.account();
+                KeyProof {
+                    account: Some(account),
+                    signature: key.sign(&Self::message(genesis, theirs, ours, dialled, &account)),
+                }
+            }
+        }
+    }
+
+    /// Whether this proof, received by the side that sent `ours`, from the side that
+    /// sent `theirs`, is valid; `they_dialled` says which side the prover is on. A
+    /// proof without an account is valid and proves nothing.
+    pub fn verify(
+        &self,
+        genesis: &BlockHash,
+        ours: &[u8; 32],
+        theirs: &[u8; 32],
+        they_dialled: bool,
+    ) -> bool {
+        match &self.account {
+            None => true,
+            Some(account) => verify_signature(
+                account,
+                &Self::message(genesis, ours, theirs, they_dialled, account),
+                &self.signature,
+            ),
+        }
+    }
 }
 
 /// One protocol message. `T` is the application payload of transactions.
@@ -72,6 +163,16 @@ pub enum Message<T> {
     Ping(u64),
     /// The answer to a `Ping`.
     Pong(u64),
+    /// The handshake's second message, after both `Hello`s: the key the sender holds.
+    KeyProof(KeyProof),
+    /// Sealed bodies: pushed with their transaction to peers they are sealed to, or the
+    /// answer to `GetBodies`.
+    Bodies(Vec<SealedBody>),
+    /// Asks for the sealed bodies with these ciphertext hashes.
+    GetBodies(Vec<Hash>),
+    /// The answer to `GetBodies` for the bodies the asker may not have: they are not
+    /// sealed to the key its handshake proved (or it proved none).
+    Denied(Vec<Hash>),
 }
 
 /// A decoded message breaks a protocol rule.
@@ -94,8 +195,17 @@ pub enum ProtocolError {
         /// The message's kind.
         got: &'static str,
     },
-    /// A second `Hello` on an established session.
-    #[error("second hello on an established session")]
+    /// The second handshake message was not a `KeyProof`.
+    #[error("expected a key proof, got {got}")]
+    ExpectedKeyProof {
+        /// The kind of message received.
+        got: &'static str,
+    },
+    /// The peer's key proof does not verify, or the peer echoed this node's challenge.
+    #[error("the peer's key proof is invalid")]
+    BadKeyProof,
+    /// A second `Hello` (or key proof) on an established session.
+    #[error("second hello or key proof on an established session")]
     RepeatedHello,
     /// A `Blocks` reply nobody asked for, or longer than asked.
     #[error("unsolicited blocks reply")]
@@ -115,6 +225,10 @@ impl<T> Message<T> {
             Message::Peers(_) => "peers",
             Message::Ping(_) => "ping",
             Message::Pong(_) => "pong",
+            Message::KeyProof(_) => "key-proof",
+            Message::Bodies(_) => "bodies",
+            Message::GetBodies(_) => "get-bodies",
+            Message::Denied(_) => "denied",
         }
     }
 
@@ -142,7 +256,20 @@ impl<T> Message<T> {
                 limits::MAX_BLOCKS_PER_REPLY,
             ),
             Message::Peers(addrs) => check("peer addresses", addrs.len(), limits::MAX_PEER_ADDRS),
-            Message::Tx(_)
+            Message::Bodies(bodies) => {
+                check(
+                    "sealed bodies",
+                    bodies.len(),
+                    limits::MAX_BODIES_PER_MESSAGE,
+                )?;
+                let wraps = bodies.iter().map(|b| b.wraps.len()).max().unwrap_or(0);
+                check("wraps of a body", wraps, ledger_core::sealed::MAX_WRAPS)
+            }
+            Message::GetBodies(hashes) | Message::Denied(hashes) => {
+                check("body hashes", hashes.len(), limits::MAX_BODIES_PER_MESSAGE)
+            }
+            Message::KeyProof(_)
+            | Message::Tx(_)
             | Message::Block(_)
             | Message::GetPeers
             | Message::Ping(_)
@@ -222,6 +349,7 @@ mod tests {
                 work: 48,
                 final_height: ledger_core::Height(0),
             },
+            challenge: [5; 32],
         }
     }
 

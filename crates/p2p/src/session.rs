@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use ledger_core::BlockHash;
+use ledger_core::{AccountId, BlockHash, Keypair};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -26,7 +26,9 @@ use tokio_util::codec::{
 use tokio_util::sync::CancellationToken;
 
 use crate::limits;
-use crate::protocol::{Hello, Message, MessageError, ProtocolError, TipInfo, decode_message};
+use crate::protocol::{
+    Hello, KeyProof, Message, MessageError, ProtocolError, TipInfo, decode_message,
+};
 
 /// Limits and timeouts of one session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,31 +184,56 @@ impl Connection {
     /// `config.handshake_timeout`. Until then frames are limited to
     /// [`limits::MAX_HELLO_FRAME_BYTES`]; the session then accepts frames up to
     /// `config.max_frame_bytes`.
+    ///
+    /// Then each side proves which roster key it holds ([`KeyProof`]): it signs the
+    /// other side's fresh challenge and its own, with `key`, or says it holds none. A
+    /// proof that does not verify (made for other challenges, or for the other side of
+    /// a connection: a reflected one) or a peer that echoes our challenge ends the
+    /// handshake; a peer that never sends its proof times out.
+    /// Nothing but these two messages is read before the session is established.
     pub async fn handshake<T: serde::Serialize + DeserializeOwned>(
         mut self,
         ours: &Hello,
         config: &SessionConfig,
+        key: Option<&Keypair>,
     ) -> Result<Session, SessionError> {
         let max = hello_frame_limit(config);
         let exchange = async {
             let hello: Message<T> = Message::Hello(ours.clone());
-            self.framed
-                .send(Bytes::from(hello.encode()))
-                .await
-                .map_err(|e| SessionError::from_io(e, max))?;
-            let frame = match self.framed.next().await {
-                None => return Err(SessionError::Closed),
-                Some(frame) => frame.map_err(|e| SessionError::from_io(e, max))?,
+            self.send(hello, max).await?;
+            let theirs = match self.receive::<T>(max).await? {
+                Message::Hello(theirs) => theirs,
+                other => return Err(ProtocolError::ExpectedHello { got: other.kind() }.into()),
             };
-            match decode_message::<T>(&frame, max)? {
-                Message::Hello(theirs) => Ok(theirs),
-                other => Err(ProtocolError::ExpectedHello { got: other.kind() }.into()),
+            check_hello(ours, &theirs)?;
+            if theirs.challenge == ours.challenge {
+                return Err(ProtocolError::BadKeyProof.into());
             }
+            let dialled = self.direction == Direction::Outbound;
+            let proof = KeyProof::sign(
+                key,
+                &ours.genesis,
+                &theirs.challenge,
+                &ours.challenge,
+                dialled,
+            );
+            self.send(Message::<T>::KeyProof(proof), max).await?;
+            let proof = match self.receive::<T>(max).await? {
+                Message::KeyProof(proof) => proof,
+                other => {
+                    return Err(ProtocolError::ExpectedKeyProof { got: other.kind() }.into());
+                }
+            };
+            // The peer is on the other side: it dialled if we accepted. (A node of the
+            // same member, holding the same key, proves it like any other.)
+            if !proof.verify(&ours.genesis, &ours.challenge, &theirs.challenge, !dialled) {
+                return Err(ProtocolError::BadKeyProof.into());
+            }
+            Ok::<_, SessionError>((theirs, proof.account))
         };
-        let theirs = timeout(config.handshake_timeout, exchange)
+        let (theirs, proven) = timeout(config.handshake_timeout, exchange)
             .await
             .map_err(|_| SessionError::HandshakeTimeout(config.handshake_timeout))??;
-        check_hello(ours, &theirs)?;
         self.framed
             .codec_mut()
             .set_max_frame_length(config.max_frame_bytes);
@@ -215,7 +242,30 @@ impl Connection {
             addr: self.addr,
             direction: self.direction,
             peer: theirs,
+            proven,
         })
+    }
+
+    async fn send<T: serde::Serialize>(
+        &mut self,
+        message: Message<T>,
+        max: usize,
+    ) -> Result<(), SessionError> {
+        self.framed
+            .send(Bytes::from(message.encode()))
+            .await
+            .map_err(|e| SessionError::from_io(e, max))
+    }
+
+    async fn receive<T: DeserializeOwned>(
+        &mut self,
+        max: usize,
+    ) -> Result<Message<T>, SessionError> {
+        let frame = match self.framed.next().await {
+            None => return Err(SessionError::Closed),
+            Some(frame) => frame.map_err(|e| SessionError::from_io(e, max))?,
+        };
+        Ok(decode_message::<T>(&frame, max)?)
     }
 }
 
@@ -248,6 +298,7 @@ pub struct Session {
     addr: SocketAddr,
     direction: Direction,
     peer: Hello,
+    proven: Option<AccountId>,
 }
 
 /// What the node knows about an established peer.
@@ -267,6 +318,9 @@ pub struct PeerInfo {
     pub direction: Direction,
     /// The tip it announced in its `Hello`.
     pub tip: TipInfo,
+    /// The key its handshake proved it holds, if any: sealed bodies are served to it
+    /// only if they are sealed to this key.
+    pub proven: Option<AccountId>,
 }
 
 /// What a session reports to the node.
@@ -325,6 +379,11 @@ impl Session {
         &self.peer
     }
 
+    /// The key the peer's handshake proved it holds, if any.
+    pub fn proven(&self) -> Option<AccountId> {
+        self.proven
+    }
+
     async fn write(&mut self, frame: Bytes, config: &SessionConfig) -> Result<(), SessionError> {
         match timeout(config.write_timeout, self.framed.send(frame)).await {
             Ok(result) => result.map_err(|e| SessionError::from_io(e, config.max_frame_bytes)),
@@ -363,7 +422,9 @@ impl Session {
                         Err(e) => return Some(e.into()),
                     };
                     match message {
-                        Message::Hello(_) => return Some(ProtocolError::RepeatedHello.into()),
+                        Message::Hello(_) | Message::KeyProof(_) => {
+                            return Some(ProtocolError::RepeatedHello.into());
+                        }
                         Message::Ping(n) => {
                             let pong: Message<T> = Message::Pong(n);
                             if let Err(e) = self.write(Bytes::from(pong.encode()), config).await {
@@ -426,6 +487,7 @@ mod tests {
                 work: 0,
                 final_height: ledger_core::Height(0),
             },
+            challenge: [9; 32],
         }
     }
 

@@ -31,7 +31,7 @@ fn messages() -> Vec<Message<Event>> {
     let now = Timestamp(demo::DEMO_GENESIS_TIME.millis() + 60_000);
     let doctor = Actor::new(&ledger, "dr_alice", demo::demo_keypair("dr_alice")).unwrap();
     let mut rng = chacha20::ChaCha20Rng::from_seed([1; 32]);
-    let tx = doctor
+    let written = doctor
         .register(
             &ledger,
             PatientId::from_random_bytes([1; 16]),
@@ -39,8 +39,16 @@ fn messages() -> Vec<Message<Event>> {
             now,
             &mut rng,
         )
-        .unwrap()
-        .tx;
+        .unwrap();
+    let (tx, bodies) = (written.tx, written.bodies);
+    let body_hash = ledger_core::Hash::of(&bodies[0].ciphertext);
+    let proof = p2p::protocol::KeyProof::sign(
+        Some(&demo::demo_keypair("dr_alice")),
+        &ledger.genesis_hash(),
+        &[1; 32],
+        &[2; 32],
+        true,
+    );
     ledger.submit_transaction(tx.clone(), now).unwrap();
     let block = ledger.mine_block(&demo::demo_keypair("dr_alice"), now);
     let hello = Hello {
@@ -54,6 +62,7 @@ fn messages() -> Vec<Message<Event>> {
             work: 2,
             final_height: ledger_core::Height(0),
         },
+        challenge: [4; 32],
     };
     vec![
         Message::Hello(hello),
@@ -71,6 +80,10 @@ fn messages() -> Vec<Message<Event>> {
         ]),
         Message::Ping(7),
         Message::Pong(7),
+        Message::KeyProof(proof),
+        Message::Bodies(bodies),
+        Message::GetBodies(vec![body_hash]),
+        Message::Denied(vec![body_hash]),
     ]
 }
 

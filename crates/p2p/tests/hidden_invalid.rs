@@ -116,9 +116,17 @@ async fn a_sync_peer_hiding_an_invalid_block_is_banned_and_the_real_chain_fetche
             work: work(genesis().pow_bits) * evil.len() as u128,
             final_height: ledger_core::Height(0),
         },
+        challenge: [3; 32],
     };
     stream
         .write_all(&frame(Message::Hello(ours)))
+        .await
+        .unwrap();
+    // The key proof of a peer holding no roster key: it proves nothing, and the
+    // attacker needs none to serve blocks.
+    let proof = p2p::protocol::KeyProof::sign(None, &genesis_hash(), &[0; 32], &[3; 32], true);
+    stream
+        .write_all(&frame(Message::KeyProof(proof)))
         .await
         .unwrap();
     loop {

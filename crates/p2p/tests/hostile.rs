@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use common::*;
 use ledger_core::{BlockHash, Hash, Height, Signature, TxError};
-use p2p::protocol::{Hello, Message, TipInfo, decode_message};
+use p2p::protocol::{Hello, KeyProof, Message, TipInfo, decode_message};
 use p2p::{NodeEvent, Offence, SessionError, limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -127,11 +127,25 @@ fn hello(genesis: BlockHash) -> Hello {
             work: 0,
             final_height: ledger_core::Height(0),
         },
+        challenge: [7; 32],
     }
+}
+
+/// The key proof of a peer that holds no roster key.
+fn no_key() -> KeyProof {
+    KeyProof::sign(None, &genesis_hash(), &[0; 32], &[7; 32], true)
 }
 
 fn encode(message: Message<String>) -> Vec<u8> {
     frame(&message.encode())
+}
+
+/// Our side of the handshake in frames: `hello`, then the key proof of a peer holding
+/// no roster key.
+fn handshake_frames(hello: Hello) -> Vec<u8> {
+    let mut bytes = encode(Message::Hello(hello));
+    bytes.extend(encode(Message::KeyProof(no_key())));
+    bytes
 }
 
 /// Connects and reads the node's `Hello`, which it sends first.
@@ -314,7 +328,7 @@ async fn forged_signature_transaction_gets_the_peer_banned() {
     assert_eq!(theirs.genesis, genesis_hash());
     let local = stream.local_addr().expect("local address");
     stream
-        .write_all(&encode(Message::Hello(hello(genesis_hash()))))
+        .write_all(&handshake_frames(hello(genesis_hash())))
         .await
         .expect("send hello");
     let mut forged = transfer(&alice(), 1, &carol(), 900);
@@ -349,10 +363,12 @@ async fn second_hello_and_invalid_block_get_the_peer_banned() {
 
     let (mut stream, _) = connect(fx.victim.addr).await;
     let local = stream.local_addr().expect("local address");
-    let hello_frame = encode(Message::Hello(hello(genesis_hash())));
-    stream.write_all(&hello_frame).await.expect("send hello");
     stream
-        .write_all(&hello_frame)
+        .write_all(&handshake_frames(hello(genesis_hash())))
+        .await
+        .expect("send hello");
+    stream
+        .write_all(&encode(Message::Hello(hello(genesis_hash()))))
         .await
         .expect("send hello again");
     closed(stream).await;
@@ -364,7 +380,10 @@ async fn second_hello_and_invalid_block_get_the_peer_banned() {
 
     let (mut stream, _) = connect(fx.victim.addr).await;
     let local = stream.local_addr().expect("local address");
-    stream.write_all(&hello_frame).await.expect("send hello");
+    stream
+        .write_all(&handshake_frames(hello(genesis_hash())))
+        .await
+        .expect("send hello");
     let mut other = ledger();
     let mut block = other.mine_block(&carol(), now());
     block.signature = Signature([9; 64]);
@@ -401,7 +420,7 @@ async fn peer_that_does_not_read_is_dropped() {
     let (mut stream, _) = connect(fx.victim.addr).await;
     let local = stream.local_addr().expect("local address");
     stream
-        .write_all(&encode(Message::Hello(hello(genesis_hash()))))
+        .write_all(&handshake_frames(hello(genesis_hash())))
         .await
         .expect("send hello");
     // Ask for the whole chain again and again, and never read the answers.
@@ -485,9 +504,13 @@ async fn handshaken(addr: SocketAddr, listen: Option<SocketAddr>) -> TcpStream {
     let mut ours = hello(genesis_hash());
     ours.listen_addr = listen;
     stream
-        .write_all(&encode(Message::Hello(ours)))
+        .write_all(&handshake_frames(ours))
         .await
         .expect("send hello");
+    match read_message(&mut stream).await {
+        Message::KeyProof(_) => {}
+        other => panic!("expected the node's key proof, got {}", other.kind()),
+    }
     stream
 }
 
@@ -591,7 +614,7 @@ async fn a_message_trickled_one_byte_at_a_time_is_accepted() {
     stream.set_nodelay(true).expect("nodelay");
     let tx = note(&dave(), 1, "slow but steady");
     let id = tx.id();
-    let mut bytes = encode(Message::Hello(hello(genesis_hash())));
+    let mut bytes = handshake_frames(hello(genesis_hash()));
     bytes.extend(encode(Message::Tx(tx)));
     for byte in bytes {
         stream.write_all(&[byte]).await.expect("send a byte");
@@ -954,7 +977,7 @@ async fn a_thousand_connection_attempts_hold_the_caps() {
                     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
                     stream.read_exact(&mut body).await.ok()?;
                     stream
-                        .write_all(&encode(Message::Hello(hello(genesis_hash()))))
+                        .write_all(&handshake_frames(hello(genesis_hash())))
                         .await
                         .ok()?;
                     Some(stream)
@@ -1314,7 +1337,7 @@ async fn answer_dial(listener: &tokio::net::TcpListener) -> TcpStream {
     let mut ours = hello(genesis_hash());
     ours.listen_addr = Some(listener.local_addr().expect("address"));
     stream
-        .write_all(&encode(Message::Hello(ours)))
+        .write_all(&handshake_frames(ours))
         .await
         .expect("send hello");
     stream

@@ -56,6 +56,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         let now = self.now();
         let addr = from.and_then(|id| self.peers.get(&id)).map(|p| p.info.addr);
         let frame = Bytes::from(Message::Tx(tx.clone()).encode());
+        self.note_tx(&tx);
         match self.ledger.submit_transaction(tx, now) {
             Ok(id) => {
                 self.seen_txs.insert(id);
@@ -228,6 +229,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 from: addr,
             });
         }
+        self.note_blocks(accepted);
         for (_, error) in invalid {
             self.emit(NodeEvent::BlockRejected {
                 error: error.clone(),

@@ -1,0 +1,386 @@
+//! Sealed bodies between nodes.
+//!
+//! - **Pushed with their transaction.** A transaction submitted with its bodies
+//!   ([`NodeHandle::submit_sealed`](crate::NodeHandle::submit_sealed)) is relayed as
+//!   usual, and each peer whose handshake proved a key gets, right after it, the
+//!   bodies sealed to that key, and no other.
+//! - **Pulled when missing.** When blocks enter the chain, the node looks in its vault
+//!   (off this task) for the bodies their transactions name; it asks every peer that
+//!   proved a key for those it lacks, and again each peer that connects later, until a
+//!   peer sends the body or says it is not for this node (`Denied`).
+//! - **Served only against the proof.** A `GetBodies` is answered with the bodies
+//!   sealed to the key the asker's handshake proved; every other body it asked for,
+//!   held here, is answered `Denied`, and a peer that proved no key gets `Denied` for
+//!   everything. Bodies this node does not hold are left out.
+//! - **Kept only if checked and ours.** A body is kept only if it matches a sealed
+//!   reference of a transaction this node has seen (id, length and hash of the
+//!   ciphertext) and is sealed to this node's key; anything else is dropped.
+//!
+//! The vault is read and written on the blocking pool, never on the ledger task: the
+//! results come back as [`VaultDone`] messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use ledger_core::sealed::{SealedBody, SealedRef};
+use ledger_core::{AccountId, Hash, Policy, Transaction, TxBody};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::NodeTask;
+use crate::NodeEvent;
+use crate::limits;
+use crate::protocol::Message;
+use crate::store::BlockStore;
+use crate::vault::Vault;
+
+/// What a vault job on the blocking pool reports to the ledger task.
+pub(crate) enum VaultDone {
+    /// These references name bodies the vault lacks.
+    Missing(Vec<SealedRef>),
+    /// The answer to a peer's `GetBodies`.
+    Served {
+        peer: u64,
+        bodies: Vec<SealedBody>,
+        denied: Vec<Hash>,
+    },
+    /// These bodies were kept.
+    Kept {
+        hashes: Vec<Hash>,
+        from: Option<SocketAddr>,
+    },
+}
+
+/// The node's side of the body exchange: who it is, where it keeps bodies, the
+/// references it saw lately and the bodies it waits for.
+pub(crate) struct BodyExchange {
+    /// The key this node proves, and the vault it keeps bodies for it in: without
+    /// both, the node exchanges no bodies.
+    keeper: Option<(AccountId, Vault)>,
+    /// References of recent transactions, by ciphertext hash, oldest first out.
+    recent: HashMap<Hash, SealedRef>,
+    recent_order: VecDeque<Hash>,
+    /// Bodies this node lacks and may read, by ciphertext hash.
+    wanted: HashMap<Hash, SealedRef>,
+    done: mpsc::Sender<VaultDone>,
+}
+
+impl BodyExchange {
+    pub(crate) fn new(keeper: Option<(AccountId, Vault)>, done: mpsc::Sender<VaultDone>) -> Self {
+        BodyExchange {
+            keeper,
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
+            wanted: HashMap::new(),
+            done,
+        }
+    }
+
+    /// Remembers `refs` so bodies pushed for them are recognised.
+    fn remember(&mut self, refs: &[SealedRef]) {
+        for reference in refs {
+            let hash = reference.ciphertext_hash;
+            if self.recent.insert(hash, *reference).is_none() {
+                self.recent_order.push_back(hash);
+            }
+        }
+        while self.recent_order.len() > limits::MAX_RECENT_REFS {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+
+    /// The reference a delivered body must match, if this node saw or wants it.
+    fn reference(&self, hash: &Hash) -> Option<SealedRef> {
+        self.wanted
+            .get(hash)
+            .or_else(|| self.recent.get(hash))
+            .copied()
+    }
+
+    /// Adds references to the wanted set, within its bound; returns those added.
+    fn want(&mut self, refs: Vec<SealedRef>) -> Vec<Hash> {
+        let mut added = Vec::new();
+        for reference in refs {
+            if self.wanted.len() >= limits::MAX_WANTED_BODIES {
+                break;
+            }
+            let hash = reference.ciphertext_hash;
+            if self.wanted.insert(hash, reference).is_none() {
+                added.push(hash);
+            }
+        }
+        added
+    }
+}
+
+/// The sealed references of `tx`, by the policy.
+fn refs_of<P: Policy>(policy: &P, tx: &Transaction<P::Payload>) -> Vec<SealedRef> {
+    match &tx.body {
+        TxBody::App(payload) => policy.sealed_refs(payload),
+        TxBody::Transfer { .. } => Vec::new(),
+    }
+}
+
+impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
+    /// Runs `job` on the blocking pool and reports its result to this task.
+    fn vault_job(&self, job: impl FnOnce() -> Option<VaultDone> + Send + 'static) {
+        let done = self.bodies.done.clone();
+        self.shared.tracker.spawn(async move {
+            match tokio::task::spawn_blocking(job).await {
+                Ok(Some(result)) => {
+                    let _ = done.send(result).await;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "a vault job failed"),
+            }
+        });
+    }
+
+    /// A transaction entered the mempool: remember its references, so its bodies are
+    /// recognised when they are pushed.
+    pub(super) fn note_tx(&mut self, tx: &Transaction<P::Payload>) {
+        if self.bodies.keeper.is_some() {
+            let refs = refs_of(self.ledger.policy(), tx);
+            self.bodies.remember(&refs);
+        }
+    }
+
+    /// Blocks entered the chain: look for the bodies their transactions name, and ask
+    /// the peers for those the vault lacks.
+    pub(super) fn note_blocks(&mut self, hashes: &[ledger_core::BlockHash]) {
+        let Some((_, vault)) = &self.bodies.keeper else {
+            return;
+        };
+        let vault = vault.clone();
+        let mut refs = Vec::new();
+        for hash in hashes {
+            if let Ok(Some(block)) = self.ledger.block(hash) {
+                for tx in &block.transactions {
+                    refs.extend(refs_of(self.ledger.policy(), tx));
+                }
+            }
+        }
+        if refs.is_empty() {
+            return;
+        }
+        self.bodies.remember(&refs);
+        self.vault_job(move || {
+            let missing: Vec<SealedRef> = refs
+                .into_iter()
+                .filter(|r| !vault.contains(&r.ciphertext_hash).unwrap_or(false))
+                .collect();
+            (!missing.is_empty()).then_some(VaultDone::Missing(missing))
+        });
+    }
+
+    /// Pushes `bodies` of a transaction just relayed to each peer that proved a key
+    /// they are sealed to.
+    pub(super) fn push_bodies(&mut self, bodies: &[SealedBody]) {
+        let targets: Vec<(u64, AccountId)> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| p.info.proven.map(|a| (*id, a)))
+            .collect();
+        for (id, account) in targets {
+            let theirs: Vec<SealedBody> = bodies
+                .iter()
+                .filter(|b| b.is_sealed_to(&account))
+                .cloned()
+                .collect();
+            for chunk in theirs.chunks(limits::MAX_BODIES_PER_MESSAGE) {
+                self.send(id, &Message::Bodies(chunk.to_vec()));
+            }
+        }
+    }
+
+    /// Asks peer `id` (every peer that proved a key, if `None`) for `hashes`.
+    fn ask_bodies(&mut self, hashes: &[Hash], to: Option<u64>) {
+        let targets: Vec<u64> = match to {
+            Some(id) => vec![id],
+            None => self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.info.proven.is_some())
+                .map(|(id, _)| *id)
+                .collect(),
+        };
+        for id in targets {
+            for chunk in hashes.chunks(limits::MAX_BODIES_PER_MESSAGE) {
+                self.send(id, &Message::GetBodies(chunk.to_vec()));
+            }
+        }
+    }
+
+    /// A peer connected: if it proved a key, ask it for the bodies still wanted.
+    pub(super) fn bodies_peer_up(&mut self, id: u64) {
+        let proven = self.peers.get(&id).is_some_and(|p| p.info.proven.is_some());
+        if proven && !self.bodies.wanted.is_empty() {
+            let hashes: Vec<Hash> = self.bodies.wanted.keys().copied().collect();
+            self.ask_bodies(&hashes, Some(id));
+        }
+    }
+
+    /// What a vault job found or did.
+    pub(super) fn on_vault_done(&mut self, done: VaultDone) {
+        match done {
+            VaultDone::Missing(refs) => {
+                let added = self.bodies.want(refs);
+                if !added.is_empty() {
+                    self.ask_bodies(&added, None);
+                }
+            }
+            VaultDone::Served {
+                peer,
+                bodies,
+                denied,
+            } => {
+                for chunk in bodies.chunks(limits::MAX_BODIES_PER_MESSAGE) {
+                    self.send(peer, &Message::Bodies(chunk.to_vec()));
+                }
+                if !denied.is_empty() {
+                    self.deny(peer, denied);
+                }
+            }
+            VaultDone::Kept { hashes, from } => {
+                self.emit(NodeEvent::BodiesKept { hashes, from });
+            }
+        }
+    }
+
+    fn deny(&mut self, peer: u64, hashes: Vec<Hash>) {
+        for chunk in hashes.chunks(limits::MAX_BODIES_PER_MESSAGE) {
+            self.send(peer, &Message::Denied(chunk.to_vec()));
+        }
+        if let Some(to) = self.peers.get(&peer).map(|p| p.info.addr) {
+            self.emit(NodeEvent::BodiesRefused { hashes, to });
+        }
+    }
+
+    /// Peer `id` asks for bodies: served on the blocking pool, against its proven key.
+    pub(super) fn on_get_bodies(&mut self, id: u64, hashes: Vec<Hash>) {
+        let proven = self.peers.get(&id).and_then(|p| p.info.proven);
+        let (Some(account), Some((_, vault))) = (proven, &self.bodies.keeper) else {
+            // No proof (or no vault here): nothing but a refusal.
+            self.deny(id, hashes);
+            return;
+        };
+        let vault = vault.clone();
+        self.vault_job(move || {
+            let mut bodies = Vec::new();
+            let mut denied = Vec::new();
+            for hash in hashes {
+                match vault.get(&hash) {
+                    Ok(Some(body)) if body.is_sealed_to(&account) => bodies.push(body),
+                    Ok(Some(_)) => denied.push(hash),
+                    Ok(None) => {}
+                    Err(e) => warn!(%hash, error = %e, "cannot read the vault"),
+                }
+            }
+            Some(VaultDone::Served {
+                peer: id,
+                bodies,
+                denied,
+            })
+        });
+    }
+
+    /// Peer `id` sent bodies: each kept if it matches a reference seen here and is
+    /// sealed to this node's key.
+    pub(super) fn on_bodies(&mut self, id: u64, bodies: Vec<SealedBody>) {
+        let from = self.peers.get(&id).map(|p| p.info.addr);
+        let Some((me, vault)) = &self.bodies.keeper else {
+            return;
+        };
+        let (me, vault) = (*me, vault.clone());
+        let mut keep = Vec::new();
+        for body in bodies {
+            let hash = Hash::of(&body.ciphertext);
+            let Some(reference) = self.bodies.reference(&hash) else {
+                debug!(?from, %hash, "a body for no transaction seen here");
+                continue;
+            };
+            if let Err(e) = body.check(&reference) {
+                debug!(?from, %hash, error = %e, "a body that does not match its reference");
+                continue;
+            }
+            if !body.is_sealed_to(&me) {
+                continue;
+            }
+            self.bodies.wanted.remove(&hash);
+            keep.push((reference, body));
+        }
+        if keep.is_empty() {
+            return;
+        }
+        self.vault_job(move || {
+            let mut hashes = Vec::new();
+            for (reference, body) in keep {
+                match vault.keep(&reference, &body) {
+                    Ok(()) => hashes.push(reference.ciphertext_hash),
+                    Err(e) => warn!(error = %e, "cannot keep a sealed body"),
+                }
+            }
+            (!hashes.is_empty()).then_some(VaultDone::Kept { hashes, from })
+        });
+    }
+
+    /// Peer `id` refused bodies: they are not for this node, so they are not wanted.
+    pub(super) fn on_denied(&mut self, id: u64, hashes: Vec<Hash>) {
+        for hash in &hashes {
+            self.bodies.wanted.remove(hash);
+        }
+        if let Some(from) = self.peers.get(&id).map(|p| p.info.addr) {
+            self.emit(NodeEvent::BodiesDenied { hashes, from });
+        }
+    }
+}
+
+/// The exchange's channel for vault results, sized for the jobs a node has out.
+pub(crate) fn vault_channel() -> (mpsc::Sender<VaultDone>, mpsc::Receiver<VaultDone>) {
+    mpsc::channel(limits::SERVE_QUEUE)
+}
+
+/// The keeper of a node's configuration: its member key's account and its vault.
+pub(crate) fn keeper(config: &crate::NodeConfig) -> Option<(AccountId, Vault)> {
+    match (&config.member_key, &config.vault) {
+        (Some(key), Some(vault)) => Some((key.account(), vault.clone())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger_core::sealed::BodyId;
+
+    use super::*;
+
+    fn reference(n: u8) -> SealedRef {
+        SealedRef {
+            body_id: BodyId::from_byte_array([n; 16]),
+            commitment: Hash::of(&[n]),
+            ciphertext_hash: Hash::of(&[n, n]),
+            ciphertext_len: 10,
+        }
+    }
+
+    #[test]
+    fn recent_references_are_bounded_and_wanted_ones_unique() {
+        let (done, _rx) = vault_channel();
+        let mut exchange = BodyExchange::new(None, done);
+        exchange.remember(&[reference(1), reference(1), reference(2)]);
+        assert_eq!(exchange.recent_order.len(), 2);
+        assert_eq!(
+            exchange.reference(&reference(2).ciphertext_hash),
+            Some(reference(2))
+        );
+        assert_eq!(exchange.reference(&reference(3).ciphertext_hash), None);
+        let added = exchange.want(vec![reference(3), reference(3)]);
+        assert_eq!(added, [reference(3).ciphertext_hash]);
+        assert_eq!(
+            exchange.reference(&reference(3).ciphertext_hash),
+            Some(reference(3))
+        );
+    }
+}
