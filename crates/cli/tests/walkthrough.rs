@@ -256,7 +256,9 @@ fn three_nodes_run_the_original_walkthrough() {
         "three times a day",
     ];
     for dir in &dirs {
-        assert_holds_none(&dir.path().join("blocks.redb"), &all);
+        for store in ["blocks.redb", "vault.redb"] {
+            assert_holds_none(&dir.path().join(store), &all);
+        }
     }
     assert_holds_none(dirs[2].path(), &[notes, results, "Blood Test"]);
     assert_holds_none(dirs[1].path(), &[notes, medication]);
@@ -273,6 +275,35 @@ fn three_nodes_run_the_original_walkthrough() {
         stdout.contains(&format!("Tip: height 4 hash {tip_hash}")),
         "{stdout}"
     );
+
+    // With its vault deleted, the lab's chain still verifies and the node restarts on
+    // it: it has lost only what it could read.
+    std::fs::remove_file(dirs[1].path().join("vault.redb")).expect("the lab has a vault");
+    let verified = common::binary()
+        .args(["verify", "--data-dir"])
+        .arg(dirs[1].path())
+        .output()
+        .expect("verify runs");
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Tip: height 4 hash {tip_hash}")),
+        "{stdout}"
+    );
+    let (mut lab, _) = start_node("lab", "LabNode-2", dirs[1].path(), &[]);
+    assert!(
+        lab.seen.iter().any(|l| l.ends_with("chain height 4")),
+        "{:?}",
+        lab.seen
+    );
+    lab.run("login lab_tech_bob labpass", "Logged in as lab_tech_bob");
+    lab.run(
+        &format!("set_patient {id}"),
+        "Active patient: (sealed: demographics)",
+    );
+    lab.run("history", "ordered (not received yet: test order)");
+    lab.send("exit");
+    assert!(lab.wait(), "the lab exits cleanly");
 }
 
 /// Fails if any file under `path` (or `path` itself) holds any of `texts` as bytes.

@@ -4,7 +4,9 @@
 //! - [`protocol`]: the wire [`Message`]s, decoded through the core's canonical codec
 //!   with a byte limit; [`limits`]: every limit, with its reason.
 //! - [`session`]: one peer on a length-delimited framed TCP stream; an unauthenticated
-//!   [`Connection`] becomes a [`Session`] only through a timed handshake.
+//!   [`Connection`] becomes a [`Session`] only through a timed handshake, in which
+//!   each side also proves which roster key it holds ([`protocol::KeyProof`]: a
+//!   signature over both sides' fresh challenges and its side of the connection).
 //! - [`node`]: the node. One task owns the [`Ledger`](ledger_core::Ledger); a
 //!   cloneable [`NodeHandle`] submits transactions, mines, syncs, reads snapshots or
 //!   runs any read-only [`query`](NodeHandle::query) on the ledger, and
@@ -19,6 +21,13 @@
 //!   whole batch in one durable commit before any of it is reported; [`open_ledger`]
 //!   reloads the store on start, re-checking hashes, links and state but not
 //!   signatures.
+//! - [`vault`]: the sealed bodies a node may read ([`Vault`], `vault.redb` beside the
+//!   blocks), kept only if they match the reference on the chain. The node pushes a
+//!   transaction's bodies ([`NodeHandle::submit_sealed`]) to the peers whose proven key
+//!   they are sealed to, pulls those it lacks when blocks arrive, and serves a
+//!   `GetBodies` only against the asker's proof: anything else gets `Denied`. The
+//!   policy names a payload's bodies ([`Policy::sealed_refs`](ledger_core::Policy::sealed_refs));
+//!   the runtime never opens one.
 //!
 //! # Layers
 //!
@@ -36,6 +45,7 @@
 //! | `node.rs` | the actor | the ledger task: sessions' events and commands in, frames and events out; carries out the peer and sync actions |
 //! | `net.rs` | network I/O | listener, dialers with back-off, one task per connection |
 //! | `serve.rs` | storage I/O | the storage thread reading `GetBlocks` replies off the actor |
+//! | `vault.rs`, `node/bodies.rs` | sealed bodies | the vault; pushing, pulling and serving bodies against the key proof, vault work on the blocking pool |
 //! | `handle.rs` | surface | [`NodeConfig`], [`NodeEvent`], errors, [`NodeHandle`], [`spawn`], [`run`] |
 //!
 //! A block from a socket to the store: `net` accepts or dials a connection and runs

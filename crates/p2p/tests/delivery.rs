@@ -249,6 +249,9 @@ async fn bodies_reach_only_the_members_they_are_sealed_to() {
     assert!(!pharmacy.vault.contains(&test).unwrap());
     assert!(outsider.vault.is_empty().unwrap());
     assert!(keyless.vault.is_empty().unwrap());
+    // The outsider has the whole public chain all the same (its pull followed the
+    // block).
+    assert_eq!(outsider.handle.tip().await.unwrap().height, Height(1));
     // The keyless node still has the public chain.
     keyless
         .wait("the block at the keyless node", |e| {
