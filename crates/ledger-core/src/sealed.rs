@@ -315,6 +315,29 @@ mod tests {
     }
 
     #[test]
+    fn ids_and_keys_print_as_hex_and_keep_their_bytes() {
+        let id = BodyId::from_byte_array([0xab; 16]);
+        assert_eq!(id.to_string(), "ab".repeat(16));
+        assert_eq!(format!("{id:?}"), format!("BodyId({})", "ab".repeat(16)));
+        assert_eq!(id.to_byte_array(), [0xab; 16]);
+        let key = EncryptionPublicKey::from_byte_array([0x0c; 32]);
+        assert_eq!(key.to_string(), "0c".repeat(32));
+        assert_eq!(
+            format!("{key:?}"),
+            format!("EncryptionPublicKey({})", "0c".repeat(32))
+        );
+        assert_eq!(key.to_byte_array(), [0x0c; 32]);
+        let (mut body, _) = body();
+        body.wraps.push(Wrap {
+            reader: AccountId([8; 32]),
+            encapped: [0; 32],
+            wrapped_key: Vec::new(),
+        });
+        let readers: Vec<AccountId> = body.readers().copied().collect();
+        assert_eq!(readers, [AccountId([3; 32]), AccountId([8; 32])]);
+    }
+
+    #[test]
     fn an_encryption_key_is_bound_to_one_account() {
         let alice = Keypair::from_seed([1; 32]);
         let bob = Keypair::from_seed([2; 32]);

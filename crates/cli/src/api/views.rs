@@ -110,7 +110,8 @@ pub(crate) struct TxView {
     pub(crate) signature_valid: bool,
     /// The patient concerned, for clinical events.
     pub(crate) patient_id: Option<String>,
-    /// The event's fields, as text.
+    /// The event's public fields, as text; each sealed section shows as a marker such
+    /// as `(sealed: demographics)`, with its ciphertext hash under `<section>_body`.
     pub(crate) fields: BTreeMap<String, String>,
 }
 
