@@ -126,8 +126,8 @@ pub enum BodyMismatch {
     /// The body ids differ.
     #[error("the body id is not the one on the chain")]
     BodyId,
-    /// The ciphertext length differs.
-    #[error("the ciphertext length is not the one on the chain")]
+    /// The ciphertext length differs, or is above [`MAX_CIPHERTEXT_BYTES`].
+    #[error("the ciphertext length is not the one on the chain, or above the limit")]
     Length,
     /// The ciphertext hash differs.
     #[error("the ciphertext hash is not the one on the chain")]
@@ -139,13 +139,16 @@ pub enum BodyMismatch {
 
 impl SealedBody {
     /// Whether this is the body `reference` names (id, ciphertext length and hash),
-    /// with at most [`MAX_WRAPS`] wraps, one per reader: what a vault checks before it
-    /// keeps a delivered body, without reading it.
+    /// with a ciphertext of at most [`MAX_CIPHERTEXT_BYTES`] and at most [`MAX_WRAPS`]
+    /// wraps, one per reader: what a vault checks before it keeps a delivered body,
+    /// without reading it.
     pub fn check(&self, reference: &SealedRef) -> Result<(), BodyMismatch> {
         if self.body_id != reference.body_id {
             return Err(BodyMismatch::BodyId);
         }
-        if u32::try_from(self.ciphertext.len()).ok() != Some(reference.ciphertext_len) {
+        if self.ciphertext.len() > MAX_CIPHERTEXT_BYTES
+            || u32::try_from(self.ciphertext.len()).ok() != Some(reference.ciphertext_len)
+        {
             return Err(BodyMismatch::Length);
         }
         if Hash::of(&self.ciphertext) != reference.ciphertext_hash {
@@ -310,6 +313,30 @@ mod tests {
             })
             .collect();
         assert_eq!(many.check(&reference), Err(BodyMismatch::Wraps));
+        many.wraps.pop();
+        assert_eq!(many.wraps.len(), MAX_WRAPS);
+        assert_eq!(
+            many.check(&reference),
+            Ok(()),
+            "the limit itself is allowed"
+        );
+        // A reference may name a ciphertext of any length; a body above the limit (64
+        // KiB, part of what nodes accept from each other) is refused all the same, and
+        // one at the limit kept.
+        assert_eq!(MAX_CIPHERTEXT_BYTES, 65_536);
+        for (len, expected) in [
+            (MAX_CIPHERTEXT_BYTES, Ok(())),
+            (MAX_CIPHERTEXT_BYTES + 1, Err(BodyMismatch::Length)),
+        ] {
+            let mut big = body.clone();
+            big.ciphertext = vec![1; len];
+            let reference = SealedRef {
+                ciphertext_hash: Hash::of(&big.ciphertext),
+                ciphertext_len: u32::try_from(len).expect("fits"),
+                ..reference
+            };
+            assert_eq!(big.check(&reference), expected, "{len} bytes");
+        }
         assert!(body.is_sealed_to(&AccountId([3; 32])));
         assert!(!body.is_sealed_to(&AccountId([4; 32])));
     }

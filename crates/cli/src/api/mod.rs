@@ -7,9 +7,9 @@
 //! reader. Every input is bounded (see the constants) and every refusal is a typed JSON
 //! error, `{"error": "<kind>", "message": "<text>"}`, with its HTTP status.
 //!
-//! Until clinical records are sealed, the chain's content is public to anyone who can
-//! reach a node (a peer can sync it), and the API shows nothing a peer could not get;
-//! it listens on 127.0.0.1 unless told otherwise.
+//! The API shows what is public on the chain, which anyone who can reach a node may
+//! sync: each sealed section of an event appears as a marker with the hash of its
+//! ciphertext, never as clear text. It listens on 127.0.0.1 unless told otherwise.
 
 mod events;
 mod listener;
