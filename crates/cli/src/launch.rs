@@ -302,7 +302,15 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
     );
     if let Some(addr) = args.api {
         let bound = runtime
-            .block_on(crate::api::start(handle.clone(), addr, shutdown.clone()))
+            .block_on(crate::api::start(
+                handle.clone(),
+                addr,
+                shutdown.clone(),
+                crate::api::Access {
+                    logins: network.logins.clone(),
+                    vault: vault.clone(),
+                },
+            ))
             .with_context(|| format!("cannot serve the API on {addr}"))?;
         println!("API, metrics and block explorer on http://{bound}/");
     }

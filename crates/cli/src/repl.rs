@@ -103,6 +103,7 @@ pub(crate) trait Conversation {
 }
 
 /// How users prove who they are on this node.
+#[derive(Clone)]
 pub(crate) enum Logins {
     /// The demo network: the original project's logins, checked against argon2 hashes,
     /// signing with the published demo keys.
@@ -114,6 +115,48 @@ pub(crate) enum Logins {
         /// The user's key, decrypted at start-up.
         keys: Box<Keypair>,
     },
+}
+
+impl Logins {
+    /// The signing key of `username` if `password` is theirs on this node: the demo
+    /// credentials' argon2 hashes, or the node's key file, which `password` must
+    /// decrypt. Wrong usernames and wrong passwords are refused alike.
+    pub(crate) fn verify(
+        &self,
+        genesis: &ledger_core::Genesis,
+        username: &str,
+        password: &str,
+    ) -> Result<Keypair, String> {
+        const WRONG: &str = "wrong username or password";
+        match self {
+            Logins::Demo(credentials) => {
+                let member =
+                    credentials
+                        .verify(genesis, username, password)
+                        .map_err(|e| match e {
+                            LoginError::WrongPassword { .. } | LoginError::UnknownUser { .. } => {
+                                WRONG.to_string()
+                            }
+                            other => other.to_string(),
+                        })?;
+                Ok(health_workflow::demo_keypair(&member.username))
+            }
+            Logins::KeyFile { path, keys } => {
+                let owner = genesis.member(&keys.account()).map(|m| m.username.as_str());
+                if owner != Some(username) {
+                    return Err(WRONG.to_string());
+                }
+                let opened = keyfile::read(path, password).map_err(|e| match e {
+                    keyfile::KeyFileError::Decrypt => WRONG.to_string(),
+                    other => other.to_string(),
+                })?;
+                if opened.account() != keys.account() {
+                    return Err("the key file changed since the node started".to_string());
+                }
+                Ok(opened)
+            }
+        }
+    }
 }
 
 /// Whether the REPL goes on after a command.
@@ -468,34 +511,10 @@ impl<B: Backend> Repl<B> {
         let (genesis, genesis_hash) = self
             .backend
             .query(|ledger| (ledger.genesis().clone(), ledger.genesis_hash()))?;
-        let keys = match &self.logins {
-            Logins::Demo(credentials) => {
-                let member =
-                    credentials
-                        .verify(&genesis, &username, &password)
-                        .map_err(|e| match e {
-                            LoginError::WrongPassword { .. } | LoginError::UnknownUser { .. } => {
-                                refused("wrong username or password")
-                            }
-                            other => refused(other),
-                        })?;
-                health_workflow::demo_keypair(&member.username)
-            }
-            Logins::KeyFile { path, keys } => {
-                let owner = genesis.member(&keys.account()).map(|m| m.username.clone());
-                if owner.as_deref() != Some(username.as_str()) {
-                    return refuse("wrong username or password");
-                }
-                let opened = keyfile::read(path, &password).map_err(|e| match e {
-                    keyfile::KeyFileError::Decrypt => refused("wrong username or password"),
-                    other => refused(other),
-                })?;
-                if opened.account() != keys.account() {
-                    return refuse("the key file changed since the node started");
-                }
-                opened
-            }
-        };
+        let keys = self
+            .logins
+            .verify(&genesis, &username, &password)
+            .map_err(refused)?;
         let name = username.clone();
         let signing = keys.clone();
         let actor = self

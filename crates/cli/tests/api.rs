@@ -39,13 +39,25 @@ impl Answer {
 
 /// One HTTP/1.1 request with `Connection: close`.
 fn request(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Answer {
+    request_with(addr, method, path, content_type, "", body)
+}
+
+/// [`request`] with extra header lines (each ending in `\r\n`).
+fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    extra: &str,
+    body: &[u8],
+) -> Answer {
     let mut stream = TcpStream::connect(addr).expect("the API accepts a connection");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("writes");
@@ -347,6 +359,95 @@ fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
 
     // The node still serves after all that.
     assert_eq!(get(&addr, "/status").json()["height"], 2);
+    doc.send("exit");
+    assert!(doc.wait(), "the node exits cleanly");
+}
+
+/// Logs `username` in through the API; returns the token.
+fn login(addr: &str, username: &str, password: &str) -> Answer {
+    let body = serde_json::json!({ "username": username, "password": password }).to_string();
+    request(addr, "POST", "/login", "application/json", body.as_bytes())
+}
+
+/// Reads a patient's records with `token`.
+fn records(addr: &str, patient: &str, token: &str) -> Answer {
+    request_with(
+        addr,
+        "GET",
+        &format!("/patients/{patient}/records"),
+        "text/plain",
+        &format!("Authorization: Bearer {token}\r\n"),
+        b"",
+    )
+}
+
+#[test]
+fn clinical_records_are_served_only_to_members_who_may_read_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut doc, addr) = start_api_doctor(dir.path());
+    doc.run("login dr_alice password123", "Logged in as dr_alice");
+    doc.send("register Jane Doe");
+    let patient = doc.expect_prefix("Patient ID: ")["Patient ID: ".len()..].to_string();
+    doc.run(
+        "consult --test y \"Persistent fatigue, pale\"",
+        "Blood test ordered",
+    );
+    doc.run("mine", "Mined block #1 ");
+
+    // No token, a wrong one, a wrong password, a malformed login: refused, typed.
+    let path = format!("/patients/{patient}/records");
+    assert_eq!(get(&addr, &path).refusal(), (401, "unauthorized".into()));
+    assert_eq!(
+        records(&addr, &patient, &"0".repeat(64)).refusal(),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        login(&addr, "dr_alice", "letmein").refusal(),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        login(&addr, "nobody", "password123").refusal(),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        request(&addr, "POST", "/login", "application/json", b"{\"user\":1}").refusal(),
+        (400, "bad_request".into())
+    );
+    // The public view never carries the text.
+    let public = get(&addr, &format!("/patients/{patient}"));
+    assert!(!public.body.contains("Jane") && !public.body.contains("fatigue"));
+
+    // The doctor reads everything it wrote.
+    let answer = login(&addr, "dr_alice", "password123");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let token = answer.json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    assert_eq!(answer.json()["role"], "doctor");
+    let answer = records(&addr, &patient, &token);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let events = answer.json()["events"].clone();
+    assert_eq!(events[0]["tx"]["fields"]["name"], "Jane Doe");
+    assert_eq!(
+        events[1]["tx"]["fields"]["notes"],
+        "Persistent fatigue, pale"
+    );
+    assert_eq!(events[1]["tx"]["fields"]["test_name"], "Blood Test");
+
+    // The lab technician, logged in on the same node, reads the name and the test
+    // ordered, not the notes.
+    let token = login(&addr, "lab_tech_bob", "labpass").json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let events = records(&addr, &patient, &token).json()["events"].clone();
+    assert_eq!(events[0]["tx"]["fields"]["name"], "Jane Doe");
+    assert_eq!(events[1]["tx"]["fields"]["test_name"], "Blood Test");
+    assert_eq!(
+        events[1]["tx"]["fields"]["notes"],
+        "(sealed: consultation notes)"
+    );
     doc.send("exit");
     assert!(doc.wait(), "the node exits cleanly");
 }

@@ -266,6 +266,42 @@ fn the_explorer_shows_blocks_details_search_and_live_updates_in_chromium() {
         "document.querySelector('#detail').dataset.kind === 'patient' && \
          document.querySelector('#detail').textContent.includes('DoctorConsultation')",
     );
+    // Anonymous: the sealed sections show as markers, never as text.
+    page.wait_for(
+        "the sealed name",
+        "document.querySelector('#detail').textContent.includes('(sealed: demographics)')",
+    );
+    assert_eq!(
+        page.eval("document.body.textContent.includes('Jane Doe')"),
+        json!(false)
+    );
+    // A wrong login is refused on the page; the doctor's opens what is sealed to her.
+    page.eval(
+        "document.querySelector('#login-user').value = 'dr_alice'; \
+         document.querySelector('#login-pass').value = 'wrong'; \
+         document.querySelector('#login-btn').click()",
+    );
+    page.wait_for(
+        "the refused login",
+        "document.querySelector('#login-state').textContent.startsWith('Login refused')",
+    );
+    page.eval(
+        "document.querySelector('#login-user').value = 'dr_alice'; \
+         document.querySelector('#login-pass').value = 'password123'; \
+         document.querySelector('#login-btn').click()",
+    );
+    page.wait_for(
+        "the login",
+        "document.querySelector('#login-state').textContent.startsWith('Logged in as dr_alice')",
+    );
+    page.search(&patient);
+    page.wait_for(
+        "the patient's records, read",
+        "document.querySelector('#detail').dataset.kind === 'patient' && \
+         document.querySelector('#detail').textContent.includes('Jane Doe') && \
+         document.querySelector('#detail').textContent.includes('Persistent fatigue, pale')",
+    );
+    page.eval("document.querySelector('#logout-btn').click()");
     page.search("no such thing");
     page.wait_for(
         "an error for a bad search",

@@ -11,6 +11,7 @@
 //! sync: each sealed section of an event appears as a marker with the hash of its
 //! ciphertext, never as clear text. It listens on 127.0.0.1 unless told otherwise.
 
+mod auth;
 mod events;
 mod listener;
 mod metrics;
@@ -37,7 +38,9 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
 use crate::launch::Handle;
+use crate::repl::Logins;
 use metrics::Metrics;
+use p2p::Vault;
 use views::{
     AccountView, BlockDetail, BlockHead, BlockSummary, MempoolView, PatientEvent, PatientView,
     Status, Submitted, TxLocation, TxView,
@@ -98,6 +101,9 @@ pub(crate) enum ApiError {
     /// This node failed (its store could not be read).
     #[error("{0}")]
     Internal(String),
+    /// The request needs a logged-in member (`POST /login`), or its token is wrong.
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 impl ApiError {
@@ -113,6 +119,7 @@ impl ApiError {
             }
             ApiError::Http { .. } => "bad_request".into(),
             ApiError::Internal(_) => "internal".into(),
+            ApiError::Unauthorized(_) => "unauthorized".into(),
         }
     }
 
@@ -124,6 +131,7 @@ impl ApiError {
             ApiError::Busy | ApiError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Http { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         }
     }
 }
@@ -139,7 +147,11 @@ fn variant(error: &impl std::fmt::Debug) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.kind(), "message": self.to_string() });
-        (self.status(), Json(body)).into_response()
+        let mut headers = HeaderMap::new();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        (self.status(), headers, Json(body)).into_response()
     }
 }
 
@@ -173,11 +185,37 @@ struct ApiState {
     metrics: Arc<Metrics>,
     subscribers: Arc<Semaphore>,
     shutdown: CancellationToken,
+    sessions: Arc<auth::Sessions>,
+    vault: Vault,
+}
+
+/// What the API needs to let members read their sealed records: the node's logins
+/// and its vault.
+pub(crate) struct Access {
+    /// How members log in on this node.
+    pub(crate) logins: Logins,
+    /// The node's sealed bodies.
+    pub(crate) vault: Vault,
+}
+
+/// Declares the bearer-token scheme `POST /login` hands out.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
 }
 
 /// The OpenAPI document of this API, from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(
         title = "healthchain node API",
         description = "A healthchain node: chain, mempool, balances, events."
@@ -188,6 +226,8 @@ struct ApiState {
         block,
         tx,
         patient,
+        records,
+        login,
         accounts,
         mempool,
         submit_tx,
@@ -205,7 +245,9 @@ struct ApiState {
         PatientEvent,
         AccountView,
         MempoolView,
-        Submitted
+        Submitted,
+        LoginRequest,
+        LoggedIn
     ))
 )]
 struct ApiDoc;
@@ -216,7 +258,9 @@ pub(crate) async fn start(
     handle: Handle,
     addr: SocketAddr,
     shutdown: CancellationToken,
+    access: Access,
 ) -> anyhow::Result<SocketAddr> {
+    let genesis = handle.query(|ledger| ledger.genesis().clone()).await?;
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
@@ -230,6 +274,8 @@ pub(crate) async fn start(
         metrics,
         subscribers: Arc::new(Semaphore::new(MAX_SUBSCRIBERS)),
         shutdown: shutdown.clone(),
+        sessions: Arc::new(auth::Sessions::new(access.logins, genesis)),
+        vault: access.vault,
     };
     let app = router(state);
     let listener = listener::Capped {
@@ -256,6 +302,8 @@ fn router(state: ApiState) -> Router {
         .route("/txs", axum::routing::post(submit_tx))
         .route("/txs/{id}", get(tx))
         .route("/patients/{id}", get(patient))
+        .route("/patients/{id}/records", get(records))
+        .route("/login", axum::routing::post(login))
         .route("/accounts", get(accounts))
         .route("/mempool", get(mempool))
         .route("/metrics", get(metrics_text))
@@ -495,6 +543,33 @@ async fn tx(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<
 #[utoipa::path(get, path = "/patients/{id}", params(("id" = String, Path, description = "the patient id (UUID)")),
     responses((status = 200, body = PatientView), (status = 400), (status = 404)))]
 async fn patient(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<PatientView> {
+    let (patient, genesis, events) = patient_events(&state, &id).await?;
+    let events = events
+        .into_iter()
+        .map(|(height, block, tx)| PatientEvent {
+            height,
+            block,
+            tx: TxView::of(&genesis, &tx),
+        })
+        .collect();
+    Ok(Json(PatientView {
+        patient_id: patient.to_string(),
+        events,
+    }))
+}
+
+/// A patient's confirmed events: height, block hash and transaction of each.
+async fn patient_events(
+    state: &ApiState,
+    id: &str,
+) -> Result<
+    (
+        PatientId,
+        ledger_core::Genesis,
+        Vec<(u64, String, HealthTx)>,
+    ),
+    ApiError,
+> {
     let patient: PatientId = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("'{id}' is not a patient id (a UUID)")))?;
@@ -524,16 +599,104 @@ async fn patient(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
         .zip(blocks)
         .filter_map(|((tx_id, hash), block)| {
             let tx = block.transactions.iter().find(|t| t.id() == *tx_id)?;
-            Some(PatientEvent {
-                height: block.header.height.0,
-                block: hash.to_string(),
-                tx: TxView::of(&genesis, tx),
-            })
+            Some((block.header.height.0, hash.to_string(), tx.clone()))
         })
         .collect();
+    Ok((patient, genesis, events))
+}
+
+/// A patient's clinical record for a logged-in member: the events, with each sealed
+/// section in the clear where the member may read it (sealed to them, and held by
+/// this node), and as a marker elsewhere. Without a valid token: 401.
+#[utoipa::path(get, path = "/patients/{id}/records",
+    params(("id" = String, Path, description = "the patient id (UUID)")),
+    security(("bearer" = [])),
+    responses((status = 200, body = PatientView), (status = 400), (status = 401), (status = 404)))]
+async fn records(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<PatientView> {
+    let viewer = state
+        .sessions
+        .viewer(&headers)?
+        .ok_or_else(|| ApiError::Unauthorized("log in first: POST /login".into()))?;
+    let (patient, genesis, events) = patient_events(&state, &id).await?;
+    let vault = state.vault.clone();
+    let events = tokio::task::spawn_blocking(move || {
+        let reader = health_workflow::BodyReader::new(genesis.hash(), viewer.account, &viewer.key);
+        events
+            .into_iter()
+            .map(|(height, block, tx)| {
+                let mut view = TxView::of(&genesis, &tx);
+                if let ledger_core::TxBody::App(event) = &tx.body {
+                    for (section, _) in event.sealed() {
+                        let read = reader
+                            .read(&tx.author, event, section, |h| vault.get(h).ok().flatten());
+                        if let Some(health_workflow::Reading::Clear(body)) = read {
+                            view.fields
+                                .insert(views::section_key(section).to_string(), body.summary());
+                        }
+                    }
+                }
+                PatientEvent {
+                    height,
+                    block,
+                    tx: view,
+                }
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("reading the records failed: {e}")))?;
     Ok(Json(PatientView {
         patient_id: patient.to_string(),
         events,
+    }))
+}
+
+/// A member's login (`POST /login`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct LoginRequest {
+    /// The username, as at the REPL.
+    username: String,
+    /// The password (on a real network, the key file's passphrase).
+    password: String,
+}
+
+/// A login's answer: the token to send as `Authorization: Bearer <token>`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct LoggedIn {
+    /// The bearer token.
+    token: String,
+    /// Who logged in.
+    username: String,
+    /// Their role.
+    role: String,
+    /// Seconds the token lasts.
+    expires_in: u64,
+}
+
+/// Logs a member in with the username and password it uses at the REPL; a wrong
+/// username or password: 401.
+#[utoipa::path(post, path = "/login", request_body = LoginRequest,
+    responses((status = 200, body = LoggedIn), (status = 400), (status = 401)))]
+async fn login(
+    State(state): State<ApiState>,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<LoggedIn> {
+    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let sessions = Arc::clone(&state.sessions);
+    let (token, viewer) = tokio::task::spawn_blocking(move || {
+        sessions.login(request.username.trim(), &request.password)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("checking the password failed: {e}")))??;
+    Ok(Json(LoggedIn {
+        token,
+        username: viewer.username.clone(),
+        role: viewer.role.to_string(),
+        expires_in: auth::SESSION_TTL.as_secs(),
     }))
 }
 

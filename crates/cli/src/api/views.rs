@@ -248,7 +248,7 @@ impl RewardView {
 }
 
 /// The field name of a sealed section in a transaction's view.
-fn section_key(section: Section) -> &'static str {
+pub(crate) fn section_key(section: Section) -> &'static str {
     match section {
         Section::Demographics => "name",
         Section::Notes => "notes",
