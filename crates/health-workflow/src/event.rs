@@ -475,6 +475,58 @@ mod tests {
     }
 
     #[test]
+    fn the_limits_themselves_are_allowed_and_one_more_is_not() {
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let at_limit = u32::try_from(MAX_CIPHERTEXT_LEN).expect("fits");
+        let registration = |len: u32| {
+            Event::PatientRegistration(PatientRegistration {
+                patient_id: patient,
+                demographics: sealed(1, len),
+            })
+        };
+        assert_eq!(registration(at_limit).check_form(), Ok(()));
+        assert!(matches!(
+            registration(at_limit + 1).check_form(),
+            Err(EventError::SealedTooLarge { .. })
+        ));
+        let prescription = |results: usize| {
+            Event::Prescription(Prescription {
+                prescription_id: PrescriptionId::from_random_bytes([2; 16]),
+                patient_id: patient,
+                details: sealed(3, 80),
+                based_on: (0..results)
+                    .map(|i| TxId::from_hash(Hash::of(&i.to_le_bytes())))
+                    .collect(),
+            })
+        };
+        assert_eq!(prescription(limits::MAX_BASED_ON).check_form(), Ok(()));
+        assert_eq!(
+            prescription(limits::MAX_BASED_ON + 1).check_form(),
+            Err(EventError::TooManyResults {
+                count: limits::MAX_BASED_ON + 1,
+                max: limits::MAX_BASED_ON
+            })
+        );
+    }
+
+    #[test]
+    fn kinds_are_named_as_in_the_original_project() {
+        let names: Vec<String> = EventKind::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "PATIENT_REGISTRATION",
+                "DOCTOR_CONSULTATION",
+                "LAB_TEST_RESULT",
+                "PRESCRIPTION",
+                "PRESCRIPTION_FILLED",
+                "ENCRYPTION_KEY_ROTATION"
+            ]
+        );
+        assert_eq!(EventKind::LabTestResult.name(), "LAB_TEST_RESULT");
+    }
+
+    #[test]
     fn events_round_trip_through_the_canonical_codec() {
         let event = Event::DoctorConsultation(DoctorConsultation {
             patient_id: PatientId::from_random_bytes([2; 16]),

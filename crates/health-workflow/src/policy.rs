@@ -558,6 +558,26 @@ mod tests {
     }
 
     #[test]
+    fn the_runtime_is_told_every_sealed_body_of_an_event() {
+        let consultation = Event::DoctorConsultation(DoctorConsultation {
+            patient_id: PatientId::from_random_bytes([1; 16]),
+            notes: sealed(2),
+            test_order: Some(TestOrder {
+                order_id: OrderId::from_random_bytes([3; 16]),
+                test: sealed(3),
+            }),
+        });
+        assert_eq!(
+            HealthPolicy.sealed_refs(&consultation),
+            vec![sealed(2), sealed(3)]
+        );
+        let fill = Event::PrescriptionFilled(PrescriptionFilled {
+            prescription_id: PrescriptionId::from_random_bytes([4; 16]),
+        });
+        assert!(HealthPolicy.sealed_refs(&fill).is_empty());
+    }
+
+    #[test]
     fn a_patients_first_record_takes_room_for_one() {
         let mut list = Vec::new();
         push_compact(&mut list, 1u64);

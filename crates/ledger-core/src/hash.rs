@@ -202,6 +202,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_wrong_length_says_how_many_digits_were_expected() {
+        assert_eq!(
+            parse_hex::<32>("abc"),
+            Err(HexError::Length {
+                expected: 64,
+                found: 3
+            })
+        );
+        assert_eq!(parse_hex::<2>("0a1F"), Ok([0x0a, 0x1f]));
+        // Debug shows the short form, named.
+        assert_eq!(format!("{:?}", Hash::of(b"abc")), "Hash(ba7816bf8f01)");
+    }
+
+    #[test]
     fn sha256_of_abc_matches_the_standard_vector() {
         assert_eq!(
             Hash::of(b"abc").to_string(),
