@@ -72,6 +72,7 @@ mod input;
 pub mod keyfile;
 mod launch;
 mod lens;
+mod logins;
 mod repl;
 mod roster;
 pub mod tools;

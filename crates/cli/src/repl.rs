@@ -5,13 +5,10 @@
 //! [`Conversation`] (questions and answers, output lines), so every command and every
 //! wrong input can be tested without a terminal or a network.
 
-use std::path::PathBuf;
-
 use health_workflow::seal::{EncryptionKey, SealedBody};
 use health_workflow::{
-    Actor, BodyReader, Credentials, Event, EventError, HealthLedger, HealthPolicy, HealthTx,
-    LoginError, OrderId, PatientId, PrescriptionDraft, PrescriptionId, Section, TestRequest,
-    Written, records,
+    Actor, BodyReader, Event, EventError, HealthLedger, HealthPolicy, HealthTx, OrderId, PatientId,
+    PrescriptionDraft, PrescriptionId, Section, TestRequest, Written, records,
 };
 use ledger_core::{
     AccountId, BlockHash, BodySource, Height, Keypair, SharedBlock, Timestamp, TxBody, TxError,
@@ -22,8 +19,8 @@ use rand::Rng;
 
 use crate::args::NodeRole;
 use crate::command::{self, Command, parse_yes_no, usage};
-use crate::keyfile;
 use crate::lens::{Lens, sealed_marker};
+pub(crate) use crate::logins::Logins;
 use crate::views;
 
 /// What a REPL needs from the ledger it works on.
@@ -100,63 +97,6 @@ pub(crate) trait Conversation {
     fn ask_secret(&mut self, question: &str) -> Option<String>;
     /// Shows one line.
     fn say(&mut self, line: &str);
-}
-
-/// How users prove who they are on this node.
-#[derive(Clone)]
-pub(crate) enum Logins {
-    /// The demo network: the original project's logins, checked against argon2 hashes,
-    /// signing with the published demo keys.
-    Demo(Credentials),
-    /// A real network: the node's user, whose key file's passphrase is the password.
-    KeyFile {
-        /// The key file.
-        path: PathBuf,
-        /// The user's key, decrypted at start-up.
-        keys: Box<Keypair>,
-    },
-}
-
-impl Logins {
-    /// The signing key of `username` if `password` is theirs on this node: the demo
-    /// credentials' argon2 hashes, or the node's key file, which `password` must
-    /// decrypt. Wrong usernames and wrong passwords are refused alike.
-    pub(crate) fn verify(
-        &self,
-        genesis: &ledger_core::Genesis,
-        username: &str,
-        password: &str,
-    ) -> Result<Keypair, String> {
-        const WRONG: &str = "wrong username or password";
-        match self {
-            Logins::Demo(credentials) => {
-                let member =
-                    credentials
-                        .verify(genesis, username, password)
-                        .map_err(|e| match e {
-                            LoginError::WrongPassword { .. } | LoginError::UnknownUser { .. } => {
-                                WRONG.to_string()
-                            }
-                            other => other.to_string(),
-                        })?;
-                Ok(health_workflow::demo_keypair(&member.username))
-            }
-            Logins::KeyFile { path, keys } => {
-                let owner = genesis.member(&keys.account()).map(|m| m.username.as_str());
-                if owner != Some(username) {
-                    return Err(WRONG.to_string());
-                }
-                let opened = keyfile::read(path, password).map_err(|e| match e {
-                    keyfile::KeyFileError::Decrypt => WRONG.to_string(),
-                    other => other.to_string(),
-                })?;
-                if opened.account() != keys.account() {
-                    return Err("the key file changed since the node started".to_string());
-                }
-                Ok(opened)
-            }
-        }
-    }
 }
 
 /// Whether the REPL goes on after a command.

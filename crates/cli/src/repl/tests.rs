@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use health_workflow::demo::DemoGenesisBuilder;
-use health_workflow::{Event, HealthPolicy};
+use health_workflow::{Credentials, Event, HealthPolicy};
 use ledger_core::{Ledger, MemoryBodies};
 
 use super::*;
