@@ -1249,6 +1249,34 @@ fn a_switch_deeper_than_the_undo_window_replays_from_genesis() {
 }
 
 #[test]
+fn roster_members_are_found_by_account_and_by_username() {
+    let genesis = genesis(2);
+    let first = &genesis.roster[0];
+    let second = &genesis.roster[1];
+    assert_eq!(genesis.member(&second.account), Some(second));
+    assert_eq!(genesis.member(&first.account), Some(first));
+    assert_eq!(genesis.member(&stranger()), None);
+    assert_eq!(genesis.member_by_username(&second.username), Some(second));
+    assert_eq!(genesis.member_by_username("nobody"), None);
+}
+
+#[test]
+fn a_genesis_of_exactly_the_size_limit_is_accepted_and_one_byte_more_is_not() {
+    use ledger_core::GenesisError;
+    let mut genesis = genesis(2);
+    // A parameter encodes as its name's length (8 bytes), the name, and a u64.
+    let pad = limits::MAX_GENESIS_BYTES - codec::encoded_len(&genesis) - 16;
+    genesis.parameters.insert("p".repeat(pad), 1);
+    assert_eq!(codec::encoded_len(&genesis), limits::MAX_GENESIS_BYTES);
+    assert_eq!(genesis.check(), Ok(()));
+    genesis.parameters.insert(String::new(), 1);
+    assert!(matches!(
+        genesis.check(),
+        Err(GenesisError::TooLarge { size, .. }) if size == limits::MAX_GENESIS_BYTES + 16
+    ));
+}
+
+#[test]
 fn genesis_is_checked() {
     use ledger_core::GenesisError;
     let check = |change: &dyn Fn(&mut Genesis)| {
