@@ -114,8 +114,8 @@
 //! let read = |section| {
 //!     lab.read(&consultation.recorded.author, &consultation.event, section, |h| vault.get(h).cloned())
 //! };
-//! assert_eq!(read(Section::TestOrder).unwrap().clear(), Some(&Body::TestOrder { test_name: "Blood Test".into() }));
-//! assert_eq!(read(Section::Notes).unwrap().clear(), None);
+//! assert_eq!(read(Section::TestOrder).expect("a consultation with a test order").clear(), Some(&Body::TestOrder { test_name: "Blood Test".into() }));
+//! assert_eq!(read(Section::Notes).expect("a consultation has notes").clear(), None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
