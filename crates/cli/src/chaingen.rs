@@ -236,29 +236,23 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
                         demographics: seal_as(
                             &actors.doctor,
                             EventKind::PatientRegistration,
-                            Body::Demographics {
-                                name: NAMES[n % NAMES.len()].to_string(),
-                            },
+                            Body::demographics(NAMES[n % NAMES.len()]),
                         )?,
                     })),
                 ),
                 1 => {
                     let kind = EventKind::DoctorConsultation;
-                    let notes = Body::Notes {
-                        notes: "Fatigue for two weeks; pale; order blood count.".to_string(),
-                    };
-                    let test = Body::TestOrder {
-                        test_name: health_workflow::DEFAULT_TEST_NAME.to_string(),
-                    };
+                    let notes = Body::notes("Fatigue for two weeks; pale; order blood count.");
+                    let test = Body::test_order(health_workflow::DEFAULT_TEST_NAME);
                     (
                         0,
                         TxBody::App(Event::DoctorConsultation(DoctorConsultation {
                             patient_id: patient,
                             notes: seal_as(&actors.doctor, kind, notes)?,
-                            test_order: Some(TestOrder {
+                            test_orders: vec![TestOrder {
                                 order_id: episode.order,
                                 test: seal_as(&actors.doctor, kind, test)?,
-                            }),
+                            }],
                         })),
                     )
                 }
@@ -270,23 +264,17 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
                         results: seal_as(
                             &actors.lab,
                             EventKind::LabTestResult,
-                            Body::Results {
-                                results: format!(
-                                    "Hb {}.{} g/dL; WBC 6.1; PLT 250",
-                                    11 + n % 5,
-                                    n % 10
-                                ),
-                            },
+                            Body::results(&format!(
+                                "Hb {}.{} g/dL; WBC 6.1; PLT 250",
+                                11 + n % 5,
+                                n % 10
+                            )),
                         )?,
                     })),
                 ),
                 3 => {
                     let (medication, dosage, instructions) = MEDICATIONS[n % MEDICATIONS.len()];
-                    let details = Body::Prescription {
-                        medication: medication.to_string(),
-                        dosage: dosage.to_string(),
-                        instructions: instructions.to_string(),
-                    };
+                    let details = Body::prescription(medication, dosage, instructions);
                     (
                         0,
                         TxBody::App(Event::Prescription(Prescription {

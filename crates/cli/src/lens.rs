@@ -6,7 +6,7 @@
 //! views call it where they turn data into lines, off the ledger's task.
 
 use health_workflow::{
-    Body, BodyReader, ConsentTable, Event, Reading, Role, Section, read_section,
+    Body, BodyReader, ConsentTable, Event, Reading, Role, Section, read_reference, seal::SealedRef,
 };
 use ledger_core::{AccountId, Hash};
 use p2p::Vault;
@@ -50,6 +50,19 @@ impl<'a> Lens<'a> {
         event: &Event,
         section: Section,
     ) -> Option<Result<Reading, String>> {
+        let reference = event.sealed_section(section)?;
+        self.reading_at(author, event, section, &reference)
+    }
+
+    /// How the body `reference` names in `section` of `event` reads (for a section an
+    /// event holds more than once: a consultation's test orders).
+    pub(crate) fn reading_at(
+        &self,
+        author: &AccountId,
+        event: &Event,
+        section: Section,
+        reference: &SealedRef,
+    ) -> Option<Result<Reading, String>> {
         let failed = std::cell::RefCell::new(None);
         let vault = |hash: &Hash| match self.vault.get(hash) {
             Ok(body) => body,
@@ -58,7 +71,8 @@ impl<'a> Lens<'a> {
                 None
             }
         };
-        let reading = read_section(self.reader.as_ref(), author, event, section, vault)?;
+        let reading =
+            read_reference(self.reader.as_ref(), author, event, section, reference, vault)?;
         Some(match failed.into_inner() {
             Some(error) => Err(error),
             None => Ok(reading),
@@ -83,7 +97,22 @@ impl<'a> Lens<'a> {
 
     /// `section` of `event` as shown in a list: its text as it is, or the marker.
     pub(crate) fn plain(&self, author: &AccountId, event: &Event, section: Section) -> String {
-        match self.reading(author, event, section) {
+        self.show(section, self.reading(author, event, section))
+    }
+
+    /// The body `reference` names in `section` of `event`, as [`Lens::plain`] shows it.
+    pub(crate) fn plain_at(
+        &self,
+        author: &AccountId,
+        event: &Event,
+        section: Section,
+        reference: &SealedRef,
+    ) -> String {
+        self.show(section, self.reading_at(author, event, section, reference))
+    }
+
+    fn show(&self, section: Section, reading: Option<Result<Reading, String>>) -> String {
+        match reading {
             None => String::new(),
             Some(Ok(Reading::Clear(body))) => body.summary(),
             Some(Ok(Reading::Missing)) if self.should_read(section) => {

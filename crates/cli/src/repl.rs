@@ -621,10 +621,12 @@ impl<B: Backend> Repl<B> {
         let orders: Vec<(OrderId, String)> = open
             .into_iter()
             .map(|(id, consultation, ordered)| {
-                let test = consultation.map_or_else(
-                    || sealed_marker(Section::TestOrder),
-                    |c| lens.plain(&c.recorded.author, &c.event, Section::TestOrder),
-                );
+                let test = consultation
+                    .and_then(|c| {
+                        let reference = c.event.sealed_order(&id)?;
+                        Some(lens.plain_at(&c.recorded.author, &c.event, Section::TestOrder, &reference))
+                    })
+                    .unwrap_or_else(|| sealed_marker(Section::TestOrder));
                 (id, format!("{test} ordered at {}", views::time(ordered)))
             })
             .collect();

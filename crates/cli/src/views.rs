@@ -55,11 +55,14 @@ pub(crate) fn describe_event(lens: &Lens<'_>, author: &AccountId, event: &Event)
             "DOCTOR_CONSULTATION patient {} notes {}{}",
             short_uuid(&c.patient_id.uuid()),
             text(Section::Notes),
-            c.test_order.as_ref().map_or_else(String::new, |o| format!(
-                ", ordered {} (order {})",
-                text(Section::TestOrder),
-                short_uuid(&o.order_id.uuid())
-            ))
+            c.test_orders
+                .iter()
+                .map(|o| format!(
+                    ", ordered '{}' (order {})",
+                    lens.plain_at(author, event, Section::TestOrder, &o.test),
+                    short_uuid(&o.order_id.uuid())
+                ))
+                .collect::<String>()
         ),
         Event::LabTestResult(r) => format!(
             "LAB_TEST_RESULT patient {} order {} results {}",

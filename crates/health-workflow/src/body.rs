@@ -15,8 +15,10 @@ use ledger_core::codec;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::clinical::{self, Coding, LabReport, MedicationCode, PatientDetails, Visit, text};
 use crate::event::EventError;
 use crate::limits;
+use crate::seal::MAX_BODY_BYTES;
 
 /// A consent category: the unit in which readers are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,29 +105,40 @@ impl fmt::Display for Section {
     }
 }
 
-/// The clear text of one section.
+/// The clear text of one section: what people wrote and, where an import or an
+/// integration supplies it, coded data ([`clinical`](crate::clinical)). The REPL writes
+/// free text only.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Body {
     /// [`Section::Demographics`].
     Demographics {
-        /// The patient's name (1 to [`MAX_PATIENT_NAME`](limits::MAX_PATIENT_NAME) bytes).
+        /// The patient's name as displayed (1 to
+        /// [`MAX_PATIENT_NAME`](limits::MAX_PATIENT_NAME) bytes).
         name: String,
+        /// Structured name, birth date and gender, where known.
+        details: PatientDetails,
     },
     /// [`Section::Notes`].
     Notes {
         /// Free-text notes (at most [`MAX_NOTES`](limits::MAX_NOTES) bytes; may be empty).
         notes: String,
+        /// The visit and its coded conditions, where known.
+        visit: Visit,
     },
     /// [`Section::TestOrder`].
     TestOrder {
         /// What to test (1 to [`MAX_TEST_NAME`](limits::MAX_TEST_NAME) bytes).
         test_name: String,
+        /// The tests ordered, coded (LOINC), if known.
+        tests: Vec<Coding>,
     },
     /// [`Section::Results`].
     Results {
         /// The results (1 to [`MAX_RESULTS`](limits::MAX_RESULTS) bytes).
         results: String,
+        /// Typed observations grouped in reports, if any.
+        reports: Vec<LabReport>,
     },
     /// [`Section::Prescription`].
     Prescription {
@@ -135,6 +148,8 @@ pub enum Body {
         dosage: String,
         /// Instructions (at most [`MAX_INSTRUCTIONS`](limits::MAX_INSTRUCTIONS) bytes).
         instructions: String,
+        /// The coded medication and when it was written, if known.
+        coded: MedicationCode,
     },
 }
 
@@ -155,21 +170,49 @@ pub enum BodyError {
     },
 }
 
-fn text(field: &'static str, value: &str, required: bool, max: usize) -> Result<(), EventError> {
-    if required && value.is_empty() {
-        return Err(EventError::EmptyText { field });
-    }
-    if value.len() > max {
-        return Err(EventError::TextTooLong {
-            field,
-            len: value.len(),
-            max,
-        });
-    }
-    Ok(())
-}
-
 impl Body {
+    /// A registration's body: the name only.
+    pub fn demographics(name: &str) -> Body {
+        Body::Demographics {
+            name: name.to_string(),
+            details: PatientDetails::default(),
+        }
+    }
+
+    /// A consultation's notes: free text only.
+    pub fn notes(notes: &str) -> Body {
+        Body::Notes {
+            notes: notes.to_string(),
+            visit: Visit::default(),
+        }
+    }
+
+    /// A test order: the name only.
+    pub fn test_order(test_name: &str) -> Body {
+        Body::TestOrder {
+            test_name: test_name.to_string(),
+            tests: Vec::new(),
+        }
+    }
+
+    /// Lab results: free text only.
+    pub fn results(results: &str) -> Body {
+        Body::Results {
+            results: results.to_string(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// A prescription: its text only.
+    pub fn prescription(medication: &str, dosage: &str, instructions: &str) -> Body {
+        Body::Prescription {
+            medication: medication.to_string(),
+            dosage: dosage.to_string(),
+            instructions: instructions.to_string(),
+            coded: MedicationCode::default(),
+        }
+    }
+
     /// The section it belongs in.
     pub fn section(&self) -> Section {
         match self {
@@ -181,32 +224,47 @@ impl Body {
         }
     }
 
-    /// Checks the text limits, before it is sealed (no validator can check them after).
+    /// Checks the text and list limits and the encoded size before the body is sealed
+    /// (no validator can check them after).
     pub fn check_form(&self) -> Result<(), EventError> {
         match self {
-            Body::Demographics { name } => {
-                text("patient name", name, true, limits::MAX_PATIENT_NAME)
+            Body::Demographics { name, details } => {
+                text("patient name", name, true, limits::MAX_PATIENT_NAME)?;
+                clinical::check_details(details)?;
             }
-            Body::Notes { notes } => text("notes", notes, false, limits::MAX_NOTES),
-            Body::TestOrder { test_name } => {
-                text("test name", test_name, true, limits::MAX_TEST_NAME)
+            Body::Notes { notes, visit } => {
+                text("notes", notes, false, limits::MAX_NOTES)?;
+                clinical::check_visit(visit)?;
             }
-            Body::Results { results } => text("results", results, true, limits::MAX_RESULTS),
+            Body::TestOrder { test_name, tests } => {
+                text("test name", test_name, true, limits::MAX_TEST_NAME)?;
+                clinical::check_tests(tests)?;
+            }
+            Body::Results { results, reports } => {
+                text("results", results, true, limits::MAX_RESULTS)?;
+                clinical::check_reports(reports)?;
+            }
             Body::Prescription {
                 medication,
                 dosage,
                 instructions,
+                coded,
             } => {
                 text("medication", medication, true, limits::MAX_MEDICATION)?;
                 text("dosage", dosage, true, limits::MAX_DOSAGE)?;
-                text(
-                    "instructions",
-                    instructions,
-                    false,
-                    limits::MAX_INSTRUCTIONS,
-                )
+                text("instructions", instructions, false, limits::MAX_INSTRUCTIONS)?;
+                clinical::check_medication(coded)?;
             }
         }
+        let len = codec::encoded_len(self);
+        if len > MAX_BODY_BYTES {
+            return Err(EventError::TextTooLong {
+                field: "sealed body",
+                len,
+                max: MAX_BODY_BYTES,
+            });
+        }
+        Ok(())
     }
 
     /// The canonical encoding, in a buffer zeroed when dropped.
@@ -230,19 +288,21 @@ impl Body {
     /// or `medication, dosage (instructions)`.
     pub fn summary(&self) -> String {
         match self {
-            Body::Demographics { name } => name.clone(),
-            Body::Notes { notes } => notes.clone(),
-            Body::TestOrder { test_name } => test_name.clone(),
-            Body::Results { results } => results.clone(),
+            Body::Demographics { name, .. } => name.clone(),
+            Body::Notes { notes, .. } => notes.clone(),
+            Body::TestOrder { test_name, .. } => test_name.clone(),
+            Body::Results { results, .. } => results.clone(),
             Body::Prescription {
                 medication,
                 dosage,
                 instructions,
+                ..
             } if instructions.is_empty() => format!("{medication}, {dosage}"),
             Body::Prescription {
                 medication,
                 dosage,
                 instructions,
+                ..
             } => format!("{medication}, {dosage} ({instructions})"),
         }
     }
@@ -262,15 +322,30 @@ impl fmt::Debug for Body {
 impl Drop for Body {
     fn drop(&mut self) {
         match self {
-            Body::Demographics { name } => name.zeroize(),
-            Body::Notes { notes } => notes.zeroize(),
-            Body::TestOrder { test_name } => test_name.zeroize(),
-            Body::Results { results } => results.zeroize(),
+            // The coded data is as private as the text, and zeroed with it.
+            Body::Demographics { name, details } => {
+                name.zeroize();
+                details.zeroize();
+            }
+            Body::Notes { notes, visit } => {
+                notes.zeroize();
+                visit.zeroize();
+            }
+            Body::TestOrder { test_name, tests } => {
+                test_name.zeroize();
+                tests.iter_mut().for_each(Zeroize::zeroize);
+            }
+            Body::Results { results, reports } => {
+                results.zeroize();
+                reports.iter_mut().for_each(Zeroize::zeroize);
+            }
             Body::Prescription {
                 medication,
                 dosage,
                 instructions,
+                coded,
             } => {
+                coded.zeroize();
                 medication.zeroize();
                 dosage.zeroize();
                 instructions.zeroize();
@@ -285,9 +360,7 @@ mod tests {
 
     #[test]
     fn a_body_decodes_only_into_its_own_section() {
-        let body = Body::Results {
-            results: "Hb 13.5".into(),
-        };
+        let body = Body::results("Hb 13.5");
         let bytes = body.encode();
         assert_eq!(Body::decode(&bytes, Section::Results), Ok(body.clone()));
         assert_eq!(
@@ -307,7 +380,7 @@ mod tests {
 
     #[test]
     fn text_limits_are_checked_before_sealing() {
-        let name = |n: &str| Body::Demographics { name: n.into() };
+        let name = Body::demographics;
         assert_eq!(name("Jane Doe").check_form(), Ok(()));
         assert_eq!(
             name("").check_form(),
@@ -320,15 +393,11 @@ mod tests {
             Err(EventError::TextTooLong { .. })
         ));
         assert_eq!(
-            Body::Notes { notes: "".into() }.check_form(),
+            Body::notes("").check_form(),
             Ok(()),
             "notes may be empty"
         );
-        let prescription = Body::Prescription {
-            medication: "Iron".into(),
-            dosage: "".into(),
-            instructions: "".into(),
-        };
+        let prescription = Body::prescription("Iron", "", "");
         assert_eq!(
             prescription.check_form(),
             Err(EventError::EmptyText { field: "dosage" })

@@ -42,8 +42,9 @@ pub struct DoctorConsultation {
     pub patient_id: PatientId,
     /// The sealed notes.
     pub notes: SealedRef,
-    /// The test ordered, if any.
-    pub test_order: Option<TestOrder>,
+    /// The tests ordered, if any: each order is answered by one lab result. At most
+    /// [`MAX_TEST_ORDERS`](limits::MAX_TEST_ORDERS), each id unused so far.
+    pub test_orders: Vec<TestOrder>,
 }
 
 /// A lab technician records the result of an open test order. The results are sealed
@@ -185,6 +186,16 @@ pub enum EventError {
         /// The field.
         field: &'static str,
     },
+    /// A list in a body holds more entries than allowed (checked before sealing).
+    #[error("{len} {field} are above the limit of {max}")]
+    TooMany {
+        /// The list.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A text field is above its limit.
     #[error("{field} is {len} bytes, above the {max}-byte limit")]
     TextTooLong {
@@ -220,6 +231,14 @@ pub enum EventError {
     DuplicateOrder {
         /// The order id.
         order: OrderId,
+    },
+    /// A consultation orders more tests than allowed.
+    #[error("a consultation orders {count} tests, above the limit of {max}")]
+    TooManyOrders {
+        /// Orders in the consultation.
+        count: usize,
+        /// The limit.
+        max: usize,
     },
     /// A lab result names a test order that does not exist.
     #[error("test order {order} does not exist")]
@@ -357,9 +376,7 @@ impl Event {
             Event::PatientRegistration(e) => vec![(Section::Demographics, e.demographics)],
             Event::DoctorConsultation(e) => {
                 let mut refs = vec![(Section::Notes, e.notes)];
-                if let Some(order) = &e.test_order {
-                    refs.push((Section::TestOrder, order.test));
-                }
+                refs.extend(e.test_orders.iter().map(|o| (Section::TestOrder, o.test)));
                 refs
             }
             Event::LabTestResult(e) => vec![(Section::Results, e.results)],
@@ -368,12 +385,25 @@ impl Event {
         }
     }
 
-    /// The sealed body of `section`, if the event has one.
+    /// The sealed body of `section`, if the event has one (the first, for a
+    /// consultation's test orders).
     pub fn sealed_section(&self, section: Section) -> Option<SealedRef> {
         self.sealed()
             .into_iter()
             .find(|(s, _)| *s == section)
             .map(|(_, r)| r)
+    }
+
+    /// The sealed test name of the consultation's order `order`.
+    pub fn sealed_order(&self, order: &OrderId) -> Option<SealedRef> {
+        match self {
+            Event::DoctorConsultation(c) => c
+                .test_orders
+                .iter()
+                .find(|o| o.order_id == *order)
+                .map(|o| o.test),
+            _ => None,
+        }
     }
 
     /// Checks what needs no chain state: id versions, list sizes, and that each sealed
@@ -401,10 +431,23 @@ impl Event {
         }
         match self {
             Event::PatientRegistration(e) => v4("patient id", e.patient_id.0),
-            Event::DoctorConsultation(e) => match &e.test_order {
-                Some(order) => v4("order id", order.order_id.0),
-                None => Ok(()),
-            },
+            Event::DoctorConsultation(e) => {
+                if e.test_orders.len() > limits::MAX_TEST_ORDERS {
+                    return Err(EventError::TooManyOrders {
+                        count: e.test_orders.len(),
+                        max: limits::MAX_TEST_ORDERS,
+                    });
+                }
+                for (i, order) in e.test_orders.iter().enumerate() {
+                    v4("order id", order.order_id.0)?;
+                    if e.test_orders[..i].iter().any(|o| o.order_id == order.order_id) {
+                        return Err(EventError::DuplicateOrder {
+                            order: order.order_id,
+                        });
+                    }
+                }
+                Ok(())
+            }
             Event::Prescription(e) => {
                 v4("prescription id", e.prescription_id.0)?;
                 if e.based_on.len() > limits::MAX_BASED_ON {
@@ -463,10 +506,10 @@ mod tests {
         let same_body_twice = Event::DoctorConsultation(DoctorConsultation {
             patient_id: patient,
             notes: sealed(2, 80),
-            test_order: Some(TestOrder {
+            test_orders: vec![TestOrder {
                 order_id: OrderId::from_random_bytes([3; 16]),
                 test: sealed(2, 90),
-            }),
+            }],
         });
         assert!(matches!(
             same_body_twice.check_form(),
@@ -531,10 +574,10 @@ mod tests {
         let event = Event::DoctorConsultation(DoctorConsultation {
             patient_id: PatientId::from_random_bytes([2; 16]),
             notes: sealed(4, 70),
-            test_order: Some(TestOrder {
+            test_orders: vec![TestOrder {
                 order_id: OrderId::from_random_bytes([3; 16]),
                 test: sealed(5, 60),
-            }),
+            }],
         });
         let bytes = ledger_core::codec::encode(&event);
         let back: Event = ledger_core::codec::decode(&bytes, 1024).expect("just encoded");
@@ -543,5 +586,45 @@ mod tests {
             back.sealed().iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             [Section::Notes, Section::TestOrder]
         );
+    }
+
+    #[test]
+    fn a_consultation_orders_at_most_the_limit_each_once() {
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let consult = |ids: Vec<u8>| {
+            Event::DoctorConsultation(DoctorConsultation {
+                patient_id: patient,
+                notes: sealed(1, 80),
+                test_orders: ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| TestOrder {
+                        order_id: OrderId::from_random_bytes([*id; 16]),
+                        test: sealed(u8::try_from(i + 2).expect("small"), 80),
+                    })
+                    .collect(),
+            })
+        };
+        let ids = |n: usize| (1..=u8::try_from(n).expect("small")).collect::<Vec<u8>>();
+        assert_eq!(consult(ids(limits::MAX_TEST_ORDERS)).check_form(), Ok(()));
+        assert_eq!(
+            consult(ids(limits::MAX_TEST_ORDERS + 1)).check_form(),
+            Err(EventError::TooManyOrders {
+                count: limits::MAX_TEST_ORDERS + 1,
+                max: limits::MAX_TEST_ORDERS
+            })
+        );
+        assert_eq!(
+            consult(vec![5, 6, 5]).check_form(),
+            Err(EventError::DuplicateOrder {
+                order: OrderId::from_random_bytes([5; 16])
+            })
+        );
+        let event = consult(vec![5, 6]);
+        assert_eq!(
+            event.sealed_order(&OrderId::from_random_bytes([6; 16])),
+            Some(sealed(3, 80))
+        );
+        assert_eq!(event.sealed_order(&OrderId::from_random_bytes([7; 16])), None);
     }
 }

@@ -114,12 +114,13 @@
 //! let read = |section| {
 //!     lab.read(&consultation.recorded.author, &consultation.event, section, |h| vault.get(h).cloned())
 //! };
-//! assert_eq!(read(Section::TestOrder).expect("a consultation with a test order").clear(), Some(&Body::TestOrder { test_name: "Blood Test".into() }));
+//! assert_eq!(read(Section::TestOrder).expect("a consultation with a test order").clear(), Some(&Body::test_order("Blood Test")));
 //! assert_eq!(read(Section::Notes).expect("a consultation has notes").clear(), None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod body;
+pub mod clinical;
 mod consent;
 mod credentials;
 pub mod demo;
@@ -150,7 +151,7 @@ pub use policy::{
     DEFAULT_LAB_PAYMENT, DEFAULT_REWARD_FILL, DEFAULT_REWARD_LAB_RESULT, HealthPolicy, HealthUndo,
     PARAM_LAB_PAYMENT, PARAM_REWARD_FILL, PARAM_REWARD_LAB_RESULT, Rates,
 };
-pub use records::{BodyReader, ReadError, Reading, RecordError, RecordedEvent, read_section};
+pub use records::{BodyReader, ReadError, Reading, RecordError, RecordedEvent, read_reference, read_section};
 pub use registry::{
     REGISTRY_HEADER, RegistryError, RegistryRow, SEALED_NAME, escape_cell, registry_rows, rfc3339,
     unescape_cell, write_registry, write_rows,

@@ -99,7 +99,7 @@ pub enum HealthUndo {
     /// A registration added this patient.
     Registered(PatientId),
     /// A consultation of this patient, possibly adding a test order.
-    Consulted(PatientId, Option<OrderId>),
+    Consulted(PatientId, Vec<OrderId>),
     /// A lab result (by transaction id) answered this order of this patient.
     ResultRecorded(PatientId, OrderId, TxId),
     /// A prescription was added for this patient.
@@ -192,23 +192,32 @@ impl HealthState {
             .ok_or(EventError::UnknownPatient {
                 patient: c.patient_id,
             })?;
-        let order = c.test_order.as_ref().map(|o| o.order_id);
-        if let Some(o) = &c.test_order {
-            let Entry::Vacant(slot) = self.orders.entry(o.order_id) else {
-                return Err(EventError::DuplicateOrder { order: o.order_id });
-            };
-            slot.insert(Box::new(Order {
-                id: o.order_id,
-                patient_id: c.patient_id,
-                ordered: at,
-                result: None,
-            }));
-            push_compact(&mut patient.orders, o.order_id);
+        // Every order is checked before any is added, so a refused consultation
+        // leaves nothing behind (the form check refused ids repeated in the event).
+        if let Some(o) = c
+            .test_orders
+            .iter()
+            .find(|o| self.orders.contains_key(&o.order_id))
+        {
+            return Err(EventError::DuplicateOrder { order: o.order_id });
+        }
+        let orders: Vec<OrderId> = c.test_orders.iter().map(|o| o.order_id).collect();
+        for &id in &orders {
+            self.orders.insert(
+                id,
+                Box::new(Order {
+                    id,
+                    patient_id: c.patient_id,
+                    ordered: at,
+                    result: None,
+                }),
+            );
+            push_compact(&mut patient.orders, id);
         }
         patient
             .history
             .push(HistoryEntry::of(at, EventKind::DoctorConsultation));
-        Ok(HealthUndo::Consulted(c.patient_id, order))
+        Ok(HealthUndo::Consulted(c.patient_id, orders))
     }
 
     /// Records a lab result; returns the undo and the ordering doctor.
@@ -385,11 +394,12 @@ impl Policy for HealthPolicy {
                 state.patients.remove(&patient);
                 state.registrations.pop();
             }
-            HealthUndo::Consulted(patient, order) => {
+            HealthUndo::Consulted(patient, orders) => {
                 let p = state.pop_history(&patient);
-                if let Some(order) = order {
-                    p.orders.pop();
-                    state.orders.remove(&order);
+                let kept = p.orders.len() - orders.len();
+                p.orders.truncate(kept);
+                for order in &orders {
+                    state.orders.remove(order);
                 }
             }
             HealthUndo::ResultRecorded(patient, order, result) => {
@@ -480,10 +490,10 @@ mod tests {
                 Event::DoctorConsultation(DoctorConsultation {
                     patient_id: patient,
                     notes: sealed(2),
-                    test_order: Some(TestOrder {
+                    test_orders: vec![TestOrder {
                         order_id: order,
                         test: sealed(3),
-                    }),
+                    }],
                 }),
             ),
             (
@@ -492,6 +502,23 @@ mod tests {
                     patient_id: patient,
                     order_id: order,
                     results: sealed(4),
+                }),
+            ),
+            (
+                "dr_alice",
+                Event::DoctorConsultation(DoctorConsultation {
+                    patient_id: patient,
+                    notes: sealed(8),
+                    test_orders: vec![
+                        TestOrder {
+                            order_id: OrderId::from_random_bytes([8; 16]),
+                            test: sealed(9),
+                        },
+                        TestOrder {
+                            order_id: OrderId::from_random_bytes([9; 16]),
+                            test: sealed(10),
+                        },
+                    ],
                 }),
             ),
             (
@@ -534,7 +561,7 @@ mod tests {
                 assert_eq!(state, after);
             }
         }
-        assert_eq!(state.history(&patient).map(<[_]>::len), Some(5));
+        assert_eq!(state.history(&patient).map(<[_]>::len), Some(6));
         // The lab result is listed for its patient, answering its order, by the lab.
         let results = state.lab_results(&patient);
         assert_eq!(results.len(), 1);
@@ -562,10 +589,10 @@ mod tests {
         let consultation = Event::DoctorConsultation(DoctorConsultation {
             patient_id: PatientId::from_random_bytes([1; 16]),
             notes: sealed(2),
-            test_order: Some(TestOrder {
+            test_orders: vec![TestOrder {
                 order_id: OrderId::from_random_bytes([3; 16]),
                 test: sealed(3),
-            }),
+            }],
         });
         assert_eq!(
             HealthPolicy.sealed_refs(&consultation),
@@ -604,10 +631,10 @@ mod tests {
         let consult = Event::DoctorConsultation(DoctorConsultation {
             patient_id: patient,
             notes: sealed(2),
-            test_order: Some(TestOrder {
+            test_orders: vec![TestOrder {
                 order_id: order,
                 test: sealed(3),
-            }),
+            }],
         });
         let result = Event::LabTestResult(LabTestResult {
             patient_id: patient,
@@ -621,5 +648,42 @@ mod tests {
         let applied = apply(&genesis, &mut state, "lab_tech_bob", 3, &result).expect("valid");
         let alice = demo_keypair("dr_alice").account();
         assert_eq!(applied.rewards, vec![(alice, Amount(500))]);
+    }
+
+    #[test]
+    fn a_consultation_adds_all_its_orders_or_none() {
+        let genesis = demo_genesis();
+        let mut state = HealthState::default();
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let register = Event::PatientRegistration(PatientRegistration {
+            patient_id: patient,
+            demographics: sealed(1),
+        });
+        apply(&genesis, &mut state, "dr_alice", 1, &register).expect("valid");
+        let order = |n: u8| TestOrder {
+            order_id: OrderId::from_random_bytes([n; 16]),
+            test: sealed(n),
+        };
+        let consult = |orders: Vec<TestOrder>| {
+            Event::DoctorConsultation(DoctorConsultation {
+                patient_id: patient,
+                notes: sealed(2),
+                test_orders: orders,
+            })
+        };
+        apply(&genesis, &mut state, "dr_alice", 2, &consult(vec![order(10), order(11)]))
+            .expect("two fresh orders");
+        assert_eq!(state.open_orders(&patient).len(), 2);
+        let before = state.clone();
+        // The second order reuses an id: nothing of the consultation is kept.
+        assert_eq!(
+            apply(&genesis, &mut state, "dr_alice", 3, &consult(vec![order(12), order(11)]))
+                .err(),
+            Some(EventError::DuplicateOrder {
+                order: OrderId::from_random_bytes([11; 16])
+            })
+        );
+        assert_eq!(state, before);
+        assert!(state.order(&OrderId::from_random_bytes([12; 16])).is_none());
     }
 }

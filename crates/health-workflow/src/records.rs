@@ -225,9 +225,22 @@ impl<'a> BodyReader<'a> {
         vault: impl Fn(&Hash) -> Option<SealedBody>,
     ) -> Option<Reading> {
         let reference = event.sealed_section(section)?;
+        self.read_at(author, event, section, &reference, vault)
+    }
+
+    /// Reads the body `reference` names in `section` of `event`: for a section an event
+    /// holds more than once (a consultation's test orders, [`Event::sealed_order`]).
+    pub fn read_at(
+        &self,
+        author: &AccountId,
+        event: &Event,
+        section: Section,
+        reference: &SealedRef,
+        vault: impl Fn(&Hash) -> Option<SealedBody>,
+    ) -> Option<Reading> {
         let patient = event.patient_id()?;
         let binding = Binding::new(self.genesis, *author, patient, event.kind());
-        Some(self.read_sealed(&binding, section, &reference, vault))
+        Some(self.read_sealed(&binding, section, reference, vault))
     }
 
     /// Reads the body `reference` names, sealed in `section` of the event `binding`
@@ -266,9 +279,23 @@ pub fn read_section(
     section: Section,
     vault: impl Fn(&Hash) -> Option<SealedBody>,
 ) -> Option<Reading> {
+    let reference = event.sealed_section(section)?;
+    read_reference(reader, author, event, section, &reference, vault)
+}
+
+/// Reads the body `reference` names in `section` of `event` as `reader`:
+/// [`read_section`] for a section an event holds more than once.
+pub fn read_reference(
+    reader: Option<&BodyReader<'_>>,
+    author: &AccountId,
+    event: &Event,
+    section: Section,
+    reference: &SealedRef,
+    vault: impl Fn(&Hash) -> Option<SealedBody>,
+) -> Option<Reading> {
     match reader {
-        Some(reader) => reader.read(author, event, section, vault),
-        None => event.sealed_section(section).map(|_| Reading::Sealed),
+        Some(reader) => reader.read_at(author, event, section, reference, vault),
+        None => event.patient_id().map(|_| Reading::Sealed),
     }
 }
 
@@ -355,9 +382,7 @@ mod tests {
             let reading = reader.read(&author, &event.event, Section::Demographics, from_vault);
             assert_eq!(
                 reading.as_ref().and_then(Reading::clear),
-                Some(&Body::Demographics {
-                    name: "Jane Doe".into()
-                }),
+                Some(&Body::demographics("Jane Doe")),
                 "{member}"
             );
         }

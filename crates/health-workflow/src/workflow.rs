@@ -11,6 +11,7 @@ use ledger_core::{
 use rand_core::CryptoRng;
 
 use crate::body::{Body, Section};
+use crate::clinical::{Coding, LabReport, MedicationCode, PatientDetails, Visit};
 use crate::consent::ConsentTable;
 use crate::event::{
     DEFAULT_TEST_NAME, DoctorConsultation, EncryptionKeyRotation, Event, EventError, EventKind,
@@ -125,15 +126,23 @@ pub struct TestRequest {
     pub order_id: OrderId,
     /// What to test.
     pub test_name: String,
+    /// The tests, coded (LOINC), if known.
+    pub tests: Vec<Coding>,
 }
 
 impl TestRequest {
-    /// An order for the default test, [`DEFAULT_TEST_NAME`].
-    pub fn blood_test(order_id: OrderId) -> TestRequest {
+    /// An order for `test_name`, uncoded.
+    pub fn new(order_id: OrderId, test_name: &str) -> TestRequest {
         TestRequest {
             order_id,
-            test_name: DEFAULT_TEST_NAME.to_string(),
+            test_name: test_name.to_string(),
+            tests: Vec::new(),
         }
+    }
+
+    /// An order for the default test, [`DEFAULT_TEST_NAME`].
+    pub fn blood_test(order_id: OrderId) -> TestRequest {
+        TestRequest::new(order_id, DEFAULT_TEST_NAME)
     }
 }
 
@@ -325,10 +334,25 @@ impl Actor {
         now: Timestamp,
         rng: &mut impl CryptoRng,
     ) -> Result<Written, WorkflowError> {
+        self.register_patient(ledger, patient_id, name, PatientDetails::default(), now, rng)
+    }
+
+    /// Registers a new patient with a structured name, birth date and gender besides
+    /// the display `name`, all sealed to the care team.
+    pub fn register_patient<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        name: &str,
+        details: PatientDetails,
+        now: Timestamp,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Written, WorkflowError> {
         let kind = EventKind::PatientRegistration;
         self.may_record(kind)?;
         let body = Body::Demographics {
             name: name.to_string(),
+            details,
         };
         let (demographics, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
         let event = Event::PatientRegistration(PatientRegistration {
@@ -353,31 +377,49 @@ impl Actor {
         now: Timestamp,
         rng: &mut impl CryptoRng,
     ) -> Result<Written, WorkflowError> {
+        let visit = Visit::default();
+        let tests = test.into_iter().collect();
+        self.record_consultation(ledger, patient_id, notes, visit, tests, now, rng)
+    }
+
+    /// Records a consultation with its visit details and coded conditions, ordering
+    /// any number of tests (at most [`MAX_TEST_ORDERS`](crate::limits::MAX_TEST_ORDERS)).
+    #[allow(clippy::too_many_arguments)] // each is one part of the consultation
+    pub fn record_consultation<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        notes: &str,
+        visit: Visit,
+        tests: Vec<TestRequest>,
+        now: Timestamp,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Written, WorkflowError> {
         let kind = EventKind::DoctorConsultation;
         self.may_record(kind)?;
         let body = Body::Notes {
             notes: notes.to_string(),
+            visit,
         };
         let (notes, sealed_notes) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
         let mut bodies = vec![sealed_notes];
-        let test_order = match test {
-            Some(request) => {
-                let body = Body::TestOrder {
-                    test_name: request.test_name,
-                };
-                let (test, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
-                bodies.push(sealed);
-                Some(TestOrder {
-                    order_id: request.order_id,
-                    test,
-                })
-            }
-            None => None,
-        };
+        let mut test_orders = Vec::with_capacity(tests.len());
+        for request in tests {
+            let body = Body::TestOrder {
+                test_name: request.test_name,
+                tests: request.tests,
+            };
+            let (test, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+            bodies.push(sealed);
+            test_orders.push(TestOrder {
+                order_id: request.order_id,
+                test,
+            });
+        }
         let event = Event::DoctorConsultation(DoctorConsultation {
             patient_id,
             notes,
-            test_order,
+            test_orders,
         });
         Ok(Written {
             tx: self.sign_event(ledger, event, now)?,
@@ -408,8 +450,26 @@ impl Actor {
                     patient: patient_id,
                 })?,
         };
+        self.record_results(ledger, patient_id, order_id, results, Vec::new(), now, rng)
+    }
+
+    /// Records the results of test order `order` as text and typed observations.
+    #[allow(clippy::too_many_arguments)] // each is one part of the result
+    pub fn record_results<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        order_id: OrderId,
+        results: &str,
+        reports: Vec<LabReport>,
+        now: Timestamp,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Written, WorkflowError> {
+        let kind = EventKind::LabTestResult;
+        self.may_record(kind)?;
         let body = Body::Results {
             results: results.to_string(),
+            reports,
         };
         let (results, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
         let event = Event::LabTestResult(LabTestResult {
@@ -434,6 +494,19 @@ impl Actor {
         now: Timestamp,
         rng: &mut impl CryptoRng,
     ) -> Result<Prescribed, WorkflowError> {
+        self.prescribe_coded(ledger, draft, MedicationCode::default(), now, rng)
+    }
+
+    /// Prescribes as [`prescribe`](Self::prescribe) does, with the medication coded
+    /// (RxNorm) and the date it was written.
+    pub fn prescribe_coded<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        draft: PrescriptionDraft,
+        coded: MedicationCode,
+        now: Timestamp,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Prescribed, WorkflowError> {
         let kind = EventKind::Prescription;
         self.may_record(kind)?;
         let PrescriptionDraft {
@@ -448,6 +521,7 @@ impl Actor {
             medication,
             dosage,
             instructions,
+            coded,
         };
         let (details, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
         let prescription = Prescription {

@@ -5,8 +5,12 @@
 //! keys and nonces), so the vectors are deterministic.
 
 use health_workflow::seal::{BodyId, EncryptionPublicKey, SealedRef};
+use health_workflow::clinical::{
+    ClinicalDate, Coding, Decimal, Gender, LabReport, MedicationCode, Observation,
+    ObservationValue, PatientDetails, Quantity, ReferenceRange, SourceId, Visit,
+};
 use health_workflow::{
-    DoctorConsultation, EncryptionKeyRotation, Event, LabTestResult, OrderId, PatientId,
+    Body, DoctorConsultation, EncryptionKeyRotation, Event, LabTestResult, OrderId, PatientId,
     PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
 };
 use ledger_core::{Hash, TxId, codec};
@@ -51,20 +55,20 @@ fn every_event_kind_encodes_byte_exactly() {
             Event::DoctorConsultation(DoctorConsultation {
                 patient_id: patient,
                 notes: sealed(0xb0, 0x0130),
-                test_order: Some(TestOrder {
+                test_orders: vec![TestOrder {
                     order_id: order,
                     test: sealed(0xc0, 0x42),
-                }),
+                }],
             }),
-            // variant 1, patient, the notes' reference (length 0x130), Some, the order's
-            // uuid, the test's reference (length 0x42)
+            // variant 1, patient, the notes' reference (length 0x130), one test order (a
+            // u64 count), the order's uuid, the test's reference (length 0x42)
             "01000000\
              1000000000000000 11111111111141119111111111111111\
              b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0\
              b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1\
              b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2\
              30010000\
-             01 1000000000000000 2222222222224222a222222222222222\
+             0100000000000000 1000000000000000 2222222222224222a222222222222222\
              c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\
              c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1\
              c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2\
@@ -74,16 +78,16 @@ fn every_event_kind_encodes_byte_exactly() {
             Event::DoctorConsultation(DoctorConsultation {
                 patient_id: patient,
                 notes: sealed(0xb0, 0x0130),
-                test_order: None,
+                test_orders: Vec::new(),
             }),
-            // the same consultation without a test order: None is one zero byte
+            // the same consultation without a test order: an empty list is a zero count
             "01000000\
              1000000000000000 11111111111141119111111111111111\
              b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0\
              b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1\
              b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2\
              30010000\
-             00",
+             0000000000000000",
         ),
         (
             Event::LabTestResult(LabTestResult {
@@ -141,5 +145,133 @@ fn every_event_kind_encodes_byte_exactly() {
         assert_eq!(hex(&bytes), expected.replace(' ', ""), "{event:?}");
         let back: Event = codec::decode(&bytes, bytes.len()).expect("decodes");
         assert_eq!(back, event);
+    }
+}
+
+/// A lab result's body with every coded field set: what an import seals.
+fn structured_results() -> Body {
+    let quantity = |value: &str| Quantity {
+        value: Decimal::parse(value).expect("a decimal"),
+        unit: "g/dL".into(),
+        ucum: Some("g/dL".into()),
+    };
+    Body::Results {
+        results: "Hb".into(),
+        reports: vec![LabReport {
+            code: Some(Coding::new("L", "58410-2", "CBC")),
+            effective: Some(ClinicalDate::parse("2019-12-31").expect("a date")),
+            observations: vec![Observation {
+                code: Coding::new("L", "718-7", "Hb"),
+                value: Some(ObservationValue::Quantity(quantity("13.5"))),
+                range: Some(ReferenceRange {
+                    low: Some(quantity("12")),
+                    high: None,
+                }),
+                interpretation: Some(Coding::new("I", "N", "")),
+                effective: None,
+                source: Some(SourceId::new("Observation", "o1").expect("short")),
+            }],
+            source: None,
+        }],
+    }
+}
+
+#[test]
+fn coded_bodies_encode_byte_exactly() {
+    let cases = [
+        (
+            Body::Demographics {
+                name: "Jo Li".into(),
+                details: PatientDetails {
+                    family: Some("Li".into()),
+                    given: vec!["Jo".into()],
+                    birth_date: Some(ClinicalDate::parse("2019-11").expect("a date")),
+                    gender: Some(Gender::Female),
+                },
+            },
+            // variant 0; name "Jo Li" (u64 length, then bytes); details: family Some "Li",
+            // given ["Jo"], birth date Some "2019-11", gender Some(Female = variant 1)
+            "00000000 0500000000000000 4a6f204c69\
+             01 0200000000000000 4c69\
+             0100000000000000 0200000000000000 4a6f\
+             01 0700000000000000 323031392d3131\
+             01 01000000",
+        ),
+        (
+            Body::Notes {
+                notes: "".into(),
+                visit: Visit {
+                    class: Some("AMB".into()),
+                    kind: None,
+                    start: Some(ClinicalDate::parse("2019").expect("a date")),
+                    end: None,
+                    conditions: vec![Coding::new("S", "1", "x")],
+                    source: Some(SourceId::new("Encounter", "e").expect("short")),
+                },
+            },
+            // variant 1; notes ""; visit: class Some "AMB", kind None, start Some "2019",
+            // end None, conditions [S|1 "x"], source Some "Encounter/e"
+            "01000000 0000000000000000\
+             01 0300000000000000 414d42\
+             00\
+             01 0400000000000000 32303139\
+             00\
+             0100000000000000 0100000000000000 53 0100000000000000 31 0100000000000000 78\
+             01 0b00000000000000 456e636f756e7465722f65",
+        ),
+        (
+            Body::TestOrder {
+                test_name: "CBC".into(),
+                tests: vec![Coding::new("L", "58410-2", "")],
+            },
+            // variant 2; test name "CBC"; tests [L|58410-2 ""]
+            "02000000 0300000000000000 434243\
+             0100000000000000 0100000000000000 4c 0700000000000000 35383431302d32\
+             0000000000000000",
+        ),
+        (
+            structured_results(),
+            // variant 3; results "Hb"; one report: code Some L|58410-2 "CBC", effective
+            // Some "2019-12-31", one observation: code L|718-7 "Hb", value Some
+            // Quantity(variant 0: "13.5", unit "g/dL", UCUM Some "g/dL"), range Some (low
+            // Some "12" g/dL, high None), interpretation Some I|N "", effective None,
+            // source Some "Observation/o1"; the report's source None
+            "03000000 0200000000000000 4862\
+             0100000000000000\
+             01 0100000000000000 4c 0700000000000000 35383431302d32 0300000000000000 434243\
+             01 0a00000000000000 323031392d31322d3331\
+             0100000000000000\
+             0100000000000000 4c 0500000000000000 3731382d37 0200000000000000 4862\
+             01 00000000 0400000000000000 31332e35 0400000000000000 672f644c\
+             01 0400000000000000 672f644c\
+             01 01 0200000000000000 3132 0400000000000000 672f644c 01 0400000000000000 672f644c\
+             00\
+             01 0100000000000000 49 0100000000000000 4e 0000000000000000\
+             00\
+             01 0e00000000000000 4f62736572766174696f6e2f6f31\
+             00",
+        ),
+        (
+            Body::Prescription {
+                medication: "A".into(),
+                dosage: "1".into(),
+                instructions: "".into(),
+                coded: MedicationCode {
+                    code: Some(Coding::new("R", "308192", "A")),
+                    authored: None,
+                    source: None,
+                },
+            },
+            // variant 4; "A", "1", ""; coded: code Some R|308192 "A", authored None,
+            // source None
+            "04000000 0100000000000000 41 0100000000000000 31 0000000000000000\
+             01 0100000000000000 52 0600000000000000 333038313932 0100000000000000 41\
+             00 00",
+        ),
+    ];
+    for (body, expected) in cases {
+        let bytes = body.encode();
+        assert_eq!(hex(&bytes), expected.replace(' ', ""), "{:?}", body.section());
+        assert_eq!(Body::decode(&bytes, body.section()), Ok(body));
     }
 }

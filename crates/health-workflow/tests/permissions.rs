@@ -106,10 +106,10 @@ fn event(scene: &mut Scene, kind: EventKind) -> Event {
         EventKind::DoctorConsultation => Event::DoctorConsultation(DoctorConsultation {
             patient_id: scene.patient,
             notes: net.sealed_ref(),
-            test_order: Some(TestOrder {
+            test_orders: vec![TestOrder {
                 order_id: net.order_id(),
                 test: net.sealed_ref(),
-            }),
+            }],
         }),
         EventKind::LabTestResult => Event::LabTestResult(LabTestResult {
             patient_id: scene.patient,

@@ -42,21 +42,11 @@ const SECTIONS: [Section; 5] = [
 /// The clear body the walkthrough wrote in `section`.
 fn written_body(section: Section) -> Body {
     match section {
-        Section::Demographics => Body::Demographics { name: NAME.into() },
-        Section::Notes => Body::Notes {
-            notes: NOTES.into(),
-        },
-        Section::TestOrder => Body::TestOrder {
-            test_name: DEFAULT_TEST_NAME.into(),
-        },
-        Section::Results => Body::Results {
-            results: RESULTS.into(),
-        },
-        Section::Prescription => Body::Prescription {
-            medication: MEDICATION.into(),
-            dosage: DOSAGE.into(),
-            instructions: INSTRUCTIONS.into(),
-        },
+        Section::Demographics => Body::demographics(NAME),
+        Section::Notes => Body::notes(NOTES),
+        Section::TestOrder => Body::test_order(DEFAULT_TEST_NAME),
+        Section::Results => Body::results(RESULTS),
+        Section::Prescription => Body::prescription(MEDICATION, DOSAGE, INSTRUCTIONS),
         other => panic!("the walkthrough writes no {other} section"),
     }
 }
@@ -328,7 +318,7 @@ fn equal_bodies_sealed_twice_give_unrelated_references() {
     assert_ne!(a.body_id, b.body_id);
     // Nor is a commitment the plain hash of the name or of its encoding, which anyone
     // could compute from a guess.
-    let encoded = Body::Demographics { name: NAME.into() }.encode();
+    let encoded = Body::demographics(NAME).encode();
     for plain in [Hash::of(NAME.as_bytes()), Hash::of(&encoded)] {
         assert_ne!(a.commitment, plain);
         assert_ne!(b.commitment, plain);
@@ -344,8 +334,8 @@ fn a_body_moved_onto_another_event_is_refused() {
         panic!("the second event is the consultation");
     };
     let test = consult
-        .test_order
-        .as_ref()
+        .test_orders
+        .first()
         .expect("a blood test was ordered");
     let doctor = |event: &RecordedEvent, section| net.read("dr_alice", event, section);
     assert_eq!(
@@ -396,8 +386,8 @@ fn a_body_moved_onto_another_event_is_refused() {
     let mut swapped = consult.clone();
     swapped.notes = test.test;
     swapped
-        .test_order
-        .as_mut()
+        .test_orders
+        .first_mut()
         .expect("a blood test was ordered")
         .test = consult.notes;
     let moved = RecordedEvent {
@@ -856,15 +846,15 @@ proptest! {
         let doctor = |event, section| net.read("dr_alice", event, section);
         prop_assert_eq!(
             doctor(&history[0], Section::Demographics),
-            Some(Reading::Clear(Body::Demographics { name: name.clone() }))
+            Some(Reading::Clear(Body::demographics(&name)))
         );
         prop_assert_eq!(
             doctor(&history[1], Section::Notes),
-            Some(Reading::Clear(Body::Notes { notes: notes.clone() }))
+            Some(Reading::Clear(Body::notes(&notes)))
         );
         prop_assert_eq!(
             doctor(&history[2], Section::Results),
-            Some(Reading::Clear(Body::Results { results: results.clone() }))
+            Some(Reading::Clear(Body::results(&results)))
         );
         prop_assert_eq!(
             net.read("lab_tech_bob", &history[1], Section::Notes),

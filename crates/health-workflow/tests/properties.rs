@@ -181,7 +181,7 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
             } => {
                 let patient_id = newest(&seen.patients, patient.unwrap_or(0))
                     .unwrap_or_else(|| net.patient_id());
-                let test_order = order.then(|| {
+                let test_orders = order.then(|| {
                     let order_id = net.order_id();
                     seen.orders.push((order_id, patient_id));
                     TestOrder {
@@ -193,7 +193,7 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                 let event = Event::DoctorConsultation(DoctorConsultation {
                     patient_id,
                     notes,
-                    test_order,
+                    test_orders: test_orders.into_iter().collect(),
                 });
                 (user.unwrap_or(0), event)
             }

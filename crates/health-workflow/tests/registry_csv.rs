@@ -19,7 +19,7 @@ fn names_as<'a>(net: &'a Net, username: &'a str) -> impl FnMut(&Patient) -> Opti
         let registration = records::recorded_event(&net.ledger, at.height, &at.tx_id)
             .expect("the registration is in its block");
         match &net.read(username, &registration, Section::Demographics)? {
-            Reading::Clear(Body::Demographics { name }) => Some(name.clone()),
+            Reading::Clear(Body::Demographics { name, .. }) => Some(name.clone()),
             _ => None,
         }
     }

@@ -267,7 +267,7 @@ fn events_for_an_unknown_patient() {
     let consult = Event::DoctorConsultation(DoctorConsultation {
         patient_id: patient,
         notes: s.net.sealed_ref(),
-        test_order: None,
+        test_orders: Vec::new(),
     });
     assert_eq!(refuse(&mut s, &doctor(), consult), expected);
     let order = s.open_order;
@@ -291,10 +291,10 @@ fn reused_ids() {
     let consult = Event::DoctorConsultation(DoctorConsultation {
         patient_id: patient,
         notes: s.net.sealed_ref(),
-        test_order: Some(TestOrder {
+        test_orders: vec![TestOrder {
             order_id: order,
             test: s.net.sealed_ref(),
-        }),
+        }],
     });
     assert_eq!(
         refuse(&mut s, &doctor(), consult),
@@ -386,12 +386,7 @@ fn empty_or_over_long_text_is_refused_before_sealing() {
         "{error}"
     );
     let order_id = net.order_id();
-    let test = |test_name: String| {
-        Some(TestRequest {
-            order_id,
-            test_name,
-        })
-    };
+    let test = |test_name: String| Some(TestRequest::new(order_id, &test_name));
     let empty = test(String::new());
     assert_eq!(
         text_error(alice.consult(&net.ledger, s.patient, "", empty, now, &mut net.rng)),
@@ -488,10 +483,10 @@ fn oversized_or_repeated_sealed_bodies_are_refused() {
     let consult = Event::DoctorConsultation(DoctorConsultation {
         patient_id: s.patient,
         notes,
-        test_order: Some(TestOrder {
+        test_orders: vec![TestOrder {
             order_id: s.net.order_id(),
             test: notes,
-        }),
+        }],
     });
     assert_eq!(
         refuse(&mut s, &doctor(), consult),

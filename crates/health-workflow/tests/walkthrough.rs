@@ -196,9 +196,7 @@ fn walkthrough_with_exact_balances_block_by_block() {
         net.read("lab_tech_bob", &events[0], Section::Demographics)
             .as_ref()
             .and_then(Reading::clear),
-        Some(&Body::Demographics {
-            name: "Jane Doe".into()
-        })
+        Some(&Body::demographics("Jane Doe"))
     );
     assert_eq!(events[2].recorded.author, net.bob.account());
     let filled = state
@@ -218,11 +216,7 @@ fn walkthrough_with_exact_balances_block_by_block() {
         net.read("pharm_charlie", &prescription, Section::Prescription)
             .as_ref()
             .and_then(Reading::clear),
-        Some(&Body::Prescription {
-            medication: "Ferrous sulfate".into(),
-            dosage: "325 mg".into(),
-            instructions: "once a day with food".into(),
-        })
+        Some(&Body::prescription("Ferrous sulfate", "325 mg", "once a day with food"))
     );
     assert!(state.unfilled_prescriptions(&patient).is_empty());
 

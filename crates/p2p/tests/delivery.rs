@@ -287,9 +287,7 @@ async fn bodies_reach_only_the_members_they_are_sealed_to() {
     );
     assert_eq!(
         read.as_ref().and_then(Reading::clear),
-        Some(&Body::TestOrder {
-            test_name: "Blood Test".into()
-        })
+        Some(&Body::test_order("Blood Test"))
     );
     for node in [doctor, lab, pharmacy, outsider, keyless] {
         node.stop().await;

@@ -281,8 +281,16 @@ impl TxView {
             TxBody::App(event) => {
                 // Sealed sections show as markers with their reference: the API serves
                 // no clinical text (it has no caller to read it as).
+                let mut seen = BTreeMap::<Section, usize>::new();
                 for (section, reference) in event.sealed() {
-                    let key = section_key(section);
+                    // A consultation's second test order is `test_name_2`, and so on.
+                    let n = seen.entry(section).or_default();
+                    *n += 1;
+                    let key = match *n {
+                        1 => section_key(section).to_string(),
+                        n => format!("{}_{n}", section_key(section)),
+                    };
+                    let key = key.as_str();
                     put(key, crate::lens::sealed_marker(section));
                     put(
                         &format!("{key}_body"),
@@ -292,8 +300,11 @@ impl TxView {
                 let patient = match event {
                     Event::PatientRegistration(e) => Some(e.patient_id),
                     Event::DoctorConsultation(e) => {
-                        if let Some(order) = &e.test_order {
-                            put("order_id", order.order_id.to_string());
+                        for (n, order) in e.test_orders.iter().enumerate() {
+                            match n {
+                                0 => put("order_id", order.order_id.to_string()),
+                                n => put(&format!("order_id_{}", n + 1), order.order_id.to_string()),
+                            }
                         }
                         Some(e.patient_id)
                     }
