@@ -33,6 +33,10 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Re-validate a data directory's chain from genesis and report how fast it went.
     Verify(VerifyArgs),
+    /// Write a patient's record as a FHIR R4 Bundle, as one user may read it.
+    Export(ExportArgs),
+    /// Record FHIR R4 bundles (Synthea's, say) as signed events.
+    Import(ImportArgs),
 }
 
 /// The kind of node a REPL serves (`healthchain doctor|lab|pharmacy`), as opposed to
@@ -220,6 +224,56 @@ pub struct VerifyArgs {
 }
 
 /// Accepts `host:port` (a name or an address) and rejects anything else early.
+/// `healthchain export`: a stopped node's data directory to a FHIR R4 Bundle.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The patient: an id, or a unique prefix of one.
+    #[arg(long)]
+    pub patient: String,
+    /// The data directory (default: the demo doctor node's).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where to write the Bundle (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// On the demo network, the demo user to read as (default: dr_alice).
+    #[arg(long, conflicts_with = "key")]
+    pub user: Option<String>,
+    /// The key file of the user to read as (any network).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// File holding the key file's passphrase.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `healthchain import`: FHIR R4 bundles to signed events.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A bundle file, or a directory of them.
+    #[arg(long)]
+    pub fhir: PathBuf,
+    /// The data directory of a stopped node (default: the demo doctor node's); created
+    /// on the demo network if it does not exist.
+    #[arg(long, conflicts_with = "api")]
+    pub data_dir: Option<PathBuf>,
+    /// Import through a running node's HTTP API instead (`host:port`).
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<std::net::SocketAddr>,
+    /// The doctor's key file (default on the demo network: dr_alice).
+    #[arg(long)]
+    pub doctor_key: Option<PathBuf>,
+    /// The lab technician's key file (default on the demo network: lab_tech_bob).
+    #[arg(long)]
+    pub lab_key: Option<PathBuf>,
+    /// The pharmacist's key file (default on the demo network: pharm_charlie).
+    #[arg(long)]
+    pub pharmacy_key: Option<PathBuf>,
+    /// File holding the key files' passphrase.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
 fn parse_peer(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.parse::<SocketAddr>().is_ok() {

@@ -62,20 +62,22 @@ pub(crate) fn bind_genesis(data_dir: &Path, genesis: &Genesis) -> anyhow::Result
 }
 
 /// Progress shown as a bar on a terminal and as a few plain lines otherwise.
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: u64,
     what: &'static str,
+    unit: &'static str,
     next_line: u64,
 }
 
 impl Progress {
-    fn new(total: u64, what: &'static str) -> Progress {
+    /// Progress of `what` over `total` `unit`s ("blocks", "patients").
+    pub(crate) fn new(total: u64, what: &'static str, unit: &'static str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} blocks ({per_sec}, {eta} left)",
-            ) {
+            let template =
+                format!("{{msg}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)");
+            if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(what);
@@ -85,23 +87,34 @@ impl Progress {
             bar,
             total,
             what,
+            unit,
             next_line: total.div_ceil(10).max(1),
         }
     }
 
-    fn set(&mut self, done: u64) {
+    /// Moves the bar to `done`.
+    pub(crate) fn set(&mut self, done: u64) {
         match &self.bar {
             Some(bar) => bar.set_position(done),
             None => {
                 if done >= self.next_line && done < self.total {
-                    println!("{} {done}/{} blocks", self.what, self.total);
+                    println!("{} {done}/{} {}", self.what, self.total, self.unit);
                     self.next_line += self.total.div_ceil(10).max(1);
                 }
             }
         }
     }
 
-    fn finish(&self) {
+    /// Prints a line above the bar (or as it is, without one).
+    pub(crate) fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    /// Clears the bar.
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -156,7 +169,7 @@ fn sealed(
     seal_to_no_one(&body.encode(), &binding, rng).context("sealing a generated body")
 }
 
-fn random_id(rng: &mut impl Rng) -> [u8; 16] {
+pub(crate) fn random_id(rng: &mut impl Rng) -> [u8; 16] {
     let mut bytes = [0u8; 16];
     rng.fill_bytes(&mut bytes);
     bytes
@@ -203,7 +216,7 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     };
     let mut rng = rand::rng();
     let mut episodes: VecDeque<Episode> = VecDeque::new();
-    let mut progress = Progress::new(blocks, "generating");
+    let mut progress = Progress::new(blocks, "generating", "blocks");
     let started = Instant::now();
     let mut total_txs = 0u64;
     for b in 0..blocks {
@@ -538,7 +551,7 @@ async fn sync_over_loopback(
     let mut fresh = spawn(listener, config, ledger, shutdown.clone())?;
     let mut events = fresh.events();
     let handle = fresh.handle();
-    let mut progress = Progress::new(target.height.0, "syncing");
+    let mut progress = Progress::new(target.height.0, "syncing", "blocks");
     let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
     // The tip is read from the events; asking the node (a message to its ledger task)
     // only at the start and when events were missed keeps the measurement from
@@ -681,7 +694,7 @@ pub(crate) fn verify_dir(
     let mut ledger = Ledger::with_store(genesis, HealthPolicy, Discard)?;
     ledger.retain_unstored(false);
     let now = tools::now();
-    let mut progress = Progress::new(stored.len() as u64, "verifying");
+    let mut progress = Progress::new(stored.len() as u64, "verifying", "blocks");
     let started = Instant::now();
     let mut blocks = 0u64;
     let mut transactions = 0u64;
@@ -780,7 +793,7 @@ fn signature_floor(
         signatures: 0,
         seconds: 0.0,
     };
-    let mut progress = Progress::new(stored.len() as u64, "signature floor");
+    let mut progress = Progress::new(stored.len() as u64, "signature floor", "blocks");
     let mut done = 0;
     for chunk in stored.chunks(READ_CHUNK) {
         let blocks = chunk

@@ -71,8 +71,14 @@ impl<'a> Lens<'a> {
                 None
             }
         };
-        let reading =
-            read_reference(self.reader.as_ref(), author, event, section, reference, vault)?;
+        let reading = read_reference(
+            self.reader.as_ref(),
+            author,
+            event,
+            section,
+            reference,
+            vault,
+        )?;
         Some(match failed.into_inner() {
             Some(error) => Err(error),
             None => Ok(reading),

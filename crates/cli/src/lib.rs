@@ -68,6 +68,7 @@ mod api;
 pub mod args;
 pub mod chaingen;
 pub mod command;
+mod fhir;
 mod input;
 pub mod keyfile;
 mod launch;
@@ -101,5 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => launch::run(None, args),
         Command::Generate(args) => chaingen::generate(&args),
         Command::Verify(args) => chaingen::verify(&args),
+        Command::Export(args) => fhir::export_command(&args),
+        Command::Import(args) => fhir::import_command(&args),
     }
 }

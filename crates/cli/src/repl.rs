@@ -624,7 +624,12 @@ impl<B: Backend> Repl<B> {
                 let test = consultation
                     .and_then(|c| {
                         let reference = c.event.sealed_order(&id)?;
-                        Some(lens.plain_at(&c.recorded.author, &c.event, Section::TestOrder, &reference))
+                        Some(lens.plain_at(
+                            &c.recorded.author,
+                            &c.event,
+                            Section::TestOrder,
+                            &reference,
+                        ))
                     })
                     .unwrap_or_else(|| sealed_marker(Section::TestOrder));
                 (id, format!("{test} ordered at {}", views::time(ordered)))

@@ -252,7 +252,12 @@ impl Body {
             } => {
                 text("medication", medication, true, limits::MAX_MEDICATION)?;
                 text("dosage", dosage, true, limits::MAX_DOSAGE)?;
-                text("instructions", instructions, false, limits::MAX_INSTRUCTIONS)?;
+                text(
+                    "instructions",
+                    instructions,
+                    false,
+                    limits::MAX_INSTRUCTIONS,
+                )?;
                 clinical::check_medication(coded)?;
             }
         }
@@ -392,11 +397,7 @@ mod tests {
             name(&"x".repeat(limits::MAX_PATIENT_NAME + 1)).check_form(),
             Err(EventError::TextTooLong { .. })
         ));
-        assert_eq!(
-            Body::notes("").check_form(),
-            Ok(()),
-            "notes may be empty"
-        );
+        assert_eq!(Body::notes("").check_form(), Ok(()), "notes may be empty");
         let prescription = Body::prescription("Iron", "", "");
         assert_eq!(
             prescription.check_form(),

@@ -112,7 +112,9 @@ fn digits(s: &str, n: usize) -> Option<u32> {
 
 fn days_in(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -150,9 +152,8 @@ fn is_time(text: &str) -> bool {
     in_range(h, 23)
         && in_range(m, 59)
         && in_range(s, 60)
-        && fraction.is_none_or(|f| {
-            !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit())
-        })
+        && fraction
+            .is_none_or(|f| !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_zone(text: &str) -> bool {
@@ -444,7 +445,11 @@ impl Observation {
             None => {}
         }
         if let Some(range) = &self.range {
-            range.low.iter().chain(&range.high).try_for_each(Quantity::check_form)?;
+            range
+                .low
+                .iter()
+                .chain(&range.high)
+                .try_for_each(Quantity::check_form)?;
         }
         if let Some(interpretation) = &self.interpretation {
             interpretation.check_form()?;
@@ -587,7 +592,10 @@ mod tests {
             "2019-12-31T23:59:60Z",
             "2019-12-31T09:10:50-05:00",
         ] {
-            assert_eq!(ClinicalDate::parse(ok).map(|d| d.to_string()), Ok(ok.into()));
+            assert_eq!(
+                ClinicalDate::parse(ok).map(|d| d.to_string()),
+                Ok(ok.into())
+            );
         }
         for bad in [
             "",
@@ -603,7 +611,10 @@ mod tests {
             "2019-12-31 09:10:50Z",
             "2019-1-31",
         ] {
-            assert!(ClinicalDate::parse(bad).is_err(), "{bad:?} is not a FHIR date");
+            assert!(
+                ClinicalDate::parse(bad).is_err(),
+                "{bad:?} is not a FHIR date"
+            );
         }
         let when = ClinicalDate::parse("2019-12-31T09:10:50Z").expect("valid");
         assert_eq!(when.date_part(), "2019-12-31");
@@ -616,7 +627,9 @@ mod tests {
             assert_eq!(d.as_str(), ok);
         }
         assert_eq!(Decimal::parse("5.0").map(|d| d.to_f64()), Ok(5.0));
-        for bad in ["", "-", ".5", "5.", "01", "1e", "NaN", "inf", "1e999", "1,5", "0x10"] {
+        for bad in [
+            "", "-", ".5", "5.", "01", "1e", "NaN", "inf", "1e999", "1,5", "0x10",
+        ] {
             assert!(Decimal::parse(bad).is_err(), "{bad:?} is not a decimal");
         }
     }

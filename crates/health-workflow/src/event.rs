@@ -440,7 +440,10 @@ impl Event {
                 }
                 for (i, order) in e.test_orders.iter().enumerate() {
                     v4("order id", order.order_id.0)?;
-                    if e.test_orders[..i].iter().any(|o| o.order_id == order.order_id) {
+                    if e.test_orders[..i]
+                        .iter()
+                        .any(|o| o.order_id == order.order_id)
+                    {
                         return Err(EventError::DuplicateOrder {
                             order: order.order_id,
                         });
@@ -625,6 +628,9 @@ mod tests {
             event.sealed_order(&OrderId::from_random_bytes([6; 16])),
             Some(sealed(3, 80))
         );
-        assert_eq!(event.sealed_order(&OrderId::from_random_bytes([7; 16])), None);
+        assert_eq!(
+            event.sealed_order(&OrderId::from_random_bytes([7; 16])),
+            None
+        );
     }
 }

@@ -151,7 +151,9 @@ pub use policy::{
     DEFAULT_LAB_PAYMENT, DEFAULT_REWARD_FILL, DEFAULT_REWARD_LAB_RESULT, HealthPolicy, HealthUndo,
     PARAM_LAB_PAYMENT, PARAM_REWARD_FILL, PARAM_REWARD_LAB_RESULT, Rates,
 };
-pub use records::{BodyReader, ReadError, Reading, RecordError, RecordedEvent, read_reference, read_section};
+pub use records::{
+    BodyReader, ReadError, Reading, RecordError, RecordedEvent, read_reference, read_section,
+};
 pub use registry::{
     REGISTRY_HEADER, RegistryError, RegistryRow, SEALED_NAME, escape_cell, registry_rows, rfc3339,
     unescape_cell, write_registry, write_rows,

@@ -671,14 +671,26 @@ mod tests {
                 test_orders: orders,
             })
         };
-        apply(&genesis, &mut state, "dr_alice", 2, &consult(vec![order(10), order(11)]))
-            .expect("two fresh orders");
+        apply(
+            &genesis,
+            &mut state,
+            "dr_alice",
+            2,
+            &consult(vec![order(10), order(11)]),
+        )
+        .expect("two fresh orders");
         assert_eq!(state.open_orders(&patient).len(), 2);
         let before = state.clone();
         // The second order reuses an id: nothing of the consultation is kept.
         assert_eq!(
-            apply(&genesis, &mut state, "dr_alice", 3, &consult(vec![order(12), order(11)]))
-                .err(),
+            apply(
+                &genesis,
+                &mut state,
+                "dr_alice",
+                3,
+                &consult(vec![order(12), order(11)])
+            )
+            .err(),
             Some(EventError::DuplicateOrder {
                 order: OrderId::from_random_bytes([11; 16])
             })

@@ -334,7 +334,14 @@ impl Actor {
         now: Timestamp,
         rng: &mut impl CryptoRng,
     ) -> Result<Written, WorkflowError> {
-        self.register_patient(ledger, patient_id, name, PatientDetails::default(), now, rng)
+        self.register_patient(
+            ledger,
+            patient_id,
+            name,
+            PatientDetails::default(),
+            now,
+            rng,
+        )
     }
 
     /// Registers a new patient with a structured name, birth date and gender besides

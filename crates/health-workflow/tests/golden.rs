@@ -4,11 +4,11 @@
 //! Sealed sections are fixed references built by hand (sealing draws random salts,
 //! keys and nonces), so the vectors are deterministic.
 
-use health_workflow::seal::{BodyId, EncryptionPublicKey, SealedRef};
 use health_workflow::clinical::{
     ClinicalDate, Coding, Decimal, Gender, LabReport, MedicationCode, Observation,
     ObservationValue, PatientDetails, Quantity, ReferenceRange, SourceId, Visit,
 };
+use health_workflow::seal::{BodyId, EncryptionPublicKey, SealedRef};
 use health_workflow::{
     Body, DoctorConsultation, EncryptionKeyRotation, Event, LabTestResult, OrderId, PatientId,
     PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
@@ -271,7 +271,12 @@ fn coded_bodies_encode_byte_exactly() {
     ];
     for (body, expected) in cases {
         let bytes = body.encode();
-        assert_eq!(hex(&bytes), expected.replace(' ', ""), "{:?}", body.section());
+        assert_eq!(
+            hex(&bytes),
+            expected.replace(' ', ""),
+            "{:?}",
+            body.section()
+        );
         assert_eq!(Body::decode(&bytes, body.section()), Ok(body));
     }
 }

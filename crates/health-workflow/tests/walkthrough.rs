@@ -216,7 +216,11 @@ fn walkthrough_with_exact_balances_block_by_block() {
         net.read("pharm_charlie", &prescription, Section::Prescription)
             .as_ref()
             .and_then(Reading::clear),
-        Some(&Body::prescription("Ferrous sulfate", "325 mg", "once a day with food"))
+        Some(&Body::prescription(
+            "Ferrous sulfate",
+            "325 mg",
+            "once a day with food"
+        ))
     );
     assert!(state.unfilled_prescriptions(&patient).is_empty());
 

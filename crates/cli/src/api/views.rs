@@ -303,7 +303,9 @@ impl TxView {
                         for (n, order) in e.test_orders.iter().enumerate() {
                             match n {
                                 0 => put("order_id", order.order_id.to_string()),
-                                n => put(&format!("order_id_{}", n + 1), order.order_id.to_string()),
+                                n => {
+                                    put(&format!("order_id_{}", n + 1), order.order_id.to_string())
+                                }
                             }
                         }
                         Some(e.patient_id)
