@@ -421,11 +421,15 @@ fn consultation(
                 (None, false) => vec![text_concept(notes)],
                 (None, true) => Vec::new(),
             };
+            // An imported visit keeps its own dates, or none; a visit recorded here
+            // took place when it was recorded.
             if visit.start.is_some() || visit.end.is_some() {
                 encounter.period = Some(Period {
                     start: visit.start.as_ref().map(ToString::to_string),
                     end: visit.end.as_ref().map(ToString::to_string),
                 });
+            } else if visit.source.is_some() {
+                encounter.period = None;
             }
             encounter.identifier = source_identifier(visit.source.as_ref());
             conditions.clone_from(&visit.conditions);

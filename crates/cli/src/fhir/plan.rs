@@ -422,6 +422,8 @@ pub(crate) fn plan(json: &[u8]) -> Result<PatientPlan, BundleError> {
             r.skip("Observation: not a laboratory result (vital signs, surveys, ...)");
             continue;
         }
+        // Its encounter must be in the bundle, whether or not a report holds it.
+        encounter_of(&r, *i, o.encounter.as_ref())?;
         lab_observations.insert(*i, read_observation(&r, *i, o)?);
     }
     let mut in_report: HashSet<usize> = HashSet::new();
