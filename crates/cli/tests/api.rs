@@ -363,6 +363,11 @@ fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
     assert!(doc.wait(), "the node exits cleanly");
 }
 
+/// A patient id no chain here holds.
+fn uuid_v4_nobody() -> &'static str {
+    "6b1f4d0e-5c4a-4f2e-9d7b-0a1b2c3d4e5f"
+}
+
 /// Logs `username` in through the API; returns the token.
 fn login(addr: &str, username: &str, password: &str) -> Answer {
     let body = serde_json::json!({ "username": username, "password": password }).to_string();
@@ -371,10 +376,15 @@ fn login(addr: &str, username: &str, password: &str) -> Answer {
 
 /// Reads a patient's records with `token`.
 fn records(addr: &str, patient: &str, token: &str) -> Answer {
+    authorized_get(addr, &format!("/patients/{patient}/records"), token)
+}
+
+/// `GET path` with `token`.
+fn authorized_get(addr: &str, path: &str, token: &str) -> Answer {
     request_with(
         addr,
         "GET",
-        &format!("/patients/{patient}/records"),
+        path,
         "text/plain",
         &format!("Authorization: Bearer {token}\r\n"),
         b"",
@@ -447,6 +457,41 @@ fn clinical_records_are_served_only_to_members_who_may_read_them() {
     assert_eq!(
         events[1]["tx"]["fields"]["notes"],
         "(sealed: consultation notes)"
+    );
+
+    // The same record as a FHIR Bundle: only for a logged-in member, and only what
+    // that member reads.
+    let fhir = format!("/patients/{patient}/fhir");
+    assert_eq!(get(&addr, &fhir).refusal(), (401, "unauthorized".into()));
+    let lab = authorized_get(&addr, &fhir, &token);
+    assert_eq!(lab.status, 200, "{}", lab.body);
+    assert_eq!(lab.content_type, "application/fhir+json");
+    assert!(lab.body.contains("Blood Test") && !lab.body.contains("fatigue"), "{}", lab.body);
+    let doctor_token = login(&addr, "dr_alice", "password123").json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let bundle = authorized_get(&addr, &fhir, &doctor_token).json();
+    assert_eq!(bundle["type"], "collection");
+    let kinds: Vec<&str> = bundle["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["resource"]["resourceType"].as_str())
+        .collect();
+    for kind in ["Patient", "Encounter", "ServiceRequest", "Provenance", "Practitioner"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert_eq!(bundle["entry"][0]["resource"]["name"][0]["family"], "Doe");
+    assert!(bundle.to_string().contains("Persistent fatigue, pale"));
+    assert_eq!(
+        authorized_get(&addr, "/patients/not-a-uuid/fhir", &doctor_token).refusal(),
+        (400, "bad_request".into())
+    );
+    let unknown = format!("/patients/{}/fhir", uuid_v4_nobody());
+    assert_eq!(
+        authorized_get(&addr, &unknown, &doctor_token).refusal(),
+        (404, "not_found".into())
     );
     doc.send("exit");
     assert!(doc.wait(), "the node exits cleanly");

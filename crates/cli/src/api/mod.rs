@@ -13,6 +13,7 @@
 
 mod auth;
 mod events;
+mod fhir;
 mod listener;
 mod metrics;
 mod views;
@@ -37,6 +38,7 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
+use crate::fhir::export::ChainRecord;
 use crate::launch::Handle;
 use crate::repl::Logins;
 use metrics::Metrics;
@@ -227,6 +229,7 @@ impl utoipa::Modify for BearerAuth {
         tx,
         patient,
         records,
+        fhir::patient_fhir,
         login,
         accounts,
         mempool,
@@ -303,6 +306,7 @@ fn router(state: ApiState) -> Router {
         .route("/txs/{id}", get(tx))
         .route("/patients/{id}", get(patient))
         .route("/patients/{id}/records", get(records))
+        .route("/patients/{id}/fhir", get(fhir::patient_fhir))
         .route("/login", axum::routing::post(login))
         .route("/accounts", get(accounts))
         .route("/mempool", get(mempool))
@@ -546,10 +550,10 @@ async fn patient(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
     let (patient, genesis, events) = patient_events(&state, &id).await?;
     let events = events
         .into_iter()
-        .map(|(height, block, tx)| PatientEvent {
-            height,
-            block,
-            tx: TxView::of(&genesis, &tx),
+        .map(|record| PatientEvent {
+            height: record.height,
+            block: record.block_hash.to_string(),
+            tx: TxView::of(&genesis, &record.tx),
         })
         .collect();
     Ok(Json(PatientView {
@@ -558,18 +562,11 @@ async fn patient(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
     }))
 }
 
-/// A patient's confirmed events: height, block hash and transaction of each.
+/// A patient's confirmed events: height, block hash, block time and transaction of each.
 async fn patient_events(
     state: &ApiState,
     id: &str,
-) -> Result<
-    (
-        PatientId,
-        ledger_core::Genesis,
-        Vec<(u64, String, HealthTx)>,
-    ),
-    ApiError,
-> {
+) -> Result<(PatientId, ledger_core::Genesis, Vec<ChainRecord>), ApiError> {
     let patient: PatientId = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("'{id}' is not a patient id (a UUID)")))?;
@@ -599,7 +596,12 @@ async fn patient_events(
         .zip(blocks)
         .filter_map(|((tx_id, hash), block)| {
             let tx = block.transactions.iter().find(|t| t.id() == *tx_id)?;
-            Some((block.header.height.0, hash.to_string(), tx.clone()))
+            Some(ChainRecord {
+                height: block.header.height.0,
+                block_hash: *hash,
+                block_time: block.header.timestamp,
+                tx: tx.clone(),
+            })
         })
         .collect();
     Ok((patient, genesis, events))
@@ -627,21 +629,22 @@ async fn records(
         let reader = health_workflow::BodyReader::new(genesis.hash(), viewer.account, &viewer.key);
         events
             .into_iter()
-            .map(|(height, block, tx)| {
-                let mut view = TxView::of(&genesis, &tx);
+            .map(|record| {
+                let tx = &record.tx;
+                let mut view = TxView::of(&genesis, tx);
                 if let ledger_core::TxBody::App(event) = &tx.body {
-                    for (section, _) in event.sealed() {
-                        let read = reader
-                            .read(&tx.author, event, section, |h| vault.get(h).ok().flatten());
+                    for (key, section, reference) in views::sealed_keys(event) {
+                        let read = reader.read_at(&tx.author, event, section, &reference, |h| {
+                            vault.get(h).ok().flatten()
+                        });
                         if let Some(health_workflow::Reading::Clear(body)) = read {
-                            view.fields
-                                .insert(views::section_key(section).to_string(), body.summary());
+                            view.fields.insert(key, body.summary());
                         }
                     }
                 }
                 PatientEvent {
-                    height,
-                    block,
+                    height: record.height,
+                    block: record.block_hash.to_string(),
                     tx: view,
                 }
             })

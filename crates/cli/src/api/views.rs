@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use health_workflow::seal::SealedRef;
 use health_workflow::{Event, HealthTx, Section};
 use ledger_core::{Block, BlockHash, Genesis, Reward, TxBody, verify_signature};
 use serde::Serialize;
@@ -247,6 +248,25 @@ impl RewardView {
     }
 }
 
+/// Each sealed section of `event` with its field name in a transaction's view: a
+/// consultation's second test order is `test_name_2`, and so on.
+pub(crate) fn sealed_keys(event: &Event) -> Vec<(String, Section, SealedRef)> {
+    let mut seen = BTreeMap::<Section, usize>::new();
+    event
+        .sealed()
+        .into_iter()
+        .map(|(section, reference)| {
+            let n = seen.entry(section).or_default();
+            *n += 1;
+            let key = match *n {
+                1 => section_key(section).to_string(),
+                n => format!("{}_{n}", section_key(section)),
+            };
+            (key, section, reference)
+        })
+        .collect()
+}
+
 /// The field name of a sealed section in a transaction's view.
 pub(crate) fn section_key(section: Section) -> &'static str {
     match section {
@@ -281,15 +301,7 @@ impl TxView {
             TxBody::App(event) => {
                 // Sealed sections show as markers with their reference: the API serves
                 // no clinical text (it has no caller to read it as).
-                let mut seen = BTreeMap::<Section, usize>::new();
-                for (section, reference) in event.sealed() {
-                    // A consultation's second test order is `test_name_2`, and so on.
-                    let n = seen.entry(section).or_default();
-                    *n += 1;
-                    let key = match *n {
-                        1 => section_key(section).to_string(),
-                        n => format!("{}_{n}", section_key(section)),
-                    };
+                for (key, section, reference) in sealed_keys(event) {
                     let key = key.as_str();
                     put(key, crate::lens::sealed_marker(section));
                     put(

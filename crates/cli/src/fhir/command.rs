@@ -169,11 +169,7 @@ pub(crate) fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     let records = chain_records(&ledger, &patient)?;
     let read_vault = |hash: &ledger_core::Hash| vault.get(hash).ok().flatten();
     let reader = ExportReader {
-        reader: Some(BodyReader::new(
-            ledger.genesis_hash(),
-            keys.account(),
-            &encryption,
-        )),
+        reader: BodyReader::new(ledger.genesis_hash(), keys.account(), &encryption),
         vault: &read_vault,
     };
     let exported = export(ledger.genesis(), patient, &records, &reader);

@@ -58,14 +58,13 @@ pub(crate) struct Exported {
 
 /// The reader of an export: whose bodies it opens, and the vault it reads them from.
 pub(crate) struct ExportReader<'a> {
-    pub(crate) reader: Option<BodyReader<'a>>,
+    pub(crate) reader: BodyReader<'a>,
     pub(crate) vault: &'a dyn Fn(&Hash) -> Option<SealedBody>,
 }
 
 impl ExportReader<'_> {
     fn open(&self, tx: &HealthTx, event: &Event, section: Section, at: &SealedRef) -> Option<Body> {
-        let reader = self.reader.as_ref()?;
-        match reader.read_at(&tx.author, event, section, at, self.vault)? {
+        match self.reader.read_at(&tx.author, event, section, at, self.vault)? {
             Reading::Clear(body) => Some(body),
             _ => None,
         }
