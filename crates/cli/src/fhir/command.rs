@@ -17,8 +17,10 @@ use p2p::store::RedbStore;
 use super::export::{ChainRecord, ExportReader, export};
 use super::plan::{PatientPlan, plan};
 use super::write::{
-    Outcome, Signer, Signers, Writer, existing_sources, mine_all, write_prescriptions, write_visits,
+    LocalChain, Outcome, Signer, Signers, existing_sources, mine_all, write_prescriptions,
+    write_visits,
 };
+use std::sync::Arc;
 use crate::args::{ExportArgs, ImportArgs};
 use crate::chaingen::{GENESIS_FILE, Progress, bind_genesis};
 use crate::tools;
@@ -303,46 +305,28 @@ pub(crate) fn import_command(args: &ImportArgs) -> anyhow::Result<()> {
         genesis
     };
     let (mut ledger, vault) = open_dir(&data_dir, genesis)?;
-    let signers = signers(&ledger, args)?;
-    let mut rng = rand::rng();
+    let signers = Arc::new(signers(&ledger, args)?);
     let mut progress = Progress::new(plans.len() as u64, "importing", "patients");
     let mut summary = Summary::default();
     for (n, (file, plan)) in plans.iter().enumerate() {
-        let read_vault = |hash: &ledger_core::Hash| vault.get(hash).ok().flatten();
-        let existing = existing_sources(&ledger, &read_vault, &signers, &plan.patient_id)?;
+        let context = || format!("importing {}", file.display());
+        let existing = existing_sources(&ledger, &vault, &signers, &plan.patient_id)?;
         let mut outcome = Outcome::default();
-        let mut writer = Writer {
+        let mut chain = LocalChain {
             ledger: &mut ledger,
-            now: tools::now(),
             bodies: Vec::new(),
         };
-        let results = write_visits(
-            &mut writer,
-            &signers,
-            plan,
-            &existing,
-            &mut outcome,
-            &mut rng,
-        )
-        .with_context(|| format!("importing {}", file.display()))?;
-        let bodies = writer.bodies;
+        let results = write_visits(&mut chain, &signers, plan, &existing, &mut outcome)
+            .with_context(context)?;
+        let bodies = chain.bodies;
         summary.blocks += commit(&mut ledger, &vault, &signers, bodies)?;
-        let mut writer = Writer {
+        let mut chain = LocalChain {
             ledger: &mut ledger,
-            now: tools::now(),
             bodies: Vec::new(),
         };
-        write_prescriptions(
-            &mut writer,
-            &signers,
-            plan,
-            &existing,
-            results,
-            &mut outcome,
-            &mut rng,
-        )
-        .with_context(|| format!("importing {}", file.display()))?;
-        let bodies = writer.bodies;
+        write_prescriptions(&mut chain, &signers, plan, &existing, results, &mut outcome)
+            .with_context(context)?;
+        let bodies = chain.bodies;
         summary.blocks += commit(&mut ledger, &vault, &signers, bodies)?;
         let written: usize = outcome.events.values().sum();
         progress.line(&format!(

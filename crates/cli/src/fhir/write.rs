@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::chaingen::random_id;
+use std::sync::Arc;
+use health_workflow::seal::SealedRef;
 use anyhow::Context;
 use health_workflow::clinical::SourceId;
 use health_workflow::seal::{EncryptionKey, SealedBody};
@@ -51,10 +53,11 @@ pub(crate) struct Outcome {
 /// The sources of every record already in `patient`'s history, as `signers` read them.
 pub(crate) fn existing_sources<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
-    vault: &dyn Fn(&Hash) -> Option<SealedBody>,
+    vault: &p2p::Vault,
     signers: &Signers,
     patient: &PatientId,
 ) -> anyhow::Result<HashSet<SourceId>> {
+    let vault = |hash: &Hash| vault.get(hash).ok().flatten();
     let mut sources = HashSet::new();
     let Some(history) = records::patient_history(ledger, patient)
         .with_context(|| format!("reading the history of patient {patient}"))?
@@ -105,33 +108,57 @@ fn body_sources(body: &Body) -> Vec<&SourceId> {
     }
 }
 
-/// A ledger an import writes to: transactions go to its mempool, and the bodies they
-/// seal are held until the transactions are in blocks.
-pub(crate) struct Writer<'a, B: BodySource<Event>> {
-    pub(crate) ledger: &'a mut Ledger<HealthPolicy, B>,
-    pub(crate) now: Timestamp,
-    /// Each body sealed so far, with the reference it was sealed under.
-    pub(crate) bodies: Vec<(health_workflow::seal::SealedRef, SealedBody)>,
+/// Where an import writes: a ledger it can read (the mempool included) and submit
+/// signed transactions to, with their sealed bodies.
+pub(crate) trait Chain {
+    /// Where the ledger keeps block bodies.
+    type Bodies: BodySource<Event>;
+
+    /// Runs `f` on the ledger as it stands.
+    fn read<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Ledger<HealthPolicy, Self::Bodies>) -> R + Send + 'static,
+    ) -> anyhow::Result<R>;
+
+    /// Submits `tx` with the bodies it seals; `what` names it in an error.
+    fn submit(&mut self, tx: HealthTx, bodies: Vec<SealedBody>, what: &str)
+    -> anyhow::Result<TxId>;
 }
 
-impl<B: BodySource<Event>> Writer<'_, B> {
-    fn submit(&mut self, tx: HealthTx, what: &str) -> anyhow::Result<TxId> {
-        self.ledger
-            .submit_transaction(tx, self.now)
-            .map_err(|e| anyhow::anyhow!("{what} was refused: {e}"))
+/// A ledger in this process: transactions go to its mempool, and the bodies they
+/// seal are held until the transactions are in blocks ([`mine_all`]).
+pub(crate) struct LocalChain<'a, B: BodySource<Event>> {
+    pub(crate) ledger: &'a mut Ledger<HealthPolicy, B>,
+    /// Each body sealed so far, with the reference it was sealed under.
+    pub(crate) bodies: Vec<(SealedRef, SealedBody)>,
+}
+
+impl<B: BodySource<Event>> Chain for LocalChain<'_, B> {
+    type Bodies = B;
+
+    fn read<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Ledger<HealthPolicy, B>) -> R + Send + 'static,
+    ) -> anyhow::Result<R> {
+        Ok(f(self.ledger))
     }
 
-    fn submit_written(&mut self, written: Written, what: &str) -> anyhow::Result<TxId> {
-        let refs = match &written.tx.body {
+    fn submit(
+        &mut self,
+        tx: HealthTx,
+        bodies: Vec<SealedBody>,
+        what: &str,
+    ) -> anyhow::Result<TxId> {
+        let refs = match &tx.body {
             TxBody::App(event) => event.sealed(),
             TxBody::Transfer { .. } => Vec::new(),
         };
-        let id = self.submit(written.tx, what)?;
-        self.bodies.extend(
-            refs.into_iter()
-                .map(|(_, reference)| reference)
-                .zip(written.bodies),
-        );
+        let id = self
+            .ledger
+            .submit_transaction(tx, crate::tools::now())
+            .map_err(|e| anyhow::anyhow!("{what} was refused: {e}"))?;
+        self.bodies
+            .extend(refs.into_iter().map(|(_, reference)| reference).zip(bodies));
         Ok(id)
     }
 }
@@ -143,45 +170,51 @@ fn count(outcome: &mut Outcome, kind: EventKind) {
 /// The lab results each visit of a plan recorded, for the prescriptions that follow.
 pub(crate) type VisitResults = Vec<Vec<TxId>>;
 
+/// Signs a [`Written`] on the chain's ledger with `sign`, and submits it.
+fn write<C: Chain>(
+    chain: &mut C,
+    what: &str,
+    sign: impl FnOnce(&Ledger<HealthPolicy, C::Bodies>) -> Result<Written, health_workflow::WorkflowError>
+        + Send
+        + 'static,
+) -> anyhow::Result<TxId> {
+    let written = chain
+        .read(sign)?
+        .map_err(|e| anyhow::anyhow!("{what} could not be written: {e}"))?;
+    chain.submit(written.tx, written.bodies, what)
+}
+
 /// Signs and submits the first part of `plan` that `existing` does not already hold:
 /// the registration, and each visit's consultation and lab results. Mine these before
 /// [`write_prescriptions`], so the doctor holds the rewards that pay the lab, as in
 /// the walkthrough.
-pub(crate) fn write_visits<B: BodySource<Event>>(
-    writer: &mut Writer<'_, B>,
-    signers: &Signers,
+pub(crate) fn write_visits<C: Chain>(
+    chain: &mut C,
+    signers: &Arc<Signers>,
     plan: &PatientPlan,
     existing: &HashSet<SourceId>,
     outcome: &mut Outcome,
-    rng: &mut rand::rngs::ThreadRng,
 ) -> anyhow::Result<VisitResults> {
     let patient = plan.patient_id;
-    let now = writer.now;
-    let known = writer.ledger.state().app().patient(&patient).is_some();
+    let known = chain.read(move |l| l.state().app().patient(&patient).is_some())?;
     if known {
         outcome.already += 1;
     } else {
-        let written = signers.doctor.actor.register_patient(
-            writer.ledger,
-            patient,
-            &plan.name,
-            plan.details.clone(),
-            now,
-            rng,
-        )?;
-        writer.submit_written(written, "the registration")?;
+        let (s, name, details) = (Arc::clone(signers), plan.name.clone(), plan.details.clone());
+        write(chain, "the registration", move |l| {
+            let now = crate::tools::now();
+            s.doctor
+                .actor
+                .register_patient(l, patient, &name, details, now, &mut rand::rng())
+        })?;
         outcome.registered = true;
         count(outcome, EventKind::PatientRegistration);
     }
     let mut results = Vec::with_capacity(plan.visits.len());
+    let mut rng = rand::rng();
     for visit in &plan.visits {
         let mut recorded = Vec::new();
-        if visit
-            .visit
-            .source
-            .as_ref()
-            .is_some_and(|s| existing.contains(s))
-        {
+        if visit.visit.source.as_ref().is_some_and(|s| existing.contains(s)) {
             outcome.already += 1;
             results.push(recorded);
             continue;
@@ -189,9 +222,9 @@ pub(crate) fn write_visits<B: BodySource<Event>>(
         let orders: Vec<OrderId> = visit
             .orders
             .iter()
-            .map(|_| OrderId::from_random_bytes(random_id(rng)))
+            .map(|_| OrderId::from_random_bytes(random_id(&mut rng)))
             .collect();
-        let tests = visit
+        let tests: Vec<TestRequest> = visit
             .orders
             .iter()
             .zip(&orders)
@@ -201,28 +234,22 @@ pub(crate) fn write_visits<B: BodySource<Event>>(
                 tests: o.tests.clone(),
             })
             .collect();
-        let written = signers.doctor.actor.record_consultation(
-            writer.ledger,
-            patient,
-            &visit.notes,
-            visit.visit.clone(),
-            tests,
-            now,
-            rng,
-        )?;
-        writer.submit_written(written, "a consultation")?;
+        let (s, notes, details) = (Arc::clone(signers), visit.notes.clone(), visit.visit.clone());
+        write(chain, "a consultation", move |l| {
+            let now = crate::tools::now();
+            s.doctor
+                .actor
+                .record_consultation(l, patient, &notes, details, tests, now, &mut rand::rng())
+        })?;
         count(outcome, EventKind::DoctorConsultation);
         for (order, id) in visit.orders.iter().zip(orders) {
-            let written = signers.lab.actor.record_results(
-                writer.ledger,
-                patient,
-                id,
-                &order.results,
-                order.reports.clone(),
-                now,
-                rng,
-            )?;
-            recorded.push(writer.submit_written(written, "a lab result")?);
+            let (s, text, reports) = (Arc::clone(signers), order.results.clone(), order.reports.clone());
+            recorded.push(write(chain, "a lab result", move |l| {
+                let now = crate::tools::now();
+                s.lab
+                    .actor
+                    .record_results(l, patient, id, &text, reports, now, &mut rand::rng())
+            })?);
             count(outcome, EventKind::LabTestResult);
         }
         results.push(recorded);
@@ -234,118 +261,102 @@ pub(crate) fn write_visits<B: BodySource<Event>>(
 /// hold, each based on the lab results recorded since the one before (`results`, from
 /// [`write_visits`], after the results an earlier import left unpaid), with its
 /// payments to the lab and, where the bundle shows one, its fill.
-pub(crate) fn write_prescriptions<B: BodySource<Event>>(
-    writer: &mut Writer<'_, B>,
-    signers: &Signers,
+pub(crate) fn write_prescriptions<C: Chain>(
+    chain: &mut C,
+    signers: &Arc<Signers>,
     plan: &PatientPlan,
     existing: &HashSet<SourceId>,
     results: VisitResults,
     outcome: &mut Outcome,
-    rng: &mut rand::rngs::ThreadRng,
 ) -> anyhow::Result<()> {
     let patient = plan.patient_id;
     // Results an earlier import left unpaid come first; this import's results join
     // as their visit comes.
     let new: HashSet<TxId> = results.iter().flatten().copied().collect();
-    let mut unpaid: Vec<TxId> = writer
-        .ledger
-        .state()
-        .app()
-        .unpaid_lab_results(&patient)
+    let mut unpaid: Vec<TxId> = chain
+        .read(move |l| l.state().app().unpaid_lab_results(&patient))?
         .into_iter()
         .filter(|r| !new.contains(r))
         .collect();
+    let mut context = Prescribing {
+        signers,
+        patient,
+        existing,
+        unpaid: &mut unpaid,
+        outcome,
+    };
     for (visit, recorded) in plan.visits.iter().zip(results) {
-        unpaid.extend(recorded);
+        context.unpaid.extend(recorded);
         for prescription in &visit.prescriptions {
-            write_prescription(
-                writer,
-                signers,
-                patient,
-                prescription,
-                existing,
-                &mut unpaid,
-                outcome,
-                rng,
-            )?;
+            write_prescription(chain, &mut context, prescription)?;
         }
     }
     for prescription in &plan.prescriptions {
-        write_prescription(
-            writer,
-            signers,
-            patient,
-            prescription,
-            existing,
-            &mut unpaid,
-            outcome,
-            rng,
-        )?;
+        write_prescription(chain, &mut context, prescription)?;
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)] // the import's whole context, passed down
-fn write_prescription<B: BodySource<Event>>(
-    writer: &mut Writer<'_, B>,
-    signers: &Signers,
+/// What writing one patient's prescriptions carries from one to the next.
+struct Prescribing<'a> {
+    signers: &'a Arc<Signers>,
     patient: PatientId,
+    existing: &'a HashSet<SourceId>,
+    unpaid: &'a mut Vec<TxId>,
+    outcome: &'a mut Outcome,
+}
+
+fn write_prescription<C: Chain>(
+    chain: &mut C,
+    context: &mut Prescribing<'_>,
     plan: &PrescriptionPlan,
-    existing: &HashSet<SourceId>,
-    unpaid: &mut Vec<TxId>,
-    outcome: &mut Outcome,
-    rng: &mut rand::rngs::ThreadRng,
 ) -> anyhow::Result<()> {
     if plan
         .coded
         .source
         .as_ref()
-        .is_some_and(|s| existing.contains(s))
+        .is_some_and(|s| context.existing.contains(s))
     {
-        outcome.already += 1;
+        context.outcome.already += 1;
         return Ok(());
     }
-    let cited = unpaid.len().min(limits::MAX_BASED_ON);
+    let cited = context.unpaid.len().min(limits::MAX_BASED_ON);
+    let prescription_id = PrescriptionId::from_random_bytes(random_id(&mut rand::rng()));
     let draft = PrescriptionDraft {
-        prescription_id: PrescriptionId::from_random_bytes(random_id(rng)),
-        patient_id: patient,
+        prescription_id,
+        patient_id: context.patient,
         medication: plan.medication.clone(),
         dosage: plan.dosage.clone(),
         instructions: plan.instructions.clone(),
-        based_on: unpaid.drain(..cited).collect(),
+        based_on: context.unpaid.drain(..cited).collect(),
     };
-    let prescription_id = draft.prescription_id;
-    let prescribed = signers.doctor.actor.prescribe_coded(
-        writer.ledger,
-        draft,
-        plan.coded.clone(),
-        writer.now,
-        rng,
-    )?;
+    let (s, coded) = (Arc::clone(context.signers), plan.coded.clone());
+    let prescribed = chain
+        .read(move |l| {
+            let now = crate::tools::now();
+            s.doctor
+                .actor
+                .prescribe_coded(l, draft, coded, now, &mut rand::rng())
+        })?
+        .map_err(|e| anyhow::anyhow!("a prescription could not be written: {e}"))?;
     let payments: Vec<HealthTx> = prescribed
         .payments
         .iter()
         .filter_map(|p| p.transfer.clone().ok())
         .collect();
-    writer.submit_written(
-        Written {
-            tx: prescribed.prescription,
-            bodies: prescribed.bodies,
-        },
-        "a prescription",
-    )?;
-    count(outcome, EventKind::Prescription);
+    chain.submit(prescribed.prescription, prescribed.bodies, "a prescription")?;
+    count(context.outcome, EventKind::Prescription);
     for payment in payments {
-        writer.submit(payment, "a lab payment")?;
-        outcome.payments += 1;
+        chain.submit(payment, Vec::new(), "a lab payment")?;
+        context.outcome.payments += 1;
     }
     if plan.dispensed {
-        let fill = signers
-            .pharmacist
-            .actor
-            .fill(writer.ledger, prescription_id, writer.now)?;
-        writer.submit(fill, "a fill")?;
-        count(outcome, EventKind::PrescriptionFilled);
+        let s = Arc::clone(context.signers);
+        let fill = chain
+            .read(move |l| s.pharmacist.actor.fill(l, prescription_id, crate::tools::now()))?
+            .map_err(|e| anyhow::anyhow!("a fill could not be written: {e}"))?;
+        chain.submit(fill, Vec::new(), "a fill")?;
+        count(context.outcome, EventKind::PrescriptionFilled);
     }
     Ok(())
 }
