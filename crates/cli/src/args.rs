@@ -257,9 +257,14 @@ pub struct ImportArgs {
     /// on the demo network if it does not exist.
     #[arg(long, conflicts_with = "api")]
     pub data_dir: Option<PathBuf>,
-    /// Import through a running node's HTTP API instead (`host:port`).
+    /// Import through a running node's HTTP API instead (`host:port`): the importer
+    /// joins the network through that node.
     #[arg(long, value_name = "ADDR")]
     pub api: Option<std::net::SocketAddr>,
+    /// The network's genesis file (default: the demo network), for `--api` or a new
+    /// data directory.
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
     /// The doctor's key file (default on the demo network: dr_alice).
     #[arg(long)]
     pub doctor_key: Option<PathBuf>,

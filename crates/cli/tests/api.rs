@@ -5,108 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::http::{Answer, request, request_with};
 use common::start_api_doctor;
 use health_workflow::{Event, PatientId, PatientRegistration, demo_genesis, demo_keypair};
 use ledger_core::sealed::{BodyId, SealedRef};
 use ledger_core::{Hash, Timestamp, Transaction, TxBody, codec};
 use serde_json::Value;
-
-/// An HTTP answer: status, content type and body.
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// A typed refusal: the status and the JSON error kind.
-    fn refusal(&self) -> (u16, String) {
-        let kind = self.json()["error"]
-            .as_str()
-            .expect("an error kind")
-            .to_string();
-        (self.status, kind)
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`.
-fn request(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Answer {
-    request_with(addr, method, path, content_type, "", body)
-}
-
-/// [`request`] with extra header lines (each ending in `\r\n`).
-fn request_with(
-    addr: &str,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    extra: &str,
-    body: &[u8],
-) -> Answer {
-    let mut stream = TcpStream::connect(addr).expect("the API accepts a connection");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("writes");
-    // A refused oversized body may be cut short by the server: that is its answer.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Answer {
-        status,
-        content_type,
-        body,
-    }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
 
 fn get(addr: &str, path: &str) -> Answer {
     request(addr, "GET", path, "text/plain", b"")
@@ -466,7 +374,11 @@ fn clinical_records_are_served_only_to_members_who_may_read_them() {
     let lab = authorized_get(&addr, &fhir, &token);
     assert_eq!(lab.status, 200, "{}", lab.body);
     assert_eq!(lab.content_type, "application/fhir+json");
-    assert!(lab.body.contains("Blood Test") && !lab.body.contains("fatigue"), "{}", lab.body);
+    assert!(
+        lab.body.contains("Blood Test") && !lab.body.contains("fatigue"),
+        "{}",
+        lab.body
+    );
     let doctor_token = login(&addr, "dr_alice", "password123").json()["token"]
         .as_str()
         .expect("a token")
@@ -479,7 +391,13 @@ fn clinical_records_are_served_only_to_members_who_may_read_them() {
         .iter()
         .filter_map(|e| e["resource"]["resourceType"].as_str())
         .collect();
-    for kind in ["Patient", "Encounter", "ServiceRequest", "Provenance", "Practitioner"] {
+    for kind in [
+        "Patient",
+        "Encounter",
+        "ServiceRequest",
+        "Provenance",
+        "Practitioner",
+    ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
     assert_eq!(bundle["entry"][0]["resource"]["name"][0]["family"], "Doe");

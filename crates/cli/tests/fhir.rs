@@ -7,7 +7,8 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use common::binary;
+use common::http::{request, request_with};
+use common::{binary, start_api_node};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -523,4 +524,100 @@ fn a_malformed_bundle_is_refused_by_entry_and_writes_nothing() {
         run.stderr
     );
     assert_eq!(tip(&data), before);
+}
+
+/// Logs `username` in through the API at `api`; returns the bearer token.
+fn token(api: &str, username: &str, password: &str) -> String {
+    let body = serde_json::json!({ "username": username, "password": password }).to_string();
+    let answer = request(api, "POST", "/login", "application/json", body.as_bytes());
+    answer.json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_string()
+}
+
+/// The FHIR export of `patient` from the API at `api`, as the holder of `token`.
+fn api_export(api: &str, patient: &str, token: &str) -> Value {
+    let answer = request_with(
+        api,
+        "GET",
+        &format!("/patients/{patient}/fhir"),
+        "text/plain",
+        &format!("Authorization: Bearer {token}\r\n"),
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()
+}
+
+#[test]
+fn an_import_through_a_running_node_reaches_the_whole_network_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut doctor, doctor_addr, doctor_api) =
+        start_api_node("doctor", "DoctorNode-1", &dir.path().join("doctor"), &[]);
+    let (mut lab, _, lab_api) =
+        start_api_node("lab", "LabNode-1", &dir.path().join("lab"), &[doctor_addr]);
+    let synthea = fixtures().join("synthea");
+    let synthea_arg = synthea.to_str().expect("a UTF-8 path");
+    let import = || {
+        let output = binary()
+            .args(["import", "--fhir", synthea_arg, "--api", &doctor_api])
+            .output()
+            .expect("the binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let first = import();
+    assert!(first.contains("Imported 3 patient(s) (3 new)"), "{first}");
+    assert!(first.contains("through the node at"), "{first}");
+
+    let doctor_token = token(&doctor_api, "dr_alice", "password123");
+    let lab_token = token(&lab_api, "lab_tech_bob", "labpass");
+    for file in std::fs::read_dir(&synthea).expect("fixtures") {
+        let source: Value = serde_json::from_slice(
+            &std::fs::read(file.expect("an entry").path()).expect("readable"),
+        )
+        .expect("JSON");
+        let patient = resources(&source, "Patient")[0]["id"]
+            .as_str()
+            .expect("an id")
+            .to_string();
+        // The node behind the API holds the records, and round trips them.
+        let exported = api_export(&doctor_api, &patient, &doctor_token);
+        assert_well_formed(&exported);
+        assert_round_trip(&source, &exported);
+        // The lab's node, a peer of that node only, receives the results sealed to it.
+        let lab_results = source["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["resource"]["category"][0]["coding"][0]["code"] == "laboratory")
+            .count();
+        lab.poll("peers", "onnected peers", |_| {
+            resources(&api_export(&lab_api, &patient, &lab_token), "Observation").len()
+                == lab_results
+        });
+    }
+
+    // A second import through the API finds every record and adds nothing.
+    let second = import();
+    assert!(second.contains("Imported 3 patient(s) (0 new)"), "{second}");
+    assert!(second.contains(": 0 events"), "{second}");
+
+    // A node on another network is refused before anything is signed.
+    let other = binary()
+        .args(["import", "--fhir", synthea_arg, "--api", &doctor_api])
+        .arg("--genesis")
+        .arg(dir.path().join("doctor").join("no-such-genesis.bin"))
+        .output()
+        .expect("the binary runs");
+    assert!(!other.status.success());
+    doctor.send("exit");
+    lab.send("exit");
+    assert!(doctor.wait() && lab.wait(), "the nodes exit cleanly");
 }

@@ -20,6 +20,13 @@ pub const MAX_BODIES_PER_MESSAGE: usize = 64;
 /// Most bodies a node waits for at once (ciphertext hashes it lacks and may read).
 pub const MAX_WANTED_BODIES: usize = 65_536;
 
+/// Most asks for bodies a node did not hold yet that it remembers, to serve them
+/// when the bodies arrive (a peer may ask before the body reached this node).
+pub const MAX_AWAITED_BODIES: usize = 16_384;
+
+/// Most peers remembered as waiting for one body.
+pub const MAX_PEERS_AWAITING: usize = 16;
+
 /// Most recent sealed references a node remembers, to check bodies pushed to it.
 pub const MAX_RECENT_REFS: usize = 100_000;
 

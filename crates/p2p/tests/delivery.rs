@@ -582,3 +582,83 @@ async fn a_replayed_or_reflected_key_proof_is_refused() {
         .await;
     doctor.stop().await;
 }
+
+/// Reads messages until `Bodies` (returned), failing on anything but the handshake's,
+/// relays and refusals.
+async fn bodies_from(stream: &mut TcpStream) -> Vec<SealedBody> {
+    loop {
+        match read(stream).await.expect("the node keeps the connection") {
+            Message::Bodies(bodies) => return bodies,
+            Message::Denied(hashes) => panic!("{hashes:?} denied"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_asked_for_before_it_arrived_is_served_when_it_arrives() {
+    // The doctor holds a consultation: its notes are sealed to doctors only.
+    let doctor = start("doctor", Some(demo_keypair("dr_alice")), vec![]).await;
+    let alice = actor(&doctor.handle, "dr_alice").await;
+    let patient = PatientId::from_random_bytes([7; 16]);
+    let a = alice.clone();
+    let registration = doctor
+        .handle
+        .query(move |l| a.register(l, patient, "Jane Doe", now(), &mut rng(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    doctor.write(registration).await;
+    let a = alice.clone();
+    let consultation = doctor
+        .handle
+        .query(move |l| a.consult(l, patient, "private", None, now(), &mut rng(2)))
+        .await
+        .unwrap()
+        .unwrap();
+    let notes = sections(&consultation.tx)[0].1;
+    doctor.write(consultation).await;
+
+    // A writer node, a peer of the doctor, prepares a registration it has not sent.
+    let mut writer = start("writer", Some(demo_keypair("dr_alice")), vec![doctor.addr]).await;
+    writer.wait_peers(1).await;
+    let a = actor(&writer.handle, "dr_alice").await;
+    let other = PatientId::from_random_bytes([8; 16]);
+    let registration = writer
+        .handle
+        .query(move |l| a.register(l, other, "John Roe", now(), &mut rng(3)))
+        .await
+        .unwrap()
+        .unwrap();
+    let name = sections(&registration.tx)[0].1;
+
+    // The lab asks the doctor for that name, which the doctor does not hold yet, and
+    // for the notes: the notes are denied, and that answer says the ask is on record.
+    let ours = [5u8; 32];
+    let (mut lab, theirs) = open(doctor.addr, ours).await;
+    let lab_key = demo_keypair("lab_tech_bob");
+    let proof = KeyProof::sign(
+        Some(&lab_key),
+        &genesis().hash(),
+        &theirs.challenge,
+        &ours,
+        true,
+    );
+    lab.write_all(&frame(Message::KeyProof(proof)))
+        .await
+        .unwrap();
+    lab.write_all(&frame(Message::GetBodies(vec![name, notes])))
+        .await
+        .unwrap();
+    assert_eq!(denied_and_nothing_else(&mut lab).await, Some(vec![notes]));
+
+    // The registration reaches the doctor with its body: the lab gets the body then,
+    // without asking again.
+    writer.write(registration).await;
+    let served = bodies_from(&mut lab).await;
+    assert_eq!(served.len(), 1);
+    assert_eq!(Hash::of(&served[0].ciphertext), name);
+    assert!(served[0].is_sealed_to(&lab_key.account()));
+    writer.stop().await;
+    doctor.stop().await;
+}

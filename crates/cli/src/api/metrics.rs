@@ -237,6 +237,7 @@ mod tests {
             peers: 2,
             mempool: 1,
             mempool_bytes: 100,
+            peer_addr: "127.0.0.1:5001".into(),
         };
         let text = metrics.encode(&status).expect("encodes");
         assert!(

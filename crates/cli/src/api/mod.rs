@@ -358,10 +358,12 @@ async fn read_status(handle: &Handle) -> Result<Status, ApiError> {
                 peers: 0,
                 mempool: ledger.mempool().len(),
                 mempool_bytes: ledger.mempool().map(|p| p.size).sum(),
+                peer_addr: String::new(),
             }
         })
         .await?;
     status.peers = handle.peers().await?.len();
+    status.peer_addr = handle.local_addr().to_string();
     Ok(status)
 }
 

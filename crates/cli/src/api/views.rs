@@ -28,6 +28,9 @@ pub(crate) struct Status {
     pub(crate) mempool: usize,
     /// Their encoded size in bytes.
     pub(crate) mempool_bytes: usize,
+    /// Where this node accepts peers (`host:port`): how a new node, or
+    /// `healthchain import --api`, joins the network through it.
+    pub(crate) peer_addr: String,
 }
 
 /// What every view of a block starts with.

@@ -10,7 +10,7 @@ use health_workflow::seal::EncryptionKey;
 use health_workflow::{
     Actor, BodyReader, Event, EventKind, HealthPolicy, PatientId, Role, is_demo,
 };
-use ledger_core::{Genesis, Keypair, Ledger};
+use ledger_core::{BodySource, Genesis, Keypair, Ledger};
 use p2p::Vault;
 use p2p::store::RedbStore;
 
@@ -20,11 +20,11 @@ use super::write::{
     LocalChain, Outcome, Signer, Signers, existing_sources, mine_all, write_prescriptions,
     write_visits,
 };
-use std::sync::Arc;
 use crate::args::{ExportArgs, ImportArgs};
 use crate::chaingen::{GENESIS_FILE, Progress, bind_genesis};
 use crate::tools;
 use health_workflow::seal::{SealedBody, SealedRef};
+use std::sync::Arc;
 
 /// The data directory of the demo doctor node, used when none is given.
 pub(crate) fn default_data_dir() -> PathBuf {
@@ -223,7 +223,10 @@ fn bundle_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// The members an import signs as: the key files given, or the demo users.
-fn signers(ledger: &DirLedger, args: &ImportArgs) -> anyhow::Result<Signers> {
+pub(crate) fn signers<B: BodySource<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    args: &ImportArgs,
+) -> anyhow::Result<Signers> {
     let genesis = ledger.genesis();
     let demo = is_demo(genesis);
     let signer = |role: Role, key: Option<&Path>, flag: &str| -> anyhow::Result<Signer> {
@@ -292,15 +295,18 @@ fn read_plans(path: &Path) -> anyhow::Result<Vec<(PathBuf, PatientPlan)>> {
 pub(crate) fn import_command(args: &ImportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let plans = read_plans(&args.fhir)?;
-    if args.api.is_some() {
-        bail!("importing through a node's API is not built yet");
+    if let Some(api) = args.api {
+        return super::remote::import_remote(api, args, &plans, started);
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let genesis_path = data_dir.join(GENESIS_FILE);
     let genesis = if genesis_path.exists() {
         tools::read_genesis(&genesis_path)?
     } else {
-        let genesis = demo_genesis();
+        let genesis = match &args.genesis {
+            Some(path) => tools::read_genesis(path)?,
+            None => demo_genesis(),
+        };
         bind_genesis(&data_dir, &genesis)?;
         genesis
     };
@@ -348,7 +354,12 @@ pub(crate) fn import_command(args: &ImportArgs) -> anyhow::Result<()> {
         progress.set(n as u64 + 1);
     }
     progress.finish();
-    summary.print(started.elapsed().as_secs_f64(), &ledger, &data_dir);
+    let tip = ledger.tip();
+    summary.print(
+        started.elapsed().as_secs_f64(),
+        &format!("into {}", data_dir.display()),
+    );
+    println!("Tip: height {} hash {}", tip.height, tip.hash);
     Ok(())
 }
 
@@ -376,6 +387,26 @@ fn commit(
             .context("keeping a sealed body")?;
     }
     Ok(mined)
+}
+
+/// The line printed for each patient: its id, name and what was added.
+pub(crate) fn patient_line(plan: &PatientPlan, outcome: &Outcome) -> String {
+    let written: usize = outcome.events.values().sum();
+    format!(
+        "{} {} {}: {}",
+        if outcome.registered {
+            "Imported"
+        } else {
+            "Updated "
+        },
+        plan.patient_id,
+        plan.name,
+        if written == 0 {
+            "already imported, nothing added".to_string()
+        } else {
+            describe(&outcome.events)
+        }
+    )
 }
 
 fn describe(events: &BTreeMap<EventKind, usize>) -> String {
@@ -412,15 +443,11 @@ impl Summary {
         }
     }
 
-    pub(crate) fn print(&self, seconds: f64, ledger: &DirLedger, data_dir: &Path) {
+    pub(crate) fn print(&self, seconds: f64, place: &str) {
         let events: usize = self.events.values().sum();
         println!(
-            "Imported {} patient(s) ({} new) in {seconds:.1} s: {events} events, {} lab payment(s), {} block(s) into {}",
-            self.patients,
-            self.new_patients,
-            self.payments,
-            self.blocks,
-            data_dir.display()
+            "Imported {} patient(s) ({} new) in {seconds:.1} s: {events} events, {} lab payment(s), {} block(s) {place}",
+            self.patients, self.new_patients, self.payments, self.blocks,
         );
         for (kind, n) in &self.events {
             println!("  {kind}: {n}");
@@ -434,7 +461,5 @@ impl Summary {
                 println!("  {n} {reason}");
             }
         }
-        let tip = ledger.tip();
-        println!("Tip: height {} hash {}", tip.height, tip.hash);
     }
 }

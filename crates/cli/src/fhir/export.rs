@@ -64,7 +64,10 @@ pub(crate) struct ExportReader<'a> {
 
 impl ExportReader<'_> {
     fn open(&self, tx: &HealthTx, event: &Event, section: Section, at: &SealedRef) -> Option<Body> {
-        match self.reader.read_at(&tx.author, event, section, at, self.vault)? {
+        match self
+            .reader
+            .read_at(&tx.author, event, section, at, self.vault)?
+        {
             Reading::Clear(body) => Some(body),
             _ => None,
         }

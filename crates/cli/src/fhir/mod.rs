@@ -18,6 +18,7 @@ pub(crate) mod plan;
 pub(crate) mod write;
 
 mod command;
+mod remote;
 
 pub(crate) use command::{export_command, import_command};
 

@@ -837,7 +837,11 @@ mod tests {
 
     fn observation(n: usize) -> clinical::Observation {
         clinical::Observation {
-            code: clinical::Coding::new(clinical::LOINC, &format!("{n}-1"), "A test of some length"),
+            code: clinical::Coding::new(
+                clinical::LOINC,
+                &format!("{n}-1"),
+                "A test of some length",
+            ),
             value: Some(ObservationValue::Quantity(clinical::Quantity {
                 value: Decimal::parse("13.5").expect("a decimal"),
                 unit: "g/dL".into(),
@@ -852,9 +856,15 @@ mod tests {
 
     fn report(n: usize, observations: usize) -> LabReport {
         LabReport {
-            code: Some(clinical::Coding::new(clinical::LOINC, &format!("{n}-0"), "Panel")),
+            code: Some(clinical::Coding::new(
+                clinical::LOINC,
+                &format!("{n}-0"),
+                "Panel",
+            )),
             effective: None,
-            observations: (0..observations).map(|o| observation(n * 1000 + o)).collect(),
+            observations: (0..observations)
+                .map(|o| observation(n * 1000 + o))
+                .collect(),
             source: SourceId::new("DiagnosticReport", &n.to_string()).ok(),
         }
     }
@@ -900,14 +910,22 @@ mod tests {
         assert!(counts.iter().all(|&c| c <= limits::MAX_OBSERVATIONS));
         for order in &orders {
             // Each part keeps its panel's code and source.
-            assert!(order.reports.iter().all(|p| p.source == report(1, 0).source));
+            assert!(
+                order
+                    .reports
+                    .iter()
+                    .all(|p| p.source == report(1, 0).source)
+            );
             Body::Results {
                 results: order.results.clone(),
                 reports: order.reports.clone(),
             }
             .check_form()
             .expect("each result fits one sealed body");
-            assert_eq!(order.tests, vec![clinical::Coding::new(clinical::LOINC, "1-0", "Panel")]);
+            assert_eq!(
+                order.tests,
+                vec![clinical::Coding::new(clinical::LOINC, "1-0", "Panel")]
+            );
         }
         assert!(r.skipped.is_empty());
     }

@@ -10,16 +10,16 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::chaingen::random_id;
-use std::sync::Arc;
-use health_workflow::seal::SealedRef;
 use anyhow::Context;
 use health_workflow::clinical::SourceId;
+use health_workflow::seal::SealedRef;
 use health_workflow::seal::{EncryptionKey, SealedBody};
 use health_workflow::{
     Actor, Body, BodyReader, Event, EventKind, HealthPolicy, HealthTx, OrderId, PatientId,
     PrescriptionDraft, PrescriptionId, Reading, TestRequest, Written, limits, records,
 };
 use ledger_core::{BlockStatus, BodySource, Hash, Keypair, Ledger, Timestamp, TxBody, TxId};
+use std::sync::Arc;
 
 use super::plan::{PatientPlan, PrescriptionPlan};
 
@@ -174,9 +174,11 @@ pub(crate) type VisitResults = Vec<Vec<TxId>>;
 fn write<C: Chain>(
     chain: &mut C,
     what: &str,
-    sign: impl FnOnce(&Ledger<HealthPolicy, C::Bodies>) -> Result<Written, health_workflow::WorkflowError>
-        + Send
-        + 'static,
+    sign: impl FnOnce(
+        &Ledger<HealthPolicy, C::Bodies>,
+    ) -> Result<Written, health_workflow::WorkflowError>
+    + Send
+    + 'static,
 ) -> anyhow::Result<TxId> {
     let written = chain
         .read(sign)?
@@ -214,7 +216,12 @@ pub(crate) fn write_visits<C: Chain>(
     let mut rng = rand::rng();
     for visit in &plan.visits {
         let mut recorded = Vec::new();
-        if visit.visit.source.as_ref().is_some_and(|s| existing.contains(s)) {
+        if visit
+            .visit
+            .source
+            .as_ref()
+            .is_some_and(|s| existing.contains(s))
+        {
             outcome.already += 1;
             results.push(recorded);
             continue;
@@ -234,16 +241,30 @@ pub(crate) fn write_visits<C: Chain>(
                 tests: o.tests.clone(),
             })
             .collect();
-        let (s, notes, details) = (Arc::clone(signers), visit.notes.clone(), visit.visit.clone());
+        let (s, notes, details) = (
+            Arc::clone(signers),
+            visit.notes.clone(),
+            visit.visit.clone(),
+        );
         write(chain, "a consultation", move |l| {
             let now = crate::tools::now();
-            s.doctor
-                .actor
-                .record_consultation(l, patient, &notes, details, tests, now, &mut rand::rng())
+            s.doctor.actor.record_consultation(
+                l,
+                patient,
+                &notes,
+                details,
+                tests,
+                now,
+                &mut rand::rng(),
+            )
         })?;
         count(outcome, EventKind::DoctorConsultation);
         for (order, id) in visit.orders.iter().zip(orders) {
-            let (s, text, reports) = (Arc::clone(signers), order.results.clone(), order.reports.clone());
+            let (s, text, reports) = (
+                Arc::clone(signers),
+                order.results.clone(),
+                order.reports.clone(),
+            );
             recorded.push(write(chain, "a lab result", move |l| {
                 let now = crate::tools::now();
                 s.lab
@@ -353,7 +374,11 @@ fn write_prescription<C: Chain>(
     if plan.dispensed {
         let s = Arc::clone(context.signers);
         let fill = chain
-            .read(move |l| s.pharmacist.actor.fill(l, prescription_id, crate::tools::now()))?
+            .read(move |l| {
+                s.pharmacist
+                    .actor
+                    .fill(l, prescription_id, crate::tools::now())
+            })?
             .map_err(|e| anyhow::anyhow!("a fill could not be written: {e}"))?;
         chain.submit(fill, Vec::new(), "a fill")?;
         count(context.outcome, EventKind::PrescriptionFilled);

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -256,28 +258,41 @@ pub fn start_node(role: &str, name: &str, data_dir: &Path, peers: &[String]) -> 
 /// Starts a doctor node with the HTTP API on a free loopback port; returns it with the
 /// API's address (`127.0.0.1:PORT`).
 pub fn start_api_doctor(data_dir: &Path) -> (Proc, String) {
+    let (proc, _, api) = start_api_node("doctor", "DoctorNode-1", data_dir, &[]);
+    (proc, api)
+}
+
+/// Starts a role node with the HTTP API, both on free loopback ports; returns it with
+/// its peer address and its API address.
+pub fn start_api_node(
+    role: &str,
+    name: &str,
+    data_dir: &Path,
+    peers: &[String],
+) -> (Proc, String, String) {
     let dir = data_dir.to_str().expect("utf-8 temp path").to_string();
-    let mut proc = Proc::start(
-        "doctor",
-        &[
-            "doctor",
-            "--port",
-            "0",
-            "--id",
-            "DoctorNode-1",
-            "--data-dir",
-            &dir,
-            "--api",
-            "127.0.0.1:0",
-        ],
-    );
-    let line = proc.expect_contains("block explorer on http://");
+    let peers = peers.join(",");
+    let mut args = vec![role, "--port", "0", "--id", name, "--data-dir", &dir];
+    args.extend(["--api", "127.0.0.1:0"]);
+    if !peers.is_empty() {
+        args.push("--peers");
+        args.push(&peers);
+    }
+    let mut proc = Proc::start(name, &args);
+    let line = proc.expect_contains(" listening on ");
     let addr = line
+        .split(" listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("the start-up line names the address")
+        .to_string();
+    let line = proc.expect_contains("block explorer on http://");
+    let api = line
         .split("http://")
         .nth(1)
         .expect("the start-up line names the API address")
         .trim()
         .trim_end_matches('/')
         .to_string();
-    (proc, addr)
+    (proc, addr, api)
 }

@@ -11,7 +11,9 @@
 //! - **Served only against the proof.** A `GetBodies` is answered with the bodies
 //!   sealed to the key the asker's handshake proved; every other body it asked for,
 //!   held here, is answered `Denied`, and a peer that proved no key gets `Denied` for
-//!   everything. Bodies this node does not hold are left out.
+//!   everything. A body this node does not hold yet is left out, and the ask is
+//!   remembered (a bounded number): a peer may ask before the body reached this node,
+//!   and gets it, or `Denied`, when it arrives.
 //! - **Kept only if checked and ours.** A body is kept only if it matches a sealed
 //!   reference of a transaction this node has seen (id, length and hash of the
 //!   ciphertext) and is sealed to this node's key; anything else is dropped.
@@ -38,14 +40,16 @@ use crate::vault::Vault;
 pub(crate) enum VaultDone {
     /// These references name bodies the vault lacks.
     Missing(Vec<SealedRef>),
-    /// The answer to a peer's `GetBodies`.
+    /// The answer to a peer's `GetBodies`, and what it asked for that is not here.
     Served {
         peer: u64,
         bodies: Vec<SealedBody>,
         denied: Vec<Hash>,
+        absent: Vec<Hash>,
     },
     /// These bodies were kept.
     Kept {
+        bodies: Vec<SealedBody>,
         hashes: Vec<Hash>,
         from: Option<SocketAddr>,
     },
@@ -62,6 +66,8 @@ pub(crate) struct BodyExchange {
     recent_order: VecDeque<Hash>,
     /// Bodies this node lacks and may read, by ciphertext hash.
     wanted: HashMap<Hash, SealedRef>,
+    /// Peers that asked for a body before it was here, by ciphertext hash.
+    awaited: HashMap<Hash, Vec<u64>>,
     done: mpsc::Sender<VaultDone>,
 }
 
@@ -72,7 +78,21 @@ impl BodyExchange {
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
             wanted: HashMap::new(),
+            awaited: HashMap::new(),
             done,
+        }
+    }
+
+    /// Remembers that `peer` asked for `hashes`, not here yet, within the bound.
+    fn await_bodies(&mut self, peer: u64, hashes: Vec<Hash>) {
+        for hash in hashes {
+            if let Some(askers) = self.awaited.get_mut(&hash) {
+                if !askers.contains(&peer) && askers.len() < limits::MAX_PEERS_AWAITING {
+                    askers.push(peer);
+                }
+            } else if self.awaited.len() < limits::MAX_AWAITED_BODIES {
+                self.awaited.insert(hash, vec![peer]);
+            }
         }
     }
 
@@ -178,6 +198,10 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// Pushes `bodies` of a transaction just relayed to each peer that proved a key
     /// they are sealed to.
     pub(super) fn push_bodies(&mut self, bodies: &[SealedBody]) {
+        // Whoever asked before gets them with the push below (it proved a key).
+        for body in bodies {
+            self.bodies.awaited.remove(&Hash::of(&body.ciphertext));
+        }
         let targets: Vec<(u64, AccountId)> = self
             .peers
             .iter()
@@ -235,7 +259,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 peer,
                 bodies,
                 denied,
+                absent,
             } => {
+                // Remembered before anything is sent: an answer tells the asker that
+                // its ask is on record.
+                self.bodies.await_bodies(peer, absent);
                 for chunk in bodies.chunks(limits::MAX_BODIES_PER_MESSAGE) {
                     self.send(peer, &Message::Bodies(chunk.to_vec()));
                 }
@@ -243,8 +271,44 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     self.deny(peer, denied);
                 }
             }
-            VaultDone::Kept { hashes, from } => {
+            VaultDone::Kept {
+                bodies,
+                hashes,
+                from,
+            } => {
+                self.serve_awaited(&bodies);
                 self.emit(NodeEvent::BodiesKept { hashes, from });
+            }
+        }
+    }
+
+    /// Serves `bodies`, just arrived, to the peers that asked for them before: each
+    /// gets those sealed to the key it proved, and `Denied` for the others.
+    fn serve_awaited(&mut self, bodies: &[SealedBody]) {
+        let mut served: HashMap<u64, (Vec<SealedBody>, Vec<Hash>)> = HashMap::new();
+        for body in bodies {
+            let hash = Hash::of(&body.ciphertext);
+            let Some(askers) = self.bodies.awaited.remove(&hash) else {
+                continue;
+            };
+            for peer in askers {
+                let Some(account) = self.peers.get(&peer).and_then(|p| p.info.proven) else {
+                    continue;
+                };
+                let (give, deny) = served.entry(peer).or_default();
+                if body.is_sealed_to(&account) {
+                    give.push(body.clone());
+                } else {
+                    deny.push(hash);
+                }
+            }
+        }
+        for (peer, (give, deny)) in served {
+            for chunk in give.chunks(limits::MAX_BODIES_PER_MESSAGE) {
+                self.send(peer, &Message::Bodies(chunk.to_vec()));
+            }
+            if !deny.is_empty() {
+                self.deny(peer, deny);
             }
         }
     }
@@ -270,11 +334,12 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         self.vault_job(move || {
             let mut bodies = Vec::new();
             let mut denied = Vec::new();
+            let mut absent = Vec::new();
             for hash in hashes {
                 match vault.get(&hash) {
                     Ok(Some(body)) if body.is_sealed_to(&account) => bodies.push(body),
                     Ok(Some(_)) => denied.push(hash),
-                    Ok(None) => {}
+                    Ok(None) => absent.push(hash),
                     Err(e) => warn!(%hash, error = %e, "cannot read the vault"),
                 }
             }
@@ -282,6 +347,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 peer: id,
                 bodies,
                 denied,
+                absent,
             })
         });
     }
@@ -316,13 +382,21 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
         self.vault_job(move || {
             let mut hashes = Vec::new();
+            let mut kept = Vec::new();
             for (reference, body) in keep {
                 match vault.keep(&reference, &body) {
-                    Ok(()) => hashes.push(reference.ciphertext_hash),
+                    Ok(()) => {
+                        hashes.push(reference.ciphertext_hash);
+                        kept.push(body);
+                    }
                     Err(e) => warn!(error = %e, "cannot keep a sealed body"),
                 }
             }
-            (!hashes.is_empty()).then_some(VaultDone::Kept { hashes, from })
+            (!hashes.is_empty()).then_some(VaultDone::Kept {
+                bodies: kept,
+                hashes,
+                from,
+            })
         });
     }
 
@@ -382,5 +456,25 @@ mod tests {
             exchange.reference(&reference(3).ciphertext_hash),
             Some(reference(3))
         );
+    }
+
+    #[test]
+    fn asks_for_absent_bodies_are_remembered_within_bounds() {
+        let (done, _rx) = vault_channel();
+        let mut exchange = BodyExchange::new(None, done);
+        let hash = |n: u64| Hash::of(&n.to_le_bytes());
+        // One peer asking twice counts once; many peers for one body are capped.
+        exchange.await_bodies(1, vec![hash(0), hash(0)]);
+        assert_eq!(exchange.awaited[&hash(0)], [1]);
+        for peer in 2..100 {
+            exchange.await_bodies(peer, vec![hash(0)]);
+        }
+        assert_eq!(exchange.awaited[&hash(0)].len(), limits::MAX_PEERS_AWAITING);
+        // A flood of asks for bodies that never come fills the table, no more.
+        let flood: Vec<Hash> = (1..=limits::MAX_AWAITED_BODIES as u64 + 10)
+            .map(hash)
+            .collect();
+        exchange.await_bodies(7, flood);
+        assert_eq!(exchange.awaited.len(), limits::MAX_AWAITED_BODIES);
     }
 }
