@@ -101,6 +101,20 @@ impl<'a> Lens<'a> {
         }
     }
 
+    /// The body `reference` names in `section` of `event`, as [`Lens::text`] shows it.
+    pub(crate) fn text_at(
+        &self,
+        author: &AccountId,
+        event: &Event,
+        section: Section,
+        reference: &SealedRef,
+    ) -> String {
+        match self.reading_at(author, event, section, reference) {
+            Some(Ok(Reading::Clear(body))) => format!("'{}'", body.summary()),
+            reading => self.show(section, reading),
+        }
+    }
+
     /// `section` of `event` as shown in a list: its text as it is, or the marker.
     pub(crate) fn plain(&self, author: &AccountId, event: &Event, section: Section) -> String {
         self.show(section, self.reading(author, event, section))

@@ -58,8 +58,8 @@ pub(crate) fn describe_event(lens: &Lens<'_>, author: &AccountId, event: &Event)
             c.test_orders
                 .iter()
                 .map(|o| format!(
-                    ", ordered '{}' (order {})",
-                    lens.plain_at(author, event, Section::TestOrder, &o.test),
+                    ", ordered {} (order {})",
+                    lens.text_at(author, event, Section::TestOrder, &o.test),
                     short_uuid(&o.order_id.uuid())
                 ))
                 .collect::<String>()
