@@ -401,7 +401,17 @@ fn clinical_records_are_served_only_to_members_who_may_read_them() {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
     assert_eq!(bundle["entry"][0]["resource"]["name"][0]["family"], "Doe");
-    assert!(bundle.to_string().contains("Persistent fatigue, pale"));
+    let encounter = bundle["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Encounter")
+        .expect("the consultation's encounter");
+    assert_eq!(
+        encounter["reasonCode"][0]["text"],
+        "Persistent fatigue, pale"
+    );
     assert_eq!(
         authorized_get(&addr, "/patients/not-a-uuid/fhir", &doctor_token).refusal(),
         (400, "bad_request".into())

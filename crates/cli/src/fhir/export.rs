@@ -418,11 +418,13 @@ fn consultation(
                     display: None,
                 });
             }
-            encounter.kind = match (&visit.kind, notes.is_empty()) {
-                (Some(kind), _) => vec![concept(kind)],
-                (None, false) => vec![text_concept(notes)],
-                (None, true) => Vec::new(),
-            };
+            encounter.kind = visit.kind.iter().map(concept).collect();
+            // The notes, where they say more than the visit's type (an import takes
+            // its notes from the type), as the reason for the visit.
+            let said = visit.kind.as_ref().map(|k| k.display.as_str());
+            if !notes.is_empty() && said != Some(notes.as_str()) {
+                encounter.reason_code = vec![text_concept(notes)];
+            }
             // An imported visit keeps its own dates, or none; a visit recorded here
             // took place when it was recorded.
             if visit.start.is_some() || visit.end.is_some() {

@@ -178,6 +178,8 @@ pub(crate) struct Encounter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) period: Option<Period>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) reason_code: Vec<CodeableConcept>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) participant: Vec<Participant>,
 }
 
