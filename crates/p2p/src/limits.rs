@@ -12,7 +12,8 @@ use std::time::Duration;
 /// refused during the handshake, since message layouts may differ. Version 2: one
 /// signature rule (ZIP-215), finality, and the final height in the announced tip.
 /// Version 3: the handshake's key proof, and sealed bodies between nodes.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4: a consultation orders several tests, and sealed bodies carry coded data.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Most sealed bodies (or body hashes) in one message; a sender splits longer lists.
 pub const MAX_BODIES_PER_MESSAGE: usize = 64;

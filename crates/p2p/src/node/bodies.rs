@@ -40,12 +40,11 @@ use crate::vault::Vault;
 pub(crate) enum VaultDone {
     /// These references name bodies the vault lacks.
     Missing(Vec<SealedRef>),
-    /// The answer to a peer's `GetBodies`, and what it asked for that is not here.
+    /// The answer to a peer's `GetBodies` (what is not here is left out).
     Served {
         peer: u64,
         bodies: Vec<SealedBody>,
         denied: Vec<Hash>,
-        absent: Vec<Hash>,
     },
     /// These bodies were kept.
     Kept {
@@ -66,8 +65,10 @@ pub(crate) struct BodyExchange {
     recent_order: VecDeque<Hash>,
     /// Bodies this node lacks and may read, by ciphertext hash.
     wanted: HashMap<Hash, SealedRef>,
-    /// Peers that asked for a body before it was here, by ciphertext hash.
+    /// Peers that asked for a body that was not here, by ciphertext hash, oldest
+    /// first out (some bodies never come here, and their asks go stale).
     awaited: HashMap<Hash, Vec<u64>>,
+    awaited_order: VecDeque<Hash>,
     done: mpsc::Sender<VaultDone>,
 }
 
@@ -79,19 +80,42 @@ impl BodyExchange {
             recent_order: VecDeque::new(),
             wanted: HashMap::new(),
             awaited: HashMap::new(),
+            awaited_order: VecDeque::new(),
             done,
         }
     }
 
-    /// Remembers that `peer` asked for `hashes`, not here yet, within the bound.
+    /// Remembers that `peer` asked for `hashes`, within the bounds: the oldest ask is
+    /// forgotten first.
     fn await_bodies(&mut self, peer: u64, hashes: Vec<Hash>) {
         for hash in hashes {
             if let Some(askers) = self.awaited.get_mut(&hash) {
                 if !askers.contains(&peer) && askers.len() < limits::MAX_PEERS_AWAITING {
                     askers.push(peer);
                 }
-            } else if self.awaited.len() < limits::MAX_AWAITED_BODIES {
-                self.awaited.insert(hash, vec![peer]);
+                continue;
+            }
+            self.awaited.insert(hash, vec![peer]);
+            self.awaited_order.push_back(hash);
+            while self.awaited.len() > limits::MAX_AWAITED_BODIES {
+                match self.awaited_order.pop_front() {
+                    Some(old) => {
+                        self.awaited.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Forgets that `peer` waits for `hashes`: it was answered.
+    fn answered(&mut self, peer: u64, hashes: impl Iterator<Item = Hash>) {
+        for hash in hashes {
+            if let Some(askers) = self.awaited.get_mut(&hash) {
+                askers.retain(|p| *p != peer);
+                if askers.is_empty() {
+                    self.awaited.remove(&hash);
+                }
             }
         }
     }
@@ -259,11 +283,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 peer,
                 bodies,
                 denied,
-                absent,
             } => {
-                // Remembered before anything is sent: an answer tells the asker that
-                // its ask is on record.
-                self.bodies.await_bodies(peer, absent);
+                // The asks answered now are forgotten; those for bodies not here stay
+                // on record (since the ask came in) and are answered when they arrive.
+                let answered: Vec<Hash> = bodies
+                    .iter()
+                    .map(|b| Hash::of(&b.ciphertext))
+                    .chain(denied.iter().copied())
+                    .collect();
+                self.bodies.answered(peer, answered.into_iter());
                 for chunk in bodies.chunks(limits::MAX_BODIES_PER_MESSAGE) {
                     self.send(peer, &Message::Bodies(chunk.to_vec()));
                 }
@@ -331,15 +359,17 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             return;
         };
         let vault = vault.clone();
+        // On record from now: a body kept before the vault is read is served from the
+        // vault, one kept after from the record.
+        self.bodies.await_bodies(id, hashes.clone());
         self.vault_job(move || {
             let mut bodies = Vec::new();
             let mut denied = Vec::new();
-            let mut absent = Vec::new();
             for hash in hashes {
                 match vault.get(&hash) {
                     Ok(Some(body)) if body.is_sealed_to(&account) => bodies.push(body),
                     Ok(Some(_)) => denied.push(hash),
-                    Ok(None) => absent.push(hash),
+                    Ok(None) => {}
                     Err(e) => warn!(%hash, error = %e, "cannot read the vault"),
                 }
             }
@@ -347,7 +377,6 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 peer: id,
                 bodies,
                 denied,
-                absent,
             })
         });
     }
@@ -470,11 +499,20 @@ mod tests {
             exchange.await_bodies(peer, vec![hash(0)]);
         }
         assert_eq!(exchange.awaited[&hash(0)].len(), limits::MAX_PEERS_AWAITING);
-        // A flood of asks for bodies that never come fills the table, no more.
+        exchange.answered(2, [hash(0)].into_iter());
+        assert!(!exchange.awaited[&hash(0)].contains(&2));
+        // A flood of asks for bodies that never come: the oldest asks go first, and the
+        // newest stay answerable.
         let flood: Vec<Hash> = (1..=limits::MAX_AWAITED_BODIES as u64 + 10)
             .map(hash)
             .collect();
-        exchange.await_bodies(7, flood);
+        exchange.await_bodies(7, flood.clone());
         assert_eq!(exchange.awaited.len(), limits::MAX_AWAITED_BODIES);
+        assert!(!exchange.awaited.contains_key(&hash(0)));
+        assert!(
+            exchange
+                .awaited
+                .contains_key(flood.last().expect("a flood"))
+        );
     }
 }
