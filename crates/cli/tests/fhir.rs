@@ -368,7 +368,31 @@ fn an_export_holds_only_what_its_user_may_read() {
     assert_eq!(count(&lab, "Condition"), 0);
     for encounter in resources(&lab, "Encounter") {
         assert!(encounter["identifier"].is_null(), "{encounter}");
+        // What kind of visit it was is sealed in the notes: not invented.
+        assert_eq!(encounter["class"]["code"], "UNK", "{encounter}");
     }
+    // An imported observation without a time of its own has its report's; an
+    // imported report without one has none (not the time it was recorded).
+    let report_time = resources(&doctor, "Observation")
+        .into_iter()
+        .find(|o| source_of(o).as_deref() == Some("Observation/obs-text"))
+        .expect("exported");
+    assert_eq!(report_time["effectiveDateTime"], "2020-01-02T10:00:00Z");
+    let loose_url = doctor["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| source_of(&e["resource"]).as_deref() == Some("Observation/obs-loose"))
+        .and_then(|e| e["fullUrl"].as_str())
+        .expect("exported");
+    let loose_report = resources(&doctor, "DiagnosticReport")
+        .into_iter()
+        .find(|r| r["result"][0]["reference"] == loose_url)
+        .expect("the report holding it");
+    assert!(
+        loose_report.get("effectiveDateTime").is_none(),
+        "{loose_report}"
+    );
     // The pharmacy reads prescriptions, not results.
     assert_eq!(count(&pharmacy, "Observation"), 0);
     assert_eq!(count(&pharmacy, "MedicationRequest"), 2);
@@ -504,6 +528,17 @@ fn a_malformed_bundle_is_refused_by_entry_and_writes_nothing() {
             "exactly one Patient; this one holds 2",
         ),
         (
+            broken(&|b| {
+                let encounter = b["entry"][1].as_object_mut().expect("an entry");
+                encounter.remove("fullUrl");
+                encounter["resource"]
+                    .as_object_mut()
+                    .expect("a resource")
+                    .remove("id");
+            }),
+            "(Encounter): a record needs an id or a fullUrl",
+        ),
+        (
             serde_json::json!({"resourceType": "Patient"}),
             "its resourceType is 'Patient'",
         ),
@@ -620,4 +655,24 @@ fn an_import_through_a_running_node_reaches_the_whole_network_once() {
     doctor.send("exit");
     lab.send("exit");
     assert!(doctor.wait() && lab.wait(), "the nodes exit cleanly");
+}
+
+#[test]
+fn an_import_that_cannot_read_what_is_there_refuses_rather_than_duplicate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("node");
+    let edges = fixtures().join("edge/edges.json");
+    let first = import(&edges, &data);
+    assert!(first.ok, "{}", first.stderr);
+    let before = tip(&data);
+    // The bodies are gone (a restored backup without its vault, say).
+    std::fs::remove_file(data.join("vault.redb")).expect("the vault is a file");
+    let again = import(&edges, &data);
+    assert!(!again.ok, "{}", again.stdout);
+    assert!(
+        again.stderr.contains("are not in this node's vault"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(tip(&data), before, "nothing was written twice");
 }

@@ -25,7 +25,7 @@ pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 pub const UCUM: &str = "http://unitsofmeasure.org";
 
 /// A code from a code system, with the text it stands for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
 pub struct Coding {
     /// The code system's URI ([`LOINC`], [`SNOMED_CT`], [`RXNORM`], ...).
     pub system: String,
@@ -65,8 +65,22 @@ impl Coding {
 /// A clinical date or date-time as FHIR writes it: `2019`, `2019-12`, `2019-12-31`, or
 /// `2019-12-31T09:10:50.395802+00:00` (seconds and a zone required, fractions
 /// optional). Kept as written, so it comes back exactly as it came in.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Zeroize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ClinicalDate(String);
+
+impl TryFrom<String> for ClinicalDate {
+    type Error = DateError;
+    fn try_from(text: String) -> Result<Self, DateError> {
+        ClinicalDate::parse(&text)
+    }
+}
+
+impl From<ClinicalDate> for String {
+    fn from(date: ClinicalDate) -> String {
+        date.0
+    }
+}
 
 /// A text is not a FHIR date or date-time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,8 +199,22 @@ fn is_fhir_date_time(text: &str) -> bool {
 
 /// A decimal number as FHIR writes it (`112.2`, `-0.5`, `1e3`), kept as written so its
 /// precision survives.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Decimal(String);
+
+impl TryFrom<String> for Decimal {
+    type Error = DecimalError;
+    fn try_from(text: String) -> Result<Self, DecimalError> {
+        Decimal::parse(&text)
+    }
+}
+
+impl From<Decimal> for String {
+    fn from(decimal: Decimal) -> String {
+        decimal.0
+    }
+}
 
 /// A text is not a decimal number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -243,8 +271,24 @@ impl fmt::Display for Decimal {
 
 /// Where a record came from: a FHIR resource type and id (`Encounter/0cc9…`). An
 /// import names each record it writes this way, so importing twice adds nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Zeroize)]
+#[serde(try_from = "String", into = "String")]
 pub struct SourceId(String);
+
+impl TryFrom<String> for SourceId {
+    type Error = EventError;
+    fn try_from(text: String) -> Result<Self, EventError> {
+        let source = SourceId(text);
+        source.check_form()?;
+        Ok(source)
+    }
+}
+
+impl From<SourceId> for String {
+    fn from(source: SourceId) -> String {
+        source.0
+    }
+}
 
 impl SourceId {
     /// `resource_type/id`, checked against [`MAX_SOURCE_ID`](limits::MAX_SOURCE_ID).
@@ -271,7 +315,7 @@ impl fmt::Display for SourceId {
 }
 
 /// Administrative gender, as FHIR names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Gender {
     /// `male`.
     Male,
@@ -303,7 +347,7 @@ impl Gender {
 }
 
 /// What a registration may say of a patient beyond the display name.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize)]
 pub struct PatientDetails {
     /// Family name.
     pub family: Option<String>,
@@ -330,7 +374,7 @@ impl PatientDetails {
 }
 
 /// What a consultation may say beyond its notes: the visit and the conditions found.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize)]
 pub struct Visit {
     /// The encounter class code (`AMB`, `EMER`, `IMP`, ...), from HL7 v3 ActCode.
     pub class: Option<String>,
@@ -362,7 +406,7 @@ impl Visit {
 }
 
 /// A measured amount with its unit.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
 pub struct Quantity {
     /// The number.
     pub value: Decimal,
@@ -398,7 +442,7 @@ impl fmt::Display for Quantity {
 }
 
 /// An observation's value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
 pub enum ObservationValue {
     /// A number with a unit.
     Quantity(Quantity),
@@ -409,7 +453,7 @@ pub enum ObservationValue {
 }
 
 /// The normal range of an observation.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
 pub struct ReferenceRange {
     /// Lower bound.
     pub low: Option<Quantity>,
@@ -419,7 +463,7 @@ pub struct ReferenceRange {
 
 /// One typed result: what was measured (LOINC), its value, the normal range and how
 /// the value reads against it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
 pub struct Observation {
     /// What was observed (LOINC, usually).
     pub code: Coding,
@@ -473,7 +517,7 @@ impl Observation {
 }
 
 /// A group of observations reported together (a panel: a FHIR DiagnosticReport).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, Zeroize)]
 pub struct LabReport {
     /// What the panel is (LOINC, usually).
     pub code: Option<Coding>,
@@ -499,7 +543,7 @@ impl LabReport {
 
 /// What a prescription may say beyond its text: the coded medication, when it was
 /// written, and where it came from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize)]
 pub struct MedicationCode {
     /// The medication (RxNorm, usually).
     pub code: Option<Coding>,
@@ -517,6 +561,34 @@ impl MedicationCode {
         check_source(&self.source)
     }
 }
+
+/// Clinical data never reaches a log by accident: its `Debug` form names the type only,
+/// as [`Body`](crate::Body)'s does.
+macro_rules! redacted_debug {
+    ($($t:ty),*) => {
+        $(impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($t), "(redacted)"))
+            }
+        })*
+    };
+}
+
+redacted_debug!(
+    Coding,
+    ClinicalDate,
+    Decimal,
+    SourceId,
+    Gender,
+    PatientDetails,
+    Visit,
+    Quantity,
+    ObservationValue,
+    ReferenceRange,
+    Observation,
+    LabReport,
+    MedicationCode
+);
 
 /// What a test order may say beyond its name: the tests ordered, coded.
 pub(crate) fn check_tests(tests: &[Coding]) -> Result<(), EventError> {
@@ -685,6 +757,25 @@ mod tests {
             SourceId::new("Encounter", &"a".repeat(limits::MAX_SOURCE_ID)),
             Err(EventError::TextTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn a_crafted_body_cannot_smuggle_an_invalid_date_number_or_source() {
+        use ledger_core::codec;
+        let bytes = codec::encode(&"2019-13".to_string());
+        assert!(codec::decode::<ClinicalDate>(&bytes, 64).is_err());
+        let bytes = codec::encode(&"NaN".to_string());
+        assert!(codec::decode::<Decimal>(&bytes, 64).is_err());
+        let bytes = codec::encode(&"x".repeat(limits::MAX_SOURCE_ID + 1));
+        assert!(codec::decode::<SourceId>(&bytes, 1024).is_err());
+        // What the constructors accept decodes to itself.
+        let date = ClinicalDate::parse("2019-12").expect("a date");
+        let back: ClinicalDate = codec::decode(&codec::encode(&date), 64).expect("decodes");
+        assert_eq!(back, date);
+        // Debug names the type, never the value.
+        assert_eq!(format!("{date:?}"), "ClinicalDate(redacted)");
+        let coding = Coding::new(LOINC, "718-7", "Hemoglobin");
+        assert!(!format!("{coding:?}").contains("Hemoglobin"));
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub struct HealthPolicy;
 pub enum HealthUndo {
     /// A registration added this patient.
     Registered(PatientId),
-    /// A consultation of this patient, possibly adding a test order.
+    /// A consultation of this patient, adding its test orders (none or several).
     Consulted(PatientId, Vec<OrderId>),
     /// A lab result (by transaction id) answered this order of this patient.
     ResultRecorded(PatientId, OrderId, TxId),

@@ -363,14 +363,20 @@ pub(crate) fn import_command(args: &ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Mines what waits, writes the blocks to the store and the bodies to the vault.
+/// Keeps the bodies in the vault, then mines what waits and writes the blocks to the
+/// store: a block is never stored before the bodies its events seal.
 fn commit(
     ledger: &mut DirLedger,
     vault: &Vault,
     signers: &Signers,
     bodies: Vec<(SealedRef, SealedBody)>,
 ) -> anyhow::Result<u64> {
-    let mined = mine_all(ledger, &signers.doctor.keys, |ledger, accepted| {
+    for (reference, body) in &bodies {
+        vault
+            .keep(reference, body)
+            .context("keeping a sealed body")?;
+    }
+    mine_all(ledger, &signers.doctor.keys, |ledger, accepted| {
         for hash in accepted {
             if let Some(block) = ledger.unstored_block(hash) {
                 ledger
@@ -380,13 +386,7 @@ fn commit(
             }
         }
         Ok(())
-    })?;
-    for (reference, body) in &bodies {
-        vault
-            .keep(reference, body)
-            .context("keeping a sealed body")?;
-    }
-    Ok(mined)
+    })
 }
 
 /// The line printed for each patient: its id, name and what was added.
@@ -440,6 +440,16 @@ impl Summary {
         self.already += outcome.already;
         for (reason, n) in &plan.skipped {
             *self.skipped.entry(reason.clone()).or_default() += n;
+        }
+        if outcome.incomplete > 0 {
+            *self
+                .skipped
+                .entry(
+                    "DiagnosticReport: its encounter was imported before without it \
+                     (an interrupted import); it is not added to a recorded consultation"
+                        .to_string(),
+                )
+                .or_default() += outcome.incomplete;
         }
     }
 

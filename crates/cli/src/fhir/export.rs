@@ -132,6 +132,16 @@ fn date(d: Option<&clinical::ClinicalDate>, fallback: Timestamp) -> String {
     d.map_or_else(|| rfc3339(fallback), |d| d.to_string())
 }
 
+/// A clinical time: the record's own, or for a record made here (not imported) the
+/// time it was recorded; an imported record without one has none.
+fn when(d: Option<&clinical::ClinicalDate>, imported: bool, recorded: Timestamp) -> Option<String> {
+    match (d, imported) {
+        (Some(d), _) => Some(d.to_string()),
+        (None, true) => None,
+        (None, false) => Some(rfc3339(recorded)),
+    }
+}
+
 fn redacted() -> Meta {
     Meta {
         security: vec![Coding {
@@ -439,6 +449,12 @@ fn consultation(
             conditions.clone_from(&visit.conditions);
         }
         _ => {
+            // What kind of visit it was is sealed in the notes.
+            encounter.class = Some(Coding {
+                system: Some("http://terminology.hl7.org/CodeSystem/v3-NullFlavor".into()),
+                code: Some("UNK".into()),
+                display: Some("unknown".into()),
+            });
             b.withheld += 1;
         }
     }
@@ -567,10 +583,11 @@ fn lab_result(
                 code: Some(concept(&o.code)),
                 subject: b.subject(),
                 encounter: encounter.as_deref().map(Reference::to),
-                effective_date_time: Some(date(
+                effective_date_time: when(
                     o.effective.as_ref().or(report.effective.as_ref()),
+                    o.source.is_some(),
                     record.block_time,
-                )),
+                ),
                 performer: vec![lab.clone()],
                 interpretation: o.interpretation.iter().map(concept).collect(),
                 reference_range: o
@@ -604,7 +621,11 @@ fn lab_result(
             code: Some(code),
             subject: b.subject(),
             encounter: encounter.as_deref().map(Reference::to),
-            effective_date_time: Some(date(report.effective.as_ref(), record.block_time)),
+            effective_date_time: when(
+                report.effective.as_ref(),
+                report.source.is_some() || report.observations.iter().any(|o| o.source.is_some()),
+                record.block_time,
+            ),
             performer: vec![lab.clone()],
             result: members.iter().map(|m| Reference::to(m)).collect(),
             conclusion: reports.is_empty().then(|| results.clone()),

@@ -56,7 +56,7 @@ pub(crate) enum BundleError {
 }
 
 /// A test order and its result, as one consultation orders it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct OrderPlan {
     pub(crate) test_name: String,
     pub(crate) tests: Vec<clinical::Coding>,
@@ -65,7 +65,7 @@ pub(crate) struct OrderPlan {
 }
 
 /// A prescription, and whether the bundle shows it dispensed.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct PrescriptionPlan {
     pub(crate) medication: String,
     pub(crate) dosage: String,
@@ -75,7 +75,7 @@ pub(crate) struct PrescriptionPlan {
 }
 
 /// One encounter: a consultation, its orders and results, and what it prescribed.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct VisitPlan {
     pub(crate) notes: String,
     pub(crate) visit: Visit,
@@ -84,7 +84,7 @@ pub(crate) struct VisitPlan {
 }
 
 /// A patient's record read from one bundle, in the order it is written.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct PatientPlan {
     pub(crate) patient_id: PatientId,
     pub(crate) name: String,
@@ -186,14 +186,23 @@ impl Reader<'_> {
             .transpose()
     }
 
+    /// Where entry `index` came from: its `Type/id`, or its `fullUrl` when it has no
+    /// id. An import finds what it wrote by this, so an entry with neither is refused.
     fn source(
         &self,
         index: usize,
         kind: &str,
         id: Option<&str>,
     ) -> Result<Option<SourceId>, BundleError> {
-        id.map(|id| SourceId::new(kind, id).map_err(|e| self.error(index, format!("id: {e}"))))
-            .transpose()
+        let Some(id) = id.or(self.entries[index].full_url.as_deref()) else {
+            return Err(self.error(
+                index,
+                "a record needs an id or a fullUrl, so that importing it again finds it",
+            ));
+        };
+        SourceId::new(kind, id)
+            .map(Some)
+            .map_err(|e| self.error(index, format!("id: {e}")))
     }
 
     /// The first coding with a system and a code, checked against the limits.
@@ -432,6 +441,10 @@ pub(crate) fn plan(json: &[u8]) -> Result<PatientPlan, BundleError> {
             r.skip("DiagnosticReport: not of the laboratory");
             continue;
         }
+        let Some(v) = encounter_of(&r, *i, d.encounter.as_ref())? else {
+            r.skip("DiagnosticReport: not tied to an encounter");
+            continue;
+        };
         let mut members = Vec::new();
         for reference in &d.result {
             let Some(o) = r.resolve(Some(reference)) else {
@@ -451,10 +464,6 @@ pub(crate) fn plan(json: &[u8]) -> Result<PatientPlan, BundleError> {
                 None => r.skip("DiagnosticReport result: not a laboratory Observation"),
             }
         }
-        let Some(v) = encounter_of(&r, *i, d.encounter.as_ref())? else {
-            r.skip("DiagnosticReport: not tied to an encounter");
-            continue;
-        };
         let report = LabReport {
             code: r.coding(*i, "code", d.code.as_ref())?,
             effective: r.date(*i, "effectiveDateTime", d.effective_date_time.as_deref())?,
@@ -523,6 +532,7 @@ pub(crate) fn plan(json: &[u8]) -> Result<PatientPlan, BundleError> {
 
     let mut plans = Vec::with_capacity(visits.len());
     for (_, mut visit, reports) in visits {
+        fit_notes(&mut visit, &mut r);
         visit.orders = orders_of(reports, &mut r);
         plans.push(visit);
     }
@@ -541,6 +551,22 @@ pub(crate) fn plan(json: &[u8]) -> Result<PatientPlan, BundleError> {
         prescriptions: loose_prescriptions,
         skipped: r.skipped,
     })
+}
+
+/// Drops the last conditions of a visit whose sealed notes would be above the body
+/// limit, counting them as skipped.
+fn fit_notes(visit: &mut VisitPlan, r: &mut Reader<'_>) {
+    let fits = |v: &VisitPlan| {
+        Body::Notes {
+            notes: v.notes.clone(),
+            visit: v.visit.clone(),
+        }
+        .check_form()
+        .is_ok()
+    };
+    while !fits(visit) && visit.visit.conditions.pop().is_some() {
+        r.skip("Condition: the consultation's sealed notes are full");
+    }
 }
 
 fn read_patient(

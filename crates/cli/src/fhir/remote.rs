@@ -34,9 +34,15 @@ use crate::tools;
 
 type Handle = NodeHandle<HealthPolicy, MemoryStore<Event>>;
 
-/// Longest the importer waits for the network: to sync, to deliver a patient's
-/// bodies, or to take its last block.
+/// Longest the importer waits for the network: to sync, or to take its last block.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Longest the importer waits for the next sealed body it lacks before it concludes
+/// that the node behind the API does not hold it.
+const DELIVERY_PAUSE: Duration = Duration::from_secs(10);
+
+/// Largest answer read from the API: a status is a few hundred bytes.
+const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 
 /// `GET path` from the API at `addr`: the JSON answer of a 200.
 fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<Value> {
@@ -49,36 +55,43 @@ fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<Value> {
     )?;
     let mut raw = Vec::new();
     stream
+        .take(MAX_ANSWER_BYTES)
         .read_to_end(&mut raw)
         .with_context(|| format!("reading the answer of {addr}{path}"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         bail!("{addr} did not answer HTTP");
     };
-    let status = head.split(' ').nth(1).unwrap_or_default();
-    if status != "200" {
-        bail!("{addr}{path} answered {status}: {}", body.trim());
-    }
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    let status = head.split(' ').nth(1).unwrap_or_default().to_string();
+    let body = if head.contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
-        body.to_string()
+        body.to_vec()
     };
-    serde_json::from_str(&body).with_context(|| format!("{addr}{path} did not answer JSON"))
+    if status != "200" {
+        bail!(
+            "{addr}{path} answered {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        );
+    }
+    serde_json::from_slice(&body).with_context(|| format!("{addr}{path} did not answer JSON"))
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+/// The body of a chunked answer, from its bytes (a chunk may end inside a character).
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..line])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        let rest = &body[line + 2..];
         if size == 0 || size > rest.len() {
             break;
         }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..size]);
+        body = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
     }
     out
 }
@@ -186,7 +199,9 @@ impl RemoteChain<'_> {
                 .collect::<HashSet<_>>()
         })?;
         let mut missing = missing;
-        let deadline = tokio::time::Instant::now() + NETWORK_TIMEOUT;
+        // Bodies come in batches; a node that lacks one answers nothing for it, so the
+        // wait ends when none has come for a while.
+        let mut deadline = tokio::time::Instant::now() + DELIVERY_PAUSE;
         while !missing.is_empty() {
             let event = self
                 .runtime
@@ -198,6 +213,7 @@ impl RemoteChain<'_> {
                     for hash in hashes {
                         missing.remove(&hash);
                     }
+                    deadline = tokio::time::Instant::now() + DELIVERY_PAUSE;
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
@@ -208,10 +224,11 @@ impl RemoteChain<'_> {
                     bail!("the importing node stopped")
                 }
                 Err(_) => bail!(
-                    "the network did not deliver {} sealed body(ies) of patient {patient} within {} s: \
-                     cannot tell what an earlier import wrote",
+                    "the node behind the API did not deliver {} sealed body(ies) of patient \
+                     {patient} (none came for {} s), so the import cannot tell what an \
+                     earlier import wrote: import through a doctor's node, which holds them",
                     missing.len(),
-                    NETWORK_TIMEOUT.as_secs()
+                    DELIVERY_PAUSE.as_secs()
                 ),
             }
         }
@@ -348,4 +365,19 @@ pub(crate) fn import_remote(
 
 fn status_tip(api: SocketAddr) -> anyhow::Result<String> {
     Ok(status(api)?.tip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_answer_is_joined_even_inside_a_character() {
+        // "é" is two bytes, split across two chunks.
+        let body = b"3\r\n{\"\xc3\r\n3\r\n\xa9\":\r\n2\r\n1}\r\n0\r\n\r\n";
+        assert_eq!(dechunk(body), "{\"é\":1}".as_bytes());
+        // A chunk announced longer than what came, or a size that is not hex, ends it.
+        assert_eq!(dechunk(b"10\r\nshort"), b"");
+        assert_eq!(dechunk(b"zz\r\nabc\r\n"), b"");
+    }
 }

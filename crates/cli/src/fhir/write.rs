@@ -48,9 +48,16 @@ pub(crate) struct Outcome {
     pub(crate) payments: usize,
     /// Records found already imported, and not written again.
     pub(crate) already: usize,
+    /// Lab reports of encounters imported before without them: not written.
+    pub(crate) incomplete: usize,
 }
 
 /// The sources of every record already in `patient`'s history, as `signers` read them.
+///
+/// A body that the vault lacks may be one an earlier import wrote: then nothing can
+/// tell whether its records are there, and this refuses rather than write them twice.
+/// A body sealed to none of the signers was not written with their keys, and is passed
+/// over.
 pub(crate) fn existing_sources<B: BodySource<Event>>(
     ledger: &Ledger<HealthPolicy, B>,
     vault: &p2p::Vault,
@@ -69,24 +76,34 @@ pub(crate) fn existing_sources<B: BodySource<Event>>(
         .into_iter()
         .map(|s| BodyReader::new(genesis, s.keys.account(), &s.encryption))
         .collect();
+    let mut missing = 0;
     for recorded in &history {
         for (section, reference) in recorded.event.sealed() {
-            let body = readers.iter().find_map(|reader| {
-                match reader.read_at(
-                    &recorded.recorded.author,
-                    &recorded.event,
-                    section,
-                    &reference,
-                    vault,
-                )? {
-                    Reading::Clear(body) => Some(body),
-                    _ => None,
-                }
-            });
-            if let Some(body) = body {
-                sources.extend(body_sources(&body).into_iter().cloned());
+            let readings: Vec<Reading> = readers
+                .iter()
+                .filter_map(|reader| {
+                    reader.read_at(
+                        &recorded.recorded.author,
+                        &recorded.event,
+                        section,
+                        &reference,
+                        vault,
+                    )
+                })
+                .collect();
+            match readings.iter().find_map(Reading::clear) {
+                Some(body) => sources.extend(body_sources(body).into_iter().cloned()),
+                None if readings.iter().any(|r| matches!(r, Reading::Missing)) => missing += 1,
+                None => {}
             }
         }
+    }
+    if missing > 0 {
+        anyhow::bail!(
+            "{missing} sealed record(s) of patient {patient} are not in this node's vault, \
+             so it cannot tell what an earlier import wrote; import where they are (the \
+             doctor's node), or sync this node's bodies first"
+        );
     }
     Ok(sources)
 }
@@ -223,6 +240,15 @@ pub(crate) fn write_visits<C: Chain>(
             .is_some_and(|s| existing.contains(s))
         {
             outcome.already += 1;
+            // Its results went with it; one that did not (an import through a node
+            // that stopped between the two) is reported, not silently passed over.
+            let absent = visit
+                .orders
+                .iter()
+                .flat_map(|o| &o.reports)
+                .filter(|r| r.source.as_ref().is_some_and(|s| !existing.contains(s)))
+                .count();
+            outcome.incomplete += absent;
             results.push(recorded);
             continue;
         }
@@ -280,8 +306,9 @@ pub(crate) fn write_visits<C: Chain>(
 
 /// Signs and submits the prescriptions of `plan` that `existing` does not already
 /// hold, each based on the lab results recorded since the one before (`results`, from
-/// [`write_visits`], after the results an earlier import left unpaid), with its
-/// payments to the lab and, where the bundle shows one, its fill.
+/// [`write_visits`]; the first also on the patient's results that no prescription
+/// cites yet, as the REPL's `prescribe` does), with its payments to the lab and, where
+/// the bundle shows one, its fill.
 pub(crate) fn write_prescriptions<C: Chain>(
     chain: &mut C,
     signers: &Arc<Signers>,
@@ -291,8 +318,8 @@ pub(crate) fn write_prescriptions<C: Chain>(
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
     let patient = plan.patient_id;
-    // Results an earlier import left unpaid come first; this import's results join
-    // as their visit comes.
+    // The patient's results no prescription cites yet come first; this import's
+    // results join as their visit comes.
     let new: HashSet<TxId> = results.iter().flatten().copied().collect();
     let mut unpaid: Vec<TxId> = chain
         .read(move |l| l.state().app().unpaid_lab_results(&patient))?
