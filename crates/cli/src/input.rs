@@ -4,7 +4,9 @@
 //! entry) and messages from the node (blocks, reorgs, rejected transactions) are
 //! printed above the prompt with rustyline's external printer, so typing is not
 //! disturbed. When standard input is not a terminal, lines are read one by one and
-//! messages are printed as plain lines: a whole session can be scripted.
+//! messages are printed as plain lines: a whole session can be scripted. There, each
+//! question a command asks is printed on a line of its own before its answer is read,
+//! so a script's transcript shows which line answered what.
 
 use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal};
@@ -63,7 +65,7 @@ impl Input {
 
     /// Reads a command line, showing `prompt` on a terminal.
     pub(crate) fn command(&mut self, prompt: &str) -> std::io::Result<Line> {
-        self.read(prompt, false)
+        self.read(prompt, Asked::Command)
     }
 
     /// Adds a line to the history (terminal only).
@@ -93,15 +95,16 @@ impl Input {
 
     /// Reads the answer to a question (not kept in the history).
     pub(crate) fn answer(&mut self, question: &str) -> std::io::Result<Line> {
-        self.read(question, false)
+        self.read(question, Asked::Question)
     }
 
     /// Reads a secret; on a terminal the typed characters are hidden.
     pub(crate) fn secret(&mut self, question: &str) -> std::io::Result<Line> {
-        self.read(question, true)
+        self.read(question, Asked::Secret)
     }
 
-    fn read(&mut self, prompt: &str, secret: bool) -> std::io::Result<Line> {
+    fn read(&mut self, prompt: &str, asked: Asked) -> std::io::Result<Line> {
+        let secret = asked == Asked::Secret;
         match self {
             Input::Terminal(editor) => {
                 if let Some(helper) = editor.helper_mut() {
@@ -120,6 +123,12 @@ impl Input {
                 }
             }
             Input::Plain(stdin) => {
+                if asked != Asked::Command {
+                    // A line of its own, before the answer is read: a program driving
+                    // the prompt sees what is asked, and a transcript shows which line
+                    // answered it.
+                    println!("{}", prompt.trim_end());
+                }
                 let mut text = String::new();
                 if stdin.read_line(&mut text)? == 0 {
                     return Ok(Line::End);
@@ -131,6 +140,17 @@ impl Input {
             }
         }
     }
+}
+
+/// What a line is read for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// The next command (its prompt is not printed when scripted).
+    Command,
+    /// The answer to a question.
+    Question,
+    /// A secret answer (a password), hidden on a terminal.
+    Secret,
 }
 
 /// Prints messages that arrive from the node while the REPL waits for input.
