@@ -989,8 +989,87 @@ mod tests {
         assert_eq!(describe_dosage(&super::super::model::Dosage::default()), "");
     }
 
+    /// The hand-written bundle of every edge the importer handles.
+    fn edges() -> Value {
+        serde_json::from_str(include_str!("../../tests/fixtures/fhir/edge/edges.json"))
+            .expect("the fixture is JSON")
+    }
+
+    /// Values a hostile or broken bundle may put anywhere.
+    fn junk() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            Just(serde_json::json!(5)),
+            Just(serde_json::json!(-1.5e300)),
+            Just(serde_json::json!("")),
+            Just(serde_json::json!("é".repeat(300))),
+            Just(serde_json::json!("2019-02-30")),
+            Just(serde_json::json!([])),
+            Just(serde_json::json!({})),
+            Just(serde_json::json!([{"reference": "urn:uuid:nowhere"}])),
+            Just(serde_json::json!({"coding": [{"system": "x", "code": "y"}]})),
+        ]
+    }
+
+    const FIELDS: [&str; 16] = [
+        "resourceType",
+        "id",
+        "name",
+        "birthDate",
+        "gender",
+        "class",
+        "type",
+        "period",
+        "encounter",
+        "code",
+        "category",
+        "valueQuantity",
+        "result",
+        "effectiveDateTime",
+        "medicationCodeableConcept",
+        "authorizingPrescription",
+    ];
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(32))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a bundle's fields hold, reading it gives a plan or a refusal,
+        /// never a panic, and every body of a plan fits its limits.
+        #[test]
+        fn any_damage_to_a_bundle_is_refused_or_read_never_a_panic(
+            edits in proptest::collection::vec((0usize..18, 0usize..FIELDS.len(), junk(), any::<bool>()), 1..6)
+        ) {
+            let mut bundle = edges();
+            for (entry, field, value, remove) in edits {
+                let Some(resource) = bundle["entry"][entry]["resource"].as_object_mut() else {
+                    continue;
+                };
+                if remove {
+                    resource.remove(FIELDS[field]);
+                } else {
+                    resource.insert(FIELDS[field].to_string(), value);
+                }
+            }
+            let bytes = serde_json::to_vec(&bundle).expect("encodes");
+            if let Ok(plan) = plan(&bytes) {
+                let demographics = Body::Demographics { name: plan.name.clone(), details: plan.details.clone() };
+                prop_assert!(demographics.check_form().is_ok());
+                for visit in &plan.visits {
+                    let notes = Body::Notes { notes: visit.notes.clone(), visit: visit.visit.clone() };
+                    prop_assert!(notes.check_form().is_ok());
+                    for order in &visit.orders {
+                        let result = Body::Results { results: order.results.clone(), reports: order.reports.clone() };
+                        prop_assert!(result.check_form().is_ok());
+                    }
+                }
+            }
+        }
+
+        /// Bytes that are not a bundle are refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            prop_assert!(plan(&bytes).is_err());
+        }
 
         /// However an encounter's laboratory reports are sized, every observation is
         /// in exactly one result or counted as skipped, and every result fits a body.
