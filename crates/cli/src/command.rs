@@ -16,6 +16,7 @@
 //! | `prescribe` | `prescribe [MEDICATION [DOSAGE [INSTRUCTIONS...]]]` |
 //! | `fill` | `fill [--prescription N] [y\|n]` |
 //! | `set_patient` | `set_patient ID` (a patient id, or a unique prefix of one) |
+//! | `export` | `export [FILE]` (the active patient as a FHIR R4 Bundle) |
 //! | `history`, `mine`, `chain`, `pending`, `balances`, `peers`, `sync`, `recalc_balances` | no arguments |
 //! | `exit` | `exit` or `quit` |
 //!
@@ -80,6 +81,12 @@ pub enum Command {
     },
     /// Show the active patient's events.
     History,
+    /// Write the active patient's record as a FHIR R4 Bundle, as the logged-in user
+    /// may read it.
+    Export {
+        /// Where (default: `<patient id>.fhir.json`).
+        out: Option<String>,
+    },
     /// Mine a block of the pending transactions.
     Mine,
     /// Show the chain.
@@ -144,6 +151,8 @@ pub(crate) mod usage {
     pub(crate) const FILL: &str = "fill [--prescription N] [y|n]";
     /// `set_patient`.
     pub(crate) const SET_PATIENT: &str = "set_patient ID";
+    /// `export`.
+    pub(crate) const EXPORT: &str = "export [FILE]";
 }
 
 /// Splits a line into words, honouring double quotes.
@@ -287,6 +296,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             _ => return Err(usage_error("one patient id only", usage::SET_PATIENT)),
         },
         "history" => no_args(Command::History)?,
+        "export" => match args {
+            [] => Command::Export { out: None },
+            [file] => Command::Export {
+                out: Some(file.clone()),
+            },
+            _ => return Err(usage_error("one file name only", usage::EXPORT)),
+        },
         "mine" => no_args(Command::Mine)?,
         "chain" => no_args(Command::Chain)?,
         "pending" => no_args(Command::Pending)?,
@@ -424,6 +440,18 @@ mod tests {
             assert_eq!(ok(line), command, "{line}");
         }
         assert!(matches!(parse("mine now"), Err(ParseError::Usage { .. })));
+    }
+
+    #[test]
+    fn export_takes_one_file_or_none() {
+        assert_eq!(ok("export"), Command::Export { out: None });
+        assert_eq!(
+            ok("export \"my record.json\""),
+            Command::Export {
+                out: Some("my record.json".into())
+            }
+        );
+        assert!(matches!(parse("export a b"), Err(ParseError::Usage { .. })));
     }
 
     #[test]

@@ -194,6 +194,35 @@ impl<B: Backend> Repl<B> {
         }
     }
 
+    /// Writes the active patient's record as a FHIR R4 Bundle, holding what the
+    /// logged-in user may read.
+    fn export(&mut self, out: Option<String>, io: &mut dyn Conversation) -> Outcome {
+        let Some((patient, _)) = self.patient.clone() else {
+            return refuse("no active patient: use set_patient <ID> first");
+        };
+        let (Some(user), Some((key, genesis_hash))) = (&self.user, &self.user_reader) else {
+            return refuse("log in first: an export holds what the logged-in user may read");
+        };
+        let (genesis, records) = self.backend.query(move |ledger| {
+            (
+                ledger.genesis().clone(),
+                crate::fhir::chain_records(ledger, &patient),
+            )
+        })?;
+        let read = |hash: &ledger_core::Hash| self.vault.get(hash).ok().flatten();
+        let reader = crate::fhir::export::ExportReader {
+            reader: BodyReader::new(*genesis_hash, user.account(), key),
+            vault: &read,
+        };
+        let records = records.map_err(Failure::Fatal)?;
+        let exported = crate::fhir::export::export(&genesis, patient, &records, &reader);
+        let path = out.unwrap_or_else(|| format!("{patient}.fhir.json"));
+        let summary = crate::fhir::write_bundle(std::path::Path::new(&path), &exported)
+            .map_err(|e| refused(format!("{e:#}")))?;
+        io.say(&format!("{summary}; written to {path}"));
+        Ok(())
+    }
+
     /// The name of the patient a registration names, as the logged-in user may read
     /// it.
     fn patient_name(&self, registration: Option<&(AccountId, Event)>) -> String {
@@ -306,6 +335,7 @@ impl<B: Backend> Repl<B> {
                     Ok(())
                 }
             },
+            Command::Export { out } => self.export(out, io),
             Command::Mine => {
                 let keys = self
                     .user_keys
@@ -400,6 +430,10 @@ impl<B: Backend> Repl<B> {
                 "choose the active patient (id or first characters)",
             ),
             ("history", "the active patient's events"),
+            (
+                usage::EXPORT,
+                "the active patient as a FHIR R4 Bundle, as you may read it",
+            ),
             ("mine", "mine a block of the pending transactions"),
             ("chain", "show the chain"),
             ("pending", "show the pending transactions"),

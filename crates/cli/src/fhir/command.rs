@@ -14,7 +14,7 @@ use ledger_core::{BodySource, Genesis, Keypair, Ledger};
 use p2p::Vault;
 use p2p::store::RedbStore;
 
-use super::export::{ChainRecord, ExportReader, export};
+use super::export::{ChainRecord, ExportReader, Exported, export};
 use super::plan::{PatientPlan, plan};
 use super::write::{
     LocalChain, Outcome, Signer, Signers, existing_sources, mine_all, write_prescriptions,
@@ -119,8 +119,8 @@ fn find_patient(ledger: &DirLedger, text: &str) -> anyhow::Result<PatientId> {
 }
 
 /// The patient's confirmed transactions, in chain order.
-pub(crate) fn chain_records(
-    ledger: &DirLedger,
+pub(crate) fn chain_records<B: BodySource<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
     patient: &PatientId,
 ) -> anyhow::Result<Vec<ChainRecord>> {
     let history = ledger
@@ -175,30 +175,45 @@ pub(crate) fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
         vault: &read_vault,
     };
     let exported = export(ledger.genesis(), patient, &records, &reader);
+    let summary = match &args.out {
+        Some(path) => {
+            let summary = write_bundle(path, &exported)?;
+            format!("{summary}; written to {}", path.display())
+        }
+        None => {
+            let json =
+                serde_json::to_string_pretty(&exported.bundle).context("writing the Bundle")?;
+            println!("{json}");
+            describe_export(&exported)
+        }
+    };
+    eprintln!("Patient {patient} as {user}: {summary}");
+    Ok(())
+}
+
+/// Writes `exported`'s Bundle to `path` (pretty JSON); returns what it holds, in words.
+pub(crate) fn write_bundle(path: &Path, exported: &Exported) -> anyhow::Result<String> {
     let json = serde_json::to_string_pretty(&exported.bundle).context("writing the Bundle")?;
-    match &args.out {
-        Some(path) => std::fs::write(path, json + "\n")
-            .with_context(|| format!("writing {}", path.display()))?,
-        None => println!("{json}"),
-    }
+    std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    Ok(describe_export(exported))
+}
+
+/// What an export holds, and what it left out, in words.
+fn describe_export(exported: &Exported) -> String {
     let total: usize = exported.written.values().sum();
     let kinds: Vec<String> = exported
         .written
         .iter()
         .map(|(kind, n)| format!("{n} {kind}"))
         .collect();
-    eprintln!(
-        "Exported patient {patient} as {user}: {total} resources ({}){}",
+    format!(
+        "exported {total} FHIR resources ({}){}",
         kinds.join(", "),
         match exported.withheld {
             0 => String::new(),
-            n => format!("; {n} sealed record(s) {user} may not read were left out"),
+            n => format!("; {n} sealed record(s) this user may not read were left out"),
         }
-    );
-    if let Some(path) = &args.out {
-        eprintln!("Bundle written to {}", path.display());
-    }
-    Ok(())
+    )
 }
 
 /// The bundle files at `path`: the file itself, or the `.json` files of a directory.

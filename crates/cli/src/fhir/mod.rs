@@ -20,7 +20,7 @@ pub(crate) mod write;
 mod command;
 mod remote;
 
-pub(crate) use command::{export_command, import_command};
+pub(crate) use command::{chain_records, export_command, import_command, write_bundle};
 
 /// Identifier system of the record an imported resource came from (`Encounter/<id>`).
 pub(crate) const SYSTEM_SOURCE: &str = "urn:healthchain:source";
