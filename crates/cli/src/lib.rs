@@ -1,6 +1,7 @@
 //! The `healthchain` command: a ledger node with an interactive prompt per role
-//! (Doctor, Lab, Pharmacy), a headless node, key and genesis tooling, and chain
-//! generation and verification for measuring the ledger at scale.
+//! (Doctor, Lab, Pharmacy), a headless node, key and genesis tooling, chain
+//! generation and verification for measuring the ledger at scale, and FHIR R4 import
+//! and export.
 //!
 //! ```text
 //! healthchain doctor   --port 5001 --peers 127.0.0.1:5002,127.0.0.1:5003
@@ -12,6 +13,8 @@
 //! healthchain doctor   --port 5001 --genesis clinic.genesis --key alice.key
 //! healthchain generate --blocks 1000 --txs-per-block 1000 --data-dir bench
 //! healthchain verify   --data-dir bench
+//! healthchain import   --fhir synthea/fhir --data-dir healthchain-data/DoctorNode-5001
+//! healthchain export   --patient 0bc48549 --out record.json     # FHIR R4 Bundle
 //! ```
 //!
 //! Without `--genesis` a node joins the built-in DEMO network (the original project's

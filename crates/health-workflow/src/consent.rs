@@ -37,7 +37,8 @@ impl Default for ConsentTable {
 }
 
 impl ConsentTable {
-    /// The treatment-consent default (see the [module](self) docs).
+    /// The treatment-consent default: demographics to the care team, notes to doctors,
+    /// tests and results to doctors and the lab, prescriptions to doctors and the pharmacy.
     pub fn treatment() -> ConsentTable {
         use Role::{Doctor, LabTechnician, Pharmacist};
         ConsentTable {

@@ -18,7 +18,10 @@
 //!   [`SealedRef`](seal::SealedRef). The body itself (name, notes, test, results,
 //!   medication; free text bounded by the constants in [`limits`]) is encrypted once
 //!   and its key wrapped to each reader's X25519 key, listed in the genesis roster.
-//!   No rule reads a body. [`BodyReader`] opens what is sealed to a member.
+//!   No rule reads a body. [`BodyReader`] opens what is sealed to a member. Beside its
+//!   free text a body may carry coded data ([`clinical`]: LOINC observations with UCUM
+//!   units, SNOMED CT conditions, RxNorm medications, clinical dates, source ids), as
+//!   a FHIR import writes it.
 //! - **Consent** ([`ConsentTable`]): who reads each [`Category`]; the default is
 //!   treatment consent (demographics to the care team, notes to doctors, tests and
 //!   results to doctors and the lab, prescriptions to doctors and the pharmacy).
