@@ -33,6 +33,9 @@ fn fhir_dates_and_date_times_are_read_as_written() {
         "2019-12-31T09:10:50+0000",
         "2019-12-31 09:10:50Z",
         "2019-1-31",
+        "2019-04-31",
+        "2019-12-31T09:10:50+15:00",
+        "2019-12-31T09:10:50+14:60",
     ] {
         assert!(
             ClinicalDate::parse(bad).is_err(),
@@ -51,7 +54,7 @@ fn decimals_keep_their_precision_and_refuse_what_is_not_a_number() {
     }
     assert_eq!(Decimal::parse("5.0").map(|d| d.to_f64()), Ok(5.0));
     for bad in [
-        "", "-", ".5", "5.", "01", "1e", "NaN", "inf", "1e999", "1,5", "0x10",
+        "", "-", ".5", "5.", "01", "1e", "NaN", "inf", "1e999", "1,5", "0x10", "1e0001",
     ] {
         assert!(Decimal::parse(bad).is_err(), "{bad:?} is not a decimal");
     }
@@ -170,4 +173,159 @@ proptest! {
             prop_assert_eq!(d.to_f64(), x);
         }
     }
+}
+
+/// Every nested limit is checked, through the body that holds it, and names its field.
+#[test]
+fn every_nested_limit_is_checked_through_its_body() {
+    use crate::Body;
+    let long = |n: usize| "x".repeat(n + 1);
+    let field_of = |body: Body| match body.check_form() {
+        Err(EventError::TextTooLong { field, .. } | EventError::EmptyText { field }) => field,
+        Err(EventError::TooMany { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    let demographics = |details: PatientDetails| Body::Demographics {
+        name: "Jo Li".into(),
+        details,
+    };
+    assert_eq!(
+        field_of(demographics(PatientDetails {
+            family: Some(long(limits::MAX_PATIENT_NAME)),
+            ..PatientDetails::default()
+        })),
+        "family name"
+    );
+    assert_eq!(
+        field_of(demographics(PatientDetails {
+            given: vec!["Jo".into(); limits::MAX_GIVEN_NAMES + 1],
+            ..PatientDetails::default()
+        })),
+        "given names"
+    );
+    assert_eq!(
+        field_of(demographics(PatientDetails {
+            given: vec![String::new()],
+            ..PatientDetails::default()
+        })),
+        "given name"
+    );
+    let notes = |visit: Visit| Body::Notes {
+        notes: String::new(),
+        visit,
+    };
+    assert_eq!(
+        field_of(notes(Visit {
+            class: Some(long(limits::MAX_CODE)),
+            ..Visit::default()
+        })),
+        "encounter class"
+    );
+    assert_eq!(
+        field_of(notes(Visit {
+            kind: Some(Coding::new("", "1", "")),
+            ..Visit::default()
+        })),
+        "code system"
+    );
+    assert_eq!(
+        field_of(Body::TestOrder {
+            test_name: "CBC".into(),
+            tests: vec![Coding::new(LOINC, "1", ""); limits::MAX_REPORTS + 1],
+        }),
+        "tests ordered"
+    );
+    let quantity = |unit: String, ucum: Option<String>| Quantity {
+        value: Decimal::parse("1").expect("a decimal"),
+        unit,
+        ucum,
+    };
+    let observation = |f: &dyn Fn(&mut Observation)| {
+        let mut o = Observation {
+            code: Coding::new(LOINC, "718-7", "Hb"),
+            value: None,
+            range: None,
+            interpretation: None,
+            effective: None,
+            source: None,
+        };
+        f(&mut o);
+        Body::Results {
+            results: "Hb".into(),
+            reports: vec![LabReport {
+                observations: vec![o],
+                ..LabReport::default()
+            }],
+        }
+    };
+    assert_eq!(
+        field_of(observation(&|o| o.value = Some(
+            ObservationValue::Quantity(quantity(long(limits::MAX_CODE), None))
+        ))),
+        "unit"
+    );
+    assert_eq!(
+        field_of(observation(&|o| o.value = Some(
+            ObservationValue::Quantity(quantity(String::new(), Some(String::new())))
+        ))),
+        "UCUM code"
+    );
+    assert_eq!(
+        field_of(observation(
+            &|o| o.value = Some(ObservationValue::Text(long(limits::MAX_DISPLAY)))
+        )),
+        "value"
+    );
+    assert_eq!(
+        field_of(observation(
+            &|o| o.value = Some(ObservationValue::Coded(Coding::new(LOINC, "", "")))
+        )),
+        "code"
+    );
+    assert_eq!(
+        field_of(observation(&|o| {
+            o.range = Some(ReferenceRange {
+                low: None,
+                high: Some(quantity(long(limits::MAX_CODE), None)),
+            })
+        })),
+        "unit"
+    );
+    assert_eq!(
+        field_of(observation(
+            &|o| o.interpretation = Some(Coding::new("v3", "", ""))
+        )),
+        "code"
+    );
+    let report_code = Body::Results {
+        results: "Hb".into(),
+        reports: vec![LabReport {
+            code: Some(Coding::new(LOINC, &long(limits::MAX_CODE), "")),
+            ..LabReport::default()
+        }],
+    };
+    assert_eq!(field_of(report_code), "code");
+    let prescription = Body::Prescription {
+        medication: "A".into(),
+        dosage: "1".into(),
+        instructions: String::new(),
+        coded: MedicationCode {
+            code: Some(Coding::new(RXNORM, "308192", &long(limits::MAX_DISPLAY))),
+            ..MedicationCode::default()
+        },
+    };
+    assert_eq!(field_of(prescription), "code display");
+}
+
+#[test]
+fn texts_read_back_as_given_and_errors_quote_a_short_excerpt() {
+    let date = ClinicalDate::parse("2019-12-31").expect("a date");
+    assert_eq!(date.as_str(), "2019-12-31");
+    let source = SourceId::new("Encounter", "e1").expect("short");
+    assert_eq!(source.as_str(), "Encounter/e1");
+    assert_eq!(source.to_string(), "Encounter/e1");
+    let long = format!("{}-13", "9".repeat(60));
+    let error = ClinicalDate::parse(&long).expect_err("not a date");
+    assert_eq!(error.0, "9".repeat(40));
+    assert!(error.to_string().contains(&"9".repeat(40)));
 }
