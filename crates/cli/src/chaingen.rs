@@ -346,14 +346,8 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
             total_txs += 1;
         }
         let block = ledger.mine_block(&actors.doctor, time);
-        let outcome = ledger.submit(block, time);
-        if outcome.status != BlockStatus::Accepted {
-            let reason = outcome
-                .invalid
-                .first()
-                .map_or_else(|| format!("{:?}", outcome.status), |(_, e)| e.to_string());
-            bail!("generated block {} was refused: {reason}", b + 1);
-        }
+        let outcome = submit_mined(&mut ledger, block, time)
+            .with_context(|| format!("generated block {}", b + 1))?;
         // The ledger writes nothing: each accepted block is committed here.
         for hash in &outcome.accepted {
             if let Some(block) = ledger.unstored_block(hash) {
@@ -375,6 +369,23 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     );
     println!("Tip: height {} hash {}", tip.height, tip.hash);
     Ok(())
+}
+
+/// Submits a block this process mined; an error says why the ledger refused it.
+pub(crate) fn submit_mined<B: BodySource<Event>>(
+    ledger: &mut Ledger<HealthPolicy, B>,
+    block: Block<Event>,
+    time: Timestamp,
+) -> anyhow::Result<BlockOutcome<health_workflow::EventError>> {
+    let outcome = ledger.submit(block, time);
+    if outcome.status != BlockStatus::Accepted {
+        let reason = outcome
+            .invalid
+            .first()
+            .map_or_else(|| format!("{:?}", outcome.status), |(_, e)| e.to_string());
+        bail!("was refused: {reason}");
+    }
+    Ok(outcome)
 }
 
 /// A body source with nothing in it: `verify` checks each block of a store once,

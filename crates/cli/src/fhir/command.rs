@@ -349,22 +349,7 @@ pub(crate) fn import_command(args: &ImportArgs) -> anyhow::Result<()> {
             .with_context(context)?;
         let bodies = chain.bodies;
         summary.blocks += commit(&mut ledger, &vault, &signers, bodies)?;
-        let written: usize = outcome.events.values().sum();
-        progress.line(&format!(
-            "{} {} {}: {}",
-            if outcome.registered {
-                "Imported"
-            } else {
-                "Updated "
-            },
-            plan.patient_id,
-            plan.name,
-            if written == 0 {
-                "already imported, nothing added".to_string()
-            } else {
-                describe(&outcome.events)
-            }
-        ));
+        progress.line(&patient_line(plan, &outcome));
         summary.add(plan, &outcome);
         progress.set(n as u64 + 1);
     }

@@ -18,7 +18,7 @@ use health_workflow::{
     Actor, Body, BodyReader, Event, EventKind, HealthPolicy, HealthTx, OrderId, PatientId,
     PrescriptionDraft, PrescriptionId, Reading, TestRequest, Written, limits, records,
 };
-use ledger_core::{BlockStatus, BodySource, Hash, Keypair, Ledger, Timestamp, TxBody, TxId};
+use ledger_core::{BodySource, Hash, Keypair, Ledger, Timestamp, TxBody, TxId};
 use std::sync::Arc;
 
 use super::plan::{PatientPlan, PrescriptionPlan};
@@ -430,14 +430,8 @@ pub(crate) fn mine_all<B: BodySource<Event>>(
         if block.transactions.is_empty() {
             anyhow::bail!("the waiting transactions fit in no block");
         }
-        let outcome = ledger.submit(block, time);
-        if outcome.status != BlockStatus::Accepted {
-            let reason = outcome
-                .invalid
-                .first()
-                .map_or_else(|| format!("{:?}", outcome.status), |(_, e)| e.to_string());
-            anyhow::bail!("a mined block was refused: {reason}");
-        }
+        let outcome = crate::chaingen::submit_mined(ledger, block, time)
+            .context("a block of the imported events")?;
         stored(ledger, &outcome.accepted)?;
         ledger.mark_stored(outcome.accepted);
         mined += 1;
