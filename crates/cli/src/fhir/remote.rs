@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use health_workflow::demo::demo_genesis;
 use health_workflow::seal::SealedBody;
 use health_workflow::{Event, HealthPolicy, HealthTx, PatientId};
-use ledger_core::{BlockHash, Genesis, Ledger, TxBody, TxId};
+use ledger_core::{BlockHash, Genesis, Ledger, TxId};
 use p2p::store::MemoryStore;
 use p2p::{NodeConfig, NodeEvent, NodeHandle, Vault, open_ledger, spawn};
 use serde_json::Value;
@@ -27,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::command::{Summary, patient_line, signers};
 use super::plan::PatientPlan;
-use super::write::{Chain, Outcome, Signers, existing_sources, write_prescriptions, write_visits};
+use super::write::{
+    Chain, Outcome, Signers, existing_sources, sealed_refs, write_prescriptions, write_visits,
+};
 use crate::args::ImportArgs;
 use crate::chaingen::Progress;
 use crate::tools;
@@ -145,12 +147,10 @@ impl Chain for RemoteChain<'_> {
         what: &str,
     ) -> anyhow::Result<TxId> {
         // The node serves bodies from its vault: they go in before the transaction.
-        if let TxBody::App(event) = &tx.body {
-            for ((_, reference), body) in event.sealed().iter().zip(&bodies) {
-                self.vault
-                    .keep(reference, body)
-                    .context("keeping a sealed body")?;
-            }
+        for (reference, body) in sealed_refs(&tx).iter().zip(&bodies) {
+            self.vault
+                .keep(reference, body)
+                .context("keeping a sealed body")?;
         }
         match self
             .runtime

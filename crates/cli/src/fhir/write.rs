@@ -166,17 +166,21 @@ impl<B: BodySource<Event>> Chain for LocalChain<'_, B> {
         bodies: Vec<SealedBody>,
         what: &str,
     ) -> anyhow::Result<TxId> {
-        let refs = match &tx.body {
-            TxBody::App(event) => event.sealed(),
-            TxBody::Transfer { .. } => Vec::new(),
-        };
+        let refs = sealed_refs(&tx);
         let id = self
             .ledger
             .submit_transaction(tx, crate::tools::now())
             .map_err(|e| anyhow::anyhow!("{what} was refused: {e}"))?;
-        self.bodies
-            .extend(refs.into_iter().map(|(_, reference)| reference).zip(bodies));
+        self.bodies.extend(refs.into_iter().zip(bodies));
         Ok(id)
+    }
+}
+
+/// The sealed references of `tx`'s event, in the order of its bodies.
+pub(crate) fn sealed_refs(tx: &HealthTx) -> Vec<SealedRef> {
+    match &tx.body {
+        TxBody::App(event) => event.sealed().into_iter().map(|(_, r)| r).collect(),
+        TxBody::Transfer { .. } => Vec::new(),
     }
 }
 
