@@ -198,6 +198,14 @@ pub enum NodeEvent<E> {
         /// The peer it came from.
         from: Option<SocketAddr>,
     },
+    /// Transactions a peer relayed were dropped: the admission queue was full. They
+    /// are not lost to the chain (they arrive in their block), only to this mempool.
+    TxsDropped {
+        /// How many.
+        count: usize,
+        /// The peer they came from.
+        from: SocketAddr,
+    },
     /// A session was established.
     PeerUp(PeerInfo),
     /// A session ended.
@@ -301,14 +309,28 @@ pub enum NodeError {
     /// The node task panicked or was aborted.
     #[error("node task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The admission queue has no room for the submission: try again shortly. Nothing
+    /// of the submission was taken.
+    #[error("the node is busy: {held} transactions wait for admission, at most {capacity}")]
+    Busy {
+        /// Transactions waiting or being verified.
+        held: usize,
+        /// The queue's capacity.
+        capacity: usize,
+    },
 }
+
+/// What the node answers a submission: each transaction's verdict, in order, or the
+/// admission queue's refusal of the whole submission.
+pub(crate) type SubmitReply<E> = Result<Vec<Result<TxId, TxError<E>>>, crate::admission::Full>;
 
 pub(crate) type Query<P, S> = Box<dyn FnOnce(&Ledger<P, S>) + Send>;
 
 pub(crate) enum Command<P: Policy, S: BlockStore<P::Payload>> {
-    SubmitTx {
-        tx: Transaction<P::Payload>,
-        reply: oneshot::Sender<Result<TxId, TxError<P::Error>>>,
+    /// Transactions, each with the sealed bodies to push after it, for admission.
+    Submit {
+        txs: Vec<(Transaction<P::Payload>, Vec<SealedBody>)>,
+        reply: oneshot::Sender<SubmitReply<P::Error>>,
     },
     SubmitBlock {
         block: Block<P::Payload>,
@@ -317,11 +339,6 @@ pub(crate) enum Command<P: Policy, S: BlockStore<P::Payload>> {
     Mine {
         keys: Keypair,
         reply: oneshot::Sender<Result<Mined, MineError<P::Error>>>,
-    },
-    SubmitSealed {
-        tx: Transaction<P::Payload>,
-        bodies: Vec<SealedBody>,
-        reply: oneshot::Sender<Result<TxId, TxError<P::Error>>>,
     },
     Query(Query<P, S>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
@@ -380,11 +397,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
     }
 
     /// Submits a transaction; on success it is in the mempool and relayed to peers.
+    ///
+    /// Its signature is checked off the ledger task, batched with whatever else waits
+    /// for admission (see [`submit_batch`](Self::submit_batch)). Fails with
+    /// [`NodeError::Busy`] when the admission queue is full.
     pub async fn submit_transaction(
         &self,
         tx: Transaction<P::Payload>,
     ) -> Result<Result<TxId, TxError<P::Error>>, NodeError> {
-        self.ask(|reply| Command::SubmitTx { tx, reply }).await
+        self.submit_sealed(tx, Vec::new()).await
     }
 
     /// Submits a transaction with its sealed bodies, already kept in this node's vault
@@ -396,8 +417,30 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
         tx: Transaction<P::Payload>,
         bodies: Vec<SealedBody>,
     ) -> Result<Result<TxId, TxError<P::Error>>, NodeError> {
-        self.ask(|reply| Command::SubmitSealed { tx, bodies, reply })
-            .await
+        let mut verdicts = self.submit_batch(vec![(tx, bodies)]).await?;
+        verdicts.pop().ok_or(NodeError::Stopped)
+    }
+
+    /// Submits transactions, each with the sealed bodies to push to peers after it (an
+    /// empty list for none), and answers each one's verdict in order once all were
+    /// admitted or refused.
+    ///
+    /// They wait in the node's admission queue with those of other clients and peers;
+    /// their signatures are verified in one batch, on every core, off the ledger task,
+    /// and never again (not in their block either). The accepted ones are relayed to
+    /// peers as one `Txs` message or a few. A submission that does not fit in the
+    /// queue ([`limits::ADMISSION_QUEUE`]) is refused whole with [`NodeError::Busy`]:
+    /// back-pressure, to retry later, not a verdict on the transactions.
+    pub async fn submit_batch(
+        &self,
+        txs: Vec<(Transaction<P::Payload>, Vec<SealedBody>)>,
+    ) -> Result<Vec<Result<TxId, TxError<P::Error>>>, NodeError> {
+        self.ask(|reply| Command::Submit { txs, reply })
+            .await?
+            .map_err(|full| NodeError::Busy {
+                held: full.held,
+                capacity: full.capacity,
+            })
     }
 
     /// Submits a block as if a peer had sent it (without a peer to blame); an accepted

@@ -206,6 +206,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod gossip;
 mod handle;
 pub mod limits;

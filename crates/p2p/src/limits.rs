@@ -13,7 +13,8 @@ use std::time::Duration;
 /// signature rule (ZIP-215), finality, and the final height in the announced tip.
 /// Version 3: the handshake's key proof, and sealed bodies between nodes.
 /// Version 4: a consultation orders several tests, and sealed bodies carry coded data.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// Version 5: transactions relayed in batches (`Txs`), compact block announcements.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Most sealed bodies (or body hashes) in one message; a sender splits longer lists.
 pub const MAX_BODIES_PER_MESSAGE: usize = 64;
@@ -93,6 +94,23 @@ pub const SERVE_QUEUE: usize = 16;
 /// Messages queued from all sessions and handles to the ledger task: when it is full,
 /// sessions stop reading their sockets (back-pressure) instead of buffering.
 pub const NODE_INPUT_QUEUE: usize = 1_024;
+
+/// Transactions waiting for admission (their signature check, then the mempool), the
+/// batch being verified included. A client submission that does not fit is answered
+/// [`NodeError::Busy`](crate::NodeError::Busy); relayed transactions that do not fit
+/// are dropped and counted (they arrive in their block).
+pub const ADMISSION_QUEUE: usize = 32_768;
+
+/// Most transactions verified in one admission batch: what waited while the previous
+/// batch was verified, up to this many.
+pub const ADMISSION_BATCH: usize = 8_192;
+
+/// Most transactions in one `Txs` relay message.
+pub const MAX_TXS_PER_MESSAGE: usize = 8_192;
+
+/// Most encoded bytes of transactions a node puts in one `Txs` relay message (a larger
+/// batch goes as several).
+pub const MAX_RELAY_BYTES: usize = 1024 * 1024;
 
 /// Events buffered per subscriber; a subscriber slower than that misses the oldest
 /// and is told how many it missed (`broadcast` lag), the node never waits for it.

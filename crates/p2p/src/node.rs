@@ -75,9 +75,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use ledger_core::{Block, BlockHash, Ledger, Policy, PreparedBlock, Timestamp, TxId};
 
+mod admit;
 mod blocks;
 mod bodies;
 
+use crate::admission::{Admission, Waiting};
 use crate::persist::{WriteQueue, Writer};
 use blocks::AfterStore;
 use bodies::BodyExchange;
@@ -191,6 +193,12 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     failure: Option<NodeError>,
     /// Sealed bodies: what to push, pull, serve and keep (see [`bodies`]).
     bodies: BodyExchange,
+    /// Transactions waiting for their signature check and the mempool (see [`admit`]).
+    admission: Admission<P::Payload>,
+    /// Client submissions waiting for their verdicts, by ticket.
+    clients: HashMap<u64, admit::Client<P>>,
+    /// Admission batches for the verifier task.
+    to_admit: mpsc::Sender<Vec<Waiting<P::Payload>>>,
     /// Reads `GetBlocks` replies off this task. Declared last: dropped after the
     /// ledger, it waits for the read under way (see [`Storage`]).
     storage: Storage<P::Payload>,
@@ -231,6 +239,9 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     // The write queue keeps at most one write outstanding.
     let (written_tx, mut written_rx) = mpsc::channel(1);
     let (vault_tx, mut vault_rx) = bodies::vault_channel();
+    // One admission batch is under way at a time (see `Admission`).
+    let (to_admit, admit_rx) = mpsc::channel(1);
+    let (admitted_tx, mut admitted_rx) = mpsc::channel(1);
     let writer = Writer::start(ledger.store().writer()?, written_tx).map_err(NodeError::Writer)?;
     let mut ledger = ledger;
     // A ledger may come with blocks accepted before the node had it (built by a tool
@@ -258,6 +269,12 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         config,
     });
     shared.tracker.spawn(listen(Arc::clone(&shared), listener));
+    shared.tracker.spawn(admit::verify_admissions(
+        ledger_core::Screen::new(ledger.genesis()),
+        admit_rx,
+        admitted_tx,
+        token.clone(),
+    ));
     shared.tracker.spawn(verify_batches(
         ledger_core::Screen::new(ledger.genesis()),
         verify_rx,
@@ -294,6 +311,9 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         writer,
         failure: None,
         bodies: BodyExchange::new(bodies::keeper(&shared.config), vault_tx),
+        admission: Admission::default(),
+        clients: HashMap::new(),
+        to_admit,
         storage: Storage::start(served_tx),
     };
     let mut result = Ok(());
@@ -307,6 +327,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
             Some(served) = served_rx.recv() => node.on_served(served),
             Some(written) = written_rx.recv() => node.on_written(written),
             Some(done) = vault_rx.recv() => node.on_vault_done(done),
+            Some(admitted) = admitted_rx.recv() => node.on_admitted(admitted),
         }
         if let Some(failure) = node.failure.take() {
             result = Err(failure);
@@ -327,6 +348,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     drop(served_rx);
     drop(written_rx);
     drop(vault_rx);
+    drop(admitted_rx);
     // Blocks accepted and not yet handed to the writer are written now (unless the
     // store failed); dropping the node then waits for the writer thread. What waited
     // for them is not run: nobody hears of a block as the node stops.
@@ -406,17 +428,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
 
     fn on_command(&mut self, command: Command<P, S>) {
         match command {
-            Command::SubmitTx { tx, reply } => {
-                let result = self.handle_tx(tx, None);
-                let _ = reply.send(result);
-            }
-            Command::SubmitSealed { tx, bodies, reply } => {
-                let result = self.handle_tx(tx, None);
-                if result.is_ok() {
-                    self.push_bodies(&bodies);
-                }
-                let _ = reply.send(result);
-            }
+            Command::Submit { txs, reply } => self.submit(txs, reply),
             Command::SubmitBlock { block, reply } => {
                 // Answered once the block, if accepted, is durable.
                 let result = self.handle_block(block, None);
@@ -552,17 +564,8 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             return;
         };
         match message {
-            Message::Tx(tx) => {
-                let tx_id = tx.id();
-                if !self.seen_txs.record(tx_id) || self.ledger.is_pending(&tx_id) {
-                    return;
-                }
-                if let Err(error) = self.handle_tx(tx, Some(id))
-                    && let Some(offence) = gossip::tx_offence(&error)
-                {
-                    self.punish(id, offence);
-                }
-            }
+            Message::Tx(tx) => self.on_relayed(id, vec![tx]),
+            Message::Txs(txs) => self.on_relayed(id, txs),
             Message::Block(block) => {
                 let hash = block.hash();
                 if !self.seen_blocks.record(hash) || self.ledger.knows_block(&hash) {
@@ -670,6 +673,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// sync requests that waited for the room it held.
     fn remove_peer(&mut self, id: u64) -> Option<Peer> {
         self.table.handle_down(id);
+        self.admission.forget_peer(id);
         let removed = self.peers.remove(&id);
         self.publish_connected();
         if removed.is_some() {
@@ -687,6 +691,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
 
     /// Carries out a disconnection the peer table knows of already.
     fn drop_peer(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
+        self.admission.forget_peer(id);
         if let Some(peer) = self.peers.remove(&id) {
             self.publish_connected();
             self.emit(NodeEvent::PeerDown {

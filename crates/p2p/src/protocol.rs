@@ -173,6 +173,9 @@ pub enum Message<T> {
     /// The answer to `GetBodies` for the bodies the asker may not have: they are not
     /// sealed to the key its handshake proved (or it proved none).
     Denied(Vec<Hash>),
+    /// Transactions for the mempool, in the order the sender admitted them (a node
+    /// relays each admission batch as one or a few of these).
+    Txs(Vec<Transaction<T>>),
 }
 
 /// A decoded message breaks a protocol rule.
@@ -218,6 +221,7 @@ impl<T> Message<T> {
         match self {
             Message::Hello(_) => "hello",
             Message::Tx(_) => "tx",
+            Message::Txs(_) => "txs",
             Message::Block(_) => "block",
             Message::GetBlocks { .. } => "get-blocks",
             Message::Blocks(_) => "blocks",
@@ -265,6 +269,11 @@ impl<T> Message<T> {
                 let wraps = bodies.iter().map(|b| b.wraps.len()).max().unwrap_or(0);
                 check("wraps of a body", wraps, ledger_core::sealed::MAX_WRAPS)
             }
+            Message::Txs(txs) => check(
+                "transactions in a relay",
+                txs.len(),
+                limits::MAX_TXS_PER_MESSAGE,
+            ),
             Message::GetBodies(hashes) | Message::Denied(hashes) => {
                 check("body hashes", hashes.len(), limits::MAX_BODIES_PER_MESSAGE)
             }
@@ -306,6 +315,29 @@ impl<T: Serialize> Serialize for BlocksReply<'_, T> {
         }
         // `Blocks` is the fifth variant of `Message` (index 4).
         serializer.serialize_newtype_variant("Message", 4, "Blocks", &Blocks(self.0))
+    }
+}
+
+/// The encoding of `Message::Txs` holding these transactions, without copying them
+/// into an owned message: how a node relays an admission batch.
+pub fn encode_txs<T: Serialize>(txs: &[&Transaction<T>]) -> Vec<u8> {
+    codec::encode(&TxsRelay(txs))
+}
+
+/// `Message::Txs` over borrowed transactions (see [`encode_txs`]).
+struct TxsRelay<'a, 'b, T>(&'a [&'b Transaction<T>]);
+
+impl<T: Serialize> Serialize for TxsRelay<'_, '_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The transactions as the sequence `Vec<Transaction<T>>` would be.
+        struct Txs<'a, 'b, T>(&'a [&'b Transaction<T>]);
+        impl<T: Serialize> Serialize for Txs<'_, '_, T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().copied())
+            }
+        }
+        // `Txs` is the fourteenth variant of `Message` (index 13).
+        serializer.serialize_newtype_variant("Message", 13, "Txs", &Txs(self.0))
     }
 }
 
@@ -393,6 +425,38 @@ mod tests {
             let owned = Message::Blocks(blocks.iter().map(|b| Block::clone(b)).collect());
             assert_eq!(encode_blocks(&blocks), owned.encode());
         }
+    }
+
+    #[test]
+    fn a_borrowed_txs_relay_encodes_as_the_message_and_its_count_is_limited() {
+        let genesis = BlockHash::default();
+        let key = Keypair::from_seed([3; 32]);
+        let tx = |n: u64| {
+            Transaction::new_signed(
+                &genesis,
+                &key,
+                n,
+                ledger_core::Timestamp(n),
+                ledger_core::TxBody::App(format!("note {n}")),
+            )
+        };
+        for count in [0, 1, 3] {
+            let txs: Vec<Transaction<String>> = (1..=count).map(tx).collect();
+            let borrowed: Vec<&Transaction<String>> = txs.iter().collect();
+            let owned = Message::Txs(txs.clone());
+            assert_eq!(encode_txs(&borrowed), owned.encode());
+            assert_eq!(
+                decode_message::<String>(&owned.encode(), 1 << 20),
+                Ok(owned)
+            );
+        }
+        let many = Message::Txs(vec![tx(1); limits::MAX_TXS_PER_MESSAGE + 1]);
+        assert!(matches!(
+            decode_message::<String>(&many.encode(), 1 << 30),
+            Err(MessageError::Protocol(ProtocolError::TooMany { .. }))
+        ));
+        let most = Message::Txs(vec![tx(1); limits::MAX_TXS_PER_MESSAGE]);
+        assert!(decode_message::<String>(&most.encode(), 1 << 30).is_ok());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ledger_core::{
     Block, BlockError, BlockHash, BlockOutcome, BlockStatus, Keypair, MineStatus, Policy,
-    PreparedBlock, TipChange, Transaction, TxError, TxId,
+    PreparedBlock, TipChange, Transaction, TxId,
 };
 use tokio::sync::oneshot;
 use tracing::{error, warn};
@@ -47,33 +47,6 @@ pub(super) enum AfterStore<P: Policy> {
 }
 
 impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
-    /// Submits a transaction from a peer (`from`) or a handle; relays it if accepted.
-    pub(super) fn handle_tx(
-        &mut self,
-        tx: Transaction<P::Payload>,
-        from: Option<u64>,
-    ) -> Result<TxId, TxError<P::Error>> {
-        let now = self.now();
-        let addr = from.and_then(|id| self.peers.get(&id)).map(|p| p.info.addr);
-        let frame = Bytes::from(Message::Tx(tx.clone()).encode());
-        self.note_tx(&tx);
-        match self.ledger.submit_transaction(tx, now) {
-            Ok(id) => {
-                self.seen_txs.insert(id);
-                self.emit(NodeEvent::TxAccepted { id, from: addr });
-                self.broadcast(&frame, from);
-                Ok(id)
-            }
-            Err(error) => {
-                self.emit(NodeEvent::TxRejected {
-                    error: error.clone(),
-                    from: addr,
-                });
-                Err(error)
-            }
-        }
-    }
-
     /// Submits a block to the ledger and reports how long the ledger took
     /// ([`NodeEvent::BlockValidated`]).
     fn submit_timed(
@@ -254,15 +227,13 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         // that never saw them (the other side of a partition) get them.
         let returned: HashSet<TxId> = returned.into_iter().collect();
         if !returned.is_empty() {
-            let frames: Vec<Bytes> = self
+            let txs: Vec<(Transaction<P::Payload>, Option<u64>)> = self
                 .ledger
                 .mempool()
                 .filter(|p| returned.contains(&p.id))
-                .map(|p| Bytes::from(Message::Tx(p.tx.clone()).encode()))
+                .map(|p| (p.tx.clone(), None))
                 .collect();
-            for frame in frames {
-                self.broadcast(&frame, None);
-            }
+            self.relay_txs(&txs);
         }
     }
 

@@ -1,0 +1,289 @@
+//! Mempool admission in batches: a plain state machine, no I/O.
+//!
+//! Transactions from clients (a [`NodeHandle`](crate::NodeHandle) submission) and from
+//! peers wait in one bounded queue. While the verifier task checks the signatures of
+//! one batch off the ledger task (batched, on every core:
+//! [`ledger_core::preverify_txs`]), the next one gathers here; when the verifier is
+//! free, everything waiting (up to [`limits::ADMISSION_BATCH`]) becomes the next batch.
+//! Under load batches grow by themselves; a lone transaction goes at once.
+//!
+//! The queue holds at most [`limits::ADMISSION_QUEUE`] transactions, the batch being
+//! verified included. A client submission that does not fit as a whole is refused
+//! with a typed answer ([`Full`], which the handle turns into
+//! [`NodeError::Busy`](crate::NodeError::Busy)) rather than buffered; a relayed
+//! transaction that does not fit is dropped and counted
+//! ([`NodeEvent::TxsDropped`](crate::NodeEvent::TxsDropped)); it still arrives in its
+//! block.
+
+use std::collections::VecDeque;
+
+use ledger_core::Transaction;
+
+use crate::limits;
+
+/// Where a waiting transaction came from, and so where its verdict goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Relayed by the peer of this session id.
+    Peer(u64),
+    /// Transaction `index` of the client submission `ticket`.
+    Client {
+        /// The submission.
+        ticket: u64,
+        /// Its position in the submission.
+        index: usize,
+    },
+}
+
+impl Origin {
+    /// The peer it came from, if it came from one.
+    pub(crate) fn peer(self) -> Option<u64> {
+        match self {
+            Origin::Peer(id) => Some(id),
+            Origin::Client { .. } => None,
+        }
+    }
+}
+
+/// A transaction waiting for its signature check.
+#[derive(Debug)]
+pub(crate) struct Waiting<T> {
+    /// The transaction.
+    pub(crate) tx: Transaction<T>,
+    /// Where it came from.
+    pub(crate) origin: Origin,
+}
+
+/// The queue has no room for what was offered: how much it holds, and its capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Full {
+    /// Transactions waiting or being verified.
+    pub(crate) held: usize,
+    /// The most it holds.
+    pub(crate) capacity: usize,
+}
+
+/// The admission queue (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Admission<T> {
+    waiting: VecDeque<Waiting<T>>,
+    /// Transactions of the batch being verified (0: the verifier is free).
+    in_flight: usize,
+    capacity: usize,
+    batch: usize,
+    next_ticket: u64,
+}
+
+impl<T> Admission<T> {
+    /// A queue of at most `capacity` transactions, verified in batches of at most
+    /// `batch`.
+    pub(crate) fn new(capacity: usize, batch: usize) -> Self {
+        Admission {
+            waiting: VecDeque::new(),
+            in_flight: 0,
+            capacity,
+            batch: batch.max(1),
+            next_ticket: 0,
+        }
+    }
+
+    /// Transactions waiting or being verified.
+    pub(crate) fn held(&self) -> usize {
+        self.waiting.len() + self.in_flight
+    }
+
+    fn room(&self) -> usize {
+        self.capacity.saturating_sub(self.held())
+    }
+
+    /// Queues a client's submission of `txs` as a whole, or refuses it whole when it
+    /// does not fit; returns the submission's ticket, which its verdicts name.
+    pub(crate) fn submit(&mut self, txs: Vec<Transaction<T>>) -> Result<u64, Full> {
+        if txs.len() > self.room() {
+            return Err(Full {
+                held: self.held(),
+                capacity: self.capacity,
+            });
+        }
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.waiting
+            .extend(txs.into_iter().enumerate().map(|(index, tx)| Waiting {
+                tx,
+                origin: Origin::Client { ticket, index },
+            }));
+        Ok(ticket)
+    }
+
+    /// Queues the transactions a peer relayed, as many as fit; returns how many were
+    /// dropped for want of room.
+    pub(crate) fn relayed(&mut self, peer: u64, txs: Vec<Transaction<T>>) -> usize {
+        let room = self.room();
+        let dropped = txs.len().saturating_sub(room);
+        self.waiting
+            .extend(txs.into_iter().take(room).map(|tx| Waiting {
+                tx,
+                origin: Origin::Peer(peer),
+            }));
+        dropped
+    }
+
+    /// The next batch to verify, if the verifier is free and anything waits.
+    pub(crate) fn next_batch(&mut self) -> Option<Vec<Waiting<T>>> {
+        if self.in_flight > 0 || self.waiting.is_empty() {
+            return None;
+        }
+        let take = self.waiting.len().min(self.batch);
+        let batch: Vec<Waiting<T>> = self.waiting.drain(..take).collect();
+        self.in_flight = batch.len();
+        Some(batch)
+    }
+
+    /// The batch under way came back verified: the verifier is free again.
+    pub(crate) fn verified(&mut self) {
+        self.in_flight = 0;
+    }
+
+    /// The transactions waiting (not yet in a batch), for the node to drop on a peer's
+    /// departure: nothing of a departed peer is lost, it arrives in blocks.
+    pub(crate) fn forget_peer(&mut self, peer: u64) {
+        self.waiting.retain(|w| w.origin != Origin::Peer(peer));
+    }
+}
+
+impl<T> Default for Admission<T> {
+    fn default() -> Self {
+        Admission::new(limits::ADMISSION_QUEUE, limits::ADMISSION_BATCH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::{Amount, Keypair, TxBody};
+    use proptest::prelude::*;
+
+    fn tx(nonce: u64) -> Transaction<()> {
+        let key = Keypair::from_seed([7; 32]);
+        let genesis = ledger_core::BlockHash::default();
+        Transaction::new_signed(
+            &genesis,
+            &key,
+            nonce,
+            ledger_core::Timestamp(1),
+            TxBody::Transfer {
+                to: Keypair::from_seed([8; 32]).account(),
+                amount: Amount(1),
+            },
+        )
+    }
+
+    #[test]
+    fn a_submission_that_does_not_fit_is_refused_whole() {
+        let mut queue = Admission::new(3, 10);
+        assert!(queue.submit(vec![tx(1), tx(2)]).is_ok());
+        assert_eq!(
+            queue.submit(vec![tx(3), tx(4)]),
+            Err(Full {
+                held: 2,
+                capacity: 3
+            })
+        );
+        assert_eq!(queue.held(), 2);
+        assert!(queue.submit(vec![tx(3)]).is_ok());
+        assert_eq!(queue.held(), 3);
+    }
+
+    #[test]
+    fn the_batch_being_verified_counts_against_the_capacity() {
+        let mut queue = Admission::new(2, 10);
+        let ticket = queue.submit(vec![tx(1), tx(2)]).expect("room");
+        let batch = queue.next_batch().expect("a batch");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[1].origin, Origin::Client { ticket, index: 1 });
+        assert!(queue.submit(vec![tx(3)]).is_err());
+        assert_eq!(queue.relayed(9, vec![tx(3)]), 1);
+        queue.verified();
+        assert!(queue.submit(vec![tx(3)]).is_ok());
+    }
+
+    #[test]
+    fn one_batch_at_a_time_and_no_larger_than_the_limit() {
+        let mut queue = Admission::new(100, 3);
+        queue.relayed(1, (1..=5).map(tx).collect());
+        let first = queue.next_batch().expect("a batch");
+        assert_eq!(first.len(), 3);
+        assert!(queue.next_batch().is_none(), "the verifier is busy");
+        queue.verified();
+        let second = queue.next_batch().expect("the rest");
+        assert_eq!(second.len(), 2);
+        assert_eq!(second[0].tx.nonce, 4, "arrival order is kept");
+        queue.verified();
+        assert!(queue.next_batch().is_none());
+    }
+
+    #[test]
+    fn a_departed_peer_s_waiting_transactions_are_forgotten() {
+        let mut queue = Admission::new(100, 100);
+        queue.relayed(1, vec![tx(1)]);
+        queue.relayed(2, vec![tx(2)]);
+        let ticket = queue.submit(vec![tx(3)]).expect("room");
+        queue.forget_peer(1);
+        let batch = queue.next_batch().expect("a batch");
+        let origins: Vec<Origin> = batch.iter().map(|w| w.origin).collect();
+        assert_eq!(
+            origins,
+            vec![Origin::Peer(2), Origin::Client { ticket, index: 0 }]
+        );
+        assert_eq!(Origin::Peer(2).peer(), Some(2));
+        assert_eq!(Origin::Client { ticket, index: 0 }.peer(), None);
+    }
+
+    proptest! {
+        /// Whatever arrives, the queue never holds more than its capacity, batches are
+        /// never larger than the limit, and every transaction taken in comes out once,
+        /// in arrival order.
+        #[test]
+        fn bounded_and_in_order(
+            capacity in 1usize..40,
+            batch in 1usize..16,
+            steps in proptest::collection::vec((0u8..4, 1usize..10), 1..60),
+        ) {
+            let mut queue = Admission::new(capacity, batch);
+            let mut next = 1u64;
+            let mut taken_in = Vec::new();
+            let mut came_out = Vec::new();
+            for (op, n) in steps {
+                match op {
+                    0 => {
+                        let txs: Vec<_> = (next..next + n as u64).map(tx).collect();
+                        if queue.submit(txs).is_ok() {
+                            taken_in.extend(next..next + n as u64);
+                        }
+                        next += n as u64;
+                    }
+                    1 => {
+                        let txs: Vec<_> = (next..next + n as u64).map(tx).collect();
+                        let dropped = queue.relayed(3, txs);
+                        taken_in.extend(next..next + (n - dropped) as u64);
+                        next += n as u64;
+                    }
+                    2 => {
+                        if let Some(b) = queue.next_batch() {
+                            prop_assert!(b.len() <= batch);
+                            came_out.extend(b.iter().map(|w| w.tx.nonce));
+                        }
+                    }
+                    _ => queue.verified(),
+                }
+                prop_assert!(queue.held() <= capacity);
+            }
+            queue.verified();
+            while let Some(b) = queue.next_batch() {
+                came_out.extend(b.iter().map(|w| w.tx.nonce));
+                queue.verified();
+            }
+            prop_assert_eq!(came_out, taken_in);
+        }
+    }
+}
