@@ -80,6 +80,13 @@ pub struct NodeConfig {
     /// Where the node keeps the sealed bodies sealed to `member_key`; `None`: it
     /// exchanges no bodies.
     pub vault: Option<Vault>,
+    /// The key this node produces blocks with, on its own, while transactions wait (see
+    /// `block_interval`); `None`: blocks come only from [`NodeHandle::mine`].
+    pub producer: Option<Keypair>,
+    /// With a `producer`: produce a block when transactions wait, at this pace, in turn
+    /// with the network's other producers (see the [`pace`](crate::pace) module).
+    /// `None`: blocks come only from [`NodeHandle::mine`], as in the walkthrough.
+    pub block_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -96,6 +103,8 @@ impl std::fmt::Debug for NodeConfig {
                 &self.member_key.as_ref().map(Keypair::account),
             )
             .field("vault", &self.vault.as_ref().and_then(Vault::path))
+            .field("producer", &self.producer.as_ref().map(Keypair::account))
+            .field("block_interval", &self.block_interval)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +127,8 @@ impl NodeConfig {
             clock: Arc::new(SystemClock),
             member_key: None,
             vault: None,
+            producer: None,
+            block_interval: None,
         }
     }
 }

@@ -212,6 +212,7 @@ mod handle;
 pub mod limits;
 mod net;
 pub mod node;
+pub mod pace;
 mod peers;
 mod persist;
 pub mod protocol;

@@ -316,9 +316,12 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         to_admit,
         storage: Storage::start(served_tx),
     };
+    // Blocks at a pace: checked several times an interval (see `pace`).
+    let mut pace = node.pace_timer();
     let mut result = Ok(());
     loop {
         tokio::select! {
+            _ = tick(&mut pace) => node.on_pace(),
             () = token.cancelled() => break,
             Some(command) = commands.recv() => node.on_command(command),
             Some(event) = session_rx.recv() => node.on_session(event),
@@ -366,6 +369,16 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     // Dropping the writer waits for its last write; dropping the ledger closes the store.
     drop(node);
     result
+}
+
+/// The next tick of the pace timer; never, without one.
+async fn tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Prepares sync batches and verifies their signatures on the blocking pool (on every

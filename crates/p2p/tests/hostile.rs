@@ -357,6 +357,77 @@ async fn forged_signature_transaction_gets_the_peer_banned() {
     fx.stop().await;
 }
 
+/// A relay batch is verified as one: a forged signature inside it gets the peer
+/// banned, and the validly signed transactions around it are admitted all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_batch_with_one_forged_signature_bans_the_peer_and_admits_the_rest() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let (mut stream, _) = connect(fx.victim.addr).await;
+    let local = stream.local_addr().expect("local address");
+    stream
+        .write_all(&handshake_frames(hello(genesis_hash())))
+        .await
+        .expect("send hello");
+    let before = note(&dave(), 1, "before");
+    let mut forged = note(&dave(), 2, "forged");
+    forged.signature = Signature([7; 64]);
+    let after = note(&carol(), 1, "after");
+    let ids = (before.id(), forged.id(), after.id());
+    stream
+        .write_all(&encode(Message::Txs(vec![before, forged, after])))
+        .await
+        .expect("send txs");
+    closed(stream).await;
+    let offence = fx.banned(local).await;
+    assert!(
+        matches!(offence, Offence::InvalidTx(TxError::BadSignature { tx }) if tx == ids.1),
+        "{offence}"
+    );
+    let pending = fx
+        .victim
+        .handle
+        .query(move |l| {
+            (
+                l.is_pending(&ids.0),
+                l.is_pending(&ids.1),
+                l.is_pending(&ids.2),
+            )
+        })
+        .await
+        .expect("running");
+    assert_eq!(pending, (true, false, true));
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+/// A relay of more transactions than a message may hold is a protocol violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_relay_batch_gets_the_peer_banned() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let (mut stream, _) = connect(fx.victim.addr).await;
+    let local = stream.local_addr().expect("local address");
+    stream
+        .write_all(&handshake_frames(hello(genesis_hash())))
+        .await
+        .expect("send hello");
+    let tx = note(&alice(), 1, "again");
+    stream
+        .write_all(&encode(Message::Txs(vec![
+            tx;
+            limits::MAX_TXS_PER_MESSAGE + 1
+        ])))
+        .await
+        .expect("send txs");
+    closed(stream).await;
+    let offence = fx.banned(local).await;
+    assert!(
+        is_session_offence(&offence, |e| matches!(e, SessionError::Message(_))),
+        "{offence}"
+    );
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_hello_and_invalid_block_get_the_peer_banned() {
     let mut fx = fixture(limits::MAX_INBOUND).await;

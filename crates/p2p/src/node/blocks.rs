@@ -301,6 +301,49 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         orphaned
     }
 
+    /// The timer that wakes [`NodeTask::on_pace`]: a tenth of the block interval (at
+    /// least a millisecond), if this node produces at a pace.
+    pub(super) fn pace_timer(&self) -> Option<tokio::time::Interval> {
+        let config = &self.shared.config;
+        let interval = config
+            .block_interval
+            .filter(|_| config.producer.is_some())?;
+        let period = (interval / 10).max(std::time::Duration::from_millis(1));
+        let mut timer = tokio::time::interval(period);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        Some(timer)
+    }
+
+    /// A pace tick: produces a block if one of this node's is due (see `crate::pace`)
+    /// and it may produce on the tip. Nobody waits for the block; it is announced
+    /// like any other once stored.
+    pub(super) fn on_pace(&mut self) {
+        let config = &self.shared.config;
+        let (Some(keys), Some(interval)) = (config.producer.clone(), config.block_interval) else {
+            return;
+        };
+        if self.mining.is_some() {
+            return;
+        }
+        let tip = self.ledger.tip();
+        let me = keys.account();
+        let input = crate::pace::PaceInput {
+            producers: self.ledger.genesis().producers.as_deref(),
+            me,
+            tip_height: tip.height,
+            tip_time: tip.timestamp,
+            pending: self.ledger.mempool().len(),
+            now: self.now(),
+            interval,
+        };
+        if !crate::pace::due(&input) || self.ledger.may_produce(&me).is_err() {
+            return;
+        }
+        // The answer goes nowhere: a paced block is reported by its events.
+        let (reply, _) = oneshot::channel();
+        self.start_mining(keys, reply);
+    }
+
     pub(super) fn start_mining(
         &mut self,
         keys: Keypair,
