@@ -13,7 +13,7 @@
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
@@ -22,6 +22,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::block::{Block, BlockHeader, block_signing_message};
+use crate::bounded::BoundedSet;
 use crate::codec;
 use crate::genesis::Genesis;
 use crate::hash::{BlockHash, Hash, TxId};
@@ -177,11 +178,19 @@ impl SigItems {
         }
         #[cfg(not(feature = "parallel"))]
         {
-            (0..len)
-                .step_by(limits::SIGNATURE_BATCH)
-                .flat_map(|start| batch(start, limits::SIGNATURE_BATCH))
-                .collect()
+            let _ = batch;
+            self.validity_serial()
         }
+    }
+
+    /// [`SigItems::validity`] on the calling thread alone, in batches of at most
+    /// [`limits::SIGNATURE_BATCH`].
+    pub(crate) fn validity_serial(&self) -> Vec<bool> {
+        let len = self.items.len();
+        (0..len)
+            .step_by(limits::SIGNATURE_BATCH)
+            .flat_map(|start| self.validity_of(start..(start + limits::SIGNATURE_BATCH).min(len)))
+            .collect()
     }
 
     /// The index of the first invalid signature, if any.
@@ -345,6 +354,9 @@ pub struct Screen {
     genesis: BlockHash,
     pow_bits: u8,
     producers: Option<Arc<HashSet<AccountId>>>,
+    /// Authors whose keys were found usable by [`Screen::preverify_txs`], so a busy
+    /// node does not decompress the same few keys batch after batch.
+    usable: Arc<Mutex<BoundedSet<AccountId>>>,
 }
 
 impl Screen {
@@ -354,6 +366,7 @@ impl Screen {
             genesis: genesis.hash(),
             pow_bits: genesis.pow_bits,
             producers: (genesis.producers.as_ref()).map(|p| Arc::new(p.iter().copied().collect())),
+            usable: Arc::new(Mutex::new(BoundedSet::new(limits::MAX_KEY_CACHE))),
         }
     }
 
@@ -379,13 +392,24 @@ impl Screen {
         prepare_and_preverify(&self.genesis, Some(self), blocks, Remember::All).1
     }
 
-    /// [`preverify_txs`] for this screen's network.
+    /// [`preverify_txs`] for this screen's network, remembering which authors' keys
+    /// are usable from one batch to the next (at most [`limits::MAX_KEY_CACHE`]).
     pub fn preverify_txs<T, X>(&self, txs: &[X]) -> Preverified
     where
         T: Serialize,
         X: Borrow<Transaction<T>> + Sync,
     {
-        preverify_txs(&self.genesis, txs)
+        let known = |a: &AccountId| {
+            (self.usable.lock())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(a)
+        };
+        let (verified, found) = verify_txs(&self.genesis, txs, known);
+        let mut usable = (self.usable.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
+        for account in found {
+            usable.insert(account);
+        }
+        verified
     }
 }
 
@@ -403,25 +427,61 @@ where
     T: Serialize,
     X: Borrow<Transaction<T>> + Sync,
 {
+    verify_txs(genesis, txs, |_| false).0
+}
+
+/// [`preverify_txs`], trusting the keys `known` says are usable, and returning the
+/// authors whose keys it found usable.
+fn verify_txs<T, X>(
+    genesis: &BlockHash,
+    txs: &[X],
+    known: impl Fn(&AccountId) -> bool,
+) -> (Preverified, Vec<AccountId>)
+where
+    T: Serialize,
+    X: Borrow<Transaction<T>> + Sync,
+{
+    // Below this many, a batch is checked on the calling thread: handing it to other
+    // cores costs more than it saves, and a busy node's cores are taken already.
+    const PARALLEL_MIN: usize = 2 * limits::SIGNATURE_BATCH;
+    let parallel = txs.len() >= PARALLEL_MIN;
     // Decompress each distinct author's key once: a batch holds many transactions of
     // few authors.
-    let authors: Vec<AccountId> = txs
-        .iter()
-        .map(|tx| tx.borrow().author)
-        .collect::<HashSet<AccountId>>()
-        .into_iter()
-        .collect();
-    let usable: HashSet<AccountId> = maybe_par_map(&authors, |a| a.is_usable().then_some(*a))
-        .into_iter()
-        .flatten()
-        .collect();
-    let encoded = maybe_par_map(txs, |tx| {
+    let mut usable: HashSet<AccountId> = HashSet::new();
+    let mut unknown: HashSet<AccountId> = HashSet::new();
+    for tx in txs {
+        let author = tx.borrow().author;
+        if !usable.contains(&author) && !unknown.contains(&author) {
+            if known(&author) {
+                usable.insert(author);
+            } else {
+                unknown.insert(author);
+            }
+        }
+    }
+    let unknown: Vec<AccountId> = unknown.into_iter().collect();
+    let check = |a: &AccountId| a.is_usable().then_some(*a);
+    let found: Vec<AccountId> = if parallel {
+        maybe_par_map(&unknown, check)
+    } else {
+        unknown.iter().map(check).collect()
+    }
+    .into_iter()
+    .flatten()
+    .collect();
+    usable.extend(found.iter().copied());
+    let encode = |tx: &X| {
         let tx = tx.borrow();
         let encoded = codec::encode(tx);
         let id = TxId::from_hash(Hash::of(&encoded));
         (encoded.len() <= limits::MAX_TX_BYTES && usable.contains(&tx.author))
             .then_some((id, encoded))
-    });
+    };
+    let encoded: Vec<_> = if parallel {
+        maybe_par_map(txs, encode)
+    } else {
+        txs.iter().map(encode).collect()
+    };
     let bytes = encoded.iter().flatten().map(|(_, e)| e.len() + 32).sum();
     let mut items = SigItems::with_capacity(txs.len(), bytes);
     let mut ids = Vec::with_capacity(txs.len());
@@ -436,8 +496,12 @@ where
             ids.push(*id);
         }
     }
-    let valid = items.validity();
-    Preverified {
+    let valid = if parallel {
+        items.validity()
+    } else {
+        items.validity_serial()
+    };
+    let verified = Preverified {
         genesis: *genesis,
         txs: ids
             .into_iter()
@@ -445,7 +509,8 @@ where
             .filter_map(|(id, ok)| ok.then_some(id))
             .collect(),
         producers: Vec::new(),
-    }
+    };
+    (verified, found)
 }
 
 /// Which valid signatures [`prepare_and_preverify`] lists in its [`Preverified`].
@@ -805,6 +870,25 @@ mod tests {
         // Signed for this network, none verifies for another: no replay across networks.
         assert!(preverify_txs(&other, &txs).is_empty());
         assert!(preverify_txs::<String, Transaction<String>>(&genesis, &[]).is_empty());
+        // A screen remembers usable authors from one batch to the next and finds the
+        // same signatures valid; an unusable author is never remembered.
+        let screen = Screen {
+            genesis,
+            pow_bits: 0,
+            producers: None,
+            usable: Arc::new(Mutex::new(BoundedSet::new(8))),
+        };
+        assert_eq!(screen.preverify_txs(&txs).txs, verified.txs);
+        let remembered = |a: &AccountId| screen.usable.lock().expect("unpoisoned").contains(a);
+        assert!(remembered(&alice.account()) && remembered(&bob.account()));
+        assert!(!remembered(&txs[41].author));
+        assert_eq!(screen.preverify_txs(&txs).txs, verified.txs);
+        // Large batches take the parallel path, with the same verdicts.
+        let many: Vec<Transaction<String>> = (1..=2 * limits::SIGNATURE_BATCH as u64 + 1)
+            .map(|n| note(&alice, n, String::new()))
+            .collect();
+        assert_eq!(screen.preverify_txs(&many).len(), many.len());
+        assert_eq!(preverify_txs(&genesis, &many).len(), many.len());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! one batch off the ledger task (batched, on every core:
 //! [`ledger_core::preverify_txs`]), the next one gathers here; when the verifier is
 //! free, everything waiting (up to [`limits::ADMISSION_BATCH`]) becomes the next batch.
-//! Under load batches grow by themselves; a lone transaction goes at once.
+//! Under load batches grow by themselves. A batch also waits to grow to
+//! [`limits::ADMISSION_MIN_BATCH`] transactions, but never longer than
+//! [`limits::ADMISSION_LINGER`] after its first one arrived: small batches cost almost
+//! a verification each, large ones a fraction of one.
 //!
 //! The queue holds at most [`limits::ADMISSION_QUEUE`] transactions, the batch being
 //! verified included. A client submission that does not fit as a whole is refused
@@ -16,6 +19,7 @@
 //! block.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use ledger_core::Transaction;
 
@@ -71,18 +75,26 @@ pub(crate) struct Admission<T> {
     in_flight: usize,
     capacity: usize,
     batch: usize,
+    /// A batch smaller than this waits up to `linger` to grow.
+    min_batch: usize,
+    linger: Duration,
+    /// When the oldest waiting transaction arrived.
+    oldest: Option<Instant>,
     next_ticket: u64,
 }
 
 impl<T> Admission<T> {
     /// A queue of at most `capacity` transactions, verified in batches of at most
-    /// `batch`.
-    pub(crate) fn new(capacity: usize, batch: usize) -> Self {
+    /// `batch`; a batch below `min_batch` waits up to `linger` to grow.
+    pub(crate) fn new(capacity: usize, batch: usize, min_batch: usize, linger: Duration) -> Self {
         Admission {
             waiting: VecDeque::new(),
             in_flight: 0,
             capacity,
             batch: batch.max(1),
+            min_batch,
+            linger,
+            oldest: None,
             next_ticket: 0,
         }
     }
@@ -98,7 +110,7 @@ impl<T> Admission<T> {
 
     /// Queues a client's submission of `txs` as a whole, or refuses it whole when it
     /// does not fit; returns the submission's ticket, which its verdicts name.
-    pub(crate) fn submit(&mut self, txs: Vec<Transaction<T>>) -> Result<u64, Full> {
+    pub(crate) fn submit(&mut self, txs: Vec<Transaction<T>>, now: Instant) -> Result<u64, Full> {
         if txs.len() > self.room() {
             return Err(Full {
                 held: self.held(),
@@ -107,6 +119,7 @@ impl<T> Admission<T> {
         }
         self.next_ticket += 1;
         let ticket = self.next_ticket;
+        self.arrived(now);
         self.waiting
             .extend(txs.into_iter().enumerate().map(|(index, tx)| Waiting {
                 tx,
@@ -117,8 +130,11 @@ impl<T> Admission<T> {
 
     /// Queues the transactions a peer relayed, as many as fit; returns how many were
     /// dropped for want of room.
-    pub(crate) fn relayed(&mut self, peer: u64, txs: Vec<Transaction<T>>) -> usize {
+    pub(crate) fn relayed(&mut self, peer: u64, txs: Vec<Transaction<T>>, now: Instant) -> usize {
         let room = self.room();
+        if room > 0 && !txs.is_empty() {
+            self.arrived(now);
+        }
         let dropped = txs.len().saturating_sub(room);
         self.waiting
             .extend(txs.into_iter().take(room).map(|tx| Waiting {
@@ -128,15 +144,35 @@ impl<T> Admission<T> {
         dropped
     }
 
-    /// The next batch to verify, if the verifier is free and anything waits.
-    pub(crate) fn next_batch(&mut self) -> Option<Vec<Waiting<T>>> {
+    fn arrived(&mut self, now: Instant) {
+        if self.waiting.is_empty() {
+            self.oldest = Some(now);
+        }
+    }
+
+    /// The next batch to verify, if the verifier is free and a batch is ready: it has
+    /// [`limits::ADMISSION_MIN_BATCH`] transactions, or its oldest waited the linger.
+    pub(crate) fn next_batch(&mut self, now: Instant) -> Option<Vec<Waiting<T>>> {
         if self.in_flight > 0 || self.waiting.is_empty() {
+            return None;
+        }
+        if self.waiting.len() < self.min_batch && self.deadline().is_some_and(|d| now < d) {
             return None;
         }
         let take = self.waiting.len().min(self.batch);
         let batch: Vec<Waiting<T>> = self.waiting.drain(..take).collect();
         self.in_flight = batch.len();
+        // What stays behind has waited since now at the latest.
+        self.oldest = (!self.waiting.is_empty()).then_some(now);
         Some(batch)
+    }
+
+    /// When a small batch stops waiting to grow, if one waits for that.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        if self.in_flight > 0 || self.waiting.is_empty() {
+            return None;
+        }
+        self.oldest.map(|t| t + self.linger)
     }
 
     /// The batch under way came back verified: the verifier is free again.
@@ -148,12 +184,20 @@ impl<T> Admission<T> {
     /// departure: nothing of a departed peer is lost, it arrives in blocks.
     pub(crate) fn forget_peer(&mut self, peer: u64) {
         self.waiting.retain(|w| w.origin != Origin::Peer(peer));
+        if self.waiting.is_empty() {
+            self.oldest = None;
+        }
     }
 }
 
 impl<T> Default for Admission<T> {
     fn default() -> Self {
-        Admission::new(limits::ADMISSION_QUEUE, limits::ADMISSION_BATCH)
+        Admission::new(
+            limits::ADMISSION_QUEUE,
+            limits::ADMISSION_BATCH,
+            limits::ADMISSION_MIN_BATCH,
+            limits::ADMISSION_LINGER,
+        )
     }
 }
 
@@ -162,6 +206,15 @@ mod tests {
     use super::*;
     use ledger_core::{Amount, Keypair, TxBody};
     use proptest::prelude::*;
+
+    /// A queue that never lingers (min batch 1), as the linger has its own test.
+    fn queue_of(capacity: usize, batch: usize) -> Admission<()> {
+        Admission::new(capacity, batch, 1, Duration::ZERO)
+    }
+
+    fn at() -> Instant {
+        Instant::now()
+    }
 
     fn tx(nonce: u64) -> Transaction<()> {
         let key = Keypair::from_seed([7; 32]);
@@ -180,56 +233,56 @@ mod tests {
 
     #[test]
     fn a_submission_that_does_not_fit_is_refused_whole() {
-        let mut queue = Admission::new(3, 10);
-        assert!(queue.submit(vec![tx(1), tx(2)]).is_ok());
+        let mut queue = queue_of(3, 10);
+        assert!(queue.submit(vec![tx(1), tx(2)], at()).is_ok());
         assert_eq!(
-            queue.submit(vec![tx(3), tx(4)]),
+            queue.submit(vec![tx(3), tx(4)], at()),
             Err(Full {
                 held: 2,
                 capacity: 3
             })
         );
         assert_eq!(queue.held(), 2);
-        assert!(queue.submit(vec![tx(3)]).is_ok());
+        assert!(queue.submit(vec![tx(3)], at()).is_ok());
         assert_eq!(queue.held(), 3);
     }
 
     #[test]
     fn the_batch_being_verified_counts_against_the_capacity() {
-        let mut queue = Admission::new(2, 10);
-        let ticket = queue.submit(vec![tx(1), tx(2)]).expect("room");
-        let batch = queue.next_batch().expect("a batch");
+        let mut queue = queue_of(2, 10);
+        let ticket = queue.submit(vec![tx(1), tx(2)], at()).expect("room");
+        let batch = queue.next_batch(at()).expect("a batch");
         assert_eq!(batch.len(), 2);
         assert_eq!(batch[1].origin, Origin::Client { ticket, index: 1 });
-        assert!(queue.submit(vec![tx(3)]).is_err());
-        assert_eq!(queue.relayed(9, vec![tx(3)]), 1);
+        assert!(queue.submit(vec![tx(3)], at()).is_err());
+        assert_eq!(queue.relayed(9, vec![tx(3)], at()), 1);
         queue.verified();
-        assert!(queue.submit(vec![tx(3)]).is_ok());
+        assert!(queue.submit(vec![tx(3)], at()).is_ok());
     }
 
     #[test]
     fn one_batch_at_a_time_and_no_larger_than_the_limit() {
-        let mut queue = Admission::new(100, 3);
-        queue.relayed(1, (1..=5).map(tx).collect());
-        let first = queue.next_batch().expect("a batch");
+        let mut queue = queue_of(100, 3);
+        queue.relayed(1, (1..=5).map(tx).collect(), at());
+        let first = queue.next_batch(at()).expect("a batch");
         assert_eq!(first.len(), 3);
-        assert!(queue.next_batch().is_none(), "the verifier is busy");
+        assert!(queue.next_batch(at()).is_none(), "the verifier is busy");
         queue.verified();
-        let second = queue.next_batch().expect("the rest");
+        let second = queue.next_batch(at()).expect("the rest");
         assert_eq!(second.len(), 2);
         assert_eq!(second[0].tx.nonce, 4, "arrival order is kept");
         queue.verified();
-        assert!(queue.next_batch().is_none());
+        assert!(queue.next_batch(at()).is_none());
     }
 
     #[test]
     fn a_departed_peer_s_waiting_transactions_are_forgotten() {
-        let mut queue = Admission::new(100, 100);
-        queue.relayed(1, vec![tx(1)]);
-        queue.relayed(2, vec![tx(2)]);
-        let ticket = queue.submit(vec![tx(3)]).expect("room");
+        let mut queue = queue_of(100, 100);
+        queue.relayed(1, vec![tx(1)], at());
+        queue.relayed(2, vec![tx(2)], at());
+        let ticket = queue.submit(vec![tx(3)], at()).expect("room");
         queue.forget_peer(1);
-        let batch = queue.next_batch().expect("a batch");
+        let batch = queue.next_batch(at()).expect("a batch");
         let origins: Vec<Origin> = batch.iter().map(|w| w.origin).collect();
         assert_eq!(
             origins,
@@ -237,6 +290,33 @@ mod tests {
         );
         assert_eq!(Origin::Peer(2).peer(), Some(2));
         assert_eq!(Origin::Client { ticket, index: 0 }.peer(), None);
+    }
+
+    #[test]
+    fn a_small_batch_waits_for_more_up_to_the_linger() {
+        let start = Instant::now();
+        let linger = Duration::from_millis(5);
+        let mut queue: Admission<()> = Admission::new(100, 50, 10, linger);
+        assert_eq!(queue.deadline(), None);
+        queue.relayed(1, vec![tx(1), tx(2)], start);
+        assert_eq!(queue.deadline(), Some(start + linger));
+        assert!(
+            queue.next_batch(start + linger / 2).is_none(),
+            "still growing"
+        );
+        let batch = queue
+            .next_batch(start + linger)
+            .expect("the linger is over");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(queue.deadline(), None, "the verifier is busy");
+        queue.verified();
+        // Enough for a batch goes at once.
+        let later = start + linger * 4;
+        let ticket = queue.submit((3..=12).map(tx).collect(), later);
+        assert!(ticket.is_ok());
+        assert_eq!(queue.next_batch(later).map(|b| b.len()), Some(10));
+        queue.verified();
+        assert!(queue.next_batch(later).is_none(), "nothing waits");
     }
 
     proptest! {
@@ -249,7 +329,7 @@ mod tests {
             batch in 1usize..16,
             steps in proptest::collection::vec((0u8..4, 1usize..10), 1..60),
         ) {
-            let mut queue = Admission::new(capacity, batch);
+            let mut queue = queue_of(capacity, batch);
             let mut next = 1u64;
             let mut taken_in = Vec::new();
             let mut came_out = Vec::new();
@@ -257,19 +337,19 @@ mod tests {
                 match op {
                     0 => {
                         let txs: Vec<_> = (next..next + n as u64).map(tx).collect();
-                        if queue.submit(txs).is_ok() {
+                        if queue.submit(txs, at()).is_ok() {
                             taken_in.extend(next..next + n as u64);
                         }
                         next += n as u64;
                     }
                     1 => {
                         let txs: Vec<_> = (next..next + n as u64).map(tx).collect();
-                        let dropped = queue.relayed(3, txs);
+                        let dropped = queue.relayed(3, txs, at());
                         taken_in.extend(next..next + (n - dropped) as u64);
                         next += n as u64;
                     }
                     2 => {
-                        if let Some(b) = queue.next_batch() {
+                        if let Some(b) = queue.next_batch(at()) {
                             prop_assert!(b.len() <= batch);
                             came_out.extend(b.iter().map(|w| w.tx.nonce));
                         }
@@ -279,7 +359,7 @@ mod tests {
                 prop_assert!(queue.held() <= capacity);
             }
             queue.verified();
-            while let Some(b) = queue.next_batch() {
+            while let Some(b) = queue.next_batch(at()) {
                 came_out.extend(b.iter().map(|w| w.tx.nonce));
                 queue.verified();
             }

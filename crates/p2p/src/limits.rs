@@ -105,6 +105,13 @@ pub const ADMISSION_QUEUE: usize = 32_768;
 /// batch was verified, up to this many.
 pub const ADMISSION_BATCH: usize = 8_192;
 
+/// An admission batch smaller than this waits up to [`ADMISSION_LINGER`] for more:
+/// batch verification costs a fraction of a single check per signature only in batches.
+pub const ADMISSION_MIN_BATCH: usize = 256;
+
+/// The longest a transaction waits for its admission batch to grow.
+pub const ADMISSION_LINGER: Duration = Duration::from_millis(5);
+
 /// Most transactions in one `Txs` relay message.
 pub const MAX_TXS_PER_MESSAGE: usize = 8_192;
 

@@ -320,8 +320,10 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     let mut pace = node.pace_timer();
     let mut result = Ok(());
     loop {
+        let admission_due = node.admission.deadline();
         tokio::select! {
             _ = tick(&mut pace) => node.on_pace(),
+            () = wake_at(admission_due) => node.drive_admission(),
             () = token.cancelled() => break,
             Some(command) = commands.recv() => node.on_command(command),
             Some(event) = session_rx.recv() => node.on_session(event),
@@ -369,6 +371,14 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
     // Dropping the writer waits for its last write; dropping the ledger closes the store.
     drop(node);
     result
+}
+
+/// Sleeps until `at`; forever without one.
+async fn wake_at(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next tick of the pace timer; never, without one.

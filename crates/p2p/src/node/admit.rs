@@ -102,7 +102,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         for tx in &txs {
             self.note_tx(tx);
         }
-        match self.admission.submit(txs) {
+        match self.admission.submit(txs, std::time::Instant::now()) {
             Ok(ticket) => {
                 self.clients.insert(
                     ticket,
@@ -140,7 +140,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         for tx in &fresh {
             self.note_tx(tx);
         }
-        let dropped = self.admission.relayed(id, fresh);
+        let dropped = self.admission.relayed(id, fresh, std::time::Instant::now());
         if dropped > 0
             && let Some(peer) = self.peers.get(&id)
         {
@@ -154,9 +154,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         self.drive_admission();
     }
 
-    /// Hands the next batch to the verifier when it is free.
+    /// Hands the next batch to the verifier when it is free and the batch is ready (see
+    /// [`Admission`](crate::admission::Admission)); the node loop calls this again at
+    /// the admission deadline.
     pub(super) fn drive_admission(&mut self) {
-        if let Some(batch) = self.admission.next_batch()
+        if let Some(batch) = self.admission.next_batch(std::time::Instant::now())
             && let Err(e) = self.to_admit.try_send(batch)
         {
             // Only one batch is ever under way, so the queue is never full; it closes
