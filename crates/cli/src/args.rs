@@ -37,6 +37,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Record FHIR R4 bundles (Synthea's, say) as signed events.
     Import(ImportArgs),
+    /// Measure committed throughput and latency of live nodes under an open-loop load.
+    BenchNet(BenchNetArgs),
 }
 
 /// The kind of node a REPL serves (`healthchain doctor|lab|pharmacy`), as opposed to
@@ -126,6 +128,54 @@ pub struct NodeArgs {
     /// The environment variable `HEALTHCHAIN_PASSPHRASE` works as well.
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
+    /// Produce blocks on this node's own while transactions wait, one every this many
+    /// milliseconds at most, in turn with the other producers (off unless given:
+    /// blocks are mined with `mine`, as in the walkthrough).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub block_interval: Option<u64>,
+}
+
+/// Options of `healthchain bench-net`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchNetArgs {
+    /// Nodes to start on loopback, with fresh data directories: 1 to 3 (doctor, lab,
+    /// pharmacy).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub nodes: u8,
+    /// Load running nodes instead, through their APIs (comma separated addresses). They
+    /// must run the bench network: start them from the files `--write-network` writes.
+    #[arg(long, value_delimiter = ',', value_parser = crate::api::parse_api_addr)]
+    pub api: Vec<std::net::SocketAddr>,
+    /// Seconds measured at each rate, after the warm-up.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub duration: u64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub warmup: u64,
+    /// Transactions a second submitted (the top rate with `--sweep`).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rate: u64,
+    /// Step the rate up from `--sweep-step` by `--sweep-step` to `--rate`, to find the
+    /// knee; stops after the first rate whose p99 exceeds the latency target.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Rate step of a sweep.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sweep_step: u64,
+    /// Client tasks submitting, spread over the nodes.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub clients: u64,
+    /// Block interval of the nodes started here, in milliseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub block_interval: u64,
+    /// The p99 latency a rate must keep to count in the summary line, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub latency_target: u64,
+    /// Write the bench network (genesis, the three members' key files and their
+    /// passphrase) to this directory and print how to start its nodes, instead of
+    /// running.
+    #[arg(long, value_name = "DIR")]
+    pub write_network: Option<PathBuf>,
 }
 
 /// Options of `healthchain keygen`.

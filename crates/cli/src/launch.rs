@@ -284,6 +284,10 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
     // the public chain and is served no sealed body.
     config.member_key = network.member_key.clone();
     config.vault = Some(vault.clone());
+    if let Some(millis) = args.block_interval {
+        config.producer = Some(network.producer.clone());
+        config.block_interval = Some(std::time::Duration::from_millis(millis));
+    }
     let shutdown = CancellationToken::new();
     let (mut node, signals) = {
         let _context = runtime.enter();

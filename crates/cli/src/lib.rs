@@ -69,8 +69,10 @@
 
 mod api;
 pub mod args;
+mod bench;
 pub mod chaingen;
 pub mod command;
+mod cpu;
 mod fhir;
 mod input;
 pub mod keyfile;
@@ -107,5 +109,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => chaingen::verify(&args),
         Command::Export(args) => fhir::export_command(&args),
         Command::Import(args) => fhir::import_command(&args),
+        Command::BenchNet(args) => bench::run(&args),
     }
 }

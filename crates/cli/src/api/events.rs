@@ -14,7 +14,10 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 
 use super::views::BlockSummary;
-use super::{ApiError, ApiState, MAX_BACKLOG, MAX_BLOCKS_PER_PAGE, SUBSCRIBER_QUEUE, read_blocks};
+use super::{
+    ApiError, ApiState, MAX_BACKLOG, MAX_BLOCKS_PER_PAGE, MAX_SUBSCRIBERS, SUBSCRIBER_QUEUE,
+    read_blocks,
+};
 
 /// `GET /events` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -35,7 +38,11 @@ pub(super) async fn events(
     let Query(resume) = resume?;
     let permit = Arc::clone(&state.subscribers)
         .try_acquire_owned()
-        .map_err(|_| ApiError::Busy)?;
+        .map_err(|_| {
+            ApiError::Busy(format!(
+                "too many event subscribers (at most {MAX_SUBSCRIBERS}); try again later"
+            ))
+        })?;
     let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
     // Subscribed before the backlog is read, so no block falls between the two.
     let live = state.handle.subscribe();

@@ -45,12 +45,14 @@ pub(crate) struct Metrics {
     mempool_bytes: Gauge,
     txs_accepted: Counter,
     txs_refused: Family<Reason, Counter>,
+    txs_dropped: Counter,
     blocks_accepted: Counter,
     blocks_refused: Family<Reason, Counter>,
     reorgs: Counter,
     bans: Counter,
     block_interval: Histogram,
     block_validation: Histogram,
+    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Time of the last tip seen, for the block interval.
     last_tip: Mutex<Option<(Height, Timestamp)>>,
 }
@@ -66,6 +68,7 @@ impl Metrics {
             mempool_bytes: Gauge::default(),
             txs_accepted: Counter::default(),
             txs_refused: Family::default(),
+            txs_dropped: Counter::default(),
             blocks_accepted: Counter::default(),
             blocks_refused: Family::default(),
             reorgs: Counter::default(),
@@ -74,6 +77,7 @@ impl Metrics {
             block_interval: Histogram::new(exponential_buckets(0.25, 2.0, 13)),
             // 50 microseconds to about 3 seconds.
             block_validation: Histogram::new(exponential_buckets(0.000_05, 3.0, 11)),
+            cpu_seconds: Gauge::default(),
             last_tip: Mutex::new(None),
             registry: Registry::default(),
         };
@@ -90,6 +94,11 @@ impl Metrics {
             );
             registry.register("p2p_peers", "Connected peers", metrics.peers.clone());
             registry.register(
+                "process_cpu_seconds",
+                "User and system CPU time the node's process has used",
+                metrics.cpu_seconds.clone(),
+            );
+            registry.register(
                 "mempool_size",
                 "Pending transactions",
                 metrics.mempool_size.clone(),
@@ -103,6 +112,11 @@ impl Metrics {
                 "mempool_txs_accepted",
                 "Transactions accepted into the mempool",
                 metrics.txs_accepted.clone(),
+            );
+            registry.register(
+                "mempool_txs_dropped",
+                "Relayed transactions dropped because the admission queue was full",
+                metrics.txs_dropped.clone(),
             );
             registry.register(
                 "mempool_txs_refused",
@@ -156,6 +170,9 @@ impl Metrics {
             NodeEvent::TxRejected { error, .. } => {
                 self.txs_refused.get_or_create(&reason(error)).inc();
             }
+            NodeEvent::TxsDropped { count, .. } => {
+                self.txs_dropped.inc_by(*count as u64);
+            }
             NodeEvent::BlockAccepted { .. } => {
                 self.blocks_accepted.inc();
             }
@@ -195,6 +212,9 @@ impl Metrics {
     pub(crate) fn encode(&self, status: &Status) -> Result<String, std::fmt::Error> {
         let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         self.height.set(gauge(status.height));
+        if let Some(seconds) = crate::cpu::process_cpu_seconds() {
+            self.cpu_seconds.set(seconds);
+        }
         self.final_height.set(gauge(status.final_height));
         self.peers.set(gauge(status.peers as u64));
         self.mempool_size.set(gauge(status.mempool as u64));

@@ -16,6 +16,7 @@ mod events;
 mod fhir;
 mod listener;
 mod metrics;
+pub(crate) mod submit;
 mod views;
 
 use std::net::SocketAddr;
@@ -86,9 +87,10 @@ pub(crate) enum ApiError {
     /// The node refused the transaction.
     #[error("{0}")]
     Refused(TxError<EventError>),
-    /// Too many event-stream subscribers.
-    #[error("too many event subscribers (at most {MAX_SUBSCRIBERS}); try again later")]
-    Busy,
+    /// The node cannot take this now (its admission queue is full, or it has too many
+    /// event-stream subscribers): retry later.
+    #[error("{0}")]
+    Busy(String),
     /// The node stopped.
     #[error("the node is not running")]
     Stopped,
@@ -113,8 +115,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request".into(),
             ApiError::NotFound(_) => "not_found".into(),
-            ApiError::Refused(error) => format!("refused:{}", variant(error)),
-            ApiError::Busy => "busy".into(),
+            ApiError::Refused(error) => refused_kind(error),
+            ApiError::Busy(_) => "busy".into(),
             ApiError::Stopped => "stopped".into(),
             ApiError::Http { status, .. } if *status == StatusCode::PAYLOAD_TOO_LARGE => {
                 "too_large".into()
@@ -129,13 +131,20 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            // A full mempool is a moment's state, not a verdict on the transaction.
+            ApiError::Refused(TxError::MempoolFull { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Busy | ApiError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) | ApiError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Http { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         }
     }
+}
+
+/// The kind of a refusal, as answered: `refused:` and the error's variant.
+pub(crate) fn refused_kind(error: &TxError<EventError>) -> String {
+    format!("refused:{}", variant(error))
 }
 
 /// An error's variant name, from its `Debug` form.
@@ -153,13 +162,19 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Unauthorized(_)) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE && !matches!(self, ApiError::Stopped) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         (self.status(), headers, Json(body)).into_response()
     }
 }
 
 impl From<p2p::NodeError> for ApiError {
-    fn from(_: p2p::NodeError) -> Self {
-        ApiError::Stopped
+    fn from(error: p2p::NodeError) -> Self {
+        match error {
+            p2p::NodeError::Busy { .. } => ApiError::Busy(format!("{error}; retry later")),
+            _ => ApiError::Stopped,
+        }
     }
 }
 
@@ -234,6 +249,8 @@ impl utoipa::Modify for BearerAuth {
         accounts,
         mempool,
         submit_tx,
+        submit::submit_batch,
+        submit::block_txids,
         events::events,
         metrics_text
     ),
@@ -249,6 +266,9 @@ impl utoipa::Modify for BearerAuth {
         AccountView,
         MempoolView,
         Submitted,
+        submit::BatchSubmitted,
+        submit::Verdict,
+        submit::BlockTxIds,
         LoginRequest,
         LoggedIn
     ))
@@ -303,6 +323,12 @@ fn router(state: ApiState) -> Router {
         .route("/blocks", get(blocks))
         .route("/blocks/{id}", get(block))
         .route("/txs", axum::routing::post(submit_tx))
+        .route(
+            "/txs/batch",
+            axum::routing::post(submit::submit_batch)
+                .layer(DefaultBodyLimit::max(submit::MAX_BATCH_BYTES)),
+        )
+        .route("/blocks/{id}/txids", get(submit::block_txids))
         .route("/txs/{id}", get(tx))
         .route("/patients/{id}", get(patient))
         .route("/patients/{id}/records", get(records))
@@ -459,6 +485,15 @@ async fn blocks(
 #[utoipa::path(get, path = "/blocks/{id}", params(("id" = String, Path, description = "height, or 64 hex digits")),
     responses((status = 200, body = BlockDetail), (status = 400), (status = 404)))]
 async fn block(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<BlockDetail> {
+    let hash = find_block(&state, &id).await?;
+    let genesis = state.handle.query(|l| l.genesis().clone()).await?;
+    let block = read_blocks(&state.handle, vec![hash]).await?;
+    Ok(Json(BlockDetail::of(&genesis, &block[0])))
+}
+
+/// The hash of the block `id` names: a best-chain height, or the hash of a block this
+/// node holds.
+async fn find_block(state: &ApiState, id: &str) -> Result<BlockHash, ApiError> {
     enum Wanted {
         Height(u64),
         Hash(BlockHash),
@@ -472,24 +507,17 @@ async fn block(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResu
             )));
         }
     };
-    let (genesis, hash) = state
+    let hash = state
         .handle
-        .query(move |ledger| {
-            let hash = match wanted {
-                Wanted::Height(h) => usize::try_from(h)
-                    .ok()
-                    .and_then(|h| ledger.main_chain().get(h).copied())
-                    .filter(|h| *h != ledger.genesis_hash()),
-                Wanted::Hash(hash) => ledger.height_of(&hash).map(|_| hash),
-            };
-            (ledger.genesis().clone(), hash)
+        .query(move |ledger| match wanted {
+            Wanted::Height(h) => usize::try_from(h)
+                .ok()
+                .and_then(|h| ledger.main_chain().get(h).copied())
+                .filter(|h| *h != ledger.genesis_hash()),
+            Wanted::Hash(hash) => ledger.height_of(&hash).map(|_| hash),
         })
         .await?;
-    let Some(hash) = hash else {
-        return Err(ApiError::NotFound(format!("no block {id} on this node")));
-    };
-    let block = read_blocks(&state.handle, vec![hash]).await?;
-    Ok(Json(BlockDetail::of(&genesis, &block[0])))
+    hash.ok_or_else(|| ApiError::NotFound(format!("no block {id} on this node")))
 }
 
 /// A transaction and the block that holds it (the latest 10,000 blocks are searched),
@@ -718,6 +746,7 @@ async fn accounts(State(state): State<ApiState>) -> ApiResult<Vec<AccountView>> 
                     username: b.name,
                     account: b.account.to_string(),
                     balance: b.amount.units(),
+                    next_nonce: ledger.next_nonce(&b.account),
                 })
                 .collect()
         })

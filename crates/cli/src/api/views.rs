@@ -165,6 +165,8 @@ pub(crate) struct AccountView {
     pub(crate) account: String,
     /// Confirmed balance, in e-cash.
     pub(crate) balance: u64,
+    /// The nonce its next transaction should use: above its confirmed and pending ones.
+    pub(crate) next_nonce: u64,
 }
 
 /// The pending transactions (`GET /mempool`).
