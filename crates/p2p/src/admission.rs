@@ -175,6 +175,11 @@ impl<T> Admission<T> {
         self.oldest.map(|t| t + self.linger)
     }
 
+    /// The transactions waiting (not yet in a batch), in arrival order.
+    pub(crate) fn waiting(&self) -> impl Iterator<Item = &Transaction<T>> {
+        self.waiting.iter().map(|w| &w.tx)
+    }
+
     /// The batch under way came back verified: the verifier is free again.
     pub(crate) fn verified(&mut self) {
         self.in_flight = 0;

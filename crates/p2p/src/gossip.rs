@@ -229,6 +229,9 @@ pub enum Offence<E> {
     /// A block that is invalid whatever the receiver's state.
     #[error("invalid block: {0}")]
     InvalidBlock(BlockError<E>),
+    /// Transactions sent for a compact block that are not the ones announced.
+    #[error("invalid compact block answer: {0}")]
+    Compact(crate::compact::CompactError),
 }
 
 /// Whether a session error is an offence.

@@ -207,6 +207,7 @@
 //! ```
 
 mod admission;
+pub mod compact;
 mod gossip;
 mod handle;
 pub mod limits;

@@ -112,6 +112,14 @@ pub const ADMISSION_MIN_BATCH: usize = 256;
 /// The longest a transaction waits for its admission batch to grow.
 pub const ADMISSION_LINGER: Duration = Duration::from_millis(5);
 
+/// Blocks rebuilt from compact announcements that may wait for missing transactions
+/// at once; the oldest is forgotten first (sync fetches it if need be).
+pub const MAX_PARTIAL_BLOCKS: usize = 16;
+
+/// A block with at least this many transactions is announced compact (its
+/// transaction ids); a smaller one whole, as its ids would save little.
+pub const COMPACT_MIN_TXS: usize = 8;
+
 /// Most transactions in one `Txs` relay message.
 pub const MAX_TXS_PER_MESSAGE: usize = 8_192;
 

@@ -78,6 +78,7 @@ use ledger_core::{Block, BlockHash, Ledger, Policy, PreparedBlock, Timestamp, Tx
 mod admit;
 mod blocks;
 mod bodies;
+mod relay;
 
 use crate::admission::{Admission, Waiting};
 use crate::persist::{WriteQueue, Writer};
@@ -195,6 +196,8 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     bodies: BodyExchange,
     /// Transactions waiting for their signature check and the mempool (see [`admit`]).
     admission: Admission<P::Payload>,
+    /// Blocks announced compact, waiting for transactions (see [`relay`]).
+    reassembly: crate::compact::Reassembly<P::Payload>,
     /// Client submissions waiting for their verdicts, by ticket.
     clients: HashMap<u64, admit::Client<P>>,
     /// Admission batches for the verifier task.
@@ -312,6 +315,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         failure: None,
         bodies: BodyExchange::new(bodies::keeper(&shared.config), vault_tx),
         admission: Admission::default(),
+        reassembly: crate::compact::Reassembly::default(),
         clients: HashMap::new(),
         to_admit,
         storage: Storage::start(served_tx),
@@ -594,12 +598,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 if !self.seen_blocks.record(hash) || self.ledger.knows_block(&hash) {
                     return;
                 }
-                if let Err(error) = self.handle_block(block, Some(id))
-                    && let Some(offence) = gossip::block_offence(&error)
-                {
-                    self.punish(id, offence);
-                }
+                self.on_block(id, block);
             }
+            Message::CompactBlock(compact) => self.on_compact(id, compact),
+            Message::GetBlockTxs { block, indexes } => self.on_get_block_txs(id, block, indexes),
+            Message::BlockTxs { block, txs } => self.on_block_txs(id, block, txs),
             Message::GetBlocks { locator, limit } => self.serve_blocks(id, &locator, limit),
             Message::Blocks(blocks) => self.on_blocks(id, blocks),
             Message::GetPeers => {
@@ -697,6 +700,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     fn remove_peer(&mut self, id: u64) -> Option<Peer> {
         self.table.handle_down(id);
         self.admission.forget_peer(id);
+        self.reassembly.forget_peer(id);
         let removed = self.peers.remove(&id);
         self.publish_connected();
         if removed.is_some() {
@@ -715,6 +719,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// Carries out a disconnection the peer table knows of already.
     fn drop_peer(&mut self, id: u64, reason: DisconnectReason<P::Error>) {
         self.admission.forget_peer(id);
+        self.reassembly.forget_peer(id);
         if let Some(peer) = self.peers.remove(&id) {
             self.publish_connected();
             self.emit(NodeEvent::PeerDown {

@@ -19,6 +19,7 @@ use ledger_core::{
 };
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::compact::CompactBlock;
 use crate::limits;
 
 /// The tip a node announces in its `Hello`.
@@ -176,6 +177,22 @@ pub enum Message<T> {
     /// Transactions for the mempool, in the order the sender admitted them (a node
     /// relays each admission batch as one or a few of these).
     Txs(Vec<Transaction<T>>),
+    /// A new block, by its transaction ids (see [`crate::compact`]).
+    CompactBlock(CompactBlock),
+    /// Asks the announcer of a compact block for the transactions at these positions.
+    GetBlockTxs {
+        /// The block.
+        block: BlockHash,
+        /// Positions in its transaction list, ascending.
+        indexes: Vec<u32>,
+    },
+    /// The answer to `GetBlockTxs`: the transactions asked for, in order.
+    BlockTxs {
+        /// The block.
+        block: BlockHash,
+        /// The transactions.
+        txs: Vec<Transaction<T>>,
+    },
 }
 
 /// A decoded message breaks a protocol rule.
@@ -222,6 +239,9 @@ impl<T> Message<T> {
             Message::Hello(_) => "hello",
             Message::Tx(_) => "tx",
             Message::Txs(_) => "txs",
+            Message::CompactBlock(_) => "compact-block",
+            Message::GetBlockTxs { .. } => "get-block-txs",
+            Message::BlockTxs { .. } => "block-txs",
             Message::Block(_) => "block",
             Message::GetBlocks { .. } => "get-blocks",
             Message::Blocks(_) => "blocks",
@@ -273,6 +293,28 @@ impl<T> Message<T> {
                 "transactions in a relay",
                 txs.len(),
                 limits::MAX_TXS_PER_MESSAGE,
+            ),
+            Message::CompactBlock(compact) => {
+                check(
+                    "transaction ids of a compact block",
+                    compact.txids.len(),
+                    ledger_core::limits::MAX_TXS_PER_BLOCK,
+                )?;
+                check(
+                    "rewards of a compact block",
+                    compact.rewards.len(),
+                    ledger_core::limits::MAX_REWARDS_PER_BLOCK,
+                )
+            }
+            Message::GetBlockTxs { indexes, .. } => check(
+                "positions asked for",
+                indexes.len(),
+                ledger_core::limits::MAX_TXS_PER_BLOCK,
+            ),
+            Message::BlockTxs { txs, .. } => check(
+                "transactions of a block",
+                txs.len(),
+                ledger_core::limits::MAX_TXS_PER_BLOCK,
             ),
             Message::GetBodies(hashes) | Message::Denied(hashes) => {
                 check("body hashes", hashes.len(), limits::MAX_BODIES_PER_MESSAGE)

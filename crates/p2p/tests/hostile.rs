@@ -1487,3 +1487,97 @@ async fn the_address_an_inbound_peer_claimed_is_dialled_after_it_leaves() {
     sessions_dropped(&learnt, &mut events, 2).await;
     node.stop().await;
 }
+
+/// A block of `n` notes by dave, mined on a scratch ledger: the victim holds none of
+/// its transactions until told.
+fn block_of_notes(n: u64) -> ledger_core::Block<String> {
+    let mut scratch = ledger();
+    for i in 1..=n {
+        scratch
+            .submit_transaction(note(&dave(), i, &format!("compact {i}")), now())
+            .expect("a valid note");
+    }
+    scratch.mine_block(&carol(), now())
+}
+
+/// Announces `block` compact to the victim, which holds its first `held`
+/// transactions, and returns the positions the victim asks for.
+async fn announce_compact(
+    fx: &Fixture,
+    stream: &mut TcpStream,
+    block: &ledger_core::Block<String>,
+    held: usize,
+) -> Vec<u32> {
+    for tx in &block.transactions[..held] {
+        let id = fx
+            .victim
+            .handle
+            .submit_transaction(tx.clone())
+            .await
+            .expect("running")
+            .expect("a valid note");
+        wait_pending(&fx.victim.handle, id).await;
+    }
+    let compact = p2p::compact::CompactBlock::of(block);
+    stream
+        .write_all(&encode(Message::CompactBlock(compact)))
+        .await
+        .expect("send the compact block");
+    let hash = block.hash();
+    read_until(stream, |m| match m {
+        Message::GetBlockTxs { block, indexes } if block == hash => Some(indexes),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_is_rebuilt_with_only_the_transactions_the_node_lacked() {
+    let fx = fixture(limits::MAX_INBOUND).await;
+    let mut stream = handshaken(fx.victim.addr, None).await;
+    let block = block_of_notes(10);
+    let asked = announce_compact(&fx, &mut stream, &block, 4).await;
+    assert_eq!(asked, (4..10).collect::<Vec<u32>>());
+    stream
+        .write_all(&encode(Message::BlockTxs {
+            block: block.hash(),
+            txs: block.transactions[4..].to_vec(),
+        }))
+        .await
+        .expect("send the missing transactions");
+    wait_tip(&fx.victim.handle, block.hash()).await;
+    // The honest neighbour gets it too, as it was announced to it.
+    wait_tip(&fx.honest.handle, block.hash()).await;
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_transactions_for_a_compact_block_get_the_peer_banned() {
+    let mut fx = fixture(limits::MAX_INBOUND).await;
+    let mut stream = handshaken(fx.victim.addr, None).await;
+    let local = stream.local_addr().expect("local address");
+    let block = block_of_notes(10);
+    let asked = announce_compact(&fx, &mut stream, &block, 8).await;
+    assert_eq!(asked, vec![8, 9]);
+    // The right count, but one transaction that was not announced.
+    let txs = vec![block.transactions[8].clone(), note(&dave(), 99, "swapped")];
+    stream
+        .write_all(&encode(Message::BlockTxs {
+            block: block.hash(),
+            txs,
+        }))
+        .await
+        .expect("send the wrong transactions");
+    closed(stream).await;
+    let offence = fx.banned(local).await;
+    assert!(matches!(offence, Offence::Compact(_)), "{offence}");
+    let tip = fx.victim.handle.tip().await.expect("running");
+    assert_ne!(
+        tip.hash,
+        block.hash(),
+        "no block from the wrong transactions"
+    );
+    fx.honest_still_flows().await;
+    fx.stop().await;
+}

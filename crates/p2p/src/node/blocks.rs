@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use ledger_core::{
     Block, BlockError, BlockHash, BlockOutcome, BlockStatus, Keypair, MineStatus, Policy,
     PreparedBlock, TipChange, Transaction, TxId,
@@ -20,7 +19,6 @@ use super::{MineError, Mined, MinedBlock, MiningJob, NodeError, NodeEvent, NodeT
 use crate::gossip;
 use crate::limits;
 use crate::persist::{WriteAction, Written};
-use crate::protocol::Message;
 use crate::store::BlockStore;
 
 /// What waits for the blocks accepted before it to be durable (see `crate::persist`).
@@ -237,12 +235,13 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         }
     }
 
-    /// Sends the given blocks (stored already) to every peer but `except`.
+    /// Announces the given blocks (stored already) to every peer but `except`, compact
+    /// when they are large (see [`crate::compact`]).
     pub(super) fn announce(&mut self, hashes: &[BlockHash], except: Option<u64>) {
         for hash in hashes {
             match self.ledger.block(hash) {
                 Ok(Some(block)) => {
-                    let frame = Bytes::from(Message::Block((*block).clone()).encode());
+                    let frame = Self::announcement(&block);
                     self.broadcast(&frame, except);
                 }
                 Ok(None) => warn!(%hash, "accepted block missing from the store"),
