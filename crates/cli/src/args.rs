@@ -165,6 +165,13 @@ pub struct BenchNetArgs {
     /// Client tasks submitting, spread over the nodes.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub clients: u64,
+    /// Share of the load, in percent, that is clinical events: patient registrations by
+    /// the doctor, each with its demographics sealed to the care team and sent with it.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub clinical_percent: u8,
+    /// Exit with an error if any transaction failed or was dropped (a smoke test).
+    #[arg(long)]
+    pub strict: bool,
     /// Block interval of the nodes started here, in milliseconds.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub block_interval: u64,

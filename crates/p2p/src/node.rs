@@ -180,6 +180,9 @@ struct NodeTask<P: Policy, S: BlockStore<P::Payload>> {
     table: PeerTable<P::Error>,
     mining: Option<MiningJob<P::Error>>,
     next_job: u64,
+    /// Since when transactions have waited in the mempool without a break, as the
+    /// pace last saw (see [`crate::pace`]).
+    pending_since: Option<Timestamp>,
     mined_tx: mpsc::Sender<MinedBlock<P::Payload>>,
     /// Whom to sync from, when and how much; this task carries out its
     /// [`SyncAction`]s.
@@ -307,6 +310,7 @@ pub(crate) async fn node_main<P: Policy, S: BlockStore<P::Payload>>(
         ),
         mining: None,
         next_job: 0,
+        pending_since: None,
         mined_tx,
         sync: SyncState::new(),
         to_verify,

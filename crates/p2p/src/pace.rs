@@ -10,9 +10,12 @@
 //! turn, and no two producers race for the same height.
 //!
 //! If the in-turn producer is silent (offline, or locked by finality), the others take
-//! over in order: the producer `k` places after it waits `k` more intervals past the
-//! tip's timestamp (the *back-off*). Production never waits for more than `n`
-//! intervals while one producer of the network still produces. A producer still
+//! over in order: the producer `k` places after it waits `k` more intervals (the
+//! *back-off*), counted from the later of the tip's timestamp and the moment
+//! transactions began to wait at its node. So after a quiet spell, when the tip is old,
+//! only the in-turn producer produces at once; the others give it `k` intervals first.
+//! Production never waits for more than `n` intervals while one producer of the
+//! network still produces. A producer still
 //! obeys [`Ledger::may_produce`](ledger_core::Ledger::may_produce): the pace only
 //! chooses when an allowed producer produces, so finality is unchanged.
 //!
@@ -36,6 +39,8 @@ pub struct PaceInput<'a> {
     pub tip_time: Timestamp,
     /// Transactions waiting in the mempool.
     pub pending: usize,
+    /// Since when transactions have been waiting at this node without a break.
+    pub pending_since: Timestamp,
     /// The current time.
     pub now: Timestamp,
     /// The block interval.
@@ -56,16 +61,20 @@ pub fn due(input: &PaceInput<'_>) -> bool {
     if input.pending == 0 {
         return false;
     }
-    let waits = match input.producers {
-        None => 1,
+    let places = match input.producers {
+        None => 0,
         Some(producers) => match places_after_turn(producers, &input.me, input.tip_height.next()) {
-            Some(places) => 1 + places,
+            Some(places) => places,
             None => return false,
         },
     };
     let interval = u64::try_from(input.interval.as_millis()).unwrap_or(u64::MAX);
-    let since = input.now.0.saturating_sub(input.tip_time.0);
-    since >= interval.saturating_mul(waits)
+    let since_tip = input.now.0.saturating_sub(input.tip_time.0);
+    if places == 0 {
+        return since_tip >= interval;
+    }
+    let from = input.tip_time.0.max(input.pending_since.0);
+    input.now.0.saturating_sub(from) >= interval.saturating_mul(1 + places)
 }
 
 #[cfg(test)]
@@ -87,6 +96,7 @@ mod tests {
             tip_height: Height(height),
             tip_time: Timestamp(1_000_000),
             pending: 5,
+            pending_since: Timestamp(0),
             now: Timestamp(1_000_000 + since),
             interval: Duration::from_millis(500),
         }
@@ -133,6 +143,27 @@ mod tests {
         assert!(!due(&open));
         open.now = Timestamp(1_000_500);
         assert!(due(&open));
+    }
+
+    #[test]
+    fn after_a_quiet_spell_only_the_in_turn_producer_produces_at_once() {
+        let list = producers(3);
+        // The tip is a minute old; transactions arrived 100 ms ago.
+        let quiet = |me: usize, waited: u64| {
+            let mut i = input(&list, me, 3, 60_000);
+            i.pending_since = Timestamp(i.now.0 - waited);
+            due(&i)
+        };
+        assert!(quiet(1, 100), "the in-turn producer");
+        assert!(!quiet(2, 100) && !quiet(0, 100), "the others wait");
+        assert!(
+            !quiet(2, 999) && quiet(2, 1_000),
+            "one place after: two intervals"
+        );
+        assert!(
+            !quiet(0, 1_499) && quiet(0, 1_500),
+            "two places after: three"
+        );
     }
 
     #[test]

@@ -8,17 +8,27 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use health_workflow::HealthTx;
+use ledger_core::sealed::SealedBody;
 use ledger_core::{BlockHash, codec};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiResult, ApiState, read_blocks, refused_kind};
+use crate::fhir::write::sealed_refs;
 
 /// Most transactions in one `POST /txs/batch`.
 pub(crate) const MAX_BATCH_TXS: usize = 4_096;
 
 /// Largest body of a `POST /txs/batch`.
 pub(crate) const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The content type of a batch of transactions with their sealed bodies: the canonical
+/// encoding of a sequence of (transaction, its sealed bodies) pairs.
+pub(crate) const SEALED_BATCH: &str = "application/vnd.healthchain.sealed-batch";
+
+/// A transaction and the sealed bodies it names, in the order of its sealed
+/// references.
+type Sealed = (HealthTx, Vec<SealedBody>);
 
 /// One transaction's verdict in a batch: its id if it entered the mempool, otherwise
 /// why not.
@@ -60,13 +70,41 @@ pub(crate) struct BlockTxIds {
     pub(crate) txids: Vec<String>,
 }
 
-/// Decodes a batch: a JSON array of transactions, or the canonical encoding of a
-/// sequence of them.
-fn decode_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<HealthTx>, ApiError> {
-    let json = headers
+/// Decodes a batch: a JSON array of transactions, the canonical encoding of a
+/// sequence of them, or ([`SEALED_BATCH`]) of (transaction, sealed bodies) pairs. Each
+/// body must be the one its transaction names at its place.
+fn decode_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Sealed>, ApiError> {
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .unwrap_or_default();
+    if content_type.starts_with(SEALED_BATCH) {
+        let items: Vec<Sealed> = codec::decode(body, MAX_BATCH_BYTES).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "not the canonical bytes of a sequence of transactions with their sealed bodies: {e}"
+            ))
+        })?;
+        check_count(items.len())?;
+        for (index, (tx, bodies)) in items.iter().enumerate() {
+            let refs = sealed_refs(tx);
+            if bodies.len() != refs.len() {
+                return Err(ApiError::BadRequest(format!(
+                    "transaction {index} names {} sealed bodies; {} were sent",
+                    refs.len(),
+                    bodies.len()
+                )));
+            }
+            for (place, (reference, body)) in refs.iter().zip(bodies).enumerate() {
+                body.check(reference).map_err(|e| {
+                    ApiError::BadRequest(format!(
+                        "body {place} of transaction {index} is not the one it names: {e}"
+                    ))
+                })?;
+            }
+        }
+        return Ok(items);
+    }
+    let json = content_type.starts_with("application/json");
     let txs: Vec<HealthTx> = if json {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("not an array of transactions: {e}")))?
@@ -77,19 +115,25 @@ fn decode_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<HealthTx>, ApiEr
             ))
         })?
     };
-    if txs.len() > MAX_BATCH_TXS {
-        return Err(ApiError::BadRequest(format!(
-            "{} transactions in one batch; at most {MAX_BATCH_TXS}",
-            txs.len()
-        )));
-    }
-    Ok(txs)
+    check_count(txs.len())?;
+    Ok(txs.into_iter().map(|tx| (tx, Vec::new())).collect())
 }
 
-/// Submits up to 4,096 transactions at once: a JSON array, or (any other content
-/// type) the canonical encoding of a sequence. Their signatures are verified as one
-/// batch; each verdict comes back in order. A full admission queue refuses the whole
-/// batch with 503 and `Retry-After`, taking nothing.
+fn check_count(count: usize) -> Result<(), ApiError> {
+    if count > MAX_BATCH_TXS {
+        return Err(ApiError::BadRequest(format!(
+            "{count} transactions in one batch; at most {MAX_BATCH_TXS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Submits up to 4,096 transactions at once: a JSON array, the canonical encoding of a
+/// sequence, or (content type `application/vnd.healthchain.sealed-batch`) of
+/// (transaction, sealed bodies) pairs, whose bodies the node keeps and pushes to the
+/// members they are sealed to. Their signatures are verified as one batch; each
+/// verdict comes back in order. A full admission queue refuses the whole batch with
+/// 503 and `Retry-After`, taking nothing.
 #[utoipa::path(post, path = "/txs/batch", request_body(content = String, description = "JSON array of transactions, or their canonical encoding as a sequence"),
     responses((status = 200, body = BatchSubmitted), (status = 400), (status = 413), (status = 503, description = "busy: retry later")))]
 pub(super) async fn submit_batch(
@@ -98,11 +142,23 @@ pub(super) async fn submit_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<BatchSubmitted> {
     let body = body?;
-    let txs = decode_batch(&headers, &body)?;
-    let verdicts = state
-        .handle
-        .submit_batch(txs.into_iter().map(|tx| (tx, Vec::new())).collect())
-        .await?;
+    let items = decode_batch(&headers, &body)?;
+    if items.iter().any(|(_, bodies)| !bodies.is_empty()) {
+        // The node serves bodies from its vault: they go in before the transactions.
+        let vault = state.vault.clone();
+        let kept = items
+            .iter()
+            .flat_map(|(tx, bodies)| sealed_refs(tx).into_iter().zip(bodies.clone()))
+            .collect::<Vec<_>>();
+        tokio::task::spawn_blocking(move || {
+            kept.iter()
+                .try_for_each(|(reference, body)| vault.keep(reference, body))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("cannot keep a sealed body: {e}")))?;
+    }
+    let verdicts = state.handle.submit_batch(items).await?;
     let accepted = verdicts.iter().filter(|v| v.is_ok()).count();
     let results = verdicts
         .into_iter()
@@ -183,8 +239,53 @@ mod tests {
             decode_batch(&json(), &serde_json::to_vec(&txs).expect("json")).expect("a JSON batch");
         let from_bytes =
             decode_batch(&HeaderMap::new(), &codec::encode(&txs)).expect("a canonical batch");
-        assert_eq!(from_json, txs);
-        assert_eq!(from_bytes, txs);
+        let bare: Vec<Sealed> = txs.iter().map(|t| (t.clone(), Vec::new())).collect();
+        assert_eq!(from_json, bare);
+        assert_eq!(from_bytes, bare);
+    }
+
+    #[test]
+    fn a_sealed_batch_must_carry_the_bodies_its_transactions_name() {
+        let ledger = ledger_core::Ledger::new(
+            health_workflow::demo_genesis(),
+            health_workflow::HealthPolicy,
+        )
+        .expect("the demo genesis");
+        let doctor = health_workflow::Actor::new(&ledger, "dr_alice", demo_keypair("dr_alice"))
+            .expect("a member");
+        let register = |n: u8| {
+            doctor
+                .register_patient(
+                    &ledger,
+                    health_workflow::PatientId::from_random_bytes([n; 16]),
+                    "Ada Lovelace",
+                    health_workflow::clinical::PatientDetails::default(),
+                    Timestamp(1),
+                    &mut rand::rng(),
+                )
+                .expect("sealed")
+        };
+        let (a, b) = (register(1), register(2));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SEALED_BATCH));
+        let good = vec![(a.tx.clone(), a.bodies.clone()), (transfer(1), Vec::new())];
+        let decoded = decode_batch(&headers, &codec::encode(&good)).expect("a sealed batch");
+        assert_eq!(decoded, good);
+        // Another registration's body, a missing body, an extra body: all refused.
+        let swapped = vec![(a.tx.clone(), b.bodies.clone())];
+        let missing = vec![(a.tx.clone(), Vec::new())];
+        let extra = vec![(transfer(1), a.bodies.clone())];
+        for (batch, says) in [
+            (swapped, "is not the one it names"),
+            (missing, "names 1 sealed bodies; 0 were sent"),
+            (extra, "names 0 sealed bodies; 1 were sent"),
+        ] {
+            let refused = decode_batch(&headers, &codec::encode(&batch));
+            assert!(
+                matches!(&refused, Err(ApiError::BadRequest(m)) if m.contains(says)),
+                "{says}: {refused:?}"
+            );
+        }
     }
 
     #[test]

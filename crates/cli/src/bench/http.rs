@@ -88,13 +88,18 @@ impl Api {
             .with_context(|| format!("{}{path} did not answer the expected JSON", self.addr))
     }
 
-    /// `POST path` with a binary body.
-    pub(crate) async fn post(&mut self, path: &str, body: Vec<u8>) -> anyhow::Result<Answer> {
+    /// `POST path` with a binary body of `content_type`.
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+    ) -> anyhow::Result<Answer> {
         let request = Request::builder()
             .method(Method::POST)
             .uri(path)
             .header(header::HOST, self.addr.to_string())
-            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))?;
         self.send(request).await
     }

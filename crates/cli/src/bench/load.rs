@@ -1,6 +1,12 @@
-//! One rate's run: pre-signed transfers submitted open-loop from several client tasks
-//! through the nodes' public submit interface (`POST /txs/batch`), and watchers that
-//! see each transaction into a block on every node.
+//! One rate's run: pre-signed transactions submitted open-loop from several client
+//! tasks through the nodes' public submit interface (`POST /txs/batch`), and watchers
+//! that see each transaction into a block on every node.
+//!
+//! The load is transfers between the bench network's client accounts and, for the
+//! share `--clinical-percent` asks, clinical events: patient registrations by the
+//! doctor, each with its demographics sealed to the care team, submitted with their
+//! sealed bodies to the doctor's node (the first), which keeps them and pushes them
+//! to the members they are sealed to.
 //!
 //! Open loop: transaction `i` of a client is due at `i / rate` seconds after the
 //! start, whether or not earlier ones were answered. A client sends everything due in
@@ -17,15 +23,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use health_workflow::HealthTx;
+use health_workflow::clinical::PatientDetails;
+use health_workflow::{Actor, HealthPolicy, PatientId};
 use hyper::StatusCode;
 use indicatif::ProgressBar;
-use ledger_core::{Amount, BlockHash, Keypair, Timestamp, Transaction, TxBody, TxId, codec};
+use ledger_core::sealed::SealedBody;
+use ledger_core::{
+    Amount, BlockHash, Genesis, Keypair, Ledger, Timestamp, Transaction, TxBody, TxId, codec,
+};
 use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::http::Api;
 use super::stats::{Latency, RunResult};
-use crate::api::submit::MAX_BATCH_TXS;
+use crate::api::submit::{MAX_BATCH_TXS, SEALED_BATCH};
+
+/// The content type of a batch of transactions alone.
+const OCTETS: &str = "application/octet-stream";
 
 /// How often a watcher asks its node for its height.
 const WATCH_POLL: Duration = Duration::from_millis(20);
@@ -44,6 +58,8 @@ pub(crate) struct Target {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Plan {
     pub(crate) rate: u64,
+    /// Percent of the rate that is clinical events.
+    pub(crate) clinical_percent: u8,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
     pub(crate) clients: usize,
@@ -56,12 +72,26 @@ pub(crate) struct Plan {
 pub(crate) struct Accounts {
     keys: Vec<Keypair>,
     next: Vec<u64>,
+    /// The doctor who registers patients, and its next nonce.
+    doctor: Keypair,
+    doctor_next: u64,
 }
 
 impl Accounts {
-    /// `keys`, whose next nonces are `next`.
-    pub(crate) fn new(keys: Vec<Keypair>, next: Vec<u64>) -> Accounts {
-        Accounts { keys, next }
+    /// `keys`, whose next nonces are `next`, and the `doctor`, whose next is
+    /// `doctor_next`.
+    pub(crate) fn new(
+        keys: Vec<Keypair>,
+        next: Vec<u64>,
+        doctor: Keypair,
+        doctor_next: u64,
+    ) -> Accounts {
+        Accounts {
+            keys,
+            next,
+            doctor,
+            doctor_next,
+        }
     }
 }
 
@@ -69,6 +99,8 @@ impl Accounts {
 struct Script {
     target: usize,
     txs: Vec<HealthTx>,
+    /// Each transaction's sealed bodies (clinical events), or nothing (transfers).
+    bodies: Vec<Vec<SealedBody>>,
     ids: Vec<TxId>,
     due: Vec<Duration>,
 }
@@ -96,10 +128,43 @@ type Commits = Arc<Mutex<HashMap<TxId, (u8, Instant)>>>;
 fn scripts(
     plan: &Plan,
     accounts: &mut Accounts,
+    genesis: &Genesis,
+    targets: usize,
+) -> anyhow::Result<Vec<Script>> {
+    let clinical_rate = plan.rate * u64::from(plan.clinical_percent) / 100;
+    let transfer_rate = plan.rate - clinical_rate;
+    let seconds = (plan.warmup + plan.duration).as_secs();
+    let mut scripts = transfers(
+        plan,
+        transfer_rate * seconds,
+        transfer_rate,
+        accounts,
+        &genesis.hash(),
+        targets,
+    );
+    if clinical_rate > 0 {
+        scripts.push(registrations(
+            clinical_rate * seconds,
+            clinical_rate,
+            accounts,
+            genesis,
+        )?);
+    }
+    Ok(scripts)
+}
+
+/// `total` transfers at `rate` a second.
+fn transfers(
+    plan: &Plan,
+    total: u64,
+    rate: u64,
+    accounts: &mut Accounts,
     genesis: &BlockHash,
     targets: usize,
 ) -> Vec<Script> {
-    let total = plan.rate * (plan.warmup + plan.duration).as_secs();
+    if rate == 0 {
+        return Vec::new();
+    }
     let clients = plan.clients;
     let now = crate::tools::now();
     let mut specs: Vec<Vec<(usize, u64, usize, Duration)>> = vec![Vec::new(); clients];
@@ -117,7 +182,7 @@ fn scripts(
         let nonce = accounts.next[account];
         accounts.next[account] += 1;
         let to = (account + 1) % accounts.keys.len();
-        let due = Duration::from_secs_f64(i as f64 / plan.rate as f64);
+        let due = Duration::from_secs_f64(i as f64 / rate as f64);
         specs[c].push((account, nonce, to, due));
     }
     let keys = &accounts.keys;
@@ -144,11 +209,76 @@ fn scripts(
             Script {
                 target: c % targets,
                 txs,
+                bodies: Vec::new(),
                 ids,
                 due: specs.iter().map(|s| s.3).collect(),
             }
         })
         .collect()
+}
+
+/// `total` patient registrations at `rate` a second, by the doctor, for the doctor's
+/// node (the first): each sealed to the care team as the REPL seals one.
+fn registrations(
+    total: u64,
+    rate: u64,
+    accounts: &mut Accounts,
+    genesis: &Genesis,
+) -> anyhow::Result<Script> {
+    let scratch = Ledger::new(genesis.clone(), HealthPolicy)?;
+    let doctor = Actor::new(&scratch, "dr_alice", accounts.doctor.clone())?;
+    let first = accounts.doctor_next;
+    accounts.doctor_next += total;
+    let now = crate::tools::now();
+    let hash = genesis.hash();
+    let keys = &accounts.doctor;
+    let written: Vec<(HealthTx, Vec<SealedBody>)> = (0..total)
+        .into_par_iter()
+        .map(|i| {
+            let nonce = first + i;
+            let seed = ledger_core::Hash::of_parts(&[
+                b"healthchain/bench-net/patient",
+                &nonce.to_le_bytes(),
+            ]);
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&seed.as_bytes()[..16]);
+            let written = doctor.register_patient(
+                &scratch,
+                PatientId::from_random_bytes(id),
+                &format!("Bench Patient {nonce}"),
+                PatientDetails::default(),
+                now,
+                &mut rand::rng(),
+            )?;
+            // Signed again with its place in the doctor's run of nonces (the seal binds
+            // the event, not the nonce).
+            let tx = Transaction::new_signed(&hash, keys, nonce, now, written.tx.body);
+            Ok((tx, written.bodies))
+        })
+        .collect::<Result<_, health_workflow::WorkflowError>>()?;
+    let (txs, bodies): (Vec<HealthTx>, Vec<Vec<SealedBody>>) = written.into_iter().unzip();
+    let ids = txs.par_iter().map(Transaction::id).collect();
+    Ok(Script {
+        target: 0,
+        txs,
+        bodies,
+        ids,
+        due: (0..total)
+            .map(|i| Duration::from_secs_f64(i as f64 / rate as f64))
+            .collect(),
+    })
+}
+
+/// The size of one registration as submitted: its transaction and its sealed body, in
+/// bytes.
+pub(crate) fn registration_size(
+    accounts: &Accounts,
+    genesis: &Genesis,
+) -> anyhow::Result<(usize, usize)> {
+    let mut probe = Accounts::new(Vec::new(), Vec::new(), accounts.doctor.clone(), 1);
+    let script = registrations(1, 1, &mut probe, genesis)?;
+    let body = script.bodies[0].iter().map(codec::encoded_len).sum();
+    Ok((codec::encoded_len(&script.txs[0]), body))
 }
 
 /// The size of one transfer as submitted, in bytes.
@@ -202,8 +332,18 @@ async fn client(api: SocketAddr, script: Arc<Script>, start: tokio::time::Instan
             continue;
         }
         let end = due.min(next + MAX_BATCH_TXS);
-        let body = codec::encode(&script.txs[next..end]);
-        let answer = match connection.post("/txs/batch", body).await {
+        let answer = if script.bodies.is_empty() {
+            let body = codec::encode(&script.txs[next..end]);
+            connection.post("/txs/batch", body, OCTETS).await
+        } else {
+            let items: Vec<(&HealthTx, &Vec<SealedBody>)> = script.txs[next..end]
+                .iter()
+                .zip(&script.bodies[next..end])
+                .collect();
+            let body = codec::encode(&items);
+            connection.post("/txs/batch", body, SEALED_BATCH).await
+        };
+        let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
                 *sent.errors.entry(format!("{e:#}")).or_default() += (end - next) as u64;
@@ -320,6 +460,72 @@ async fn watch(
     Ok(reorgs)
 }
 
+/// How often the idle-latency probe asks the nodes about its transaction.
+const PROBE_POLL: Duration = Duration::from_millis(2);
+
+/// Times `samples` transfers sent one at a time on the otherwise idle network, from
+/// submission to the first node until every node has it in a block, in milliseconds.
+pub(crate) async fn idle_latency(
+    targets: &[Target],
+    accounts: &mut Accounts,
+    genesis: &BlockHash,
+    samples: usize,
+) -> anyhow::Result<Vec<f64>> {
+    #[derive(Deserialize)]
+    struct Located {
+        pending: bool,
+    }
+    let mut apis = Vec::new();
+    for target in targets {
+        apis.push(Api::connect(target.api).await?);
+    }
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let nonce = accounts.next[0];
+        accounts.next[0] += 1;
+        let tx: HealthTx = Transaction::new_signed(
+            genesis,
+            &accounts.keys[0],
+            nonce,
+            crate::tools::now(),
+            TxBody::Transfer {
+                to: accounts.keys[1].account(),
+                amount: Amount(1),
+            },
+        );
+        let path = format!("/txs/{}", tx.id());
+        let started = Instant::now();
+        let answer = apis[0]
+            .post("/txs/batch", codec::encode(&vec![tx]), OCTETS)
+            .await?;
+        let accepted = serde_json::from_slice::<Batch>(&answer.body)
+            .ok()
+            .is_some_and(|b| b.results.first().is_some_and(|v| v.id.is_some()));
+        if !accepted {
+            anyhow::bail!(
+                "the probe transaction was refused: {}",
+                String::from_utf8_lossy(&answer.body)
+            );
+        }
+        for api in &mut apis {
+            loop {
+                let answer = api.get(&path).await?;
+                let committed = answer.status == StatusCode::OK
+                    && serde_json::from_slice::<Located>(&answer.body).is_ok_and(|l| !l.pending);
+                if committed {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    anyhow::bail!("the probe transaction was not committed within a minute");
+                }
+                tokio::time::sleep(PROBE_POLL).await;
+            }
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(times)
+}
+
 /// The node's CPU seconds, from its metrics.
 pub(crate) async fn node_cpu(api: SocketAddr) -> Option<f64> {
     let mut connection = Api::connect(api).await.ok()?;
@@ -351,10 +557,10 @@ pub(crate) async fn run_rate(
     targets: &[Target],
     plan: &Plan,
     accounts: &mut Accounts,
-    genesis: &BlockHash,
+    genesis: &Genesis,
     progress: Option<&ProgressBar>,
 ) -> anyhow::Result<(RunResult, Notes)> {
-    let scripts: Vec<Arc<Script>> = scripts(plan, accounts, genesis, targets.len())
+    let scripts: Vec<Arc<Script>> = scripts(plan, accounts, genesis, targets.len())?
         .into_iter()
         .map(Arc::new)
         .collect();

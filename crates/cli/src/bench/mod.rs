@@ -1,8 +1,9 @@
 //! `healthchain bench-net`: a load generator in the manner of Hyperledger Caliper.
 //!
 //! It starts the bench network's nodes on loopback (or targets running ones with
-//! `--api`), submits pre-signed transfers open-loop at a fixed rate from several
-//! client tasks through each node's public submit interface, records each transaction
+//! `--api`), submits pre-signed transactions (transfers, and patient registrations
+//! with their sealed bodies) open-loop at a fixed rate from several client tasks
+//! through each node's public submit interface, records each transaction
 //! from the moment it was due until it is in a block on every node, and prints a table
 //! per rate and one summary line:
 //!
@@ -139,28 +140,45 @@ async fn bench(args: &BenchNetArgs, targets: &[Target]) -> anyhow::Result<()> {
         }
     }
     let mut accounts = next_nonces(targets).await?;
+    let idle = load::idle_latency(targets, &mut accounts, &genesis_hash, IDLE_SAMPLES).await?;
     let rates = if args.sweep {
         stats::sweep_rates(args.sweep_step, args.sweep_step, args.rate)
     } else {
         vec![args.rate]
     };
     let target = Duration::from_millis(args.latency_target);
+    let (registration, sealed) = load::registration_size(&accounts, &genesis)?;
     println!(
-        "Load: transfers of {} bytes each, signed in advance by {} accounts; {} clients over {} \
-         nodes; {} s warm-up, then {} s measured per rate; latency from when a transaction \
-         was due until it is in a block on every node.",
+        "Load: {}% transfers of {} bytes, signed in advance by {} accounts over {} clients; {}% \
+         patient registrations by the doctor ({} bytes, with a sealed body of {} bytes) to the \
+         first node; {} nodes; {} s warm-up, then {} s measured per rate; latency from when a \
+         transaction was due until it is in a block on every node.",
+        100 - args.clinical_percent,
         load::transfer_size(&accounts, &genesis_hash),
         BENCH_ACCOUNTS,
         args.clients,
+        args.clinical_percent,
+        registration,
+        sealed,
         targets.len(),
         args.warmup,
         args.duration
+    );
+    let mut idle_sorted = idle.clone();
+    idle_sorted.sort_by(f64::total_cmp);
+    println!(
+        "Idle network, one transfer at a time ({} samples): median {:.0} ms, max {:.0} ms \
+         from submission until in a block on every node.",
+        idle.len(),
+        stats::percentile(&idle_sorted, 0.5),
+        idle_sorted.last().copied().unwrap_or(0.0)
     );
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     let mut runs: Vec<RunResult> = Vec::new();
     for rate in rates {
         let plan = Plan {
             rate,
+            clinical_percent: args.clinical_percent,
             warmup: Duration::from_secs(args.warmup),
             duration: Duration::from_secs(args.duration),
             clients: usize::try_from(args.clients).unwrap_or(1),
@@ -182,7 +200,7 @@ async fn bench(args: &BenchNetArgs, targets: &[Target]) -> anyhow::Result<()> {
             rate * (args.warmup + args.duration)
         );
         let (run, notes) =
-            load::run_rate(targets, &plan, &mut accounts, &genesis_hash, bar.as_ref()).await?;
+            load::run_rate(targets, &plan, &mut accounts, &genesis, bar.as_ref()).await?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -211,6 +229,7 @@ async fn bench(args: &BenchNetArgs, targets: &[Target]) -> anyhow::Result<()> {
     }
     println!();
     print!("{}", stats::table(&runs, &names));
+    let lost: u64 = runs.iter().map(|r| r.failed + r.dropped).sum();
     match stats::best(&runs, target) {
         Some(run) => println!("{}", stats::summary_line(run)),
         None => {
@@ -226,8 +245,14 @@ async fn bench(args: &BenchNetArgs, targets: &[Target]) -> anyhow::Result<()> {
             }
         }
     }
+    if args.strict && lost > 0 {
+        bail!("{lost} transactions failed or were dropped");
+    }
     Ok(())
 }
+
+/// Transactions timed alone on the idle network before the load.
+const IDLE_SAMPLES: usize = 5;
 
 /// The client accounts with the next nonce each may use on the nodes' chain.
 async fn next_nonces(targets: &[Target]) -> anyhow::Result<Accounts> {
@@ -237,15 +262,15 @@ async fn next_nonces(targets: &[Target]) -> anyhow::Result<Accounts> {
         next_nonce: u64,
     }
     let keys: Vec<ledger_core::Keypair> = (0..BENCH_ACCOUNTS).map(bench_account).collect();
+    let doctor = health_workflow::demo_keypair("dr_alice");
     let mut api = http::Api::connect(targets[0].api).await?;
     let listed: Vec<Account> = api.get_json("/accounts").await?;
     let known: std::collections::HashMap<String, u64> = listed
         .into_iter()
         .map(|a| (a.account, a.next_nonce))
         .collect();
-    let next = keys
-        .iter()
-        .map(|k| known.get(&k.account().to_string()).copied().unwrap_or(1))
-        .collect();
-    Ok(Accounts::new(keys, next))
+    let next_of = |k: &ledger_core::Keypair| known.get(&k.account().to_string()).copied();
+    let next = keys.iter().map(|k| next_of(k).unwrap_or(1)).collect();
+    let doctor_next = next_of(&doctor).unwrap_or(1);
+    Ok(Accounts::new(keys, next, doctor, doctor_next))
 }

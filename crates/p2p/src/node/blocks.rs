@@ -321,21 +321,31 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         let (Some(keys), Some(interval)) = (config.producer.clone(), config.block_interval) else {
             return;
         };
-        if self.mining.is_some() {
-            return;
-        }
         let tip = self.ledger.tip();
         let me = keys.account();
+        let now = self.now();
+        let pending = self.ledger.mempool().len();
+        // Since when transactions have waited here without a break.
+        let since = match (pending, self.pending_since) {
+            (0, _) => None,
+            (_, None) => Some(now),
+            (_, Some(since)) => Some(since),
+        };
+        self.pending_since = since;
         let input = crate::pace::PaceInput {
             producers: self.ledger.genesis().producers.as_deref(),
             me,
             tip_height: tip.height,
             tip_time: tip.timestamp,
-            pending: self.ledger.mempool().len(),
-            now: self.now(),
+            pending,
+            pending_since: since.unwrap_or(now),
+            now,
             interval,
         };
-        if !crate::pace::due(&input) || self.ledger.may_produce(&me).is_err() {
+        if self.mining.is_some()
+            || !crate::pace::due(&input)
+            || self.ledger.may_produce(&me).is_err()
+        {
             return;
         }
         // The answer goes nowhere: a paced block is reported by its events.
