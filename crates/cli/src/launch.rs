@@ -6,8 +6,10 @@
 //! as they come, above the prompt on a terminal. The patient registry CSV in the data
 //! directory is rewritten whenever the chain changes.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use health_workflow::seal::{Binding, EncryptionKey, SealedBody};
@@ -16,7 +18,7 @@ use health_workflow::{
     Section, demo_genesis, is_demo,
 };
 use ledger_core::sealed::SealedRef;
-use ledger_core::{AccountId, Genesis, Keypair, TxError, TxId};
+use ledger_core::{AccountId, Genesis, Hash, Keypair, TxError, TxId};
 use p2p::store::RedbStore;
 use p2p::{NodeConfig, NodeEvent, NodeHandle, PeerInfo, Vault, open_ledger, spawn};
 use tokio::sync::watch;
@@ -330,6 +332,7 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
             path: registry,
             vault: vault.clone(),
             reader: network.member_key.clone(),
+            names: Arc::default(),
         },
         shutdown.clone(),
     ));
@@ -479,6 +482,9 @@ struct Registry {
     path: PathBuf,
     vault: Vault,
     reader: Option<Keypair>,
+    /// Names already opened, by the ciphertext of their demographics: each rewrite
+    /// opens only the registrations that are new since the last (a body never changes).
+    names: Arc<Mutex<HashMap<Hash, String>>>,
 }
 
 /// Prints node events and keeps the registry CSV up to date.
@@ -595,9 +601,13 @@ async fn write_registry(handle: &Handle, registry: &Registry) {
     let path = registry.path.clone();
     let vault = registry.vault.clone();
     let reader = registry.reader.clone();
+    let names = Arc::clone(&registry.names);
     let written = tokio::task::spawn_blocking(move || {
         if let Some(reader) = reader {
-            open_names(&mut rows, sealed, genesis, &reader, &vault);
+            let mut names = names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            open_names(&mut rows, sealed, genesis, &reader, &vault, &mut names);
         }
         let mut bytes = Vec::new();
         health_workflow::write_rows(&rows, &mut bytes)
@@ -622,16 +632,22 @@ fn open_names(
     genesis: ledger_core::BlockHash,
     reader: &Keypair,
     vault: &Vault,
+    names: &mut HashMap<Hash, String>,
 ) {
     let key = EncryptionKey::of_member(reader);
     let opener = BodyReader::new(genesis, reader.account(), &key);
     for (row, (author, patient, demographics)) in rows.iter_mut().zip(sealed) {
+        if let Some(name) = names.get(&demographics.ciphertext_hash) {
+            row.patient_name = name.clone();
+            continue;
+        }
         let binding = Binding::new(genesis, author, patient, EventKind::PatientRegistration);
         let reading = opener.read_sealed(&binding, Section::Demographics, &demographics, |h| {
             vault.get(h).ok().flatten()
         });
         if let Some(body) = reading.clear() {
             row.patient_name = body.summary();
+            names.insert(demographics.ciphertext_hash, row.patient_name.clone());
         }
     }
 }

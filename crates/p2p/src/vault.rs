@@ -108,21 +108,37 @@ impl Vault {
     /// Keeps `body` if it is the one `reference` names ([`SealedBody::check`]); durable
     /// when it returns. Keeping a body already kept changes nothing.
     pub fn keep(&self, reference: &SealedRef, body: &SealedBody) -> Result<(), VaultError> {
-        body.check(reference)?;
-        let key = reference.ciphertext_hash;
+        self.keep_all(&[(*reference, body.clone())])
+    }
+
+    /// Keeps every body if each is the one its reference names, in one durable commit:
+    /// what a busy node does with the bodies that arrived together. If one does not
+    /// match, none is kept.
+    pub fn keep_all(&self, bodies: &[(SealedRef, SealedBody)]) -> Result<(), VaultError> {
+        for (reference, body) in bodies {
+            body.check(reference)?;
+        }
         match &self.inner {
             Inner::Memory(map) => {
-                map.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(key, body.clone());
+                let mut map = map
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (reference, body) in bodies {
+                    map.insert(reference.ciphertext_hash, body.clone());
+                }
             }
             Inner::Redb { db, .. } => {
                 let tx = db.begin_write().map_err(db_err)?;
                 {
                     let mut table = tx.open_table(BODIES).map_err(db_err)?;
-                    table
-                        .insert(&key.to_byte_array(), codec::encode(body).as_slice())
-                        .map_err(db_err)?;
+                    for (reference, body) in bodies {
+                        table
+                            .insert(
+                                &reference.ciphertext_hash.to_byte_array(),
+                                codec::encode(body).as_slice(),
+                            )
+                            .map_err(db_err)?;
+                    }
                 }
                 tx.commit().map_err(db_err)?;
             }
@@ -240,6 +256,19 @@ mod tests {
         // Keeping it again is harmless.
         vault.keep(&reference, &sealed).expect("kept again");
         assert_eq!(vault.len().expect("readable"), 1);
+        // Several at once: all, or none if one does not match.
+        let (second, third) = (body(3), body(4));
+        let mismatched = (third.0, second.1.clone());
+        assert!(vault.keep_all(&[second.clone(), mismatched]).is_err());
+        assert!(!vault.contains(&second.0.ciphertext_hash).expect("readable"));
+        vault
+            .keep_all(&[second.clone(), third.clone()])
+            .expect("kept");
+        assert_eq!(vault.len().expect("readable"), 3);
+        assert_eq!(
+            vault.get(&third.0.ciphertext_hash).expect("readable"),
+            Some(third.1)
+        );
     }
 
     #[test]

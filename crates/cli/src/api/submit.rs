@@ -150,13 +150,10 @@ pub(super) async fn submit_batch(
             .iter()
             .flat_map(|(tx, bodies)| sealed_refs(tx).into_iter().zip(bodies.clone()))
             .collect::<Vec<_>>();
-        tokio::task::spawn_blocking(move || {
-            kept.iter()
-                .try_for_each(|(reference, body)| vault.keep(reference, body))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("cannot keep a sealed body: {e}")))?;
+        tokio::task::spawn_blocking(move || vault.keep_all(&kept))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(format!("cannot keep a sealed body: {e}")))?;
     }
     let verdicts = state.handle.submit_batch(items).await?;
     let accepted = verdicts.iter().filter(|v| v.is_ok()).count();

@@ -460,6 +460,10 @@ async fn watch(
     Ok(reorgs)
 }
 
+/// The pause between idle-latency probes: longer than any block interval bench-net
+/// starts nodes with by default, so each probe meets a quiet network.
+const IDLE_GAP: Duration = Duration::from_secs(1);
+
 /// How often the idle-latency probe asks the nodes about its transaction.
 const PROBE_POLL: Duration = Duration::from_millis(2);
 
@@ -522,6 +526,8 @@ pub(crate) async fn idle_latency(
             }
         }
         times.push(started.elapsed().as_secs_f64() * 1000.0);
+        // Quiet again before the next one, as an idle network is.
+        tokio::time::sleep(IDLE_GAP).await;
     }
     Ok(times)
 }

@@ -410,18 +410,14 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             return;
         }
         self.vault_job(move || {
-            let mut hashes = Vec::new();
-            let mut kept = Vec::new();
-            for (reference, body) in keep {
-                match vault.keep(&reference, &body) {
-                    Ok(()) => {
-                        hashes.push(reference.ciphertext_hash);
-                        kept.push(body);
-                    }
-                    Err(e) => warn!(error = %e, "cannot keep a sealed body"),
-                }
+            // One durable commit for the whole message (each body was checked above).
+            if let Err(e) = vault.keep_all(&keep) {
+                warn!(error = %e, "cannot keep sealed bodies");
+                return None;
             }
-            (!hashes.is_empty()).then_some(VaultDone::Kept {
+            let hashes = keep.iter().map(|(r, _)| r.ciphertext_hash).collect();
+            let kept = keep.into_iter().map(|(_, body)| body).collect();
+            Some(VaultDone::Kept {
                 bodies: kept,
                 hashes,
                 from,
