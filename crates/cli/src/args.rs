@@ -133,6 +133,10 @@ pub struct NodeArgs {
     /// blocks are mined with `mine`, as in the walkthrough).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub block_interval: Option<u64>,
+    /// Announce every block whole instead of by its transaction ids (compact relay,
+    /// which saves bandwidth at some CPU).
+    #[arg(long)]
+    pub no_compact_blocks: bool,
 }
 
 /// Options of `healthchain bench-net`.
@@ -172,6 +176,9 @@ pub struct BenchNetArgs {
     /// Exit with an error if any transaction failed or was dropped (a smoke test).
     #[arg(long)]
     pub strict: bool,
+    /// Start the nodes with `--no-compact-blocks` (blocks announced whole).
+    #[arg(long)]
+    pub no_compact_blocks: bool,
     /// Block interval of the nodes started here, in milliseconds.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub block_interval: u64,

@@ -286,6 +286,7 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
     // the public chain and is served no sealed body.
     config.member_key = network.member_key.clone();
     config.vault = Some(vault.clone());
+    config.compact_blocks = !args.no_compact_blocks;
     if let Some(millis) = args.block_interval {
         config.producer = Some(network.producer.clone());
         config.block_interval = Some(std::time::Duration::from_millis(millis));

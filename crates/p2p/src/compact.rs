@@ -60,7 +60,7 @@ impl CompactBlock {
 
 /// What [`Reassembly::start`] made of an announcement.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Rebuilt<T> {
+pub enum Rebuilt<T> {
     /// Every transaction was at hand: the block.
     Complete(Box<Block<T>>),
     /// These positions are missing; ask the announcer for them.
@@ -86,9 +86,10 @@ struct Partial<T> {
     from: u64,
 }
 
-/// The blocks being rebuilt.
+/// The blocks being rebuilt from compact announcements, each waiting for its missing
+/// transactions from the peer that announced it.
 #[derive(Debug)]
-pub(crate) struct Reassembly<T> {
+pub struct Reassembly<T> {
     partials: HashMap<BlockHash, Partial<T>>,
     order: VecDeque<BlockHash>,
     capacity: usize,
@@ -96,7 +97,7 @@ pub(crate) struct Reassembly<T> {
 
 impl<T: Clone + Serialize> Reassembly<T> {
     /// At most `capacity` blocks waiting at once.
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         Reassembly {
             partials: HashMap::new(),
             order: VecDeque::new(),
@@ -106,7 +107,7 @@ impl<T: Clone + Serialize> Reassembly<T> {
 
     /// Rebuilds the block `compact` announces from the transactions `at_hand` finds;
     /// if some are missing, keeps it to finish when peer `from` sends them.
-    pub(crate) fn start(
+    pub fn start(
         &mut self,
         compact: CompactBlock,
         from: u64,
@@ -143,7 +144,7 @@ impl<T: Clone + Serialize> Reassembly<T> {
     /// were asked for: the block, once complete. An answer nobody waits for (another
     /// peer's, or for a forgotten block) is ignored; one that does not hold exactly the
     /// transactions asked for is an error, and the block is forgotten.
-    pub(crate) fn fill(
+    pub fn fill(
         &mut self,
         block: BlockHash,
         from: u64,
@@ -181,7 +182,7 @@ impl<T: Clone + Serialize> Reassembly<T> {
     }
 
     /// Forgets what peer `from` was to send.
-    pub(crate) fn forget_peer(&mut self, from: u64) {
+    pub fn forget_peer(&mut self, from: u64) {
         self.partials.retain(|_, p| p.from != from);
         let partials = &self.partials;
         self.order.retain(|h| partials.contains_key(h));

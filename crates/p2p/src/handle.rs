@@ -87,6 +87,10 @@ pub struct NodeConfig {
     /// with the network's other producers (see the [`pace`](crate::pace) module).
     /// `None`: blocks come only from [`NodeHandle::mine`], as in the walkthrough.
     pub block_interval: Option<Duration>,
+    /// Announce blocks of [`limits::COMPACT_MIN_TXS`] transactions or more by their
+    /// transaction ids (see [`crate::compact`]); `false` sends every block whole. A
+    /// node rebuilds compact announcements from peers either way.
+    pub compact_blocks: bool,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -129,6 +133,7 @@ impl NodeConfig {
             vault: None,
             producer: None,
             block_interval: None,
+            compact_blocks: true,
         }
     }
 }

@@ -45,7 +45,8 @@ pub(crate) fn run(args: &BenchNetArgs) -> anyhow::Result<()> {
             "Starting {} nodes of the bench network on loopback (blocks every {} ms at most)...",
             args.nodes, args.block_interval
         );
-        let network = LocalNetwork::start(usize::from(args.nodes), interval)?;
+        let network =
+            LocalNetwork::start(usize::from(args.nodes), interval, !args.no_compact_blocks)?;
         let targets = network
             .nodes
             .iter()

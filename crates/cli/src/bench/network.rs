@@ -123,7 +123,11 @@ fn follow(stdout: impl std::io::Read, mut log: std::fs::File, said: mpsc::Sender
 impl LocalNetwork {
     /// Starts `count` nodes (doctor, lab, pharmacy, in that order) producing blocks
     /// every `interval`, each connected to the ones before it.
-    pub(crate) fn start(count: usize, interval: Duration) -> anyhow::Result<LocalNetwork> {
+    pub(crate) fn start(
+        count: usize,
+        interval: Duration,
+        compact: bool,
+    ) -> anyhow::Result<LocalNetwork> {
         let dir = std::env::temp_dir().join(format!("healthchain-bench-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
@@ -161,6 +165,9 @@ impl LocalNetwork {
                 .stderr(Stdio::from(std::fs::File::create(
                     network.dir.join(format!("{username}.err")),
                 )?));
+            if !compact {
+                command.arg("--no-compact-blocks");
+            }
             if !peers.is_empty() {
                 let list: Vec<String> = peers.iter().map(ToString::to_string).collect();
                 command.arg("--peers").arg(list.join(","));

@@ -241,7 +241,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         for hash in hashes {
             match self.ledger.block(hash) {
                 Ok(Some(block)) => {
-                    let frame = Self::announcement(&block);
+                    let frame = self.announcement(&block);
                     self.broadcast(&frame, except);
                 }
                 Ok(None) => warn!(%hash, "accepted block missing from the store"),

@@ -30,9 +30,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     }
 
     /// The frame announcing `block` to peers: compact from [`limits::COMPACT_MIN_TXS`]
-    /// transactions, whole below.
-    pub(super) fn announcement(block: &Block<P::Payload>) -> Bytes {
-        let message = if block.transactions.len() >= limits::COMPACT_MIN_TXS {
+    /// transactions (unless the node is configured otherwise), whole below.
+    pub(super) fn announcement(&self, block: &Block<P::Payload>) -> Bytes {
+        let compact = self.shared.config.compact_blocks
+            && block.transactions.len() >= limits::COMPACT_MIN_TXS;
+        let message = if compact {
             Message::CompactBlock(CompactBlock::of(block))
         } else {
             Message::Block(block.clone())
