@@ -496,14 +496,24 @@ async fn report_events(
     registry: Registry,
     shutdown: CancellationToken,
 ) {
-    write_registry(&handle, &registry).await;
-    // Rewriting the registry costs O(patients): while blocks stream in (a sync), it is
-    // rewritten when the events pause, or at most every `REGISTRY_INTERVAL`.
+    // Rewriting the registry costs O(patients): while blocks stream in (a sync, or a
+    // busy network), it is rewritten when the events pause, or at most every
+    // `REGISTRY_INTERVAL`; and never sooner after the last rewrite than ten times what
+    // that one took, so it never takes more than a tenth of a core.
+    let mut cost = timed_registry(&handle, &registry).await;
     let mut stale = false;
     let mut written = std::time::Instant::now();
     loop {
+        let spacing = cost * REGISTRY_COST_SHARE;
+        let due = stale.then(|| written + spacing.max(REGISTRY_INTERVAL));
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
+            () = sleep_until(due) => {
+                cost = timed_registry(&handle, &registry).await;
+                stale = false;
+                written = std::time::Instant::now();
+                continue;
+            }
             event = events.recv() => event,
         };
         let event = match event {
@@ -518,11 +528,29 @@ async fn report_events(
             printer.print(line);
         }
         stale |= matches!(event, NodeEvent::TipChanged(_));
-        if stale && (events.is_empty() || written.elapsed() >= REGISTRY_INTERVAL) {
-            write_registry(&handle, &registry).await;
+        if stale && events.is_empty() && written.elapsed() >= spacing {
+            cost = timed_registry(&handle, &registry).await;
             stale = false;
             written = std::time::Instant::now();
         }
+    }
+}
+
+/// A registry rewrite costs at most 1 / this of the time between rewrites.
+const REGISTRY_COST_SHARE: u32 = 10;
+
+/// Rewrites the registry; returns how long it took.
+async fn timed_registry(handle: &Handle, registry: &Registry) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    write_registry(handle, registry).await;
+    started.elapsed()
+}
+
+/// Sleeps until `at`; forever without one.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
 

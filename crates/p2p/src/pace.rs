@@ -10,12 +10,12 @@
 //! turn, and no two producers race for the same height.
 //!
 //! If the in-turn producer is silent (offline, or locked by finality), the others take
-//! over in order: the producer `k` places after it waits `k` more intervals (the
-//! *back-off*), counted from the later of the tip's timestamp and the moment
+//! over in order: the producer `k` places after it waits [`BACK_OFF`]` × k` more
+//! intervals (the *back-off*), counted from the later of the tip's timestamp and the moment
 //! transactions began to wait at its node. So after a quiet spell, when the tip is old,
-//! only the in-turn producer produces at once; the others give it `k` intervals first.
-//! Production never waits for more than `n` intervals while one producer of the
-//! network still produces. A producer still
+//! only the in-turn producer produces at once; the others give it its turn first.
+//! Production never waits for more than `1 + BACK_OFF × (n - 1)` intervals while one
+//! producer of the network still produces. A producer still
 //! obeys [`Ledger::may_produce`](ledger_core::Ledger::may_produce): the pace only
 //! chooses when an allowed producer produces, so finality is unchanged.
 //!
@@ -25,6 +25,11 @@
 use std::time::Duration;
 
 use ledger_core::{AccountId, Height, Timestamp};
+
+/// Intervals a producer waits for each place it stands after the in-turn producer:
+/// two, so that a busy in-turn producer whose previous block arrived late is not raced
+/// by the next one (a race costs both a branch switch).
+pub const BACK_OFF: u64 = 2;
 
 /// The chain as the pace sees it.
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +79,7 @@ pub fn due(input: &PaceInput<'_>) -> bool {
         return since_tip >= interval;
     }
     let from = input.tip_time.0.max(input.pending_since.0);
-    input.now.0.saturating_sub(from) >= interval.saturating_mul(1 + places)
+    input.now.0.saturating_sub(from) >= interval.saturating_mul(1 + BACK_OFF * places)
 }
 
 #[cfg(test)]
@@ -115,11 +120,12 @@ mod tests {
     #[test]
     fn the_others_take_over_in_order_when_the_in_turn_producer_is_silent() {
         let list = producers(3);
-        // Producer 2 is one place after the turn (1), producer 0 two places.
-        assert!(!due(&input(&list, 2, 3, 999)));
-        assert!(due(&input(&list, 2, 3, 1000)));
-        assert!(!due(&input(&list, 0, 3, 1499)));
-        assert!(due(&input(&list, 0, 3, 1500)));
+        // Producer 2 is one place after the turn (1), producer 0 two places; each place
+        // waits two intervals more.
+        assert!(!due(&input(&list, 2, 3, 1_499)));
+        assert!(due(&input(&list, 2, 3, 1_500)));
+        assert!(!due(&input(&list, 0, 3, 2_499)));
+        assert!(due(&input(&list, 0, 3, 2_500)));
     }
 
     #[test]
@@ -157,12 +163,12 @@ mod tests {
         assert!(quiet(1, 100), "the in-turn producer");
         assert!(!quiet(2, 100) && !quiet(0, 100), "the others wait");
         assert!(
-            !quiet(2, 999) && quiet(2, 1_000),
-            "one place after: two intervals"
+            !quiet(2, 1_499) && quiet(2, 1_500),
+            "one place after: three intervals"
         );
         assert!(
-            !quiet(0, 1_499) && quiet(0, 1_500),
-            "two places after: three"
+            !quiet(0, 2_499) && quiet(0, 2_500),
+            "two places after: five intervals"
         );
     }
 
@@ -205,8 +211,8 @@ mod tests {
                     }
                 }
             }
-            // After n intervals, every producer is due.
-            if since >= interval * u64::from(n) {
+            // After 1 + BACK_OFF × (n - 1) intervals, every producer is due.
+            if since >= interval * (1 + BACK_OFF * (u64::from(n) - 1)) {
                 for me in 0..list.len() {
                     prop_assert!(due_at(me));
                 }

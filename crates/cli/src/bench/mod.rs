@@ -197,7 +197,7 @@ async fn bench(args: &BenchNetArgs, targets: &[Target]) -> anyhow::Result<()> {
             bar
         });
         println!(
-            "Signing {} transfers for {rate} tx/s...",
+            "Signing {} transactions for {rate} tx/s...",
             rate * (args.warmup + args.duration)
         );
         let (run, notes) =

@@ -46,12 +46,9 @@ pub(crate) enum VaultDone {
         bodies: Vec<SealedBody>,
         denied: Vec<Hash>,
     },
-    /// These bodies were kept.
-    Kept {
-        bodies: Vec<SealedBody>,
-        hashes: Vec<Hash>,
-        from: Option<SocketAddr>,
-    },
+    /// These bodies were kept (each with the peer it came from); empty if the vault
+    /// failed.
+    Kept(Vec<(Option<SocketAddr>, SealedBody)>),
 }
 
 /// The node's side of the body exchange: who it is, where it keeps bodies, the
@@ -69,6 +66,11 @@ pub(crate) struct BodyExchange {
     /// first out (some bodies never come here, and their asks go stale).
     awaited: HashMap<Hash, Vec<u64>>,
     awaited_order: VecDeque<Hash>,
+    /// Bodies checked and waiting to be kept while the vault keeps the previous lot:
+    /// whatever arrived meanwhile goes in one durable commit.
+    to_keep: Vec<(Option<SocketAddr>, SealedRef, SealedBody)>,
+    /// A keeping job is under way.
+    keeping: bool,
     done: mpsc::Sender<VaultDone>,
 }
 
@@ -81,6 +83,8 @@ impl BodyExchange {
             wanted: HashMap::new(),
             awaited: HashMap::new(),
             awaited_order: VecDeque::new(),
+            to_keep: Vec::new(),
+            keeping: false,
             done,
         }
     }
@@ -299,13 +303,22 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     self.deny(peer, denied);
                 }
             }
-            VaultDone::Kept {
-                bodies,
-                hashes,
-                from,
-            } => {
+            VaultDone::Kept(kept) => {
+                self.bodies.keeping = false;
+                let mut by_peer: Vec<(Option<SocketAddr>, Vec<Hash>)> = Vec::new();
+                for (from, body) in &kept {
+                    let hash = Hash::of(&body.ciphertext);
+                    match by_peer.iter_mut().find(|(f, _)| f == from) {
+                        Some((_, hashes)) => hashes.push(hash),
+                        None => by_peer.push((*from, vec![hash])),
+                    }
+                }
+                let bodies: Vec<SealedBody> = kept.into_iter().map(|(_, b)| b).collect();
                 self.serve_awaited(&bodies);
-                self.emit(NodeEvent::BodiesKept { hashes, from });
+                for (from, hashes) in by_peer {
+                    self.emit(NodeEvent::BodiesKept { hashes, from });
+                }
+                self.drive_keeping();
             }
         }
     }
@@ -385,10 +398,10 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// sealed to this node's key.
     pub(super) fn on_bodies(&mut self, id: u64, bodies: Vec<SealedBody>) {
         let from = self.peers.get(&id).map(|p| p.info.addr);
-        let Some((me, vault)) = &self.bodies.keeper else {
+        let Some((me, _)) = &self.bodies.keeper else {
             return;
         };
-        let (me, vault) = (*me, vault.clone());
+        let me = *me;
         let mut keep = Vec::new();
         for body in bodies {
             let hash = Hash::of(&body.ciphertext);
@@ -404,24 +417,39 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 continue;
             }
             self.bodies.wanted.remove(&hash);
-            keep.push((reference, body));
+            keep.push((from, reference, body));
         }
-        if keep.is_empty() {
+        self.bodies.to_keep.extend(keep);
+        self.drive_keeping();
+    }
+
+    /// Keeps every body waiting to be kept, in one durable commit, unless a commit is
+    /// under way: under load, bodies from many messages share one.
+    fn drive_keeping(&mut self) {
+        let Some((_, vault)) = &self.bodies.keeper else {
+            return;
+        };
+        if self.bodies.keeping || self.bodies.to_keep.is_empty() {
             return;
         }
+        let vault = vault.clone();
+        let lot = std::mem::take(&mut self.bodies.to_keep);
+        self.bodies.keeping = true;
         self.vault_job(move || {
-            // One durable commit for the whole message (each body was checked above).
-            if let Err(e) = vault.keep_all(&keep) {
+            let (sources, pairs): (Vec<Option<SocketAddr>>, Vec<(SealedRef, SealedBody)>) = lot
+                .into_iter()
+                .map(|(from, reference, body)| (from, (reference, body)))
+                .unzip();
+            // Each body was checked against its reference before it queued.
+            if let Err(e) = vault.keep_all(&pairs) {
                 warn!(error = %e, "cannot keep sealed bodies");
-                return None;
+                return Some(VaultDone::Kept(Vec::new()));
             }
-            let hashes = keep.iter().map(|(r, _)| r.ciphertext_hash).collect();
-            let kept = keep.into_iter().map(|(_, body)| body).collect();
-            Some(VaultDone::Kept {
-                bodies: kept,
-                hashes,
-                from,
-            })
+            let kept = sources
+                .into_iter()
+                .zip(pairs.into_iter().map(|(_, body)| body))
+                .collect();
+            Some(VaultDone::Kept(kept))
         });
     }
 
