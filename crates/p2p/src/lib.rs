@@ -28,6 +28,12 @@
 //!   `GetBodies` only against the asker's proof: anything else gets `Denied`. The
 //!   policy names a payload's bodies ([`Policy::sealed_refs`](ledger_core::Policy::sealed_refs));
 //!   the runtime never opens one.
+//! - Throughput: transactions are admitted in batches (submissions and relays queue,
+//!   bounded, with a typed [`NodeError::Busy`]; each batch's signatures are verified
+//!   once, off the ledger task, and the batch is relayed as `Txs` messages); a node
+//!   configured with [`NodeConfig::block_interval`] produces blocks at a steady pace in
+//!   turn with the other producers ([`pace`]); blocks are announced by their
+//!   transaction ids and rebuilt from the mempool ([`compact`], after BIP 152).
 //!
 //! # Layers
 //!
@@ -46,6 +52,9 @@
 //! | `net.rs` | network I/O | listener, dialers with back-off, one task per connection |
 //! | `serve.rs` | storage I/O | the storage thread reading `GetBlocks` replies off the actor |
 //! | `vault.rs`, `node/bodies.rs` | sealed bodies | the vault; pushing, pulling and serving bodies against the key proof, vault work on the blocking pool |
+//! | `admission.rs`, `node/admit.rs` | transactions in | `Admission` (pure): the bounded queue and when a batch is ready; the verifier task, admission and `Txs` relay |
+//! | `pace.rs` | decisions (pure) | which producer makes the next block, and when |
+//! | `compact.rs`, `node/relay.rs` | blocks out and in | `CompactBlock` and `Reassembly` (pure); announcing compact, rebuilding, serving missing transactions |
 //! | `handle.rs` | surface | [`NodeConfig`], [`NodeEvent`], errors, [`NodeHandle`], [`spawn`], [`run`] |
 //!
 //! A block from a socket to the store: `net` accepts or dials a connection and runs
