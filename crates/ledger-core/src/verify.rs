@@ -911,6 +911,22 @@ mod tests {
     }
 
     #[test]
+    fn appended_signatures_are_checked_against_their_own_messages() {
+        // Messages of the second set differ from the first's at the same positions, so
+        // a range not moved by the append would point at the wrong message.
+        let key = Keypair::from_seed([5; 32]);
+        let mut items = signed(std::slice::from_ref(&key), 3, &[]);
+        let mut other = SigItems::default();
+        for i in 0..3u8 {
+            let message = [b"appended ".as_slice(), &[i]].concat();
+            other.push(&key.account(), &[&message], &key.sign(&message));
+        }
+        items.append(other);
+        assert_eq!(items.len(), 6);
+        assert_eq!(items.validity(), vec![true; 6]);
+    }
+
+    #[test]
     fn many_signers_are_still_told_apart() {
         let keys: Vec<Keypair> = (0..KEY_SEARCH as u8 * 2 + 3)
             .map(|i| Keypair::from_seed([i + 10; 32]))

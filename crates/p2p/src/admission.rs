@@ -132,9 +132,9 @@ impl<T> Admission<T> {
     /// dropped for want of room.
     pub(crate) fn relayed(&mut self, peer: u64, txs: Vec<Transaction<T>>, now: Instant) -> usize {
         let room = self.room();
-        if room > 0 && !txs.is_empty() {
-            self.arrived(now);
-        }
+        // Marks the wait's start if nothing waited; harmless if nothing is taken, as
+        // the mark is set again by the next arrival into an empty queue.
+        self.arrived(now);
         let dropped = txs.len().saturating_sub(room);
         self.waiting
             .extend(txs.into_iter().take(room).map(|tx| Waiting {
@@ -295,6 +295,56 @@ mod tests {
         );
         assert_eq!(Origin::Peer(2).peer(), Some(2));
         assert_eq!(Origin::Client { ticket, index: 0 }.peer(), None);
+    }
+
+    #[test]
+    fn every_submission_gets_its_own_ticket() {
+        let mut queue = queue_of(100, 100);
+        let tickets: Vec<u64> = (1..=3)
+            .map(|n| queue.submit(vec![tx(n)], at()).expect("room"))
+            .collect();
+        assert!(tickets[0] != tickets[1] && tickets[1] != tickets[2] && tickets[0] != tickets[2]);
+        let origins: Vec<Origin> = queue
+            .next_batch(at())
+            .expect("a batch")
+            .iter()
+            .map(|w| w.origin)
+            .collect();
+        let expected: Vec<Origin> = tickets
+            .iter()
+            .map(|&ticket| Origin::Client { ticket, index: 0 })
+            .collect();
+        assert_eq!(origins, expected);
+    }
+
+    #[test]
+    fn what_a_full_batch_leaves_behind_waits_its_own_linger() {
+        let start = Instant::now();
+        let linger = Duration::from_millis(5);
+        let mut queue: Admission<()> = Admission::new(100, 2, 10, linger);
+        queue.relayed(1, (1..=3).map(tx).collect(), start);
+        let nonces: Vec<u64> = queue.waiting().map(|t| t.nonce).collect();
+        assert_eq!(nonces, vec![1, 2, 3], "waiting, in arrival order");
+        let first = queue
+            .next_batch(start + linger)
+            .expect("the linger is over");
+        assert_eq!(first.len(), 2, "no larger than the batch limit");
+        assert_eq!(queue.waiting().count(), 1);
+        assert_eq!(
+            queue.deadline(),
+            None,
+            "no deadline while a batch is verified"
+        );
+        queue.verified();
+        assert_eq!(queue.deadline(), Some(start + 2 * linger));
+        assert!(
+            queue.next_batch(start + linger).is_none(),
+            "it waits from its turn"
+        );
+        assert_eq!(
+            queue.next_batch(start + 2 * linger).map(|b| b.len()),
+            Some(1)
+        );
     }
 
     #[test]

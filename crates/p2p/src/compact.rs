@@ -308,6 +308,29 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_completed_block_leaves_the_bound_intact() {
+        let mut reassembly: Reassembly<String> = Reassembly::new(2);
+        let blocks: Vec<Block<String>> = (1..=4).map(|n| block(vec![tx(n)])).collect();
+        reassembly.start(CompactBlock::of(&blocks[0]), 1, |_| None);
+        reassembly.start(CompactBlock::of(&blocks[1]), 1, |_| None);
+        let done = reassembly.fill(blocks[0].hash(), 1, vec![tx(1)]);
+        assert_eq!(done, Ok(Some(blocks[0].clone())));
+        assert_eq!(
+            reassembly.order.len(),
+            1,
+            "the completed block left the order"
+        );
+        reassembly.start(CompactBlock::of(&blocks[2]), 1, |_| None);
+        reassembly.start(CompactBlock::of(&blocks[3]), 1, |_| None);
+        assert_eq!(reassembly.partials.len(), 2);
+        assert!(
+            !reassembly.partials.contains_key(&blocks[1].hash()),
+            "the oldest went"
+        );
+        assert_eq!(reassembly.order.len(), 2);
+    }
+
     proptest! {
         /// Whatever part of a block's transactions is at hand, asking for the rest and
         /// filling them in gives back exactly the announced block.
