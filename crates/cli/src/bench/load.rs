@@ -609,6 +609,17 @@ pub(crate) async fn run_rate(
                 commits.values().filter(|(m, _)| *m == everyone).count()
             };
             bar.set_position(done as u64);
+            // The generator's own share of a core since the window began: it shares
+            // the cores with the nodes it measures.
+            if let (Some(before), Some(now)) = (own_before, crate::cpu::process_cpu_seconds()) {
+                let wall = (tokio::time::Instant::now() - (start + plan.warmup)).as_secs_f64();
+                if wall > 0.0 {
+                    bar.set_message(format!(
+                        "; generator {:.0}% of a core",
+                        100.0 * (now - before) / wall
+                    ));
+                }
+            }
         }
     }
     let (cpu_after, own_after) = (cpu_of(targets).await, crate::cpu::process_cpu_seconds());

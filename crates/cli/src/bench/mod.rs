@@ -189,7 +189,7 @@ async fn bench(args: &BenchNetArgs, targets: &[Target]) -> anyhow::Result<()> {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} committed on all nodes",
+                    "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} committed on all nodes{msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
