@@ -409,39 +409,68 @@ async fn tick(timer: &mut Option<tokio::time::Interval>) {
 /// them before their signatures.
 async fn verify_batches<T>(
     screen: ledger_core::Screen,
-    mut batches: mpsc::Receiver<SyncBatch<T>>,
+    batches: mpsc::Receiver<SyncBatch<T>>,
     verified: mpsc::Sender<VerifiedBatch<T>>,
     token: CancellationToken,
 ) where
     T: serde::Serialize + Send + Sync + 'static,
 {
+    in_order_off_the_ledger(
+        batches,
+        verified,
+        token,
+        "signature verification",
+        |SyncBatch { peer, blocks }| (peer, blocks),
+        move |peer, blocks| VerifiedBatch {
+            peer,
+            blocks: screen.prepare_and_verify(&blocks),
+        },
+        // The blocks are lost with the panicking job; the ledger task still hears of
+        // the batch, to release its place, and refetches what it lacks.
+        |peer| VerifiedBatch {
+            peer,
+            blocks: Vec::new(),
+        },
+    )
+    .await;
+}
+
+/// Runs `work` on each job from `jobs` on the blocking pool, one at a time and in
+/// arrival order, and sends each result to `done`: how the verifier tasks work beside
+/// the ledger task. `split` takes from a job what survives it (`L`), so that a job
+/// that panics is answered with `lost` instead and the ledger task still hears of it.
+/// Stops when the token is cancelled or either channel closes.
+async fn in_order_off_the_ledger<I, L, J, O>(
+    mut jobs: mpsc::Receiver<I>,
+    done: mpsc::Sender<O>,
+    token: CancellationToken,
+    what: &'static str,
+    split: impl Fn(I) -> (L, J),
+    work: impl Fn(L, J) -> O + Clone + Send + 'static,
+    lost: impl Fn(L) -> O,
+) where
+    L: Copy + Send + 'static,
+    J: Send + 'static,
+    O: Send + 'static,
+{
     loop {
-        let batch = tokio::select! {
+        let job = tokio::select! {
             () = token.cancelled() => return,
-            batch = batches.recv() => batch,
+            job = jobs.recv() => job,
         };
-        let Some(SyncBatch { peer, blocks }) = batch else {
-            return;
-        };
-        let screen = screen.clone();
-        let work = tokio::task::spawn_blocking(move || screen.prepare_and_verify(&blocks));
-        let done = tokio::select! {
+        let Some(job) = job else { return };
+        let (left, job) = split(job);
+        let run = work.clone();
+        let running = tokio::task::spawn_blocking(move || run(left, job));
+        let result = tokio::select! {
             () = token.cancelled() => return,
-            done = work => done,
+            result = running => result,
         };
-        let batch = match done {
-            Ok(blocks) => VerifiedBatch { peer, blocks },
-            Err(e) => {
-                // The blocks are lost with the panicking job; the ledger task still
-                // hears of the batch, to release its place, and refetches what it lacks.
-                error!(error = %e, "signature verification failed");
-                VerifiedBatch {
-                    peer,
-                    blocks: Vec::new(),
-                }
-            }
-        };
-        if verified.send(batch).await.is_err() {
+        let result = result.unwrap_or_else(|e| {
+            error!(error = %e, "{what} failed");
+            lost(left)
+        });
+        if done.send(result).await.is_err() {
             return;
         }
     }

@@ -12,7 +12,7 @@ use ledger_core::sealed::SealedBody;
 use ledger_core::{Policy, Preverified, Screen, Transaction, TxError, TxId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, warn};
+use tracing::warn;
 
 use super::{NodeEvent, NodeTask};
 use crate::admission::{Origin, Waiting};
@@ -45,44 +45,31 @@ pub(super) struct Admitted<T> {
 /// transactions; the ledger trusts the result only for its own genesis.
 pub(super) async fn verify_admissions<T>(
     screen: Screen,
-    mut batches: mpsc::Receiver<Vec<Waiting<T>>>,
+    batches: mpsc::Receiver<Vec<Waiting<T>>>,
     admitted: mpsc::Sender<Admitted<T>>,
     token: CancellationToken,
 ) where
     T: serde::Serialize + Send + Sync + 'static,
 {
-    loop {
-        let batch = tokio::select! {
-            () = token.cancelled() => return,
-            batch = batches.recv() => batch,
-        };
-        let Some(batch) = batch else { return };
-        let screen = screen.clone();
-        let work = tokio::task::spawn_blocking(move || {
+    super::in_order_off_the_ledger(
+        batches,
+        admitted,
+        token,
+        "admission verification",
+        |batch| ((), batch),
+        move |(), batch: Vec<Waiting<T>>| {
             let txs: Vec<&Transaction<T>> = batch.iter().map(|w| &w.tx).collect();
             let verified = screen.preverify_txs(&txs);
             Admitted { batch, verified }
-        });
-        let done = tokio::select! {
-            () = token.cancelled() => return,
-            done = work => done,
-        };
-        let done = match done {
-            Ok(done) => done,
-            Err(e) => {
-                // The batch is lost with the panicking job; the ledger task still hears
-                // of it, to free the verifier, and its clients hear the node stopped.
-                error!(error = %e, "admission verification failed");
-                Admitted {
-                    batch: Vec::new(),
-                    verified: Preverified::default(),
-                }
-            }
-        };
-        if admitted.send(done).await.is_err() {
-            return;
-        }
-    }
+        },
+        // The batch is lost with the panicking job; the ledger task still hears of it,
+        // to free the verifier.
+        |()| Admitted {
+            batch: Vec::new(),
+            verified: Preverified::default(),
+        },
+    )
+    .await;
 }
 
 impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
