@@ -59,6 +59,11 @@ impl Chain {
         let event = Event::PatientRegistration(PatientRegistration {
             patient_id: patient,
             demographics: reference,
+            patient_keys: healthchain::health_workflow::PatientKeys::sign(
+                &self.ledger.genesis_hash(),
+                &patient,
+                &Keypair::from_seed(Hash::of(&self.next_id.to_le_bytes()).to_byte_array()),
+            ),
         });
         let nonce = self.ledger.next_nonce(&self.doctor.account());
         Transaction::new_signed(

@@ -464,6 +464,7 @@ async fn main() -> anyhow::Result<()> {
     let written = Written {
         tx: prescribed.prescription.clone(),
         bodies: prescribed.bodies.clone(),
+        patient: None,
     };
     submit_written(&doctor, &all, written).await?;
     submit(&doctor, &all, payments, Vec::new()).await?;

@@ -251,6 +251,13 @@ pub(crate) fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
                             EventKind::PatientRegistration,
                             Body::demographics(NAMES[n % NAMES.len()]),
                         )?,
+                        // The patient's keys, drawn like its ids (a synthetic chain
+                        // keeps no patient key file).
+                        patient_keys: health_workflow::PatientKeys::sign(
+                            &genesis_hash,
+                            &patient,
+                            &Keypair::from_seed(patient_seed(&patient)),
+                        ),
                     })),
                 ),
                 1 => {
@@ -824,4 +831,15 @@ fn signature_floor(
     }
     progress.finish();
     Ok(report)
+}
+
+/// The synthetic patient's signing seed: derived from its id, so a generated chain
+/// depends on its random ids only.
+fn patient_seed(patient: &PatientId) -> [u8; 32] {
+    let input = [
+        &b"healthchain/synthetic-patient/v1"[..],
+        patient.uuid().as_bytes(),
+    ]
+    .concat();
+    ledger_core::Hash::of(&input).to_byte_array()
 }

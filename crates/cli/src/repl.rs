@@ -730,6 +730,7 @@ impl<B: Backend> Repl<B> {
         self.submit_written(Written {
             tx: prescribed.prescription.clone(),
             bodies: prescribed.bodies.clone(),
+            patient: None,
         })?;
         let payments: Vec<HealthTx> = prescribed.transactions().skip(1).cloned().collect();
         self.submit_all(payments)?;

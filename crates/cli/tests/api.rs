@@ -180,6 +180,12 @@ fn the_api_serves_the_chain_refuses_bad_input_and_streams_new_blocks() {
                     ciphertext_hash: Hash::of(&[seed]),
                     ciphertext_len: 80,
                 },
+                // and the patient's keys, signed by the patient
+                patient_keys: health_workflow::PatientKeys::sign(
+                    &genesis.hash(),
+                    &PatientId::from_random_bytes([seed; 16]),
+                    &ledger_core::Keypair::from_seed([seed; 32]),
+                ),
             })),
         )
     };

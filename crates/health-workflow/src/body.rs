@@ -21,7 +21,7 @@ use crate::limits;
 use crate::seal::MAX_BODY_BYTES;
 
 /// A consent category: the unit in which readers are chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Category {
     /// Who the patient is (the name given at registration).
@@ -42,6 +42,33 @@ impl Category {
         Category::TestsAndResults,
         Category::Prescriptions,
     ];
+
+    /// Its code in a body label ([`ledger_core::sealed::BodyLabel`]).
+    pub fn code(self) -> u8 {
+        match self {
+            Category::Demographics => 0,
+            Category::ConsultationNotes => 1,
+            Category::TestsAndResults => 2,
+            Category::Prescriptions => 3,
+        }
+    }
+
+    /// The category with code `code`.
+    pub fn from_code(code: u8) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// The category a person names: `demographics`, `notes`, `tests` or
+    /// `prescriptions` (or the full label).
+    pub fn parse(text: &str) -> Option<Category> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "demographics" => Some(Category::Demographics),
+            "notes" | "consultation notes" => Some(Category::ConsultationNotes),
+            "tests" | "results" | "test orders and results" => Some(Category::TestsAndResults),
+            "prescriptions" => Some(Category::Prescriptions),
+            _ => None,
+        }
+    }
 
     /// How people call it.
     pub fn label(self) -> &'static str {

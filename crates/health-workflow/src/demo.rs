@@ -107,6 +107,16 @@ pub fn demo_encryption_key(username: &str) -> EncryptionKey {
     EncryptionKey::of_member(&demo_keypair(username))
 }
 
+/// The passphrase of the key file a DEMO node writes for each patient it registers
+/// (published, like the demo logins: DEMO only).
+pub const DEMO_PATIENT_PASSPHRASE: &str = "patientpass";
+
+/// The DEMO signing key of patient `patient`: [`demo_keypair`] of `patient/<id>`.
+/// Anyone can derive it: DEMO only.
+pub fn demo_patient_keypair(patient: &crate::PatientId) -> Keypair {
+    demo_keypair(&format!("patient/{patient}"))
+}
+
 /// Builds a DEMO genesis; [`demo_genesis`] is the default one.
 #[derive(Clone, Debug)]
 pub struct DemoGenesisBuilder {

@@ -6,22 +6,29 @@ use ledger_core::{AccountId, TxId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::body::Section;
-use crate::ids::{OrderId, PatientId, PrescriptionId};
+use crate::body::{Category, Section};
+use crate::ids::{GrantId, OrderId, PatientId, PrescriptionId};
 use crate::limits;
+use crate::patient::{
+    AccessPurpose, AccessRecord, ConsentGrant, ConsentRevocation, ErasureReceipt, ErasureRequest,
+    GrantRef, MAX_ACCESS_BODIES, MAX_PURPOSE, PatientKeys,
+};
 use crate::seal::{BodyId, EncryptionPublicKey, MAX_CIPHERTEXT_LEN, SealedRef};
 
 /// The test ordered when a consultation does not name one.
 pub const DEFAULT_TEST_NAME: &str = "Blood Test";
 
 /// A doctor registers a new patient. The name is sealed
-/// ([`Section::Demographics`]).
+/// ([`Section::Demographics`]); the patient's own keys are recorded, signed by the
+/// patient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientRegistration {
     /// The new patient's id (UUID v4, unused so far): the patient's pseudonym.
     pub patient_id: PatientId,
     /// The sealed name.
     pub demographics: SealedRef,
+    /// The patient's signing and encryption keys, with the patient's proof.
+    pub patient_keys: PatientKeys,
 }
 
 /// A test a doctor orders during a consultation. What to test is sealed
@@ -111,6 +118,16 @@ pub enum Event {
     PrescriptionFilled(PrescriptionFilled),
     /// See [`EncryptionKeyRotation`].
     EncryptionKeyRotation(EncryptionKeyRotation),
+    /// See [`ConsentGrant`].
+    ConsentGrant(ConsentGrant),
+    /// See [`ConsentRevocation`].
+    ConsentRevocation(ConsentRevocation),
+    /// See [`AccessRecord`].
+    AccessRecord(AccessRecord),
+    /// See [`ErasureRequest`].
+    ErasureRequest(ErasureRequest),
+    /// See [`ErasureReceipt`].
+    ErasureReceipt(ErasureReceipt),
 }
 
 /// The kind of an [`Event`], for permissions and messages.
@@ -129,18 +146,42 @@ pub enum EventKind {
     PrescriptionFilled,
     /// [`Event::EncryptionKeyRotation`].
     EncryptionKeyRotation,
+    /// [`Event::ConsentGrant`].
+    ConsentGrant,
+    /// [`Event::ConsentRevocation`].
+    ConsentRevocation,
+    /// [`Event::AccessRecord`].
+    AccessRecord,
+    /// [`Event::ErasureRequest`].
+    ErasureRequest,
+    /// [`Event::ErasureReceipt`].
+    ErasureReceipt,
 }
 
 impl EventKind {
-    /// Every kind, in workflow order, then the key rotation.
-    pub const ALL: [EventKind; 6] = [
+    /// Every kind, in workflow order, then the key rotation, then the patient's
+    /// consent, reads and erasure.
+    pub const ALL: [EventKind; 11] = [
         EventKind::PatientRegistration,
         EventKind::DoctorConsultation,
         EventKind::LabTestResult,
         EventKind::Prescription,
         EventKind::PrescriptionFilled,
         EventKind::EncryptionKeyRotation,
+        EventKind::ConsentGrant,
+        EventKind::ConsentRevocation,
+        EventKind::AccessRecord,
+        EventKind::ErasureRequest,
+        EventKind::ErasureReceipt,
     ];
+
+    /// Whether only the patient may record it (with the patient's own key).
+    pub fn is_patients(self) -> bool {
+        matches!(
+            self,
+            EventKind::ConsentGrant | EventKind::ConsentRevocation | EventKind::ErasureRequest
+        )
+    }
 
     /// The name used in the original project (`PATIENT_REGISTRATION`, ...).
     pub fn name(self) -> &'static str {
@@ -151,6 +192,11 @@ impl EventKind {
             EventKind::Prescription => "PRESCRIPTION",
             EventKind::PrescriptionFilled => "PRESCRIPTION_FILLED",
             EventKind::EncryptionKeyRotation => "ENCRYPTION_KEY_ROTATION",
+            EventKind::ConsentGrant => "CONSENT_GRANT",
+            EventKind::ConsentRevocation => "CONSENT_REVOCATION",
+            EventKind::AccessRecord => "ACCESS_RECORD",
+            EventKind::ErasureRequest => "ERASURE_REQUEST",
+            EventKind::ErasureReceipt => "ERASURE_RECEIPT",
         }
     }
 }
@@ -336,6 +382,155 @@ pub enum EventError {
         /// The transaction that filled it.
         fill: TxId,
     },
+    /// A registration's patient keys are not signed by the patient's key.
+    #[error("the keys registered for patient {patient} are not signed by the patient")]
+    PatientKeyNotProven {
+        /// The patient id.
+        patient: PatientId,
+    },
+    /// A registration names a patient key that is already a member's or a patient's,
+    /// or an encryption key nothing can be sealed to.
+    #[error("account {account} cannot be a new patient's key")]
+    PatientKeyInUse {
+        /// The key given.
+        account: AccountId,
+    },
+    /// A patient's own event (consent, erasure) is signed by someone else.
+    #[error("a {event} for patient {patient} must be signed by the patient, not {author}")]
+    NotSignedByPatient {
+        /// The patient named.
+        patient: PatientId,
+        /// Who signed.
+        author: AccountId,
+        /// The event refused.
+        event: EventKind,
+    },
+    /// A patient key may not record this event.
+    #[error("a patient's key may not record {event}")]
+    NotPatientsEvent {
+        /// The event refused.
+        event: EventKind,
+    },
+    /// A patient key may neither pay nor be paid.
+    #[error("account {account} is a patient's key: it neither pays nor is paid e-cash")]
+    PatientHoldsNoEcash {
+        /// The patient key.
+        account: AccountId,
+    },
+    /// No grant of the patient covers this member and category.
+    #[error("{account:#} has no grant from patient {patient} for {category}")]
+    NoGrant {
+        /// The patient.
+        patient: PatientId,
+        /// The member.
+        account: AccountId,
+        /// The category.
+        category: Category,
+    },
+    /// The grant that covered this member and category was revoked.
+    #[error("patient {patient} revoked {grant}: {account:#} may no longer record {category}")]
+    GrantRevoked {
+        /// The patient.
+        patient: PatientId,
+        /// The member.
+        account: AccountId,
+        /// The category.
+        category: Category,
+        /// The grant revoked.
+        grant: GrantRef,
+    },
+    /// The grant that covered this member and category has expired.
+    #[error("the grant of patient {patient} to {account:#} for {category} expired at {expired}")]
+    GrantExpired {
+        /// The patient.
+        patient: PatientId,
+        /// The member.
+        account: AccountId,
+        /// The category.
+        category: Category,
+        /// The block time from which it is expired.
+        expired: ledger_core::Timestamp,
+    },
+    /// The grant that covers this member and category is not live yet.
+    #[error("the grant of patient {patient} to {account:#} for {category} starts at {from}")]
+    GrantNotYetValid {
+        /// The patient.
+        patient: PatientId,
+        /// The member.
+        account: AccountId,
+        /// The category.
+        category: Category,
+        /// The block time from which it is live.
+        from: ledger_core::Timestamp,
+    },
+    /// The patient asked for erasure: nothing more is recorded about them.
+    #[error("patient {patient} asked for erasure: nothing more is recorded about them")]
+    PatientErased {
+        /// The patient.
+        patient: PatientId,
+    },
+    /// A receipt names a patient who did not ask for erasure, or the wrong request.
+    #[error("patient {patient} has no erasure request {request}")]
+    NotErased {
+        /// The patient.
+        patient: PatientId,
+        /// The request named.
+        request: TxId,
+    },
+    /// A member confirms the same erasure twice.
+    #[error("{member:#} already confirmed the erasure of patient {patient}")]
+    DuplicateReceipt {
+        /// The patient.
+        patient: PatientId,
+        /// The member.
+        member: AccountId,
+    },
+    /// A grant reuses a grant id.
+    #[error("grant {grant} already exists")]
+    DuplicateGrant {
+        /// The grant id.
+        grant: GrantId,
+    },
+    /// A revocation names a grant the patient never gave.
+    #[error("patient {patient} has no {grant}")]
+    UnknownGrant {
+        /// The patient.
+        patient: PatientId,
+        /// The grant named.
+        grant: GrantRef,
+    },
+    /// A revocation names a grant already revoked.
+    #[error("patient {patient} already revoked {grant}")]
+    AlreadyRevoked {
+        /// The patient.
+        patient: PatientId,
+        /// The grant named.
+        grant: GrantRef,
+    },
+    /// A grant names a grantee outside the care team.
+    #[error("{grantee} is not a member of the care team")]
+    NotCareTeam {
+        /// The grantee.
+        grantee: crate::patient::Grantee,
+    },
+    /// A grant names a category twice, or none.
+    #[error("a grant names each category once, and at least one")]
+    BadCategories,
+    /// A grant's window is empty.
+    #[error("a grant must end after it starts ({not_before} to {not_after})")]
+    EmptyWindow {
+        /// Its start.
+        not_before: ledger_core::Timestamp,
+        /// Its end.
+        not_after: ledger_core::Timestamp,
+    },
+    /// A break-glass read by someone who is not a doctor, or recorded for someone
+    /// else.
+    #[error("only a doctor may break the glass, for their own read (not a {role})")]
+    BreakGlassNotPermitted {
+        /// The author's role label.
+        role: String,
+    },
 }
 
 fn v4(field: &'static str, id: Uuid) -> Result<(), EventError> {
@@ -344,6 +539,21 @@ fn v4(field: &'static str, id: Uuid) -> Result<(), EventError> {
     } else {
         Err(EventError::NotUuidV4 { field, id })
     }
+}
+
+/// A public purpose or reason: not empty, at most [`MAX_PURPOSE`] bytes.
+fn purpose_form(field: &'static str, text: &str) -> Result<(), EventError> {
+    if text.trim().is_empty() {
+        return Err(EventError::EmptyText { field });
+    }
+    if text.len() > MAX_PURPOSE {
+        return Err(EventError::TextTooLong {
+            field,
+            len: text.len(),
+            max: MAX_PURPOSE,
+        });
+    }
+    Ok(())
 }
 
 impl Event {
@@ -356,6 +566,11 @@ impl Event {
             Event::Prescription(_) => EventKind::Prescription,
             Event::PrescriptionFilled(_) => EventKind::PrescriptionFilled,
             Event::EncryptionKeyRotation(_) => EventKind::EncryptionKeyRotation,
+            Event::ConsentGrant(_) => EventKind::ConsentGrant,
+            Event::ConsentRevocation(_) => EventKind::ConsentRevocation,
+            Event::AccessRecord(_) => EventKind::AccessRecord,
+            Event::ErasureRequest(_) => EventKind::ErasureRequest,
+            Event::ErasureReceipt(_) => EventKind::ErasureReceipt,
         }
     }
 
@@ -366,6 +581,11 @@ impl Event {
             Event::DoctorConsultation(e) => Some(e.patient_id),
             Event::LabTestResult(e) => Some(e.patient_id),
             Event::Prescription(e) => Some(e.patient_id),
+            Event::ConsentGrant(e) => Some(e.patient_id),
+            Event::ConsentRevocation(e) => Some(e.patient_id),
+            Event::AccessRecord(e) => Some(e.patient_id),
+            Event::ErasureRequest(e) => Some(e.patient_id),
+            Event::ErasureReceipt(e) => Some(e.patient_id),
             Event::PrescriptionFilled(_) | Event::EncryptionKeyRotation(_) => None,
         }
     }
@@ -381,7 +601,7 @@ impl Event {
             }
             Event::LabTestResult(e) => vec![(Section::Results, e.results)],
             Event::Prescription(e) => vec![(Section::Prescription, e.details)],
-            Event::PrescriptionFilled(_) | Event::EncryptionKeyRotation(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -466,9 +686,47 @@ impl Event {
             Event::EncryptionKeyRotation(r) if !crate::seal::is_usable_key(&r.key) => {
                 Err(EventError::UnusableEncryptionKey { key: r.key })
             }
+            Event::ConsentGrant(g) => {
+                v4("grant id", g.grant_id.0)?;
+                purpose_form("purpose", &g.purpose)?;
+                let repeated = g
+                    .categories
+                    .iter()
+                    .enumerate()
+                    .any(|(i, c)| g.categories[..i].contains(c));
+                if g.categories.is_empty() || repeated {
+                    return Err(EventError::BadCategories);
+                }
+                if g.not_after <= g.not_before {
+                    return Err(EventError::EmptyWindow {
+                        not_before: g.not_before,
+                        not_after: g.not_after,
+                    });
+                }
+                Ok(())
+            }
+            Event::AccessRecord(a) => {
+                if a.bodies.is_empty() {
+                    return Err(EventError::EmptyText { field: "bodies" });
+                }
+                if a.bodies.len() > MAX_ACCESS_BODIES {
+                    return Err(EventError::TooMany {
+                        field: "bodies",
+                        len: a.bodies.len(),
+                        max: MAX_ACCESS_BODIES,
+                    });
+                }
+                match &a.purpose {
+                    AccessPurpose::BreakGlass { reason } => purpose_form("reason", reason),
+                    AccessPurpose::Treatment => Ok(()),
+                }
+            }
             Event::LabTestResult(_)
             | Event::PrescriptionFilled(_)
-            | Event::EncryptionKeyRotation(_) => Ok(()),
+            | Event::EncryptionKeyRotation(_)
+            | Event::ConsentRevocation(_)
+            | Event::ErasureRequest(_)
+            | Event::ErasureReceipt(_) => Ok(()),
         }
     }
 }
@@ -487,12 +745,21 @@ mod tests {
         }
     }
 
+    fn keys(patient: PatientId) -> PatientKeys {
+        PatientKeys::sign(
+            &ledger_core::BlockHash::default(),
+            &patient,
+            &ledger_core::Keypair::from_seed([9; 32]),
+        )
+    }
+
     #[test]
     fn form_checks_id_versions_and_sealed_sizes() {
         let registration = |id: PatientId, len: u32| {
             Event::PatientRegistration(PatientRegistration {
                 patient_id: id,
                 demographics: sealed(1, len),
+                patient_keys: keys(id),
             })
         };
         let patient = PatientId::from_random_bytes([1; 16]);
@@ -528,6 +795,7 @@ mod tests {
             Event::PatientRegistration(PatientRegistration {
                 patient_id: patient,
                 demographics: sealed(1, len),
+                patient_keys: keys(patient),
             })
         };
         assert_eq!(registration(at_limit).check_form(), Ok(()));
@@ -566,7 +834,12 @@ mod tests {
                 "LAB_TEST_RESULT",
                 "PRESCRIPTION",
                 "PRESCRIPTION_FILLED",
-                "ENCRYPTION_KEY_ROTATION"
+                "ENCRYPTION_KEY_ROTATION",
+                "CONSENT_GRANT",
+                "CONSENT_REVOCATION",
+                "ACCESS_RECORD",
+                "ERASURE_REQUEST",
+                "ERASURE_RECEIPT"
             ]
         );
         assert_eq!(EventKind::LabTestResult.name(), "LAB_TEST_RESULT");

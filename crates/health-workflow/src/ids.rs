@@ -78,6 +78,10 @@ uuid_id!(
     /// A prescription, chosen by the prescribing doctor.
     PrescriptionId
 );
+uuid_id!(
+    /// A consent grant, chosen by the patient granting it.
+    GrantId
+);
 
 #[cfg(test)]
 mod tests {

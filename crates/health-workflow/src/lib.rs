@@ -130,6 +130,7 @@ pub mod demo;
 mod event;
 mod ids;
 pub mod limits;
+pub mod patient;
 mod policy;
 pub mod records;
 mod registry;
@@ -149,7 +150,11 @@ pub use event::{
     DEFAULT_TEST_NAME, DoctorConsultation, EncryptionKeyRotation, Event, EventError, EventKind,
     LabTestResult, PatientRegistration, Prescription, PrescriptionFilled, TestOrder,
 };
-pub use ids::{OrderId, PatientId, PrescriptionId};
+pub use ids::{GrantId, OrderId, PatientId, PrescriptionId};
+pub use patient::{
+    AccessPurpose, AccessRecord, Consent, ConsentGrant, ConsentRevocation, ErasureReceipt,
+    ErasureRequest, GrantRef, Grantee, PatientKeys,
+};
 pub use policy::{
     DEFAULT_LAB_PAYMENT, DEFAULT_REWARD_FILL, DEFAULT_REWARD_LAB_RESULT, HealthPolicy, HealthUndo,
     PARAM_LAB_PAYMENT, PARAM_REWARD_FILL, PARAM_REWARD_LAB_RESULT, Rates,
@@ -166,8 +171,9 @@ pub use state::{
     HealthState, HistoryEntry, LabResult, Order, Patient, PrescriptionRecord, Recorded,
 };
 pub use workflow::{
-    Actor, ActorError, Balance, HealthTx, LabPayment, NotPaid, Prescribed, PrescriptionDraft,
-    TestRequest, WorkflowError, Written, balances, pending_balance, username_of,
+    Actor, ActorError, Balance, HealthTx, LabPayment, NotPaid, PatientActor, PatientSecret,
+    Prescribed, PrescriptionDraft, TestRequest, WorkflowError, Written, balances, pending_balance,
+    username_of,
 };
 
 /// The ledger of a healthcare network, block bodies in `B` (in memory by default).

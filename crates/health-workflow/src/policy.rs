@@ -2,13 +2,21 @@
 
 use std::collections::hash_map::Entry;
 
-use ledger_core::{AccountId, Amount, Applied, Genesis, Policy, TxContext, TxId};
+use ledger_core::sealed::{BodyAccess, BodyLabel};
+use ledger_core::{AccountId, Amount, Applied, Genesis, Policy, Timestamp, TxContext, TxId};
+use uuid::Uuid;
 
+use crate::body::Category;
 use crate::event::{
     DoctorConsultation, Event, EventError, EventKind, LabTestResult, PatientRegistration,
     Prescription, PrescriptionFilled,
 };
 use crate::ids::{OrderId, PatientId, PrescriptionId};
+use crate::patient::{
+    AccessRecord, Asker, BreakGlassWindow, Consent, ConsentGrant, ConsentRevocation,
+    DEFAULT_BREAK_GLASS_MINUTES, ErasureReceipt, GrantRecord, GrantRef, Grantee,
+    PARAM_BREAK_GLASS_MINUTES,
+};
 use crate::role::Role;
 use crate::seal::{EncryptionPublicKey, SealedRef};
 use crate::state::{
@@ -108,6 +116,17 @@ pub enum HealthUndo {
     Filled(PatientId, PrescriptionId),
     /// A member's encryption key was replaced; this was the one before.
     KeyRotated(AccountId, Option<EncryptionPublicKey>),
+    /// The patient signed a grant.
+    Granted(PatientId),
+    /// The patient revoked this grant.
+    Revoked(PatientId, GrantRef),
+    /// An access to this patient's bodies was recorded (a break-glass read opened a
+    /// window too).
+    Accessed(PatientId, bool),
+    /// The patient asked for erasure.
+    ErasureRequested(PatientId),
+    /// A member confirmed this patient's erasure.
+    ErasureConfirmed(PatientId),
 }
 
 const UNDO_ORDER: &str = "undo reverts the latest apply, whose records still exist";
@@ -121,18 +140,77 @@ fn recorded(ctx: &TxContext<'_>) -> Recorded {
     }
 }
 
-fn authorise(ctx: &TxContext<'_>, event: &Event) -> Result<(), EventError> {
+/// Who may record `event`: a patient key only the patient's own events (for that
+/// patient) and its key rotation; a member only what its role may record, never a
+/// patient's own event.
+fn authorise(ctx: &TxContext<'_>, state: &HealthState, event: &Event) -> Result<(), EventError> {
+    let kind = event.kind();
+    if let Some(own) = state.patient_accounts.get(&ctx.author) {
+        return match event.patient_id() {
+            Some(patient) if kind.is_patients() && patient != *own => {
+                Err(EventError::NotSignedByPatient {
+                    patient,
+                    author: ctx.author,
+                    event: kind,
+                })
+            }
+            _ if kind.is_patients() || kind == EventKind::EncryptionKeyRotation => Ok(()),
+            _ => Err(EventError::NotPatientsEvent { event: kind }),
+        };
+    }
+    if kind.is_patients() {
+        return Err(EventError::NotSignedByPatient {
+            patient: event.patient_id().unwrap_or(PatientId(Uuid::nil())),
+            author: ctx.author,
+            event: kind,
+        });
+    }
     let member = ctx.member.ok_or(EventError::NotAMember {
         account: ctx.author,
     })?;
-    let allowed = Role::from_label(&member.role).is_some_and(|r| r.may_record(event.kind()));
+    let allowed = Role::from_label(&member.role).is_some_and(|r| r.may_record(kind));
     if !allowed {
         return Err(EventError::NotPermitted {
             role: member.role.clone(),
-            event: event.kind(),
+            event: kind,
         });
     }
     Ok(())
+}
+
+/// The author of `ctx` asking for access at the block time.
+fn asker(ctx: &TxContext<'_>) -> Asker {
+    Asker {
+        account: ctx.author,
+        role: ctx.member.and_then(|m| Role::from_label(&m.role)),
+        time: ctx.block_time,
+    }
+}
+
+/// Checks that `patient` is not erased and that `asker` holds a live grant for each of
+/// `categories`.
+fn consented(patient: &Patient, asker: Asker, categories: &[Category]) -> Result<(), EventError> {
+    if patient.is_erased() {
+        return Err(EventError::PatientErased {
+            patient: patient.id,
+        });
+    }
+    for category in categories {
+        Consent::check(patient.consent.as_deref(), patient.id, asker, *category)?;
+    }
+    Ok(())
+}
+
+/// The patient's consent record, created on first use.
+fn consent_mut(patient: &mut Patient) -> &mut Consent {
+    patient.consent.get_or_insert_with(Box::default)
+}
+
+/// Drops a consent record an undo emptied, so the state equals a replay's.
+fn tidy(patient: &mut Patient) {
+    if patient.consent.as_deref() == Some(&Consent::default()) {
+        patient.consent = None;
+    }
 }
 
 /// Room for one episode in a new patient's history (registration, consultation, lab
@@ -162,13 +240,36 @@ impl HealthState {
 
     fn register(
         &mut self,
+        ctx: &TxContext<'_>,
         r: &PatientRegistration,
         at: Recorded,
     ) -> Result<HealthUndo, EventError> {
-        let Entry::Vacant(slot) = self.patients.entry(r.patient_id) else {
+        if self.patients.contains_key(&r.patient_id) {
             return Err(EventError::DuplicatePatient {
                 patient: r.patient_id,
             });
+        }
+        let keys = &r.patient_keys;
+        if ctx.genesis.member(&keys.account).is_some()
+            || keys.account == ctx.genesis.reserve
+            || self.patient_accounts.contains_key(&keys.account)
+        {
+            return Err(EventError::PatientKeyInUse {
+                account: keys.account,
+            });
+        }
+        if !keys.is_proven(&ctx.genesis_hash, &r.patient_id) {
+            return Err(EventError::PatientKeyNotProven {
+                patient: r.patient_id,
+            });
+        }
+        if !crate::seal::is_usable_key(&keys.encryption) {
+            return Err(EventError::UnusableEncryptionKey {
+                key: keys.encryption,
+            });
+        }
+        let Entry::Vacant(slot) = self.patients.entry(r.patient_id) else {
+            unreachable!("checked above");
         };
         let mut history = Vec::with_capacity(HISTORY_START);
         history.push(HistoryEntry::of(at, EventKind::PatientRegistration));
@@ -180,18 +281,33 @@ impl HealthState {
             orders: Vec::new(),
             results: Vec::new(),
             prescriptions: Vec::new(),
+            account: keys.account,
+            consent: None,
         }));
+        self.patient_accounts.insert(keys.account, r.patient_id);
+        self.encryption_keys.insert(keys.account, keys.encryption);
         self.registrations.push(r.patient_id);
         Ok(HealthUndo::Registered(r.patient_id))
     }
 
-    fn consult(&mut self, c: &DoctorConsultation, at: Recorded) -> Result<HealthUndo, EventError> {
+    fn consult(
+        &mut self,
+        c: &DoctorConsultation,
+        asker: Asker,
+        at: Recorded,
+    ) -> Result<HealthUndo, EventError> {
         let patient = self
             .patients
             .get_mut(&c.patient_id)
             .ok_or(EventError::UnknownPatient {
                 patient: c.patient_id,
             })?;
+        let writes: &[Category] = if c.test_orders.is_empty() {
+            &[Category::ConsultationNotes]
+        } else {
+            &[Category::ConsultationNotes, Category::TestsAndResults]
+        };
+        consented(patient, asker, writes)?;
         // Every order is checked before any is added, so a refused consultation
         // leaves nothing behind (the form check refused ids repeated in the event).
         if let Some(o) = c
@@ -224,6 +340,7 @@ impl HealthState {
     fn record_result(
         &mut self,
         r: &LabTestResult,
+        asker: Asker,
         at: Recorded,
     ) -> Result<(HealthUndo, AccountId), EventError> {
         let patient = self
@@ -232,6 +349,7 @@ impl HealthState {
             .ok_or(EventError::UnknownPatient {
                 patient: r.patient_id,
             })?;
+        consented(patient, asker, &[Category::TestsAndResults])?;
         let order = self
             .orders
             .get_mut(&r.order_id)
@@ -269,13 +387,19 @@ impl HealthState {
         ))
     }
 
-    fn prescribe(&mut self, p: &Prescription, at: Recorded) -> Result<HealthUndo, EventError> {
+    fn prescribe(
+        &mut self,
+        p: &Prescription,
+        asker: Asker,
+        at: Recorded,
+    ) -> Result<HealthUndo, EventError> {
         let patient = self
             .patients
             .get_mut(&p.patient_id)
             .ok_or(EventError::UnknownPatient {
                 patient: p.patient_id,
             })?;
+        consented(patient, asker, &[Category::Prescriptions])?;
         let Entry::Vacant(slot) = self.prescriptions.entry(p.prescription_id) else {
             return Err(EventError::DuplicatePrescription {
                 prescription: p.prescription_id,
@@ -316,6 +440,7 @@ impl HealthState {
     fn fill(
         &mut self,
         f: &PrescriptionFilled,
+        asker: Asker,
         at: Recorded,
     ) -> Result<(HealthUndo, AccountId), EventError> {
         let record = self.prescriptions.get_mut(&f.prescription_id).ok_or(
@@ -323,6 +448,9 @@ impl HealthState {
                 prescription: f.prescription_id,
             },
         )?;
+        if let Some(patient) = self.patients.get(&record.patient_id) {
+            consented(patient, asker, &[Category::Prescriptions])?;
+        }
         if let Some(fill) = record.filled {
             return Err(EventError::AlreadyFilled {
                 prescription: f.prescription_id,
@@ -337,6 +465,236 @@ impl HealthState {
                 .push(HistoryEntry::of(at, EventKind::PrescriptionFilled));
         }
         Ok((HealthUndo::Filled(patient, f.prescription_id), doctor))
+    }
+}
+
+// The patient's own events, reads and erasure receipts.
+impl HealthState {
+    /// Reverts one change to a patient's consent record.
+    fn undo_consent(&mut self, id: &PatientId, change: impl FnOnce(&mut Consent)) {
+        let patient = self.patients.get_mut(id).expect(UNDO_ORDER);
+        change(consent_mut(patient));
+        tidy(patient);
+    }
+
+    fn patient_mut(&mut self, id: &PatientId) -> Result<&mut Patient, EventError> {
+        self.patients
+            .get_mut(id)
+            .map(Box::as_mut)
+            .ok_or(EventError::UnknownPatient { patient: *id })
+    }
+
+    fn grant(
+        &mut self,
+        ctx: &TxContext<'_>,
+        g: &ConsentGrant,
+        at: Recorded,
+    ) -> Result<HealthUndo, EventError> {
+        let care_team = match g.grantee {
+            Grantee::Member(account) => ctx
+                .genesis
+                .member(&account)
+                .and_then(|m| Role::from_label(&m.role))
+                .is_some_and(Role::is_clinical),
+            Grantee::Role(role) => role.is_clinical(),
+        };
+        let patient = self.patient_mut(&g.patient_id)?;
+        if patient.is_erased() {
+            return Err(EventError::PatientErased {
+                patient: g.patient_id,
+            });
+        }
+        if !care_team {
+            return Err(EventError::NotCareTeam { grantee: g.grantee });
+        }
+        // Grant ids are unique per patient (a grant is only ever named with its
+        // patient).
+        if let Some(c) = &patient.consent
+            && c.grants.iter().any(|r| r.grant.grant_id == g.grant_id)
+        {
+            return Err(EventError::DuplicateGrant { grant: g.grant_id });
+        }
+        consent_mut(patient).grants.push(GrantRecord {
+            grant: g.clone(),
+            granted: at,
+            revoked: None,
+        });
+        Ok(HealthUndo::Granted(g.patient_id))
+    }
+
+    fn revoke(&mut self, r: &ConsentRevocation, at: Recorded) -> Result<HealthUndo, EventError> {
+        let patient = self.patient_mut(&r.patient_id)?;
+        if patient.is_erased() {
+            return Err(EventError::PatientErased {
+                patient: r.patient_id,
+            });
+        }
+        let id = patient.id;
+        let unknown = EventError::UnknownGrant {
+            patient: id,
+            grant: r.grant,
+        };
+        let already = EventError::AlreadyRevoked {
+            patient: id,
+            grant: r.grant,
+        };
+        match r.grant {
+            GrantRef::Treatment(role) => {
+                if !role.is_clinical() {
+                    return Err(unknown);
+                }
+                let consent = consent_mut(patient);
+                if consent.treatment_revoked.iter().any(|(x, _)| *x == role) {
+                    tidy(patient);
+                    return Err(already);
+                }
+                consent.treatment_revoked.push((role, at));
+            }
+            GrantRef::Grant(grant) => {
+                let record = patient
+                    .consent
+                    .as_mut()
+                    .and_then(|c| c.grants.iter_mut().find(|g| g.grant.grant_id == grant))
+                    .ok_or(unknown)?;
+                if record.revoked.is_some() {
+                    return Err(already);
+                }
+                record.revoked = Some(at);
+            }
+        }
+        Ok(HealthUndo::Revoked(id, r.grant))
+    }
+
+    fn record_access(
+        &mut self,
+        ctx: &TxContext<'_>,
+        a: &AccessRecord,
+        at: Recorded,
+    ) -> Result<HealthUndo, EventError> {
+        let patient = self.patient_mut(&a.patient_id)?;
+        let break_glass = a.purpose.is_break_glass();
+        if break_glass {
+            let role = ctx.member.and_then(|m| Role::from_label(&m.role));
+            if role != Some(Role::Doctor) || a.reader != ctx.author {
+                return Err(EventError::BreakGlassNotPermitted {
+                    role: ctx.member.map_or_else(String::new, |m| m.role.clone()),
+                });
+            }
+            if patient.is_erased() {
+                return Err(EventError::PatientErased {
+                    patient: a.patient_id,
+                });
+            }
+        }
+        let consent = consent_mut(patient);
+        consent
+            .accesses
+            .push(HistoryEntry::of(at, EventKind::AccessRecord));
+        if break_glass {
+            let minutes = ctx
+                .genesis
+                .parameter(PARAM_BREAK_GLASS_MINUTES, DEFAULT_BREAK_GLASS_MINUTES);
+            consent.break_glass.push(BreakGlassWindow {
+                doctor: ctx.author,
+                until: ctx.block_time.plus_millis(minutes.saturating_mul(60_000)),
+                opened: at,
+            });
+        }
+        Ok(HealthUndo::Accessed(a.patient_id, break_glass))
+    }
+
+    fn request_erasure(&mut self, id: &PatientId, at: Recorded) -> Result<HealthUndo, EventError> {
+        let patient = self.patient_mut(id)?;
+        if patient.is_erased() {
+            return Err(EventError::PatientErased { patient: *id });
+        }
+        consent_mut(patient).erased = Some(at);
+        Ok(HealthUndo::ErasureRequested(*id))
+    }
+
+    fn confirm_erasure(
+        &mut self,
+        r: &ErasureReceipt,
+        at: Recorded,
+    ) -> Result<HealthUndo, EventError> {
+        let patient = self.patient_mut(&r.patient_id)?;
+        let not_erased = EventError::NotErased {
+            patient: r.patient_id,
+            request: r.request,
+        };
+        let consent = patient.consent.as_mut().ok_or(not_erased.clone())?;
+        if consent.erased.map(|e| e.tx_id) != Some(r.request) {
+            return Err(not_erased);
+        }
+        if consent.receipts.iter().any(|x| x.author == at.author) {
+            return Err(EventError::DuplicateReceipt {
+                patient: r.patient_id,
+                member: at.author,
+            });
+        }
+        consent.receipts.push(at);
+        Ok(HealthUndo::ErasureConfirmed(r.patient_id))
+    }
+
+    /// Whether `reader` may be given a body of `category` about `patient` at `now`.
+    pub fn body_access(
+        &self,
+        genesis: &Genesis,
+        patient: &PatientId,
+        category: Category,
+        reader: &AccountId,
+        now: Timestamp,
+    ) -> BodyAccess {
+        let role = genesis
+            .member(reader)
+            .and_then(|m| Role::from_label(&m.role));
+        let asker = Asker {
+            account: *reader,
+            role,
+            time: now,
+        };
+        let Some(record) = self.patients.get(patient) else {
+            // A registration still on its way: the treatment default.
+            return match Consent::check(None, *patient, asker, category) {
+                Ok(()) => BodyAccess::Granted,
+                Err(_) => BodyAccess::Denied,
+            };
+        };
+        if record.is_erased() {
+            BodyAccess::Erased
+        } else if record.account == *reader
+            || Consent::check(record.consent.as_deref(), *patient, asker, category).is_ok()
+        {
+            BodyAccess::Granted
+        } else {
+            BodyAccess::Denied
+        }
+    }
+
+    /// Whether `account` holds a live grant for `category` of `patient` at `now` (the
+    /// patient always does): whom a body written now is sealed to. The error says why
+    /// not.
+    pub fn may_read(
+        &self,
+        genesis: &Genesis,
+        patient: &PatientId,
+        category: Category,
+        account: &AccountId,
+        now: Timestamp,
+    ) -> Result<(), EventError> {
+        let role = genesis
+            .member(account)
+            .and_then(|m| Role::from_label(&m.role));
+        let asker = Asker {
+            account: *account,
+            role,
+            time: now,
+        };
+        match self.patients.get(patient) {
+            None => Consent::check(None, *patient, asker, category),
+            Some(p) if p.account == *account => Ok(()),
+            Some(p) => consented(p, asker, &[category]),
+        }
     }
 }
 
@@ -362,26 +720,74 @@ impl Policy for HealthPolicy {
         state: &mut HealthState,
         event: &Event,
     ) -> Result<Applied<HealthUndo>, EventError> {
-        authorise(ctx, event)?;
+        authorise(ctx, state, event)?;
         event.check_form()?;
         let at = recorded(ctx);
+        let asker = asker(ctx);
         // Each step checks everything before it changes anything, so an error leaves
         // the state as it was.
         match event {
-            Event::PatientRegistration(r) => state.register(r, at).map(Applied::new),
-            Event::DoctorConsultation(c) => state.consult(c, at).map(Applied::new),
+            Event::PatientRegistration(r) => state.register(ctx, r, at).map(Applied::new),
+            Event::DoctorConsultation(c) => state.consult(c, asker, at).map(Applied::new),
             Event::LabTestResult(r) => state
-                .record_result(r, at)
+                .record_result(r, asker, at)
                 .map(|done| rewarded(done, Rates::reward_lab_result_of(ctx.genesis))),
-            Event::Prescription(p) => state.prescribe(p, at).map(Applied::new),
+            Event::Prescription(p) => state.prescribe(p, asker, at).map(Applied::new),
             Event::PrescriptionFilled(f) => state
-                .fill(f, at)
+                .fill(f, asker, at)
                 .map(|done| rewarded(done, Rates::reward_fill_of(ctx.genesis))),
             Event::EncryptionKeyRotation(r) => {
                 let before = state.encryption_keys.insert(ctx.author, r.key);
                 Ok(Applied::new(HealthUndo::KeyRotated(ctx.author, before)))
             }
+            Event::ConsentGrant(g) => state.grant(ctx, g, at).map(Applied::new),
+            Event::ConsentRevocation(r) => state.revoke(r, at).map(Applied::new),
+            Event::AccessRecord(a) => state.record_access(ctx, a, at).map(Applied::new),
+            Event::ErasureRequest(e) => state.request_erasure(&e.patient_id, at).map(Applied::new),
+            Event::ErasureReceipt(r) => state.confirm_erasure(r, at).map(Applied::new),
         }
+    }
+
+    fn labelled_refs(&self, event: &Event) -> Vec<(SealedRef, BodyLabel)> {
+        let subject = event.patient_id().map_or([0; 16], |p| *p.uuid().as_bytes());
+        event
+            .sealed()
+            .into_iter()
+            .map(|(section, r)| {
+                let category = section.category().code();
+                (r, BodyLabel { subject, category })
+            })
+            .collect()
+    }
+
+    fn body_access(
+        &self,
+        genesis: &Genesis,
+        state: &HealthState,
+        label: &BodyLabel,
+        reader: &AccountId,
+        now: Timestamp,
+    ) -> BodyAccess {
+        let Some(category) = Category::from_code(label.category) else {
+            return BodyAccess::Denied;
+        };
+        let patient = PatientId(Uuid::from_bytes(label.subject));
+        state.body_access(genesis, &patient, category, reader, now)
+    }
+
+    fn check_transfer(
+        &self,
+        ctx: &TxContext<'_>,
+        state: &HealthState,
+        to: &AccountId,
+        _amount: Amount,
+    ) -> Result<(), EventError> {
+        for account in [&ctx.author, to] {
+            if state.patient_accounts.contains_key(account) {
+                return Err(EventError::PatientHoldsNoEcash { account: *account });
+            }
+        }
+        Ok(())
     }
 
     fn sealed_refs(&self, event: &Event) -> Vec<SealedRef> {
@@ -391,7 +797,10 @@ impl Policy for HealthPolicy {
     fn undo(&self, state: &mut HealthState, undo: HealthUndo) {
         match undo {
             HealthUndo::Registered(patient) => {
-                state.patients.remove(&patient);
+                if let Some(p) = state.patients.remove(&patient) {
+                    state.patient_accounts.remove(&p.account);
+                    state.encryption_keys.remove(&p.account);
+                }
                 state.registrations.pop();
             }
             HealthUndo::Consulted(patient, orders) => {
@@ -427,6 +836,31 @@ impl Policy for HealthPolicy {
                     state.encryption_keys.remove(&account);
                 }
             },
+            HealthUndo::Granted(patient) => state.undo_consent(&patient, |c| {
+                c.grants.pop();
+            }),
+            HealthUndo::Revoked(patient, grant) => state.undo_consent(&patient, |c| match grant {
+                GrantRef::Treatment(_) => {
+                    c.treatment_revoked.pop();
+                }
+                GrantRef::Grant(id) => {
+                    if let Some(g) = c.grants.iter_mut().find(|g| g.grant.grant_id == id) {
+                        g.revoked = None;
+                    }
+                }
+            }),
+            HealthUndo::Accessed(patient, break_glass) => state.undo_consent(&patient, |c| {
+                c.accesses.pop();
+                if break_glass {
+                    c.break_glass.pop();
+                }
+            }),
+            HealthUndo::ErasureRequested(patient) => {
+                state.undo_consent(&patient, |c| c.erased = None);
+            }
+            HealthUndo::ErasureConfirmed(patient) => state.undo_consent(&patient, |c| {
+                c.receipts.pop();
+            }),
         }
     }
 }
@@ -450,6 +884,14 @@ mod tests {
         }
     }
 
+    fn patient_keys(genesis: &Genesis, patient: PatientId) -> crate::PatientKeys {
+        crate::PatientKeys::sign(
+            &genesis.hash(),
+            &patient,
+            &crate::demo::demo_patient_keypair(&patient),
+        )
+    }
+
     fn apply(
         genesis: &Genesis,
         state: &mut HealthState,
@@ -462,6 +904,7 @@ mod tests {
             tx_id: TxId::from_hash(Hash::of(&[n])),
             author,
             member: genesis.member(&author),
+            genesis_hash: genesis.hash(),
             height: Height(u64::from(n)),
             block_time: Timestamp(u64::from(n) * 1000),
             tx_time: Timestamp(0),
@@ -483,6 +926,7 @@ mod tests {
                 Event::PatientRegistration(PatientRegistration {
                     patient_id: patient,
                     demographics: sealed(1),
+                    patient_keys: patient_keys(&genesis, patient),
                 }),
             ),
             (
@@ -627,6 +1071,7 @@ mod tests {
         let register = Event::PatientRegistration(PatientRegistration {
             patient_id: patient,
             demographics: sealed(1),
+            patient_keys: patient_keys(&genesis, patient),
         });
         let consult = Event::DoctorConsultation(DoctorConsultation {
             patient_id: patient,
@@ -658,6 +1103,7 @@ mod tests {
         let register = Event::PatientRegistration(PatientRegistration {
             patient_id: patient,
             demographics: sealed(1),
+            patient_keys: patient_keys(&genesis, patient),
         });
         apply(&genesis, &mut state, "dr_alice", 1, &register).expect("valid");
         let order = |n: u8| TestOrder {

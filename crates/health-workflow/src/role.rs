@@ -2,10 +2,12 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::EventKind;
 
 /// A member's role, read from the roster label of the genesis.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Role {
     /// Registers patients, consults, orders tests, prescribes (`"doctor"`).
@@ -50,7 +52,8 @@ impl Role {
 
     /// Whether this role may record events of `kind`: doctors register, consult and
     /// prescribe, lab technicians record results, pharmacists fill; every member of the
-    /// care team may rotate its own encryption key.
+    /// care team may rotate its own encryption key, record reads and confirm erasures.
+    /// The patient's own events (consent, erasure) are the patient's alone.
     pub fn may_record(self, kind: EventKind) -> bool {
         matches!(
             (self, kind),
@@ -64,6 +67,8 @@ impl Role {
                 | (
                     Role::Doctor | Role::LabTechnician | Role::Pharmacist,
                     EventKind::EncryptionKeyRotation
+                        | EventKind::AccessRecord
+                        | EventKind::ErasureReceipt
                 )
         )
     }

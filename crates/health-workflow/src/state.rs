@@ -12,6 +12,7 @@ use ledger_core::{AccountId, Height, Timestamp, TxId};
 
 use crate::event::EventKind;
 use crate::ids::{OrderId, PatientId, PrescriptionId};
+use crate::patient::Consent;
 use crate::seal::{EncryptionPublicKey, SealedRef};
 
 /// Where and by whom an event was recorded.
@@ -62,6 +63,26 @@ pub struct Patient {
     pub results: Vec<TxId>,
     /// The patient's prescriptions, in chain order.
     pub prescriptions: Vec<PrescriptionId>,
+    /// The patient's signing account (its encryption key is in
+    /// [`HealthState::encryption_key`]).
+    pub account: AccountId,
+    /// What the patient changed of the treatment-consent default, who read what, and
+    /// the erasure: `None` while the patient has changed nothing and nobody's read was
+    /// recorded.
+    pub consent: Option<Box<Consent>>,
+}
+
+impl Patient {
+    /// Whether the patient asked for erasure.
+    pub fn is_erased(&self) -> bool {
+        self.consent.as_ref().is_some_and(|c| c.erased.is_some())
+    }
+
+    /// The patient's consent record (the treatment default when the patient changed
+    /// nothing).
+    pub fn consent(&self) -> Consent {
+        self.consent.as_deref().cloned().unwrap_or_default()
+    }
 }
 
 /// A test order made in a consultation.
@@ -134,9 +155,11 @@ pub struct HealthState {
     pub(crate) orders: HashMap<OrderId, Box<Order>>,
     pub(crate) results: HashMap<TxId, Box<LabResult>>,
     pub(crate) prescriptions: HashMap<PrescriptionId, Box<PrescriptionRecord>>,
-    /// Each member's current encryption key: the genesis roster's, or the latest
-    /// rotation's.
+    /// Each member's and patient's current encryption key: the genesis roster's or the
+    /// registration's, or the latest rotation's.
     pub(crate) encryption_keys: HashMap<AccountId, EncryptionPublicKey>,
+    /// Each patient's signing account, to the patient.
+    pub(crate) patient_accounts: HashMap<AccountId, PatientId>,
 }
 
 impl HealthState {
@@ -232,6 +255,13 @@ impl HealthState {
         self.encryption_keys.get(account).copied()
     }
 
+    /// The patient whose signing account is `account`.
+    pub fn patient_of_account(&self, account: &AccountId) -> Option<&Patient> {
+        self.patient_accounts
+            .get(account)
+            .and_then(|id| self.patient(id))
+    }
+
     /// A patient's prescriptions not yet filled, oldest first.
     pub fn unfilled_prescriptions(&self, patient: &PatientId) -> Vec<&PrescriptionRecord> {
         self.patients
@@ -298,6 +328,8 @@ mod tests {
             orders: Vec::new(),
             results: Vec::new(),
             prescriptions: Vec::new(),
+            account: AccountId([0; 32]),
+            consent: None,
         };
         for n in 1..=results {
             record.results.push(tx_id(n));
@@ -371,6 +403,8 @@ mod tests {
                 orders: Vec::new(),
                 results: Vec::new(),
                 prescriptions: Vec::new(),
+                account: AccountId([1; 32]),
+                consent: None,
             }),
         );
         prescribe(&mut state, bob, 1, vec![tx_id(1)]);

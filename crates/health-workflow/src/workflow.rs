@@ -10,6 +10,7 @@ use ledger_core::{
 };
 use rand_core::CryptoRng;
 
+use crate::body::Category;
 use crate::body::{Body, Section};
 use crate::clinical::{Coding, LabReport, MedicationCode, PatientDetails, Visit};
 use crate::consent::ConsentTable;
@@ -17,10 +18,18 @@ use crate::event::{
     DEFAULT_TEST_NAME, DoctorConsultation, EncryptionKeyRotation, Event, EventError, EventKind,
     LabTestResult, PatientRegistration, Prescription, PrescriptionFilled, TestOrder,
 };
+use crate::ids::GrantId;
 use crate::ids::{OrderId, PatientId, PrescriptionId};
+use crate::patient::{
+    AccessPurpose, AccessRecord, ConsentGrant, ConsentRevocation, ErasureReceipt, ErasureRequest,
+    GrantRef, Grantee, PatientKeys,
+};
 use crate::policy::{HealthPolicy, Rates};
 use crate::role::Role;
-use crate::seal::{Binding, EncryptionPublicKey, SealError, SealedBody, SealedRef, seal};
+use crate::seal::BodyId;
+use crate::seal::{
+    Binding, EncryptionKey, EncryptionPublicKey, Reader, SealError, SealedBody, SealedRef, seal,
+};
 use crate::state::HealthState;
 
 /// A transaction of the healthcare network.
@@ -49,6 +58,12 @@ pub enum ActorError {
         username: String,
         /// The roster label.
         role: String,
+    },
+    /// No registered patient has this key.
+    #[error("no registered patient has the key {account}")]
+    UnknownPatientKey {
+        /// The key's account.
+        account: AccountId,
     },
 }
 
@@ -117,7 +132,25 @@ pub struct Written {
     pub tx: HealthTx,
     /// Its sealed bodies, in the order of [`Event::sealed`].
     pub bodies: Vec<SealedBody>,
+    /// For a registration, the new patient's keys: hand them to the patient (in a
+    /// passphrase-protected key file) and keep no copy.
+    pub patient: Option<PatientSecret>,
 }
+
+/// A new patient's signing key (the encryption key derives from it,
+/// [`EncryptionKey::of_member`](crate::seal::EncryptionKey::of_member)). Compared by
+/// account; its `Debug` form shows the account only, and the secret is zeroed when
+/// dropped.
+#[derive(Clone, Debug)]
+pub struct PatientSecret(pub Keypair);
+
+impl PartialEq for PatientSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.account() == other.0.account()
+    }
+}
+
+impl Eq for PatientSecret {}
 
 /// A test to order in a consultation: the order's id and, sealed, what to test.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,24 +284,46 @@ impl Actor {
         }
     }
 
-    /// Seals `body` for an event of `kind` about `patient` to the readers the consent
-    /// table names for its category, after checking its text limits.
+    /// Seals `body` for an event of `kind` about `patient` to its readers, after
+    /// checking its text limits: the author, the patient, and every member the consent
+    /// table names for its category that holds a live grant of the patient at `now`
+    /// ([`HealthState::may_read`]).
     fn seal_body<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
-        kind: EventKind,
-        patient: PatientId,
+        (kind, patient, now): (EventKind, PatientId, Timestamp),
         body: &Body,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(SealedRef, SealedBody), WorkflowError> {
+        self.seal_body_for(ledger, (kind, patient, now), body, None, rng)
+    }
+
+    /// [`Actor::seal_body`], sealing to `patient_reader` as the patient (a registration,
+    /// whose patient the state does not know yet).
+    fn seal_body_for<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        (kind, patient, now): (EventKind, PatientId, Timestamp),
+        body: &Body,
+        patient_reader: Option<Reader>,
         rng: &mut impl CryptoRng,
     ) -> Result<(SealedRef, SealedBody), WorkflowError> {
         body.check_form()?;
         let section = body.section();
-        let readers = self.consent.readers(
-            section.category(),
-            &self.account(),
-            ledger.genesis(),
-            state(ledger),
-        );
+        let category = section.category();
+        let (genesis, state) = (ledger.genesis(), state(ledger));
+        let mut readers: Vec<Reader> = self
+            .consent
+            .readers(category, &self.account(), genesis, state)
+            .into_iter()
+            .filter(|r| {
+                r.account == self.account()
+                    || state
+                        .may_read(genesis, &patient, category, &r.account, now)
+                        .is_ok()
+            })
+            .collect();
+        readers.extend(patient_reader.or_else(|| patient_as_reader(ledger, &patient)));
         let binding = Binding::new(ledger.genesis_hash(), self.account(), patient, kind);
         seal(&body.encode(), &binding, &readers, rng)
             .map_err(|source| WorkflowError::Seal { section, source })
@@ -345,7 +400,8 @@ impl Actor {
     }
 
     /// Registers a new patient with a structured name, birth date and gender besides
-    /// the display `name`, all sealed to the care team.
+    /// the display `name`, all sealed to the care team and the patient. The patient's
+    /// keys are drawn from `rng` and returned in [`Written::patient`].
     pub fn register_patient<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
@@ -355,20 +411,50 @@ impl Actor {
         now: Timestamp,
         rng: &mut impl CryptoRng,
     ) -> Result<Written, WorkflowError> {
+        let keys = Keypair::generate(rng);
+        self.register_with_keys(ledger, patient_id, name, details, keys, now, rng)
+    }
+
+    /// [`Actor::register_patient`] with the patient's keys given (the demo network
+    /// derives its patients' keys from the published demo seed,
+    /// [`demo::demo_patient_keypair`](crate::demo::demo_patient_keypair)).
+    #[allow(clippy::too_many_arguments)]
+    pub fn register_with_keys<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        name: &str,
+        details: PatientDetails,
+        patient_keys: Keypair,
+        now: Timestamp,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Written, WorkflowError> {
         let kind = EventKind::PatientRegistration;
         self.may_record(kind)?;
         let body = Body::Demographics {
             name: name.to_string(),
             details,
         };
-        let (demographics, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+        let patient_reader = Reader {
+            account: patient_keys.account(),
+            key: EncryptionKey::of_member(&patient_keys).public(),
+        };
+        let (demographics, sealed) = self.seal_body_for(
+            ledger,
+            (kind, patient_id, now),
+            &body,
+            Some(patient_reader),
+            rng,
+        )?;
         let event = Event::PatientRegistration(PatientRegistration {
             patient_id,
             demographics,
+            patient_keys: PatientKeys::sign(&ledger.genesis_hash(), &patient_id, &patient_keys),
         });
         Ok(Written {
             tx: self.sign_event(ledger, event, now)?,
             bodies: vec![sealed],
+            patient: Some(PatientSecret(patient_keys)),
         })
     }
 
@@ -408,7 +494,7 @@ impl Actor {
             notes: notes.to_string(),
             visit,
         };
-        let (notes, sealed_notes) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+        let (notes, sealed_notes) = self.seal_body(ledger, (kind, patient_id, now), &body, rng)?;
         let mut bodies = vec![sealed_notes];
         let mut test_orders = Vec::with_capacity(tests.len());
         for request in tests {
@@ -416,7 +502,7 @@ impl Actor {
                 test_name: request.test_name,
                 tests: request.tests,
             };
-            let (test, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+            let (test, sealed) = self.seal_body(ledger, (kind, patient_id, now), &body, rng)?;
             bodies.push(sealed);
             test_orders.push(TestOrder {
                 order_id: request.order_id,
@@ -431,6 +517,7 @@ impl Actor {
         Ok(Written {
             tx: self.sign_event(ledger, event, now)?,
             bodies,
+            patient: None,
         })
     }
 
@@ -478,7 +565,7 @@ impl Actor {
             results: results.to_string(),
             reports,
         };
-        let (results, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+        let (results, sealed) = self.seal_body(ledger, (kind, patient_id, now), &body, rng)?;
         let event = Event::LabTestResult(LabTestResult {
             patient_id,
             order_id,
@@ -487,6 +574,7 @@ impl Actor {
         Ok(Written {
             tx: self.sign_event(ledger, event, now)?,
             bodies: vec![sealed],
+            patient: None,
         })
     }
 
@@ -530,7 +618,7 @@ impl Actor {
             instructions,
             coded,
         };
-        let (details, sealed) = self.seal_body(ledger, kind, patient_id, &body, rng)?;
+        let (details, sealed) = self.seal_body(ledger, (kind, patient_id, now), &body, rng)?;
         let prescription = Prescription {
             prescription_id,
             patient_id,
@@ -613,6 +701,177 @@ impl Actor {
         let event = Event::EncryptionKeyRotation(EncryptionKeyRotation { key });
         self.sign_event(ledger, event, now)
     }
+
+    /// Records that `reader` read (or was served) `bodies` about `patient` under a
+    /// live grant: the access record the patient's audit shows. At most
+    /// [`MAX_ACCESS_BODIES`](crate::patient::MAX_ACCESS_BODIES) bodies a record.
+    pub fn record_access<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        reader: AccountId,
+        bodies: Vec<BodyId>,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::AccessRecord(AccessRecord {
+            patient_id,
+            reader,
+            bodies,
+            purpose: AccessPurpose::Treatment,
+        });
+        self.sign_event(ledger, event, now)
+    }
+
+    /// Breaks the glass: this doctor reads `bodies` of `patient` without a grant, for
+    /// `reason` (public: no clinical details). Once in a block it opens the doctor's
+    /// break-glass window, and the patient sees it flagged.
+    pub fn break_glass<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        reason: &str,
+        bodies: Vec<BodyId>,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        if self.role != Role::Doctor {
+            return Err(EventError::BreakGlassNotPermitted {
+                role: self.member.role.clone(),
+            }
+            .into());
+        }
+        let event = Event::AccessRecord(AccessRecord {
+            patient_id,
+            reader: self.account(),
+            bodies,
+            purpose: AccessPurpose::BreakGlass {
+                reason: reason.to_string(),
+            },
+        });
+        self.sign_event(ledger, event, now)
+    }
+
+    /// Confirms that this member's node erased the bodies of `patient`, who asked for
+    /// erasure in transaction `request`.
+    pub fn confirm_erasure<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        patient_id: PatientId,
+        request: TxId,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::ErasureReceipt(ErasureReceipt {
+            patient_id,
+            request,
+        });
+        self.sign_event(ledger, event, now)
+    }
+}
+
+/// A patient acting on the ledger with their own key: consent, revocation, erasure.
+/// The patient reads every body about them with the encryption key derived from the
+/// same secret.
+#[derive(Clone, Debug)]
+pub struct PatientActor {
+    patient: PatientId,
+    keys: Keypair,
+}
+
+impl PatientActor {
+    /// The patient whose key `keys` is, on the ledger's network.
+    pub fn new<B: BodySource<Event>>(
+        ledger: &Ledger<HealthPolicy, B>,
+        keys: Keypair,
+    ) -> Result<PatientActor, ActorError> {
+        let patient = state(ledger)
+            .patient_of_account(&keys.account())
+            .ok_or(ActorError::UnknownPatientKey {
+                account: keys.account(),
+            })?
+            .id;
+        Ok(PatientActor { patient, keys })
+    }
+
+    /// The patient's id.
+    pub fn patient_id(&self) -> PatientId {
+        self.patient
+    }
+
+    /// The patient's signing account.
+    pub fn account(&self) -> AccountId {
+        self.keys.account()
+    }
+
+    /// The patient's encryption key, which opens every body about them.
+    pub fn encryption_key(&self) -> EncryptionKey {
+        EncryptionKey::of_member(&self.keys)
+    }
+
+    fn sign<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        event: Event,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        event.check_form()?;
+        Ok(Transaction::new_signed(
+            &ledger.genesis_hash(),
+            &self.keys,
+            ledger.next_nonce(&self.account()),
+            now,
+            TxBody::App(event),
+        ))
+    }
+
+    /// Grants `grantee` access to `categories` from `not_before` until (not including)
+    /// `not_after`, for `purpose` (public: no clinical details).
+    #[allow(clippy::too_many_arguments)]
+    pub fn grant<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        grant_id: GrantId,
+        grantee: Grantee,
+        categories: Vec<Category>,
+        (not_before, not_after): (Timestamp, Timestamp),
+        purpose: &str,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::ConsentGrant(ConsentGrant {
+            grant_id,
+            patient_id: self.patient,
+            grantee,
+            categories,
+            not_before,
+            not_after,
+            purpose: purpose.to_string(),
+        });
+        self.sign(ledger, event, now)
+    }
+
+    /// Revokes `grant`.
+    pub fn revoke<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        grant: GrantRef,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::ConsentRevocation(ConsentRevocation {
+            patient_id: self.patient,
+            grant,
+        });
+        self.sign(ledger, event, now)
+    }
+
+    /// Asks for erasure.
+    pub fn erase<B: BodySource<Event>>(
+        &self,
+        ledger: &Ledger<HealthPolicy, B>,
+        now: Timestamp,
+    ) -> Result<HealthTx, WorkflowError> {
+        let event = Event::ErasureRequest(ErasureRequest {
+            patient_id: self.patient,
+        });
+        self.sign(ledger, event, now)
+    }
 }
 
 fn state<B: BodySource<Event>>(ledger: &Ledger<HealthPolicy, B>) -> &HealthState {
@@ -631,6 +890,29 @@ fn result_author<B: BodySource<Event>>(
         .mempool()
         .find(|p| p.id == *result && matches!(p.tx.body, TxBody::App(Event::LabTestResult(_))))
         .map(|p| p.tx.author)
+}
+
+/// `patient` as the reader of a body about them: from the confirmed state, else from
+/// a registration in the mempool.
+fn patient_as_reader<B: BodySource<Event>>(
+    ledger: &Ledger<HealthPolicy, B>,
+    patient: &PatientId,
+) -> Option<Reader> {
+    let state = state(ledger);
+    if let Some(p) = state.patient(patient) {
+        let key = state.encryption_key(&p.account)?;
+        return Some(Reader {
+            account: p.account,
+            key,
+        });
+    }
+    ledger.mempool().find_map(|p| match &p.tx.body {
+        TxBody::App(Event::PatientRegistration(r)) if r.patient_id == *patient => Some(Reader {
+            account: r.patient_keys.account,
+            key: r.patient_keys.encryption,
+        }),
+        _ => None,
+    })
 }
 
 /// The username of `account` in the roster, or its hex form if it is not a member.

@@ -10,10 +10,12 @@ use health_workflow::clinical::{
 };
 use health_workflow::seal::{BodyId, EncryptionPublicKey, SealedRef};
 use health_workflow::{
-    Body, DoctorConsultation, EncryptionKeyRotation, Event, LabTestResult, OrderId, PatientId,
-    PatientRegistration, Prescription, PrescriptionFilled, PrescriptionId, TestOrder,
+    AccessPurpose, AccessRecord, Body, Category, ConsentGrant, ConsentRevocation,
+    DoctorConsultation, EncryptionKeyRotation, ErasureReceipt, ErasureRequest, Event, GrantId,
+    GrantRef, Grantee, LabTestResult, OrderId, PatientId, PatientKeys, PatientRegistration,
+    Prescription, PrescriptionFilled, PrescriptionId, Role, TestOrder,
 };
-use ledger_core::{Hash, TxId, codec};
+use ledger_core::{AccountId, Hash, Signature, Timestamp, TxId, codec};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -40,16 +42,26 @@ fn every_event_kind_encodes_byte_exactly() {
             Event::PatientRegistration(PatientRegistration {
                 patient_id: patient,
                 demographics: sealed(0xa0, 0x50),
+                patient_keys: PatientKeys {
+                    account: AccountId([0x66; 32]),
+                    encryption: EncryptionPublicKey::from_byte_array([0x77; 32]),
+                    proof: Signature([0x88; 64]),
+                },
             }),
             // variant 0, uuid as 16 length-prefixed bytes; the sealed reference: body id
             // as 16 raw bytes, commitment and ciphertext hash as 32 raw bytes each,
-            // ciphertext length as a u32
+            // ciphertext length as a u32; the patient's account, encryption key and
+            // proof as raw bytes
             "00000000\
              1000000000000000 11111111111141119111111111111111\
              a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0\
              a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1\
              a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2\
-             50000000",
+             50000000\
+             6666666666666666666666666666666666666666666666666666666666666666\
+             7777777777777777777777777777777777777777777777777777777777777777\
+             8888888888888888888888888888888888888888888888888888888888888888\
+             8888888888888888888888888888888888888888888888888888888888888888",
         ),
         (
             Event::DoctorConsultation(DoctorConsultation {
@@ -138,6 +150,71 @@ fn every_event_kind_encodes_byte_exactly() {
             // variant 5, the X25519 key as 32 raw bytes
             "05000000\
              5555555555555555555555555555555555555555555555555555555555555555",
+        ),
+        (
+            Event::ConsentGrant(ConsentGrant {
+                grant_id: GrantId::from_random_bytes([0x99; 16]),
+                patient_id: patient,
+                grantee: Grantee::Role(Role::Pharmacist),
+                categories: vec![Category::Demographics, Category::Prescriptions],
+                not_before: Timestamp(1),
+                not_after: Timestamp(0x0200),
+                purpose: "care".into(),
+            }),
+            // variant 6, grant uuid, patient, grantee variant 1 (a role) with role 2
+            // (pharmacist), two categories (0 and 3), window as two u64, purpose as
+            // a length-prefixed string
+            "06000000\
+             1000000000000000 99999999999949999999999999999999\
+             1000000000000000 11111111111141119111111111111111\
+             01000000 02000000\
+             0200000000000000 00000000 03000000\
+             0100000000000000 0002000000000000\
+             0400000000000000 63617265",
+        ),
+        (
+            Event::ConsentRevocation(ConsentRevocation {
+                patient_id: patient,
+                grant: GrantRef::Treatment(Role::Pharmacist),
+            }),
+            // variant 7, patient, grant variant 0 (treatment) of role 2
+            "07000000\
+             1000000000000000 11111111111141119111111111111111\
+             00000000 02000000",
+        ),
+        (
+            Event::AccessRecord(AccessRecord {
+                patient_id: patient,
+                reader: AccountId([0x66; 32]),
+                bodies: vec![BodyId::from_byte_array([0xa0; 16])],
+                purpose: AccessPurpose::BreakGlass {
+                    reason: "ER".into(),
+                },
+            }),
+            // variant 8, patient, reader, one body id, purpose variant 1 with reason
+            "08000000\
+             1000000000000000 11111111111141119111111111111111\
+             6666666666666666666666666666666666666666666666666666666666666666\
+             0100000000000000 a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0\
+             01000000 0200000000000000 4552",
+        ),
+        (
+            Event::ErasureRequest(ErasureRequest {
+                patient_id: patient,
+            }),
+            // variant 9, patient
+            "09000000\
+             1000000000000000 11111111111141119111111111111111",
+        ),
+        (
+            Event::ErasureReceipt(ErasureReceipt {
+                patient_id: patient,
+                request: TxId::from_byte_array([0x44; 32]),
+            }),
+            // variant 10, patient, the request's transaction id
+            "0a000000\
+             1000000000000000 11111111111141119111111111111111\
+             4444444444444444444444444444444444444444444444444444444444444444",
         ),
     ];
     for (event, expected) in cases {

@@ -4,21 +4,28 @@
 mod common;
 
 use common::{Net, block_policy_error, policy_error};
+use health_workflow::seal::BodyId;
 use health_workflow::{
-    DoctorConsultation, EncryptionKeyRotation, Event, EventError, EventKind, LabTestResult,
-    OrderId, PatientId, PatientRegistration, Prescription, PrescriptionDraft, PrescriptionFilled,
-    PrescriptionId, TestOrder, TestRequest, demo::demo_keypair, seal::EncryptionKey,
+    AccessPurpose, AccessRecord, Category, ConsentGrant, ConsentRevocation, DoctorConsultation,
+    EncryptionKeyRotation, ErasureReceipt, ErasureRequest, Event, EventError, EventKind, GrantId,
+    GrantRef, Grantee, LabTestResult, OrderId, PatientActor, PatientId, PatientKeys,
+    PatientRegistration, Prescription, PrescriptionDraft, PrescriptionFilled, PrescriptionId, Role,
+    TestOrder, TestRequest, demo::demo_keypair, seal::EncryptionKey,
 };
-use ledger_core::{Keypair, TxId};
+use ledger_core::{Keypair, Timestamp, TxId};
 
 /// A network where every kind of event has something valid to act on: a registered
 /// patient with an open order, a recorded result and an unfilled prescription.
 struct Scene {
     net: Net,
     patient: PatientId,
+    /// The patient's own key, handed over at registration.
+    patient_keys: Keypair,
     open_order: OrderId,
     result: TxId,
     prescription: PrescriptionId,
+    /// Another patient, who asked for erasure in this transaction.
+    erased: (PatientId, TxId),
 }
 
 fn scene() -> Scene {
@@ -30,6 +37,18 @@ fn scene() -> Scene {
     let written = alice
         .register(&net.ledger, patient, "Jane", now, &mut net.rng)
         .expect("valid");
+    let patient_keys = written
+        .patient
+        .clone()
+        .expect("a registration hands keys over")
+        .0;
+    let tx = net.keep(written);
+    net.submit(tx).expect("accepted");
+    let leaving = net.patient_id();
+    let written = alice
+        .register(&net.ledger, leaving, "Joe", now, &mut net.rng)
+        .expect("valid");
+    let leaving_keys = written.patient.clone().expect("keys").0;
     let tx = net.keep(written);
     net.submit(tx).expect("accepted");
     let order = Some(TestRequest::blood_test(answered));
@@ -85,12 +104,20 @@ fn scene() -> Scene {
         net.submit(tx).expect("accepted");
     }
     net.mine();
+    let erase = PatientActor::new(&net.ledger, leaving_keys)
+        .expect("registered")
+        .erase(&net.ledger, now)
+        .expect("valid");
+    let request = net.submit(erase).expect("accepted");
+    net.mine();
     Scene {
         net,
         patient,
+        patient_keys,
         open_order,
         result,
         prescription,
+        erased: (leaving, request),
     }
 }
 
@@ -99,10 +126,18 @@ fn scene() -> Scene {
 fn event(scene: &mut Scene, kind: EventKind) -> Event {
     let net = &mut scene.net;
     match kind {
-        EventKind::PatientRegistration => Event::PatientRegistration(PatientRegistration {
-            patient_id: net.patient_id(),
-            demographics: net.sealed_ref(),
-        }),
+        EventKind::PatientRegistration => {
+            let patient_id = net.patient_id();
+            Event::PatientRegistration(PatientRegistration {
+                patient_id,
+                demographics: net.sealed_ref(),
+                patient_keys: PatientKeys::sign(
+                    &net.ledger.genesis_hash(),
+                    &patient_id,
+                    &Keypair::from_seed([0x77; 32]),
+                ),
+            })
+        }
         EventKind::DoctorConsultation => Event::DoctorConsultation(DoctorConsultation {
             patient_id: scene.patient,
             notes: net.sealed_ref(),
@@ -129,42 +164,94 @@ fn event(scene: &mut Scene, kind: EventKind) -> Event {
         EventKind::EncryptionKeyRotation => Event::EncryptionKeyRotation(EncryptionKeyRotation {
             key: EncryptionKey::from_seed(&[0x66; 32]).public(),
         }),
+        EventKind::ConsentGrant => Event::ConsentGrant(ConsentGrant {
+            grant_id: GrantId::from_random_bytes([0x21; 16]),
+            patient_id: scene.patient,
+            grantee: Grantee::Role(Role::Pharmacist),
+            categories: vec![Category::ConsultationNotes],
+            not_before: Timestamp(0),
+            not_after: Timestamp(u64::MAX),
+            purpose: "second opinion".into(),
+        }),
+        EventKind::ConsentRevocation => Event::ConsentRevocation(ConsentRevocation {
+            patient_id: scene.patient,
+            grant: GrantRef::Treatment(Role::Pharmacist),
+        }),
+        EventKind::AccessRecord => Event::AccessRecord(AccessRecord {
+            patient_id: scene.patient,
+            reader: demo_keypair("lab_tech_bob").account(),
+            bodies: vec![BodyId::from_byte_array([1; 16])],
+            purpose: AccessPurpose::Treatment,
+        }),
+        EventKind::ErasureRequest => Event::ErasureRequest(ErasureRequest {
+            patient_id: scene.patient,
+        }),
+        EventKind::ErasureReceipt => Event::ErasureReceipt(ErasureReceipt {
+            patient_id: scene.erased.0,
+            request: scene.erased.1,
+        }),
         _ => unreachable!("every kind is listed"),
     }
 }
 
-/// (username or `None` for an outsider, role label, allowed kinds)
-fn actors() -> Vec<(Keypair, Option<&'static str>, &'static [EventKind])> {
+/// What every member of the care team may record besides its role's events.
+const CARE_TEAM: [EventKind; 3] = [
+    EventKind::EncryptionKeyRotation,
+    EventKind::AccessRecord,
+    EventKind::ErasureReceipt,
+];
+
+/// (signing key, role label or `None` for an outsider, allowed kinds): the care team,
+/// the scene's patient (every scene draws the same one) and an outsider.
+fn actors() -> Vec<(Keypair, Option<&'static str>, Vec<EventKind>)> {
+    let with_care = |kinds: &[EventKind]| [kinds, &CARE_TEAM[..]].concat();
     vec![
         (
             demo_keypair("dr_alice"),
             Some("doctor"),
-            &[
+            with_care(&[
                 EventKind::PatientRegistration,
                 EventKind::DoctorConsultation,
                 EventKind::Prescription,
-                EventKind::EncryptionKeyRotation,
-            ],
+            ]),
         ),
         (
             demo_keypair("lab_tech_bob"),
             Some("lab_technician"),
-            &[EventKind::LabTestResult, EventKind::EncryptionKeyRotation],
+            with_care(&[EventKind::LabTestResult]),
         ),
         (
             demo_keypair("pharm_charlie"),
             Some("pharmacist"),
-            &[
-                EventKind::PrescriptionFilled,
+            with_care(&[EventKind::PrescriptionFilled]),
+        ),
+        (
+            scene().patient_keys,
+            Some("patient"),
+            vec![
+                EventKind::ConsentGrant,
+                EventKind::ConsentRevocation,
+                EventKind::ErasureRequest,
                 EventKind::EncryptionKeyRotation,
             ],
         ),
-        (Keypair::from_seed([0x55; 32]), None, &[]),
+        (Keypair::from_seed([0x55; 32]), None, Vec::new()),
     ]
 }
 
-fn expected_refusal(keys: &Keypair, role: Option<&str>, kind: EventKind) -> EventError {
+fn expected_refusal(
+    scene: &Scene,
+    keys: &Keypair,
+    role: Option<&str>,
+    kind: EventKind,
+) -> EventError {
     match role {
+        _ if kind.is_patients() => EventError::NotSignedByPatient {
+            patient: scene.patient,
+            author: keys.account(),
+            event: kind,
+        },
+        Some("patient") => EventError::NotPatientsEvent { event: kind },
         Some(role) => EventError::NotPermitted {
             role: role.to_string(),
             event: kind,
@@ -189,7 +276,7 @@ fn only_allowed_role_event_pairs_enter_the_mempool() {
                 let error = result.expect_err("forbidden pair");
                 assert_eq!(
                     policy_error(&error),
-                    Some(&expected_refusal(&keys, role, kind)),
+                    Some(&expected_refusal(&scene, &keys, role, kind)),
                     "{role:?} {kind}"
                 );
             }
@@ -216,7 +303,7 @@ fn a_block_with_one_forbidden_event_is_invalid() {
                 let error = scene.net.reject(block);
                 assert_eq!(
                     block_policy_error(&error),
-                    Some(&expected_refusal(&keys, role, kind)),
+                    Some(&expected_refusal(&scene, &keys, role, kind)),
                     "{role:?} {kind}: {error}"
                 );
                 assert_eq!(scene.net.ledger.tip(), tip);

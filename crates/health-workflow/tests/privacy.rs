@@ -238,6 +238,9 @@ fn each_member_reads_exactly_the_sections_it_is_consented_to() {
                 .map(|(member, _)| account(member))
                 .collect();
             expected.insert(event.recorded.author);
+            // and the patient, who reads every record about them
+            let state = net.ledger.state().app();
+            expected.insert(state.patient(&patient).expect("registered").account);
             assert_eq!(wrapped, expected, "readers of the {section}");
         }
     }
@@ -752,7 +755,7 @@ fn a_rotation_to_an_unusable_key_is_refused() {
 }
 
 #[test]
-fn without_consent_only_the_author_reads() {
+fn without_consent_only_the_author_and_the_patient_read() {
     let mut net = Net::new(0);
     let alice = net.alice.clone().with_consent(ConsentTable::empty());
     let (patient, now) = (net.patient_id(), net.now());
@@ -761,7 +764,8 @@ fn without_consent_only_the_author_reads() {
         .expect("a doctor registers");
     let (event, vault) = unmined(&written);
     let readers: Vec<AccountId> = written.bodies[0].readers().copied().collect();
-    assert_eq!(readers, [account("dr_alice")]);
+    let patient_account = written.patient.as_ref().expect("keys").0.account();
+    assert_eq!(readers, [account("dr_alice"), patient_account]);
     for (member, expected) in [
         (
             "dr_alice",

@@ -1,20 +1,23 @@
 //! Property: any sequence of workflow actions by any users (members in any role, and
 //! outsiders) keeps the e-cash supply constant, never lets an account pay more than it
 //! has, and yields the same state as a replay from genesis; switching to a longer
-//! rival chain undoes every event exactly, key rotations included.
+//! rival chain undoes every event exactly, key rotations, consent, reads and erasures
+//! included. A patient's own event signed by anyone but the patient is never accepted.
 
 mod common;
 
 use common::Net;
+use health_workflow::seal::BodyId;
 use health_workflow::{
-    DoctorConsultation, EncryptionKeyRotation, Event, EventError, HealthPolicy, LabTestResult,
-    OrderId, PatientId, PatientRegistration, Prescription, PrescriptionDraft, PrescriptionFilled,
-    PrescriptionId, TestOrder, WorkflowError,
+    AccessPurpose, AccessRecord, Category, ConsentGrant, ConsentRevocation, DoctorConsultation,
+    EncryptionKeyRotation, ErasureReceipt, ErasureRequest, Event, EventError, GrantId, GrantRef,
+    Grantee, HealthPolicy, LabTestResult, OrderId, PatientId, PatientRegistration, Prescription,
+    PrescriptionDraft, PrescriptionFilled, PrescriptionId, Role, TestOrder, WorkflowError,
     demo::{DemoGenesisBuilder, demo_keypair},
     pending_balance,
     seal::EncryptionKey,
 };
-use ledger_core::{Amount, Keypair, Policy, Transaction, TxBody, TxError, TxId};
+use ledger_core::{Amount, Keypair, Policy, Timestamp, Transaction, TxBody, TxError, TxId};
 use proptest::prelude::*;
 
 /// `None` picks what a well-behaved front end would (the user of the right role, the
@@ -56,6 +59,15 @@ enum Action {
         user: usize,
         seed: u8,
     },
+    /// The `patient`-th newest patient (or, `forged`, a member in its place) grants,
+    /// revokes or asks for erasure; or a member records a read, breaks the glass or
+    /// confirms an erasure (`op`, with `arg` choosing role, category, window, member).
+    Patient {
+        patient: usize,
+        op: u8,
+        arg: u8,
+        forged: bool,
+    },
     Mine,
 }
 
@@ -82,6 +94,8 @@ fn action() -> impl Strategy<Value = Action> {
         2 => (0..4usize, 0..5usize, 0..700u64)
             .prop_map(|(user, to, amount)| Action::Transfer { user, to, amount }),
         1 => (0..4usize, 0..3u8).prop_map(|(user, seed)| Action::Rotate { user, seed }),
+        4 => (0..3usize, 0..6u8, any::<u8>(), prop::bool::weighted(0.2))
+            .prop_map(|(patient, op, arg, forged)| Action::Patient { patient, op, arg, forged }),
         3 => Just(Action::Mine),
     ]
 }
@@ -93,6 +107,11 @@ struct Seen {
     orders: Vec<(OrderId, PatientId)>,
     results: Vec<(TxId, PatientId)>,
     prescriptions: Vec<PrescriptionId>,
+    /// Patients whose keys the front end handed over, with the keys.
+    keyed: Vec<(PatientId, Keypair)>,
+    grants: Vec<GrantId>,
+    /// Accepted erasure requests: the patient and the request.
+    erasures: Vec<(PatientId, TxId)>,
 }
 
 /// The `back`-th newest item, if there is one.
@@ -154,6 +173,8 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                     let alice = net.alice.clone();
                     match alice.register(&net.ledger, patient_id, &name, now, &mut net.rng) {
                         Ok(written) => {
+                            let keys = written.patient.clone().expect("keys handed over").0;
+                            seen.keyed.push((patient_id, keys));
                             let tx = net.keep(written);
                             prop_assert!(!name.is_empty());
                             prop_assert!(net.submit(tx).is_ok(), "a fresh patient");
@@ -171,6 +192,11 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                 let event = Event::PatientRegistration(PatientRegistration {
                     patient_id,
                     demographics,
+                    patient_keys: health_workflow::PatientKeys::sign(
+                        &net.ledger.genesis_hash(),
+                        &patient_id,
+                        &health_workflow::demo::demo_patient_keypair(&patient_id),
+                    ),
                 });
                 (user, event)
             }
@@ -280,6 +306,106 @@ fn run(actions: Vec<Action>, reserve: u64) -> Result<(), TestCaseError> {
                     .unwrap_or_else(|| net.prescription_id());
                 let event = Event::PrescriptionFilled(PrescriptionFilled { prescription_id });
                 (user.unwrap_or(2), event)
+            }
+            Action::Patient {
+                patient,
+                op,
+                arg,
+                forged,
+            } => {
+                let Some((patient_id, patient_keys)) =
+                    seen.keyed.iter().rev().nth(patient).cloned()
+                else {
+                    continue;
+                };
+                let member = &keys[usize::from(arg) % 3];
+                let role =
+                    [Role::Doctor, Role::LabTechnician, Role::Pharmacist][usize::from(arg) % 3];
+                let body = BodyId::from_byte_array([arg; 16]);
+                let (signer, event) = match op {
+                    0 => {
+                        let grant_id = GrantId::from_random_bytes(
+                            [arg, op, patient as u8, 7]
+                                .repeat(4)
+                                .try_into()
+                                .expect("16 bytes"),
+                        );
+                        seen.grants.push(grant_id);
+                        let now = net.now().millis();
+                        let event = Event::ConsentGrant(ConsentGrant {
+                            grant_id,
+                            patient_id,
+                            grantee: Grantee::Role(role),
+                            categories: vec![Category::ALL[usize::from(arg) % 4]],
+                            not_before: Timestamp(now - 5_000),
+                            not_after: Timestamp(now + u64::from(arg) * 1_000),
+                            purpose: "care".into(),
+                        });
+                        (&patient_keys, event)
+                    }
+                    1 => {
+                        let grant = match newest(&seen.grants, 0) {
+                            Some(id) if arg % 2 == 0 => GrantRef::Grant(id),
+                            _ => GrantRef::Treatment(role),
+                        };
+                        let event =
+                            Event::ConsentRevocation(ConsentRevocation { patient_id, grant });
+                        (&patient_keys, event)
+                    }
+                    2 => (
+                        &patient_keys,
+                        Event::ErasureRequest(ErasureRequest { patient_id }),
+                    ),
+                    3 => {
+                        let event = Event::AccessRecord(AccessRecord {
+                            patient_id,
+                            reader: keys[(usize::from(arg) + 1) % 3].account(),
+                            bodies: vec![body],
+                            purpose: AccessPurpose::Treatment,
+                        });
+                        (member, event)
+                    }
+                    4 => {
+                        let event = Event::AccessRecord(AccessRecord {
+                            patient_id,
+                            reader: member.account(),
+                            bodies: vec![body],
+                            purpose: AccessPurpose::BreakGlass {
+                                reason: "er".into(),
+                            },
+                        });
+                        (member, event)
+                    }
+                    _ => {
+                        let Some((erased, request)) = newest(&seen.erasures, usize::from(arg) % 2)
+                        else {
+                            continue;
+                        };
+                        let event = Event::ErasureReceipt(ErasureReceipt {
+                            patient_id: erased,
+                            request,
+                        });
+                        (member, event)
+                    }
+                };
+                let patients_own = op <= 2;
+                let signer = if forged { member } else { signer };
+                let tx = net.raw(signer, event);
+                let accepted = net.submit(tx);
+                if forged && patients_own {
+                    prop_assert!(
+                        matches!(
+                            accepted.as_ref().map_err(common::policy_error),
+                            Err(Some(EventError::NotSignedByPatient { .. }))
+                        ),
+                        "a patient's event signed by a member: {accepted:?}"
+                    );
+                }
+                if let (Ok(id), 2) = (accepted, op) {
+                    prop_assert!(!forged);
+                    seen.erasures.push((patient_id, id));
+                }
+                continue;
             }
             Action::Rotate { user, seed } => {
                 let key = EncryptionKey::from_seed(&[seed; 32]).public();

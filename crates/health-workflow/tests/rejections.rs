@@ -118,7 +118,17 @@ fn registration(net: &mut Net, patient: PatientId) -> Event {
     Event::PatientRegistration(PatientRegistration {
         patient_id: patient,
         demographics: net.sealed_ref(),
+        patient_keys: patient_keys(net, patient),
     })
+}
+
+/// The demo keys of `patient`, signed by the patient for `net`.
+fn patient_keys(net: &Net, patient: PatientId) -> health_workflow::PatientKeys {
+    health_workflow::PatientKeys::sign(
+        &net.ledger.genesis_hash(),
+        &patient,
+        &health_workflow::demo::demo_patient_keypair(&patient),
+    )
 }
 
 /// Submits `event` signed by `keys` to the mempool and, separately, in a crafted block;
@@ -473,6 +483,7 @@ fn oversized_or_repeated_sealed_bodies_are_refused() {
     let event = Event::PatientRegistration(PatientRegistration {
         patient_id: patient,
         demographics,
+        patient_keys: patient_keys(&s.net, patient),
     });
     assert!(matches!(
         refuse(&mut s, &doctor(), event),

@@ -5,9 +5,9 @@ use std::fmt::Debug;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::genesis::{Genesis, Member};
-use crate::hash::TxId;
+use crate::hash::{BlockHash, TxId};
 use crate::keys::AccountId;
-use crate::sealed::SealedRef;
+use crate::sealed::{BodyAccess, BodyLabel, SealedRef};
 use crate::units::{Amount, Height, Timestamp};
 
 /// What a policy sees about the transaction it is asked to apply.
@@ -27,6 +27,8 @@ pub struct TxContext<'a> {
     pub tx_time: Timestamp,
     /// The network's genesis.
     pub genesis: &'a Genesis,
+    /// Its hash, which names the network.
+    pub genesis_hash: BlockHash,
 }
 
 /// The result of applying a payload: how to revert it, and what it earned.
@@ -88,5 +90,46 @@ pub trait Policy: Send + Sync + 'static {
     fn sealed_refs(&self, payload: &Self::Payload) -> Vec<SealedRef> {
         let _ = payload;
         Vec::new()
+    }
+
+    /// The sealed bodies `payload` refers to, each with what it is about: the label a
+    /// runtime keeps beside the body to decide whom it serves it to
+    /// ([`Policy::body_access`]) and which bodies an erasure removes. By default each
+    /// of [`Policy::sealed_refs`] with the empty label.
+    fn labelled_refs(&self, payload: &Self::Payload) -> Vec<(SealedRef, BodyLabel)> {
+        self.sealed_refs(payload)
+            .into_iter()
+            .map(|r| (r, BodyLabel::default()))
+            .collect()
+    }
+
+    /// Whether `reader` may be given a body labelled `label` at `now`, under the chain
+    /// state `state`: the consent rule a runtime applies before it serves or keeps a
+    /// body. By default every body is granted to every reader it is sealed to.
+    fn body_access(
+        &self,
+        genesis: &Genesis,
+        state: &Self::State,
+        label: &BodyLabel,
+        reader: &AccountId,
+        now: Timestamp,
+    ) -> BodyAccess {
+        let _ = (genesis, state, label, reader, now);
+        BodyAccess::Granted
+    }
+
+    /// Checks a transfer of `amount` to `to` by `ctx.author` against the application
+    /// state (after the nonce check, before the balance check): an application may keep
+    /// some accounts out of the e-cash system. On `Err` the transfer is refused, in the
+    /// mempool and in blocks alike. By default every transfer is allowed.
+    fn check_transfer(
+        &self,
+        ctx: &TxContext<'_>,
+        state: &Self::State,
+        to: &AccountId,
+        amount: Amount,
+    ) -> Result<(), Self::Error> {
+        let _ = (ctx, state, to, amount);
+        Ok(())
     }
 }

@@ -95,6 +95,34 @@ pub struct SealedRef {
     pub ciphertext_len: u32,
 }
 
+/// What a sealed body is about, as its policy labels it
+/// ([`Policy::labelled_refs`](crate::Policy::labelled_refs)): an application-defined
+/// subject (`health-workflow`: the patient's id) and category code. A runtime keeps the
+/// label beside the body, asks the policy whom it may serve it to
+/// ([`Policy::body_access`](crate::Policy::body_access)) and erases a subject's bodies
+/// together.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct BodyLabel {
+    /// Who the body is about (all zeros: nobody in particular).
+    pub subject: [u8; 16],
+    /// The application's category code.
+    pub category: u8,
+}
+
+/// Whether a body may be given to a reader now
+/// ([`Policy::body_access`](crate::Policy::body_access)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyAccess {
+    /// The reader may have it.
+    Granted,
+    /// The reader may not have it (no live consent).
+    Denied,
+    /// Its subject asked for erasure: nobody may have it, and no node keeps it.
+    Erased,
+}
+
 /// A body's data key, wrapped to one reader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wrap {

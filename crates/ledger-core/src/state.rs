@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 use crate::block::Reward;
 use crate::error::TxError;
 use crate::genesis::{Genesis, Member};
-use crate::hash::TxId;
+use crate::hash::{BlockHash, TxId};
 use crate::keys::AccountId;
 use crate::limits;
 use crate::policy::{Policy, TxContext};
@@ -91,6 +91,7 @@ pub(crate) struct Slot {
 pub(crate) struct Rules<'a, P> {
     pub(crate) policy: &'a P,
     pub(crate) genesis: &'a Genesis,
+    pub(crate) genesis_hash: BlockHash,
     pub(crate) members: &'a HashMap<AccountId, usize>,
 }
 
@@ -161,6 +162,20 @@ impl<S> ChainState<S> {
         }
         let rewards = match &tx.body {
             TxBody::Transfer { to, amount } => {
+                let ctx = TxContext {
+                    tx_id: id,
+                    author: tx.author,
+                    member: rules.member(&tx.author),
+                    height: slot.height,
+                    block_time: slot.time,
+                    tx_time: tx.timestamp,
+                    genesis: rules.genesis,
+                    genesis_hash: rules.genesis_hash,
+                };
+                rules
+                    .policy
+                    .check_transfer(&ctx, app, to, *amount)
+                    .map_err(|error| TxError::Policy { tx: id, error })?;
                 transfer(balances, id, tx.author, *to, *amount, undo)?;
                 Vec::new()
             }
@@ -173,6 +188,7 @@ impl<S> ChainState<S> {
                     block_time: slot.time,
                     tx_time: tx.timestamp,
                     genesis: rules.genesis,
+                    genesis_hash: rules.genesis_hash,
                 };
                 let applied = rules
                     .policy

@@ -144,6 +144,24 @@ impl Net {
         self.ledger.submit_transaction(tx, now)
     }
 
+    /// Moves the clock to `time` (never back).
+    #[allow(dead_code)]
+    pub fn set_clock(&mut self, time: Timestamp) {
+        self.clock = self.clock.max(time.millis());
+    }
+
+    /// Mines the mempool into a block stamped `time` and adds it to the chain.
+    #[allow(dead_code)]
+    pub fn mine_at(&mut self, time: Timestamp) -> Block<Event> {
+        let block = self.ledger.mine_block(&producer(), time);
+        self.ledger
+            .submit(block.clone(), time)
+            .into_result()
+            .expect("a block mined from the mempool is valid");
+        self.set_clock(time);
+        block
+    }
+
     /// Mines the mempool into a block and adds it to the chain.
     pub fn mine(&mut self) -> Block<Event> {
         let now = self.now();
@@ -181,6 +199,15 @@ impl Net {
     /// rules can refuse it.
     pub fn craft(&mut self, edit: impl FnOnce(&mut BlockTemplate<Event>)) -> Block<Event> {
         let now = self.now();
+        self.craft_at(now, edit)
+    }
+
+    /// [`Net::craft`], the block stamped `now`.
+    pub fn craft_at(
+        &mut self,
+        now: Timestamp,
+        edit: impl FnOnce(&mut BlockTemplate<Event>),
+    ) -> Block<Event> {
         let keys = producer();
         let mut template = self.ledger.block_template(keys.account(), now);
         edit(&mut template);

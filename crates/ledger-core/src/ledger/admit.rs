@@ -56,6 +56,7 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
         let rules = Rules {
             policy: &self.policy,
             genesis: &self.genesis,
+            genesis_hash: self.genesis_hash,
             members: &self.members,
         };
         let mut undo = Undo::default();
@@ -106,6 +107,7 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
         let rules = Rules {
             policy: &self.policy,
             genesis: &self.genesis,
+            genesis_hash: self.genesis_hash,
             members: &self.members,
         };
         let mut undo = Undo::default();

@@ -217,6 +217,7 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
         Rules {
             policy: &self.policy,
             genesis: &self.genesis,
+            genesis_hash: self.genesis_hash,
             members: &self.members,
         }
     }

@@ -252,6 +252,7 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
         let rules = Rules {
             policy: &self.policy,
             genesis: &self.genesis,
+            genesis_hash: self.genesis_hash,
             members: &self.members,
         };
         let (undo, paid) = self
