@@ -55,8 +55,9 @@ impl Node {
     /// Keeps a written event's sealed bodies in this node's vault.
     fn keep(&self, tx: &Transaction<Event>, bodies: &[SealedBody]) -> anyhow::Result<()> {
         if let TxBody::App(event) = &tx.body {
-            for ((_, reference), body) in event.sealed().iter().zip(bodies) {
-                self.vault.keep(reference, body)?;
+            let labelled = healthchain::ledger_core::Policy::labelled_refs(&HealthPolicy, event);
+            for ((reference, label), body) in labelled.iter().zip(bodies) {
+                self.vault.keep(reference, *label, body)?;
             }
         }
         Ok(())

@@ -551,9 +551,12 @@ impl<B: Backend> Repl<B> {
 
     fn keep_bodies(&self, tx: &HealthTx, bodies: &[SealedBody]) -> Outcome {
         if let TxBody::App(event) = &tx.body {
-            for ((section, reference), body) in event.sealed().iter().zip(bodies) {
+            let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, event);
+            for (((section, _), (reference, label)), body) in
+                event.sealed().iter().zip(&labelled).zip(bodies)
+            {
                 self.vault
-                    .keep(reference, body)
+                    .keep(reference, *label, body)
                     .map_err(|e| Failure::Fatal(anyhow::anyhow!("keeping the {section}: {e}")))?;
             }
         }

@@ -539,8 +539,9 @@ mod tests {
         let Some(TxBody::App(event)) = Some(&written.tx.body) else {
             unreachable!("a registration is an event")
         };
-        for ((_, reference), body) in event.sealed().iter().zip(&written.bodies) {
-            vault.keep(reference, body).expect("matches");
+        let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, event);
+        for ((reference, label), body) in labelled.iter().zip(&written.bodies) {
+            vault.keep(reference, *label, body).expect("matches");
         }
         ledger.submit_transaction(written.tx, now).expect("valid");
         let key = demo_encryption_key("dr_alice");

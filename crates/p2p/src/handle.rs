@@ -245,6 +245,15 @@ pub enum NodeEvent<E> {
         /// The peer they came from.
         from: Option<SocketAddr>,
     },
+    /// This node served sealed bodies to a peer whose handshake proved `reader`, under
+    /// the policy's consent ([`Policy::body_access`](ledger_core::Policy::body_access)):
+    /// the front end records the read.
+    BodiesServed {
+        /// The key the peer proved.
+        reader: ledger_core::AccountId,
+        /// The bodies served, with their labels.
+        bodies: Vec<(ledger_core::sealed::BodyId, ledger_core::sealed::BodyLabel)>,
+    },
     /// A peer refused bodies this node asked for: they are not sealed to its key.
     BodiesDenied {
         /// Their ciphertext hashes.

@@ -10,6 +10,12 @@
 //! A body is checked against the reference the chain holds before it is kept
 //! ([`Vault::keep`]); one that does not match is refused, typed, and nothing is
 //! written.
+//!
+//! Beside each body the vault keeps its [`BodyLabel`] (whom it is about, and its
+//! category, as the policy labels it): a node decides whom it may serve a body to from
+//! the label ([`Policy::body_access`](ledger_core::Policy::body_access)), and
+//! [`Vault::erase`] deletes a subject's bodies, wraps and salts (the salt travels inside
+//! the ciphertext) in one durable commit.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +23,9 @@ use std::sync::{Arc, Mutex};
 
 use ledger_core::Hash;
 use ledger_core::codec;
-use ledger_core::sealed::{BodyMismatch, MAX_CIPHERTEXT_BYTES, MAX_WRAPS, SealedBody, SealedRef};
+use ledger_core::sealed::{
+    BodyLabel, BodyMismatch, MAX_CIPHERTEXT_BYTES, MAX_WRAPS, SealedBody, SealedRef,
+};
 use redb::{Database, ReadableDatabase, TableDefinition};
 
 /// Name of the vault file inside the data directory.
@@ -27,6 +35,24 @@ pub const VAULT_FILE: &str = "vault.redb";
 pub const MAX_STORED_BODY_BYTES: usize = MAX_CIPHERTEXT_BYTES + MAX_WRAPS * 128 + 256;
 
 const BODIES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("sealed_bodies");
+/// Each body's label: 16 bytes of subject, then the category code.
+const LABELS: TableDefinition<'_, &[u8; 32], &[u8; 17]> = TableDefinition::new("body_labels");
+
+fn label_bytes(label: &BodyLabel) -> [u8; 17] {
+    let mut bytes = [0u8; 17];
+    bytes[..16].copy_from_slice(&label.subject);
+    bytes[16] = label.category;
+    bytes
+}
+
+fn label_of(bytes: &[u8; 17]) -> BodyLabel {
+    let mut subject = [0u8; 16];
+    subject.copy_from_slice(&bytes[..16]);
+    BodyLabel {
+        subject,
+        category: bytes[16],
+    }
+}
 
 /// Why the vault refused a body or failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +92,7 @@ pub struct Vault {
 
 #[derive(Clone, Debug)]
 enum Inner {
-    Memory(Arc<Mutex<HashMap<Hash, SealedBody>>>),
+    Memory(Arc<Mutex<HashMap<Hash, (SealedBody, BodyLabel)>>>),
     Redb { db: Arc<Database>, path: PathBuf },
 }
 
@@ -88,6 +114,7 @@ impl Vault {
         let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
         let tx = db.begin_write().map_err(|e| open_err(e.into()))?;
         tx.open_table(BODIES).map_err(|e| open_err(e.into()))?;
+        tx.open_table(LABELS).map_err(|e| open_err(e.into()))?;
         tx.commit().map_err(|e| open_err(e.into()))?;
         Ok(Vault {
             inner: Inner::Redb {
@@ -105,17 +132,26 @@ impl Vault {
         }
     }
 
-    /// Keeps `body` if it is the one `reference` names ([`SealedBody::check`]); durable
-    /// when it returns. Keeping a body already kept changes nothing.
-    pub fn keep(&self, reference: &SealedRef, body: &SealedBody) -> Result<(), VaultError> {
-        self.keep_all(&[(*reference, body.clone())])
+    /// Keeps `body`, labelled `label`, if it is the one `reference` names
+    /// ([`SealedBody::check`]); durable when it returns. Keeping a body already kept
+    /// changes nothing.
+    pub fn keep(
+        &self,
+        reference: &SealedRef,
+        label: BodyLabel,
+        body: &SealedBody,
+    ) -> Result<(), VaultError> {
+        self.keep_all(&[(*reference, label, body.clone())])
     }
 
-    /// Keeps every body if each is the one its reference names, in one durable commit:
-    /// what a busy node does with the bodies that arrived together. If one does not
-    /// match, none is kept.
-    pub fn keep_all(&self, bodies: &[(SealedRef, SealedBody)]) -> Result<(), VaultError> {
-        for (reference, body) in bodies {
+    /// Keeps every body with its label if each is the one its reference names, in one
+    /// durable commit: what a busy node does with the bodies that arrived together. If
+    /// one does not match, none is kept.
+    pub fn keep_all(
+        &self,
+        bodies: &[(SealedRef, BodyLabel, SealedBody)],
+    ) -> Result<(), VaultError> {
+        for (reference, _, body) in bodies {
             body.check(reference)?;
         }
         match &self.inner {
@@ -123,27 +159,85 @@ impl Vault {
                 let mut map = map
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (reference, body) in bodies {
-                    map.insert(reference.ciphertext_hash, body.clone());
+                for (reference, label, body) in bodies {
+                    map.insert(reference.ciphertext_hash, (body.clone(), *label));
                 }
             }
             Inner::Redb { db, .. } => {
                 let tx = db.begin_write().map_err(db_err)?;
                 {
                     let mut table = tx.open_table(BODIES).map_err(db_err)?;
-                    for (reference, body) in bodies {
+                    let mut labels = tx.open_table(LABELS).map_err(db_err)?;
+                    for (reference, label, body) in bodies {
+                        let key = reference.ciphertext_hash.to_byte_array();
                         table
-                            .insert(
-                                &reference.ciphertext_hash.to_byte_array(),
-                                codec::encode(body).as_slice(),
-                            )
+                            .insert(&key, codec::encode(body).as_slice())
                             .map_err(db_err)?;
+                        labels.insert(&key, &label_bytes(label)).map_err(db_err)?;
                     }
                 }
                 tx.commit().map_err(db_err)?;
             }
         }
         Ok(())
+    }
+
+    /// Deletes the bodies with these ciphertext hashes and their labels, in one durable
+    /// commit; returns how many were kept here.
+    pub fn erase(&self, hashes: &[Hash]) -> Result<usize, VaultError> {
+        match &self.inner {
+            Inner::Memory(map) => {
+                let mut map = map
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Ok(hashes.iter().filter(|h| map.remove(h).is_some()).count())
+            }
+            Inner::Redb { db, .. } => {
+                let tx = db.begin_write().map_err(db_err)?;
+                let mut erased = 0;
+                {
+                    let mut table = tx.open_table(BODIES).map_err(db_err)?;
+                    let mut labels = tx.open_table(LABELS).map_err(db_err)?;
+                    for hash in hashes {
+                        let key = hash.to_byte_array();
+                        if table.remove(&key).map_err(db_err)?.is_some() {
+                            erased += 1;
+                        }
+                        labels.remove(&key).map_err(db_err)?;
+                    }
+                }
+                tx.commit().map_err(db_err)?;
+                Ok(erased)
+            }
+        }
+    }
+
+    /// The body whose ciphertext hash is `ciphertext_hash`, with its label (the empty
+    /// label for a body kept without one), if kept.
+    pub fn get_labelled(
+        &self,
+        ciphertext_hash: &Hash,
+    ) -> Result<Option<(SealedBody, BodyLabel)>, VaultError> {
+        match &self.inner {
+            Inner::Memory(map) => Ok(map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(ciphertext_hash)
+                .cloned()),
+            Inner::Redb { db, .. } => {
+                let Some(body) = self.get(ciphertext_hash)? else {
+                    return Ok(None);
+                };
+                let tx = db.begin_read().map_err(db_err)?;
+                let labels = tx.open_table(LABELS).map_err(db_err)?;
+                let label = labels
+                    .get(&ciphertext_hash.to_byte_array())
+                    .map_err(db_err)?
+                    .map(|bytes| label_of(bytes.value()))
+                    .unwrap_or_default();
+                Ok(Some((body, label)))
+            }
+        }
     }
 
     /// The body whose ciphertext hashes to `ciphertext_hash`, if kept.
@@ -153,7 +247,7 @@ impl Vault {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(ciphertext_hash)
-                .cloned()),
+                .map(|(body, _)| body.clone())),
             Inner::Redb { db, .. } => {
                 let tx = db.begin_read().map_err(db_err)?;
                 let table = tx.open_table(BODIES).map_err(db_err)?;
@@ -212,6 +306,13 @@ mod tests {
 
     use super::*;
 
+    fn label(n: u8) -> BodyLabel {
+        BodyLabel {
+            subject: [n; 16],
+            category: n % 4,
+        }
+    }
+
     fn body(n: u8) -> (SealedRef, SealedBody) {
         let body = SealedBody {
             body_id: BodyId::from_byte_array([n; 16]),
@@ -235,30 +336,34 @@ mod tests {
     fn keeps_only_matching_bodies(vault: &Vault) {
         let (reference, sealed) = body(1);
         assert!(vault.is_empty().expect("readable"));
-        vault.keep(&reference, &sealed).expect("kept");
+        vault.keep(&reference, label(1), &sealed).expect("kept");
         assert_eq!(
             vault.get(&reference.ciphertext_hash).expect("readable"),
             Some(sealed.clone())
         );
         let (other, _) = body(2);
         assert!(matches!(
-            vault.keep(&other, &sealed),
+            vault.keep(&other, label(1), &sealed),
             Err(VaultError::Mismatch(BodyMismatch::BodyId))
         ));
         let mut changed = sealed.clone();
         changed.ciphertext[0] ^= 1;
         assert!(matches!(
-            vault.keep(&reference, &changed),
+            vault.keep(&reference, label(1), &changed),
             Err(VaultError::Mismatch(BodyMismatch::CiphertextHash))
         ));
         assert_eq!(vault.len().expect("readable"), 1);
         assert!(!vault.contains(&other.ciphertext_hash).expect("readable"));
         // Keeping it again is harmless.
-        vault.keep(&reference, &sealed).expect("kept again");
+        vault
+            .keep(&reference, label(1), &sealed)
+            .expect("kept again");
         assert_eq!(vault.len().expect("readable"), 1);
         // Several at once: all, or none if one does not match.
         let (second, third) = (body(3), body(4));
-        let mismatched = (third.0, second.1.clone());
+        let mismatched = (third.0, label(4), second.1.clone());
+        let second = (second.0, label(3), second.1);
+        let third = (third.0, label(4), third.1);
         assert!(vault.keep_all(&[second.clone(), mismatched]).is_err());
         assert!(!vault.contains(&second.0.ciphertext_hash).expect("readable"));
         vault
@@ -266,8 +371,26 @@ mod tests {
             .expect("kept");
         assert_eq!(vault.len().expect("readable"), 3);
         assert_eq!(
-            vault.get(&third.0.ciphertext_hash).expect("readable"),
-            Some(third.1)
+            vault
+                .get_labelled(&third.0.ciphertext_hash)
+                .expect("readable"),
+            Some((third.2.clone(), label(4)))
+        );
+        // Erasing deletes exactly the bodies named (and their labels), once.
+        let gone = [second.0.ciphertext_hash, Hash::of(b"never kept")];
+        assert_eq!(vault.erase(&gone).expect("erased"), 1);
+        assert_eq!(vault.erase(&gone).expect("erased"), 0);
+        assert!(!vault.contains(&second.0.ciphertext_hash).expect("readable"));
+        assert_eq!(vault.len().expect("readable"), 2);
+        // Kept again, it takes its new label.
+        vault
+            .keep(&second.0, label(9), &second.2)
+            .expect("kept again");
+        assert_eq!(
+            vault
+                .get_labelled(&second.0.ciphertext_hash)
+                .expect("readable"),
+            Some((second.2, label(9)))
         );
     }
 
@@ -285,8 +408,10 @@ mod tests {
         let vault = Vault::open(dir.path()).expect("reopens");
         let (reference, sealed) = body(1);
         assert_eq!(
-            vault.get(&reference.ciphertext_hash).expect("readable"),
-            Some(sealed)
+            vault
+                .get_labelled(&reference.ciphertext_hash)
+                .expect("readable"),
+            Some((sealed, label(1)))
         );
         assert_eq!(vault.path(), Some(dir.path().join(VAULT_FILE).as_path()));
     }

@@ -94,7 +94,7 @@ fn decode_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Sealed>, ApiErro
                     bodies.len()
                 )));
             }
-            for (place, (reference, body)) in refs.iter().zip(bodies).enumerate() {
+            for (place, ((reference, _), body)) in refs.iter().zip(bodies).enumerate() {
                 body.check(reference).map_err(|e| {
                     ApiError::BadRequest(format!(
                         "body {place} of transaction {index} is not the one it names: {e}"
@@ -148,7 +148,12 @@ pub(super) async fn submit_batch(
         let vault = state.vault.clone();
         let kept = items
             .iter()
-            .flat_map(|(tx, bodies)| sealed_refs(tx).into_iter().zip(bodies.clone()))
+            .flat_map(|(tx, bodies)| {
+                sealed_refs(tx)
+                    .into_iter()
+                    .zip(bodies.clone())
+                    .map(|((reference, label), body)| (reference, label, body))
+            })
             .collect::<Vec<_>>();
         tokio::task::spawn_blocking(move || vault.keep_all(&kept))
             .await

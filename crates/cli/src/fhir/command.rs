@@ -10,6 +10,7 @@ use health_workflow::seal::EncryptionKey;
 use health_workflow::{
     Actor, BodyReader, Event, EventKind, HealthPolicy, PatientId, Role, is_demo,
 };
+use ledger_core::sealed::BodyLabel;
 use ledger_core::{BodySource, Genesis, Keypair, Ledger};
 use p2p::Vault;
 use p2p::store::RedbStore;
@@ -369,11 +370,11 @@ fn commit(
     ledger: &mut DirLedger,
     vault: &Vault,
     signers: &Signers,
-    bodies: Vec<(SealedRef, SealedBody)>,
+    bodies: Vec<(SealedRef, BodyLabel, SealedBody)>,
 ) -> anyhow::Result<u64> {
-    for (reference, body) in &bodies {
+    for (reference, label, body) in &bodies {
         vault
-            .keep(reference, body)
+            .keep(reference, *label, body)
             .context("keeping a sealed body")?;
     }
     mine_all(ledger, &signers.doctor.keys, |ledger, accepted| {

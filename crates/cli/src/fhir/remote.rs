@@ -147,9 +147,9 @@ impl Chain for RemoteChain<'_> {
         what: &str,
     ) -> anyhow::Result<TxId> {
         // The node serves bodies from its vault: they go in before the transaction.
-        for (reference, body) in sealed_refs(&tx).iter().zip(&bodies) {
+        for ((reference, label), body) in sealed_refs(&tx).iter().zip(&bodies) {
             self.vault
-                .keep(reference, body)
+                .keep(reference, *label, body)
                 .context("keeping a sealed body")?;
         }
         match self

@@ -18,6 +18,7 @@ use health_workflow::{
     Actor, Body, BodyReader, Event, EventKind, HealthPolicy, HealthTx, OrderId, PatientId,
     PrescriptionDraft, PrescriptionId, Reading, TestRequest, Written, limits, records,
 };
+use ledger_core::sealed::BodyLabel;
 use ledger_core::{BodySource, Hash, Keypair, Ledger, Timestamp, TxBody, TxId};
 use std::sync::Arc;
 
@@ -147,7 +148,7 @@ pub(crate) trait Chain {
 pub(crate) struct LocalChain<'a, B: BodySource<Event>> {
     pub(crate) ledger: &'a mut Ledger<HealthPolicy, B>,
     /// Each body sealed so far, with the reference it was sealed under.
-    pub(crate) bodies: Vec<(SealedRef, SealedBody)>,
+    pub(crate) bodies: Vec<(SealedRef, BodyLabel, SealedBody)>,
 }
 
 impl<B: BodySource<Event>> Chain for LocalChain<'_, B> {
@@ -171,15 +172,20 @@ impl<B: BodySource<Event>> Chain for LocalChain<'_, B> {
             .ledger
             .submit_transaction(tx, crate::tools::now())
             .map_err(|e| anyhow::anyhow!("{what} was refused: {e}"))?;
-        self.bodies.extend(refs.into_iter().zip(bodies));
+        self.bodies.extend(
+            refs.into_iter()
+                .zip(bodies)
+                .map(|((reference, label), body)| (reference, label, body)),
+        );
         Ok(id)
     }
 }
 
-/// The sealed references of `tx`'s event, in the order of its bodies.
-pub(crate) fn sealed_refs(tx: &HealthTx) -> Vec<SealedRef> {
+/// The sealed references of `tx`'s event, in the order of its bodies, each with the
+/// label the vault keeps beside its body.
+pub(crate) fn sealed_refs(tx: &HealthTx) -> Vec<(SealedRef, BodyLabel)> {
     match &tx.body {
-        TxBody::App(event) => event.sealed().into_iter().map(|(_, r)| r).collect(),
+        TxBody::App(event) => ledger_core::Policy::labelled_refs(&HealthPolicy, event),
         TxBody::Transfer { .. } => Vec::new(),
     }
 }

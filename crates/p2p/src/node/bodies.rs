@@ -16,7 +16,14 @@
 //!   and gets it, or `Denied`, when it arrives.
 //! - **Kept only if checked and ours.** A body is kept only if it matches a sealed
 //!   reference of a transaction this node has seen (id, length and hash of the
-//!   ciphertext) and is sealed to this node's key; anything else is dropped.
+//!   ciphertext) and is sealed to this node's key; anything else is dropped. A body
+//!   whose subject asked for erasure ([`BodyAccess::Erased`]) is dropped too, and not
+//!   asked for: a lagging peer's old bodies of an erased patient are never stored.
+//! - **Served only under consent.** Each body is kept with its policy label
+//!   ([`Policy::labelled_refs`]), and a body asked for is served only if the policy
+//!   grants the asker access now ([`Policy::body_access`]); otherwise `Denied`. Every
+//!   body served is reported ([`NodeEvent::BodiesServed`]), so the front end can
+//!   record the read on chain.
 //!
 //! The vault is read and written on the blocking pool, never on the ledger task: the
 //! results come back as [`VaultDone`] messages.
@@ -24,7 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use ledger_core::sealed::{SealedBody, SealedRef};
+use ledger_core::sealed::{BodyAccess, BodyId, BodyLabel, SealedBody, SealedRef};
 use ledger_core::{AccountId, Hash, Policy, Transaction, TxBody};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -38,17 +45,18 @@ use crate::vault::Vault;
 
 /// What a vault job on the blocking pool reports to the ledger task.
 pub(crate) enum VaultDone {
-    /// These references name bodies the vault lacks.
-    Missing(Vec<SealedRef>),
-    /// The answer to a peer's `GetBodies` (what is not here is left out).
+    /// These references (with their labels) name bodies the vault lacks.
+    Missing(Vec<(SealedRef, BodyLabel)>),
+    /// The answer to a peer's `GetBodies` (what is not here is left out): the bodies
+    /// sealed to its key, with their labels, still to be checked against consent.
     Served {
         peer: u64,
-        bodies: Vec<SealedBody>,
+        bodies: Vec<(SealedBody, BodyLabel)>,
         denied: Vec<Hash>,
     },
     /// These bodies were kept (each with the peer it came from); empty if the vault
     /// failed.
-    Kept(Vec<(Option<SocketAddr>, SealedBody)>),
+    Kept(Vec<(Option<SocketAddr>, BodyLabel, SealedBody)>),
 }
 
 /// The node's side of the body exchange: who it is, where it keeps bodies, the
@@ -57,18 +65,19 @@ pub(crate) struct BodyExchange {
     /// The key this node proves, and the vault it keeps bodies for it in: without
     /// both, the node exchanges no bodies.
     keeper: Option<(AccountId, Vault)>,
-    /// References of recent transactions, by ciphertext hash, oldest first out.
-    recent: HashMap<Hash, SealedRef>,
+    /// References of recent transactions, with their labels, by ciphertext hash,
+    /// oldest first out.
+    recent: HashMap<Hash, (SealedRef, BodyLabel)>,
     recent_order: VecDeque<Hash>,
     /// Bodies this node lacks and may read, by ciphertext hash.
-    wanted: HashMap<Hash, SealedRef>,
+    wanted: HashMap<Hash, (SealedRef, BodyLabel)>,
     /// Peers that asked for a body that was not here, by ciphertext hash, oldest
     /// first out (some bodies never come here, and their asks go stale).
     awaited: HashMap<Hash, Vec<u64>>,
     awaited_order: VecDeque<Hash>,
     /// Bodies checked and waiting to be kept while the vault keeps the previous lot:
     /// whatever arrived meanwhile goes in one durable commit.
-    to_keep: Vec<(Option<SocketAddr>, SealedRef, SealedBody)>,
+    to_keep: Vec<(Option<SocketAddr>, SealedRef, BodyLabel, SealedBody)>,
     /// A keeping job is under way.
     keeping: bool,
     done: mpsc::Sender<VaultDone>,
@@ -125,10 +134,10 @@ impl BodyExchange {
     }
 
     /// Remembers `refs` so bodies pushed for them are recognised.
-    fn remember(&mut self, refs: &[SealedRef]) {
-        for reference in refs {
-            let hash = reference.ciphertext_hash;
-            if self.recent.insert(hash, *reference).is_none() {
+    fn remember(&mut self, refs: &[(SealedRef, BodyLabel)]) {
+        for labelled in refs {
+            let hash = labelled.0.ciphertext_hash;
+            if self.recent.insert(hash, *labelled).is_none() {
                 self.recent_order.push_back(hash);
             }
         }
@@ -139,8 +148,9 @@ impl BodyExchange {
         }
     }
 
-    /// The reference a delivered body must match, if this node saw or wants it.
-    fn reference(&self, hash: &Hash) -> Option<SealedRef> {
+    /// The reference a delivered body must match, with its label, if this node saw or
+    /// wants it.
+    fn reference(&self, hash: &Hash) -> Option<(SealedRef, BodyLabel)> {
         self.wanted
             .get(hash)
             .or_else(|| self.recent.get(hash))
@@ -148,14 +158,14 @@ impl BodyExchange {
     }
 
     /// Adds references to the wanted set, within its bound; returns those added.
-    fn want(&mut self, refs: Vec<SealedRef>) -> Vec<Hash> {
+    fn want(&mut self, refs: Vec<(SealedRef, BodyLabel)>) -> Vec<Hash> {
         let mut added = Vec::new();
-        for reference in refs {
+        for labelled in refs {
             if self.wanted.len() >= limits::MAX_WANTED_BODIES {
                 break;
             }
-            let hash = reference.ciphertext_hash;
-            if self.wanted.insert(hash, reference).is_none() {
+            let hash = labelled.0.ciphertext_hash;
+            if self.wanted.insert(hash, labelled).is_none() {
                 added.push(hash);
             }
         }
@@ -163,15 +173,38 @@ impl BodyExchange {
     }
 }
 
-/// The sealed references of `tx`, by the policy.
-fn refs_of<P: Policy>(policy: &P, tx: &Transaction<P::Payload>) -> Vec<SealedRef> {
+/// The sealed references of `tx`, labelled by the policy.
+fn refs_of<P: Policy>(policy: &P, tx: &Transaction<P::Payload>) -> Vec<(SealedRef, BodyLabel)> {
     match &tx.body {
-        TxBody::App(payload) => policy.sealed_refs(payload),
+        TxBody::App(payload) => policy.labelled_refs(payload),
         TxBody::Transfer { .. } => Vec::new(),
     }
 }
 
 impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
+    /// Whether `reader` may be given a body labelled `label` now, by the policy.
+    fn body_access(&self, label: &BodyLabel, reader: &AccountId) -> BodyAccess {
+        self.ledger.policy().body_access(
+            self.ledger.genesis(),
+            self.ledger.state().app(),
+            label,
+            reader,
+            self.now(),
+        )
+    }
+
+    /// Reports the bodies served to `reader`, for the record of reads.
+    fn report_served(&mut self, reader: AccountId, served: &[(SealedBody, BodyLabel)]) {
+        if served.is_empty() {
+            return;
+        }
+        let bodies: Vec<(BodyId, BodyLabel)> = served
+            .iter()
+            .map(|(b, label)| (b.body_id, *label))
+            .collect();
+        self.emit(NodeEvent::BodiesServed { reader, bodies });
+    }
+
     /// Runs `job` on the blocking pool and reports its result to this task.
     fn vault_job(&self, job: impl FnOnce() -> Option<VaultDone> + Send + 'static) {
         let done = self.bodies.done.clone();
@@ -198,10 +231,10 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// Blocks entered the chain: look for the bodies their transactions name, and ask
     /// the peers for those the vault lacks.
     pub(super) fn note_blocks(&mut self, hashes: &[ledger_core::BlockHash]) {
-        let Some((_, vault)) = &self.bodies.keeper else {
+        let Some((me, vault)) = &self.bodies.keeper else {
             return;
         };
-        let vault = vault.clone();
+        let (me, vault) = (*me, vault.clone());
         let mut refs = Vec::new();
         for hash in hashes {
             if let Ok(Some(block)) = self.ledger.block(hash) {
@@ -210,14 +243,16 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 }
             }
         }
+        // An erased subject's bodies are neither kept nor asked for.
+        refs.retain(|(_, label)| self.body_access(label, &me) != BodyAccess::Erased);
         if refs.is_empty() {
             return;
         }
         self.bodies.remember(&refs);
         self.vault_job(move || {
-            let missing: Vec<SealedRef> = refs
+            let missing: Vec<(SealedRef, BodyLabel)> = refs
                 .into_iter()
-                .filter(|r| !vault.contains(&r.ciphertext_hash).unwrap_or(false))
+                .filter(|(r, _)| !vault.contains(&r.ciphertext_hash).unwrap_or(false))
                 .collect();
             (!missing.is_empty()).then_some(VaultDone::Missing(missing))
         });
@@ -286,19 +321,30 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             VaultDone::Served {
                 peer,
                 bodies,
-                denied,
+                mut denied,
             } => {
                 // The asks answered now are forgotten; those for bodies not here stay
                 // on record (since the ask came in) and are answered when they arrive.
                 let answered: Vec<Hash> = bodies
                     .iter()
-                    .map(|b| Hash::of(&b.ciphertext))
+                    .map(|(b, _)| Hash::of(&b.ciphertext))
                     .chain(denied.iter().copied())
                     .collect();
                 self.bodies.answered(peer, answered.into_iter());
-                for chunk in bodies.chunks(limits::MAX_BODIES_PER_MESSAGE) {
+                let Some(reader) = self.peers.get(&peer).and_then(|p| p.info.proven) else {
+                    return;
+                };
+                // Consent is checked now, on the chain as it is when the answer goes.
+                let (give, refused): (Vec<_>, Vec<_>) =
+                    bodies.into_iter().partition(|(_, label)| {
+                        self.body_access(label, &reader) == BodyAccess::Granted
+                    });
+                denied.extend(refused.iter().map(|(b, _)| Hash::of(&b.ciphertext)));
+                let sent: Vec<SealedBody> = give.iter().map(|(b, _)| b.clone()).collect();
+                for chunk in sent.chunks(limits::MAX_BODIES_PER_MESSAGE) {
                     self.send(peer, &Message::Bodies(chunk.to_vec()));
                 }
+                self.report_served(reader, &give);
                 if !denied.is_empty() {
                     self.deny(peer, denied);
                 }
@@ -306,14 +352,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             VaultDone::Kept(kept) => {
                 self.bodies.keeping = false;
                 let mut by_peer: Vec<(Option<SocketAddr>, Vec<Hash>)> = Vec::new();
-                for (from, body) in &kept {
+                for (from, _, body) in &kept {
                     let hash = Hash::of(&body.ciphertext);
                     match by_peer.iter_mut().find(|(f, _)| f == from) {
                         Some((_, hashes)) => hashes.push(hash),
                         None => by_peer.push((*from, vec![hash])),
                     }
                 }
-                let bodies: Vec<SealedBody> = kept.into_iter().map(|(_, b)| b).collect();
+                let bodies: Vec<(SealedBody, BodyLabel)> =
+                    kept.into_iter().map(|(_, label, b)| (b, label)).collect();
                 self.serve_awaited(&bodies);
                 for (from, hashes) in by_peer {
                     self.emit(NodeEvent::BodiesKept { hashes, from });
@@ -324,10 +371,12 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     }
 
     /// Serves `bodies`, just arrived, to the peers that asked for them before: each
-    /// gets those sealed to the key it proved, and `Denied` for the others.
-    fn serve_awaited(&mut self, bodies: &[SealedBody]) {
-        let mut served: HashMap<u64, (Vec<SealedBody>, Vec<Hash>)> = HashMap::new();
-        for body in bodies {
+    /// gets those sealed to the key it proved that consent grants it now, and `Denied`
+    /// for the others.
+    fn serve_awaited(&mut self, bodies: &[(SealedBody, BodyLabel)]) {
+        type Answer = (AccountId, Vec<(SealedBody, BodyLabel)>, Vec<Hash>);
+        let mut served: HashMap<u64, Answer> = HashMap::new();
+        for (body, label) in bodies {
             let hash = Hash::of(&body.ciphertext);
             let Some(askers) = self.bodies.awaited.remove(&hash) else {
                 continue;
@@ -336,18 +385,24 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 let Some(account) = self.peers.get(&peer).and_then(|p| p.info.proven) else {
                     continue;
                 };
-                let (give, deny) = served.entry(peer).or_default();
-                if body.is_sealed_to(&account) {
-                    give.push(body.clone());
+                let granted = body.is_sealed_to(&account)
+                    && self.body_access(label, &account) == BodyAccess::Granted;
+                let (_, give, deny) = served
+                    .entry(peer)
+                    .or_insert_with(|| (account, Vec::new(), Vec::new()));
+                if granted {
+                    give.push((body.clone(), *label));
                 } else {
                     deny.push(hash);
                 }
             }
         }
-        for (peer, (give, deny)) in served {
-            for chunk in give.chunks(limits::MAX_BODIES_PER_MESSAGE) {
+        for (peer, (account, give, deny)) in served {
+            let sent: Vec<SealedBody> = give.iter().map(|(b, _)| b.clone()).collect();
+            for chunk in sent.chunks(limits::MAX_BODIES_PER_MESSAGE) {
                 self.send(peer, &Message::Bodies(chunk.to_vec()));
             }
+            self.report_served(account, &give);
             if !deny.is_empty() {
                 self.deny(peer, deny);
             }
@@ -379,8 +434,10 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             let mut bodies = Vec::new();
             let mut denied = Vec::new();
             for hash in hashes {
-                match vault.get(&hash) {
-                    Ok(Some(body)) if body.is_sealed_to(&account) => bodies.push(body),
+                match vault.get_labelled(&hash) {
+                    Ok(Some((body, label))) if body.is_sealed_to(&account) => {
+                        bodies.push((body, label));
+                    }
                     Ok(Some(_)) => denied.push(hash),
                     Ok(None) => {}
                     Err(e) => warn!(%hash, error = %e, "cannot read the vault"),
@@ -405,7 +462,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         let mut keep = Vec::new();
         for body in bodies {
             let hash = Hash::of(&body.ciphertext);
-            let Some(reference) = self.bodies.reference(&hash) else {
+            let Some((reference, label)) = self.bodies.reference(&hash) else {
                 debug!(?from, %hash, "a body for no transaction seen here");
                 continue;
             };
@@ -417,7 +474,11 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 continue;
             }
             self.bodies.wanted.remove(&hash);
-            keep.push((from, reference, body));
+            if self.body_access(&label, &me) == BodyAccess::Erased {
+                debug!(?from, %hash, "a body of an erased subject, dropped");
+                continue;
+            }
+            keep.push((from, reference, label, body));
         }
         self.bodies.to_keep.extend(keep);
         self.drive_keeping();
@@ -436,18 +497,19 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         let lot = std::mem::take(&mut self.bodies.to_keep);
         self.bodies.keeping = true;
         self.vault_job(move || {
-            let (sources, pairs): (Vec<Option<SocketAddr>>, Vec<(SealedRef, SealedBody)>) = lot
+            let (sources, triples): (Vec<Option<SocketAddr>>, Vec<_>) = lot
                 .into_iter()
-                .map(|(from, reference, body)| (from, (reference, body)))
+                .map(|(from, reference, label, body)| (from, (reference, label, body)))
                 .unzip();
             // Each body was checked against its reference before it queued.
-            if let Err(e) = vault.keep_all(&pairs) {
+            if let Err(e) = vault.keep_all(&triples) {
                 warn!(error = %e, "cannot keep sealed bodies");
                 return Some(VaultDone::Kept(Vec::new()));
             }
             let kept = sources
                 .into_iter()
-                .zip(pairs.into_iter().map(|(_, body)| body))
+                .zip(triples)
+                .map(|(from, (_, label, body))| (from, label, body))
                 .collect();
             Some(VaultDone::Kept(kept))
         });
@@ -496,18 +558,19 @@ mod tests {
     fn recent_references_are_bounded_and_wanted_ones_unique() {
         let (done, _rx) = vault_channel();
         let mut exchange = BodyExchange::new(None, done);
-        exchange.remember(&[reference(1), reference(1), reference(2)]);
+        let labelled = |n: u8| (reference(n), BodyLabel::default());
+        exchange.remember(&[labelled(1), labelled(1), labelled(2)]);
         assert_eq!(exchange.recent_order.len(), 2);
         assert_eq!(
             exchange.reference(&reference(2).ciphertext_hash),
-            Some(reference(2))
+            Some(labelled(2))
         );
         assert_eq!(exchange.reference(&reference(3).ciphertext_hash), None);
-        let added = exchange.want(vec![reference(3), reference(3)]);
+        let added = exchange.want(vec![labelled(3), labelled(3)]);
         assert_eq!(added, [reference(3).ciphertext_hash]);
         assert_eq!(
             exchange.reference(&reference(3).ciphertext_hash),
-            Some(reference(3))
+            Some(labelled(3))
         );
     }
 
