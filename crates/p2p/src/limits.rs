@@ -14,7 +14,9 @@ use std::time::Duration;
 /// Version 3: the handshake's key proof, and sealed bodies between nodes.
 /// Version 4: a consultation orders several tests, and sealed bodies carry coded data.
 /// Version 5: transactions relayed in batches (`Txs`), compact block announcements.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// Version 6: registrations carry the patient's keys, and the patient's consent,
+/// reads and erasure are events; bodies are served only under consent.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Most sealed bodies (or body hashes) in one message; a sender splits longer lists.
 pub const MAX_BODIES_PER_MESSAGE: usize = 64;
