@@ -25,6 +25,8 @@ pub enum Command {
     Pharmacy(NodeArgs),
     /// Run a node without a prompt until interrupted (Ctrl-C or SIGTERM).
     Node(NodeArgs),
+    /// Start a patient's own node with the patient's prompt (consent, audit, erasure).
+    Patient(PatientArgs),
     /// Create a signing key, stored encrypted with a passphrase; prints its public key.
     Keygen(KeygenArgs),
     /// Build a genesis file (the definition of a network) from a roster CSV file.
@@ -137,6 +139,38 @@ pub struct NodeArgs {
     /// which saves bandwidth at some CPU).
     #[arg(long)]
     pub no_compact_blocks: bool,
+}
+
+/// Options of `healthchain patient`.
+#[derive(Debug, Clone, Args)]
+pub struct PatientArgs {
+    /// The patient's key file, written by the registering node (in its data
+    /// directory's `patients/`); its passphrase unlocks the prompt too.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// TCP port to listen on (default 5004; 0 picks a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Peers to connect to, comma separated (`127.0.0.1:5001,127.0.0.1:5002`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<String>,
+    /// Node name shown in the prompt and to peers (default `PatientNode-<port>`).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Directory for the node's block store and vault (default:
+    /// `healthchain-data/<node name>`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Genesis file of a real network (default: the built-in demo network).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// Read the key file's passphrase from this file (first line) instead of asking.
+    /// The environment variable `HEALTHCHAIN_PASSPHRASE` works as well.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// Options of `healthchain bench-net`.

@@ -172,6 +172,56 @@ pub(crate) fn demo_producer(role: Option<NodeRole>, name: &str) -> Keypair {
     health_workflow::demo_keypair(username)
 }
 
+/// Who is at a node's prompt.
+pub(crate) enum Front {
+    /// A member of the care team, with the REPL of its role.
+    Member(NodeRole),
+    /// A patient, with the patient's REPL, holding the patient's key (read from its
+    /// file at start).
+    Patient {
+        /// The patient's signing key.
+        keys: Box<Keypair>,
+        /// The key file it came from.
+        path: PathBuf,
+    },
+    /// Nobody: the node runs until interrupted.
+    Headless,
+}
+
+impl Front {
+    fn role(&self) -> Option<NodeRole> {
+        match self {
+            Front::Member(role) => Some(*role),
+            Front::Patient { .. } | Front::Headless => None,
+        }
+    }
+}
+
+/// The network a patient's node joins: the genesis file given, else the demo network.
+fn patient_network(args: &NodeArgs, keys: &Keypair, path: &Path) -> anyhow::Result<Network> {
+    let genesis = match &args.genesis {
+        Some(path) => tools::read_genesis(path)?,
+        None => demo_genesis(),
+    };
+    if is_demo(&genesis) {
+        println!(
+            "DEMO network '{}' (genesis {}): the demo keys are public; never use it for real patients.",
+            genesis.network,
+            genesis.hash()
+        );
+    }
+    Ok(Network {
+        genesis,
+        // A patient's node produces no block and logs in nobody but the patient.
+        logins: Logins::KeyFile {
+            path: path.to_path_buf(),
+            keys: Box::new(keys.clone()),
+        },
+        producer: keys.clone(),
+        member_key: Some(keys.clone()),
+    })
+}
+
 fn network(args: &NodeArgs, name: &str, role: Option<NodeRole>) -> anyhow::Result<Network> {
     match (&args.genesis, &args.key) {
         (Some(genesis_path), Some(key_path)) => {
@@ -242,15 +292,26 @@ fn resolve_peers(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
 /// Runs a node; with a `role`, its REPL on standard input, otherwise until Ctrl-C or
 /// SIGTERM.
 pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> {
+    run_front(role.map_or(Front::Headless, Front::Member), args)
+}
+
+/// Runs a node for `front`: its REPL on standard input, or none until Ctrl-C or
+/// SIGTERM.
+pub(crate) fn run_front(front: Front, args: NodeArgs) -> anyhow::Result<()> {
+    let role = front.role();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     /// Port of a headless node unless told otherwise.
     const NODE_PORT: u16 = 5000;
-    let port = args
-        .port
-        .unwrap_or_else(|| role.map_or(NODE_PORT, NodeRole::default_port));
+    /// Port of a patient's node unless told otherwise.
+    const PATIENT_PORT: u16 = 5004;
+    let port = args.port.unwrap_or_else(|| match &front {
+        Front::Member(role) => role.default_port(),
+        Front::Patient { .. } => PATIENT_PORT,
+        Front::Headless => NODE_PORT,
+    });
     let host = args.host.clone();
     let listener = runtime.block_on(async {
         tokio::net::TcpListener::bind((host.as_str(), port))
@@ -259,11 +320,15 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
     })?;
     // With `--port 0` the name shows the port actually bound.
     let port = listener.local_addr().map_or(port, |a| a.port());
-    let name = args.id.clone().unwrap_or_else(|| match role {
-        Some(role) => role.default_node_name(port),
-        None => format!("Node-{port}"),
+    let name = args.id.clone().unwrap_or_else(|| match &front {
+        Front::Member(role) => role.default_node_name(port),
+        Front::Patient { .. } => format!("PatientNode-{port}"),
+        Front::Headless => format!("Node-{port}"),
     });
-    let network = network(&args, &name, role)?;
+    let network = match &front {
+        Front::Patient { keys, path } => patient_network(&args, keys, path)?,
+        _ => network(&args, &name, role)?,
+    };
     let data_dir = args
         .data_dir
         .clone()
@@ -300,6 +365,7 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
     let handle = node.handle();
     // Subscribed before the node started, so no early event is missed.
     let events = node.events();
+    let care_events = node.events();
     let tip = runtime.block_on(handle.tip())?;
     println!(
         "Node {name} listening on {}, data in {}, chain height {}",
@@ -322,13 +388,13 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
         println!("API, metrics and block explorer on http://{bound}/");
     }
 
-    let mut input = role.map(|_| Input::from_stdin());
+    let mut input = (!matches!(front, Front::Headless)).then(Input::from_stdin);
     let printer = input.as_mut().map_or_else(Printer::default, Input::printer);
     let registry = data_dir.join(REGISTRY_FILE);
     runtime.spawn(report_events(
         handle.clone(),
         events,
-        printer,
+        printer.clone(),
         Registry {
             path: registry,
             vault: vault.clone(),
@@ -337,6 +403,17 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
         },
         shutdown.clone(),
     ));
+
+    runtime.spawn(
+        crate::care::Steward {
+            handle: handle.clone(),
+            vault: vault.clone(),
+            member: network.member_key.clone(),
+            printer: printer.clone(),
+            done: std::collections::HashSet::new(),
+        }
+        .run(care_events, shutdown.clone()),
+    );
 
     let (stopped_tx, stopped) = watch::channel(false);
     let join = runtime.spawn(async move {
@@ -348,16 +425,29 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
         signals,
         shutdown.clone(),
         stopped,
-        role.is_some(),
+        input.is_some(),
     ));
 
-    if let (Some(role), Some(input)) = (role, input.as_mut()) {
+    if let Some(input) = input.as_mut() {
         let backend = NodeBackend {
             handle: handle.clone(),
             runtime: runtime.handle().clone(),
         };
-        let mut session = Repl::new(backend, role, name, network.logins, network.producer, vault);
-        let result = repl(&mut session, input, &data_dir.join(HISTORY_FILE));
+        let history = data_dir.join(HISTORY_FILE);
+        let result = match front {
+            Front::Member(role) => {
+                let mut session =
+                    Repl::new(backend, role, name, network.logins, network.producer, vault)
+                        .with_patients_dir(data_dir.join(crate::patient::PATIENTS_DIR));
+                repl(&mut session, input, &history)
+            }
+            Front::Patient { keys, path } => {
+                let mut session =
+                    crate::patient::PatientRepl::new(backend, name, *keys, path, vault);
+                repl(&mut session, input, &history)
+            }
+            Front::Headless => Ok(()),
+        };
         shutdown.cancel();
         runtime.block_on(join)??;
         result?;
@@ -372,15 +462,33 @@ pub(crate) fn run(role: Option<NodeRole>, args: NodeArgs) -> anyhow::Result<()> 
 /// File in the data directory keeping the terminal's command history.
 pub(crate) const HISTORY_FILE: &str = "repl_history.txt";
 
+/// A prompt's session: a member's [`Repl`] or a patient's.
+pub(crate) trait Session {
+    /// The prompt shown before each command.
+    fn prompt(&self) -> String;
+    /// Runs one line; `Exit` ends the session.
+    fn handle_line(&mut self, line: &str, io: &mut dyn Conversation) -> anyhow::Result<Flow>;
+}
+
+impl<B: crate::repl::Backend> Session for Repl<B> {
+    fn prompt(&self) -> String {
+        Repl::prompt(self)
+    }
+
+    fn handle_line(&mut self, line: &str, io: &mut dyn Conversation) -> anyhow::Result<Flow> {
+        Repl::handle_line(self, line, io)
+    }
+}
+
 /// Reads and runs commands until `exit` or the end of input.
-fn repl(session: &mut Repl<NodeBackend>, input: &mut Input, history: &Path) -> anyhow::Result<()> {
+fn repl(session: &mut dyn Session, input: &mut Input, history: &Path) -> anyhow::Result<()> {
     input.load_history(history);
     let result = repl_loop(session, input);
     input.save_history(history);
     result
 }
 
-fn repl_loop(session: &mut Repl<NodeBackend>, input: &mut Input) -> anyhow::Result<()> {
+fn repl_loop(session: &mut dyn Session, input: &mut Input) -> anyhow::Result<()> {
     loop {
         let prompt = session.prompt();
         let line = match input.command(&prompt)? {
@@ -617,8 +725,10 @@ async fn write_registry(handle: &Handle, registry: &Registry) {
         .query(|ledger| {
             let state = ledger.state().app();
             let rows = health_workflow::registry_rows(state, ledger.genesis(), |_| None);
+            // An erased patient has no row (and its name leaves the cache below).
             let sealed: Vec<_> = state
                 .patients()
+                .filter(|p| !p.is_erased())
                 .map(|p| (p.registered.author, p.id, p.demographics))
                 .collect();
             (ledger.genesis_hash(), rows, sealed)
@@ -665,6 +775,9 @@ fn open_names(
 ) {
     let key = EncryptionKey::of_member(reader);
     let opener = BodyReader::new(genesis, reader.account(), &key);
+    let live: std::collections::HashSet<Hash> =
+        sealed.iter().map(|(_, _, d)| d.ciphertext_hash).collect();
+    names.retain(|hash, _| live.contains(hash));
     for (row, (author, patient, demographics)) in rows.iter_mut().zip(sealed) {
         if let Some(name) = names.get(&demographics.ciphertext_hash) {
             row.patient_name = name.clone();

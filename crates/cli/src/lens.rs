@@ -3,11 +3,14 @@
 //! `(sealed: consultation notes)` everywhere else.
 //!
 //! A [`Lens`] reads bodies from the node's [`Vault`]; it never touches the ledger, so
-//! views call it where they turn data into lines, off the ledger's task.
+//! views call it where they turn data into lines, off the ledger's task. It notes each
+//! body it opens that its reader did not write ([`ReadLog`]): the REPL records those
+//! reads on chain for the patient's audit.
 
 use health_workflow::{
     Body, BodyReader, ConsentTable, Event, Reading, Role, Section, read_reference, seal::SealedRef,
 };
+use ledger_core::sealed::BodyId;
 use ledger_core::{AccountId, Hash};
 use p2p::Vault;
 
@@ -16,11 +19,17 @@ pub(crate) fn sealed_marker(section: Section) -> String {
     format!("(sealed: {section})")
 }
 
+/// The bodies a lens opened for a reader who did not write them: (patient, body).
+pub(crate) type ReadLog = std::cell::RefCell<Vec<(health_workflow::PatientId, BodyId)>>;
+
 /// Opens sealed sections for one reader, or for nobody.
 pub(crate) struct Lens<'a> {
     reader: Option<BodyReader<'a>>,
     role: Option<Role>,
+    /// The reader is the patient: every body about them is sealed to them.
+    reads_all: bool,
     vault: &'a Vault,
+    log: Option<&'a ReadLog>,
 }
 
 impl<'a> Lens<'a> {
@@ -29,7 +38,9 @@ impl<'a> Lens<'a> {
         Lens {
             reader: None,
             role: None,
+            reads_all: false,
             vault,
+            log: None,
         }
     }
 
@@ -38,8 +49,27 @@ impl<'a> Lens<'a> {
         Lens {
             reader: Some(reader),
             role: Some(role),
+            reads_all: false,
             vault,
+            log: None,
         }
+    }
+
+    /// A lens for the patient `reader`, reading from `vault`.
+    pub(crate) fn patient(reader: BodyReader<'a>, vault: &'a Vault) -> Self {
+        Lens {
+            reader: Some(reader),
+            role: None,
+            reads_all: true,
+            vault,
+            log: None,
+        }
+    }
+
+    /// Notes in `log` each body opened that the reader did not write.
+    pub(crate) fn logging(mut self, log: &'a ReadLog) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// How `section` of `event`, written by `author`, reads: `None` if the event has no
@@ -79,6 +109,12 @@ impl<'a> Lens<'a> {
             reference,
             vault,
         )?;
+        if let (Some(log), Some(reader), Reading::Clear(_), Some(patient)) =
+            (self.log, &self.reader, &reading, event.patient_id())
+            && reader.account() != *author
+        {
+            log.borrow_mut().push((patient, reference.body_id));
+        }
         Some(match failed.into_inner() {
             Some(error) => Err(error),
             None => Ok(reading),
@@ -147,7 +183,9 @@ impl<'a> Lens<'a> {
     /// Whether the reader's role reads `section` under the treatment default: a body it
     /// lacks is then one it has not received, rather than one sealed to others.
     fn should_read(&self, section: Section) -> bool {
-        self.role
-            .is_some_and(|role| ConsentTable::treatment().may_read(role, section.category()))
+        self.reads_all
+            || self
+                .role
+                .is_some_and(|role| ConsentTable::treatment().may_read(role, section.category()))
     }
 }

@@ -70,6 +70,7 @@
 mod api;
 pub mod args;
 mod bench;
+mod care;
 pub mod chaingen;
 pub mod command;
 mod cpu;
@@ -79,6 +80,7 @@ pub mod keyfile;
 mod launch;
 mod lens;
 mod logins;
+mod patient;
 mod repl;
 mod roster;
 pub mod tools;
@@ -105,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lab(args) => launch::run(Some(args::NodeRole::Lab), args),
         Command::Pharmacy(args) => launch::run(Some(args::NodeRole::Pharmacy), args),
         Command::Node(args) => launch::run(None, args),
+        Command::Patient(args) => patient::run(args),
         Command::Generate(args) => chaingen::generate(&args),
         Command::Verify(args) => chaingen::verify(&args),
         Command::Export(args) => fhir::export_command(&args),

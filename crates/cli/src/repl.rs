@@ -124,6 +124,14 @@ pub(crate) struct Repl<B> {
     producer: Keypair,
     /// The node's sealed bodies: those it wrote and those delivered to it.
     vault: Vault,
+    /// Where a registration writes the new patient's key file, to hand to the patient
+    /// (none: the keys are not kept).
+    patients_dir: Option<std::path::PathBuf>,
+    /// Bodies the logged-in user opened during the current command without having
+    /// written them: recorded on chain when it ends.
+    read_log: crate::lens::ReadLog,
+    /// Reads recorded by this session, by user, patient and body: each is recorded once.
+    recorded: std::collections::HashSet<(AccountId, PatientId, ledger_core::sealed::BodyId)>,
 }
 
 /// Why a command did not complete.
@@ -179,7 +187,16 @@ impl<B: Backend> Repl<B> {
             patient: None,
             producer,
             vault,
+            patients_dir: None,
+            read_log: crate::lens::ReadLog::default(),
+            recorded: std::collections::HashSet::new(),
         }
+    }
+
+    /// Writes each new patient's key file into `dir`.
+    pub(crate) fn with_patients_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.patients_dir = Some(dir);
+        self
     }
 
     /// What the logged-in user may read; nothing when nobody is logged in.
@@ -189,7 +206,8 @@ impl<B: Backend> Repl<B> {
                 BodyReader::new(*genesis, user.account(), key),
                 user.role(),
                 &self.vault,
-            ),
+            )
+            .logging(&self.read_log),
             _ => Lens::sealed(&self.vault),
         }
     }
@@ -276,7 +294,11 @@ impl<B: Backend> Repl<B> {
             io.say("Shutting down the node.");
             return Ok(Flow::Exit);
         }
-        match self.run(command, io) {
+        let outcome = self.run(command, io);
+        if let Err(Failure::Fatal(error)) = self.record_reads(io) {
+            return Err(error);
+        }
+        match outcome {
             Ok(()) => Ok(Flow::Continue),
             Err(Failure::Refused(message)) => {
                 io.say(&format!("Error: {message}"));
@@ -284,6 +306,40 @@ impl<B: Backend> Repl<B> {
             }
             Err(Failure::Fatal(error)) => Err(error),
         }
+    }
+
+    /// Records on chain the reads of the command just run: one access record per
+    /// patient (and per [`MAX_ACCESS_BODIES`](health_workflow::patient::MAX_ACCESS_BODIES)
+    /// bodies), signed by the reader, for bodies this session has not recorded yet.
+    fn record_reads(&mut self, io: &mut dyn Conversation) -> Outcome {
+        let opened = std::mem::take(&mut *self.read_log.borrow_mut());
+        let Some(user) = self.user.clone() else {
+            return Ok(());
+        };
+        let reader = user.account();
+        let mut by_patient: std::collections::BTreeMap<PatientId, Vec<_>> =
+            std::collections::BTreeMap::new();
+        for (patient, body) in opened {
+            if self.recorded.insert((reader, patient, body)) {
+                by_patient.entry(patient).or_default().push(body);
+            }
+        }
+        for (patient, bodies) in by_patient {
+            for chunk in bodies.chunks(health_workflow::patient::MAX_ACCESS_BODIES) {
+                let (actor, chunk, now) = (user.clone(), chunk.to_vec(), self.backend.now());
+                let tx = self
+                    .backend
+                    .query(move |ledger| actor.record_access(ledger, patient, reader, chunk, now))?
+                    .map_err(refused)?;
+                if let Err(e) = self.backend.submit(tx)? {
+                    io.say(&format!(
+                        "Warning: your read of patient {patient}'s records was not recorded: {}",
+                        tx_reason(&e)
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn run(&mut self, command: Command, io: &mut dyn Conversation) -> Outcome {
@@ -583,13 +639,47 @@ impl<B: Backend> Repl<B> {
         let id = PatientId::from_random_bytes(fresh_uuid_bytes());
         let now = self.backend.now();
         let patient_name = name.clone();
-        let written = self
-            .backend
-            .query(move |ledger| actor.register(ledger, id, &patient_name, now, &mut rand::rng()))?
-            .map_err(refused)?;
+        let (written, demo) = self.backend.query(move |ledger| {
+            // On the demo network the patient's keys derive from the published demo
+            // seed, so the walkthrough can log in as the patient.
+            let demo = health_workflow::is_demo(ledger.genesis());
+            let keys = if demo {
+                health_workflow::demo::demo_patient_keypair(&id)
+            } else {
+                Keypair::generate(&mut rand::rng())
+            };
+            let details = health_workflow::clinical::PatientDetails::default();
+            let written = actor.register_with_keys(
+                ledger,
+                id,
+                &patient_name,
+                details,
+                keys,
+                now,
+                &mut rand::rng(),
+            );
+            (written, demo)
+        })?;
+        let mut written = written.map_err(refused)?;
+        let patient_keys = written.patient.take();
         self.submit_written(written)?;
         io.say(&format!("Patient {name} registered (pending until mined)."));
         io.say(&format!("Patient ID: {id}"));
+        if let (Some(dir), Some(keys)) = (&self.patients_dir, patient_keys) {
+            let (path, passphrase) = crate::patient::write_key_file(dir, &id, &keys.0, demo)
+                .map_err(|e| Failure::Fatal(e.context("writing the patient's key file")))?;
+            io.say(&format!(
+                "Patient key file (hand it to the patient): {}",
+                path.display()
+            ));
+            if demo {
+                io.say(&format!("Its passphrase is the DEMO one: {passphrase}"));
+            } else {
+                io.say(&format!(
+                    "Its passphrase, shown once (give it to the patient apart from the file): {passphrase}"
+                ));
+            }
+        }
         io.say(&format!("Active patient: {name} ({id})"));
         self.patient = Some((id, name));
         Ok(())
@@ -825,7 +915,7 @@ impl<B: Backend> Repl<B> {
 }
 
 /// The reason a transaction was refused, in the user's terms.
-fn tx_reason(error: &TxError<EventError>) -> String {
+pub(crate) fn tx_reason(error: &TxError<EventError>) -> String {
     match error {
         TxError::Overdraft {
             balance, amount, ..
@@ -835,7 +925,7 @@ fn tx_reason(error: &TxError<EventError>) -> String {
     }
 }
 
-fn say_all(io: &mut dyn Conversation, lines: &[String]) {
+pub(crate) fn say_all(io: &mut dyn Conversation, lines: &[String]) {
     for line in lines {
         io.say(line);
     }

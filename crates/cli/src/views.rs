@@ -85,6 +85,38 @@ pub(crate) fn describe_event(lens: &Lens<'_>, author: &AccountId, event: &Event)
             "ENCRYPTION_KEY_ROTATION new key {}",
             &r.key.to_string()[..16]
         ),
+        Event::ConsentGrant(g) => format!(
+            "CONSENT_GRANT patient {} grant {} to {} ({} categories)",
+            short_uuid(&g.patient_id.uuid()),
+            short_uuid(&g.grant_id.uuid()),
+            g.grantee,
+            g.categories.len()
+        ),
+        Event::ConsentRevocation(r) => format!(
+            "CONSENT_REVOCATION patient {} revokes {}",
+            short_uuid(&r.patient_id.uuid()),
+            r.grant
+        ),
+        Event::AccessRecord(a) => format!(
+            "ACCESS_RECORD patient {} {} record(s) read by {:#}{}",
+            short_uuid(&a.patient_id.uuid()),
+            a.bodies.len(),
+            a.reader,
+            if a.purpose.is_break_glass() {
+                " (BREAK-GLASS)"
+            } else {
+                ""
+            }
+        ),
+        Event::ErasureRequest(e) => format!(
+            "ERASURE_REQUEST patient {}",
+            short_uuid(&e.patient_id.uuid())
+        ),
+        Event::ErasureReceipt(r) => format!(
+            "ERASURE_RECEIPT patient {} request {:#}",
+            short_uuid(&r.patient_id.uuid()),
+            r.request
+        ),
         other => format!("{:?}", other.kind()),
     }
 }
@@ -262,7 +294,9 @@ pub(crate) fn history<B: BodySource<Event>>(
     let pending = ledger
         .mempool()
         .filter_map(|p| match &p.tx.body {
-            TxBody::App(event) if event.patient_id() == Some(*patient) => {
+            TxBody::App(event)
+                if event.patient_id() == Some(*patient) && event.kind().is_record() =>
+            {
                 Some((p.tx.author, event.clone()))
             }
             _ => None,

@@ -175,6 +175,19 @@ impl EventKind {
         EventKind::ErasureReceipt,
     ];
 
+    /// Whether it is one of the patient's clinical records (registration, consultation,
+    /// lab result, prescription, fill): what a history shows.
+    pub fn is_record(self) -> bool {
+        matches!(
+            self,
+            EventKind::PatientRegistration
+                | EventKind::DoctorConsultation
+                | EventKind::LabTestResult
+                | EventKind::Prescription
+                | EventKind::PrescriptionFilled
+        )
+    }
+
     /// Whether only the patient may record it (with the patient's own key).
     pub fn is_patients(self) -> bool {
         matches!(

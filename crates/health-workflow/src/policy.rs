@@ -609,6 +609,7 @@ impl HealthState {
             return Err(EventError::PatientErased { patient: *id });
         }
         consent_mut(patient).erased = Some(at);
+        self.erased.push(*id);
         Ok(HealthUndo::ErasureRequested(*id))
     }
 
@@ -856,6 +857,7 @@ impl Policy for HealthPolicy {
                 }
             }),
             HealthUndo::ErasureRequested(patient) => {
+                state.erased.pop();
                 state.undo_consent(&patient, |c| c.erased = None);
             }
             HealthUndo::ErasureConfirmed(patient) => state.undo_consent(&patient, |c| {

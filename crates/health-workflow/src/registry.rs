@@ -55,7 +55,8 @@ pub struct RegistryRow {
 
 /// The registry rows of `state`, in registration order, each patient's name as
 /// `name_of` reads it (the name is sealed: only nodes that may read demographics have
-/// it), [`SEALED_NAME`] where it returns `None`.
+/// it), [`SEALED_NAME`] where it returns `None`. A patient who asked for erasure has no
+/// row.
 pub fn registry_rows(
     state: &HealthState,
     genesis: &Genesis,
@@ -63,6 +64,7 @@ pub fn registry_rows(
 ) -> Vec<RegistryRow> {
     state
         .patients()
+        .filter(|p| !p.is_erased())
         .map(|p| RegistryRow {
             patient_id: p.id,
             patient_name: name_of(p).unwrap_or_else(|| SEALED_NAME.to_string()),

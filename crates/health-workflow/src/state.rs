@@ -160,6 +160,8 @@ pub struct HealthState {
     pub(crate) encryption_keys: HashMap<AccountId, EncryptionPublicKey>,
     /// Each patient's signing account, to the patient.
     pub(crate) patient_accounts: HashMap<AccountId, PatientId>,
+    /// Patients who asked for erasure, in chain order.
+    pub(crate) erased: Vec<PatientId>,
 }
 
 impl HealthState {
@@ -253,6 +255,11 @@ impl HealthState {
     /// rotation set, else the genesis roster's; `None` for an account with neither.
     pub fn encryption_key(&self, account: &AccountId) -> Option<EncryptionPublicKey> {
         self.encryption_keys.get(account).copied()
+    }
+
+    /// The patients who asked for erasure, in chain order.
+    pub fn erased_patients(&self) -> impl ExactSizeIterator<Item = &Patient> {
+        self.erased.iter().map(|id| &*self.patients[id])
     }
 
     /// The patient whose signing account is `account`.
