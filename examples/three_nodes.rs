@@ -55,7 +55,8 @@ impl Node {
     /// Keeps a written event's sealed bodies in this node's vault.
     fn keep(&self, tx: &Transaction<Event>, bodies: &[SealedBody]) -> anyhow::Result<()> {
         if let TxBody::App(event) = &tx.body {
-            let labelled = healthchain::ledger_core::Policy::labelled_refs(&HealthPolicy, event);
+            let labelled =
+                healthchain::ledger_core::Policy::labelled_refs(&HealthPolicy, &tx.author, event);
             for ((reference, label), body) in labelled.iter().zip(bodies) {
                 self.vault.keep(reference, *label, body)?;
             }

@@ -17,9 +17,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use health_workflow::patient::MAX_ACCESS_BODIES;
-use health_workflow::{Actor, HealthLedger, HealthTx, PatientId, WorkflowError, records};
+use health_workflow::{
+    Actor, Event, HealthLedger, HealthPolicy, HealthTx, PatientId, WorkflowError, records,
+};
 use ledger_core::sealed::{BodyId, BodyLabel};
-use ledger_core::{AccountId, Hash, Keypair, TxError, TxId};
+use ledger_core::{AccountId, Hash, Keypair, TxBody, TxError, TxId};
 use p2p::store::RedbStore;
 use p2p::{NodeEvent, Vault};
 use tokio::sync::broadcast;
@@ -70,9 +72,11 @@ impl Steward {
                 Ok(NodeEvent::BodiesServed { reader, bodies }) => {
                     self.record_served(reader, bodies).await;
                 }
-                Ok(NodeEvent::TipChanged(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                Ok(NodeEvent::TipChanged(change)) => {
+                    self.after_break_glass(change.connected).await;
                     self.sweep().await;
                 }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.sweep().await,
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -131,6 +135,42 @@ impl Steward {
                     ));
                 }
             }
+        }
+    }
+
+    /// After this node's member broke the glass for a patient in one of `blocks`: asks
+    /// the peers for the patient's records it lacks, which they give it (wrapped to its
+    /// key) while the break-glass window is open.
+    async fn after_break_glass(&self, blocks: Vec<ledger_core::BlockHash>) {
+        let Some(me) = self.member.as_ref().map(Keypair::account) else {
+            return;
+        };
+        let wanted = self
+            .handle
+            .query(move |ledger| {
+                let mut refs = Vec::new();
+                for hash in &blocks {
+                    let Ok(Some(block)) = ledger.block(hash) else {
+                        continue;
+                    };
+                    for tx in &block.transactions {
+                        if let TxBody::App(Event::AccessRecord(a)) = &tx.body
+                            && tx.author == me
+                            && a.purpose.is_break_glass()
+                        {
+                            refs.push((a.patient_id, patient_refs(ledger, &a.patient_id)));
+                        }
+                    }
+                }
+                refs
+            })
+            .await;
+        for (patient, refs) in wanted.unwrap_or_default() {
+            self.printer.print(format!(
+                "* Break-glass read of patient {patient}: fetching its {} records",
+                refs.len()
+            ));
+            let _ = self.handle.fetch_bodies(refs).await;
         }
     }
 
@@ -242,6 +282,26 @@ fn erasures(
                 confirmed,
                 bodies,
             })
+        })
+        .collect()
+}
+
+/// Every sealed body about `patient` on the chain, with its label.
+fn patient_refs(
+    ledger: &HealthLedger<RedbStore<Event>>,
+    patient: &PatientId,
+) -> Vec<(ledger_core::sealed::SealedRef, BodyLabel)> {
+    records::patient_history(ledger, patient)
+        .ok()
+        .flatten()
+        .into_iter()
+        .flatten()
+        .flat_map(|recorded| {
+            ledger_core::Policy::labelled_refs(
+                &HealthPolicy,
+                &recorded.recorded.author,
+                &recorded.event,
+            )
         })
         .collect()
 }

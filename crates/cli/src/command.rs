@@ -17,6 +17,7 @@
 //! | `fill` | `fill [--prescription N] [y\|n]` |
 //! | `set_patient` | `set_patient ID` (a patient id, or a unique prefix of one) |
 //! | `export` | `export [FILE]` (the active patient as a FHIR R4 Bundle) |
+//! | `break_glass` | `break_glass [REASON...]` (a doctor reads without the patient's grant) |
 //! | `history`, `mine`, `chain`, `pending`, `balances`, `peers`, `sync`, `recalc_balances` | no arguments |
 //! | `exit` | `exit` or `quit` |
 //!
@@ -81,6 +82,11 @@ pub enum Command {
     },
     /// Show the active patient's events.
     History,
+    /// A doctor reads the active patient's records without a grant, for a reason.
+    BreakGlass {
+        /// Why (public on the chain: no clinical details).
+        reason: Option<String>,
+    },
     /// Write the active patient's record as a FHIR R4 Bundle, as the logged-in user
     /// may read it.
     Export {
@@ -153,6 +159,8 @@ pub(crate) mod usage {
     pub(crate) const SET_PATIENT: &str = "set_patient ID";
     /// `export`.
     pub(crate) const EXPORT: &str = "export [FILE]";
+    /// `break_glass`.
+    pub(crate) const BREAK_GLASS: &str = "break_glass [REASON...]";
 }
 
 /// Splits a line into words, honouring double quotes.
@@ -296,6 +304,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             _ => return Err(usage_error("one patient id only", usage::SET_PATIENT)),
         },
         "history" => no_args(Command::History)?,
+        "break_glass" => Command::BreakGlass { reason: rest(args) },
         "export" => match args {
             [] => Command::Export { out: None },
             [file] => Command::Export {

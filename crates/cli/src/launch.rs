@@ -277,6 +277,24 @@ fn network(args: &NodeArgs, name: &str, role: Option<NodeRole>) -> anyhow::Resul
     }
 }
 
+/// How this node gives a body it holds to a reader it was not sealed to, when consent
+/// lets the reader read it (a grant given later, a break-glass read): the data key,
+/// opened with this node's key, wrapped to the reader's too.
+fn rewrapper(genesis: ledger_core::BlockHash, keys: &Keypair) -> p2p::Rewrap {
+    let holder = keys.account();
+    let key = Arc::new(EncryptionKey::of_member(keys));
+    Arc::new(move |body, label, reader, reader_key| {
+        let kind = EventKind::from_code(label.kind)?;
+        let patient = PatientId(uuid::Uuid::from_bytes(label.subject));
+        let binding = Binding::new(genesis, label.author, patient, kind);
+        let reader = health_workflow::seal::Reader {
+            account: *reader,
+            key: *reader_key,
+        };
+        health_workflow::seal::rewrap(body, &binding, &holder, &key, &reader, &mut rand::rng()).ok()
+    })
+}
+
 fn resolve_peers(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
     peers
         .iter()
@@ -351,6 +369,10 @@ pub(crate) fn run_front(front: Front, args: NodeArgs) -> anyhow::Result<()> {
     // the public chain and is served no sealed body.
     config.member_key = network.member_key.clone();
     config.vault = Some(vault.clone());
+    config.rewrap = network
+        .member_key
+        .as_ref()
+        .map(|keys| rewrapper(network.genesis.hash(), keys));
     config.compact_blocks = !args.no_compact_blocks;
     if let Some(millis) = args.block_interval {
         config.producer = Some(network.producer.clone());

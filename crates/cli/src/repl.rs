@@ -392,6 +392,7 @@ impl<B: Backend> Repl<B> {
                 }
             },
             Command::Export { out } => self.export(out, io),
+            Command::BreakGlass { reason } => self.break_glass(reason, io),
             Command::Mine => {
                 let keys = self
                     .user_keys
@@ -469,6 +470,10 @@ impl<B: Backend> Repl<B> {
                 lines.push(format!(
                     "  {:<50} review history and prescribe (pays the lab)",
                     usage::PRESCRIBE
+                ));
+                lines.push(format!(
+                    "  {:<50} read without the patient's grant, for a reason (recorded)",
+                    usage::BREAK_GLASS
                 ));
             }
             NodeRole::Lab => lines.push(format!(
@@ -607,7 +612,7 @@ impl<B: Backend> Repl<B> {
 
     fn keep_bodies(&self, tx: &HealthTx, bodies: &[SealedBody]) -> Outcome {
         if let TxBody::App(event) = &tx.body {
-            let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, event);
+            let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, &tx.author, event);
             for (((section, _), (reference, label)), body) in
                 event.sealed().iter().zip(&labelled).zip(bodies)
             {
@@ -683,6 +688,56 @@ impl<B: Backend> Repl<B> {
         io.say(&format!("Active patient: {name} ({id})"));
         self.patient = Some((id, name));
         Ok(())
+    }
+
+    /// Breaks the glass for the active patient: the read is recorded on chain with its
+    /// reason (the patient sees it flagged) and, once mined, opens a window in which
+    /// this node fetches the patient's records wrapped to the doctor's key.
+    fn break_glass(&mut self, reason: Option<String>, io: &mut dyn Conversation) -> Outcome {
+        let actor = self.user_for("break_glass", NodeRole::Doctor)?;
+        let (patient, patient_name) = self.active_patient()?;
+        let Some(reason) = reason.or_else(|| io.ask("Reason (public: no clinical details): "))
+        else {
+            return refuse("break-glass abandoned");
+        };
+        let now = self.backend.now();
+        let (tx, minutes) = self.backend.query(move |ledger| {
+            let bodies: Vec<_> = records::patient_history(ledger, &patient)
+                .ok()
+                .flatten()
+                .into_iter()
+                .flatten()
+                .flat_map(|e| {
+                    e.event
+                        .sealed()
+                        .into_iter()
+                        .map(|(_, r)| r.body_id)
+                        .collect::<Vec<_>>()
+                })
+                .take(health_workflow::patient::MAX_ACCESS_BODIES)
+                .collect();
+            let minutes = ledger.genesis().parameter(
+                health_workflow::patient::PARAM_BREAK_GLASS_MINUTES,
+                health_workflow::patient::DEFAULT_BREAK_GLASS_MINUTES,
+            );
+            (
+                actor.break_glass(ledger, patient, reason.trim(), bodies, now),
+                minutes,
+            )
+        })?;
+        let tx = tx.map_err(refused)?;
+        match self.backend.submit(tx)? {
+            Ok(_) => {
+                io.say(&format!(
+                    "Break-glass read of {patient_name} recorded (pending until mined); the patient sees it."
+                ));
+                io.say(&format!(
+                    "For {minutes} minutes from its block this node fetches the patient's records: use history."
+                ));
+                Ok(())
+            }
+            Err(e) => refuse(format!("break-glass refused: {}", tx_reason(&e))),
+        }
     }
 
     fn consult(

@@ -573,7 +573,7 @@ mod tests {
         let Some(TxBody::App(event)) = Some(&written.tx.body) else {
             unreachable!("a registration is an event")
         };
-        let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, event);
+        let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, &written.tx.author, event);
         for ((reference, label), body) in labelled.iter().zip(&written.bodies) {
             vault.keep(reference, *label, body).expect("matches");
         }

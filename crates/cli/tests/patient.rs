@@ -169,21 +169,58 @@ fn the_patient_reads_audits_revokes_and_erases() {
         "revoked the treatment consent of every pharmacist",
     );
 
+    // Break-glass: the patient revokes the doctors too, and a new lab result is sealed
+    // to the lab and the patient only. The doctor, refused, breaks the glass: the read is
+    // on chain with its reason, and the doctor's node is given the result.
+    doc.run(
+        "consult --test y \"Follow-up: dizzy\"",
+        "Blood test ordered",
+    );
+    pending(&mut lab, 1);
+    lab.run("mine", "Mined block #7 ");
+    me.run(
+        "revoke doctor",
+        "Revoked the treatment consent of every doctor",
+    );
+    pending(&mut doc, 1);
+    doc.run("mine", "Mined block #8 ");
+    at_height(&mut lab, 8);
+    lab.run(
+        "perform_test Hb 11.0 g/dL",
+        "Lab result for Jane Doe recorded",
+    );
+    pending(&mut pharm, 1);
+    pharm.run("mine", "Mined block #9 ");
+    at_height(&mut doc, 9);
+    doc.run("history", "results (not received yet: lab results)");
+    doc.run(
+        "consult --test n \"checking in\"",
+        "revoked the treatment consent of every doctor",
+    );
+    doc.run("break_glass", "Reason (public: no clinical details):");
+    doc.send("unconscious in the emergency room");
+    doc.expect_contains("Break-glass read of Jane Doe recorded");
+    doc.run("mine", "Mined block #10 ");
+    doc.saw(&format!("* Break-glass read of patient {id}: fetching"));
+    until(&mut doc, "history", "  #9 ", "results 'Hb 11.0 g/dL'");
+    at_height(&mut me, 10);
+    me.run("audit", "BREAK-GLASS: 'unconscious in the emergency room'");
+
     // Erasure: asked, confirmed, mined; every member node erases and confirms.
     me.send("erase");
     me.expect_contains("Erase your records from every node?");
     me.send("yes");
     me.expect_contains("Erasure requested");
     pending(&mut doc, 1);
-    doc.run("mine", "Mined block #7 ");
+    doc.run("mine", "Mined block #11 ");
     for node in [&mut doc, &mut lab, &mut pharm] {
         node.expect_contains(&format!("* Erasure of patient {id} confirmed"));
     }
     pending(&mut doc, 3);
-    doc.run("mine", "Mined block #8 ");
-    at_height(&mut me, 8);
+    doc.run("mine", "Mined block #12 ");
+    at_height(&mut me, 12);
     for member in ["dr_alice", "lab_tech_bob", "pharm_charlie"] {
-        me.run("audit", &format!("{member}: confirmed in block #8"));
+        me.run("audit", &format!("{member}: confirmed in block #12"));
     }
     // Nothing more is recorded about the patient, and the registry forgets them.
     doc.run(
@@ -194,9 +231,10 @@ fn the_patient_reads_audits_revokes_and_erases() {
         .expect("the doctor node writes the registry");
     assert!(!registry.contains(&id), "{registry}");
 
-    // The walkthrough's balances are unchanged, and the chain replays to them.
+    // The walkthrough's balances, plus the reward for the second result, and the chain
+    // replays to them.
     for node in [&mut doc, &mut lab, &mut pharm] {
-        node.run("balances", "dr_alice: 1100");
+        node.run("balances", "dr_alice: 1600");
         node.run("balances", "lab_tech_bob: 100");
         node.run("recalc_balances", "they match the incremental state");
     }

@@ -175,6 +175,16 @@ impl EventKind {
         EventKind::ErasureReceipt,
     ];
 
+    /// Its code in a body label and a body's binding.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind with code `code`.
+    pub fn from_code(code: u8) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
     /// Whether it is one of the patient's clinical records (registration, consultation,
     /// lab result, prescription, fill): what a history shows.
     pub fn is_record(self) -> bool {

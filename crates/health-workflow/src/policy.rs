@@ -749,16 +749,30 @@ impl Policy for HealthPolicy {
         }
     }
 
-    fn labelled_refs(&self, event: &Event) -> Vec<(SealedRef, BodyLabel)> {
+    fn labelled_refs(&self, author: &AccountId, event: &Event) -> Vec<(SealedRef, BodyLabel)> {
         let subject = event.patient_id().map_or([0; 16], |p| *p.uuid().as_bytes());
+        let kind = event.kind().code();
         event
             .sealed()
             .into_iter()
             .map(|(section, r)| {
-                let category = section.category().code();
-                (r, BodyLabel { subject, category })
+                let label = BodyLabel {
+                    subject,
+                    category: section.category().code(),
+                    author: *author,
+                    kind,
+                };
+                (r, label)
             })
             .collect()
+    }
+
+    fn encryption_key(
+        &self,
+        state: &HealthState,
+        account: &AccountId,
+    ) -> Option<EncryptionPublicKey> {
+        state.encryption_key(account)
     }
 
     fn body_access(

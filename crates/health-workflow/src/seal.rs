@@ -255,7 +255,7 @@ impl Binding {
         out.extend_from_slice(self.genesis.hash().as_bytes());
         out.extend_from_slice(self.author.as_bytes());
         out.extend_from_slice(self.patient.uuid().as_bytes());
-        out.push(self.kind as u8);
+        out.push(self.kind.code());
         out.extend_from_slice(&body_id.to_byte_array());
         if let Some(reader) = reader {
             out.extend_from_slice(reader.as_bytes());
@@ -381,6 +381,93 @@ pub trait OpenSealed {
     ) -> Result<Zeroizing<Vec<u8>>, SealError>;
 }
 
+/// The data key of `body`, unwrapped by `reader` with `key` for the event `binding`.
+fn data_key(
+    body: &SealedBody,
+    binding: &Binding,
+    reader: &AccountId,
+    key: &EncryptionKey,
+) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    let wrap = body
+        .wraps
+        .iter()
+        .find(|w| w.reader == *reader)
+        .ok_or(SealError::NotAReader { account: *reader })?;
+    let encapped = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&wrap.encapped)
+        .map_err(|_| SealError::WrongKey)?;
+    let aad = binding.bytes(&body.body_id, Some(reader));
+    let data_key = Zeroizing::new(
+        hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
+            &OpModeR::Base,
+            &key.hpke(),
+            &encapped,
+            WRAP_INFO,
+            &wrap.wrapped_key,
+            &aad,
+        )
+        .map_err(|_| SealError::WrongKey)?,
+    );
+    let Ok(key_bytes) = <[u8; 32]>::try_from(&data_key[..]) else {
+        return Err(SealError::WrongKey);
+    };
+    Ok(Zeroizing::new(key_bytes))
+}
+
+/// `body` with its data key wrapped to `reader` as well, by `holder`, a reader who opens
+/// it with `key`: how a node gives a body it holds to a reader it was not sealed to
+/// (one consent now lets read, a break-glass read). The ciphertext, and so the chain's
+/// reference, is unchanged; the data key must open the ciphertext for `binding`, or
+/// nothing is wrapped. A body already sealed to `reader` comes back as it is.
+pub fn rewrap(
+    body: &SealedBody,
+    binding: &Binding,
+    holder: &AccountId,
+    key: &EncryptionKey,
+    reader: &Reader,
+    rng: &mut impl CryptoRng,
+) -> Result<SealedBody, SealError> {
+    if body.is_sealed_to(&reader.account) {
+        return Ok(body.clone());
+    }
+    if body.wraps.len() >= MAX_READERS {
+        return Err(SealError::Readers {
+            count: body.wraps.len() + 1,
+        });
+    }
+    let data_key = data_key(body, binding, holder, key)?;
+    XChaCha20Poly1305::new(&(*data_key).into())
+        .decrypt(
+            &XNonce::from(body.nonce),
+            Payload {
+                msg: &body.ciphertext,
+                aad: &binding.bytes(&body.body_id, None),
+            },
+        )
+        .map_err(|_| SealError::Binding)?
+        .zeroize();
+    let public = hpke_public(&reader.key).ok_or(SealError::BadReaderKey {
+        account: reader.account,
+    })?;
+    let aad = binding.bytes(&body.body_id, Some(&reader.account));
+    let (encapped, wrapped_key) = hpke::single_shot_seal_with_rng::<
+        ChaCha20Poly1305,
+        HkdfSha256,
+        X25519HkdfSha256,
+    >(
+        &OpModeS::Base, &public, WRAP_INFO, &data_key[..], &aad, rng
+    )
+    .map_err(|_| SealError::Encrypt)?;
+    let mut encapped_bytes = [0u8; 32];
+    encapped_bytes.copy_from_slice(&encapped.to_bytes());
+    let mut rewrapped = body.clone();
+    rewrapped.wraps.push(Wrap {
+        reader: reader.account,
+        encapped: encapped_bytes,
+        wrapped_key,
+    });
+    Ok(rewrapped)
+}
+
 impl OpenSealed for SealedBody {
     fn open(
         &self,
@@ -390,30 +477,7 @@ impl OpenSealed for SealedBody {
         key: &EncryptionKey,
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         self.check(reference)?;
-        let wrap = self
-            .wraps
-            .iter()
-            .find(|w| w.reader == *reader)
-            .ok_or(SealError::NotAReader { account: *reader })?;
-        let encapped = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&wrap.encapped)
-            .map_err(|_| SealError::WrongKey)?;
-        let aad = binding.bytes(&self.body_id, Some(reader));
-        let mut data_key = Zeroizing::new(
-            hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
-                &OpModeR::Base,
-                &key.hpke(),
-                &encapped,
-                WRAP_INFO,
-                &wrap.wrapped_key,
-                &aad,
-            )
-            .map_err(|_| SealError::WrongKey)?,
-        );
-        let Ok(key_bytes) = <[u8; 32]>::try_from(&data_key[..]) else {
-            return Err(SealError::WrongKey);
-        };
-        let mut key_bytes = Zeroizing::new(key_bytes);
-        data_key.zeroize();
+        let mut key_bytes = data_key(self, binding, reader, key)?;
         let aad = binding.bytes(&self.body_id, None);
         let plaintext = Zeroizing::new(
             XChaCha20Poly1305::new(&(*key_bytes).into())
@@ -479,6 +543,78 @@ mod tests {
     }
 
     const NOTES: &[u8] = b"Persistent fatigue, pale; order a full blood count";
+
+    #[test]
+    fn a_reader_rewraps_a_body_to_one_more_reader_and_only_a_reader_can() {
+        let (doctor, lab, pharmacy) = (Member::new(1), Member::new(2), Member::new(3));
+        let event = binding(7, EventKind::LabTestResult);
+        let (reference, sealed) = seal(NOTES, &event, &[lab.reader()], &mut rng(1)).expect("seals");
+        assert!(
+            sealed
+                .open(&reference, &event, &doctor.account, &doctor.key)
+                .is_err()
+        );
+        let rewrapped = rewrap(
+            &sealed,
+            &event,
+            &lab.account,
+            &lab.key,
+            &doctor.reader(),
+            &mut rng(2),
+        )
+        .expect("the lab holds the body");
+        // The same ciphertext: the chain's reference still names it.
+        rewrapped
+            .check(&reference)
+            .expect("still the body the chain names");
+        assert_eq!(rewrapped.ciphertext, sealed.ciphertext);
+        let opened = rewrapped
+            .open(&reference, &event, &doctor.account, &doctor.key)
+            .expect("the doctor opens it now");
+        assert_eq!(&opened[..], NOTES);
+        assert!(
+            rewrapped
+                .open(&reference, &event, &pharmacy.account, &pharmacy.key)
+                .is_err()
+        );
+        // Again for the same reader: nothing added.
+        let again = rewrap(
+            &rewrapped,
+            &event,
+            &lab.account,
+            &lab.key,
+            &doctor.reader(),
+            &mut rng(3),
+        )
+        .expect("already a reader");
+        assert_eq!(again, rewrapped);
+        // Not by someone the body is not sealed to, nor for another event.
+        assert_eq!(
+            rewrap(
+                &sealed,
+                &event,
+                &pharmacy.account,
+                &pharmacy.key,
+                &doctor.reader(),
+                &mut rng(4)
+            ),
+            Err(SealError::NotAReader {
+                account: pharmacy.account
+            })
+        );
+        let other = binding(8, EventKind::LabTestResult);
+        assert!(
+            rewrap(
+                &sealed,
+                &other,
+                &lab.account,
+                &lab.key,
+                &doctor.reader(),
+                &mut rng(5)
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn a_reader_opens_what_was_sealed_to_it_and_no_one_else_does() {

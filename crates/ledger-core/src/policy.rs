@@ -7,7 +7,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::genesis::{Genesis, Member};
 use crate::hash::{BlockHash, TxId};
 use crate::keys::AccountId;
-use crate::sealed::{BodyAccess, BodyLabel, SealedRef};
+use crate::sealed::{BodyAccess, BodyLabel, EncryptionPublicKey, SealedRef};
 use crate::units::{Amount, Height, Timestamp};
 
 /// What a policy sees about the transaction it is asked to apply.
@@ -92,14 +92,22 @@ pub trait Policy: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// The sealed bodies `payload` refers to, each with what it is about: the label a
-    /// runtime keeps beside the body to decide whom it serves it to
-    /// ([`Policy::body_access`]) and which bodies an erasure removes. By default each
-    /// of [`Policy::sealed_refs`] with the empty label.
-    fn labelled_refs(&self, payload: &Self::Payload) -> Vec<(SealedRef, BodyLabel)> {
+    /// The sealed bodies `payload`, signed by `author`, refers to, each with what it is
+    /// about: the label a runtime keeps beside the body to decide whom it serves it to
+    /// ([`Policy::body_access`]) and which bodies an erasure removes. By default each of
+    /// [`Policy::sealed_refs`] labelled with its author only.
+    fn labelled_refs(
+        &self,
+        author: &AccountId,
+        payload: &Self::Payload,
+    ) -> Vec<(SealedRef, BodyLabel)> {
+        let label = BodyLabel {
+            author: *author,
+            ..BodyLabel::default()
+        };
         self.sealed_refs(payload)
             .into_iter()
-            .map(|r| (r, BodyLabel::default()))
+            .map(|r| (r, label))
             .collect()
     }
 
@@ -116,6 +124,18 @@ pub trait Policy: Send + Sync + 'static {
     ) -> BodyAccess {
         let _ = (genesis, state, label, reader, now);
         BodyAccess::Granted
+    }
+
+    /// The encryption key bodies are sealed to `account` with now, if it has one: what a
+    /// runtime wraps a body's key to when it gives the body to a reader it was not
+    /// sealed to. By default none.
+    fn encryption_key(
+        &self,
+        state: &Self::State,
+        account: &AccountId,
+    ) -> Option<EncryptionPublicKey> {
+        let _ = (state, account);
+        None
     }
 
     /// Checks a transfer of `amount` to `to` by `ctx.author` against the application

@@ -97,10 +97,12 @@ pub struct SealedRef {
 
 /// What a sealed body is about, as its policy labels it
 /// ([`Policy::labelled_refs`](crate::Policy::labelled_refs)): an application-defined
-/// subject (`health-workflow`: the patient's id) and category code. A runtime keeps the
+/// subject (`health-workflow`: the patient's id) and category code, and the event that
+/// names it (its author, and the application's code for its kind). A runtime keeps the
 /// label beside the body, asks the policy whom it may serve it to
-/// ([`Policy::body_access`](crate::Policy::body_access)) and erases a subject's bodies
-/// together.
+/// ([`Policy::body_access`](crate::Policy::body_access)), erases a subject's bodies
+/// together, and can give a body to a reader it was not sealed to (a re-wrap needs the
+/// event the body is bound to).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
@@ -109,6 +111,39 @@ pub struct BodyLabel {
     pub subject: [u8; 16],
     /// The application's category code.
     pub category: u8,
+    /// The author of the event that names the body.
+    pub author: AccountId,
+    /// The application's code for that event's kind.
+    pub kind: u8,
+}
+
+impl BodyLabel {
+    /// Bytes of [`BodyLabel::to_bytes`].
+    pub const BYTES: usize = 16 + 1 + 32 + 1;
+
+    /// The label as fixed bytes: subject, category, author, kind.
+    pub fn to_bytes(&self) -> [u8; Self::BYTES] {
+        let mut bytes = [0u8; Self::BYTES];
+        bytes[..16].copy_from_slice(&self.subject);
+        bytes[16] = self.category;
+        bytes[17..49].copy_from_slice(&self.author.0);
+        bytes[49] = self.kind;
+        bytes
+    }
+
+    /// The label of [`BodyLabel::to_bytes`].
+    pub fn from_bytes(bytes: &[u8; Self::BYTES]) -> BodyLabel {
+        let mut subject = [0u8; 16];
+        subject.copy_from_slice(&bytes[..16]);
+        let mut author = [0u8; 32];
+        author.copy_from_slice(&bytes[17..49]);
+        BodyLabel {
+            subject,
+            category: bytes[16],
+            author: AccountId(author),
+            kind: bytes[49],
+        }
+    }
 }
 
 /// Whether a body may be given to a reader now

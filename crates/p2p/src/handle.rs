@@ -23,7 +23,7 @@ use crate::session::{PeerInfo, SessionConfig, SessionError};
 use crate::store::{BlockStore, StoreError};
 use crate::vault::Vault;
 use ledger_core::Hash;
-use ledger_core::sealed::SealedBody;
+use ledger_core::sealed::{BodyLabel, EncryptionPublicKey, SealedBody, SealedRef};
 /// Where the node reads the time it passes to the ledger.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
@@ -91,7 +91,26 @@ pub struct NodeConfig {
     /// transaction ids (see [`crate::compact`]); `false` sends every block whole. A
     /// node rebuilds compact announcements from peers either way.
     pub compact_blocks: bool,
+    /// How this node gives a body it holds to a reader the body is not sealed to, when
+    /// the policy grants that reader access ([`Policy::body_access`]): a copy with the
+    /// data key wrapped to the reader's encryption key too. `None`: only bodies sealed
+    /// to the asker are served.
+    pub rewrap: Option<Rewrap>,
 }
+
+/// Wraps a held body's data key to one more reader: given the body, its label, the
+/// reader and the reader's encryption key ([`Policy::encryption_key`]), the body with
+/// a wrap for the reader, or `None` if this node cannot open it.
+pub type Rewrap = Arc<
+    dyn Fn(
+            &SealedBody,
+            &BodyLabel,
+            &ledger_core::AccountId,
+            &EncryptionPublicKey,
+        ) -> Option<SealedBody>
+        + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for NodeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,6 +128,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("vault", &self.vault.as_ref().and_then(Vault::path))
             .field("producer", &self.producer.as_ref().map(Keypair::account))
             .field("block_interval", &self.block_interval)
+            .field("rewrap", &self.rewrap.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +154,7 @@ impl NodeConfig {
             producer: None,
             block_interval: None,
             compact_blocks: true,
+            rewrap: None,
         }
     }
 }
@@ -368,6 +389,7 @@ pub(crate) enum Command<P: Policy, S: BlockStore<P::Payload>> {
     Query(Query<P, S>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Sync(oneshot::Sender<usize>),
+    FetchBodies(Vec<(SealedRef, BodyLabel)>),
     Connect(SocketAddr),
     Banned(SocketAddr, oneshot::Sender<bool>),
 }
@@ -555,6 +577,16 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeHandle<P, S> {
     /// Asks every peer for the blocks after our best chain; returns how many were asked.
     pub async fn sync(&self) -> Result<usize, NodeError> {
         self.ask(Command::Sync).await
+    }
+
+    /// Asks the peers for the bodies `refs` name that this node's vault lacks (as it
+    /// does by itself for new blocks): for instance once a new consent lets it read
+    /// older records. Peers serve what consent grants this node's key.
+    pub async fn fetch_bodies(&self, refs: Vec<(SealedRef, BodyLabel)>) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::FetchBodies(refs))
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// Dials `addr` and keeps redialling it like a configured peer.

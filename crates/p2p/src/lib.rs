@@ -236,8 +236,8 @@ pub mod vault;
 pub use gossip::Offence;
 pub use node::{
     Clock, DisconnectReason, MineError, Mined, NodeConfig, NodeError, NodeEvent, NodeHandle,
-    OpenError, Opened, ReloadFailure, ReloadReport, RunningNode, SystemClock, open_ledger, reload,
-    run, spawn,
+    OpenError, Opened, ReloadFailure, ReloadReport, Rewrap, RunningNode, SystemClock, open_ledger,
+    reload, run, spawn,
 };
 pub use protocol::{Hello, Message, TipInfo};
 pub use session::{Connection, Direction, PeerInfo, Session, SessionConfig, SessionError};

@@ -92,7 +92,7 @@ use tracing::{debug, error, info, warn};
 
 pub use crate::handle::{
     Clock, DisconnectReason, MineError, Mined, NodeConfig, NodeError, NodeEvent, NodeHandle,
-    RunningNode, SystemClock, run, spawn,
+    Rewrap, RunningNode, SystemClock, run, spawn,
 };
 pub use crate::reload::{OpenError, Opened, ReloadFailure, ReloadReport, open_ledger, reload};
 
@@ -507,6 +507,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 self.drive_sync();
                 let _ = reply.send(peers);
             }
+            Command::FetchBodies(refs) => self.fetch_bodies(refs),
             Command::Connect(addr) => {
                 self.table.connect(addr);
                 self.drive_peers();

@@ -35,23 +35,16 @@ pub const VAULT_FILE: &str = "vault.redb";
 pub const MAX_STORED_BODY_BYTES: usize = MAX_CIPHERTEXT_BYTES + MAX_WRAPS * 128 + 256;
 
 const BODIES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("sealed_bodies");
-/// Each body's label: 16 bytes of subject, then the category code.
-const LABELS: TableDefinition<'_, &[u8; 32], &[u8; 17]> = TableDefinition::new("body_labels");
+/// Each body's label ([`BodyLabel::to_bytes`]).
+const LABELS: TableDefinition<'_, &[u8; 32], &[u8; BodyLabel::BYTES]> =
+    TableDefinition::new("body_labels");
 
-fn label_bytes(label: &BodyLabel) -> [u8; 17] {
-    let mut bytes = [0u8; 17];
-    bytes[..16].copy_from_slice(&label.subject);
-    bytes[16] = label.category;
-    bytes
+fn label_bytes(label: &BodyLabel) -> [u8; BodyLabel::BYTES] {
+    label.to_bytes()
 }
 
-fn label_of(bytes: &[u8; 17]) -> BodyLabel {
-    let mut subject = [0u8; 16];
-    subject.copy_from_slice(&bytes[..16]);
-    BodyLabel {
-        subject,
-        category: bytes[16],
-    }
+fn label_of(bytes: [u8; BodyLabel::BYTES]) -> BodyLabel {
+    BodyLabel::from_bytes(&bytes)
 }
 
 /// Why the vault refused a body or failed.
@@ -233,7 +226,7 @@ impl Vault {
                 let label = labels
                     .get(&ciphertext_hash.to_byte_array())
                     .map_err(db_err)?
-                    .map(|bytes| label_of(bytes.value()))
+                    .map(|bytes| label_of(*bytes.value()))
                     .unwrap_or_default();
                 Ok(Some((body, label)))
             }
@@ -310,6 +303,8 @@ mod tests {
         BodyLabel {
             subject: [n; 16],
             category: n % 4,
+            author: AccountId([n.wrapping_add(1); 32]),
+            kind: n % 3,
         }
     }
 

@@ -134,7 +134,7 @@ impl Node {
 
 fn keep(vault: &Vault, tx: &Transaction<Event>, bodies: &[SealedBody]) {
     if let TxBody::App(event) = &tx.body {
-        let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, event);
+        let labelled = ledger_core::Policy::labelled_refs(&HealthPolicy, &tx.author, event);
         for ((reference, label), body) in labelled.iter().zip(bodies) {
             vault.keep(reference, *label, body).unwrap();
         }

@@ -185,7 +185,7 @@ impl<B: BodySource<Event>> Chain for LocalChain<'_, B> {
 /// label the vault keeps beside its body.
 pub(crate) fn sealed_refs(tx: &HealthTx) -> Vec<(SealedRef, BodyLabel)> {
     match &tx.body {
-        TxBody::App(event) => ledger_core::Policy::labelled_refs(&HealthPolicy, event),
+        TxBody::App(event) => ledger_core::Policy::labelled_refs(&HealthPolicy, &tx.author, event),
         TxBody::Transfer { .. } => Vec::new(),
     }
 }

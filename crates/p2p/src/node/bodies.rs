@@ -48,11 +48,10 @@ pub(crate) enum VaultDone {
     /// These references (with their labels) name bodies the vault lacks.
     Missing(Vec<(SealedRef, BodyLabel)>),
     /// The answer to a peer's `GetBodies` (what is not here is left out): the bodies
-    /// sealed to its key, with their labels, still to be checked against consent.
+    /// held, with their labels, still to be checked against consent.
     Served {
         peer: u64,
         bodies: Vec<(SealedBody, BodyLabel)>,
-        denied: Vec<Hash>,
     },
     /// These bodies were kept (each with the peer it came from); empty if the vault
     /// failed.
@@ -176,7 +175,7 @@ impl BodyExchange {
 /// The sealed references of `tx`, labelled by the policy.
 fn refs_of<P: Policy>(policy: &P, tx: &Transaction<P::Payload>) -> Vec<(SealedRef, BodyLabel)> {
     match &tx.body {
-        TxBody::App(payload) => policy.labelled_refs(payload),
+        TxBody::App(payload) => policy.labelled_refs(&tx.author, payload),
         TxBody::Transfer { .. } => Vec::new(),
     }
 }
@@ -191,6 +190,24 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
             reader,
             self.now(),
         )
+    }
+
+    /// What `reader` may be given of `body` now: the body itself if it is sealed to the
+    /// reader, a copy wrapped to the reader too if consent lets it read a body this
+    /// node holds for itself (the configured [`Rewrap`](crate::Rewrap)), or nothing.
+    fn give(&self, body: &SealedBody, label: &BodyLabel, reader: &AccountId) -> Option<SealedBody> {
+        if self.body_access(label, reader) != BodyAccess::Granted {
+            return None;
+        }
+        if body.is_sealed_to(reader) {
+            return Some(body.clone());
+        }
+        let rewrap = self.shared.config.rewrap.as_ref()?;
+        let key = self
+            .ledger
+            .policy()
+            .encryption_key(self.ledger.state().app(), reader)?;
+        rewrap(body, label, reader, &key)
     }
 
     /// Reports the bodies served to `reader`, for the record of reads.
@@ -231,10 +248,6 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// Blocks entered the chain: look for the bodies their transactions name, and ask
     /// the peers for those the vault lacks.
     pub(super) fn note_blocks(&mut self, hashes: &[ledger_core::BlockHash]) {
-        let Some((me, vault)) = &self.bodies.keeper else {
-            return;
-        };
-        let (me, vault) = (*me, vault.clone());
         let mut refs = Vec::new();
         for hash in hashes {
             if let Ok(Some(block)) = self.ledger.block(hash) {
@@ -243,6 +256,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 }
             }
         }
+        self.fetch_bodies(refs);
+    }
+
+    /// Asks the peers for the bodies `refs` name that the vault lacks.
+    pub(super) fn fetch_bodies(&mut self, mut refs: Vec<(SealedRef, BodyLabel)>) {
+        let Some((me, vault)) = &self.bodies.keeper else {
+            return;
+        };
+        let (me, vault) = (*me, vault.clone());
         // An erased subject's bodies are neither kept nor asked for.
         refs.retain(|(_, label)| self.body_access(label, &me) != BodyAccess::Erased);
         if refs.is_empty() {
@@ -318,28 +340,26 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                     self.ask_bodies(&added, None);
                 }
             }
-            VaultDone::Served {
-                peer,
-                bodies,
-                mut denied,
-            } => {
+            VaultDone::Served { peer, bodies } => {
                 // The asks answered now are forgotten; those for bodies not here stay
                 // on record (since the ask came in) and are answered when they arrive.
                 let answered: Vec<Hash> = bodies
                     .iter()
                     .map(|(b, _)| Hash::of(&b.ciphertext))
-                    .chain(denied.iter().copied())
                     .collect();
+                let mut denied = Vec::new();
                 self.bodies.answered(peer, answered.into_iter());
                 let Some(reader) = self.peers.get(&peer).and_then(|p| p.info.proven) else {
                     return;
                 };
                 // Consent is checked now, on the chain as it is when the answer goes.
-                let (give, refused): (Vec<_>, Vec<_>) =
-                    bodies.into_iter().partition(|(_, label)| {
-                        self.body_access(label, &reader) == BodyAccess::Granted
-                    });
-                denied.extend(refused.iter().map(|(b, _)| Hash::of(&b.ciphertext)));
+                let mut give = Vec::new();
+                for (body, label) in bodies {
+                    match self.give(&body, &label, &reader) {
+                        Some(body) => give.push((body, label)),
+                        None => denied.push(Hash::of(&body.ciphertext)),
+                    }
+                }
                 let sent: Vec<SealedBody> = give.iter().map(|(b, _)| b.clone()).collect();
                 for chunk in sent.chunks(limits::MAX_BODIES_PER_MESSAGE) {
                     self.send(peer, &Message::Bodies(chunk.to_vec()));
@@ -385,15 +405,13 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
                 let Some(account) = self.peers.get(&peer).and_then(|p| p.info.proven) else {
                     continue;
                 };
-                let granted = body.is_sealed_to(&account)
-                    && self.body_access(label, &account) == BodyAccess::Granted;
+                let given = self.give(body, label, &account);
                 let (_, give, deny) = served
                     .entry(peer)
                     .or_insert_with(|| (account, Vec::new(), Vec::new()));
-                if granted {
-                    give.push((body.clone(), *label));
-                } else {
-                    deny.push(hash);
+                match given {
+                    Some(body) => give.push((body, *label)),
+                    None => deny.push(hash),
                 }
             }
         }
@@ -421,7 +439,7 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
     /// Peer `id` asks for bodies: served on the blocking pool, against its proven key.
     pub(super) fn on_get_bodies(&mut self, id: u64, hashes: Vec<Hash>) {
         let proven = self.peers.get(&id).and_then(|p| p.info.proven);
-        let (Some(account), Some((_, vault))) = (proven, &self.bodies.keeper) else {
+        let (Some(_), Some((_, vault))) = (proven, &self.bodies.keeper) else {
             // No proof (or no vault here): nothing but a refusal.
             self.deny(id, hashes);
             return;
@@ -432,22 +450,15 @@ impl<P: Policy, S: BlockStore<P::Payload>> NodeTask<P, S> {
         self.bodies.await_bodies(id, hashes.clone());
         self.vault_job(move || {
             let mut bodies = Vec::new();
-            let mut denied = Vec::new();
             for hash in hashes {
                 match vault.get_labelled(&hash) {
-                    Ok(Some((body, label))) if body.is_sealed_to(&account) => {
-                        bodies.push((body, label));
-                    }
-                    Ok(Some(_)) => denied.push(hash),
+                    // Whether the asker may have it is decided on the ledger task.
+                    Ok(Some((body, label))) => bodies.push((body, label)),
                     Ok(None) => {}
                     Err(e) => warn!(%hash, error = %e, "cannot read the vault"),
                 }
             }
-            Some(VaultDone::Served {
-                peer: id,
-                bodies,
-                denied,
-            })
+            Some(VaultDone::Served { peer: id, bodies })
         });
     }
 
