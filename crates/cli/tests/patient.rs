@@ -206,22 +206,49 @@ fn the_patient_reads_audits_revokes_and_erases() {
     at_height(&mut me, 10);
     me.run("audit", "BREAK-GLASS: 'unconscious in the emergency room'");
 
-    // Erasure: asked, confirmed, mined; every member node erases and confirms.
+    // Wrong input at the patient's prompt: one clear line each, nothing signed.
+    me.run("grant nobody notes 3 care", "Error: 'nobody' is neither a role nor a username");
+    me.run(
+        "grant pharmacy bones 3 care",
+        "Error: 'bones' is not a category",
+    );
+    me.run("grant pharmacy notes 0 care", "is not a number of days");
+    me.run("revoke 0000ffff", "Error: '0000ffff' is no role, username or grant of yours");
+    me.run("frobnicate", "Error: unknown command 'frobnicate'");
+    me.send("erase");
+    me.expect_contains("Erase your records from every node?");
+    me.send("no");
+    me.expect_contains("Nothing erased.");
+
+    // Erasure while the pharmacy's node is offline: asked, confirmed, mined; the
+    // nodes online erase and confirm at once, the pharmacy's when it catches up.
+    pharm.send("exit");
+    assert!(pharm.wait(), "the pharmacy stops");
     me.send("erase");
     me.expect_contains("Erase your records from every node?");
     me.send("yes");
     me.expect_contains("Erasure requested");
     pending(&mut doc, 1);
     doc.run("mine", "Mined block #11 ");
-    for node in [&mut doc, &mut lab, &mut pharm] {
+    for node in [&mut doc, &mut lab] {
         node.expect_contains(&format!("* Erasure of patient {id} confirmed"));
     }
+    let (mut pharm, _) = start_node(
+        "pharmacy",
+        "PharmacyNode-3",
+        dirs[2].path(),
+        &[doc_addr.clone()],
+    );
+    pharm.saw(&format!("sealed bodies of patient {id}"));
+    pharm.saw(&format!("* Erasure of patient {id} confirmed"));
     pending(&mut doc, 3);
     doc.run("mine", "Mined block #12 ");
     at_height(&mut me, 12);
     for member in ["dr_alice", "lab_tech_bob", "pharm_charlie"] {
         me.run("audit", &format!("{member}: confirmed in block #12"));
     }
+    // The doctor's node holds none of the patient's bodies any more.
+    doc.run(&format!("set_patient {id}"), "Active patient: (sealed: demographics)");
     // Nothing more is recorded about the patient, and the registry forgets them.
     doc.run(
         "consult --test n again",
