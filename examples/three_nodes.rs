@@ -12,6 +12,11 @@
 //! receives the bodies sealed to its user. The example prints what each node can and
 //! cannot read, and checks that it is exactly what the treatment consent allows.
 //!
+//! Then the patient's chapter: Jane Doe starts her own node with the keys her
+//! registration created, reads her records, sees on chain who read them, revokes the
+//! pharmacy (whose next fill is refused), and asks for erasure, which every member's
+//! node carries out and confirms. The balances stay the walkthrough's.
+//!
 //! Run with `cargo run --example three_nodes`.
 
 use std::future::Future;
@@ -21,9 +26,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail, ensure};
 use healthchain::health_workflow::seal::{EncryptionKey, SealedBody};
 use healthchain::health_workflow::{
-    Actor, BodyReader, Credentials, Event, HealthPolicy, OrderId, PatientId, PrescriptionDraft,
-    PrescriptionId, Reading, Section, TestRequest, Written, balances, demo_genesis, demo_keypair,
-    records, username_of, write_registry,
+    AccessPurpose, Actor, BodyReader, Credentials, Event, EventError, GrantRef, HealthPolicy,
+    OrderId, PatientActor, PatientId, PrescriptionDraft, PrescriptionId, Reading, Role, Section,
+    TestRequest, Written, balances, demo_genesis, demo_keypair, records, username_of,
+    write_registry,
 };
 use healthchain::ledger_core::{Amount, Genesis, Hash, Timestamp, Transaction, TxBody};
 use healthchain::p2p::store::MemoryStore;
@@ -394,10 +400,17 @@ async fn main() -> anyhow::Result<()> {
     let patient = PatientId::from(Uuid::new_v4());
     let order = OrderId::from(Uuid::new_v4());
     let alice = doctor.actor.clone();
-    let register = doctor
+    let mut register = doctor
         .handle
         .query(move |l| alice.register(l, patient, "Jane Doe", now(), &mut rand::rng()))
         .await??;
+    // Registering creates the patient's own keys, handed to her (the REPL writes them to
+    // a passphrase-protected key file).
+    let patient_keys = register
+        .patient
+        .take()
+        .context("a registration hands the patient her keys")?
+        .0;
     submit_written(&doctor, &all, register).await?;
     println!("Patient ID: {patient}");
     let alice = doctor.actor.clone();
@@ -584,6 +597,15 @@ async fn main() -> anyhow::Result<()> {
         .await??;
     print!("{}", String::from_utf8_lossy(&csv));
 
+    // Each member read bodies about Jane Doe that someone else wrote: their nodes record
+    // those reads on chain for her audit, as the REPL does after every command.
+    for node in all {
+        record_reads(node, &all, patient).await?;
+    }
+
+    let chapter =
+        patient_chapter(&doctor, &lab, &pharmacy, patient, patient_keys, &shutdown).await?;
+
     step("Balances");
     let mut tables = Vec::new();
     for node in all {
@@ -628,6 +650,15 @@ async fn main() -> anyhow::Result<()> {
          results, the lab no notes or medication): {}",
         if privacy_ok { "yes" } else { "NO" }
     );
+    println!(
+        "the patient read her records, saw the reads, and the pharmacy's fill after her \
+         revocation was refused: {}",
+        if chapter.consent_ok { "yes" } else { "NO" }
+    );
+    println!(
+        "every member's node erased her records and confirmed: {}",
+        if chapter.erased_ok { "yes" } else { "NO" }
+    );
 
     shutdown.cancel();
     for node in [doctor, lab, pharmacy] {
@@ -643,6 +674,357 @@ async fn main() -> anyhow::Result<()> {
         privacy_ok,
         "a node reads more, or less, than its members are consented to"
     );
+    ensure!(
+        chapter.consent_ok,
+        "the patient's audit or revocation did not work"
+    );
+    ensure!(
+        chapter.erased_ok,
+        "the erasure was not carried out everywhere"
+    );
     println!("\nwalkthrough complete: all checks passed");
     Ok(())
+}
+
+/// Records on chain, signed by `node`'s user, the bodies about `patient` that the user
+/// read without having written them, and waits until every node has the records.
+async fn record_reads(node: &Node, all: &[&Node], patient: PatientId) -> anyhow::Result<()> {
+    let events = node
+        .handle
+        .query(move |l| records::patient_history(l, &patient))
+        .await??
+        .unwrap_or_default();
+    let me = node.actor.account();
+    let read: Vec<_> = events
+        .iter()
+        .filter(|e| e.recorded.author != me)
+        .flat_map(|e| {
+            e.event
+                .sealed()
+                .into_iter()
+                .filter(|(section, _)| read_as(node, e, *section).is_some())
+                .map(|(_, r)| r.body_id)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if read.is_empty() {
+        return Ok(());
+    }
+    let actor = node.actor.clone();
+    let tx = node
+        .handle
+        .query(move |l| actor.record_access(l, patient, me, read, now()))
+        .await??;
+    submit(node, all, vec![tx], Vec::new()).await
+}
+
+/// The patient's own node: her key proven to the peers, her records kept in its vault.
+struct PatientNode {
+    handle: Handle,
+    running: RunningNode<HealthPolicy, MemoryStore<Event>>,
+    me: PatientActor,
+    vault: Vault,
+}
+
+/// What the patient's chapter found.
+struct Chapter {
+    consent_ok: bool,
+    erased_ok: bool,
+}
+
+/// The patient's chapter: her node, her records, the audit, the revocation of the
+/// pharmacy and its refused fill, and the erasure every member's node confirms.
+async fn patient_chapter(
+    doctor: &Node,
+    lab: &Node,
+    pharmacy: &Node,
+    patient: PatientId,
+    keys: healthchain::ledger_core::Keypair,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Chapter> {
+    let all = [doctor, lab, pharmacy];
+    step("9. Patient: Jane Doe starts her own node with the keys her registration created");
+    let genesis = demo_genesis();
+    let (ledger, _) = open_ledger(genesis.clone(), HealthPolicy, MemoryStore::new())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let vault = Vault::memory();
+    let mut config = NodeConfig::new("PatientNode");
+    config.peers = all.iter().map(|n| n.handle.local_addr()).collect();
+    config.member_key = Some(keys.clone());
+    config.vault = Some(vault.clone());
+    let running = spawn(listener, config, ledger, shutdown.clone())?;
+    let handle = running.handle();
+    let tip = doctor.handle.tip().await?.hash;
+    let me_keys = keys.clone();
+    let patient_node = loop {
+        // Her registration must be in the chain her node synced.
+        if handle.tip().await?.hash == tip {
+            let me = handle
+                .query(move |l| PatientActor::new(l, me_keys.clone()))
+                .await??;
+            break PatientNode {
+                handle,
+                running,
+                me,
+                vault,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "PatientNode listening on {}, logged in as patient {}",
+        patient_node.handle.local_addr(),
+        patient_node.me.patient_id()
+    );
+    // Every body about her is sealed to her too: her node fetches them from the others.
+    let key = patient_node.me.encryption_key();
+    let her_records = |events: &[healthchain::health_workflow::RecordedEvent]| {
+        let reader = BodyReader::new(genesis.hash(), patient_node.me.account(), &key);
+        let vault = |h: &Hash| patient_node.vault.get(h).ok().flatten();
+        let mut lines = Vec::new();
+        for e in events {
+            for (section, _) in e.event.sealed() {
+                if let Some(Reading::Clear(body)) =
+                    reader.read(&e.recorded.author, &e.event, section, vault)
+                {
+                    lines.push(format!(
+                        "  {:<20} {}",
+                        e.event.kind().to_string(),
+                        body.summary()
+                    ));
+                }
+            }
+        }
+        lines
+    };
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    let history = loop {
+        let events = patient_node
+            .handle
+            .query(move |l| records::patient_history(l, &patient))
+            .await??
+            .unwrap_or_default();
+        let lines = her_records(&events);
+        let sealed: usize = events.iter().map(|e| e.event.sealed().len()).sum();
+        if lines.len() == sealed {
+            break lines;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the patient's node never received her records");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for line in &history {
+        println!("{line}");
+    }
+
+    step("10. Doctor node mines block #5 (the members' read records); Patient: audit");
+    mine(doctor, &all).await?;
+    let audit = doctor
+        .handle
+        .query(move |l| -> anyhow::Result<Vec<(String, usize, bool)>> {
+            let consent = l
+                .state()
+                .app()
+                .patient(&patient)
+                .map(healthchain::health_workflow::Patient::consent)
+                .unwrap_or_default();
+            let mut reads = Vec::new();
+            for entry in &consent.accesses {
+                let e = records::recorded_event(l, entry.height, &entry.tx_id)?;
+                if let Event::AccessRecord(a) = &e.event {
+                    reads.push((
+                        username_of(l, &a.reader),
+                        a.bodies.len(),
+                        matches!(a.purpose, AccessPurpose::BreakGlass { .. }),
+                    ));
+                }
+            }
+            Ok(reads)
+        })
+        .await??;
+    for (reader, bodies, glass) in &audit {
+        println!(
+            "  {reader} read {bodies} of her records{}",
+            if *glass { " (BREAK-GLASS)" } else { "" }
+        );
+    }
+    let readers: Vec<&str> = audit.iter().map(|(r, _, _)| r.as_str()).collect();
+    let audit_ok = ["dr_alice", "lab_tech_bob", "pharm_charlie"]
+        .iter()
+        .all(|u| readers.contains(u));
+
+    step("11. Patient: revoke the pharmacy; its next fill is refused");
+    let me = patient_node.me.clone();
+    let revoke = patient_node
+        .handle
+        .query(move |l| me.revoke(l, GrantRef::Treatment(Role::Pharmacist), now()))
+        .await??;
+    patient_node.handle.submit_transaction(revoke).await??;
+    wait_pending(&all, 1).await?;
+    mine(doctor, &all).await?;
+    println!("the pharmacy's treatment consent is revoked (block #6)");
+    // A new prescription, based on no new result (nobody is paid): sealed to the doctor
+    // and the patient only.
+    let alice = doctor.actor.clone();
+    let prescribed = doctor
+        .handle
+        .query(move |l| {
+            let draft = PrescriptionDraft {
+                prescription_id: PrescriptionId::from(Uuid::new_v4()),
+                patient_id: patient,
+                medication: "Vitamin C".into(),
+                dosage: "500 mg".into(),
+                instructions: "once a day".into(),
+                based_on: Vec::new(),
+            };
+            alice.prescribe(l, draft, now(), &mut rand::rng())
+        })
+        .await??;
+    let prescription = Written {
+        tx: prescribed.prescription.clone(),
+        bodies: prescribed.bodies.clone(),
+        patient: None,
+    };
+    submit_written(doctor, &all, prescription).await?;
+    mine(lab, &all).await?;
+    let open = pharmacy
+        .handle
+        .query(move |l| {
+            l.state()
+                .app()
+                .unfilled_prescriptions(&patient)
+                .first()
+                .map(|p| p.id)
+        })
+        .await?
+        .context("the new prescription is open")?;
+    let charlie = pharmacy.actor.clone();
+    let fill = pharmacy
+        .handle
+        .query(move |l| charlie.fill(l, open, now()))
+        .await??;
+    let refused = pharmacy.handle.submit_transaction(fill).await?;
+    let revoked = matches!(
+        &refused,
+        Err(healthchain::ledger_core::TxError::Policy {
+            error: EventError::GrantRevoked { .. },
+            ..
+        })
+    );
+    match &refused {
+        Err(e) => println!("the pharmacy's fill is refused: {e}"),
+        Ok(_) => println!("the pharmacy's fill was ACCEPTED"),
+    }
+
+    step("12. Patient: erase; every member's node erases her records and confirms");
+    let me = patient_node.me.clone();
+    let erase = patient_node
+        .handle
+        .query(move |l| me.erase(l, now()))
+        .await??;
+    patient_node.handle.submit_transaction(erase).await??;
+    wait_pending(&all, 1).await?;
+    mine(doctor, &all).await?;
+    let mut emptied = true;
+    for node in all {
+        // What a member's node does (the CLI's nodes do it by themselves): delete the
+        // patient's bodies from its vault, then post a signed receipt.
+        let (hashes, request) = node
+            .handle
+            .query(move |l| {
+                let events = records::patient_history(l, &patient)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let hashes: Vec<Hash> = events
+                    .iter()
+                    .flat_map(|e| {
+                        e.event
+                            .sealed()
+                            .into_iter()
+                            .map(|(_, r)| r.ciphertext_hash)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let request = l
+                    .state()
+                    .app()
+                    .patient(&patient)
+                    .and_then(|p| p.consent().erased)
+                    .map(|r| r.tx_id);
+                (hashes, request)
+            })
+            .await?;
+        let request = request.context("the erasure request is on the chain")?;
+        let erased = node.vault.erase(&hashes)?;
+        emptied &= hashes
+            .iter()
+            .all(|h| !node.vault.contains(h).unwrap_or(true));
+        let actor = node.actor.clone();
+        let receipt = node
+            .handle
+            .query(move |l| actor.confirm_erasure(l, patient, request, now()))
+            .await??;
+        node.handle.submit_transaction(receipt).await??;
+        println!(
+            "  {} erased {erased} sealed bodies and posted its receipt",
+            node.name
+        );
+    }
+    wait_pending(&all, 3).await?;
+    mine(doctor, &all).await?;
+    let confirmed = patient_node
+        .handle
+        .query(move |l| {
+            l.state()
+                .app()
+                .patient(&patient)
+                .map(|p| {
+                    p.consent()
+                        .receipts
+                        .iter()
+                        .map(|r| username_of(l, &r.author))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .await;
+    let confirmed = match confirmed {
+        Ok(confirmed) => confirmed,
+        Err(_) => Vec::new(),
+    };
+    println!(
+        "the patient sees the erasure confirmed by: {}",
+        confirmed.join(", ")
+    );
+    let replays = doctor
+        .handle
+        .query(|l| l.replay_from_genesis().as_ref() == Ok(l.state()))
+        .await?;
+    println!(
+        "the chain still verifies from genesis: {}",
+        if replays { "yes" } else { "NO" }
+    );
+    patient_node.running.abort();
+    Ok(Chapter {
+        consent_ok: history.len() >= 5 && audit_ok && revoked,
+        erased_ok: emptied && confirmed.len() == 3 && replays,
+    })
+}
+
+/// Waits until every node has at least `count` pending transactions.
+async fn wait_pending(all: &[&Node], count: usize) -> anyhow::Result<()> {
+    wait_until(all, "every node has the new transactions", || {
+        let handles: Vec<Handle> = all.iter().map(|n| n.handle.clone()).collect();
+        async move {
+            for handle in handles {
+                if handle.query(|l| l.mempool().len()).await? < count {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await
 }

@@ -207,13 +207,19 @@ fn the_patient_reads_audits_revokes_and_erases() {
     me.run("audit", "BREAK-GLASS: 'unconscious in the emergency room'");
 
     // Wrong input at the patient's prompt: one clear line each, nothing signed.
-    me.run("grant nobody notes 3 care", "Error: 'nobody' is neither a role nor a username");
+    me.run(
+        "grant nobody notes 3 care",
+        "Error: 'nobody' is neither a role nor a username",
+    );
     me.run(
         "grant pharmacy bones 3 care",
         "Error: 'bones' is not a category",
     );
     me.run("grant pharmacy notes 0 care", "is not a number of days");
-    me.run("revoke 0000ffff", "Error: '0000ffff' is no role, username or grant of yours");
+    me.run(
+        "revoke 0000ffff",
+        "Error: '0000ffff' is no role, username or grant of yours",
+    );
     me.run("frobnicate", "Error: unknown command 'frobnicate'");
     me.send("erase");
     me.expect_contains("Erase your records from every node?");
@@ -248,7 +254,10 @@ fn the_patient_reads_audits_revokes_and_erases() {
         me.run("audit", &format!("{member}: confirmed in block #12"));
     }
     // The doctor's node holds none of the patient's bodies any more.
-    doc.run(&format!("set_patient {id}"), "Active patient: (sealed: demographics)");
+    doc.run(
+        &format!("set_patient {id}"),
+        "Active patient: (sealed: demographics)",
+    );
     // Nothing more is recorded about the patient, and the registry forgets them.
     doc.run(
         "consult --test n again",
