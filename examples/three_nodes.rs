@@ -990,10 +990,7 @@ async fn patient_chapter(
                 .unwrap_or_default()
         })
         .await;
-    let confirmed = match confirmed {
-        Ok(confirmed) => confirmed,
-        Err(_) => Vec::new(),
-    };
+    let confirmed = confirmed.unwrap_or_default();
     println!(
         "the patient sees the erasure confirmed by: {}",
         confirmed.join(", ")

@@ -243,7 +243,7 @@ fn the_patient_reads_audits_revokes_and_erases() {
         "pharmacy",
         "PharmacyNode-3",
         dirs[2].path(),
-        &[doc_addr.clone()],
+        std::slice::from_ref(&doc_addr),
     );
     pharm.saw(&format!("sealed bodies of patient {id}"));
     pharm.saw(&format!("* Erasure of patient {id} confirmed"));
