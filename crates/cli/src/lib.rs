@@ -7,7 +7,9 @@
 //! healthchain doctor   --port 5001 --peers 127.0.0.1:5002,127.0.0.1:5003
 //! healthchain lab      --port 5002 --peers 127.0.0.1:5001,127.0.0.1:5003
 //! healthchain pharmacy --port 5003 --peers 127.0.0.1:5001,127.0.0.1:5002
-//! healthchain node     --port 5004 --peers 127.0.0.1:5001        # no prompt
+//! healthchain node     --port 5000 --peers 127.0.0.1:5001        # no prompt
+//! healthchain patient  --key healthchain-data/DoctorNode-5001/patients/<id>.key \
+//!                      --peers 127.0.0.1:5001,127.0.0.1:5002     # the patient's prompt
 //! healthchain keygen   --out alice.key
 //! healthchain genesis  --roster roster.csv --out clinic.genesis --network clinic
 //! healthchain doctor   --port 5001 --genesis clinic.genesis --key alice.key
@@ -30,6 +32,12 @@
 //! from the chain whenever it changes. Roles listen on 5001 (doctor), 5002 (lab), 5003
 //! (pharmacy) and 5000 (node) unless `--port` says otherwise; `--port 0` listens on a
 //! free port, shown in the start-up line `Node <name> listening on <address>, ...`.
+//!
+//! A registration writes the new patient's key file into the data directory's
+//! `patients/`; `healthchain patient --key FILE` runs the patient's own node and prompt
+//! (`patient` module). Every node records on chain the reads of bodies it serves and
+//! that its logged-in user opens without having written them, and carries out erasure
+//! requests (`care` module).
 //!
 //! On a terminal the prompt has line editing and history, hides passwords, and node
 //! events (blocks, reorganisations, refused transactions, peers) appear above it. When

@@ -38,6 +38,13 @@
 //!   `perform_test`, `prescribe` (with the payment of 100 to each lab technician read,
 //!   when affordable: [`Prescribed`]) and `fill` transactions, sealing what they write
 //!   ([`Written`]); [`balances`] lists balances by username.
+//! - **The patient** ([`patient`], [`PatientActor`]): a registration records the
+//!   patient's own keys, signed by the patient ([`PatientKeys`]); the patient signs
+//!   grants and revocations ([`ConsentGrant`], [`ConsentRevocation`]) that validation
+//!   enforces against the block time, and an erasure request ([`ErasureRequest`]);
+//!   members record reads ([`AccessRecord`], break-glass included) and erasure receipts
+//!   ([`ErasureReceipt`]). The treatment consent above is each role's default grant,
+//!   the patient's to revoke.
 //! - **Logins** ([`Credentials`]): node-local usernames with argon2 hashes.
 //! - **Registry** ([`write_registry`]): the patient registry CSV, spreadsheet-safe.
 //! - **DEMO network** ([`demo`]): the original three users with keys from a published

@@ -25,9 +25,15 @@
 //!   blocks), kept only if they match the reference on the chain. The node pushes a
 //!   transaction's bodies ([`NodeHandle::submit_sealed`]) to the peers whose proven key
 //!   they are sealed to, pulls those it lacks when blocks arrive, and serves a
-//!   `GetBodies` only against the asker's proof: anything else gets `Denied`. The
-//!   policy names a payload's bodies ([`Policy::sealed_refs`](ledger_core::Policy::sealed_refs));
-//!   the runtime never opens one.
+//!   `GetBodies` only against the asker's proof and the policy's consent
+//!   ([`Policy::body_access`](ledger_core::Policy::body_access), on the chain as it is
+//!   when the answer goes): anything else gets `Denied`, and every body served is
+//!   reported ([`NodeEvent::BodiesServed`]). The policy names and labels a payload's
+//!   bodies ([`Policy::labelled_refs`](ledger_core::Policy::labelled_refs)); the vault
+//!   keeps the label, a body of an erased subject is neither asked for nor kept, and a
+//!   front end may give the node a [`Rewrap`] so it can serve a body to a reader
+//!   consent now admits but the body was not sealed to. The runtime itself never opens
+//!   a body.
 //! - Throughput: transactions are admitted in batches (submissions and relays queue,
 //!   bounded, with a typed [`NodeError::Busy`]; each batch's signatures are verified
 //!   once, off the ledger task, and the batch is relayed as `Txs` messages); a node
