@@ -372,6 +372,28 @@ fn clinical_records_are_served_only_to_members_who_may_read_them() {
         events[1]["tx"]["fields"]["notes"],
         "(sealed: consultation notes)"
     );
+    // What the lab read (the name and the test, both written by the doctor) is
+    // recorded on chain for the patient's audit, signed by the lab technician.
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let mempool = get(&addr, "/mempool").json();
+        let recorded = mempool["transactions"].as_array().is_some_and(|txs| {
+            txs.iter().any(|tx| {
+                tx["kind"] == "AccessRecord"
+                    && tx["author_name"] == "lab_tech_bob"
+                    && tx["fields"]["bodies"] == "2"
+                    && tx["patient_id"] == patient.as_str()
+            })
+        });
+        if recorded {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab's read was never recorded: {mempool}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // The same record as a FHIR Bundle: only for a logged-in member, and only what
     // that member reads.

@@ -36,6 +36,8 @@ pub(crate) struct Viewer {
     pub(crate) role: Role,
     /// Its encryption key, which opens what is sealed to it.
     pub(crate) key: EncryptionKey,
+    /// Its signing key, which signs the records of what it reads.
+    pub(crate) keys: ledger_core::Keypair,
 }
 
 /// The node's logins and the tokens handed out.
@@ -77,6 +79,7 @@ impl Sessions {
             account: keys.account(),
             role,
             key: EncryptionKey::of_member(&keys),
+            keys,
         });
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);

@@ -27,17 +27,21 @@ pub(super) async fn patient_fhir(
         .ok_or_else(|| ApiError::Unauthorized("log in first: POST /login".into()))?;
     let (patient, genesis, records) = patient_events(&state, &id).await?;
     let vault = state.vault.clone();
+    let reader_of = std::sync::Arc::clone(&viewer);
     // Opening bodies reads the vault: off the async workers.
-    let bundle = tokio::task::spawn_blocking(move || {
+    let (bundle, opened) = tokio::task::spawn_blocking(move || {
+        let viewer = reader_of;
+        let opened = super::reads::opened(genesis.hash(), &viewer, &records, &vault);
         let read = |hash: &ledger_core::Hash| vault.get(hash).ok().flatten();
         let reader = ExportReader {
             reader: health_workflow::BodyReader::new(genesis.hash(), viewer.account, &viewer.key),
             vault: &read,
         };
-        export(&genesis, patient, &records, &reader).bundle
+        (export(&genesis, patient, &records, &reader).bundle, opened)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("the export failed: {e}")))?;
+    super::reads::record(&state.handle, &state.reads, &viewer, patient, opened);
     let body = serde_json::to_vec(&bundle)
         .map_err(|e| ApiError::Internal(format!("writing the Bundle failed: {e}")))?;
     Ok(([(header::CONTENT_TYPE, "application/fhir+json")], body).into_response())

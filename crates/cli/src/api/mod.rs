@@ -16,6 +16,7 @@ mod events;
 mod fhir;
 mod listener;
 mod metrics;
+mod reads;
 pub(crate) mod submit;
 mod views;
 
@@ -204,6 +205,7 @@ struct ApiState {
     shutdown: CancellationToken,
     sessions: Arc<auth::Sessions>,
     vault: Vault,
+    reads: Arc<reads::ReadLog>,
 }
 
 /// What the API needs to let members read their sealed records: the node's logins
@@ -299,6 +301,7 @@ pub(crate) async fn start(
         shutdown: shutdown.clone(),
         sessions: Arc::new(auth::Sessions::new(access.logins, genesis)),
         vault: access.vault,
+        reads: Arc::default(),
     };
     let app = router(state);
     let listener = listener::Capped {
@@ -655,9 +658,12 @@ async fn records(
         .ok_or_else(|| ApiError::Unauthorized("log in first: POST /login".into()))?;
     let (patient, genesis, events) = patient_events(&state, &id).await?;
     let vault = state.vault.clone();
-    let events = tokio::task::spawn_blocking(move || {
+    let reader_of = Arc::clone(&viewer);
+    let (events, opened) = tokio::task::spawn_blocking(move || {
+        let viewer = reader_of;
+        let opened = reads::opened(genesis.hash(), &viewer, &events, &vault);
         let reader = health_workflow::BodyReader::new(genesis.hash(), viewer.account, &viewer.key);
-        events
+        let events = events
             .into_iter()
             .map(|record| {
                 let tx = &record.tx;
@@ -678,10 +684,12 @@ async fn records(
                     tx: view,
                 }
             })
-            .collect()
+            .collect();
+        (events, opened)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("reading the records failed: {e}")))?;
+    reads::record(&state.handle, &state.reads, &viewer, patient, opened);
     Ok(Json(PatientView {
         patient_id: patient.to_string(),
         events,

@@ -346,6 +346,32 @@ impl TxView {
                         put("encryption_key", e.key.to_string());
                         None
                     }
+                    Event::ConsentGrant(g) => {
+                        put("grant_id", g.grant_id.to_string());
+                        put("grantee", g.grantee.to_string());
+                        let categories: Vec<&str> =
+                            g.categories.iter().map(|c| c.label()).collect();
+                        put("categories", categories.join(","));
+                        put("not_before", g.not_before.millis().to_string());
+                        put("not_after", g.not_after.millis().to_string());
+                        put("purpose", g.purpose.clone());
+                        Some(g.patient_id)
+                    }
+                    Event::ConsentRevocation(r) => {
+                        put("grant", r.grant.to_string());
+                        Some(r.patient_id)
+                    }
+                    Event::AccessRecord(a) => {
+                        put("reader", a.reader.to_string());
+                        put("bodies", a.bodies.len().to_string());
+                        put("purpose", a.purpose.to_string());
+                        Some(a.patient_id)
+                    }
+                    Event::ErasureRequest(e) => Some(e.patient_id),
+                    Event::ErasureReceipt(r) => {
+                        put("request", r.request.to_string());
+                        Some(r.patient_id)
+                    }
                     // A kind this front end does not know yet: shown by kind only.
                     _ => None,
                 };
