@@ -224,13 +224,15 @@ impl Prescribed {
 }
 
 /// A logged-in user acting on the ledger: their roster entry, role and signing key,
-/// and the consent table that says to whom what they write is sealed.
+/// and, if they narrow it, the consent table that bounds to whom what they write is
+/// sealed.
 #[derive(Clone, Debug)]
 pub struct Actor {
     member: Member,
     role: Role,
     keys: Keypair,
-    consent: ConsentTable,
+    /// `None`: whoever the patient's consent lets read.
+    narrowed: Option<ConsentTable>,
 }
 
 impl Actor {
@@ -259,14 +261,15 @@ impl Actor {
             member: member.clone(),
             role,
             keys,
-            consent: ConsentTable::treatment(),
+            narrowed: None,
         })
     }
 
-    /// Seals what this actor writes to the readers `consent` names instead of the
-    /// treatment default.
+    /// Seals what this actor writes only to readers whose role `consent` names for the
+    /// category, among those the patient's consent lets read (a writer may narrow its
+    /// readers, never widen them).
     pub fn with_consent(mut self, consent: ConsentTable) -> Actor {
-        self.consent = consent;
+        self.narrowed = Some(consent);
         self
     }
 
@@ -285,9 +288,9 @@ impl Actor {
     }
 
     /// Seals `body` for an event of `kind` about `patient` to its readers, after
-    /// checking its text limits: the author, the patient, and every member the consent
-    /// table names for its category that holds a live grant of the patient at `now`
-    /// ([`HealthState::may_read`]).
+    /// checking its text limits: the author, the patient, and every member that holds a
+    /// live grant of the patient for its category at `now` ([`HealthState::may_read`]),
+    /// within the table this actor narrowed its readers to, if any.
     fn seal_body<B: BodySource<Event>>(
         &self,
         ledger: &Ledger<HealthPolicy, B>,
@@ -312,17 +315,36 @@ impl Actor {
         let section = body.section();
         let category = section.category();
         let (genesis, state) = (ledger.genesis(), state(ledger));
-        let mut readers: Vec<Reader> = self
-            .consent
-            .readers(category, &self.account(), genesis, state)
-            .into_iter()
-            .filter(|r| {
-                r.account == self.account()
-                    || state
-                        .may_read(genesis, &patient, category, &r.account, now)
-                        .is_ok()
+        let author = self.account();
+        let mut readers: Vec<Reader> = state
+            .encryption_key(&author)
+            .map(|key| Reader {
+                account: author,
+                key,
             })
+            .into_iter()
             .collect();
+        for member in &genesis.roster {
+            let role = Role::from_label(&member.role);
+            let within = match (&self.narrowed, role) {
+                (None, _) => true,
+                (Some(table), Some(role)) => table.may_read(role, category),
+                (Some(_), None) => false,
+            };
+            let granted = state
+                .may_read(genesis, &patient, category, &member.account, now)
+                .is_ok();
+            if member.account != author
+                && within
+                && granted
+                && let Some(key) = state.encryption_key(&member.account)
+            {
+                readers.push(Reader {
+                    account: member.account,
+                    key,
+                });
+            }
+        }
         readers.extend(patient_reader.or_else(|| patient_as_reader(ledger, &patient)));
         let binding = Binding::new(ledger.genesis_hash(), self.account(), patient, kind);
         seal(&body.encode(), &binding, &readers, rng)

@@ -754,3 +754,71 @@ fn break_glass_is_for_doctors_with_a_reason_and_ends_on_time() {
     let tx = consult(&mut s, last);
     accepted_at(&mut s.net, tx, last);
 }
+
+#[test]
+fn new_bodies_are_sealed_to_whom_the_patient_lets_read_them() {
+    let mut s = scene();
+    let readers_of =
+        |written: &health_workflow::Written, n: usize| -> Vec<ledger_core::AccountId> {
+            written.bodies[n].readers().copied().collect()
+        };
+    let account = |u: &str| demo_keypair(u).account();
+    // The patient lets the pharmacist read consultation notes, and revokes the lab.
+    let now = s.net.now();
+    let grant =
+        s.me.grant(
+            &s.net.ledger,
+            GrantId::from_random_bytes([4; 16]),
+            Grantee::Role(Role::Pharmacist),
+            vec![Category::ConsultationNotes],
+            (now, Timestamp(now.millis() + 86_400_000)),
+            "medication review",
+            now,
+        )
+        .expect("valid");
+    accepted(&mut s.net, grant);
+    let now = s.net.now();
+    let revoke =
+        s.me.revoke(&s.net.ledger, GrantRef::Treatment(Role::LabTechnician), now)
+            .expect("valid");
+    accepted(&mut s.net, revoke);
+    let now = s.net.now();
+    let alice = s.net.alice.clone();
+    let order = TestRequest::blood_test(s.net.order_id());
+    let written = alice
+        .consult(
+            &s.net.ledger,
+            s.patient,
+            "review",
+            Some(order),
+            now,
+            &mut s.net.rng,
+        )
+        .expect("valid");
+    // The notes: the doctor, the pharmacist (granted), the patient; the test order: the
+    // doctor and the patient, not the lab (revoked) nor the pharmacist (not granted).
+    let notes = readers_of(&written, 0);
+    assert!(notes.contains(&account("dr_alice")));
+    assert!(notes.contains(&account("pharm_charlie")));
+    assert!(notes.contains(&s.me.account()));
+    assert!(!notes.contains(&account("lab_tech_bob")));
+    let test = readers_of(&written, 1);
+    assert_eq!(test, [account("dr_alice"), s.me.account()]);
+    // A writer may narrow its readers, never widen them.
+    let narrowed = alice.with_consent(health_workflow::ConsentTable::empty());
+    let now = s.net.now();
+    let written = narrowed
+        .consult(
+            &s.net.ledger,
+            s.patient,
+            "private",
+            None,
+            now,
+            &mut s.net.rng,
+        )
+        .expect("valid");
+    assert_eq!(
+        readers_of(&written, 0),
+        [account("dr_alice"), s.me.account()]
+    );
+}
