@@ -424,3 +424,261 @@ impl Consent {
         live
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ledger_core::{Hash, Height};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn account(n: u8) -> AccountId {
+        Keypair::from_seed([n; 32]).account()
+    }
+
+    fn at(n: u64) -> Recorded {
+        Recorded {
+            tx_id: TxId::from_hash(Hash::of(&n.to_le_bytes())),
+            height: Height(n),
+            time: Timestamp(n),
+            author: account(9),
+        }
+    }
+
+    fn grant(n: u8, grantee: Grantee, category: Category, window: (u64, u64)) -> GrantRecord {
+        GrantRecord {
+            grant: ConsentGrant {
+                grant_id: GrantId::from_random_bytes([n; 16]),
+                patient_id: PatientId::from_random_bytes([1; 16]),
+                grantee,
+                categories: vec![category],
+                not_before: Timestamp(window.0),
+                not_after: Timestamp(window.1),
+                purpose: "care".into(),
+            },
+            granted: at(u64::from(n)),
+            revoked: None,
+        }
+    }
+
+    fn asker(n: u8, role: Option<Role>, time: u64) -> Asker {
+        Asker {
+            account: account(n),
+            role,
+            time: Timestamp(time),
+        }
+    }
+
+    #[test]
+    fn names_read_as_people_say_them() {
+        assert_eq!(
+            Grantee::Role(Role::Pharmacist).to_string(),
+            "every pharmacist"
+        );
+        assert!(
+            Grantee::Member(account(1))
+                .to_string()
+                .starts_with("member ")
+        );
+        assert_eq!(
+            GrantRef::Treatment(Role::Doctor).to_string(),
+            "the treatment consent of every doctor"
+        );
+        let id = GrantId::from_random_bytes([2; 16]);
+        assert_eq!(GrantRef::Grant(id).to_string(), format!("grant {id}"));
+        assert_eq!(AccessPurpose::Treatment.to_string(), "treatment");
+        let glass = AccessPurpose::BreakGlass {
+            reason: "ER".into(),
+        };
+        assert_eq!(glass.to_string(), "BREAK-GLASS: ER");
+        assert!(glass.is_break_glass() && !AccessPurpose::Treatment.is_break_glass());
+    }
+
+    #[test]
+    fn patient_keys_are_proven_only_for_their_network_and_patient() {
+        let keys = Keypair::from_seed([3; 32]);
+        let genesis = BlockHash::from_byte_array([4; 32]);
+        let patient = PatientId::from_random_bytes([5; 16]);
+        let signed = PatientKeys::sign(&genesis, &patient, &keys);
+        assert!(signed.is_proven(&genesis, &patient));
+        assert!(!signed.is_proven(&BlockHash::from_byte_array([6; 32]), &patient));
+        assert!(!signed.is_proven(&genesis, &PatientId::from_random_bytes([7; 16])));
+        let mut other_key = signed;
+        other_key.encryption = EncryptionKey::from_seed(&[8; 32]).public();
+        assert!(!other_key.is_proven(&genesis, &patient));
+        assert_eq!(signed.encryption, EncryptionKey::of_member(&keys).public());
+    }
+
+    #[test]
+    fn the_newest_signed_grant_explains_a_refusal_before_the_treatment_default() {
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let category = Category::Prescriptions;
+        let mut consent = Consent::default();
+        consent.treatment_revoked.push((Role::Pharmacist, at(1)));
+        let pharmacist = asker(3, Some(Role::Pharmacist), 50);
+        assert!(matches!(
+            Consent::check(Some(&consent), patient, pharmacist, category),
+            Err(EventError::GrantRevoked {
+                grant: GrantRef::Treatment(Role::Pharmacist),
+                ..
+            })
+        ));
+        consent.grants.push(grant(
+            2,
+            Grantee::Role(Role::Pharmacist),
+            category,
+            (10, 40),
+        ));
+        assert!(matches!(
+            Consent::check(Some(&consent), patient, pharmacist, category),
+            Err(EventError::GrantExpired { expired, .. }) if expired == Timestamp(40)
+        ));
+        consent
+            .grants
+            .push(grant(3, Grantee::Member(account(3)), category, (60, 90)));
+        assert!(matches!(
+            Consent::check(Some(&consent), patient, pharmacist, category),
+            Err(EventError::GrantNotYetValid { from, .. }) if from == Timestamp(60)
+        ));
+        // Another member of the role is not covered by a member's grant.
+        assert!(matches!(
+            Consent::check(
+                Some(&consent),
+                patient,
+                asker(4, Some(Role::Pharmacist), 70),
+                category
+            ),
+            Err(EventError::GrantExpired { .. })
+        ));
+        assert_eq!(
+            Consent::check(
+                Some(&consent),
+                patient,
+                asker(3, Some(Role::Pharmacist), 70),
+                category
+            ),
+            Ok(())
+        );
+        // Without a record the treatment default holds; an outsider has no grant.
+        assert_eq!(Consent::check(None, patient, pharmacist, category), Ok(()));
+        assert!(matches!(
+            Consent::check(None, patient, asker(5, None, 1), category),
+            Err(EventError::NoGrant { .. })
+        ));
+        // Erasure voids everything.
+        consent.erased = Some(at(80));
+        assert!(
+            Consent::check(
+                Some(&consent),
+                patient,
+                asker(3, Some(Role::Pharmacist), 70),
+                category
+            )
+            .is_err()
+        );
+        assert!(consent.live_grants(Timestamp(70)).is_empty());
+    }
+
+    #[test]
+    fn live_grants_list_the_defaults_not_revoked_and_the_grants_in_their_window() {
+        let mut consent = Consent::default();
+        consent.treatment_revoked.push((Role::Doctor, at(1)));
+        consent.grants.push(grant(
+            1,
+            Grantee::Role(Role::Doctor),
+            Category::ConsultationNotes,
+            (10, 20),
+        ));
+        let mut revoked = grant(
+            2,
+            Grantee::Role(Role::Doctor),
+            Category::ConsultationNotes,
+            (0, 100),
+        );
+        revoked.revoked = Some(at(5));
+        consent.grants.push(revoked);
+        let live = consent.live_grants(Timestamp(15));
+        assert_eq!(
+            live,
+            [
+                GrantRef::Treatment(Role::LabTechnician),
+                GrantRef::Treatment(Role::Pharmacist),
+                GrantRef::Grant(GrantId::from_random_bytes([1; 16])),
+            ]
+        );
+        assert_eq!(consent.live_grants(Timestamp(20)).len(), 2);
+        assert_eq!(consent.live_grants(Timestamp(9)).len(), 2);
+    }
+
+    fn role() -> impl Strategy<Value = Role> {
+        prop_oneof![
+            Just(Role::Doctor),
+            Just(Role::LabTechnician),
+            Just(Role::Pharmacist)
+        ]
+    }
+
+    fn category() -> impl Strategy<Value = Category> {
+        prop::sample::select(Category::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Against a model: an asker may write (or be served) a category at a time
+        /// exactly when the patient is not erased and either its role's treatment
+        /// default covers the category and is not revoked, or a grant naming it or its
+        /// role covers the category, is not revoked and has the time in its window, or
+        /// (a doctor) a break-glass window of its is open.
+        #[test]
+        fn access_is_granted_exactly_when_a_live_grant_covers_it(
+            revoked_roles in prop::collection::vec(role(), 0..3),
+            grants in prop::collection::vec(
+                (any::<bool>(), 0u8..3, role(), category(), 0u64..100, 0u64..100, any::<bool>()),
+                0..6,
+            ),
+            glass in prop::option::of((0u8..3, 0u64..100)),
+            erased in any::<bool>(),
+            who in 0u8..3,
+            who_role in prop::option::of(role()),
+            wanted in category(),
+            time in 0u64..100,
+        ) {
+            let mut consent = Consent::default();
+            for r in &revoked_roles {
+                if !consent.treatment_revoked.iter().any(|(x, _)| x == r) {
+                    consent.treatment_revoked.push((*r, at(1)));
+                }
+            }
+            for (i, (to_member, member, role, category, start, length, revoked)) in grants.iter().enumerate() {
+                let grantee = if *to_member { Grantee::Member(account(*member)) } else { Grantee::Role(*role) };
+                let mut record = grant(i as u8 + 10, grantee, *category, (*start, start + length + 1));
+                if *revoked {
+                    record.revoked = Some(at(2));
+                }
+                consent.grants.push(record);
+            }
+            if let Some((doctor, until)) = glass {
+                consent.break_glass.push(BreakGlassWindow { doctor: account(doctor), until: Timestamp(until), opened: at(3) });
+            }
+            if erased {
+                consent.erased = Some(at(4));
+            }
+            let asker = asker(who, who_role, time);
+            let treatment = who_role.is_some_and(|r| {
+                ConsentTable::treatment().may_read(r, wanted) && !consent.treatment_revoked.iter().any(|(x, _)| *x == r)
+            });
+            let signed = consent.grants.iter().any(|g| {
+                let covers = match g.grant.grantee {
+                    Grantee::Member(a) => a == asker.account,
+                    Grantee::Role(r) => who_role == Some(r),
+                };
+                covers && g.grant.categories.contains(&wanted) && g.revoked.is_none()
+                    && g.grant.not_before <= asker.time && asker.time < g.grant.not_after
+            });
+            let glass_open = who_role == Some(Role::Doctor)
+                && consent.break_glass.iter().any(|w| w.doctor == asker.account && asker.time < w.until);
+            let expected = !erased && (treatment || signed || glass_open);
+            let patient = PatientId::from_random_bytes([1; 16]);
+            prop_assert_eq!(Consent::check(Some(&consent), patient, asker, wanted).is_ok(), expected);
+        }
+    }
+}
