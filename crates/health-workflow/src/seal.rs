@@ -197,15 +197,61 @@ impl EncryptionKey {
     }
 }
 
-/// Whether a body can be sealed to `key`: it is an X25519 public key of which HPKE
-/// accepts an encapsulation (not one of the low-order points, whose shared secret is
-/// zero). Checked by a trial encapsulation, about the cost of one wrap.
+/// The X25519 u-coordinates of small order, as 32 little-endian bytes with the top bit
+/// clear: 0, 1, the two points of order 8, and p − 1, p and p + 1 (non-canonical
+/// encodings of the same points). A shared secret with any of them is all zeros,
+/// whatever the secret key, so HPKE refuses them (libsodium keeps the same list).
+const SMALL_ORDER: [[u8; 32]; 7] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
+        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
+        0xb8, 0x00,
+    ],
+    [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef,
+        0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f,
+        0x11, 0x57,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Whether a body can be sealed to `key`: it is not an X25519 point of small order
+/// (X25519 ignores the top bit), whose shared secret with any key is zero, which HPKE
+/// refuses. A comparison with [`SMALL_ORDER`], not a trial encapsulation: validation
+/// checks every registration's key, and the tests check that the two agree.
 pub fn is_usable_key(key: &EncryptionPublicKey) -> bool {
+    let mut bytes = key.to_byte_array();
+    bytes[31] &= 0x7f;
+    !SMALL_ORDER.contains(&bytes)
+}
+
+/// Whether HPKE accepts an encapsulation to `key` (a trial, about the cost of one wrap):
+/// the oracle [`is_usable_key`] is tested against.
+#[cfg(test)]
+fn hpke_accepts(key: &EncryptionPublicKey) -> bool {
     use rand_core::SeedableRng;
     let Some(public) = hpke_public(key) else {
         return false;
     };
-    // The trial wrap is thrown away: a fixed generator is enough.
     let mut rng = chacha20::ChaCha20Rng::from_seed([0; 32]);
     hpke::single_shot_seal_with_rng::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
         &OpModeS::Base,
@@ -543,6 +589,27 @@ mod tests {
     }
 
     const NOTES: &[u8] = b"Persistent fatigue, pale; order a full blood count";
+
+    #[test]
+    fn the_small_order_list_refuses_exactly_what_hpke_refuses() {
+        for point in SMALL_ORDER {
+            for top in [0x00, 0x80] {
+                let mut bytes = point;
+                bytes[31] |= top;
+                let key = EncryptionPublicKey::from_byte_array(bytes);
+                assert!(!hpke_accepts(&key), "{key} is of small order");
+                assert!(!is_usable_key(&key));
+            }
+        }
+        for seed in 0..64u8 {
+            let key = EncryptionKey::from_seed(&[seed; 32]).public();
+            assert!(hpke_accepts(&key) && is_usable_key(&key));
+            let mut bytes = Hash::of(&[seed]).to_byte_array();
+            bytes[0] ^= seed;
+            let any = EncryptionPublicKey::from_byte_array(bytes);
+            assert_eq!(is_usable_key(&any), hpke_accepts(&any), "{any}");
+        }
+    }
 
     #[test]
     fn a_reader_rewraps_a_body_to_one_more_reader_and_only_a_reader_can() {
