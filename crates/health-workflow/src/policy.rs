@@ -1065,6 +1065,92 @@ mod tests {
     }
 
     #[test]
+    fn each_sealed_body_is_labelled_with_its_patient_category_author_and_kind() {
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let consultation = Event::DoctorConsultation(DoctorConsultation {
+            patient_id: patient,
+            notes: sealed(2),
+            test_orders: vec![TestOrder {
+                order_id: OrderId::from_random_bytes([3; 16]),
+                test: sealed(3),
+            }],
+        });
+        let author = demo_keypair("dr_alice").account();
+        let labelled = HealthPolicy.labelled_refs(&author, &consultation);
+        let label = |category: Category| BodyLabel {
+            subject: *patient.uuid().as_bytes(),
+            category: category.code(),
+            author,
+            kind: EventKind::DoctorConsultation.code(),
+        };
+        assert_eq!(
+            labelled,
+            [
+                (sealed(2), label(Category::ConsultationNotes)),
+                (sealed(3), label(Category::TestsAndResults)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_readers_encryption_key_is_the_one_in_force() {
+        let genesis = demo_genesis();
+        let state = HealthPolicy.genesis_state(&genesis);
+        let lab = demo_keypair("lab_tech_bob").account();
+        assert_eq!(
+            HealthPolicy.encryption_key(&state, &lab),
+            genesis
+                .member(&lab)
+                .and_then(|m| m.encryption)
+                .map(|e| e.key)
+        );
+        assert!(
+            HealthPolicy
+                .encryption_key(&state, &genesis.reserve)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn undoing_a_patients_consent_event_gives_the_state_a_replay_would() {
+        let genesis = demo_genesis();
+        let mut state = HealthPolicy.genesis_state(&genesis);
+        let patient = PatientId::from_random_bytes([1; 16]);
+        let register = Event::PatientRegistration(PatientRegistration {
+            patient_id: patient,
+            demographics: sealed(1),
+            patient_keys: patient_keys(&genesis, patient),
+        });
+        apply(&genesis, &mut state, "dr_alice", 1, &register).expect("valid");
+        let registered = state.clone();
+        // An access record by the lab: the consent record is created, then undone.
+        let access = Event::AccessRecord(crate::patient::AccessRecord {
+            patient_id: patient,
+            reader: demo_keypair("lab_tech_bob").account(),
+            bodies: vec![BodyId::from_byte_array([1; 16])],
+            purpose: crate::patient::AccessPurpose::Treatment,
+        });
+        let applied = apply(&genesis, &mut state, "lab_tech_bob", 2, &access).expect("valid");
+        assert!(
+            state
+                .patient(&patient)
+                .expect("registered")
+                .consent
+                .is_some()
+        );
+        HealthPolicy.undo(&mut state, applied.undo);
+        assert_eq!(state, registered);
+        // The patient reads every category of her own records.
+        let account = state.patient(&patient).expect("registered").account;
+        for category in Category::ALL {
+            assert_eq!(
+                state.may_read(&genesis, &patient, category, &account, Timestamp(0)),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
     fn a_patients_first_record_takes_room_for_one() {
         let mut list = Vec::new();
         push_compact(&mut list, 1u64);

@@ -211,6 +211,23 @@ fn revoking_the_pharmacy_refuses_its_fill_until_the_patient_grants_again() {
         )
         .expect("valid");
     accepted(&mut s.net, grant);
+    // The same grant id again is refused.
+    let now = s.net.now();
+    let again =
+        s.me.grant(
+            &s.net.ledger,
+            GrantId::from_random_bytes([5; 16]),
+            Grantee::Role(Role::Doctor),
+            vec![Category::Demographics],
+            (now, Timestamp(now.millis() + 1_000)),
+            "again",
+            now,
+        )
+        .expect("signed");
+    assert!(matches!(
+        refused(&mut s.net, again),
+        EventError::DuplicateGrant { .. }
+    ));
     let before = s.net.balance("dr_alice");
     accepted(&mut s.net, fill);
     assert_eq!(
