@@ -223,7 +223,18 @@ impl HealthState {
                 account: keys.account,
             });
         }
-        if !keys.is_proven(&ctx.genesis_hash, &r.patient_id) {
+        let digest = ledger_core::Hash::of_parts(&[
+            ctx.genesis_hash.hash().as_bytes(),
+            r.patient_id.uuid().as_bytes(),
+            keys.account.as_bytes(),
+            &keys.encryption.to_byte_array(),
+            keys.proof.as_bytes(),
+        ]);
+        let genesis = ctx.genesis_hash;
+        if !self
+            .proven
+            .check(digest, || keys.is_proven(&genesis, &r.patient_id))
+        {
             return Err(EventError::PatientKeyNotProven {
                 patient: r.patient_id,
             });

@@ -7,8 +7,9 @@
 //! [`records`](crate::records) reads events back from the blocks by these indexes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use ledger_core::{AccountId, Height, Timestamp, TxId};
+use ledger_core::{AccountId, BoundedSet, Hash, Height, Timestamp, TxId};
 
 use crate::event::EventKind;
 use crate::ids::{OrderId, PatientId, PrescriptionId};
@@ -162,7 +163,60 @@ pub struct HealthState {
     pub(crate) patient_accounts: HashMap<AccountId, PatientId>,
     /// Patients who asked for erasure, in chain order.
     pub(crate) erased: Vec<PatientId>,
+    /// Patient key proofs found valid lately, so a registration checked in the mempool
+    /// is not checked again when its block is built and validated.
+    pub(crate) proven: ProofMemo,
 }
+
+/// The registrations whose patient key proof verified lately (a bounded set of their
+/// digests). Verification is a pure function, so remembering a valid proof never
+/// changes a verdict; the memo is shared by the clones of a state and is not part of
+/// the state's value: two states compare equal whatever their memos hold.
+#[derive(Clone)]
+pub(crate) struct ProofMemo(Arc<Mutex<BoundedSet<Hash>>>);
+
+/// Most patient key proofs [`ProofMemo`] remembers.
+pub(crate) const MAX_PROOFS_REMEMBERED: usize = 16_384;
+
+impl Default for ProofMemo {
+    fn default() -> Self {
+        ProofMemo(Arc::new(Mutex::new(BoundedSet::new(MAX_PROOFS_REMEMBERED))))
+    }
+}
+
+impl ProofMemo {
+    /// Whether `verify` holds for the proof with digest `digest`, verifying it only if
+    /// it was not found valid lately.
+    pub(crate) fn check(&self, digest: Hash, verify: impl FnOnce() -> bool) -> bool {
+        let lock = || {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if lock().contains(&digest) {
+            return true;
+        }
+        let valid = verify();
+        if valid {
+            lock().insert(digest);
+        }
+        valid
+    }
+}
+
+impl std::fmt::Debug for ProofMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProofMemo")
+    }
+}
+
+impl PartialEq for ProofMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ProofMemo {}
 
 impl HealthState {
     /// A registered patient.
@@ -373,6 +427,24 @@ mod tests {
             .expect("the patient is registered")
             .prescriptions
             .push(id);
+    }
+
+    #[test]
+    fn the_proof_memo_remembers_only_valid_proofs() {
+        let memo = ProofMemo::default();
+        let (a, b) = (ledger_core::Hash::of(b"a"), ledger_core::Hash::of(b"b"));
+        assert!(!memo.check(a, || false));
+        assert!(
+            !memo.check(a, || false),
+            "an invalid proof is checked again"
+        );
+        assert!(memo.check(b, || true));
+        assert!(memo.check(b, || unreachable!("a valid proof is remembered")));
+        assert!(!memo.check(a, || false));
+        // Clones share it, and it is no part of a state's value.
+        let clone = memo.clone();
+        assert!(clone.check(b, || unreachable!("shared")));
+        assert_eq!(ProofMemo::default(), memo);
     }
 
     #[test]
