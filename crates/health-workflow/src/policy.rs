@@ -3,7 +3,9 @@
 use std::collections::hash_map::Entry;
 
 use ledger_core::sealed::{BodyAccess, BodyLabel};
-use ledger_core::{AccountId, Amount, Applied, Genesis, Policy, Timestamp, TxContext, TxId};
+use ledger_core::{
+    AccountId, Amount, Applied, BlockHash, Genesis, Policy, Timestamp, TxContext, TxId,
+};
 use uuid::Uuid;
 
 use crate::body::Category;
@@ -12,7 +14,7 @@ use crate::event::{
     Prescription, PrescriptionFilled,
 };
 use crate::ids::{OrderId, PatientId, PrescriptionId};
-use crate::patient::{Asker, GrantRef};
+use crate::patient::{Asker, GrantRef, PatientKeys};
 use crate::role::Role;
 use crate::seal::{EncryptionPublicKey, SealedRef};
 
@@ -223,18 +225,10 @@ impl HealthState {
                 account: keys.account,
             });
         }
-        let digest = ledger_core::Hash::of_parts(&[
-            ctx.genesis_hash.hash().as_bytes(),
-            r.patient_id.uuid().as_bytes(),
-            keys.account.as_bytes(),
-            &keys.encryption.to_byte_array(),
-            keys.proof.as_bytes(),
-        ]);
         let genesis = ctx.genesis_hash;
-        if !self
-            .proven
-            .check(digest, || keys.is_proven(&genesis, &r.patient_id))
-        {
+        if !self.proven.check(proof_digest(&genesis, r), || {
+            keys.is_proven(&genesis, &r.patient_id)
+        }) {
             return Err(EventError::PatientKeyNotProven {
                 patient: r.patient_id,
             });
@@ -444,6 +438,19 @@ impl HealthState {
     }
 }
 
+/// What the proof memo knows a registration's patient key proof by: the network, the
+/// patient and everything the proof covers, and the proof.
+fn proof_digest(genesis: &BlockHash, r: &PatientRegistration) -> ledger_core::Hash {
+    let keys = &r.patient_keys;
+    ledger_core::Hash::of_parts(&[
+        genesis.hash().as_bytes(),
+        r.patient_id.uuid().as_bytes(),
+        keys.account.as_bytes(),
+        &keys.encryption.to_byte_array(),
+        keys.proof.as_bytes(),
+    ])
+}
+
 impl Policy for HealthPolicy {
     type Payload = Event;
     type State = HealthState;
@@ -491,6 +498,48 @@ impl Policy for HealthPolicy {
             Event::AccessRecord(a) => state.record_access(ctx, a, at).map(Applied::new),
             Event::ErasureRequest(e) => state.request_erasure(&e.patient_id, at).map(Applied::new),
             Event::ErasureReceipt(r) => state.confirm_erasure(r, at).map(Applied::new),
+        }
+    }
+
+    /// Verifies the patient key proofs of a run of registrations in one batch, on every
+    /// core, and remembers the valid ones: `apply` then finds them proven.
+    fn prepare(&self, state: &HealthState, genesis_hash: &BlockHash, events: &[&Event]) {
+        let registrations: Vec<(ledger_core::Hash, Vec<u8>, &PatientRegistration)> = events
+            .iter()
+            .filter_map(|event| match event {
+                Event::PatientRegistration(r) => Some(r),
+                _ => None,
+            })
+            .map(|r| {
+                let keys = &r.patient_keys;
+                let message = PatientKeys::message(
+                    genesis_hash,
+                    &r.patient_id,
+                    &keys.account,
+                    &keys.encryption,
+                );
+                (proof_digest(genesis_hash, r), message, r)
+            })
+            .filter(|(digest, _, _)| !state.proven.knows(digest))
+            .collect();
+        if registrations.is_empty() {
+            return;
+        }
+        let signatures: Vec<(AccountId, &[u8], ledger_core::Signature)> = registrations
+            .iter()
+            .map(|(_, message, r)| {
+                (
+                    r.patient_keys.account,
+                    message.as_slice(),
+                    r.patient_keys.proof,
+                )
+            })
+            .collect();
+        let valid = ledger_core::verify_signatures(&signatures);
+        for ((digest, _, _), ok) in registrations.iter().zip(valid) {
+            if ok {
+                state.proven.remember(*digest);
+            }
         }
     }
 
@@ -834,6 +883,43 @@ mod tests {
                 (sealed(2), label(Category::ConsultationNotes)),
                 (sealed(3), label(Category::TestsAndResults)),
             ]
+        );
+    }
+
+    #[test]
+    fn prepare_remembers_only_proofs_that_verify() {
+        let genesis = demo_genesis();
+        let state = HealthPolicy.genesis_state(&genesis);
+        let (good, bad) = (
+            PatientId::from_random_bytes([1; 16]),
+            PatientId::from_random_bytes([2; 16]),
+        );
+        let registration = |patient: PatientId, keys: crate::PatientKeys| {
+            Event::PatientRegistration(PatientRegistration {
+                patient_id: patient,
+                demographics: sealed(1),
+                patient_keys: keys,
+            })
+        };
+        let mut forged = patient_keys(&genesis, bad);
+        forged.proof = demo_keypair("dr_alice").sign(b"not the keys");
+        let events = [
+            registration(good, patient_keys(&genesis, good)),
+            registration(bad, forged),
+        ];
+        let refs: Vec<&Event> = events.iter().collect();
+        HealthPolicy.prepare(&state, &genesis.hash(), &refs);
+        let digest = |e: &Event| match e {
+            Event::PatientRegistration(r) => proof_digest(&genesis.hash(), r),
+            _ => unreachable!(),
+        };
+        assert!(state.proven.knows(&digest(&events[0])));
+        assert!(!state.proven.knows(&digest(&events[1])));
+        // The forged one is still refused when applied.
+        let mut state = state;
+        assert_eq!(
+            apply(&genesis, &mut state, "dr_alice", 1, &events[1]).map(|_| ()),
+            Err(EventError::PatientKeyNotProven { patient: bad })
         );
     }
 

@@ -175,7 +175,9 @@ pub struct HealthState {
 #[derive(Clone)]
 pub(crate) struct ProofMemo(Arc<Mutex<BoundedSet<Hash>>>);
 
-/// Most patient key proofs [`ProofMemo`] remembers.
+/// Most patient key proofs [`ProofMemo`] remembers: more than a block's transactions
+/// ([`ledger_core::limits::MAX_TXS_PER_BLOCK`]), so the proofs of a block checked ahead
+/// are all still remembered when it is applied.
 pub(crate) const MAX_PROOFS_REMEMBERED: usize = 16_384;
 
 impl Default for ProofMemo {
@@ -185,6 +187,23 @@ impl Default for ProofMemo {
 }
 
 impl ProofMemo {
+    /// Whether the proof with digest `digest` was found valid lately.
+    pub(crate) fn knows(&self, digest: &Hash) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(digest)
+    }
+
+    /// Remembers that the proof with digest `digest` is valid: only for a proof that was
+    /// verified.
+    pub(crate) fn remember(&self, digest: Hash) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(digest);
+    }
+
     /// Whether `verify` holds for the proof with digest `digest`, verifying it only if
     /// it was not found valid lately.
     pub(crate) fn check(&self, digest: Hash, verify: impl FnOnce() -> bool) -> bool {

@@ -147,4 +147,7 @@ pub use state::ChainState;
 pub use store::{BodySource, MemoryBodies};
 pub use tx::{Transaction, TxBody};
 pub use units::{Amount, Height, Timestamp};
-pub use verify::{Preverified, Screen, SignatureSet, prepare_and_verify, preverify, preverify_txs};
+pub use verify::{
+    Preverified, Screen, SignatureSet, prepare_and_verify, preverify, preverify_txs,
+    verify_signatures,
+};

@@ -126,6 +126,17 @@ pub trait Policy: Send + Sync + 'static {
         BodyAccess::Granted
     }
 
+    /// Called by the bulk import ([`Ledger::import_blocks`](crate::Ledger::import_blocks))
+    /// with the payloads of each block before it is applied, so a policy can
+    /// check ahead, batched and on every core, what [`Policy::apply`] would check one by
+    /// one: a signature a payload carries, with
+    /// [`verify_signatures`](crate::verify_signatures). It may remember only facts (this
+    /// signature is valid), never a verdict `apply` would not reach by itself, so it
+    /// changes how fast blocks are applied, not whether. By default nothing.
+    fn prepare(&self, state: &Self::State, genesis_hash: &BlockHash, payloads: &[&Self::Payload]) {
+        let _ = (state, genesis_hash, payloads);
+    }
+
     /// The encryption key bodies are sealed to `account` with now, if it has one: what a
     /// runtime wraps a body's key to when it gives the body to a reader it was not
     /// sealed to. By default none.

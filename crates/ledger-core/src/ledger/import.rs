@@ -14,6 +14,7 @@ use crate::limits;
 use crate::policy::Policy;
 use crate::prepared::{Digest, PreparedBlock};
 use crate::store::BodySource;
+use crate::tx::TxBody;
 use crate::units::Timestamp;
 use crate::verify::{self, Preverified, Remember};
 
@@ -192,6 +193,17 @@ impl<P: Policy, B: BodySource<P::Payload>> Ledger<P, B> {
                 || {
                     for prepared in current.drain(..) {
                         let block = Arc::clone(prepared.block());
+                        // The policy checks ahead, in batch, what it would check one by
+                        // one as it applies the block.
+                        let payloads: Vec<&P::Payload> = block
+                            .transactions
+                            .iter()
+                            .filter_map(|tx| match &tx.body {
+                                TxBody::App(payload) => Some(payload),
+                                TxBody::Transfer { .. } => None,
+                            })
+                            .collect();
+                        self.policy.prepare(self.state.app(), &genesis, &payloads);
                         let outcome = self.submit(prepared, now);
                         each(&block, outcome)?;
                     }

@@ -315,6 +315,28 @@ impl Preverified {
     }
 }
 
+/// Verifies `signatures` (signer, message, signature) under the network's one rule,
+/// batched and, with the `parallel` feature, on every core, as the ledger verifies
+/// transactions: for a policy whose payloads carry signatures of their own, checked
+/// ahead of their blocks ([`Policy::prepare`](crate::Policy::prepare)). Each one's
+/// validity, in order; a key that is not usable signs nothing.
+pub fn verify_signatures(signatures: &[(AccountId, &[u8], Signature)]) -> Vec<bool> {
+    let bytes = signatures.iter().map(|(_, m, _)| m.len()).sum();
+    let mut items = SigItems::with_capacity(signatures.len(), bytes);
+    let mut usable = Vec::with_capacity(signatures.len());
+    for (i, (account, message, signature)) in signatures.iter().enumerate() {
+        if account.is_usable() {
+            items.push(account, &[message], signature);
+            usable.push(i);
+        }
+    }
+    let mut valid = vec![false; signatures.len()];
+    for (i, ok) in usable.into_iter().zip(items.validity()) {
+        valid[i] = ok;
+    }
+    valid
+}
+
 /// Whose signature an item is.
 enum Owner {
     Tx(TxId),
@@ -662,6 +684,35 @@ impl KeyCache {
     /// Whether `account` is a usable key.
     pub(crate) fn usable(&mut self, account: &AccountId) -> bool {
         self.get(account).is_some()
+    }
+}
+
+#[cfg(test)]
+mod verify_signatures_tests {
+    use super::*;
+    use crate::keys::Keypair;
+
+    #[test]
+    fn each_signature_is_judged_alone_whatever_its_batch() {
+        let keys = Keypair::from_seed([1; 32]);
+        let good = keys.sign(b"one");
+        let unusable = AccountId([0; 32]);
+        let many: Vec<(AccountId, &[u8], Signature)> = (0..40)
+            .map(|i| {
+                if i == 7 {
+                    (keys.account(), &b"two"[..], good)
+                } else if i == 9 {
+                    (unusable, &b"one"[..], good)
+                } else {
+                    (keys.account(), &b"one"[..], good)
+                }
+            })
+            .collect();
+        let valid = verify_signatures(&many);
+        for (i, ok) in valid.iter().enumerate() {
+            assert_eq!(*ok, i != 7 && i != 9, "signature {i}");
+        }
+        assert!(verify_signatures(&[]).is_empty());
     }
 }
 
