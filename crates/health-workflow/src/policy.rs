@@ -88,12 +88,26 @@ fn rewarded((undo, doctor): (HealthUndo, AccountId), amount: Amount) -> Applied<
 ///
 /// Rules, checked identically in the mempool and in blocks:
 /// - the author must be a roster member whose role may record the event
-///   ([`Role::may_record`]); then the event's form ([`Event::check_form`]);
+///   ([`Role::may_record`]), or, for the patient's own events, the patient's key; then
+///   the event's form ([`Event::check_form`]);
 /// - every event names a registered patient (a fill through its prescription); new
-///   patient, order and prescription ids are unused;
+///   patient, order and prescription ids are unused; a registration carries the
+///   patient's keys, proven by the patient's signature;
+/// - a clinical event needs a live grant of the patient for each category it writes,
+///   at the block time, and nothing is recorded about an erased patient (see
+///   [`patient`](crate::patient));
 /// - a lab result answers an open test order of the same patient;
 /// - a prescription names existing lab results of the same patient, each once;
 /// - a fill names an existing prescription not yet filled.
+///
+/// The patient's proof is a signature the ledger does not see: the policy verifies it
+/// itself, with the ledger's one rule ([`ledger_core::verify_signature`]). A bulk import
+/// hands it each block's registrations first ([`Policy::prepare`]), which it verifies in
+/// one batch ([`ledger_core::verify_signatures`]); the mempool path verifies a proof
+/// alone, once per node, since valid proofs are remembered (not part of the state's
+/// value). Putting the proof in the block's own signature batch would need a
+/// co-signature in the ledger's transaction format: the decision recorded here is to
+/// keep the core's format and pay one more check per registration.
 ///
 /// Rewards, paid by the ledger from the reserve in the same block (none once the
 /// reserve cannot afford them): [`Rates::reward_lab_result`] to the doctor who ordered
