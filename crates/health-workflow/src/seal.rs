@@ -236,7 +236,7 @@ const SMALL_ORDER: [[u8; 32]; 7] = [
 
 /// Whether a body can be sealed to `key`: it is not an X25519 point of small order
 /// (X25519 ignores the top bit), whose shared secret with any key is zero, which HPKE
-/// refuses. A comparison with [`SMALL_ORDER`], not a trial encapsulation: validation
+/// refuses. A comparison with the seven small-order encodings, not a trial encapsulation: validation
 /// checks every registration's key, and the tests check that the two agree.
 pub fn is_usable_key(key: &EncryptionPublicKey) -> bool {
     let mut bytes = key.to_byte_array();
