@@ -38,7 +38,9 @@ use rand::Rng;
 use crate::args::{NodeArgs, PatientArgs};
 use crate::command::{parse_yes_no, split_words};
 use crate::lens::Lens;
-use crate::repl::{Backend, Conversation, Flow, say_all, tx_reason};
+use crate::repl::{
+    Backend, Conversation, Failure, Flow, Outcome, refuse, refused, say_all, tx_reason,
+};
 use crate::views;
 
 /// Directory, inside a member node's data directory, of the key files of the patients
@@ -121,28 +123,6 @@ pub(crate) fn run(args: PatientArgs) -> anyhow::Result<()> {
         },
         node,
     )
-}
-
-/// What went wrong with a command: one line for the person, or a failed node.
-enum Failure {
-    Refused(String),
-    Fatal(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Failure::Fatal(error)
-    }
-}
-
-type Outcome<T = ()> = Result<T, Failure>;
-
-fn refuse<T>(message: impl Into<String>) -> Outcome<T> {
-    Err(Failure::Refused(message.into()))
-}
-
-fn refused(error: impl std::fmt::Display) -> Failure {
-    Failure::Refused(error.to_string())
 }
 
 /// The patient's prompt.

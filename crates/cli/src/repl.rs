@@ -135,7 +135,7 @@ pub(crate) struct Repl<B> {
 }
 
 /// Why a command did not complete.
-enum Failure {
+pub(crate) enum Failure {
     /// The user's request cannot be done: one line says why, and the REPL goes on.
     Refused(String),
     /// The node itself failed: the REPL stops.
@@ -148,14 +148,16 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-type Outcome<T = ()> = Result<T, Failure>;
+/// What a command returns: its result, or why it did not complete.
+pub(crate) type Outcome<T = ()> = Result<T, Failure>;
 
-fn refuse<T>(message: impl Into<String>) -> Outcome<T> {
+/// A refusal of the user's request, with one line saying why.
+pub(crate) fn refuse<T>(message: impl Into<String>) -> Outcome<T> {
     Err(Failure::Refused(message.into()))
 }
 
 /// Turns an error the user caused into a refusal (for `map_err`).
-fn refused(error: impl std::fmt::Display) -> Failure {
+pub(crate) fn refused(error: impl std::fmt::Display) -> Failure {
     Failure::Refused(error.to_string())
 }
 

@@ -6,33 +6,7 @@
 
 mod common;
 
-use common::{Proc, start_node};
-
-/// Waits until `node` has `count` pending transactions besides read records.
-fn pending(node: &mut Proc, count: usize) {
-    let deadline = std::time::Instant::now() + common::TIMEOUT;
-    loop {
-        node.send("pending");
-        let header = node.expect_contains("pending transaction");
-        let listed: usize = header
-            .split(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let others = (0..listed)
-            .filter(|_| !node.expect_prefix("  tx ").contains("ACCESS_RECORD"))
-            .count();
-        if others == count {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}: never {count} pending transactions",
-            node.name
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
+use common::{Proc, pending_workflow as pending, start_node};
 
 fn at_height(node: &mut Proc, height: u64) {
     node.saw(&format!("* Chain tip is now block #{height} "));

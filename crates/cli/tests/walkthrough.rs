@@ -4,38 +4,11 @@
 
 mod common;
 
-use common::{Proc, start_node};
+use common::{Proc, pending_workflow as pending, start_node};
 
 /// Waits until `node` reports a best chain at `height`.
 fn at_height(node: &mut Proc, height: u64) {
     node.saw(&format!("* Chain tip is now block #{height} "));
-}
-
-/// Waits until `node` has `count` pending workflow transactions (they travel by
-/// gossip), not counting the records of reads the nodes post for the patient's audit.
-fn pending(node: &mut Proc, count: usize) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        node.send("pending");
-        let header = node.expect_contains("pending transaction");
-        let listed: usize = header
-            .split(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let workflow = (0..listed)
-            .filter(|_| !node.expect_prefix("  tx ").contains("ACCESS_RECORD"))
-            .count();
-        if workflow == count {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}: never {count} pending workflow transactions",
-            node.name
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// The `balances` lines of `node`.

@@ -649,6 +649,28 @@ fn policy_errors_are_reported() {
     ));
 }
 
+#[test]
+fn a_policy_may_refuse_a_transfer_in_the_mempool_and_in_a_block() {
+    let k = keys();
+    let mut ledger = ledger(2);
+    let before = ledger.state().clone();
+    let transfer = signed(&ledger, &k[0], 1, pay(sanctioned(), 5));
+    let refusal = TxError::Policy {
+        tx: transfer.id(),
+        error: OpError::Sanctioned,
+    };
+    assert_eq!(
+        ledger.submit_transaction(transfer.clone(), late()),
+        Err(refusal.clone())
+    );
+    let block = on_genesis(&ledger, &k[0], vec![transfer], Vec::new());
+    assert_eq!(tx_error(reject(&mut ledger, block, late())), (0, refusal));
+    assert_eq!(ledger.state(), &before);
+    // Any other transfer passes.
+    let fine = signed(&ledger, &k[0], 1, pay(stranger(), 5));
+    assert!(ledger.submit_transaction(fine, late()).is_ok());
+}
+
 // ----- rewards ---------------------------------------------------------------------------
 
 #[test]

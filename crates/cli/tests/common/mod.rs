@@ -296,3 +296,30 @@ pub fn start_api_node(
         .to_string();
     (proc, addr, api)
 }
+
+/// Waits until `node` has `count` pending transactions besides the records of reads
+/// the nodes post for the patient's audit (they travel by gossip).
+pub fn pending_workflow(node: &mut Proc, count: usize) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        node.send("pending");
+        let header = node.expect_contains("pending transaction");
+        let listed: usize = header
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let workflow = (0..listed)
+            .filter(|_| !node.expect_prefix("  tx ").contains("ACCESS_RECORD"))
+            .count();
+        if workflow == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: never {count} pending workflow transactions",
+            node.name
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

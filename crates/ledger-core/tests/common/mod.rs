@@ -80,6 +80,13 @@ pub enum OpError {
     NoteTooLong,
     #[error("counter overflow")]
     Overflow,
+    #[error("transfers to this account are refused")]
+    Sanctioned,
+}
+
+/// An account the test policy refuses transfers to ([`Policy::check_transfer`]).
+pub fn sanctioned() -> AccountId {
+    AccountId::unspendable("sanctioned")
 }
 
 /// The test policy.
@@ -94,6 +101,20 @@ impl Policy for Counter {
 
     fn genesis_state(&self, _: &Genesis) -> AppState {
         AppState::default()
+    }
+
+    fn check_transfer(
+        &self,
+        _: &TxContext<'_>,
+        _: &AppState,
+        to: &AccountId,
+        _: Amount,
+    ) -> Result<(), OpError> {
+        if *to == sanctioned() {
+            Err(OpError::Sanctioned)
+        } else {
+            Ok(())
+        }
     }
 
     fn apply(
