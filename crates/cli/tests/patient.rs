@@ -21,24 +21,8 @@ fn until(node: &mut Proc, command: &str, done: &str, want: &str) {
 #[test]
 fn the_patient_reads_audits_revokes_and_erases() {
     let dirs = [(); 4].map(|()| tempfile::tempdir().expect("temp dir"));
-    let (mut doc, doc_addr) = start_node("doctor", "DoctorNode-1", dirs[0].path(), &[]);
-    let (mut lab, lab_addr) = start_node(
-        "lab",
-        "LabNode-2",
-        dirs[1].path(),
-        std::slice::from_ref(&doc_addr),
-    );
-    let (mut pharm, pharm_addr) = start_node(
-        "pharmacy",
-        "PharmacyNode-3",
-        dirs[2].path(),
-        &[doc_addr.clone(), lab_addr.clone()],
-    );
-    for node in [&mut doc, &mut lab, &mut pharm] {
-        node.poll("peers", "onnected peers", |l| {
-            l.starts_with("Connected peers (2)")
-        });
-    }
+    let ([mut doc, mut lab, mut pharm], [doc_addr, lab_addr, pharm_addr]) =
+        common::start_three([dirs[0].path(), dirs[1].path(), dirs[2].path()]);
 
     // The original walkthrough, in brief.
     doc.run("login dr_alice password123", "Logged in as dr_alice");

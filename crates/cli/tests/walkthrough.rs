@@ -30,24 +30,8 @@ fn tip(node: &mut Proc) -> String {
 #[test]
 fn three_nodes_run_the_original_walkthrough() {
     let dirs = [(); 3].map(|()| tempfile::tempdir().expect("temp dir"));
-    let (mut doc, doc_addr) = start_node("doctor", "DoctorNode-1", dirs[0].path(), &[]);
-    let (mut lab, lab_addr) = start_node(
-        "lab",
-        "LabNode-2",
-        dirs[1].path(),
-        std::slice::from_ref(&doc_addr),
-    );
-    let (mut pharm, _) = start_node(
-        "pharmacy",
-        "PharmacyNode-3",
-        dirs[2].path(),
-        &[doc_addr.clone(), lab_addr],
-    );
-    for node in [&mut doc, &mut lab, &mut pharm] {
-        node.poll("peers", "onnected peers", |l| {
-            l.starts_with("Connected peers (2)")
-        });
-    }
+    let ([mut doc, mut lab, mut pharm], [doc_addr, _, _]) =
+        common::start_three([dirs[0].path(), dirs[1].path(), dirs[2].path()]);
     assert!(doc.seen.iter().any(|l| l.starts_with("DEMO network")));
 
     // Wrong input on the way: one clear line each, and the REPL goes on.

@@ -160,18 +160,18 @@ impl<S> ChainState<S> {
                 limit,
             });
         }
+        let ctx = TxContext {
+            tx_id: id,
+            author: tx.author,
+            member: rules.member(&tx.author),
+            height: slot.height,
+            block_time: slot.time,
+            tx_time: tx.timestamp,
+            genesis: rules.genesis,
+            genesis_hash: rules.genesis_hash,
+        };
         let rewards = match &tx.body {
             TxBody::Transfer { to, amount } => {
-                let ctx = TxContext {
-                    tx_id: id,
-                    author: tx.author,
-                    member: rules.member(&tx.author),
-                    height: slot.height,
-                    block_time: slot.time,
-                    tx_time: tx.timestamp,
-                    genesis: rules.genesis,
-                    genesis_hash: rules.genesis_hash,
-                };
                 rules
                     .policy
                     .check_transfer(&ctx, app, to, *amount)
@@ -180,16 +180,6 @@ impl<S> ChainState<S> {
                 Vec::new()
             }
             TxBody::App(payload) => {
-                let ctx = TxContext {
-                    tx_id: id,
-                    author: tx.author,
-                    member: rules.member(&tx.author),
-                    height: slot.height,
-                    block_time: slot.time,
-                    tx_time: tx.timestamp,
-                    genesis: rules.genesis,
-                    genesis_hash: rules.genesis_hash,
-                };
                 let applied = rules
                     .policy
                     .apply(&ctx, app, payload)

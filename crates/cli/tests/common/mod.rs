@@ -323,3 +323,23 @@ pub fn pending_workflow(node: &mut Proc, count: usize) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The walkthrough's three nodes (Doctor, Lab, Pharmacy) on free ports with data in
+/// `dirs`, each connected to the other two: the nodes and their addresses.
+pub fn start_three(dirs: [&Path; 3]) -> ([Proc; 3], [String; 3]) {
+    let (doc, doc_addr) = start_node("doctor", "DoctorNode-1", dirs[0], &[]);
+    let (lab, lab_addr) = start_node("lab", "LabNode-2", dirs[1], std::slice::from_ref(&doc_addr));
+    let (pharm, pharm_addr) = start_node(
+        "pharmacy",
+        "PharmacyNode-3",
+        dirs[2],
+        &[doc_addr.clone(), lab_addr.clone()],
+    );
+    let mut nodes = [doc, lab, pharm];
+    for node in &mut nodes {
+        node.poll("peers", "onnected peers", |l| {
+            l.starts_with("Connected peers (2)")
+        });
+    }
+    (nodes, [doc_addr, lab_addr, pharm_addr])
+}
